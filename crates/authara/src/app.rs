@@ -1,0 +1,46 @@
+//! Application state and the assembled router, used by `serve` and by tests.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::http::error::ApiError;
+use crate::http::middleware::{request_id, security_headers, timeout};
+use crate::services::keys::SigningKeys;
+use crate::store::Store;
+
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub clock: SharedClock,
+    pub keys: Arc<SigningKeys>,
+}
+
+pub type SharedState = Arc<AppState>;
+
+/// The full router with every middleware, outermost first: request id and access log,
+/// security headers, panic recovery, timeout, body limit.
+pub fn build(state: SharedState) -> Router {
+    let config = state.config.clone();
+    crate::http::routes::routes(state)
+        .layer(DefaultBodyLimit::max(config.http.max_body_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(request_id::request_id))
+                .layer(axum::middleware::from_fn(security_headers::security_headers))
+                .layer(CatchPanicLayer::custom(on_panic))
+                .layer(axum::middleware::from_fn_with_state(config.http.request_timeout, timeout::timeout)),
+        )
+}
+
+fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error").into_response()
+}

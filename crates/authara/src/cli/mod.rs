@@ -1,0 +1,49 @@
+//! Command line: `serve`, `migrate`, `healthcheck`, `keys`.
+
+pub mod healthcheck;
+pub mod keys;
+pub mod migrate;
+pub mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "authara", version, about = "Self-hosted authentication server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the auth server (the default when no command is given).
+    Serve {
+        /// Apply pending migrations before starting.
+        #[arg(long)]
+        migrate: bool,
+    },
+    /// Apply pending migrations (or `migrate status`).
+    Migrate {
+        #[command(subcommand)]
+        action: Option<MigrateAction>,
+    },
+    /// Exit 0 only if the server on the configured address reports healthy.
+    Healthcheck,
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Show the schema version and pending migrations.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Print a new `kid:base64secret` for AUTHARA_JWT_KEYS.
+    Generate,
+}

@@ -1,0 +1,88 @@
+//! `GET /auth/health` and `GET /auth/version`.
+//!
+//! why: the reference answers `{"status":"ok"}` without looking at anything (behavior.md §1.1,
+//! §14 item 9). Ours checks the database with a real query, the cache and the signing keys
+//! (design.md decision 4) so that a load balancer stops sending traffic to a broken instance.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::app::SharedState;
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+    components: Components,
+}
+
+#[derive(Serialize)]
+struct Components {
+    database: Component,
+    cache: Component,
+    signing_keys: Component,
+}
+
+#[derive(Serialize)]
+struct Component {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+const DB_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn health(State(state): State<SharedState>) -> Response {
+    let database = match state.store.ping(DB_TIMEOUT).await {
+        Ok(latency) => Component {
+            status: "up",
+            kind: Some(state.store.engine().as_str()),
+            latency_ms: Some((latency.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
+            detail: None,
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: database unreachable");
+            Component {
+                status: "down",
+                kind: Some(state.store.engine().as_str()),
+                latency_ms: None,
+                detail: Some("database unreachable".to_owned()),
+            }
+        }
+    };
+    let cache = Component { status: "up", kind: Some("memory"), latency_ms: None, detail: None };
+    let keys_ok = state.keys.active().is_some();
+    let signing_keys = Component {
+        status: if keys_ok { "up" } else { "down" },
+        kind: Some("HS256"),
+        latency_ms: None,
+        detail: Some(format!("{} key(s), active kid {}", state.keys.keys.len(), state.keys.active_kid)),
+    };
+    let (status, code) = if database.status != "up" || !keys_ok {
+        ("unhealthy", StatusCode::SERVICE_UNAVAILABLE)
+    } else if cache.status != "up" {
+        ("degraded", StatusCode::OK)
+    } else {
+        ("healthy", StatusCode::OK)
+    };
+    let body = Health { status, version: crate::VERSION, components: Components { database, cache, signing_keys } };
+    (code, Json(body)).into_response()
+}
+
+#[derive(Serialize)]
+struct Version {
+    version: &'static str,
+}
+
+pub async fn version() -> Response {
+    Json(Version { version: crate::VERSION }).into_response()
+}

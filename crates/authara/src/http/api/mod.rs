@@ -1,0 +1,3 @@
+//! JSON handlers, by contract area.
+
+pub mod health;

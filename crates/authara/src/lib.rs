@@ -1,0 +1,13 @@
+//! authara: a self-hosted authentication server.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod services;
+pub mod store;
+pub mod telemetry;
+
+/// This build's version, reported by `/auth/version` and `/auth/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,48 @@
+use std::process::ExitCode;
+
+use authara::cli::{Cli, Command, KeysAction, MigrateAction};
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Keys { action: KeysAction::Generate }) = cli.command {
+        authara::cli::keys::generate();
+        return ExitCode::SUCCESS;
+    }
+    let (config, warnings) = match authara::config::load_from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    authara::telemetry::init(&config);
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            None => authara::cli::serve::run(config, false).await.map(|()| true),
+            Some(Command::Serve { migrate }) => authara::cli::serve::run(config, migrate).await.map(|()| true),
+            Some(Command::Migrate { action: None }) => authara::cli::migrate::run(&config).await.map(|()| true),
+            Some(Command::Migrate { action: Some(MigrateAction::Status) }) => authara::cli::migrate::status(&config).await,
+            Some(Command::Healthcheck) => Ok(authara::cli::healthcheck::run(&config).await),
+            Some(Command::Keys { .. }) => Ok(true),
+        }
+    });
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

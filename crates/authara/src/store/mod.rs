@@ -1,0 +1,241 @@
+//! One store API over SQLite (the embedded default) and PostgreSQL.
+//!
+//! Each query is plain SQL written once next to its function; [`on_db!`] and [`on_tx!`] expand
+//! it once per engine so that both drivers type-check it. Where the dialects differ, two
+//! statements sit side by side in one `match` with a comment saying why.
+
+pub mod migrate;
+pub mod org_mode;
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::ConnectOptions as _;
+
+use crate::config::{Config, DatabaseConfig, PostgresConfig};
+
+/// Errors of the store layer. "Not found" is not an error here: reads return `Option`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint was violated.
+    #[error("unique constraint violated")]
+    Conflict,
+    /// The database is unreachable or saturated (pool timeout, busy, closed): answer 503.
+    #[error("database unavailable: {0}")]
+    Busy(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Other(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .and_then(|c| c.parse::<i32>().ok())
+                    .is_some_and(|c| matches!(c & 0xff, 5 | 6)) =>
+            {
+                StoreError::Busy(e)
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => StoreError::Busy(e),
+            _ => StoreError::Other(e),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) db: Db,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Db {
+    /// SQLite allows one writer: a single-connection pool for writes beside a reader pool.
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    Postgres { pool: PgPool, schema: String },
+}
+
+/// Runs `$body` with `$p` bound to a read pool of either engine.
+macro_rules! on_db {
+    ($store:expr, $p:ident => $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite { read: $p, .. } => $body,
+            $crate::store::Db::Postgres { pool: $p, .. } => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$c` bound to the connection of an open transaction of either engine.
+macro_rules! on_tx {
+    ($tx:expr, $c:ident => $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::store::Tx::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
+
+/// An open write transaction. Dropping it without `commit` rolls back.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Opens the pools for the configured engine. Does not migrate.
+    pub async fn connect(config: &Config) -> Result<Self, StoreError> {
+        match &config.database {
+            DatabaseConfig::Sqlite { path } => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| StoreError::Other(sqlx::Error::Io(e)))?;
+                }
+                Self::open_sqlite(path, config.pool.max_open).await
+            }
+            DatabaseConfig::Postgres(pg) => Self::open_postgres(pg, config).await,
+        }
+    }
+
+    /// SQLite settings live here, in one place: WAL, synchronous=NORMAL, 5 s busy timeout,
+    /// foreign keys on.
+    pub async fn open_sqlite(path: &std::path::Path, max_readers: u32) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true)
+            .disable_statement_logging();
+        // The writer connects first so that WAL mode is set before readers open the file.
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts.clone())
+            .await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(max_readers.clamp(1, 16))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(Store { db: Db::Sqlite { read, write } })
+    }
+
+    async fn open_postgres(pg: &PostgresConfig, config: &Config) -> Result<Self, StoreError> {
+        let mut opts = PgConnectOptions::new()
+            .port(pg.port)
+            .database(&pg.database)
+            .username(&pg.username)
+            .options([
+                ("search_path", format!("{},public", pg.schema).as_str()),
+                ("timezone", pg.timezone.as_str()),
+            ]);
+        opts = if pg.host.starts_with('/') { opts.socket(&pg.host) } else { opts.host(&pg.host) };
+        if !pg.password.is_empty() {
+            opts = opts.password(pg.password.expose_secret());
+        }
+        if !pg.log_sql {
+            opts = opts.disable_statement_logging();
+        }
+        let mut pool = PgPoolOptions::new()
+            .max_connections(config.pool.max_open)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5));
+        // why: sqlx has no "max idle" count; idle connections are closed after the idle time,
+        // which bounds them the same way in practice. Zero durations mean "no limit".
+        if !config.pool.max_lifetime.is_zero() {
+            pool = pool.max_lifetime(config.pool.max_lifetime);
+        }
+        if !config.pool.max_idle_time.is_zero() {
+            pool = pool.idle_timeout(config.pool.max_idle_time);
+        }
+        // No ping at start (behavior.md §0.1): the schema check is the first query.
+        let pool = pool.connect_lazy_with(opts);
+        Ok(Store { db: Db::Postgres { pool, schema: pg.schema.clone() } })
+    }
+
+    /// A store over PostgreSQL from a connection URL (tests and tools).
+    pub async fn connect_postgres_url(url: &str, schema: &str) -> Result<Self, StoreError> {
+        let opts = PgConnectOptions::from_str(url)?
+            .options([("search_path", format!("{schema},public").as_str())])
+            .disable_statement_logging();
+        let pool = PgPoolOptions::new().max_connections(8).connect_with(opts).await?;
+        Ok(Store { db: Db::Postgres { pool, schema: schema.to_owned() } })
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self.db {
+            Db::Sqlite { .. } => Engine::Sqlite,
+            Db::Postgres { .. } => Engine::Postgres,
+        }
+    }
+
+    /// Opens a write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`):
+    /// a deferred read-then-write transaction would otherwise fail with SQLITE_BUSY_SNAPSHOT.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match &self.db {
+            Db::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres { pool, .. } => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// A real round trip to the database, with its latency.
+    pub async fn ping(&self, timeout: Duration) -> Result<Duration, StoreError> {
+        let started = Instant::now();
+        let query = async {
+            on_db!(self, p => sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(p).await)
+        };
+        match tokio::time::timeout(timeout, query).await {
+            Ok(Ok(_)) => Ok(started.elapsed()),
+            Ok(Err(e)) => Err(StoreError::Busy(e)),
+            Err(_) => Err(StoreError::Busy(sqlx::Error::PoolTimedOut)),
+        }
+    }
+
+    /// Closes every pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match &self.db {
+            Db::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres { pool, .. } => pool.close().await,
+        }
+    }
+}
