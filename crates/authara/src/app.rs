@@ -29,15 +29,13 @@ pub type SharedState = Arc<AppState>;
 /// security headers, panic recovery, timeout, body limit.
 pub fn build(state: SharedState) -> Router {
     let config = state.config.clone();
-    crate::http::routes::routes(state)
-        .layer(DefaultBodyLimit::max(config.http.max_body_bytes))
-        .layer(
-            ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(request_id::request_id))
-                .layer(axum::middleware::from_fn(security_headers::security_headers))
-                .layer(CatchPanicLayer::custom(on_panic))
-                .layer(axum::middleware::from_fn_with_state(config.http.request_timeout, timeout::timeout)),
-        )
+    crate::http::routes::routes(state).layer(DefaultBodyLimit::max(config.http.max_body_bytes)).layer(
+        ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(request_id::request_id))
+            .layer(axum::middleware::from_fn(security_headers::security_headers))
+            .layer(CatchPanicLayer::custom(on_panic))
+            .layer(axum::middleware::from_fn_with_state(config.http.request_timeout, timeout::timeout)),
+    )
 }
 
 fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -32,7 +32,9 @@ fn main() -> ExitCode {
             None => authara::cli::serve::run(config, false).await.map(|()| true),
             Some(Command::Serve { migrate }) => authara::cli::serve::run(config, migrate).await.map(|()| true),
             Some(Command::Migrate { action: None }) => authara::cli::migrate::run(&config).await.map(|()| true),
-            Some(Command::Migrate { action: Some(MigrateAction::Status) }) => authara::cli::migrate::status(&config).await,
+            Some(Command::Migrate { action: Some(MigrateAction::Status) }) => {
+                authara::cli::migrate::status(&config).await
+            }
             Some(Command::Healthcheck) => Ok(authara::cli::healthcheck::run(&config).await),
             Some(Command::Keys { .. }) => Ok(true),
         }

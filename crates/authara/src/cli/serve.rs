@@ -42,10 +42,8 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
         }
     }
     check_schema(&store).await?;
-    let pinned = store
-        .pin_org_mode(config.org_mode.as_str(), clock.now_ms())
-        .await
-        .context("pinning the organization mode")?;
+    let pinned =
+        store.pin_org_mode(config.org_mode.as_str(), clock.now_ms()).await.context("pinning the organization mode")?;
     if pinned != config.org_mode.as_str() {
         bail!(
             "organization mode mismatch: the database was set up with AUTHARA_ORG_MODE={pinned}, \
@@ -56,9 +54,8 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
 
     let state = Arc::new(AppState { config: config.clone(), store: store.clone(), clock, keys: Arc::new(keys) });
     let router = app::build(state);
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .with_context(|| format!("binding {}", config.bind))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(engine = store.engine().as_str(), version = crate::VERSION, "listening on http://{addr}");
 

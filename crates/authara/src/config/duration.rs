@@ -42,26 +42,21 @@ pub fn parse(input: &str) -> Result<SignedDuration, String> {
             "s" => 1_000_000_000,
             "m" => 60 * 1_000_000_000,
             "h" => 3_600 * 1_000_000_000,
-            "" => return Err(format!("missing unit in duration {input:?} (use ms, s, m or h)")),
+            "" => {
+                return Err(format!("missing unit in duration {input:?} (use ms, s, m or h)"));
+            }
             other => return Err(format!("unknown unit {other:?} in duration {input:?}")),
         };
         let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
-        let whole: u128 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().map_err(|_| format!("invalid duration {input:?}"))?
-        };
-        let mut nanos = whole
-            .checked_mul(scale)
-            .ok_or_else(|| format!("duration {input:?} is too large"))?;
+        let whole: u128 =
+            if whole.is_empty() { 0 } else { whole.parse().map_err(|_| format!("invalid duration {input:?}"))? };
+        let mut nanos = whole.checked_mul(scale).ok_or_else(|| format!("duration {input:?} is too large"))?;
         let mut place = scale;
         for digit in frac.bytes().take(18) {
             place /= 10;
             nanos += u128::from(digit - b'0') * place;
         }
-        total_nanos = total_nanos
-            .checked_add(nanos)
-            .ok_or_else(|| format!("duration {input:?} is too large"))?;
+        total_nanos = total_nanos.checked_add(nanos).ok_or_else(|| format!("duration {input:?} is too large"))?;
     }
     let nanos = u64::try_from(total_nanos).map_err(|_| format!("duration {input:?} is too large"))?;
     Ok(SignedDuration { negative, magnitude: Duration::from_nanos(nanos) })

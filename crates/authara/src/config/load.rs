@@ -29,9 +29,8 @@ impl std::error::Error for ConfigErrors {}
 /// The process environment, with `.env` (in the working directory) filling what is unset.
 /// Returns the configuration and warnings (unknown variables that look like ours).
 pub fn load_from_env() -> Result<(Config, Vec<String>), ConfigErrors> {
-    let mut vars: HashMap<String, String> = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
+    let mut vars: HashMap<String, String> =
+        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
     if let Ok(iter) = dotenvy::from_filename_iter(".env") {
         for item in iter {
             match item {
@@ -49,11 +48,7 @@ pub fn load_from_env() -> Result<(Config, Vec<String>), ConfigErrors> {
 pub fn load_from_map(vars: &HashMap<String, String>) -> Result<(Config, Vec<String>), ConfigErrors> {
     let mut r = Reader { vars, errors: Vec::new() };
     let config = build(&mut r);
-    if r.errors.is_empty() {
-        Ok((config, unknown_variables(vars)))
-    } else {
-        Err(ConfigErrors(r.errors))
-    }
+    if r.errors.is_empty() { Ok((config, unknown_variables(vars))) } else { Err(ConfigErrors(r.errors)) }
 }
 
 fn unknown_variables(vars: &HashMap<String, String>) -> Vec<String> {
@@ -219,7 +214,9 @@ impl Reader<'_> {
     }
 
     fn csv(&mut self, name: &str, allowed: &[&str]) -> Vec<String> {
-        let Some(v) = self.raw(name) else { return Vec::new() };
+        let Some(v) = self.raw(name) else {
+            return Vec::new();
+        };
         let mut out: Vec<String> = Vec::new();
         for item in v.split(',').map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty()) {
             if !allowed.contains(&item.as_str()) {
@@ -273,10 +270,7 @@ fn build(r: &mut Reader<'_>) -> Config {
         max_lifetime: r.duration_non_negative("AUTHARA_DB_CONN_MAX_LIFETIME", "30m"),
         max_idle_time: r.duration_non_negative("AUTHARA_DB_CONN_MAX_IDLE_TIME", "5m"),
     };
-    r.check(
-        pool.max_idle <= pool.max_open,
-        "AUTHARA_DB_MAX_IDLE_CONNS: must not exceed AUTHARA_DB_MAX_OPEN_CONNS",
-    );
+    r.check(pool.max_idle <= pool.max_open, "AUTHARA_DB_MAX_IDLE_CONNS: must not exceed AUTHARA_DB_MAX_OPEN_CONNS");
 
     let cache = match r.string("AUTHARA_CACHE_PROVIDER", "noop").to_ascii_lowercase().as_str() {
         "noop" => CacheConfig::Memory,
@@ -308,7 +302,9 @@ fn build(r: &mut Reader<'_>) -> Config {
     let default_return_to = r.string("AUTHARA_DEFAULT_RETURN_TO", "/");
     r.check(
         is_safe_relative_path(&default_return_to),
-        format!("AUTHARA_DEFAULT_RETURN_TO: {default_return_to:?} is not a safe relative path (must start with a single /)"),
+        format!(
+            "AUTHARA_DEFAULT_RETURN_TO: {default_return_to:?} is not a safe relative path (must start with a single /)"
+        ),
     );
     let trust_proxy_headers = r.bool("AUTHARA_TRUST_PROXY_HEADERS", false);
 
@@ -371,7 +367,9 @@ fn build(r: &mut Reader<'_>) -> Config {
 
     let email = build_email(r, prod);
     if prod && challenge.enabled && matches!(email.provider, EmailProvider::Noop) {
-        r.errors.push("AUTHARA_EMAIL_PROVIDER: must not be noop when APP_ENV=prod and AUTHARA_CHALLENGE_ENABLED=true".to_owned());
+        r.errors.push(
+            "AUTHARA_EMAIL_PROVIDER: must not be noop when APP_ENV=prod and AUTHARA_CHALLENGE_ENABLED=true".to_owned(),
+        );
     }
 
     let http = HttpConfig {
@@ -452,12 +450,16 @@ fn build_jwt(r: &mut Reader<'_>, prod: bool) -> JwtConfig {
             let keys = parse_jwt_keys(raw.expose_secret(), &mut r.errors);
             let active_kid = r.required("AUTHARA_JWT_ACTIVE_KEY_ID", " when AUTHARA_JWT_KEYS is set");
             if !active_kid.is_empty() && !keys.iter().any(|(k, _)| *k == active_kid) {
-                r.errors.push(format!("AUTHARA_JWT_ACTIVE_KEY_ID: {active_kid:?} is not one of the kids in AUTHARA_JWT_KEYS"));
+                r.errors.push(format!(
+                    "AUTHARA_JWT_ACTIVE_KEY_ID: {active_kid:?} is not one of the kids in AUTHARA_JWT_KEYS"
+                ));
             }
             JwtKeySource::Configured { keys, active_kid }
         }
         None if prod => {
-            r.errors.push("AUTHARA_JWT_KEYS is required when APP_ENV=prod (generate one with `authara keys generate`)".to_owned());
+            r.errors.push(
+                "AUTHARA_JWT_KEYS is required when APP_ENV=prod (generate one with `authara keys generate`)".to_owned(),
+            );
             JwtKeySource::DevGenerated
         }
         None => JwtKeySource::DevGenerated,
@@ -487,10 +489,9 @@ fn parse_jwt_keys(raw: &str, errors: &mut Vec<String>) -> Vec<(String, SecretByt
                     keys.push((kid.to_owned(), SecretBytes::new(bytes)));
                 }
             }
-            Ok(bytes) => errors.push(format!(
-                "AUTHARA_JWT_KEYS: key {kid:?} is {} bytes; at least 32 are required",
-                bytes.len()
-            )),
+            Ok(bytes) => {
+                errors.push(format!("AUTHARA_JWT_KEYS: key {kid:?} is {} bytes; at least 32 are required", bytes.len()))
+            }
             Err(_) => errors.push(format!("AUTHARA_JWT_KEYS: key {kid:?} is not valid standard base64")),
         }
     }
@@ -503,10 +504,7 @@ fn parse_jwt_keys(raw: &str, errors: &mut Vec<String>) -> Vec<(String, SecretByt
 fn build_session(r: &mut Reader<'_>, access_ttl: Duration) -> SessionConfig {
     let session_days = r.positive("AUTHARA_SESSION_TTL_DAYS", 60);
     let refresh_days = r.positive("AUTHARA_REFRESH_TOKEN_TTL_DAYS", 14);
-    r.check(
-        refresh_days <= session_days,
-        "AUTHARA_REFRESH_TOKEN_TTL_DAYS: must not exceed AUTHARA_SESSION_TTL_DAYS",
-    );
+    r.check(refresh_days <= session_days, "AUTHARA_REFRESH_TOKEN_TTL_DAYS: must not exceed AUTHARA_SESSION_TTL_DAYS");
     let refresh_ttl = Duration::from_secs(u64::from(refresh_days) * 86_400);
     r.check(
         access_ttl < refresh_ttl,
@@ -520,7 +518,8 @@ fn build_session(r: &mut Reader<'_>, access_ttl: Duration) -> SessionConfig {
             Ok(d) if d.negative => RotationPolicy::Always,
             Ok(d) => RotationPolicy::Every(d.magnitude),
             Err(e) => {
-                r.errors.push(format!("AUTHARA_REFRESH_TOKEN_ROTATION_INTERVAL: expected off, always or a duration: {e}"));
+                r.errors
+                    .push(format!("AUTHARA_REFRESH_TOKEN_ROTATION_INTERVAL: expected off, always or a duration: {e}"));
                 RotationPolicy::Always
             }
         },
@@ -598,7 +597,7 @@ fn build_email(r: &mut Reader<'_>, prod: bool) -> EmailConfig {
                 r.errors.push(format!("AUTHARA_EMAIL_FROM: {from:?} is not an email address"));
             }
             let tls = r.bool("AUTHARA_EMAIL_SMTP_TLS", true);
-            r.check(!(prod && !tls), "AUTHARA_EMAIL_SMTP_TLS: must be true when APP_ENV=prod");
+            r.check(!prod || tls, "AUTHARA_EMAIL_SMTP_TLS: must be true when APP_ENV=prod");
             EmailProvider::Smtp(SmtpConfig {
                 from,
                 host: r.required("AUTHARA_EMAIL_SMTP_HOST", why),
@@ -658,8 +657,148 @@ fn validate_http_url(u: &str) -> Result<(), String> {
 /// The return_to safety rule (behavior.md §1.8) at its simplest: one leading slash, no scheme,
 /// no backslash, no control characters.
 pub(crate) fn is_safe_relative_path(p: &str) -> bool {
-    p.starts_with('/')
-        && !p.starts_with("//")
-        && !p.contains('\\')
-        && !p.chars().any(|c| c.is_control())
+    p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.chars().any(|c| c.is_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<(Config, Vec<String>), ConfigErrors> {
+        let vars = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        load_from_map(&vars)
+    }
+
+    #[test]
+    fn no_configuration_is_the_embedded_dev_default() {
+        let (c, warnings) = load(&[]).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(c.app_env, AppEnv::Dev);
+        assert_eq!(c.bind.to_string(), "0.0.0.0:8080");
+        assert!(matches!(&c.database, DatabaseConfig::Sqlite { path } if path.ends_with("data/authara.db")));
+        assert!(matches!(c.jwt.keys, JwtKeySource::DevGenerated));
+        assert_eq!(c.session.rotation, RotationPolicy::Every(Duration::from_secs(86_400)));
+        assert_eq!(c.session.reuse_grace, Duration::from_secs(10));
+        assert!(!c.secure_cookies());
+        assert_eq!(c.log_level, "debug");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let errors = load(&[
+            ("APP_ENV", "staging"),
+            ("LOG_LEVEL", "loud"),
+            ("AUTHARA_DB_MAX_OPEN_CONNS", "0"),
+            ("AUTHARA_JWT_KEYS", "a:c2hvcnQ=,b"),
+            ("AUTHARA_REFRESH_TOKEN_ROTATION_INTERVAL", "sometimes"),
+            ("AUTHARA_SESSION_TTL_DAYS", "7"),
+            ("AUTHARA_REFRESH_TOKEN_TTL_DAYS", "30"),
+            ("AUTHARA_CHALLENGE_TTL", "5m"),
+            ("AUTHARA_WEBHOOK_URL", "https://hooks.example.com/x"),
+            ("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created,user.created,user.exploded"),
+            ("AUTHARA_OAUTH_PROVIDERS", "google"),
+            ("PUBLIC_URL", "https://example.com/auth"),
+            ("AUTHARA_DEFAULT_RETURN_TO", "//evil.com"),
+            ("AUTHARA_TRUST_PROXY_HEADERS", "yes please"),
+            ("POSTGRESQL_HOST", "db"),
+            ("POSTGRESQL_PORT", "70000"),
+            ("POSTGRESQL_SCHEMA", "Bad-Schema"),
+        ])
+        .unwrap_err()
+        .0;
+        let expected = [
+            "APP_ENV",
+            "LOG_LEVEL",
+            "AUTHARA_DB_MAX_OPEN_CONNS",
+            "key \"a\" is 5 bytes",
+            "each entry must be kid:base64secret",
+            "AUTHARA_JWT_ACTIVE_KEY_ID is required",
+            "AUTHARA_REFRESH_TOKEN_ROTATION_INTERVAL",
+            "AUTHARA_REFRESH_TOKEN_TTL_DAYS: must not exceed",
+            "AUTHARA_CHALLENGE_VERIFICATION_CODE_TTL: must not exceed",
+            "AUTHARA_WEBHOOK_URL and AUTHARA_WEBHOOK_SECRET must be set together",
+            "\"user.created\" is listed twice",
+            "unknown value \"user.exploded\"",
+            "AUTHARA_OAUTH_GOOGLE_CLIENT_ID is required",
+            "PUBLIC_URL",
+            "AUTHARA_DEFAULT_RETURN_TO",
+            "AUTHARA_TRUST_PROXY_HEADERS",
+            "POSTGRESQL_PORT: must be a port",
+            "POSTGRESQL_DATABASE is required",
+            "POSTGRESQL_USERNAME is required",
+            "POSTGRESQL_SCHEMA",
+        ];
+        for e in expected {
+            assert!(errors.iter().any(|got| got.contains(e)), "missing {e:?} in {errors:#?}");
+        }
+        assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+    }
+
+    #[test]
+    fn prod_requires_keys_public_url_and_issuer_and_secures_cookies() {
+        let errors = load(&[("APP_ENV", "prod")]).unwrap_err().0;
+        for e in ["AUTHARA_JWT_KEYS is required", "PUBLIC_URL is required", "AUTHARA_JWT_ISSUER is required"] {
+            assert!(errors.iter().any(|got| got.contains(e)), "missing {e:?} in {errors:#?}");
+        }
+        let key = "k1:MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
+        let (c, _) = load(&[
+            ("APP_ENV", "prod"),
+            ("AUTHARA_JWT_KEYS", key),
+            ("AUTHARA_JWT_ACTIVE_KEY_ID", "k1"),
+            ("AUTHARA_JWT_ISSUER", "https://example.com"),
+            ("PUBLIC_URL", "https://example.com"),
+        ])
+        .unwrap();
+        assert!(c.secure_cookies());
+        assert_eq!(c.log_level, "info");
+        assert!(
+            matches!(&c.jwt.keys, JwtKeySource::Configured { active_kid, keys } if active_kid == "k1" && keys.len() == 1)
+        );
+    }
+
+    #[test]
+    fn rotation_interval_forms() {
+        for (raw, want) in [
+            ("off", RotationPolicy::Never),
+            ("disabled", RotationPolicy::Never),
+            ("0", RotationPolicy::Never),
+            ("always", RotationPolicy::Always),
+            ("-1s", RotationPolicy::Always),
+            ("15m", RotationPolicy::Every(Duration::from_secs(900))),
+        ] {
+            let (c, _) = load(&[("AUTHARA_REFRESH_TOKEN_ROTATION_INTERVAL", raw)]).unwrap();
+            assert_eq!(c.session.rotation, want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn unknown_variables_that_look_like_ours_are_warned_about() {
+        let (_, warnings) = load(&[("AUTHARA_JWT_KEY", "x"), ("POSTGRESQL_PASSWORD_FILE", "/dev/null")]).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("AUTHARA_JWT_KEY "), "{warnings:?}");
+    }
+
+    #[test]
+    fn secrets_can_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        let (c, _) = load(&[("AUTHARA_INTERNAL_API_TOKEN_FILE", path.to_str().unwrap())]).unwrap();
+        assert_eq!(c.internal_api_token.unwrap().expose_secret(), "s3cret");
+    }
+
+    #[test]
+    fn the_variable_list_matches_contract_config_yaml() {
+        let yaml = include_str!("../../../../contract/config.yaml");
+        let mut contract: Vec<&str> =
+            yaml.lines().filter_map(|l| l.trim().strip_prefix("- name:")).map(str::trim).collect();
+        contract.sort_unstable();
+        let mut ours: Vec<&str> = KNOWN_VARIABLES.iter().map(|(n, _)| *n).collect();
+        ours.sort_unstable();
+        assert_eq!(ours, contract);
+        let docs = include_str!("../../../../docs/configuration.md");
+        for (name, _) in EXTRA_VARIABLES {
+            assert!(docs.contains(name), "{name} is documented in docs/configuration.md");
+        }
+    }
 }

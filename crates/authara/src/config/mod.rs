@@ -74,7 +74,9 @@ impl Config {
 #[derive(Debug, Clone)]
 pub enum DatabaseConfig {
     /// The embedded default: `<data_dir>/authara.db`.
-    Sqlite { path: PathBuf },
+    Sqlite {
+        path: PathBuf,
+    },
     Postgres(PostgresConfig),
 }
 
@@ -103,7 +105,12 @@ pub struct PoolConfig {
 pub enum CacheConfig {
     /// In-process rate limits and revocation cut-offs (one instance).
     Memory,
-    Redis { host: String, port: u16, password: Option<SecretString>, db: u32 },
+    Redis {
+        host: String,
+        port: u16,
+        password: Option<SecretString>,
+        db: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,12 +18,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let stopping = Arc::new(Notify::new());
     let signal = stopping.clone();
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(
+        async move {
             shutdown.await;
             tracing::info!(drain_ms = drain.as_millis() as u64, "shutting down: finishing in-flight requests");
             signal.notify_one();
-        });
+        },
+    );
     let deadline = async {
         stopping.notified().await;
         tokio::time::sleep(drain).await;

@@ -80,15 +80,9 @@ fn load_or_create_dev(data_dir: &Path) -> Result<SigningKeys, KeyError> {
     let line = raw.lines().next().unwrap_or_default().trim();
     let malformed = |why: &str| KeyError::Malformed { path: path.clone(), why: why.to_owned() };
     let (kid, b64) = line.split_once(':').ok_or_else(|| malformed("expected kid:base64secret"))?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map_err(|_| malformed("secret is not base64"))?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|_| malformed("secret is not base64"))?;
     if bytes.len() < 32 {
         return Err(malformed("secret shorter than 32 bytes"));
     }
-    Ok(SigningKeys {
-        active_kid: kid.to_owned(),
-        keys: vec![(kid.to_owned(), SecretBytes::new(bytes))],
-        generated,
-    })
+    Ok(SigningKeys { active_kid: kid.to_owned(), keys: vec![(kid.to_owned(), SecretBytes::new(bytes))], generated })
 }

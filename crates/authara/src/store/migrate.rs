@@ -21,7 +21,13 @@ macro_rules! migration {
             version: $version,
             name: $name,
             sqlite: include_str!(concat!("../../../../migrations/sqlite/", stringify!($version), "_", $name, ".sql")),
-            postgres: include_str!(concat!("../../../../migrations/postgres/", stringify!($version), "_", $name, ".sql")),
+            postgres: include_str!(concat!(
+                "../../../../migrations/postgres/",
+                stringify!($version),
+                "_",
+                $name,
+                ".sql"
+            )),
         }
     };
 }
@@ -105,18 +111,16 @@ impl Store {
     /// Applies every pending migration; a no-op when none is pending. Returns what was applied.
     pub async fn migrate(&self, now_ms: i64) -> Result<Vec<&'static Migration>, MigrateError> {
         let mut tx = self.begin().await?;
-        match (&self.db, &mut tx) {
-            (Db::Postgres { schema, .. }, Tx::Postgres(t)) => {
-                // Serializes concurrent migrators across instances until commit.
-                sqlx::query("SELECT pg_advisory_xact_lock(727_327_001)").execute(&mut **t).await.map_err(StoreError::from)?;
-                sqlx::raw_sql(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
-                    .execute(&mut **t)
-                    .await
-                    .map_err(StoreError::from)?;
-            }
-            _ => {}
+        if let (Db::Postgres { schema, .. }, Tx::Postgres(t)) = (&self.db, &mut tx) {
+            // Serializes concurrent migrators across instances until commit.
+            sqlx::query("SELECT pg_advisory_xact_lock(727327001)").execute(&mut **t).await.map_err(StoreError::from)?;
+            sqlx::raw_sql(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .execute(&mut **t)
+                .await
+                .map_err(StoreError::from)?;
         }
-        on_tx!(&mut tx, c => sqlx::raw_sql(VERSION_TABLE).execute(&mut *c).await.map(|r| r.rows_affected())).map_err(StoreError::from)?;
+        on_tx!(&mut tx, c => sqlx::raw_sql(VERSION_TABLE).execute(&mut *c).await.map(|r| r.rows_affected()))
+            .map_err(StoreError::from)?;
         let applied: Vec<i64> = on_tx!(&mut tx, c => sqlx::query_scalar("SELECT version FROM authara_schema_version")
             .fetch_all(&mut *c)
             .await)

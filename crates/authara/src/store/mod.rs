@@ -10,9 +10,9 @@ pub mod org_mode;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use sqlx::ConnectOptions as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::ConnectOptions as _;
 
 use crate::config::{Config, DatabaseConfig, PostgresConfig};
 
@@ -35,10 +35,7 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
             // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
             sqlx::Error::Database(db)
-                if db
-                    .code()
-                    .and_then(|c| c.parse::<i32>().ok())
-                    .is_some_and(|c| matches!(c & 0xff, 5 | 6)) =>
+                if db.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| matches!(c & 0xff, 5 | 6)) =>
             {
                 StoreError::Busy(e)
             }
@@ -71,8 +68,14 @@ pub struct Store {
 #[derive(Clone, Debug)]
 pub(crate) enum Db {
     /// SQLite allows one writer: a single-connection pool for writes beside a reader pool.
-    Sqlite { read: SqlitePool, write: SqlitePool },
-    Postgres { pool: PgPool, schema: String },
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+    },
+    Postgres {
+        pool: PgPool,
+        schema: String,
+    },
 }
 
 /// Runs `$body` with `$p` bound to a read pool of either engine.
@@ -162,10 +165,7 @@ impl Store {
             .port(pg.port)
             .database(&pg.database)
             .username(&pg.username)
-            .options([
-                ("search_path", format!("{},public", pg.schema).as_str()),
-                ("timezone", pg.timezone.as_str()),
-            ]);
+            .options([("search_path", format!("{},public", pg.schema).as_str()), ("timezone", pg.timezone.as_str())]);
         opts = if pg.host.starts_with('/') { opts.socket(&pg.host) } else { opts.host(&pg.host) };
         if !pg.password.is_empty() {
             opts = opts.password(pg.password.expose_secret());
@@ -218,9 +218,7 @@ impl Store {
     /// A real round trip to the database, with its latency.
     pub async fn ping(&self, timeout: Duration) -> Result<Duration, StoreError> {
         let started = Instant::now();
-        let query = async {
-            on_db!(self, p => sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(p).await)
-        };
+        let query = async { on_db!(self, p => sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(p).await) };
         match tokio::time::timeout(timeout, query).await {
             Ok(Ok(_)) => Ok(started.elapsed()),
             Ok(Err(e)) => Err(StoreError::Busy(e)),

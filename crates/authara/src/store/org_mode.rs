@@ -2,7 +2,8 @@
 
 use super::{Store, StoreError, on_tx};
 
-const PIN: &str = "INSERT INTO organization_mode (id, mode, created_at_ms) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING";
+const PIN: &str =
+    "INSERT INTO organization_mode (id, mode, created_at_ms) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING";
 const READ: &str = "SELECT mode FROM organization_mode WHERE id = 1";
 
 impl Store {

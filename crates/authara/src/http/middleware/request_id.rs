@@ -27,11 +27,7 @@ fn acceptable(v: &HeaderValue) -> Option<String> {
 }
 
 pub async fn request_id(mut req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(acceptable)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let id = req.headers().get(&X_REQUEST_ID).and_then(acceptable).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     req.extensions_mut().insert(RequestId(id.clone()));

@@ -1,0 +1,269 @@
+//! Test harness: databases on both engines, the real binary, and an HTTP client.
+//!
+//! PostgreSQL is the throwaway cluster `scripts/test` starts (AUTHARA_TEST_PG_*). A missing
+//! cluster is a failure, not a skip. One migrated template database is made per run; each test
+//! gets its own copy (`CREATE DATABASE … TEMPLATE`), or an empty database when it tests
+//! migrations themselves.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use authara::store::Store;
+use sqlx::Connection as _;
+use tokio::io::AsyncBufReadExt as _;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// Emits one `#[tokio::test]` per engine for each `async fn name(engine: Engine)`.
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test] async fn $name() { super::$name(crate::harness::Engine::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test] async fn $name() { super::$name(crate::harness::Engine::Postgres).await } )*
+        }
+    };
+}
+pub(crate) use on_both_engines;
+
+struct PgEnv {
+    host: String,
+    port: String,
+    user: String,
+}
+
+fn pg_env() -> PgEnv {
+    let get = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| {
+            panic!("{k} is not set: PostgreSQL tests need the throwaway cluster; run `scripts/test` (it starts one)")
+        })
+    };
+    PgEnv { host: get("AUTHARA_TEST_PG_HOST"), port: get("AUTHARA_TEST_PG_PORT"), user: get("AUTHARA_TEST_PG_USER") }
+}
+
+fn pg_url(db: &str) -> String {
+    let e = pg_env();
+    format!("postgres://{}@localhost:{}/{db}?host={}", e.user, e.port, e.host)
+}
+
+/// A raw connection to one database of the test cluster.
+pub async fn pg_connect(db: &str) -> sqlx::PgConnection {
+    sqlx::PgConnection::connect(&pg_url(db)).await.expect("connect to the test PostgreSQL")
+}
+
+static TEMPLATE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+async fn ensure_template() {
+    TEMPLATE
+        .get_or_init(|| async {
+            let mut admin = pg_connect("postgres").await;
+            sqlx::raw_sql("DROP DATABASE IF EXISTS authara_template").execute(&mut admin).await.unwrap();
+            sqlx::raw_sql("CREATE DATABASE authara_template").execute(&mut admin).await.unwrap();
+            let store = Store::connect_postgres_url(&pg_url("authara_template"), "authara").await.unwrap();
+            store.migrate(0).await.unwrap();
+            store.close().await;
+        })
+        .await;
+}
+
+/// A database for one test, with the environment that points the binary at it.
+pub struct TestDb {
+    pub dir: tempfile::TempDir,
+    pub pg_database: Option<String>,
+}
+
+impl TestDb {
+    /// A fresh database; migrated to the current version when `migrated`.
+    pub async fn new(engine: Engine, migrated: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pg_database = match engine {
+            Engine::Sqlite => {
+                if migrated {
+                    let store = Store::open_sqlite(&dir.path().join("authara.db"), 2).await.unwrap();
+                    store.migrate(0).await.unwrap();
+                    store.close().await;
+                }
+                None
+            }
+            Engine::Postgres => {
+                let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+                let template = if migrated {
+                    ensure_template().await;
+                    "authara_template"
+                } else {
+                    "template0"
+                };
+                let mut admin = pg_connect("postgres").await;
+                sqlx::raw_sql(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+                Some(name)
+            }
+        };
+        TestDb { dir, pg_database }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Environment for the binary: the data dir, and the PostgreSQL variables on that engine.
+    pub fn env(&self) -> HashMap<String, String> {
+        let mut env = HashMap::new();
+        env.insert("AUTHARA_DATA_DIR".into(), self.dir.path().display().to_string());
+        if let Some(db) = &self.pg_database {
+            let e = pg_env();
+            env.insert("POSTGRESQL_HOST".into(), e.host);
+            env.insert("POSTGRESQL_PORT".into(), e.port);
+            env.insert("POSTGRESQL_USERNAME".into(), e.user);
+            env.insert("POSTGRESQL_DATABASE".into(), db.clone());
+        }
+        env
+    }
+
+    /// A store on this database (as the server would open it).
+    pub async fn store(&self) -> Store {
+        match &self.pg_database {
+            None => Store::open_sqlite(&self.dir.path().join("authara.db"), 4).await.unwrap(),
+            Some(db) => Store::connect_postgres_url(&pg_url(db), "authara").await.unwrap(),
+        }
+    }
+
+    /// Makes the database unreachable: PostgreSQL drops it (forcing connections off).
+    pub async fn take_down(&self) {
+        let db = self.pg_database.as_ref().expect("only PostgreSQL databases can be taken down");
+        let mut admin = pg_connect("postgres").await;
+        sqlx::raw_sql(&format!("DROP DATABASE {db} WITH (FORCE)")).execute(&mut admin).await.unwrap();
+    }
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_authara"))
+}
+
+/// A command for the real binary with a clean environment (only PATH kept), run in `cwd`.
+pub fn command(args: &[&str], env: &HashMap<String, String>, cwd: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(bin());
+    cmd.args(args).env_clear().current_dir(cwd).kill_on_drop(true);
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd.envs(env);
+    cmd
+}
+
+/// Runs a CLI command to completion: (exit code, stdout, stderr).
+pub async fn run_cli(args: &[&str], env: &HashMap<String, String>, cwd: &Path) -> (i32, String, String) {
+    let out = tokio::time::timeout(Duration::from_secs(60), command(args, env, cwd).output())
+        .await
+        .expect("the command finished within 60s")
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The real binary serving on a free port on 127.0.0.1.
+pub struct Server {
+    pub child: tokio::process::Child,
+    pub base: String,
+    pub addr: String,
+    pub output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `authara <args>` with AUTHARA_BIND=127.0.0.1:0 and waits until it is listening
+    /// and `/auth/health` answers.
+    pub async fn start(args: &[&str], env: &HashMap<String, String>, cwd: &Path) -> Server {
+        let mut env = env.clone();
+        env.entry("AUTHARA_BIND".into()).or_insert_with(|| "127.0.0.1:0".into());
+        let mut child = command(args, &env, cwd).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    output.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        drop(tx);
+        let addr = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = rx.recv().await {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    return rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c))
+                        .collect::<String>();
+                }
+            }
+            panic!("the server exited before listening: {:#?}", output.lock().unwrap());
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the server did not listen within 30s: {:#?}", output.lock().unwrap()));
+        let server = Server { child, base: format!("http://{addr}"), addr, output };
+        server.wait_healthy().await;
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Polls `/auth/health` until it answers (any status), never a fixed sleep.
+    async fn wait_healthy(&self) {
+        let client = client();
+        for _ in 0..200 {
+            if client.get(self.url("/auth/health")).send().await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the server never answered /auth/health");
+    }
+
+    pub fn logs(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().expect("still running");
+        let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        assert!(status.success());
+        let exit = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("the server stopped within 20s of SIGTERM")
+            .unwrap();
+        // Let the reader tasks drain the pipes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let logs = self.logs();
+        (exit, logs)
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}

@@ -1,0 +1,246 @@
+//! `authara serve` as a user runs it: startup, configuration errors, schema refusal,
+//! request ids and headers, graceful shutdown, `healthcheck`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use authara::app::AppState;
+use authara::clock::SystemClock;
+
+use crate::harness::{Engine, Server, TestDb, client, on_both_engines, run_cli};
+
+#[tokio::test]
+async fn no_config_start_serves_health_from_a_fresh_data_dir() {
+    let cwd = tempfile::tempdir().unwrap();
+    let env = HashMap::new();
+    let server = Server::start(&["serve", "--migrate"], &env, cwd.path()).await;
+    let res = client().get(server.url("/auth/health")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "healthy");
+    assert_eq!(body["components"]["database"]["kind"], "sqlite");
+    assert!(cwd.path().join("data/authara.db").exists(), "SQLite file in ./data");
+    let key_file = cwd.path().join("data/dev-jwt-keys");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    let (status, logs) = server.terminate().await;
+    assert!(status.success(), "{logs}");
+    assert!(logs.contains("generated a development signing key"), "{logs}");
+    assert!(!logs.contains(key.trim().split(':').nth(1).unwrap()), "the secret is never printed");
+
+    // Second start: same key, nothing generated.
+    let server = Server::start(&["serve"], &env, cwd.path()).await;
+    let (_, logs) = server.terminate().await;
+    assert!(!logs.contains("generated a development signing key"), "{logs}");
+    assert_eq!(std::fs::read_to_string(&key_file).unwrap(), key, "the dev key is never regenerated");
+}
+
+async fn serve_refuses_a_schema_that_is_not_migrated(engine: Engine) {
+    let db = TestDb::new(engine, false).await;
+    let (code, out, err) = run_cli(&["serve"], &db.env(), db.data_dir()).await;
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("version 0") && err.contains("version 1"), "names both versions: {err}");
+    assert!(err.contains("authara migrate"), "names the command to run: {err}");
+
+    let server = Server::start(&["serve", "--migrate"], &db.env(), db.data_dir()).await;
+    let res = client().get(server.url("/auth/health")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, logs) = server.terminate().await;
+    assert!(status.success(), "{logs}");
+}
+
+async fn sigterm_stops_the_server_cleanly(engine: Engine) {
+    let db = TestDb::new(engine, true).await;
+    let server = Server::start(&["serve"], &db.env(), db.data_dir()).await;
+    let addr = server.addr.clone();
+    let (status, logs) = server.terminate().await;
+    assert!(status.success(), "exit status {status:?}: {logs}");
+    assert!(logs.contains("shutting down") && logs.contains("stopped"), "{logs}");
+    assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "no longer accepting");
+}
+
+async fn healthcheck_exits_zero_only_when_the_server_is_healthy(engine: Engine) {
+    let db = TestDb::new(engine, true).await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut env = db.env();
+    env.insert("AUTHARA_BIND".into(), format!("127.0.0.1:{port}"));
+    let (code, _, _) = run_cli(&["healthcheck"], &env, db.data_dir()).await;
+    assert_ne!(code, 0, "nothing listens yet");
+
+    let server = Server::start(&["serve"], &env, db.data_dir()).await;
+    let (code, out, err) = run_cli(&["healthcheck"], &env, db.data_dir()).await;
+    assert_eq!(code, 0, "{out}{err}");
+    if engine == Engine::Postgres {
+        db.take_down().await;
+        let (code, out, _) = run_cli(&["healthcheck"], &env, db.data_dir()).await;
+        assert_ne!(code, 0, "database gone: {out}");
+    }
+    server.terminate().await;
+}
+
+on_both_engines!(
+    serve_refuses_a_schema_that_is_not_migrated,
+    sigterm_stops_the_server_cleanly,
+    healthcheck_exits_zero_only_when_the_server_is_healthy,
+);
+
+#[tokio::test]
+async fn invalid_configuration_lists_every_problem_and_exits_2() {
+    let cwd = tempfile::tempdir().unwrap();
+    let env: HashMap<String, String> = [
+        ("APP_ENV", "prod"),
+        ("AUTHARA_ACCESS_TOKEN_TTL_MINUTES", "ten"),
+        ("AUTHARA_RATE_LIMIT_LOGIN_IP_WINDOW", "5 minutes"),
+        ("AUTHARA_ORG_MODE", "teams"),
+        ("POSTGRESQL_HOST", "db.internal"),
+        ("AUTHARA_EMAIL_PROVIDER", "smtp"),
+        ("AUTHARA_BIND", "nowhere"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let (code, out, err) = run_cli(&["serve"], &env, cwd.path()).await;
+    assert_eq!(code, 2, "{out}{err}");
+    for needle in [
+        "AUTHARA_ACCESS_TOKEN_TTL_MINUTES",
+        "AUTHARA_RATE_LIMIT_LOGIN_IP_WINDOW",
+        "AUTHARA_ORG_MODE",
+        "POSTGRESQL_PORT is required",
+        "POSTGRESQL_DATABASE is required",
+        "POSTGRESQL_USERNAME is required",
+        "AUTHARA_EMAIL_FROM is required",
+        "AUTHARA_EMAIL_SMTP_HOST is required",
+        "AUTHARA_JWT_KEYS is required",
+        "AUTHARA_JWT_ISSUER is required",
+        "PUBLIC_URL is required",
+        "AUTHARA_BIND",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(!cwd.path().join("data").exists(), "nothing was created by a refused start");
+}
+
+#[tokio::test]
+async fn responses_carry_request_ids_and_security_headers() {
+    let db = TestDb::new(Engine::Sqlite, true).await;
+    let server = Server::start(&["serve"], &db.env(), db.data_dir()).await;
+    let c = client();
+
+    let res = c.get(server.url("/auth/health")).header("X-Request-Id", "gw-1234").send().await.unwrap();
+    assert_eq!(res.headers()["x-request-id"], "gw-1234", "a gateway's id flows through");
+    for (h, v) in
+        [("x-frame-options", "DENY"), ("x-content-type-options", "nosniff"), ("referrer-policy", "same-origin")]
+    {
+        assert_eq!(res.headers()[h], v);
+    }
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-eval"), "{csp}");
+
+    let res = c.get(server.url("/auth/health")).header("X-Request-Id", "bad id\twith junk").send().await;
+    let generated = res.unwrap().headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(generated.len(), 36, "a malformed id is replaced by a generated one: {generated}");
+
+    let res = c.get(server.url("/auth/api/v1/nope")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(res.headers().contains_key("x-request-id"));
+    assert_eq!(res.headers()["x-frame-options"], "DENY");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+
+    let res = c.post(server.url("/auth/health")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    let res = c.get(server.url("/elsewhere")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.text().await.unwrap(), "404 page not found");
+
+    let version: serde_json::Value = c.get(server.url("/auth/version")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+
+    let (_, logs) = server.terminate().await;
+    assert!(logs.contains("gw-1234"), "the request id is on the request's log lines");
+}
+
+/// Shutdown waits for a request already being handled, and stops accepting new ones.
+#[tokio::test]
+async fn graceful_shutdown_finishes_an_in_flight_request() {
+    let db = TestDb::new(Engine::Sqlite, true).await;
+    let mut vars: HashMap<String, String> = db.env();
+    vars.insert("AUTHARA_BIND".into(), "127.0.0.1:0".into());
+    let (config, _) = authara::config::load_from_map(&vars).unwrap();
+    let keys = authara::services::keys::load(&config).unwrap();
+    let state = Arc::new(AppState {
+        config: Arc::new(config),
+        store: db.store().await,
+        clock: Arc::new(SystemClock),
+        keys: Arc::new(keys),
+    });
+    let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
+    let entered_tx = Arc::new(std::sync::Mutex::new(Some(entered_tx)));
+    let slow = axum::Router::new().route(
+        "/slow",
+        axum::routing::get(move || {
+            let entered_tx = entered_tx.clone();
+            async move {
+                if let Some(tx) = entered_tx.lock().unwrap().take() {
+                    let _ = tx.send(());
+                }
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                "done"
+            }
+        }),
+    );
+    let router = slow.merge(authara::app::build(state));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(authara::http::server::serve(
+        listener,
+        router,
+        async move {
+            let _ = stop_rx.await;
+        },
+        Duration::from_secs(5),
+    ));
+
+    let in_flight = tokio::spawn(async move { client().get(format!("http://{addr}/slow")).send().await });
+    entered_rx.await.unwrap();
+    stop_tx.send(()).unwrap();
+    let res = in_flight.await.unwrap().expect("the in-flight request completes");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "done");
+    tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
+}
+
+#[tokio::test]
+async fn prod_logs_are_json_lines_carrying_the_request_id() {
+    let db = TestDb::new(Engine::Sqlite, true).await;
+    let mut env = db.env();
+    for (k, v) in [
+        ("APP_ENV", "prod"),
+        ("AUTHARA_JWT_KEYS", "k1:MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="),
+        ("AUTHARA_JWT_ACTIVE_KEY_ID", "k1"),
+        ("AUTHARA_JWT_ISSUER", "https://app.example.com"),
+        ("PUBLIC_URL", "https://app.example.com"),
+    ] {
+        env.insert(k.into(), v.into());
+    }
+    let server = Server::start(&["serve"], &env, db.data_dir()).await;
+    client()
+        .get(server.url("/auth/health?token=SHOULD-NOT-BE-LOGGED"))
+        .header("X-Request-Id", "req-42")
+        .send()
+        .await
+        .unwrap();
+    let (_, logs) = server.terminate().await;
+    let lines: Vec<serde_json::Value> =
+        logs.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!lines.is_empty(), "{logs}");
+    let access = lines.iter().find(|l| l["span"]["request_id"] == "req-42").expect("an access log line with the id");
+    assert_eq!(access["fields"]["status"], 200);
+    assert!(!logs.contains("SHOULD-NOT-BE-LOGGED"), "query strings are not logged");
+    assert!(!logs.contains("MDEyMzQ1Njc4"), "keys are not logged");
+}
