@@ -8,6 +8,7 @@ pub mod http;
 pub mod services;
 pub mod store;
 pub mod telemetry;
+pub mod worker;
 
 /// This build's version, reported by `/auth/version` and `/auth/health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -378,7 +378,18 @@ fn build(r: &mut Reader<'_>) -> Config {
         max_body_bytes: r.positive("AUTHARA_MAX_BODY_BYTES", 65_536) as usize,
     };
 
+    let password_hash = crate::services::password::HashParams {
+        memory_kib: r.positive("AUTHARA_PASSWORD_HASH_MEMORY_KIB", 65_536),
+        iterations: r.positive("AUTHARA_PASSWORD_HASH_ITERATIONS", 3),
+        parallelism: r.positive("AUTHARA_PASSWORD_HASH_PARALLELISM", 4),
+    };
+    r.check(
+        password_hash.memory_kib >= 8 * password_hash.parallelism,
+        "AUTHARA_PASSWORD_HASH_MEMORY_KIB: must be at least 8 x AUTHARA_PASSWORD_HASH_PARALLELISM",
+    );
+
     Config {
+        password_hash,
         app_env,
         log_level,
         bind,
@@ -445,6 +456,12 @@ fn build_jwt(r: &mut Reader<'_>, prod: bool) -> JwtConfig {
             JwtAlgorithm::Hs256
         }
     };
+    let ed25519_pem = r.secret("AUTHARA_JWT_EDDSA_PRIVATE_KEY");
+    if prod && algorithm == JwtAlgorithm::EdDsa && ed25519_pem.is_none() {
+        r.errors.push(
+            "AUTHARA_JWT_EDDSA_PRIVATE_KEY is required when APP_ENV=prod and AUTHARA_JWT_ALGORITHM=EdDSA".to_owned(),
+        );
+    }
     let keys = match r.secret("AUTHARA_JWT_KEYS") {
         Some(raw) => {
             let keys = parse_jwt_keys(raw.expose_secret(), &mut r.errors);
@@ -465,7 +482,7 @@ fn build_jwt(r: &mut Reader<'_>, prod: bool) -> JwtConfig {
         None => JwtKeySource::DevGenerated,
     };
     let minutes = r.positive("AUTHARA_ACCESS_TOKEN_TTL_MINUTES", 10);
-    JwtConfig { issuer, algorithm, keys, access_ttl: Duration::from_secs(u64::from(minutes) * 60) }
+    JwtConfig { issuer, algorithm, keys, ed25519_pem, access_ttl: Duration::from_secs(u64::from(minutes) * 60) }
 }
 
 /// `kid:base64,kid2:base64`, standard padded base64, each key at least 32 bytes.

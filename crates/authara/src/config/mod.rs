@@ -58,6 +58,8 @@ pub struct Config {
     pub challenge: ChallengeConfig,
     pub email: EmailConfig,
     pub http: HttpConfig,
+    /// `AUTHARA_PASSWORD_HASH_*`: argon2id cost.
+    pub password_hash: crate::services::password::HashParams,
 }
 
 impl Config {
@@ -132,6 +134,8 @@ pub struct JwtConfig {
     pub issuer: String,
     pub algorithm: JwtAlgorithm,
     pub keys: JwtKeySource,
+    /// `AUTHARA_JWT_EDDSA_PRIVATE_KEY`: PKCS#8 PEM; generated into the data dir in dev.
+    pub ed25519_pem: Option<SecretString>,
     pub access_ttl: Duration,
 }
 
@@ -359,6 +363,10 @@ pub const EXTRA_VARIABLES: &[(&str, &str)] = &[
     ("AUTHARA_BIND", "listen address, default 0.0.0.0:8080"),
     ("AUTHARA_DATA_DIR", "SQLite database and dev keys, default ./data"),
     ("AUTHARA_JWT_ALGORITHM", "HS256 (default) or EdDSA"),
+    ("AUTHARA_JWT_EDDSA_PRIVATE_KEY", "Ed25519 PKCS#8 PEM signing key (EdDSA)"),
+    ("AUTHARA_PASSWORD_HASH_MEMORY_KIB", "argon2id memory, default 65536"),
+    ("AUTHARA_PASSWORD_HASH_ITERATIONS", "argon2id passes, default 3"),
+    ("AUTHARA_PASSWORD_HASH_PARALLELISM", "argon2id lanes, default 4"),
     ("AUTHARA_REFRESH_TOKEN_REUSE_GRACE", "concurrent-refresh grace window, default 10s"),
     ("AUTHARA_REQUEST_TIMEOUT", "per-request timeout, default 30s"),
     ("AUTHARA_SHUTDOWN_TIMEOUT", "drain time after SIGTERM, default 10s"),

@@ -4,8 +4,10 @@
 //! it once per engine so that both drivers type-check it. Where the dialects differ, two
 //! statements sit side by side in one `match` with a comment saying why.
 
+pub mod accounts;
 pub mod migrate;
 pub mod org_mode;
+pub mod sessions;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -87,6 +89,8 @@ macro_rules! on_db {
         }
     };
 }
+
+pub(crate) use on_db;
 
 /// Runs `$body` with `$c` bound to the connection of an open transaction of either engine.
 macro_rules! on_tx {

@@ -1,0 +1,166 @@
+//! Sessions and refresh tokens (stored only as SHA-256 hashes).
+
+use uuid::Uuid;
+
+use super::{Store, StoreError, Tx, on_db, on_tx};
+
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub organization_id: Uuid,
+    pub user_agent: &'a str,
+    pub ip: Option<&'a str>,
+    pub now_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRefresh<'a> {
+    pub session_id: Uuid,
+    pub organization_id: Uuid,
+    pub token_hash: &'a [u8],
+    pub now_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// A refresh token with the session it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRow {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub organization_id: Uuid,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub consumed_at_ms: Option<i64>,
+    pub user_id: Uuid,
+    pub session_expires_at_ms: i64,
+    pub session_revoked_at_ms: Option<i64>,
+}
+
+type RefreshTuple = (Uuid, Uuid, Uuid, i64, i64, Option<i64>, Uuid, i64, Option<i64>);
+
+const REFRESH_COLS: &str = "SELECT t.id, t.session_id, t.organization_id, t.created_at_ms, t.expires_at_ms, t.consumed_at_ms, \
+     s.user_id, s.expires_at_ms, s.revoked_at_ms FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+     WHERE t.token_hash = $1";
+const INSERT_SESSION: &str = "INSERT INTO sessions (id, user_id, active_organization_id, user_agent, ip, created_at_ms, \
+     last_used_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
+const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (id, session_id, organization_id, token_hash, created_at_ms, expires_at_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+const CONSUME: &str = "UPDATE refresh_tokens SET consumed_at_ms = $2 WHERE id = $1 AND consumed_at_ms IS NULL";
+const TOUCH: &str = "UPDATE sessions SET last_used_at_ms = $2 WHERE id = $1";
+const REVOKE: &str = "UPDATE sessions SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL";
+const REVOKE_USER: &str =
+    "UPDATE sessions SET revoked_at_ms = $2 WHERE user_id = $1 AND revoked_at_ms IS NULL RETURNING id";
+const DELETE_USER_TOKENS: &str =
+    "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)";
+const SESSION_ACTIVE: &str =
+    "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND revoked_at_ms IS NULL AND expires_at_ms > $2";
+const CLEAN_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at_ms < $1 OR revoked_at_ms < $2";
+const RECENTLY_REVOKED: &str = "SELECT id FROM sessions WHERE revoked_at_ms >= $1";
+const CLEAN_TOKENS: &str = "DELETE FROM refresh_tokens WHERE expires_at_ms < $1";
+
+fn refresh(t: RefreshTuple) -> RefreshRow {
+    RefreshRow {
+        id: t.0,
+        session_id: t.1,
+        organization_id: t.2,
+        created_at_ms: t.3,
+        expires_at_ms: t.4,
+        consumed_at_ms: t.5,
+        user_id: t.6,
+        session_expires_at_ms: t.7,
+        session_revoked_at_ms: t.8,
+    }
+}
+
+impl Store {
+    /// Looks up a refresh token (no lock), e.g. to find the session at logout.
+    pub async fn refresh_by_hash(&self, hash: &[u8]) -> Result<Option<RefreshRow>, StoreError> {
+        let row: Option<RefreshTuple> =
+            on_db!(self, p => sqlx::query_as(REFRESH_COLS).bind(hash).fetch_optional(p).await)?;
+        Ok(row.map(refresh))
+    }
+
+    /// Active (not revoked, not expired) sessions of a user.
+    pub async fn active_session_count(&self, user_id: Uuid, now_ms: i64) -> Result<i64, StoreError> {
+        Ok(on_db!(self, p => sqlx::query_scalar(SESSION_ACTIVE).bind(user_id).bind(now_ms).fetch_one(p).await)?)
+    }
+
+    /// Sessions revoked at or after `since_ms` (to rebuild the revocation list at start).
+    pub async fn sessions_revoked_since(&self, since_ms: i64) -> Result<Vec<Uuid>, StoreError> {
+        Ok(on_db!(self, p => sqlx::query_scalar(RECENTLY_REVOKED).bind(since_ms).fetch_all(p).await)?)
+    }
+
+    /// Deletes expired sessions, sessions revoked before `revoked_before_ms` (kept until then so
+    /// a restart can rebuild the revocation list), and expired refresh tokens, in one transaction.
+    /// Consumed tokens that have not expired stay: they detect reuse. Returns rows deleted.
+    pub async fn cleanup_sessions(&self, now_ms: i64, revoked_before_ms: i64) -> Result<(u64, u64), StoreError> {
+        let mut tx = self.begin().await?;
+        let sessions = on_tx!(&mut tx, c => sqlx::query(CLEAN_SESSIONS).bind(now_ms).bind(revoked_before_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        let tokens = on_tx!(&mut tx, c => sqlx::query(CLEAN_TOKENS).bind(now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        Ok((sessions, tokens))
+    }
+}
+
+impl Tx {
+    pub async fn insert_session(&mut self, s: &NewSession<'_>) -> Result<(), StoreError> {
+        on_tx!(self, c => sqlx::query(INSERT_SESSION).bind(s.id).bind(s.user_id).bind(s.organization_id)
+            .bind(s.user_agent).bind(s.ip).bind(s.now_ms).bind(s.expires_at_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn insert_refresh(&mut self, r: &NewRefresh<'_>) -> Result<(), StoreError> {
+        on_tx!(self, c => sqlx::query(INSERT_REFRESH).bind(Uuid::new_v4()).bind(r.session_id).bind(r.organization_id)
+            .bind(r.token_hash).bind(r.now_ms).bind(r.expires_at_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Looks up a refresh token and locks it until commit. PostgreSQL takes a row lock
+    /// (`FOR UPDATE OF t`); SQLite needs none, the transaction already holds the write lock
+    /// (`BEGIN IMMEDIATE`), so concurrent refreshes of one token run one after the other.
+    pub async fn refresh_for_update(&mut self, hash: &[u8]) -> Result<Option<RefreshRow>, StoreError> {
+        let row: Option<RefreshTuple> = match self {
+            Tx::Sqlite(t) => sqlx::query_as(REFRESH_COLS).bind(hash).fetch_optional(&mut **t).await?,
+            Tx::Postgres(t) => {
+                sqlx::query_as(&format!("{REFRESH_COLS} FOR UPDATE OF t")).bind(hash).fetch_optional(&mut **t).await?
+            }
+        };
+        Ok(row.map(refresh))
+    }
+
+    /// Marks a token consumed; `false` if it already was.
+    pub async fn consume_refresh(&mut self, id: Uuid, now_ms: i64) -> Result<bool, StoreError> {
+        let n = on_tx!(self, c => sqlx::query(CONSUME).bind(id).bind(now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    pub async fn touch_session(&mut self, session_id: Uuid, now_ms: i64) -> Result<(), StoreError> {
+        on_tx!(self, c => sqlx::query(TOUCH).bind(session_id).bind(now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Revokes one session; `false` if it was already revoked or does not exist.
+    pub async fn revoke_session(&mut self, session_id: Uuid, now_ms: i64) -> Result<bool, StoreError> {
+        let n = on_tx!(self, c => sqlx::query(REVOKE).bind(session_id).bind(now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Revokes every session of a user and returns their ids.
+    pub async fn revoke_user_sessions(&mut self, user_id: Uuid, now_ms: i64) -> Result<Vec<Uuid>, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query_scalar(REVOKE_USER).bind(user_id).bind(now_ms).fetch_all(&mut *c).await)?)
+    }
+
+    pub async fn delete_user_refresh_tokens(&mut self, user_id: Uuid) -> Result<u64, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query(DELETE_USER_TOKENS).bind(user_id)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?)
+    }
+}

@@ -1,0 +1,33 @@
+//! Session cleanup: every 5 minutes, delete expired sessions, sessions revoked longer than one
+//! access-token lifetime ago, and expired refresh tokens. Consumed refresh tokens that have not
+//! expired are kept: they are how reuse is detected.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::services::Services;
+use crate::store::StoreError;
+
+pub const INTERVAL: Duration = Duration::from_secs(300);
+
+/// One pass; returns (sessions, refresh tokens) deleted.
+pub async fn run_once(services: &Services) -> Result<(u64, u64), StoreError> {
+    let now = services.now_ms();
+    let keep_revoked_ms = services.tokens.ttl_secs().saturating_mul(1000) + 1000;
+    services.store.cleanup_sessions(now, now - keep_revoked_ms).await
+}
+
+/// Loops until the task is aborted at shutdown.
+pub async fn run(services: Arc<Services>) {
+    let mut tick = tokio::time::interval(INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match tokio::time::timeout(Duration::from_secs(30), run_once(&services)).await {
+            Ok(Ok((s, t))) if s + t > 0 => tracing::info!(sessions = s, refresh_tokens = t, "cleanup"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cleanup failed"),
+            Err(_) => tracing::warn!("cleanup timed out"),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Background workers: `run_once()` does one pass (tests call it), `run()` loops it.
+
+pub mod cleanup;
