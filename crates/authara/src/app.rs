@@ -9,18 +9,20 @@ use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::http::error::ApiError;
 use crate::http::middleware::{request_id, security_headers, timeout};
-use crate::services::keys::SigningKeys;
-use crate::store::Store;
+use crate::services::Services;
 
 pub struct AppState {
     pub config: Arc<Config>,
-    pub store: Store,
-    pub clock: SharedClock,
-    pub keys: Arc<SigningKeys>,
+    pub services: Arc<Services>,
+}
+
+impl AppState {
+    pub fn new(services: Arc<Services>) -> Arc<Self> {
+        Arc::new(Self { config: services.config.clone(), services })
+    }
 }
 
 pub type SharedState = Arc<AppState>;

@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use authara::cli::{Cli, Command, KeysAction, MigrateAction};
+use authara::cli::{AdminAction, Cli, Command, KeysAction, MigrateAction};
 use clap::Parser as _;
 
 fn main() -> ExitCode {
@@ -34,6 +34,12 @@ fn main() -> ExitCode {
             Some(Command::Migrate { action: None }) => authara::cli::migrate::run(&config).await.map(|()| true),
             Some(Command::Migrate { action: Some(MigrateAction::Status) }) => {
                 authara::cli::migrate::status(&config).await
+            }
+            Some(Command::Admin { action: AdminAction::Create { email } }) => {
+                authara::cli::admin::create(config, &email).await.map(|()| true)
+            }
+            Some(Command::Admin { action: AdminAction::Grant { email } }) => {
+                authara::cli::admin::grant(config, &email).await.map(|()| true)
             }
             Some(Command::Healthcheck) => Ok(authara::cli::healthcheck::run(&config).await),
             Some(Command::Keys { .. }) => Ok(true),

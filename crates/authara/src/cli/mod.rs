@@ -1,5 +1,6 @@
 //! Command line: `serve`, `migrate`, `healthcheck`, `keys`.
 
+pub mod admin;
 pub mod healthcheck;
 pub mod keys;
 pub mod migrate;
@@ -29,6 +30,11 @@ pub enum Command {
     },
     /// Exit 0 only if the server on the configured address reports healthy.
     Healthcheck,
+    /// Administrators.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
     /// Signing keys.
     Keys {
         #[command(subcommand)]
@@ -46,4 +52,19 @@ pub enum MigrateAction {
 pub enum KeysAction {
     /// Print a new `kid:base64secret` for AUTHARA_JWT_KEYS.
     Generate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Create a user with the admin role. Reads the password from stdin, or generates and
+    /// prints one when stdin is a terminal.
+    Create {
+        #[arg(long)]
+        email: String,
+    },
+    /// Give an existing user the admin role.
+    Grant {
+        #[arg(long)]
+        email: String,
+    },
 }

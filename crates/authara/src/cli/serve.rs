@@ -7,6 +7,7 @@ use anyhow::{Context as _, bail};
 use crate::app::{self, AppState};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::services::Services;
 use crate::services::keys;
 use crate::store::Store;
 use crate::store::migrate::MigrateError;
@@ -19,11 +20,12 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
     }
 
     let keys = keys::load(&config).context("loading signing keys")?;
-    if let Some(path) = &keys.generated {
+    for path in &keys.generated {
         // Printed once, on the start that created it; the secret itself is never printed.
         eprintln!(
-            "generated a development signing key (kid {}) in {}; it is reused on every start. \
-             Apps that verify access tokens need AUTHARA_JWT_KEYS set to that file's content.",
+            "generated a development signing key (active kid {}) in {}; it is reused on every start. \
+             Apps that verify HS256 access tokens need AUTHARA_JWT_KEYS set to the dev-jwt-keys file's content; \
+             EdDSA tokens verify with /auth/.well-known/jwks.json.",
             keys.active_kid,
             path.display()
         );
@@ -52,8 +54,13 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
         );
     }
 
-    let state = Arc::new(AppState { config: config.clone(), store: store.clone(), clock, keys: Arc::new(keys) });
-    let router = app::build(state);
+    let services = Arc::new(Services::new(config.clone(), store.clone(), clock, &keys).map_err(anyhow::Error::msg)?);
+    let revoked = services.load_revocations().await.context("loading recent revocations")?;
+    tracing::debug!(sessions = revoked, "revocation list loaded");
+    let warm = services.hasher.clone();
+    tokio::spawn(async move { warm.warm_up().await });
+    let cleanup = tokio::spawn(crate::worker::cleanup::run(services.clone()));
+    let router = app::build(AppState::new(services));
     let listener =
         tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr().context("reading the bound address")?;
@@ -62,6 +69,7 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
     crate::http::server::serve(listener, router, crate::http::server::shutdown_signal(), config.http.shutdown_timeout)
         .await
         .context("serving")?;
+    cleanup.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -12,6 +12,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (rate limits).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -27,7 +29,7 @@ struct Body<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), retry_after: None }
     }
 
     pub fn invalid_request(message: impl Into<String>) -> Self {
@@ -40,6 +42,12 @@ impl ApiError {
 
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many attempts; try again later");
+        e.retry_after = Some(retry_after_secs);
+        e
     }
 
     pub fn not_found() -> Self {
@@ -65,7 +73,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Envelope { error: Body { code: self.code, message: &self.message } };
-        (self.status, Json(body)).into_response()
+        let mut res = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        res
     }
 }
 
@@ -74,6 +86,98 @@ impl From<crate::store::StoreError> for ApiError {
         match &e {
             crate::store::StoreError::Busy(_) => ApiError::unavailable(&e),
             crate::store::StoreError::Conflict | crate::store::StoreError::Other(_) => ApiError::internal(&e),
+        }
+    }
+}
+
+use crate::services::accounts::{LoginError, PasswordChangeError, SignupError};
+use crate::services::password::HashError;
+use crate::services::sessions::{RefreshError, SessionError};
+use crate::services::token::TokenError;
+
+impl From<HashError> for ApiError {
+    fn from(e: HashError) -> Self {
+        ApiError::internal(&e)
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Signing => ApiError::internal(&e),
+            TokenError::Malformed
+            | TokenError::UnknownKey
+            | TokenError::BadSignature
+            | TokenError::Expired
+            | TokenError::WrongIssuer
+            | TokenError::WrongAudience
+            | TokenError::InvalidClaims => ApiError::unauthorized(),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Disabled => ApiError::forbidden("User is disabled"),
+            SessionError::AudienceForbidden => ApiError::forbidden("Audience not permitted"),
+            SessionError::NoOrganization => ApiError::internal(&e),
+            SessionError::Token(t) => ApiError::internal(&t),
+            SessionError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::Invalid(m) => ApiError::invalid_request(m),
+            LoginError::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
+            LoginError::InvalidCredentials => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Invalid email or password")
+            }
+            LoginError::Session(s) => s.into(),
+            LoginError::Hash(h) => h.into(),
+            LoginError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<SignupError> for ApiError {
+    fn from(e: SignupError) -> Self {
+        match e {
+            SignupError::Unavailable => ApiError::not_found(),
+            SignupError::Invalid(m) => ApiError::invalid_request(m),
+            SignupError::EmailTaken => ApiError::invalid_request("An account with this email already exists"),
+            SignupError::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
+            SignupError::Session(s) => s.into(),
+            SignupError::Hash(h) => h.into(),
+            SignupError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(e: RefreshError) -> Self {
+        match e {
+            RefreshError::Invalid | RefreshError::Reused | RefreshError::Forbidden | RefreshError::Disabled => {
+                ApiError::unauthorized()
+            }
+            RefreshError::Token(t) => ApiError::internal(&t),
+            RefreshError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<PasswordChangeError> for ApiError {
+    fn from(e: PasswordChangeError) -> Self {
+        match e {
+            PasswordChangeError::Invalid(m) => ApiError::invalid_request(m),
+            PasswordChangeError::CurrentRequired => ApiError::invalid_request("current_password is required"),
+            PasswordChangeError::WrongCurrent => ApiError::forbidden("The current password is incorrect"),
+            PasswordChangeError::UnknownUser => ApiError::unauthorized(),
+            PasswordChangeError::Hash(h) => h.into(),
+            PasswordChangeError::Store(s) => s.into(),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! HTTP: routing, extractors, middleware, JSON envelopes. Knows nothing about SQL.
 
 pub mod api;
+pub mod cookies;
 pub mod error;
+pub mod extract;
 pub mod middleware;
 pub mod routes;
 pub mod server;

@@ -3,10 +3,10 @@
 use axum::Router;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 
 use crate::app::SharedState;
-use crate::http::api::health;
+use crate::http::api::{auth, health, sessions, user};
 use crate::http::error::ApiError;
 
 pub fn routes(state: SharedState) -> Router {
@@ -14,6 +14,19 @@ pub fn routes(state: SharedState) -> Router {
         // Meta routes (behavior.md §1.1)
         .route("/auth/health", get(health::health))
         .route("/auth/version", get(health::version))
+        .route("/auth/.well-known/jwks.json", get(health::jwks))
+        // JSON API, in contract order. Public: CSRF on every POST except tokens/refresh.
+        .route("/auth/api/v1/csrf", get(auth::csrf))
+        .route("/auth/api/v1/login", post(auth::login))
+        .route("/auth/api/v1/signup/direct", post(auth::signup_direct))
+        .route("/auth/api/v1/sessions/logout", post(sessions::logout))
+        .route("/auth/api/v1/sessions/refresh", post(sessions::refresh))
+        .route("/auth/api/v1/tokens/refresh", post(sessions::tokens_refresh))
+        // Signed-in user (authara_access cookie, audience app).
+        .route("/auth/api/v1/user", get(user::current_user))
+        .route("/auth/api/v1/users/password", put(user::set_password))
+        .route("/auth/api/v1/organizations/current", get(user::current_organization))
+        .route("/auth/api/v1/capabilities", get(user::capabilities))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -112,6 +112,11 @@ impl TestDb {
         TestDb { dir, pg_database }
     }
 
+    /// An empty stand-in, left behind when a test takes the database out of a `TestApp`.
+    pub fn placeholder() -> Self {
+        TestDb { dir: tempfile::tempdir().unwrap(), pg_database: None }
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }

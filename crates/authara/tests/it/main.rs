@@ -2,7 +2,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on unexpected errors")]
 #![allow(clippy::disallowed_methods, reason = "the harness reads its own AUTHARA_TEST_* variables and uses real time")]
 
+mod app;
+mod contract;
 mod harness;
+
+mod api;
 
 mod health;
 mod migrations;

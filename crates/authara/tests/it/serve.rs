@@ -39,7 +39,8 @@ async fn serve_refuses_a_schema_that_is_not_migrated(engine: Engine) {
     let db = TestDb::new(engine, false).await;
     let (code, out, err) = run_cli(&["serve"], &db.env(), db.data_dir()).await;
     assert_ne!(code, 0, "{out}{err}");
-    assert!(err.contains("version 0") && err.contains("version 1"), "names both versions: {err}");
+    let required = format!("version {}", authara::store::migrate::required_version());
+    assert!(err.contains("version 0") && err.contains(&required), "names both versions: {err}");
     assert!(err.contains("authara migrate"), "names the command to run: {err}");
 
     let server = Server::start(&["serve", "--migrate"], &db.env(), db.data_dir()).await;
@@ -171,12 +172,9 @@ async fn graceful_shutdown_finishes_an_in_flight_request() {
     vars.insert("AUTHARA_BIND".into(), "127.0.0.1:0".into());
     let (config, _) = authara::config::load_from_map(&vars).unwrap();
     let keys = authara::services::keys::load(&config).unwrap();
-    let state = Arc::new(AppState {
-        config: Arc::new(config),
-        store: db.store().await,
-        clock: Arc::new(SystemClock),
-        keys: Arc::new(keys),
-    });
+    let services =
+        authara::services::Services::new(Arc::new(config), db.store().await, Arc::new(SystemClock), &keys).unwrap();
+    let state = AppState::new(Arc::new(services));
     let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
     let entered_tx = Arc::new(std::sync::Mutex::new(Some(entered_tx)));
     let slow = axum::Router::new().route(

@@ -42,10 +42,11 @@ struct Component {
 const DB_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub async fn health(State(state): State<SharedState>) -> Response {
-    let database = match state.store.ping(DB_TIMEOUT).await {
+    let store = &state.services.store;
+    let database = match store.ping(DB_TIMEOUT).await {
         Ok(latency) => Component {
             status: "up",
-            kind: Some(state.store.engine().as_str()),
+            kind: Some(store.engine().as_str()),
             latency_ms: Some((latency.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
             detail: None,
         },
@@ -53,19 +54,20 @@ pub async fn health(State(state): State<SharedState>) -> Response {
             tracing::warn!(error = %e, "health check: database unreachable");
             Component {
                 status: "down",
-                kind: Some(state.store.engine().as_str()),
+                kind: Some(store.engine().as_str()),
                 latency_ms: None,
                 detail: Some("database unreachable".to_owned()),
             }
         }
     };
     let cache = Component { status: "up", kind: Some("memory"), latency_ms: None, detail: None };
-    let keys_ok = state.keys.active().is_some();
+    let tokens = &state.services.tokens;
+    let keys_ok = tokens.key_count() > 0;
     let signing_keys = Component {
         status: if keys_ok { "up" } else { "down" },
-        kind: Some("HS256"),
+        kind: Some(tokens.algorithm_name()),
         latency_ms: None,
-        detail: Some(format!("{} key(s), active kid {}", state.keys.keys.len(), state.keys.active_kid)),
+        detail: Some(format!("{} key(s), active kid {}", tokens.key_count(), tokens.active_kid())),
     };
     let (status, code) = if database.status != "up" || !keys_ok {
         ("unhealthy", StatusCode::SERVICE_UNAVAILABLE)
@@ -85,4 +87,16 @@ struct Version {
 
 pub async fn version() -> Response {
     Json(Version { version: crate::VERSION }).into_response()
+}
+
+/// `GET /auth/.well-known/jwks.json`: public verification keys (EdDSA); empty with HS256 only.
+pub async fn jwks(State(state): State<SharedState>) -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "application/json"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        state.services.tokens.jwks(),
+    )
+        .into_response()
 }

@@ -1,0 +1,135 @@
+//! Authentication: CSRF token, password login, direct signup.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::app::SharedState;
+use crate::clock::rfc3339;
+use crate::http::cookies;
+use crate::http::error::ApiError;
+use crate::http::extract::{AudienceParam, Client, Csrf, JsonBody};
+use crate::services::accounts::SignedIn;
+use crate::services::token::Audience;
+use crate::store::accounts::UserRow;
+
+#[derive(Serialize)]
+struct CsrfToken<'a> {
+    csrf_token: &'a str,
+}
+
+/// `GET /csrf`: reuses the existing cookie, else mints one (32 random bytes, base64url).
+pub async fn csrf(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+    if let Some(existing) = cookies::get(&headers, cookies::CSRF).filter(|c| !c.is_empty()) {
+        return Json(CsrfToken { csrf_token: existing }).into_response();
+    }
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let cookie = cookies::set(
+        cookies::CSRF,
+        &token,
+        cookies::CSRF_MAX_AGE,
+        state.services.now_ms(),
+        state.config.secure_cookies(),
+        false,
+    );
+    ([(SET_COOKIE, cookie)], Json(CsrfToken { csrf_token: &token })).into_response()
+}
+
+#[derive(Serialize)]
+pub struct AuthUser {
+    id: Uuid,
+    email: String,
+    username: String,
+    disabled: bool,
+    created_at: String,
+}
+
+impl From<&UserRow> for AuthUser {
+    fn from(u: &UserRow) -> Self {
+        AuthUser {
+            id: u.id,
+            email: u.email.clone(),
+            username: u.username.clone(),
+            disabled: u.disabled_at_ms.is_some(),
+            created_at: rfc3339(u.created_at_ms),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AuthSession {
+    user: AuthUser,
+    access_token: String,
+    refresh_token: String,
+}
+
+/// The `AuthSession` body with both session cookies.
+fn signed_in(state: &SharedState, status: StatusCode, s: SignedIn) -> Response {
+    let mut headers = HeaderMap::new();
+    let cfg = &state.config;
+    cookies::set_session(
+        &mut headers,
+        &s.tokens.access_token,
+        &s.tokens.refresh_token,
+        state.services.tokens.ttl_secs(),
+        i64::try_from(cfg.session.refresh_ttl.as_secs()).unwrap_or(i64::MAX),
+        state.services.now_ms(),
+        cfg.secure_cookies(),
+    );
+    let body = AuthSession {
+        user: AuthUser::from(&s.user),
+        access_token: s.tokens.access_token,
+        refresh_token: s.tokens.refresh_token,
+    };
+    (status, headers, Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordLoginRequest {
+    email: String,
+    password: String,
+}
+
+/// `POST /login?audience=app|admin`.
+pub async fn login(
+    State(state): State<SharedState>,
+    AudienceParam(audience): AudienceParam,
+    Client(client): Client,
+    _: Csrf,
+    JsonBody(req): JsonBody<PasswordLoginRequest>,
+) -> Result<Response, ApiError> {
+    let signed = state.services.login(&req.email, &req.password, audience, &client).await?;
+    Ok(signed_in(&state, StatusCode::OK, signed))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    email: String,
+    password: String,
+    invitation_code: Option<String>,
+}
+
+/// `POST /signup/direct?audience=app`.
+pub async fn signup_direct(
+    State(state): State<SharedState>,
+    AudienceParam(audience): AudienceParam,
+    Client(client): Client,
+    _: Csrf,
+    JsonBody(req): JsonBody<SignupRequest>,
+) -> Result<Response, ApiError> {
+    if audience != Audience::App {
+        return Err(ApiError::invalid_request("signup only issues app sessions"));
+    }
+    let signed = state.services.signup(&req.email, &req.password, req.invitation_code.as_deref(), &client).await?;
+    Ok(signed_in(&state, StatusCode::CREATED, signed))
+}

@@ -1,0 +1,105 @@
+//! The signed-in user: profile, password, organization, capabilities.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::app::SharedState;
+use crate::clock::rfc3339;
+use crate::config::OrgMode;
+use crate::http::error::ApiError;
+use crate::http::extract::{AppUser, Csrf, JsonBody};
+
+#[derive(Serialize)]
+struct OrganizationSummary {
+    id: Uuid,
+    name: String,
+    role: String,
+}
+
+#[derive(Serialize)]
+struct CurrentUser {
+    id: Uuid,
+    email: String,
+    username: String,
+    disabled: bool,
+    created_at: String,
+    roles: Vec<String>,
+    organization: OrganizationSummary,
+}
+
+/// The token's organization with its name from the store; a vanished organization is 401.
+async fn current_org(state: &SharedState, user: &AppUser) -> Result<OrganizationSummary, ApiError> {
+    let name = state.services.store.org_name(user.claims.org_id).await?.ok_or_else(ApiError::unauthorized)?;
+    Ok(OrganizationSummary { id: user.claims.org_id, name, role: user.claims.org_role.clone() })
+}
+
+/// `GET /user`: roles and organization role from the token, the rest from the store.
+pub async fn current_user(State(state): State<SharedState>, user: AppUser) -> Result<Response, ApiError> {
+    let row = state.services.store.user_by_id(user.claims.sub).await?.ok_or_else(ApiError::unauthorized)?;
+    let organization = current_org(&state, &user).await?;
+    Ok(Json(CurrentUser {
+        id: row.id,
+        email: row.email,
+        username: row.username,
+        disabled: row.disabled_at_ms.is_some(),
+        created_at: rfc3339(row.created_at_ms),
+        roles: user.claims.roles.clone().unwrap_or_default(),
+        organization,
+    })
+    .into_response())
+}
+
+/// `GET /organizations/current`.
+pub async fn current_organization(State(state): State<SharedState>, user: AppUser) -> Result<Response, ApiError> {
+    Ok(Json(current_org(&state, &user).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPasswordRequest {
+    password: String,
+    /// Our addition: required when the user already has a password.
+    current_password: Option<String>,
+}
+
+/// `PUT /users/password`.
+pub async fn set_password(
+    State(state): State<SharedState>,
+    user: AppUser,
+    _: Csrf,
+    JsonBody(req): JsonBody<SetPasswordRequest>,
+) -> Result<Response, ApiError> {
+    state.services.change_password(user.claims.sub, &req.password, req.current_password.as_deref()).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Serialize)]
+struct Capabilities {
+    organization_mode: &'static str,
+    has_visible_organizations: bool,
+    allows_invitations: bool,
+    allows_public_organization_management: bool,
+    allows_org_switching: bool,
+    allows_user_created_team_orgs: bool,
+    allows_organization_leave: bool,
+}
+
+/// `GET /capabilities` (behavior.md §9.4).
+pub async fn capabilities(State(state): State<SharedState>, _: AppUser) -> Response {
+    let mode = state.config.org_mode;
+    let multi = mode == OrgMode::Multi;
+    Json(Capabilities {
+        organization_mode: mode.as_str(),
+        has_visible_organizations: mode != OrgMode::Personal,
+        allows_invitations: mode != OrgMode::Personal,
+        allows_public_organization_management: state.config.organizations.public_management_enabled,
+        allows_org_switching: multi,
+        allows_user_created_team_orgs: multi,
+        allows_organization_leave: multi,
+    })
+    .into_response()
+}

@@ -1,0 +1,97 @@
+//! Cookies with exactly the attributes of behavior.md §4: host-only, `Path=/`, `SameSite=Lax`,
+//! `Secure` only in prod, `HttpOnly` except the CSRF cookie (the browser SDK reads it).
+
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue};
+
+use crate::clock::http_date;
+
+pub const ACCESS: &str = "authara_access";
+pub const REFRESH: &str = "authara_refresh";
+pub const CSRF: &str = "authara_csrf";
+/// 30 days.
+pub const CSRF_MAX_AGE: i64 = 2_592_000;
+
+/// The value of cookie `name` in the request, if present.
+pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// `Set-Cookie` for a value living `max_age` seconds from `now_ms`.
+pub fn set(name: &str, value: &str, max_age: i64, now_ms: i64, secure: bool, http_only: bool) -> HeaderValue {
+    let expires = http_date(now_ms.saturating_add(max_age.saturating_mul(1000)));
+    build(&format!("{name}={value}; Path=/; Max-Age={max_age}; Expires={expires}"), secure, http_only)
+}
+
+/// `Set-Cookie` that deletes `name`.
+pub fn clear(name: &str, secure: bool, http_only: bool) -> HeaderValue {
+    build(&format!("{name}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"), secure, http_only)
+}
+
+fn build(base: &str, secure: bool, http_only: bool) -> HeaderValue {
+    let mut s = base.to_owned();
+    if http_only {
+        s.push_str("; HttpOnly");
+    }
+    if secure {
+        s.push_str("; Secure");
+    }
+    s.push_str("; SameSite=Lax");
+    // Values are base64url, JWTs or fixed strings: always valid header bytes.
+    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Appends the session cookies for freshly issued tokens.
+pub fn set_session(
+    headers: &mut HeaderMap,
+    access: &str,
+    refresh: &str,
+    access_ttl: i64,
+    refresh_ttl: i64,
+    now_ms: i64,
+    secure: bool,
+) {
+    headers.append(SET_COOKIE, set(ACCESS, access, access_ttl, now_ms, secure, true));
+    headers.append(SET_COOKIE, set(REFRESH, refresh, refresh_ttl, now_ms, secure, true));
+}
+
+/// Appends cookies that clear the session.
+pub fn clear_session(headers: &mut HeaderMap, secure: bool) {
+    headers.append(SET_COOKIE, clear(ACCESS, secure, true));
+    headers.append(SET_COOKIE, clear(REFRESH, secure, true));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_match_the_contract() {
+        let v = set(ACCESS, "tok", 600, 0, false, true);
+        assert_eq!(
+            v,
+            "authara_access=tok; Path=/; Max-Age=600; Expires=Thu, 01 Jan 1970 00:10:00 GMT; HttpOnly; SameSite=Lax"
+        );
+        let v = set(CSRF, "c", CSRF_MAX_AGE, 0, true, false);
+        assert!(v.to_str().unwrap().ends_with("; Secure; SameSite=Lax") && !v.to_str().unwrap().contains("HttpOnly"));
+        assert_eq!(
+            clear(REFRESH, false, true),
+            "authara_refresh=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax"
+        );
+    }
+
+    #[test]
+    fn reads_cookies() {
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, HeaderValue::from_static("a=1; authara_csrf=xyz; b=2"));
+        assert_eq!(get(&h, CSRF), Some("xyz"));
+        assert_eq!(get(&h, "missing"), None);
+    }
+}

@@ -1,0 +1,144 @@
+//! Extractors: parse at the edge into types that cannot be wrong. Every rejection answers the
+//! contract's envelope.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq as _;
+
+use crate::app::SharedState;
+use crate::http::cookies;
+use crate::http::error::ApiError;
+use crate::services::sessions::ClientInfo;
+use crate::services::token::{AccessClaims, Audience};
+
+/// The client's IP: the TCP peer, or the forwarded headers when `AUTHARA_TRUST_PROXY_HEADERS`
+/// is on (`True-Client-IP`, `X-Real-IP`, leftmost `X-Forwarded-For`; only if it parses).
+pub fn client_ip(parts: &Parts, trust_proxy: bool) -> Option<IpAddr> {
+    if trust_proxy {
+        let h = &parts.headers;
+        let forwarded = ["true-client-ip", "x-real-ip"]
+            .iter()
+            .filter_map(|n| h.get(*n).and_then(|v| v.to_str().ok()))
+            .map(str::trim)
+            .chain(
+                h.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).map(str::trim),
+            )
+            .find(|v| !v.is_empty());
+        if let Some(ip) = forwarded.and_then(|v| v.parse().ok()) {
+            return Some(ip);
+        }
+    }
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+/// IP and user agent of the caller.
+pub struct Client(pub ClientInfo);
+
+impl FromRequestParts<SharedState> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
+        let ip = client_ip(parts, state.config.trust_proxy_headers).map(|ip| ip.to_string());
+        let user_agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Client(ClientInfo { ip, user_agent }))
+    }
+}
+
+/// A user authenticated by the `authara_access` cookie for audience `app` (the API never reads
+/// `Authorization: Bearer`). Revoked sessions are refused at once.
+pub struct AppUser {
+    pub claims: AccessClaims,
+}
+
+impl FromRequestParts<SharedState> for AppUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
+        let token = cookies::get(&parts.headers, cookies::ACCESS)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(ApiError::unauthorized)?;
+        let s = &state.services;
+        let claims = s.tokens.verify(token, Some(Audience::App), s.now_ms()).map_err(|_| ApiError::unauthorized())?;
+        if s.revoked.is_revoked(claims.sid) {
+            return Err(ApiError::unauthorized());
+        }
+        Ok(AppUser { claims })
+    }
+}
+
+/// The double-submit CSRF check (behavior.md §3): the `authara_csrf` cookie must be present and
+/// equal, in constant time, to the `X-CSRF-Token` header (or a `csrf_token` query parameter).
+pub struct Csrf;
+
+pub fn csrf_ok(headers: &HeaderMap, query: Option<&str>) -> bool {
+    let Some(cookie) = cookies::get(headers, cookies::CSRF).filter(|c| !c.is_empty()) else { return false };
+    let header = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
+    let from_query =
+        || query?.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == "csrf_token").map(|(_, v)| v);
+    match header.or_else(from_query) {
+        Some(token) => bool::from(token.as_bytes().ct_eq(cookie.as_bytes())),
+        None => false,
+    }
+}
+
+impl FromRequestParts<SharedState> for Csrf {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &SharedState) -> Result<Self, Self::Rejection> {
+        if csrf_ok(&parts.headers, parts.uri.query()) {
+            Ok(Csrf)
+        } else {
+            Err(ApiError::forbidden("CSRF validation failed"))
+        }
+    }
+}
+
+/// `?audience=app|admin` (default `app`); anything else is `400 invalid_request`.
+pub struct AudienceParam(pub Audience);
+
+impl FromRequestParts<SharedState> for AudienceParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &SharedState) -> Result<Self, Self::Rejection> {
+        let mut found = None;
+        for (k, v) in parts.uri.query().unwrap_or_default().split('&').filter_map(|kv| kv.split_once('=')) {
+            if k == "audience" {
+                found =
+                    Some(Audience::parse(v).ok_or_else(|| ApiError::invalid_request("audience must be app or admin"))?);
+            }
+        }
+        Ok(AudienceParam(found.unwrap_or(Audience::App)))
+    }
+}
+
+/// A JSON body: wrong content type, malformed or oversized JSON, missing or unknown fields all
+/// answer `400 invalid_request`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<SharedState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(JsonBody(v)),
+            Err(e) => Err(ApiError::invalid_request(match e {
+                JsonRejection::MissingJsonContentType(_) => "Content-Type must be application/json".to_owned(),
+                // The serde message can quote submitted values (passwords): not echoed.
+                JsonRejection::JsonDataError(_) => "Request does not match the API contract".to_owned(),
+                JsonRejection::JsonSyntaxError(_) => "Request body is not valid JSON".to_owned(),
+                JsonRejection::BytesRejection(_) => "Request body is too large or unreadable".to_owned(),
+                _ => "Request does not match the API contract".to_owned(),
+            })),
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! Signup and login.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::app::TestApp;
+use crate::harness::{Engine, on_both_engines};
+
+const PW: &str = "violet-harbor-tangent";
+
+async fn signup_login_user_refresh_logout(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let c = app.client();
+    c.fetch_csrf().await;
+    let csrf_cookie = c.get("/auth/api/v1/csrf").await;
+    assert!(csrf_cookie.set_cookie("authara_csrf").is_none(), "an existing CSRF cookie is reused, not re-set");
+
+    let res = c
+        .json(Method::POST, "/auth/api/v1/signup/direct", &json!({"email": "  Ada@Example.com ", "password": PW}))
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    let body = res.json();
+    assert_eq!(body["user"]["email"], "ada@example.com", "emails are trimmed and lowercased");
+    assert!(body["user"]["username"].as_str().unwrap().starts_with("ada-"));
+    let access = res.set_cookie("authara_access").unwrap();
+    assert!(access.contains("Path=/") && access.contains("HttpOnly") && access.contains("SameSite=Lax"), "{access}");
+    assert!(access.contains("Max-Age=600") && access.contains("Expires=") && !access.contains("Secure"), "{access}");
+    let refresh = res.set_cookie("authara_refresh").unwrap();
+    assert!(refresh.contains(&format!("Max-Age={}", 14 * 86_400)) && refresh.contains("HttpOnly"), "{refresh}");
+    assert_eq!(body["refresh_token"].as_str().unwrap().len(), 43);
+
+    let me = c.get("/auth/api/v1/user").await;
+    assert_eq!(me.status, 200, "{}", me.text());
+    let me = me.json();
+    assert_eq!(me["email"], "ada@example.com");
+    assert_eq!(me["roles"], json!([]));
+    assert_eq!(me["disabled"], false);
+    assert_eq!(me["organization"]["role"], "owner");
+    assert_eq!(me["organization"]["name"], body["user"]["username"]);
+
+    // A second device logs in.
+    let d = app.client();
+    d.fetch_csrf().await;
+    let res = d.json(Method::POST, "/auth/api/v1/login", &json!({"email": "ADA@example.com", "password": PW})).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.json()["user"]["id"], me["id"]);
+
+    let res = d.post("/auth/api/v1/sessions/refresh").await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert!(res.body.is_empty());
+    assert!(res.set_cookie("authara_access").is_some() && res.set_cookie("authara_refresh").is_some());
+
+    let body_flow = app.client();
+    let token = d.cookie("authara_refresh").unwrap();
+    let res = body_flow
+        .json(Method::POST, "/auth/api/v1/tokens/refresh", &json!({"refresh_token": format!(" {token} ")}))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert!(res.set_cookies().is_empty(), "the body flow never sets cookies");
+
+    let res = d.post("/auth/api/v1/sessions/logout").await;
+    assert_eq!(res.status, 204);
+    let cleared = res.set_cookie("authara_access").unwrap();
+    assert!(cleared.contains("Max-Age=0") && cleared.contains("Expires=Thu, 01 Jan 1970 00:00:00 GMT"), "{cleared}");
+    // The other device stays signed in.
+    assert_eq!(c.get("/auth/api/v1/user").await.status, 200);
+    let again = app.client();
+    again.set_cookie("authara_refresh", &token);
+    again.set_cookie("authara_csrf", "x");
+    assert_eq!(again.post("/auth/api/v1/sessions/refresh").await.status, 401, "the logged-out session cannot refresh");
+}
+
+async fn logout_revokes_the_access_token_at_once(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let c = app.signed_in("grace@example.com", PW).await;
+    let access = c.cookie("authara_access").unwrap();
+    assert_eq!(c.post("/auth/api/v1/sessions/logout").await.status, 204);
+    assert!(c.cookie("authara_access").is_none(), "cookie cleared");
+    let replay = app.client();
+    replay.set_cookie("authara_access", &access);
+    let res = replay.get("/auth/api/v1/user").await;
+    assert_eq!(res.status, 401, "a logged-out access token is refused before it expires");
+    assert_eq!(res.error_code(), "unauthorized");
+    // Logout without any session still answers 204.
+    let anon = app.client();
+    anon.fetch_csrf().await;
+    assert_eq!(anon.post("/auth/api/v1/sessions/logout").await.status, 204);
+}
+
+async fn signup_rejects_bad_input_and_writes_nothing(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let c = app.client();
+    c.fetch_csrf().await;
+    let cases = [
+        json!({"email": "not-an-email", "password": PW}),
+        json!({"email": "a@example.com", "password": "short"}),
+        json!({"email": "a@example.com", "password": "x".repeat(129)}),
+        json!({"email": "a@example.com", "password": "password123"}),
+        json!({"email": "a@example.com"}),
+        json!({"email": "a@example.com", "password": PW, "admin": true}),
+        json!({"email": "a@example.com", "password": 12345678}),
+    ];
+    for body in cases {
+        let res = c.json(Method::POST, "/auth/api/v1/signup/direct", &body).await;
+        assert_eq!((res.status, res.error_code().as_str()), (400, "invalid_request"), "{body}: {}", res.text());
+    }
+    let res = c
+        .json(Method::POST, "/auth/api/v1/signup/direct", &json!({"email": "a@example.com", "password": "password123"}))
+        .await;
+    assert!(res.json()["error"]["message"].as_str().unwrap().contains("common"));
+    let raw = c
+        .send(
+            Method::POST,
+            "/auth/api/v1/signup/direct",
+            Some(b"{\"email\": ".to_vec()),
+            &[("content-type", "application/json")],
+        )
+        .await;
+    assert_eq!(raw.status, 400);
+    let text = c
+        .send(
+            Method::POST,
+            "/auth/api/v1/signup/direct",
+            Some(b"email=a@example.com".to_vec()),
+            &[("content-type", "application/x-www-form-urlencoded")],
+        )
+        .await;
+    assert_eq!(text.status, 400);
+    let huge = json!({"email": "a@example.com", "password": "p".repeat(200_000)});
+    let res = c.json(Method::POST, "/auth/api/v1/signup/direct", &huge).await;
+    assert_eq!(res.status, 400, "oversized bodies are a 400 in the envelope");
+    let res = c
+        .json(
+            Method::POST,
+            "/auth/api/v1/signup/direct?audience=admin",
+            &json!({"email": "a@example.com", "password": PW}),
+        )
+        .await;
+    assert_eq!(res.status, 400);
+    assert_eq!(app.services.store.user_count().await.unwrap(), 0, "no half-written rows");
+
+    let res =
+        c.json(Method::POST, "/auth/api/v1/signup/direct", &json!({"email": "a@example.com", "password": PW})).await;
+    assert_eq!(res.status, 201);
+    let res =
+        c.json(Method::POST, "/auth/api/v1/signup/direct", &json!({"email": "A@example.com", "password": PW})).await;
+    assert_eq!((res.status, res.error_code().as_str()), (400, "invalid_request"), "email taken");
+    assert_eq!(app.services.store.user_count().await.unwrap(), 1);
+}
+
+async fn login_failures_answer_the_contract(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    app.signed_in("lin@example.com", PW).await;
+    let c = app.client();
+    c.fetch_csrf().await;
+    let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "", "password": ""})).await;
+    assert_eq!(res.status, 400);
+    let res = c
+        .json(Method::POST, "/auth/api/v1/login?audience=root", &json!({"email": "lin@example.com", "password": PW}))
+        .await;
+    assert_eq!(res.status, 400);
+    let res = c
+        .json(Method::POST, "/auth/api/v1/login?audience=admin", &json!({"email": "lin@example.com", "password": PW}))
+        .await;
+    assert_eq!((res.status, res.error_code().as_str()), (403, "forbidden"), "admin audience needs the admin role");
+
+    // A disabled user is refused with 403 (after the password check, so it reveals nothing).
+    sqlx_disable(&app, "lin@example.com").await;
+    let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "lin@example.com", "password": PW})).await;
+    assert_eq!((res.status, res.error_code().as_str()), (403, "forbidden"));
+
+    // A user agent longer than the column is truncated, not an error.
+    let long_ua = "Mozilla/5.0 ".repeat(100);
+    app.signed_in("ua@example.com", PW).await;
+    let res = c
+        .send(
+            Method::POST,
+            "/auth/api/v1/login",
+            Some(json!({"email": "ua@example.com", "password": PW}).to_string().into_bytes()),
+            &[("content-type", "application/json"), ("user-agent", &long_ua)],
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+}
+
+async fn sqlx_disable(app: &TestApp, email: &str) {
+    let user = app.services.store.user_by_email(email).await.unwrap().unwrap();
+    let mut tx = app.services.store.begin().await.unwrap();
+    match &mut tx {
+        authara::store::Tx::Sqlite(t) => {
+            sqlx::query("UPDATE users SET disabled_at_ms = 1 WHERE id = $1")
+                .bind(user.id)
+                .execute(&mut **t)
+                .await
+                .unwrap();
+        }
+        authara::store::Tx::Postgres(t) => {
+            sqlx::query("UPDATE users SET disabled_at_ms = 1 WHERE id = $1")
+                .bind(user.id)
+                .execute(&mut **t)
+                .await
+                .unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+}
+
+/// Unknown email and wrong password: same status, same body, comparable time.
+async fn login_does_not_reveal_which_emails_exist(engine: Engine) {
+    // Hashing must cost something for timing to mean anything.
+    let app = TestApp::start_with(
+        engine,
+        &[("AUTHARA_PASSWORD_HASH_MEMORY_KIB", "8192"), ("AUTHARA_PASSWORD_HASH_ITERATIONS", "2")],
+    )
+    .await;
+    app.signed_in("known@example.com", PW).await;
+    let c = app.client();
+    c.fetch_csrf().await;
+    let attempt = |email: &'static str| {
+        let c = c.clone();
+        async move {
+            let started = Instant::now();
+            let res = c
+                .json(Method::POST, "/auth/api/v1/login", &json!({"email": email, "password": "wrong-password-1"}))
+                .await;
+            (started.elapsed(), res.status, res.text())
+        }
+    };
+    let (_, s1, b1) = attempt("known@example.com").await;
+    let (_, s2, b2) = attempt("nobody@example.com").await;
+    assert_eq!((s1, &b1), (s2, &b2), "identical answers");
+    assert_eq!(s1, 401);
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..7 {
+        known.push(attempt("known@example.com").await.0);
+        unknown.push(attempt("nobody@example.com").await.0);
+    }
+    known.sort();
+    unknown.sort();
+    let (k, u) = (known[3].as_secs_f64(), unknown[3].as_secs_f64());
+    assert!(k > Duration::from_millis(3).as_secs_f64(), "hashing costs time: {k}");
+    let ratio = u / k;
+    assert!((0.6..1.6).contains(&ratio), "median unknown {u:.4}s vs known {k:.4}s (ratio {ratio:.2})");
+}
+
+async fn rate_limits_answer_429_with_retry_after(engine: Engine) {
+    let app = TestApp::start_with(
+        engine,
+        &[("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "3"), ("AUTHARA_RATE_LIMIT_SIGNUP_EMAIL_LIMIT", "1")],
+    )
+    .await;
+    let c = app.client();
+    c.fetch_csrf().await;
+    for _ in 0..3 {
+        let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "x@example.com", "password": PW})).await;
+        assert_eq!(res.status, 401);
+    }
+    let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "y@example.com", "password": PW})).await;
+    assert_eq!((res.status, res.error_code().as_str()), (429, "rate_limited"));
+    let retry: u64 = res.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // The window resets with time.
+    app.clock.advance(Duration::from_secs(61));
+    let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "y@example.com", "password": PW})).await;
+    assert_eq!(res.status, 401);
+
+    let res =
+        c.json(Method::POST, "/auth/api/v1/signup/direct", &json!({"email": "new@example.com", "password": "x"})).await;
+    assert_eq!(res.status, 400, "validation comes before the limiter");
+    let res =
+        c.json(Method::POST, "/auth/api/v1/signup/direct", &json!({"email": "new@example.com", "password": PW})).await;
+    assert_eq!(res.status, 201);
+    let res =
+        c.json(Method::POST, "/auth/api/v1/signup/direct", &json!({"email": "new@example.com", "password": PW})).await;
+    assert_eq!((res.status, res.error_code().as_str()), (429, "rate_limited"), "per-email signup limit");
+}
+
+on_both_engines!(
+    signup_login_user_refresh_logout,
+    logout_revokes_the_access_token_at_once,
+    signup_rejects_bad_input_and_writes_nothing,
+    login_failures_answer_the_contract,
+    login_does_not_reveal_which_emails_exist,
+    rate_limits_answer_429_with_retry_after,
+);

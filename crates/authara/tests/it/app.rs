@@ -1,0 +1,256 @@
+//! The server in-process on a real socket, with a hand-moved clock, and a client with a
+//! cookie jar that checks every API response against the contract.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use authara::app::AppState;
+use authara::clock::{Clock as _, ManualClock, SystemClock};
+use authara::services::Services;
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::harness::{Engine, TestDb};
+
+/// A running app. Dropping it stops the server.
+pub struct TestApp {
+    pub base: String,
+    pub clock: Arc<ManualClock>,
+    pub services: Arc<Services>,
+    pub db: TestDb,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Settings that keep tests fast; a test may override any variable.
+fn base_env(db: &TestDb) -> HashMap<String, String> {
+    let mut env = db.env();
+    for (k, v) in [
+        ("AUTHARA_BIND", "127.0.0.1:0"),
+        ("AUTHARA_PASSWORD_HASH_MEMORY_KIB", "1024"),
+        ("AUTHARA_PASSWORD_HASH_ITERATIONS", "1"),
+        ("AUTHARA_PASSWORD_HASH_PARALLELISM", "1"),
+        ("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "1000"),
+        ("AUTHARA_RATE_LIMIT_LOGIN_EMAIL_LIMIT", "1000"),
+        ("AUTHARA_RATE_LIMIT_SIGNUP_IP_LIMIT", "1000"),
+        ("AUTHARA_RATE_LIMIT_SIGNUP_EMAIL_LIMIT", "1000"),
+        ("AUTHARA_JWT_KEYS", "k1:MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="),
+        ("AUTHARA_JWT_ACTIVE_KEY_ID", "k1"),
+        ("LOG_LEVEL", "warn"),
+    ] {
+        env.insert(k.to_owned(), v.to_owned());
+    }
+    env
+}
+
+impl TestApp {
+    pub async fn start(engine: Engine) -> TestApp {
+        Self::start_with(engine, &[]).await
+    }
+
+    pub async fn start_with(engine: Engine, overrides: &[(&str, &str)]) -> TestApp {
+        let db = TestDb::new(engine, true).await;
+        Self::start_on(db, overrides, None).await
+    }
+
+    /// Starts on an existing database (a "restart" keeps the database and the clock).
+    pub async fn start_on(db: TestDb, overrides: &[(&str, &str)], clock: Option<Arc<ManualClock>>) -> TestApp {
+        let mut env = base_env(&db);
+        for (k, v) in overrides {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let (config, _) = authara::config::load_from_map(&env).unwrap();
+        let config = Arc::new(config);
+        let clock = clock.unwrap_or_else(|| ManualClock::new(SystemClock.now_ms()));
+        let keys = authara::services::keys::load(&config).unwrap();
+        let store = db.store().await;
+        store.pin_org_mode(config.org_mode.as_str(), clock.now_ms()).await.unwrap();
+        let services = Arc::new(Services::new(config, store, clock.clone(), &keys).unwrap());
+        services.load_revocations().await.unwrap();
+        let router = authara::app::build(AppState::new(services.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = authara::http::server::serve(
+                listener,
+                router,
+                async move {
+                    let _ = stopped.await;
+                },
+                Duration::from_secs(5),
+            )
+            .await;
+        });
+        TestApp { base: format!("http://{addr}"), clock, services, db, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops the server and hands back its database and clock, for a restart.
+    pub async fn stop(mut self) -> (TestDb, Arc<ManualClock>) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.services.store.close().await;
+        let clock = self.clock.clone();
+        let db = std::mem::replace(&mut self.db, TestDb::placeholder());
+        (db, clock)
+    }
+
+    pub fn clock_now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn client(&self) -> TestClient {
+        TestClient::new(&self.base)
+    }
+
+    /// A client with a CSRF cookie and a fresh account, signed in.
+    pub async fn signed_in(&self, email: &str, password: &str) -> TestClient {
+        let c = self.client();
+        c.fetch_csrf().await;
+        let res = c
+            .json(
+                Method::POST,
+                "/auth/api/v1/signup/direct",
+                &serde_json::json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(res.status, 201, "signup {email}: {}", res.text());
+        c
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A response with its body read.
+pub struct Res {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Res {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+    }
+
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies().into_iter().find(|c| c.starts_with(&format!("{name}=")))
+    }
+
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// A browser-like client: keeps cookies, echoes the CSRF cookie in `X-CSRF-Token`.
+#[derive(Clone)]
+pub struct TestClient {
+    base: String,
+    http: reqwest::Client,
+    pub jar: Arc<Mutex<HashMap<String, String>>>,
+    pub send_csrf: Arc<Mutex<bool>>,
+}
+
+impl TestClient {
+    pub fn new(base: &str) -> Self {
+        TestClient {
+            base: base.to_owned(),
+            http: crate::harness::client(),
+            jar: Arc::default(),
+            send_csrf: Arc::new(Mutex::new(true)),
+        }
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.jar.lock().unwrap().get(name).cloned()
+    }
+
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.jar.lock().unwrap().insert(name.to_owned(), value.to_owned());
+    }
+
+    pub fn remove_cookie(&self, name: &str) {
+        self.jar.lock().unwrap().remove(name);
+    }
+
+    pub async fn fetch_csrf(&self) -> String {
+        let res = self.send(Method::GET, "/auth/api/v1/csrf", None, &[]).await;
+        assert_eq!(res.status, 200);
+        res.json()["csrf_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get(&self, path: &str) -> Res {
+        self.send(Method::GET, path, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str) -> Res {
+        self.send(Method::POST, path, None, &[]).await
+    }
+
+    pub async fn json(&self, method: Method, path: &str, body: &Value) -> Res {
+        self.send(method, path, Some(body.to_string().into_bytes()), &[("content-type", "application/json")]).await
+    }
+
+    /// Sends a request with the jar's cookies, stores `Set-Cookie` answers, and validates API
+    /// responses against the contract.
+    pub async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> Res {
+        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
+        let cookie_header = {
+            let jar = self.jar.lock().unwrap();
+            jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+        };
+        if !cookie_header.is_empty() {
+            req = req.header("cookie", cookie_header);
+        }
+        if *self.send_csrf.lock().unwrap()
+            && let Some(csrf) = self.cookie("authara_csrf")
+        {
+            req = req.header("x-csrf-token", csrf);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let body = res.bytes().await.unwrap().to_vec();
+        let res = Res { status, headers, body };
+        for c in res.set_cookies() {
+            let first = c.split(';').next().unwrap();
+            let (name, value) = first.split_once('=').unwrap();
+            if value.is_empty() || c.contains("Max-Age=0") {
+                self.jar.lock().unwrap().remove(name);
+            } else {
+                self.jar.lock().unwrap().insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let api_path = path.split('?').next().unwrap();
+        if api_path.starts_with("/auth/api/") {
+            let ct = res.headers.get("content-type").map(|v| v.to_str().unwrap());
+            crate::contract::validate(method.as_str(), api_path, status, ct, &res.body);
+        }
+        res
+    }
+}
