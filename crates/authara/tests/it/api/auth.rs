@@ -278,7 +278,29 @@ async fn rate_limits_answer_429_with_retry_after(engine: Engine) {
     assert_eq!((res.status, res.error_code().as_str()), (429, "rate_limited"), "per-email signup limit");
 }
 
+/// Forwarded IP headers count only when `AUTHARA_TRUST_PROXY_HEADERS` says the proxy is trusted.
+async fn forwarded_ips_are_believed_only_behind_a_trusted_proxy(engine: Engine) {
+    for (trust, expect_second) in [("true", 401), ("false", 429)] {
+        let app = TestApp::start_with(
+            engine,
+            &[("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "1"), ("AUTHARA_TRUST_PROXY_HEADERS", trust)],
+        )
+        .await;
+        let c = app.client();
+        c.fetch_csrf().await;
+        let mut statuses = Vec::new();
+        for ip in ["203.0.113.7", "198.51.100.9"] {
+            let body = json!({"email": format!("{ip}@example.com"), "password": PW}).to_string().into_bytes();
+            let headers =
+                [("content-type", "application/json"), ("x-forwarded-for", &format!("{ip}, 10.0.0.1") as &str)];
+            statuses.push(c.send(Method::POST, "/auth/api/v1/login", Some(body), &headers).await.status);
+        }
+        assert_eq!(statuses, vec![401, expect_second], "trust proxy headers = {trust}");
+    }
+}
+
 on_both_engines!(
+    forwarded_ips_are_believed_only_behind_a_trusted_proxy,
     signup_login_user_refresh_logout,
     logout_revokes_the_access_token_at_once,
     signup_rejects_bad_input_and_writes_nothing,

@@ -3,5 +3,6 @@
 
 mod auth;
 mod csrf;
+mod keys;
 mod sessions;
 mod user;
