@@ -10,6 +10,7 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Config;
+use crate::http::assets::Assets;
 use crate::http::error::ApiError;
 use crate::http::middleware::{request_id, security_headers, timeout};
 use crate::services::Services;
@@ -17,11 +18,12 @@ use crate::services::Services;
 pub struct AppState {
     pub config: Arc<Config>,
     pub services: Arc<Services>,
+    pub assets: Assets,
 }
 
 impl AppState {
     pub fn new(services: Arc<Services>) -> Arc<Self> {
-        Arc::new(Self { config: services.config.clone(), services })
+        Arc::new(Self { config: services.config.clone(), assets: Assets::new(&services.config.ui), services })
     }
 }
 

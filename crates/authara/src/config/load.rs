@@ -301,7 +301,7 @@ fn build(r: &mut Reader<'_>) -> Config {
     };
     let default_return_to = r.string("AUTHARA_DEFAULT_RETURN_TO", "/");
     r.check(
-        is_safe_relative_path(&default_return_to),
+        crate::services::return_to::is_safe(&default_return_to),
         format!(
             "AUTHARA_DEFAULT_RETURN_TO: {default_return_to:?} is not a safe relative path (must start with a single /)"
         ),
@@ -388,7 +388,23 @@ fn build(r: &mut Reader<'_>) -> Config {
         "AUTHARA_PASSWORD_HASH_MEMORY_KIB: must be at least 8 x AUTHARA_PASSWORD_HASH_PARALLELISM",
     );
 
+    let ui = UiConfig {
+        product_name: r.string("AUTHARA_UI_PRODUCT_NAME", "authara"),
+        primary_color: r.string("AUTHARA_UI_PRIMARY_COLOR", "#4f46e5").to_ascii_lowercase(),
+    };
+    r.check(
+        ui.primary_color.len() == 7
+            && ui.primary_color.starts_with('#')
+            && ui.primary_color[1..].bytes().all(|b| b.is_ascii_hexdigit()),
+        format!("AUTHARA_UI_PRIMARY_COLOR: expected #rrggbb, got {:?}", ui.primary_color),
+    );
+    r.check(
+        ui.product_name.chars().count() <= 60 && !ui.product_name.chars().any(char::is_control),
+        "AUTHARA_UI_PRODUCT_NAME: at most 60 printable characters",
+    );
+
     Config {
+        ui,
         password_hash,
         app_env,
         log_level,
@@ -669,12 +685,6 @@ fn validate_http_url(u: &str) -> Result<(), String> {
         return Err(format!("{u:?} has no host"));
     }
     Ok(())
-}
-
-/// The return_to safety rule (behavior.md §1.8) at its simplest: one leading slash, no scheme,
-/// no backslash, no control characters.
-pub(crate) fn is_safe_relative_path(p: &str) -> bool {
-    p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.chars().any(|c| c.is_control())
 }
 
 #[cfg(test)]

@@ -58,6 +58,7 @@ pub struct Config {
     pub challenge: ChallengeConfig,
     pub email: EmailConfig,
     pub http: HttpConfig,
+    pub ui: UiConfig,
     /// `AUTHARA_PASSWORD_HASH_*`: argon2id cost.
     pub password_hash: crate::services::password::HashParams,
 }
@@ -254,6 +255,15 @@ pub struct EmailConfig {
     pub cleanup_failed_after: Duration,
 }
 
+/// Branding of the hosted pages.
+#[derive(Debug, Clone)]
+pub struct UiConfig {
+    /// `AUTHARA_UI_PRODUCT_NAME`, shown in titles and headers.
+    pub product_name: String,
+    /// `AUTHARA_UI_PRIMARY_COLOR`: `#rrggbb` for buttons and links.
+    pub primary_color: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// `AUTHARA_REQUEST_TIMEOUT`: per-request handler timeout (504 past it).
@@ -364,6 +374,8 @@ pub const EXTRA_VARIABLES: &[(&str, &str)] = &[
     ("AUTHARA_DATA_DIR", "SQLite database and dev keys, default ./data"),
     ("AUTHARA_JWT_ALGORITHM", "HS256 (default) or EdDSA"),
     ("AUTHARA_JWT_EDDSA_PRIVATE_KEY", "Ed25519 PKCS#8 PEM signing key (EdDSA)"),
+    ("AUTHARA_UI_PRODUCT_NAME", "product name on the hosted pages"),
+    ("AUTHARA_UI_PRIMARY_COLOR", "accent color of the hosted pages, #rrggbb"),
     ("AUTHARA_PASSWORD_HASH_MEMORY_KIB", "argon2id memory, default 65536"),
     ("AUTHARA_PASSWORD_HASH_ITERATIONS", "argon2id passes, default 3"),
     ("AUTHARA_PASSWORD_HASH_PARALLELISM", "argon2id lanes, default 4"),

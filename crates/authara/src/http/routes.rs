@@ -1,13 +1,17 @@
 //! THE route table, in contract order. No route is registered anywhere else.
 
 use axum::Router;
-use axum::http::{StatusCode, Uri};
+use axum::extract::State;
+use axum::http::header::ACCEPT;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
 use crate::app::SharedState;
 use crate::http::api::{auth, health, sessions, user};
+use crate::http::assets;
 use crate::http::error::ApiError;
+use crate::http::pages;
 
 pub fn routes(state: SharedState) -> Router {
     Router::new()
@@ -27,6 +31,19 @@ pub fn routes(state: SharedState) -> Router {
         .route("/auth/api/v1/users/password", put(user::set_password))
         .route("/auth/api/v1/organizations/current", get(user::current_organization))
         .route("/auth/api/v1/capabilities", get(user::capabilities))
+        // Hosted pages (behavior.md §1.4).
+        .route("/auth/login", get(pages::auth::login_page).post(pages::auth::login))
+        .route("/auth/signup", get(pages::auth::signup_page).post(pages::auth::signup))
+        .route("/auth/sessions/logout", post(pages::auth::logout))
+        .route("/auth/sessions/refresh", post(pages::auth::refresh))
+        .route("/auth/account", get(pages::account::account_page))
+        .route("/auth/user/username", post(pages::account::change_username))
+        .route("/auth/providers/password/change", post(pages::account::change_password))
+        .route("/auth/sessions/revoke-other", post(pages::account::revoke_others))
+        .route("/auth/sessions/{id}/revoke", post(pages::account::revoke_session))
+        .route("/auth/user/delete", post(pages::account::delete_account))
+        .route("/auth/successful-deletion", get(pages::account::deleted))
+        .route("/auth/static/{name}", get(assets::serve))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -37,10 +54,14 @@ fn is_api(uri: &Uri) -> bool {
     p.starts_with("/auth/api/") || p.starts_with("/auth/internal/")
 }
 
-/// Unknown API routes answer the envelope; other paths the plain-text 404 (behavior.md §0.2).
-async fn not_found(uri: Uri) -> Response {
+/// Unknown API routes answer the envelope; browsers get the HTML 404 page, other clients the
+/// plain-text 404 (behavior.md §0.2).
+async fn not_found(State(state): State<SharedState>, uri: Uri, headers: HeaderMap) -> Response {
+    let wants_html = headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
     if is_api(&uri) {
         ApiError::not_found().into_response()
+    } else if wants_html {
+        pages::layout::error_page(&state, pages::is_hx(&headers), StatusCode::NOT_FOUND, "not found")
     } else {
         (StatusCode::NOT_FOUND, "404 page not found").into_response()
     }

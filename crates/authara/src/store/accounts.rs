@@ -56,6 +56,13 @@ const DEFAULT_MEMBERSHIP: &str = "SELECT m.organization_id, m.role FROM organiza
      LIMIT 1";
 const MEMBERSHIP_ROLE: &str = "SELECT role FROM organization_memberships WHERE organization_id = $1 AND user_id = $2";
 const USER_COUNT: &str = "SELECT COUNT(*) FROM users";
+const SET_USERNAME: &str = "UPDATE users SET username = $2, username_normalized = $3, updated_at_ms = $4 WHERE id = $1";
+const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
+const OTHER_ACTIVE_ADMINS: &str = "SELECT COUNT(*) FROM user_platform_roles r JOIN users u ON u.id = r.user_id \
+     WHERE r.role = 'admin' AND u.disabled_at_ms IS NULL AND u.id <> $1";
+/// Organizations the user created that are left without members, removed with the account.
+const DELETE_EMPTY_ORGS: &str = "DELETE FROM organizations WHERE created_by_user_id = $1 AND NOT EXISTS \
+     (SELECT 1 FROM organization_memberships m WHERE m.organization_id = organizations.id AND m.user_id <> $1)";
 
 impl Store {
     pub async fn user_by_id(&self, id: Uuid) -> Result<Option<UserRow>, StoreError> {
@@ -165,6 +172,26 @@ impl Tx {
     ) -> Result<(), StoreError> {
         on_tx!(self, c => sqlx::query(INSERT_MEMBERSHIP).bind(org).bind(user).bind(role).bind(now_ms)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Renames a user; a taken username is `Conflict`.
+    pub async fn set_username(&mut self, user_id: Uuid, username: &str, now_ms: i64) -> Result<(), StoreError> {
+        on_tx!(self, c => sqlx::query(SET_USERNAME).bind(user_id).bind(username).bind(username.to_lowercase()).bind(now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Active admins other than this user.
+    pub async fn other_active_admins(&mut self, user_id: Uuid) -> Result<i64, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query_scalar(OTHER_ACTIVE_ADMINS).bind(user_id).fetch_one(&mut *c).await)?)
+    }
+
+    /// Deletes a user (sessions, tokens, memberships and credentials cascade) and the
+    /// organizations only they belonged to.
+    pub async fn delete_user(&mut self, user_id: Uuid) -> Result<(), StoreError> {
+        on_tx!(self, c => sqlx::query(DELETE_EMPTY_ORGS).bind(user_id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        on_tx!(self, c => sqlx::query(DELETE_USER).bind(user_id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 

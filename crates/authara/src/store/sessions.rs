@@ -54,6 +54,13 @@ const REVOKE_USER: &str =
     "UPDATE sessions SET revoked_at_ms = $2 WHERE user_id = $1 AND revoked_at_ms IS NULL RETURNING id";
 const DELETE_USER_TOKENS: &str =
     "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)";
+const LIST_ACTIVE: &str = "SELECT id, user_agent, ip, created_at_ms, last_used_at_ms FROM sessions \
+     WHERE user_id = $1 AND revoked_at_ms IS NULL AND expires_at_ms > $2 ORDER BY created_at_ms DESC, id";
+const REVOKE_OWN: &str =
+    "UPDATE sessions SET revoked_at_ms = $3 WHERE id = $1 AND user_id = $2 AND revoked_at_ms IS NULL";
+const REVOKE_OTHERS: &str =
+    "UPDATE sessions SET revoked_at_ms = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at_ms IS NULL RETURNING id";
+const DELETE_SESSION_TOKENS: &str = "DELETE FROM refresh_tokens WHERE session_id = $1";
 const SESSION_ACTIVE: &str =
     "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND revoked_at_ms IS NULL AND expires_at_ms > $2";
 const CLEAN_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at_ms < $1 OR revoked_at_ms < $2";
@@ -74,7 +81,33 @@ fn refresh(t: RefreshTuple) -> RefreshRow {
     }
 }
 
+/// A session as the account page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub user_agent: String,
+    pub ip: Option<String>,
+    pub created_at_ms: i64,
+    pub last_used_at_ms: i64,
+}
+
 impl Store {
+    /// Active sessions of a user, newest first.
+    pub async fn active_sessions(&self, user_id: Uuid, now_ms: i64) -> Result<Vec<SessionInfo>, StoreError> {
+        let rows: Vec<(Uuid, String, Option<String>, i64, i64)> =
+            on_db!(self, p => sqlx::query_as(LIST_ACTIVE).bind(user_id).bind(now_ms).fetch_all(p).await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, user_agent, ip, created_at_ms, last_used_at_ms)| SessionInfo {
+                id,
+                user_agent,
+                ip,
+                created_at_ms,
+                last_used_at_ms,
+            })
+            .collect())
+    }
+
     /// Looks up a refresh token (no lock), e.g. to find the session at logout.
     pub async fn refresh_by_hash(&self, hash: &[u8]) -> Result<Option<RefreshRow>, StoreError> {
         let row: Option<RefreshTuple> =
@@ -157,6 +190,38 @@ impl Tx {
     /// Revokes every session of a user and returns their ids.
     pub async fn revoke_user_sessions(&mut self, user_id: Uuid, now_ms: i64) -> Result<Vec<Uuid>, StoreError> {
         Ok(on_tx!(self, c => sqlx::query_scalar(REVOKE_USER).bind(user_id).bind(now_ms).fetch_all(&mut *c).await)?)
+    }
+
+    /// Revokes a session of this user (not someone else's) and deletes its refresh tokens.
+    pub async fn revoke_own_session(
+        &mut self,
+        user_id: Uuid,
+        session_id: Uuid,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let n = on_tx!(self, c => sqlx::query(REVOKE_OWN).bind(session_id).bind(user_id).bind(now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        if n == 1 {
+            on_tx!(self, c => sqlx::query(DELETE_SESSION_TOKENS).bind(session_id)
+                .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        }
+        Ok(n == 1)
+    }
+
+    /// Revokes every other session of the user, deleting their refresh tokens; returns their ids.
+    pub async fn revoke_other_sessions(
+        &mut self,
+        user_id: Uuid,
+        keep: Uuid,
+        now_ms: i64,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<Uuid> = on_tx!(self, c => sqlx::query_scalar(REVOKE_OTHERS).bind(user_id).bind(keep).bind(now_ms)
+            .fetch_all(&mut *c).await)?;
+        for id in &ids {
+            on_tx!(self, c => sqlx::query(DELETE_SESSION_TOKENS).bind(*id)
+                .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        }
+        Ok(ids)
     }
 
     pub async fn delete_user_refresh_tokens(&mut self, user_id: Uuid) -> Result<u64, StoreError> {

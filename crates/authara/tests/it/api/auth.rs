@@ -234,16 +234,17 @@ async fn login_does_not_reveal_which_emails_exist(engine: Engine) {
     assert_eq!(s1, 401);
     let mut known = Vec::new();
     let mut unknown = Vec::new();
-    for _ in 0..7 {
+    for _ in 0..9 {
         known.push(attempt("known@example.com").await.0);
         unknown.push(attempt("nobody@example.com").await.0);
     }
-    known.sort();
-    unknown.sort();
-    let (k, u) = (known[3].as_secs_f64(), unknown[3].as_secs_f64());
+    // The fastest of each: the least disturbed by other tests running on the same cores.
+    let k = known.iter().min().unwrap().as_secs_f64();
+    let u = unknown.iter().min().unwrap().as_secs_f64();
     assert!(k > Duration::from_millis(3).as_secs_f64(), "hashing costs time: {k}");
+    // Without the dummy verification an unknown email answers in well under a fifth of the time.
     let ratio = u / k;
-    assert!((0.6..1.6).contains(&ratio), "median unknown {u:.4}s vs known {k:.4}s (ratio {ratio:.2})");
+    assert!((0.5..2.0).contains(&ratio), "fastest unknown {u:.4}s vs known {k:.4}s (ratio {ratio:.2})");
 }
 
 async fn rate_limits_answer_429_with_retry_after(engine: Engine) {
