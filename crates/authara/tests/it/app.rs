@@ -156,6 +156,10 @@ impl Res {
         self.set_cookies().into_iter().find(|c| c.starts_with(&format!("{name}=")))
     }
 
+    pub fn location(&self) -> Option<String> {
+        self.headers.get("location").map(|v| v.to_str().unwrap().to_owned())
+    }
+
     pub fn error_code(&self) -> String {
         self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
     }
@@ -196,6 +200,31 @@ impl TestClient {
         let res = self.send(Method::GET, "/auth/api/v1/csrf", None, &[]).await;
         assert_eq!(res.status, 200);
         res.json()["csrf_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A form post as a browser sends it, with the page's `csrf_token` field (no header).
+    pub async fn form(&self, path: &str, fields: &[(&str, &str)]) -> Res {
+        let csrf = self.cookie("authara_csrf").unwrap_or_default();
+        let mut body: Vec<(String, String)> = vec![("csrf_token".into(), csrf)];
+        body.extend(fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let encoded = body
+            .iter()
+            .map(|(k, v)| {
+                format!("{}={}", authara::services::return_to::encode(k), authara::services::return_to::encode(v))
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        let was = std::mem::replace(&mut *self.send_csrf.lock().unwrap(), false);
+        let res = self
+            .send(
+                Method::POST,
+                path,
+                Some(encoded.into_bytes()),
+                &[("content-type", "application/x-www-form-urlencoded")],
+            )
+            .await;
+        *self.send_csrf.lock().unwrap() = was;
+        res
     }
 
     pub async fn get(&self, path: &str) -> Res {

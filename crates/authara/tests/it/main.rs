@@ -10,4 +10,5 @@ mod api;
 
 mod health;
 mod migrations;
+mod pages;
 mod serve;

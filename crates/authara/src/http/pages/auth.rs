@@ -49,11 +49,11 @@ fn login_form(ctx: &Ctx, email: &str, error: Option<&str>) -> Markup {
                 input type="hidden" name="csrf_token" value=(ctx.csrf);
                 div.field {
                     label for="email" { "Email" }
-                    input id="email" name="email" type="email" autocomplete="email" required autofocus value=(email);
+                    input id="email" name="email" type="email" autocomplete="email" required autofocus[email.is_empty()] value=(email);
                 }
                 div.field {
                     label for="password" { "Password" }
-                    input id="password" name="password" type="password" autocomplete="current-password" required;
+                    input id="password" name="password" type="password" autocomplete="current-password" required autofocus[!email.is_empty()];
                 }
                 button type="submit" { "Sign in" }
             }

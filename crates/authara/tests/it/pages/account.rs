@@ -1,0 +1,92 @@
+use crate::app::TestApp;
+use crate::harness::{Engine, on_both_engines};
+
+const PW: &str = "violet-harbor-tangent";
+
+async fn account_page_lists_sessions_and_revokes_them(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let a = app.signed_in("acct@example.com", PW).await;
+    let b = app.client();
+    b.get("/auth/login").await;
+    let res = b
+        .send(
+            reqwest::Method::POST,
+            "/auth/login",
+            Some(
+                format!("csrf_token={}&email=acct%40example.com&password={PW}", b.cookie("authara_csrf").unwrap())
+                    .into_bytes(),
+            ),
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                (
+                    "user-agent",
+                    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Version/17.0 Mobile/15E148 Safari/604.1",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+
+    let page = a.get("/auth/account").await;
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(html.contains("This device"), "{html}");
+    assert!(html.contains("Safari on iPhone"), "the other session is described");
+    assert_eq!(html.matches("/revoke\"").count(), 1, "one other session can be signed out");
+    let sid = html.split("/auth/sessions/").nth(1).unwrap().split('/').next().unwrap().to_owned();
+
+    let res = a.form(&format!("/auth/sessions/{sid}/revoke"), &[]).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/auth/account?notice=revoked")));
+    assert_eq!(b.get("/auth/api/v1/user").await.status, 401, "the revoked device is out at once");
+    let res = b.get("/auth/account").await;
+    assert_eq!(res.status, 303, "and its pages send it to login");
+    let page = a.get("/auth/account?notice=revoked").await.text();
+    assert!(page.contains("That device was signed out."));
+    assert!(!page.contains("Safari on iPhone"));
+    // Someone else's or an unknown session: 422, nothing happens.
+    let res = a.form("/auth/sessions/00000000-0000-0000-0000-000000000001/revoke", &[]).await;
+    assert_eq!(res.status, 422);
+}
+
+async fn account_actions(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let a = app.signed_in("acts@example.com", PW).await;
+    let b = app.signed_in("other@example.com", PW).await;
+    let other_username = app.services.store.user_by_email("other@example.com").await.unwrap().unwrap().username;
+
+    let res = a.form("/auth/user/username", &[("username", "ada_lovelace")]).await;
+    assert_eq!(res.location().as_deref(), Some("/auth/account?notice=username"));
+    assert!(a.get("/auth/account").await.text().contains("ada_lovelace"));
+    let res = a.form("/auth/user/username", &[("username", &other_username)]).await;
+    assert_eq!(res.status, 422);
+    assert!(res.text().contains("taken"));
+    let res = a.form("/auth/user/username", &[("username", "no spaces")]).await;
+    assert_eq!(res.status, 422);
+
+    // Password: wrong current refused; right one changes it and keeps this device signed in.
+    let res = a
+        .form(
+            "/auth/providers/password/change",
+            &[("current_password", "nope-nope-nope"), ("new_password", "copper-lantern-meadow")],
+        )
+        .await;
+    assert_eq!(res.status, 422);
+    assert!(res.text().contains("incorrect"));
+    let res = a
+        .form("/auth/providers/password/change", &[("current_password", PW), ("new_password", "copper-lantern-meadow")])
+        .await;
+    assert_eq!(res.location().as_deref(), Some("/auth/account?notice=password"));
+    assert_eq!(a.get("/auth/account").await.status, 200);
+
+    // Delete needs the email typed exactly; then everything is gone.
+    let res = a.form("/auth/user/delete", &[("confirm", "wrong@example.com")]).await;
+    assert_eq!(res.status, 422);
+    let res = a.form("/auth/user/delete", &[("confirm", "ACTS@example.com")]).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/auth/successful-deletion")));
+    assert!(res.set_cookie("authara_access").unwrap().contains("Max-Age=0"));
+    assert!(app.services.store.user_by_email("acts@example.com").await.unwrap().is_none());
+    assert_eq!(a.get("/auth/successful-deletion").await.status, 200);
+    assert_eq!(b.get("/auth/api/v1/user").await.status, 200, "other accounts are untouched");
+}
+
+on_both_engines!(account_page_lists_sessions_and_revokes_them, account_actions);

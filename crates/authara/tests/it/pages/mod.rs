@@ -1,0 +1,5 @@
+//! Hosted pages at the HTTP level: redirects, return_to, CSRF, HTMX, transparent refresh.
+//! The browser suite (`tests/browser`) drives the same pages in Chromium.
+
+mod account;
+mod auth;

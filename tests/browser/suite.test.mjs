@@ -1,0 +1,183 @@
+// The hosted pages in a real browser: headless Chromium from Debian, driven by Playwright,
+// against the real binary behind a small test gateway (/auth/* to authara, the rest to a
+// stand-in application page), as an application mounts authara.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import http from 'node:http';
+import { chromium } from 'playwright-core';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const BIN = process.env.AUTHARA_BIN || join(ROOT, 'target/debug/authara');
+const SHOTS = join(ROOT, 'artifacts/screenshots');
+const PW = 'violet-harbor-tangent';
+
+let server, dataDir, upstream, gateway, base, browser;
+
+function startAuthara() {
+  dataDir = mkdtempSync(join(tmpdir(), 'authara-browser-'));
+  const env = { PATH: process.env.PATH, AUTHARA_BIND: '127.0.0.1:0', AUTHARA_DATA_DIR: dataDir, LOG_LEVEL: 'info', AUTHARA_UI_PRODUCT_NAME: 'Acme' };
+  server = spawn(BIN, ['serve', '--migrate'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error('authara did not start')), 30000);
+    let out = '';
+    const scan = (chunk) => {
+      out += chunk;
+      const m = out.match(/listening on http:\/\/([0-9.:]+)/);
+      if (m) { clearTimeout(timer); ok(m[1]); }
+    };
+    server.stdout.on('data', scan);
+    server.stderr.on('data', (c) => { out += c; });
+    server.on('exit', (code) => fail(new Error(`authara exited (${code}): ${out}`)));
+  });
+}
+
+// The test gateway: /auth/* is proxied to authara, everything else is "the app".
+function startGateway(addr) {
+  const [host, port] = addr.split(':');
+  gateway = http.createServer((req, res) => {
+    if (req.url.startsWith('/auth/')) {
+      const up = http.request({ host, port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode, r.headers);
+        r.pipe(res);
+      });
+      up.on('error', () => { res.writeHead(502); res.end('bad gateway'); });
+      req.pipe(up);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(`<!doctype html><title>App</title><h1>The application</h1><p id="path">${req.url.replace(/[<>&"]/g, '')}</p>`);
+  });
+  return new Promise((ok) => gateway.listen(0, '127.0.0.1', () => ok(`http://127.0.0.1:${gateway.address().port}`)));
+}
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  upstream = await startAuthara();
+  base = await startGateway(upstream);
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  gateway?.close();
+  server?.kill('SIGTERM');
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function newPage(options = {}) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 860 }, ...options });
+  return { context, page: await context.newPage() };
+}
+
+async function signUp(page, email, returnTo = '/after') {
+  await page.goto(`${base}/auth/signup?return_to=${encodeURIComponent(returnTo)}`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PW);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.waitForURL(`${base}${returnTo}`);
+}
+
+test('sign up from the signup page and land on return_to, then see this session on the account page', async () => {
+  const { context, page } = await newPage();
+  await page.goto(`${base}/auth/signup?return_to=/after`);
+  await page.screenshot({ path: join(SHOTS, 'signup.png'), fullPage: true });
+  await signUp(page, 'ada@example.com');
+  assert.equal(await page.locator('#path').textContent(), '/after');
+  await page.goto(`${base}/auth/account`);
+  await page.reload();
+  await assert.doesNotReject(page.getByText('This device').waitFor());
+  assert.match(await page.locator('main').textContent(), /ada@example\.com/);
+  await page.screenshot({ path: join(SHOTS, 'account.png'), fullPage: true });
+  await context.close();
+});
+
+test('a second browser signs in; the first revokes it; the second is sent to login', async () => {
+  const first = await newPage();
+  await signUp(first.page, 'two@example.com');
+  const second = await newPage({ userAgent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1' });
+  await second.page.goto(`${base}/auth/login?return_to=/inside`);
+  await second.page.getByLabel('Email').fill('two@example.com');
+  await second.page.getByLabel('Password').fill(PW);
+  await second.page.getByRole('button', { name: 'Sign in' }).click();
+  await second.page.waitForURL(`${base}/inside`);
+
+  await first.page.goto(`${base}/auth/account`);
+  await first.page.getByText('Safari on iPhone').waitFor();
+  await first.page.getByRole('button', { name: 'Sign out Safari on iPhone' }).click();
+  await first.page.getByText('That device was signed out.').waitFor();
+  assert.equal(await first.page.getByText('Safari on iPhone').count(), 0);
+
+  await second.page.goto(`${base}/auth/account`);
+  await second.page.waitForURL(/\/auth\/login\?return_to=/);
+  assert.equal(await second.page.getByRole('heading', { name: 'Sign in' }).count(), 1);
+  await first.context.close();
+  await second.context.close();
+});
+
+test('log out from the account page', async () => {
+  const { context, page } = await newPage();
+  await signUp(page, 'leave@example.com');
+  await page.goto(`${base}/auth/account`);
+  await page.locator('form[action="/auth/sessions/logout"] button').click();
+  await page.waitForURL(`${base}/`);
+  assert.equal(await page.locator('h1').textContent(), 'The application');
+  await page.goto(`${base}/auth/account`);
+  await page.waitForURL(/\/auth\/login/);
+  await context.close();
+});
+
+test('a failed login shows a visible error and keeps the email', async () => {
+  const { context, page } = await newPage();
+  await page.goto(`${base}/auth/login`);
+  await page.getByLabel('Email').fill('ada@example.com');
+  await page.getByLabel('Password').fill('not-the-password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const alert = page.getByRole('alert');
+  await alert.waitFor();
+  assert.equal(await alert.isVisible(), true);
+  assert.match(await alert.textContent(), /Incorrect email or password/);
+  assert.equal(await page.getByLabel('Email').inputValue(), 'ada@example.com');
+  await page.screenshot({ path: join(SHOTS, 'login-error.png'), fullPage: true });
+  await context.close();
+});
+
+test('keyboard-only login', async () => {
+  const { context, page } = await newPage();
+  await page.goto(`${base}/auth/login?return_to=/keyboard`);
+  await page.screenshot({ path: join(SHOTS, 'login.png'), fullPage: true });
+  // The email field has focus on load; Tab moves through the form in order.
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'email');
+  await page.keyboard.type('ada@example.com');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'password');
+  await page.keyboard.type(PW);
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Sign in');
+  await page.keyboard.press('Enter');
+  await page.waitForURL(`${base}/keyboard`);
+  await context.close();
+});
+
+test('error page, phone layout and dark theme look like the product', async () => {
+  const { context, page } = await newPage();
+  const res = await page.goto(`${base}/auth/no-such-page`);
+  assert.equal(res.status(), 404);
+  await page.getByRole('heading', { name: 'Page not found' }).waitFor();
+  await page.screenshot({ path: join(SHOTS, 'error-404.png'), fullPage: true });
+  await context.close();
+
+  const phone = await newPage({ viewport: { width: 390, height: 844 }, colorScheme: 'dark', isMobile: true });
+  await phone.page.goto(`${base}/auth/login`);
+  const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  assert.equal(overflow, false, 'no horizontal scrolling on a phone');
+  await phone.page.screenshot({ path: join(SHOTS, 'login-phone-dark.png'), fullPage: true });
+  await phone.context.close();
+});
