@@ -48,24 +48,35 @@ fn build(base: &str, secure: bool, http_only: bool) -> HeaderValue {
     HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// Appends the session cookies for freshly issued tokens.
-pub fn set_session(
-    headers: &mut HeaderMap,
-    access: &str,
-    refresh: &str,
-    access_ttl: i64,
-    refresh_ttl: i64,
-    now_ms: i64,
-    secure: bool,
-) {
-    headers.append(SET_COOKIE, set(ACCESS, access, access_ttl, now_ms, secure, true));
-    headers.append(SET_COOKIE, set(REFRESH, refresh, refresh_ttl, now_ms, secure, true));
+/// A new CSRF token (32 random bytes, base64url) and the cookie that carries it.
+pub fn new_csrf(now_ms: i64, secure: bool) -> (String, HeaderValue) {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let cookie = set(CSRF, &token, CSRF_MAX_AGE, now_ms, secure, false);
+    (token, cookie)
 }
 
-/// Appends cookies that clear the session.
-pub fn clear_session(headers: &mut HeaderMap, secure: bool) {
-    headers.append(SET_COOKIE, clear(ACCESS, secure, true));
-    headers.append(SET_COOKIE, clear(REFRESH, secure, true));
+/// The double-submit check (behavior.md §3): the `authara_csrf` cookie must be present and equal,
+/// in constant time, to the `X-CSRF-Token` header, or else to `fallback` (a form field or query
+/// parameter).
+pub fn csrf_matches(headers: &HeaderMap, fallback: Option<&str>) -> bool {
+    use subtle::ConstantTimeEq as _;
+    let Some(cookie) = get(headers, CSRF).filter(|c| !c.is_empty()) else { return false };
+    let header = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
+    match header.or(fallback.filter(|t| !t.is_empty())) {
+        Some(token) => bool::from(token.as_bytes().ct_eq(cookie.as_bytes())),
+        None => false,
+    }
+}
+
+/// Appends `Set-Cookie` headers.
+pub fn append(headers: &mut HeaderMap, cookies: impl IntoIterator<Item = HeaderValue>) {
+    for c in cookies {
+        headers.append(SET_COOKIE, c);
+    }
 }
 
 #[cfg(test)]

@@ -5,10 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use subtle::ConstantTimeEq as _;
 
 use crate::app::SharedState;
 use crate::http::cookies;
@@ -76,26 +74,20 @@ impl FromRequestParts<SharedState> for AppUser {
     }
 }
 
-/// The double-submit CSRF check (behavior.md §3): the `authara_csrf` cookie must be present and
-/// equal, in constant time, to the `X-CSRF-Token` header (or a `csrf_token` query parameter).
+/// The double-submit CSRF check (behavior.md §3) for the JSON API: header, or a
+/// `csrf_token` query parameter.
 pub struct Csrf;
-
-pub fn csrf_ok(headers: &HeaderMap, query: Option<&str>) -> bool {
-    let Some(cookie) = cookies::get(headers, cookies::CSRF).filter(|c| !c.is_empty()) else { return false };
-    let header = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
-    let from_query =
-        || query?.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == "csrf_token").map(|(_, v)| v);
-    match header.or_else(from_query) {
-        Some(token) => bool::from(token.as_bytes().ct_eq(cookie.as_bytes())),
-        None => false,
-    }
-}
 
 impl FromRequestParts<SharedState> for Csrf {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &SharedState) -> Result<Self, Self::Rejection> {
-        if csrf_ok(&parts.headers, parts.uri.query()) {
+        let from_query = parts
+            .uri
+            .query()
+            .and_then(|q| q.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == "csrf_token"))
+            .map(|(_, v)| v);
+        if cookies::csrf_matches(&parts.headers, from_query) {
             Ok(Csrf)
         } else {
             Err(ApiError::forbidden("CSRF validation failed"))

@@ -5,8 +5,6 @@ use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -29,17 +27,7 @@ pub async fn csrf(State(state): State<SharedState>, headers: HeaderMap) -> Respo
     if let Some(existing) = cookies::get(&headers, cookies::CSRF).filter(|c| !c.is_empty()) {
         return Json(CsrfToken { csrf_token: existing }).into_response();
     }
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let cookie = cookies::set(
-        cookies::CSRF,
-        &token,
-        cookies::CSRF_MAX_AGE,
-        state.services.now_ms(),
-        state.config.secure_cookies(),
-        false,
-    );
+    let (token, cookie) = state.new_csrf();
     ([(SET_COOKIE, cookie)], Json(CsrfToken { csrf_token: &token })).into_response()
 }
 
@@ -74,16 +62,7 @@ struct AuthSession {
 /// The `AuthSession` body with both session cookies.
 fn signed_in(state: &SharedState, status: StatusCode, s: SignedIn) -> Response {
     let mut headers = HeaderMap::new();
-    let cfg = &state.config;
-    cookies::set_session(
-        &mut headers,
-        &s.tokens.access_token,
-        &s.tokens.refresh_token,
-        state.services.tokens.ttl_secs(),
-        i64::try_from(cfg.session.refresh_ttl.as_secs()).unwrap_or(i64::MAX),
-        state.services.now_ms(),
-        cfg.secure_cookies(),
-    );
+    cookies::append(&mut headers, state.session_cookies(&s.tokens));
     let body = AuthSession {
         user: AuthUser::from(&s.user),
         access_token: s.tokens.access_token,

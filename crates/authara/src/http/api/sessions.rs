@@ -24,24 +24,15 @@ pub async fn refresh(
     let Some(token) = cookies::get(&headers, cookies::REFRESH).filter(|t| !t.is_empty()) else {
         return ApiError::unauthorized().into_response();
     };
-    let secure = state.config.secure_cookies();
     match state.services.refresh(token, audience).await {
         Ok(issued) => {
             let mut out = HeaderMap::new();
-            cookies::set_session(
-                &mut out,
-                &issued.access_token,
-                &issued.refresh_token,
-                state.services.tokens.ttl_secs(),
-                i64::try_from(state.config.session.refresh_ttl.as_secs()).unwrap_or(i64::MAX),
-                state.services.now_ms(),
-                secure,
-            );
+            cookies::append(&mut out, state.session_cookies(&issued));
             (StatusCode::OK, out).into_response()
         }
         Err(e @ (RefreshError::Invalid | RefreshError::Reused | RefreshError::Forbidden | RefreshError::Disabled)) => {
             let mut out = HeaderMap::new();
-            cookies::clear_session(&mut out, secure);
+            cookies::append(&mut out, state.cleared_session_cookies());
             (out, ApiError::from(e)).into_response()
         }
         Err(e) => ApiError::from(e).into_response(),
@@ -83,6 +74,6 @@ pub async fn tokens_refresh(
 pub async fn logout(State(state): State<SharedState>, _: Csrf, headers: HeaderMap) -> Response {
     state.services.logout(cookies::get(&headers, cookies::REFRESH), cookies::get(&headers, cookies::ACCESS)).await;
     let mut out = HeaderMap::new();
-    cookies::clear_session(&mut out, state.config.secure_cookies());
+    cookies::append(&mut out, state.cleared_session_cookies());
     (StatusCode::NO_CONTENT, out).into_response()
 }

@@ -30,7 +30,7 @@ async fn redirect_if_authenticated(state: &SharedState, headers: &HeaderMap, ctx
     if let Some(refresh) = cookies::get(headers, cookies::REFRESH).filter(|t| !t.is_empty()) {
         match s.refresh(refresh, audience_for(&ctx.return_to)).await {
             Ok(issued) => {
-                ctx.set_session_cookies(state, &issued.access_token, &issued.refresh_token);
+                ctx.set_session_cookies(state, &issued);
                 return true;
             }
             Err(_) => ctx.clear_session_cookies(state),
@@ -128,7 +128,7 @@ pub async fn login(
     let audience = audience_for(&ctx.return_to);
     let (status, message) = match state.services.login(&form.email, &form.password, audience, &client).await {
         Ok(signed) => {
-            ctx.set_session_cookies(&state, &signed.tokens.access_token, &signed.tokens.refresh_token);
+            ctx.set_session_cookies(&state, &signed.tokens);
             let to = ctx.return_to.clone();
             return ctx.redirect(&to);
         }
@@ -163,7 +163,7 @@ pub async fn signup(
     let (status, message): (StatusCode, String) =
         match state.services.signup(&form.email, &form.password, None, &client).await {
             Ok(signed) => {
-                ctx.set_session_cookies(&state, &signed.tokens.access_token, &signed.tokens.refresh_token);
+                ctx.set_session_cookies(&state, &signed.tokens);
                 let to = ctx.return_to.clone();
                 return ctx.redirect(&to);
             }
@@ -253,7 +253,7 @@ pub async fn refresh(
     };
     match result {
         Some(issued) => {
-            ctx.set_session_cookies(&state, &issued.access_token, &issued.refresh_token);
+            ctx.set_session_cookies(&state, &issued);
             if navigation { ctx.redirect(&target) } else { with_cookies(ctx, StatusCode::NO_CONTENT) }
         }
         None => {

@@ -12,14 +12,11 @@ pub mod layout;
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use rand::RngCore as _;
-use subtle::ConstantTimeEq as _;
 
 use crate::app::SharedState;
 use crate::http::cookies;
 use crate::services::return_to;
-use crate::services::sessions::RefreshError;
+use crate::services::sessions::{Issued, RefreshError};
 use crate::services::token::{AccessClaims, Audience};
 
 /// What every rendered page needs: the CSRF token for its forms, cookies to set, and how the
@@ -39,17 +36,7 @@ impl Ctx {
         let (csrf, cookies) = match cookies::get(headers, cookies::CSRF).filter(|c| !c.is_empty() && c.len() <= 128) {
             Some(existing) => (existing.to_owned(), Vec::new()),
             None => {
-                let mut bytes = [0u8; 32];
-                rand::rngs::OsRng.fill_bytes(&mut bytes);
-                let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-                let cookie = cookies::set(
-                    cookies::CSRF,
-                    &token,
-                    cookies::CSRF_MAX_AGE,
-                    state.services.now_ms(),
-                    state.config.secure_cookies(),
-                    false,
-                );
+                let (token, cookie) = state.new_csrf();
                 (token, vec![cookie])
             }
         };
@@ -86,35 +73,17 @@ impl Ctx {
         res
     }
 
-    pub fn set_session_cookies(&mut self, state: &SharedState, access: &str, refresh: &str) {
-        let mut h = HeaderMap::new();
-        cookies::set_session(
-            &mut h,
-            access,
-            refresh,
-            state.services.tokens.ttl_secs(),
-            i64::try_from(state.config.session.refresh_ttl.as_secs()).unwrap_or(i64::MAX),
-            state.services.now_ms(),
-            state.config.secure_cookies(),
-        );
-        self.cookies.extend(h.get_all(SET_COOKIE).iter().cloned());
+    pub fn set_session_cookies(&mut self, state: &SharedState, issued: &Issued) {
+        self.cookies.extend(state.session_cookies(issued));
     }
 
     pub fn clear_session_cookies(&mut self, state: &SharedState) {
-        let mut h = HeaderMap::new();
-        cookies::clear_session(&mut h, state.config.secure_cookies());
-        self.cookies.extend(h.get_all(SET_COOKIE).iter().cloned());
+        self.cookies.extend(state.cleared_session_cookies());
     }
 
-    /// The double-submit check for a form: cookie against the `csrf_token` field or the
-    /// `X-CSRF-Token` header, in constant time.
+    /// The double-submit check for a form: the `csrf_token` field (or the header).
     pub fn csrf_ok(headers: &HeaderMap, form_token: Option<&str>) -> bool {
-        let Some(cookie) = cookies::get(headers, cookies::CSRF).filter(|c| !c.is_empty()) else { return false };
-        let header = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
-        match header.or(form_token.filter(|t| !t.is_empty())) {
-            Some(t) => bool::from(t.as_bytes().ct_eq(cookie.as_bytes())),
-            None => false,
-        }
+        cookies::csrf_matches(headers, form_token)
     }
 }
 
@@ -156,7 +125,7 @@ pub async fn page_user(state: &SharedState, headers: &HeaderMap, ctx: &mut Ctx) 
             let claims = s.tokens.verify(&issued.access_token, Some(Audience::App), s.now_ms()).map_err(|e| {
                 layout::error_page(state, ctx.hx, StatusCode::INTERNAL_SERVER_ERROR, &format!("token: {e}"))
             })?;
-            ctx.set_session_cookies(state, &issued.access_token, &issued.refresh_token);
+            ctx.set_session_cookies(state, &issued);
             Ok(claims)
         }
         Err(RefreshError::Forbidden) => Err(redirect(ctx.hx, "/")),
@@ -165,11 +134,7 @@ pub async fn page_user(state: &SharedState, headers: &HeaderMap, ctx: &mut Ctx) 
                 tracing::warn!(error = %e, "page refresh failed");
             }
             let mut res = redirect(ctx.hx, &login);
-            let mut h = HeaderMap::new();
-            cookies::clear_session(&mut h, state.config.secure_cookies());
-            for c in h.get_all(SET_COOKIE) {
-                res.headers_mut().append(SET_COOKIE, c.clone());
-            }
+            cookies::append(res.headers_mut(), state.cleared_session_cookies());
             Err(res)
         }
     }
