@@ -59,7 +59,13 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
     tracing::debug!(sessions = revoked, "revocation list loaded");
     let warm = services.hasher.clone();
     tokio::spawn(async move { warm.warm_up().await });
-    let cleanup = tokio::spawn(crate::worker::cleanup::run(services.clone()));
+    let mut workers = vec![tokio::spawn(crate::worker::cleanup::run(services.clone()))];
+    // why (design.md decision 3): the reference starts email workers only with challenges on,
+    // so password-reset mail was never sent otherwise. Ours always run.
+    for _ in 0..config.email.worker_count {
+        workers.push(tokio::spawn(crate::worker::email::run(services.clone())));
+    }
+    workers.push(tokio::spawn(crate::worker::email::cleanup(services.clone())));
     let router = app::build(AppState::new(services));
     let listener =
         tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
@@ -69,7 +75,7 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
     crate::http::server::serve(listener, router, crate::http::server::shutdown_signal(), config.http.shutdown_timeout)
         .await
         .context("serving")?;
-    cleanup.abort();
+    workers.iter().for_each(tokio::task::JoinHandle::abort);
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -91,6 +91,7 @@ impl From<crate::store::StoreError> for ApiError {
 }
 
 use crate::services::accounts::{LoginError, PasswordChangeError, SignupError};
+use crate::services::challenge::ChallengeError;
 use crate::services::password::HashError;
 use crate::services::sessions::{RefreshError, SessionError};
 use crate::services::token::TokenError;
@@ -178,6 +179,23 @@ impl From<PasswordChangeError> for ApiError {
             PasswordChangeError::UnknownUser => ApiError::unauthorized(),
             PasswordChangeError::Hash(h) => h.into(),
             PasswordChangeError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<ChallengeError> for ApiError {
+    fn from(e: ChallengeError) -> Self {
+        match e {
+            ChallengeError::Unavailable => ApiError::not_found(),
+            ChallengeError::Invalid(m) => ApiError::invalid_request(m),
+            ChallengeError::Incorrect
+            | ChallengeError::Expired
+            | ChallengeError::TooManyAttempts
+            | ChallengeError::AlreadyUsed => ApiError::invalid_request("Invalid or expired code"),
+            ChallengeError::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
+            ChallengeError::Session(s) => s.into(),
+            ChallengeError::Hash(h) => h.into(),
+            ChallengeError::Store(s) => s.into(),
         }
     }
 }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
 use crate::app::SharedState;
-use crate::http::api::{auth, health, sessions, user};
+use crate::http::api::{auth, challenges, health, sessions, user};
 use crate::http::assets;
 use crate::http::error::ApiError;
 use crate::http::pages;
@@ -23,6 +23,11 @@ pub fn routes(state: SharedState) -> Router {
         .route("/auth/api/v1/csrf", get(auth::csrf))
         .route("/auth/api/v1/login", post(auth::login))
         .route("/auth/api/v1/signup/direct", post(auth::signup_direct))
+        .route("/auth/api/v1/signup/challenges", post(challenges::start_signup))
+        .route("/auth/api/v1/signup/challenges/verify", post(challenges::verify_signup))
+        .route("/auth/api/v1/password-reset/challenges", post(challenges::start_password_reset))
+        .route("/auth/api/v1/password-reset/challenges/verify", post(challenges::verify_password_reset))
+        .route("/auth/api/v1/challenges/resend", post(challenges::resend))
         .route("/auth/api/v1/sessions/logout", post(sessions::logout))
         .route("/auth/api/v1/sessions/refresh", post(sessions::refresh))
         .route("/auth/api/v1/tokens/refresh", post(sessions::tokens_refresh))
@@ -36,6 +41,10 @@ pub fn routes(state: SharedState) -> Router {
         .route("/auth/signup", get(pages::auth::signup_page).post(pages::auth::signup))
         .route("/auth/sessions/logout", post(pages::auth::logout))
         .route("/auth/sessions/refresh", post(pages::auth::refresh))
+        .route("/auth/password-reset", get(pages::challenge::reset_page).post(pages::challenge::reset))
+        .route("/auth/verify-challenge/{action}", get(pages::challenge::verify_get).post(pages::challenge::verify_post))
+        .route("/auth/resend-challenge", post(pages::challenge::resend))
+        .route("/auth/email-change", post(pages::challenge::email_change))
         .route("/auth/account", get(pages::account::account_page))
         .route("/auth/user/username", post(pages::account::change_username))
         .route("/auth/providers/password/change", post(pages::account::change_password))

@@ -122,6 +122,9 @@ fn hit(map: &mut HashMap<String, Window>, key: &str, limit: Limit, now_ms: i64) 
 pub struct RateLimits {
     pub login: Limiter,
     pub signup: Limiter,
+    pub password_reset: Limiter,
+    pub challenge_verify: Limiter,
+    pub challenge_resend: Limiter,
 }
 
 impl RateLimits {
@@ -129,6 +132,14 @@ impl RateLimits {
         Self {
             login: Limiter::new(c.login_ip, Some(c.login_email), c.cleanup_every, c.max_entries),
             signup: Limiter::new(c.signup_ip, Some(c.signup_email), c.cleanup_every, c.max_entries),
+            password_reset: Limiter::new(
+                c.password_reset_ip,
+                Some(c.password_reset_email),
+                c.cleanup_every,
+                c.max_entries,
+            ),
+            challenge_verify: Limiter::new(c.challenge_verify_ip, None, c.cleanup_every, c.max_entries),
+            challenge_resend: Limiter::new(c.challenge_resend_ip, None, c.cleanup_every, c.max_entries),
         }
     }
 }

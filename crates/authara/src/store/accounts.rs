@@ -57,6 +57,7 @@ const DEFAULT_MEMBERSHIP: &str = "SELECT m.organization_id, m.role FROM organiza
 const MEMBERSHIP_ROLE: &str = "SELECT role FROM organization_memberships WHERE organization_id = $1 AND user_id = $2";
 const USER_COUNT: &str = "SELECT COUNT(*) FROM users";
 const SET_USERNAME: &str = "UPDATE users SET username = $2, username_normalized = $3, updated_at_ms = $4 WHERE id = $1";
+const SET_EMAIL: &str = "UPDATE users SET email = $2, updated_at_ms = $3 WHERE id = $1";
 const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
 const OTHER_ACTIVE_ADMINS: &str = "SELECT COUNT(*) FROM user_platform_roles r JOIN users u ON u.id = r.user_id \
      WHERE r.role = 'admin' AND u.disabled_at_ms IS NULL AND u.id <> $1";
@@ -178,6 +179,13 @@ impl Tx {
     /// Renames a user; a taken username is `Conflict`.
     pub async fn set_username(&mut self, user_id: Uuid, username: &str, now_ms: i64) -> Result<(), StoreError> {
         on_tx!(self, c => sqlx::query(SET_USERNAME).bind(user_id).bind(username).bind(username.to_lowercase()).bind(now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Changes a user's email; a taken email is `Conflict`.
+    pub async fn set_email(&mut self, user_id: Uuid, email: &str, now_ms: i64) -> Result<(), StoreError> {
+        on_tx!(self, c => sqlx::query(SET_EMAIL).bind(user_id).bind(email).bind(now_ms)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(())
     }

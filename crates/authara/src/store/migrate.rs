@@ -34,7 +34,7 @@ macro_rules! migration {
 
 /// Every migration, oldest first. File names are `<version>_<name>.sql` (version without
 /// leading zeros so the macro can build the path).
-pub const MIGRATIONS: &[Migration] = &[migration!(1, "init"), migration!(2, "accounts")];
+pub const MIGRATIONS: &[Migration] = &[migration!(1, "init"), migration!(2, "accounts"), migration!(3, "email")];
 
 /// The schema version this binary needs.
 pub fn required_version() -> i64 {

@@ -5,8 +5,10 @@
 //! statements sit side by side in one `match` with a comment saying why.
 
 pub mod accounts;
+pub mod challenges;
 pub mod migrate;
 pub mod org_mode;
+pub mod outbox;
 pub mod sessions;
 
 use std::str::FromStr;

@@ -1,3 +1,4 @@
 //! Background workers: `run_once()` does one pass (tests call it), `run()` loops it.
 
 pub mod cleanup;
+pub mod email;

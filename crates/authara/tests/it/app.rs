@@ -18,6 +18,7 @@ pub struct TestApp {
     pub base: String,
     pub clock: Arc<ManualClock>,
     pub services: Arc<Services>,
+    pub config: Arc<authara::config::Config>,
     pub db: TestDb,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -66,7 +67,7 @@ impl TestApp {
         let keys = authara::services::keys::load(&config).unwrap();
         let store = db.store().await;
         store.pin_org_mode(config.org_mode.as_str(), clock.now_ms()).await.unwrap();
-        let services = Arc::new(Services::new(config, store, clock.clone(), &keys).unwrap());
+        let services = Arc::new(Services::new(config.clone(), store, clock.clone(), &keys).unwrap());
         services.load_revocations().await.unwrap();
         let router = authara::app::build(AppState::new(services.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -83,7 +84,7 @@ impl TestApp {
             )
             .await;
         });
-        TestApp { base: format!("http://{addr}"), clock, services, db, stop: Some(stop), task: Some(task) }
+        TestApp { base: format!("http://{addr}"), clock, services, config, db, stop: Some(stop), task: Some(task) }
     }
 
     /// Stops the server and hands back its database and clock, for a restart.
@@ -98,6 +99,13 @@ impl TestApp {
         let clock = self.clock.clone();
         let db = std::mem::replace(&mut self.db, TestDb::placeholder());
         (db, clock)
+    }
+
+    /// Another server instance on the same database and clock (its own pools), as a second
+    /// replica behind a load balancer would be.
+    pub async fn second_instance(&self) -> Arc<Services> {
+        let keys = authara::services::keys::load(&self.config).unwrap();
+        Arc::new(Services::new(self.config.clone(), self.db.store().await, self.clock.clone(), &keys).unwrap())
     }
 
     pub fn clock_now(&self) -> i64 {

@@ -5,8 +5,10 @@
 mod app;
 mod contract;
 mod harness;
+mod smtp;
 
 mod api;
+mod email;
 
 mod health;
 mod migrations;

@@ -60,7 +60,7 @@ struct AuthSession {
 }
 
 /// The `AuthSession` body with both session cookies.
-fn signed_in(state: &SharedState, status: StatusCode, s: SignedIn) -> Response {
+pub fn signed_in(state: &SharedState, status: StatusCode, s: SignedIn) -> Response {
     let mut headers = HeaderMap::new();
     cookies::append(&mut headers, state.session_cookies(&s.tokens));
     let body = AuthSession {

@@ -1,6 +1,7 @@
 //! JSON handlers, by contract area.
 
 pub mod auth;
+pub mod challenges;
 pub mod health;
 pub mod sessions;
 pub mod user;

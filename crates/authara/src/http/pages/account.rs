@@ -23,6 +23,7 @@ fn notice(q: Option<&str>) -> Option<&'static str> {
         "password" => "Your password was changed. Other devices were signed out.",
         "revoked" => "That device was signed out.",
         "revoked-others" => "All other devices were signed out.",
+        "email" => "Your email address was changed.",
         _ => return None,
     })
 }
@@ -75,6 +76,20 @@ async fn render(
                         }
                         button.secondary type="submit" { "Change username" }
                     }
+                }
+            }
+            section.block aria-labelledby="email-h" {
+                h2 id="email-h" { "Email address" }
+                form method="post" action="/auth/email-change" {
+                    input type="hidden" name="csrf_token" value=(csrf);
+                    div.inline {
+                        div.field {
+                            label for="new_email" { "New email address" }
+                            input id="new_email" name="new_email" type="email" autocomplete="email" required;
+                        }
+                        button.secondary type="submit" { "Send a code" }
+                    }
+                    div.hint { "We'll email a code to the new address to confirm it." }
                 }
             }
             section.block aria-labelledby="password-h" {
@@ -149,6 +164,13 @@ async fn render(
     };
     let html = page(state, ctx.hx, "Your account", body);
     ctx.html(status, html)
+}
+
+/// The account page with an error message (422).
+pub async fn render_error(state: &SharedState, ctx: Ctx, claims: &AccessClaims, message: &str) -> Response {
+    let mut m = message.chars();
+    let message = m.next().map(|f| format!("{}{}.", f.to_uppercase(), m.as_str())).unwrap_or_default();
+    render(state, ctx, claims, StatusCode::UNPROCESSABLE_ENTITY, None, Some(&message)).await
 }
 
 pub async fn account_page(State(state): State<SharedState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {

@@ -39,11 +39,12 @@ async fn redirect_if_authenticated(state: &SharedState, headers: &HeaderMap, ctx
     false
 }
 
-fn login_form(ctx: &Ctx, email: &str, error: Option<&str>) -> Markup {
+fn login_form(ctx: &Ctx, email: &str, error: Option<&str>, notice: Option<&str>) -> Markup {
     html! {
         div.card {
             h1 { "Sign in" }
             p.lead { "Welcome back. Enter your email and password." }
+            (alert("success", notice))
             (alert("error", error))
             form method="post" action={ "/auth/login" (ctx.rt_query()) } data-login-form {
                 input type="hidden" name="csrf_token" value=(ctx.csrf);
@@ -57,6 +58,7 @@ fn login_form(ctx: &Ctx, email: &str, error: Option<&str>) -> Markup {
                 }
                 button type="submit" { "Sign in" }
             }
+            p.switch { a href={ "/auth/password-reset" (ctx.rt_query()) } { "Forgot your password?" } }
             p.switch { "New here? " a href={ "/auth/signup" (ctx.rt_query()) } { "Create an account" } }
         }
     }
@@ -92,7 +94,11 @@ pub async fn login_page(State(state): State<SharedState>, RawQuery(q): RawQuery,
         let to = ctx.return_to.clone();
         return ctx.redirect(&to);
     }
-    let body = page(&state, ctx.hx, "Sign in", login_form(&ctx, "", None));
+    let notice = q
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "notice=password-reset"))
+        .then_some("Your password was changed. Sign in with your new password.");
+    let body = page(&state, ctx.hx, "Sign in", login_form(&ctx, "", None, notice));
     ctx.html(StatusCode::OK, body)
 }
 
@@ -142,7 +148,7 @@ pub async fn login(
         }
         Err(e) => return error_page(&state, ctx.hx, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
-    let body = page(&state, ctx.hx, "Sign in", login_form(&ctx, form.email.trim(), Some(message)));
+    let body = page(&state, ctx.hx, "Sign in", login_form(&ctx, form.email.trim(), Some(message), None));
     ctx.html(status, body)
 }
 
@@ -160,6 +166,9 @@ pub async fn signup(
     if audience_for(&ctx.return_to) != Audience::App {
         return error_page(&state, ctx.hx, StatusCode::FORBIDDEN, "signup for admin audience");
     }
+    if state.config.challenge.enabled {
+        return signup_with_code(state, ctx, client, form).await;
+    }
     let (status, message): (StatusCode, String) =
         match state.services.signup(&form.email, &form.password, None, &client).await {
             Ok(signed) => {
@@ -175,12 +184,39 @@ pub async fn signup(
             Err(SignupError::RateLimited { .. }) => {
                 (StatusCode::TOO_MANY_REQUESTS, "Too many sign-ups from here. Please try again later.".to_owned())
             }
-            Err(SignupError::Unavailable) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Sign-up needs email verification, which is not available yet.".to_owned(),
-            ),
+            Err(SignupError::Unavailable) => {
+                return error_page(
+                    &state,
+                    ctx.hx,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "direct signup while challenges are on",
+                );
+            }
             Err(e) => return error_page(&state, ctx.hx, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         };
+    let body = page(&state, ctx.hx, "Create account", signup_form(&ctx, form.email.trim(), Some(&message)));
+    ctx.html(status, body)
+}
+
+/// With `AUTHARA_CHALLENGE_ENABLED=true` the signup form leads to the code page; a taken email
+/// gets the same page (and no mail), so the form reveals nothing.
+async fn signup_with_code(
+    state: SharedState,
+    ctx: Ctx,
+    client: crate::services::sessions::ClientInfo,
+    form: CredentialsForm,
+) -> Response {
+    use crate::services::challenge::ChallengeError;
+    let (status, message) = match state.services.start_signup(&form.email, &form.password, None, &client).await {
+        Ok(id) => {
+            return super::challenge::verify_page(&state, ctx, super::challenge::Action::Signup, id, StatusCode::OK);
+        }
+        Err(ChallengeError::Invalid(m)) => (StatusCode::UNPROCESSABLE_ENTITY, capitalize(m)),
+        Err(ChallengeError::RateLimited { .. }) => {
+            (StatusCode::TOO_MANY_REQUESTS, "Too many sign-ups from here. Please try again later.".to_owned())
+        }
+        Err(e) => return error_page(&state, ctx.hx, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
     let body = page(&state, ctx.hx, "Create account", signup_form(&ctx, form.email.trim(), Some(&message)));
     ctx.html(status, body)
 }

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod challenge;
 pub mod layout;
 
 use axum::http::header::{LOCATION, SET_COOKIE};

@@ -3,3 +3,4 @@
 
 mod account;
 mod auth;
+mod challenge;

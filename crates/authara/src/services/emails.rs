@@ -1,0 +1,41 @@
+//! The emails we send: plain text and HTML, compiled into the binary, with the product name.
+
+use maud::html;
+
+use super::mailer::Email;
+
+/// Templates of the outbox (`email_jobs.template`).
+pub const SIGNUP_CODE: &str = "signup_code";
+pub const PASSWORD_RESET_CODE: &str = "password_reset_code";
+pub const EMAIL_CHANGE_CODE: &str = "email_change_code";
+
+/// Renders a code email; `None` for an unknown template.
+pub fn code_email(template: &str, to: &str, code: &str, minutes: i64, product: &str) -> Option<Email> {
+    let (subject, intro) = match template {
+        SIGNUP_CODE => ("Your verification code", format!("Use this code to finish creating your {product} account.")),
+        PASSWORD_RESET_CODE => {
+            ("Your password reset code", format!("Use this code to choose a new password for {product}."))
+        }
+        EMAIL_CHANGE_CODE => (
+            "Verify your new email address",
+            format!("Use this code to confirm this address for your {product} account."),
+        ),
+        _ => return None,
+    };
+    let outro = format!("The code expires in {minutes} minutes. If you did not ask for it, you can ignore this email.");
+    let text = format!("{intro}\n\n    {code}\n\n{outro}\n\n-- {product}\n");
+    let html = html! {
+        (maud::DOCTYPE)
+        html {
+            body style="font-family: system-ui, sans-serif; color: #1c1f2a; background: #f6f7fb; padding: 24px;" {
+                div style="max-width: 480px; margin: 0 auto; background: #fff; border-radius: 12px; padding: 28px;" {
+                    p style="font-weight: 700; font-size: 18px; margin: 0 0 16px;" { (product) }
+                    p { (intro) }
+                    p style="font-size: 32px; font-weight: 800; letter-spacing: 6px; margin: 20px 0;" { (code) }
+                    p style="color: #5b6172; font-size: 14px;" { (outro) }
+                }
+            }
+        }
+    };
+    Some(Email { to: to.to_owned(), subject: subject.to_owned(), text, html: html.into_string() })
+}

@@ -1,0 +1,116 @@
+//! Hosted code pages with real mail: verified signup, password reset, email change.
+
+use authara::worker::email::run_once;
+
+use crate::app::{TestApp, TestClient};
+use crate::harness::{Engine, on_both_engines};
+use crate::smtp::SmtpSink;
+
+const PW: &str = "violet-harbor-tangent";
+const NEW_PW: &str = "copper-lantern-meadow";
+
+async fn app_with_mail(engine: Engine, sink: &SmtpSink, extra: &[(&str, &str)]) -> TestApp {
+    let env = sink.env();
+    let mut overrides: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    overrides.extend_from_slice(extra);
+    TestApp::start_with(engine, &overrides).await
+}
+
+async fn deliver(app: &TestApp) {
+    while run_once(&app.services).await.unwrap() != authara::worker::email::Outcome::Idle {}
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    html.split(&marker).nth(1).unwrap_or_else(|| panic!("no {name} in {html}")).split('"').next().unwrap().to_owned()
+}
+
+async fn browser(app: &TestApp) -> TestClient {
+    let c = app.client();
+    c.get("/auth/login").await;
+    c
+}
+
+async fn hosted_signup_with_a_code(engine: Engine) {
+    let sink = SmtpSink::start().await;
+    let app = app_with_mail(engine, &sink, &[("AUTHARA_CHALLENGE_ENABLED", "true")]).await;
+    let c = browser(&app).await;
+    let res = c.form("/auth/signup?return_to=/welcome", &[("email", "code@example.com"), ("password", PW)]).await;
+    assert_eq!(res.status, 200);
+    let page = res.text();
+    assert!(page.contains("Confirm your email") && page.contains(r#"autocomplete="one-time-code""#), "{page}");
+    let id = hidden(&page, "challenge_id");
+    deliver(&app).await;
+    let code = sink.code_for("code@example.com");
+    let res =
+        c.form("/auth/verify-challenge/signup?return_to=/welcome", &[("challenge_id", &id), ("code", "99999")]).await;
+    assert_eq!(res.status, 422);
+    let res =
+        c.form("/auth/verify-challenge/signup?return_to=/welcome", &[("challenge_id", &id), ("code", &code)]).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/welcome")), "{}", res.text());
+    assert_eq!(c.get("/auth/api/v1/user").await.json()["email"], "code@example.com");
+
+    // The same form for a taken email shows the same page and sends nothing.
+    let other = browser(&app).await;
+    let res = other.form("/auth/signup", &[("email", "code@example.com"), ("password", PW)]).await;
+    assert_eq!(res.status, 200);
+    assert!(res.text().contains("Confirm your email"));
+    deliver(&app).await;
+    assert_eq!(sink.to("code@example.com").len(), 1);
+}
+
+async fn hosted_password_reset(engine: Engine) {
+    let sink = SmtpSink::start().await;
+    let app = app_with_mail(engine, &sink, &[]).await;
+    let signed = app.signed_in("pages-reset@example.com", PW).await;
+    let c = browser(&app).await;
+    assert!(
+        c.get("/auth/login").await.text().contains(r#"href="/auth/password-reset""#),
+        "reachable from the login page"
+    );
+    assert_eq!(c.get("/auth/password-reset").await.status, 200);
+    let res = c.form("/auth/password-reset", &[("email", "pages-reset@example.com"), ("new_password", NEW_PW)]).await;
+    assert_eq!(res.status, 200);
+    let id = hidden(&res.text(), "challenge_id");
+    let unknown = c.form("/auth/password-reset", &[("email", "nobody@example.com"), ("new_password", NEW_PW)]).await;
+    assert_eq!(unknown.status, 200, "unknown emails get the same page");
+    assert!(unknown.text().contains("If an account uses that address"));
+    deliver(&app).await;
+    let code = sink.code_for("pages-reset@example.com");
+    assert!(sink.to("nobody@example.com").is_empty());
+
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let res = c.form("/auth/verify-challenge/password-reset", &[("challenge_id", &id), ("code", wrong)]).await;
+    assert_eq!(res.status, 422);
+    assert!(res.text().contains("That code is incorrect."));
+    let res = c.form("/auth/verify-challenge/password-reset", &[("challenge_id", &id), ("code", &code)]).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/auth/login?notice=password-reset")));
+    assert!(c.get("/auth/login?notice=password-reset").await.text().contains("Your password was changed."));
+    assert_eq!(signed.get("/auth/api/v1/user").await.status, 401, "every old session ended");
+    let res = c.form("/auth/login", &[("email", "pages-reset@example.com"), ("password", NEW_PW)]).await;
+    assert_eq!(res.status, 303);
+}
+
+async fn email_change_is_confirmed_by_the_new_address(engine: Engine) {
+    let sink = SmtpSink::start().await;
+    let app = app_with_mail(engine, &sink, &[]).await;
+    let c = app.signed_in("old-address@example.com", PW).await;
+    app.signed_in("taken@example.com", PW).await;
+    assert!(c.get("/auth/account").await.text().contains(r#"action="/auth/email-change""#));
+
+    let res = c.form("/auth/email-change", &[("new_email", "New-Address@example.com")]).await;
+    assert_eq!(res.status, 200);
+    let id = hidden(&res.text(), "challenge_id");
+    let taken = c.form("/auth/email-change", &[("new_email", "taken@example.com")]).await;
+    assert_eq!(taken.status, 200, "a taken address looks the same");
+    deliver(&app).await;
+    assert!(sink.to("taken@example.com").is_empty() && sink.to("old-address@example.com").is_empty());
+    let code = sink.code_for("new-address@example.com");
+    let res = c.form("/auth/verify-challenge/email-change", &[("challenge_id", &id), ("code", &code)]).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/auth/account?notice=email")));
+    assert_eq!(c.get("/auth/api/v1/user").await.json()["email"], "new-address@example.com");
+    let res = c.form("/auth/email-change", &[("new_email", "new-address@example.com")]).await;
+    assert_eq!(res.status, 422, "already your address");
+}
+
+on_both_engines!(hosted_signup_with_a_code, hosted_password_reset, email_change_is_confirmed_by_the_new_address);
