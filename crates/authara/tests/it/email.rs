@@ -271,10 +271,11 @@ async fn smtp_outage_is_retried_until_delivered_once(engine: Engine) {
     )
     .await;
 
-    sink.set_mode(Mode::TempFail);
+    sink.set_mode(Mode::Down);
     assert_eq!(drain(&app).await, vec![Outcome::Retrying]);
     assert_eq!(drain(&app).await, vec![], "not due again before its backoff");
     app.clock.advance(Duration::from_secs(6));
+    sink.set_mode(Mode::TempFail);
     assert_eq!(drain(&app).await, vec![Outcome::Retrying]);
 
     sink.set_mode(Mode::Accept);
@@ -282,6 +283,11 @@ async fn smtp_outage_is_retried_until_delivered_once(engine: Engine) {
     assert_eq!(drain(&app).await, vec![Outcome::Sent]);
     assert_eq!(sink.to("outage@example.com").len(), 1, "delivered exactly once");
     assert_eq!(app.services.store.email_counts().await.unwrap().get("sent"), Some(&1));
+
+    // Sent jobs are cleaned after AUTHARA_EMAIL_CLEANUP_SENT_AFTER (720h), not before.
+    let now = app.clock_now();
+    assert_eq!(app.services.store.cleanup_emails(now - 3_600_000, now - 3_600_000).await.unwrap(), 0);
+    assert_eq!(app.services.store.cleanup_emails(now + 1, now + 1).await.unwrap(), 1);
 
     // A permanent refusal is not retried.
     c.json(

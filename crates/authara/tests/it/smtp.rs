@@ -14,6 +14,8 @@ pub enum Mode {
     PermFail,
     /// Accept the connection and say nothing.
     Hang,
+    /// Drop every connection at once, as a crashed server's port would.
+    Down,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +102,10 @@ async fn session(
     messages: Arc<Mutex<Vec<Received>>>,
 ) -> std::io::Result<()> {
     let current = *mode.lock().unwrap();
+    if current == Mode::Down {
+        drop(stream);
+        return Ok(());
+    }
     if current == Mode::Hang {
         tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         return Ok(());
