@@ -337,6 +337,7 @@ impl Services {
         }
         tx.consume_challenge(id, self.now_ms()).await?;
         tx.commit().await?;
+        self.profiles.forget_user(user_id);
         Ok(())
     }
 }

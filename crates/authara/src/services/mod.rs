@@ -31,6 +31,7 @@ pub struct Services {
     pub revoked: revocation::RevokedSessions,
     pub limits: ratelimit::RateLimits,
     pub mailer: mailer::Mailer,
+    pub profiles: profile::ProfileCache,
     /// Keys the HMAC of verification codes (derived from the signing key material).
     pub code_key: ring::hmac::Key,
 }
@@ -47,6 +48,7 @@ impl Services {
         let mailer = mailer::Mailer::new(&config.email.provider, !config.is_prod())?;
         Ok(Self {
             code_key: code_key(keys),
+            profiles: profile::ProfileCache::default(),
             mailer,
             hasher: password::PasswordHasher::new(config.password_hash),
             limits: ratelimit::RateLimits::new(&config.rate_limits),

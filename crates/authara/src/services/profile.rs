@@ -1,11 +1,60 @@
 //! The account page's operations: sessions, username, password, deletion.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
 use uuid::Uuid;
 
 use super::Services;
 use super::password::{HashError, Verified};
 use crate::store::StoreError;
+use crate::store::accounts::UserRow;
 use crate::store::sessions::SessionInfo;
+
+/// What `GET /user` shows besides the token: the user and the name of their organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub user: UserRow,
+    pub org_name: String,
+}
+
+/// How long a profile read for `GET /user` is reused. Session checks are the hot path of an
+/// auth server; two queries per check would make the database their bottleneck. Changes made
+/// on this instance drop the entry at once; other instances see them within this time.
+pub const PROFILE_TTL_MS: i64 = 2_000;
+
+/// (user, organization) → (time read, profile).
+type ProfileMap = HashMap<(Uuid, Uuid), (i64, Arc<Profile>)>;
+
+/// Profiles by (user, organization), each with the time it was read.
+#[derive(Debug, Default)]
+pub struct ProfileCache {
+    map: RwLock<ProfileMap>,
+}
+
+impl ProfileCache {
+    fn get(&self, key: (Uuid, Uuid), now_ms: i64) -> Option<Arc<Profile>> {
+        let map = self.map.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&key).filter(|(at, _)| now_ms.saturating_sub(*at) < PROFILE_TTL_MS).map(|(_, p)| p.clone())
+    }
+
+    fn put(&self, key: (Uuid, Uuid), now_ms: i64, profile: Arc<Profile>) {
+        let mut map = self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= 50_000 {
+            map.retain(|_, (at, _)| now_ms.saturating_sub(*at) < PROFILE_TTL_MS);
+            if map.len() >= 50_000 {
+                map.clear();
+            }
+        }
+        map.insert(key, (now_ms, profile));
+    }
+
+    /// Drops every cached profile of a user (after a change to the user).
+    pub fn forget_user(&self, user_id: Uuid) {
+        let mut map = self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|(u, _), _| *u != user_id);
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -31,6 +80,21 @@ pub fn is_valid_username(u: &str) -> bool {
 }
 
 impl Services {
+    /// The profile behind an access token; `None` when the user or organization is gone.
+    pub async fn current_profile(&self, user_id: Uuid, org_id: Uuid) -> Result<Option<Arc<Profile>>, StoreError> {
+        let now = self.now_ms();
+        if let Some(p) = self.profiles.get((user_id, org_id), now) {
+            return Ok(Some(p));
+        }
+        let (Some(user), Some(org_name)) = (self.store.user_by_id(user_id).await?, self.store.org_name(org_id).await?)
+        else {
+            return Ok(None);
+        };
+        let profile = Arc::new(Profile { user, org_name });
+        self.profiles.put((user_id, org_id), now, profile.clone());
+        Ok(Some(profile))
+    }
+
     pub async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, StoreError> {
         self.store.active_sessions(user_id, self.now_ms()).await
     }
@@ -68,6 +132,7 @@ impl Services {
             other => other?,
         }
         tx.commit().await?;
+        self.profiles.forget_user(user_id);
         Ok(())
     }
 
@@ -109,6 +174,7 @@ impl Services {
         let sessions = tx.revoke_user_sessions(user_id, now).await?;
         tx.delete_user(user_id).await?;
         tx.commit().await?;
+        self.profiles.forget_user(user_id);
         sessions.iter().for_each(|id| self.revoked.revoke(*id, now));
         Ok(())
     }

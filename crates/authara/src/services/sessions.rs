@@ -116,7 +116,8 @@ impl Services {
         let now = self.now_ms();
         let hash = hash_refresh_token(token);
         let mut tx = self.store.begin().await?;
-        let row = tx.refresh_for_update(&hash).await?.ok_or(RefreshError::Invalid)?;
+        let ctx = tx.refresh_context_for_update(&hash).await?.ok_or(RefreshError::Invalid)?;
+        let row = &ctx.token;
         let session_live = row.session_revoked_at_ms.is_none() && row.session_expires_at_ms > now;
         if let Some(consumed) = row.consumed_at_ms {
             let in_grace = now.saturating_sub(consumed) <= ms(self.config.session.reuse_grace);
@@ -133,12 +134,11 @@ impl Services {
         if row.expires_at_ms < now || !session_live {
             return Err(RefreshError::Invalid);
         }
-        let user = tx.user_by_id(row.user_id).await?.ok_or(RefreshError::Invalid)?;
-        if user.disabled_at_ms.is_some() {
+        if ctx.user_disabled {
             return Err(RefreshError::Disabled);
         }
-        let org_role = tx.membership_role(row.organization_id, user.id).await?.ok_or(RefreshError::Forbidden)?;
-        let roles = tx.user_roles(user.id).await?;
+        let org_role = ctx.org_role.clone().ok_or(RefreshError::Forbidden)?;
+        let roles = tx.user_roles(row.user_id).await?;
         if !audience_permitted(audience, &roles) {
             return Err(RefreshError::Forbidden);
         }
@@ -165,10 +165,13 @@ impl Services {
         } else {
             token.to_owned()
         };
-        tx.touch_session(row.session_id, now).await?;
+        // "Last active" needs minute precision, not a write per refresh.
+        if now.saturating_sub(ctx.session_last_used_at_ms) >= 60_000 {
+            tx.touch_session(row.session_id, now).await?;
+        }
         tx.commit().await?;
         let access_token =
-            self.tokens.mint(user.id, row.session_id, row.organization_id, &org_role, &roles, audience, now)?;
+            self.tokens.mint(row.user_id, row.session_id, row.organization_id, &org_role, &roles, audience, now)?;
         Ok(Issued { access_token, refresh_token })
     }
 

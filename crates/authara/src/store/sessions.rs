@@ -38,10 +38,27 @@ pub struct RefreshRow {
     pub session_revoked_at_ms: Option<i64>,
 }
 
+/// A refresh token with what the refresh needs to decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshContext {
+    pub token: RefreshRow,
+    pub session_last_used_at_ms: i64,
+    pub user_disabled: bool,
+    /// The user's role in the token's organization; `None` when no longer a member.
+    pub org_role: Option<String>,
+}
+
 type RefreshTuple = (Uuid, Uuid, Uuid, i64, i64, Option<i64>, Uuid, i64, Option<i64>);
 
 const REFRESH_COLS: &str = "SELECT t.id, t.session_id, t.organization_id, t.created_at_ms, t.expires_at_ms, t.consumed_at_ms, \
      s.user_id, s.expires_at_ms, s.revoked_at_ms FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+     WHERE t.token_hash = $1";
+/// Everything a refresh decides on, in one statement: the token, its session, the user's
+/// disabled flag and their role in the token's organization.
+const REFRESH_CONTEXT: &str = "SELECT t.id, t.session_id, t.organization_id, t.created_at_ms, t.expires_at_ms, \
+     t.consumed_at_ms, s.user_id, s.expires_at_ms, s.revoked_at_ms, s.last_used_at_ms, u.disabled_at_ms, m.role \
+     FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
+     LEFT JOIN organization_memberships m ON m.organization_id = t.organization_id AND m.user_id = s.user_id \
      WHERE t.token_hash = $1";
 const INSERT_SESSION: &str = "INSERT INTO sessions (id, user_id, active_organization_id, user_agent, ip, created_at_ms, \
      last_used_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
@@ -165,6 +182,27 @@ impl Tx {
             }
         };
         Ok(row.map(refresh))
+    }
+
+    /// [`RefreshContext`] of a token, with the token row locked until commit (`FOR UPDATE OF t`
+    /// on PostgreSQL; SQLite's write transaction already excludes other writers).
+    pub async fn refresh_context_for_update(&mut self, hash: &[u8]) -> Result<Option<RefreshContext>, StoreError> {
+        type Row = (Uuid, Uuid, Uuid, i64, i64, Option<i64>, Uuid, i64, Option<i64>, i64, Option<i64>, Option<String>);
+        let row: Option<Row> = match self {
+            Tx::Sqlite(t) => sqlx::query_as(REFRESH_CONTEXT).bind(hash).fetch_optional(&mut **t).await?,
+            Tx::Postgres(t) => {
+                sqlx::query_as(&format!("{REFRESH_CONTEXT} FOR UPDATE OF t"))
+                    .bind(hash)
+                    .fetch_optional(&mut **t)
+                    .await?
+            }
+        };
+        Ok(row.map(|r| RefreshContext {
+            token: refresh((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8)),
+            session_last_used_at_ms: r.9,
+            user_disabled: r.10.is_some(),
+            org_role: r.11,
+        }))
     }
 
     /// Marks a token consumed; `false` if it already was.

@@ -227,18 +227,23 @@ async fn prod_logs_are_json_lines_carrying_the_request_id() {
         env.insert(k.into(), v.into());
     }
     let server = Server::start(&["serve"], &env, db.data_dir()).await;
-    client()
-        .get(server.url("/auth/health?token=SHOULD-NOT-BE-LOGGED"))
+    // Failures are logged at info (successes only at debug).
+    let res = client()
+        .get(server.url("/auth/api/v1/user?token=SHOULD-NOT-BE-LOGGED"))
         .header("X-Request-Id", "req-42")
         .send()
         .await
         .unwrap();
+    assert_eq!(res.status(), 401);
     let (_, logs) = server.terminate().await;
     let lines: Vec<serde_json::Value> =
         logs.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(!lines.is_empty(), "{logs}");
-    let access = lines.iter().find(|l| l["span"]["request_id"] == "req-42").expect("an access log line with the id");
-    assert_eq!(access["fields"]["status"], 200);
+    let access = lines
+        .iter()
+        .find(|l| l["span"]["request_id"] == "req-42")
+        .unwrap_or_else(|| panic!("an access log line with the id: {logs}"));
+    assert_eq!(access["fields"]["status"], 401);
     assert!(!logs.contains("SHOULD-NOT-BE-LOGGED"), "query strings are not logged");
     assert!(!logs.contains("MDEyMzQ1Njc4"), "keys are not logged");
 }

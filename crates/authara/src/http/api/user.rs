@@ -12,6 +12,7 @@ use crate::clock::rfc3339;
 use crate::config::OrgMode;
 use crate::http::error::ApiError;
 use crate::http::extract::{AppUser, Csrf, JsonBody};
+use crate::services::profile::Profile;
 
 #[derive(Serialize)]
 struct OrganizationSummary {
@@ -31,31 +32,34 @@ struct CurrentUser {
     organization: OrganizationSummary,
 }
 
-/// The token's organization with its name from the store; a vanished organization is 401.
-async fn current_org(state: &SharedState, user: &AppUser) -> Result<OrganizationSummary, ApiError> {
-    let name = state.services.store.org_name(user.claims.org_id).await?.ok_or_else(ApiError::unauthorized)?;
-    Ok(OrganizationSummary { id: user.claims.org_id, name, role: user.claims.org_role.clone() })
+/// The store's view of the token's user and organization; either gone is 401.
+async fn profile(state: &SharedState, user: &AppUser) -> Result<std::sync::Arc<Profile>, ApiError> {
+    state.services.current_profile(user.claims.sub, user.claims.org_id).await?.ok_or_else(ApiError::unauthorized)
+}
+
+fn summary(user: &AppUser, p: &Profile) -> OrganizationSummary {
+    OrganizationSummary { id: user.claims.org_id, name: p.org_name.clone(), role: user.claims.org_role.clone() }
 }
 
 /// `GET /user`: roles and organization role from the token, the rest from the store.
 pub async fn current_user(State(state): State<SharedState>, user: AppUser) -> Result<Response, ApiError> {
-    let row = state.services.store.user_by_id(user.claims.sub).await?.ok_or_else(ApiError::unauthorized)?;
-    let organization = current_org(&state, &user).await?;
+    let p = profile(&state, &user).await?;
     Ok(Json(CurrentUser {
-        id: row.id,
-        email: row.email,
-        username: row.username,
-        disabled: row.disabled_at_ms.is_some(),
-        created_at: rfc3339(row.created_at_ms),
+        id: p.user.id,
+        email: p.user.email.clone(),
+        username: p.user.username.clone(),
+        disabled: p.user.disabled_at_ms.is_some(),
+        created_at: rfc3339(p.user.created_at_ms),
         roles: user.claims.roles.clone().unwrap_or_default(),
-        organization,
+        organization: summary(&user, &p),
     })
     .into_response())
 }
 
 /// `GET /organizations/current`.
 pub async fn current_organization(State(state): State<SharedState>, user: AppUser) -> Result<Response, ApiError> {
-    Ok(Json(current_org(&state, &user).await?).into_response())
+    let p = profile(&state, &user).await?;
+    Ok(Json(summary(&user, &p)).into_response())
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,166 @@
+//! The ceilings each workload is measured against, on this machine, in the same run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use authara::store::Store;
+use authara::store::accounts::NewUser;
+use authara::store::sessions::{NewRefresh, NewSession};
+use uuid::Uuid;
+
+/// The HS256 key shared by the ceiling server and the workloads' server.
+pub const KEY_B64: &str = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=";
+pub const KEY_RAW: &[u8] = b"01234567890123456789012345678901";
+
+/// Ceiling H: a bare axum handler that reads the `authara_access` cookie, verifies the HS256
+/// JWT and answers a small JSON body, on the default multi-thread runtime (as `authara serve`).
+pub async fn serve_ceiling_h() -> anyhow::Result<()> {
+    use axum::http::HeaderMap;
+    let key = Arc::new(jsonwebtoken::DecodingKey::from_secret(KEY_RAW));
+    let handler = move |headers: HeaderMap| {
+        let key = key.clone();
+        async move {
+            let token = headers
+                .get("cookie")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|c| c.split(';').map(str::trim).find_map(|kv| kv.strip_prefix("authara_access=")))
+                .unwrap_or_default();
+            let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+            v.validate_aud = false;
+            match jsonwebtoken::decode::<serde_json::Value>(token, &key, &v) {
+                Ok(d) => {
+                    axum::Json(serde_json::json!({"id": d.claims["sub"], "org": d.claims["org_id"]})).into_response()
+                }
+                Err(_) => axum::http::StatusCode::UNAUTHORIZED.into_response(),
+            }
+        }
+    };
+    use axum::response::IntoResponse as _;
+    let app = axum::Router::new().route("/check", axum::routing::get(handler));
+    let bind = std::env::var("BENCH_BIND").unwrap_or_else(|_| "127.0.0.1:0".into());
+    let listener = tokio::net::TcpListener::bind(&bind).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// Ceiling A: raw argon2id hashes per second at the configured parameters, one thread per core.
+pub fn hash_ceiling(secs: u64) {
+    let params = authara::services::password::HashParams::default();
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Instant::now() + Duration::from_secs(secs);
+    let threads: Vec<_> = (0..cores)
+        .map(|_| {
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let p = argon2::Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))
+                    .unwrap_or_default();
+                let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p);
+                let mut out = [0u8; 32];
+                while Instant::now() < stop {
+                    if a.hash_password_into(b"benchmark-password", b"0123456789abcdef", &mut out).is_ok() {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    for t in threads {
+        let _ = t.join();
+    }
+    let per_sec = count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    println!("hashes_per_sec {per_sec:.3} cores {cores}");
+}
+
+/// Ceiling D: the rotation transaction alone (select the token by hash with its lock, mark it
+/// consumed, insert the successor, commit), on one engine, from as many tasks as the
+/// workload uses.
+pub async fn rotation_ceiling(engine: &str, pg_url: Option<&str>, secs: u64) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("authara-ceiling-d-{}", Uuid::new_v4().simple()));
+    let store = match engine {
+        "sqlite" => {
+            std::fs::create_dir_all(&dir)?;
+            Store::open_sqlite(&dir.join("authara.db"), 16).await?
+        }
+        _ => Store::connect_postgres_url(pg_url.unwrap_or_default(), "authara").await?,
+    };
+    store.migrate(0).await?;
+    let conns = 16;
+    let mut chains = Vec::new();
+    let mut tx = store.begin().await?;
+    for i in 0..conns {
+        let user = Uuid::new_v4();
+        let org = Uuid::new_v4();
+        let email = format!("d{i}-{}@bench.local", user.simple());
+        tx.insert_user(&NewUser { id: user, email: &email, username: &email, now_ms: 1 }).await?;
+        tx.insert_org(org, "bench", "team", user, 1).await?;
+        tx.insert_membership(org, user, "owner", 1).await?;
+        let sid = Uuid::new_v4();
+        tx.insert_session(&NewSession {
+            id: sid,
+            user_id: user,
+            organization_id: org,
+            user_agent: "bench",
+            ip: None,
+            now_ms: 1,
+            expires_at_ms: i64::MAX / 2,
+        })
+        .await?;
+        let token = authara::services::sessions::new_refresh_token();
+        let hash = authara::services::sessions::hash_refresh_token(&token);
+        tx.insert_refresh(&NewRefresh {
+            session_id: sid,
+            organization_id: org,
+            token_hash: &hash,
+            now_ms: 1,
+            expires_at_ms: i64::MAX / 2,
+        })
+        .await?;
+        chains.push((sid, org, hash));
+    }
+    tx.commit().await?;
+
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for (sid, org, first) in chains {
+        let store = store.clone();
+        let count = count.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut hash = first;
+            while Instant::now() < stop {
+                let Ok(mut tx) = store.begin().await else { continue };
+                let Ok(Some(row)) = tx.refresh_for_update(&hash).await else { continue };
+                if tx.consume_refresh(row.id, 2).await.is_err() {
+                    continue;
+                }
+                let next =
+                    authara::services::sessions::hash_refresh_token(&authara::services::sessions::new_refresh_token());
+                let new = NewRefresh {
+                    session_id: sid,
+                    organization_id: org,
+                    token_hash: &next,
+                    now_ms: 2,
+                    expires_at_ms: i64::MAX / 2,
+                };
+                if tx.insert_refresh(&new).await.is_err() || tx.commit().await.is_err() {
+                    continue;
+                }
+                hash = next;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let started = Instant::now();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let per_sec = count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    println!("rotations_per_sec {per_sec:.1}");
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! `authara-bench`: measures authara's workloads next to the ceilings of this machine, in one
+//! run, and writes a markdown table. See `bench/README.md` for the method.
+//!
+//! Subcommands: `run` (everything; the others are its child processes), `ceiling-server`
+//! (ceiling H), `hash-ceiling` (ceiling A), `rotation-ceiling` (ceiling D).
+
+#![allow(clippy::disallowed_methods, reason = "the bench reads its own environment and measures real time")]
+
+mod ceilings;
+mod load;
+mod workloads;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+/// Options of `run`.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub bin: PathBuf,
+    pub secs: u64,
+    pub out: PathBuf,
+    /// PostgreSQL socket directory, port, user.
+    pub pg: Option<(String, String, String)>,
+    pub pinned: bool,
+}
+
+impl Opts {
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs(self.secs)
+    }
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let cmd = args.get(1).map(String::as_str).unwrap_or("help");
+    let secs = arg(&args, "--secs").map(|s| s.parse()).transpose()?.unwrap_or(10);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cmd {
+        "ceiling-server" => rt.block_on(ceilings::serve_ceiling_h()),
+        "hash-ceiling" => {
+            ceilings::hash_ceiling(secs);
+            Ok(())
+        }
+        "rotation-ceiling" => {
+            let engine = arg(&args, "--engine").context("--engine")?;
+            let pg = arg(&args, "--pg");
+            rt.block_on(ceilings::rotation_ceiling(&engine, pg.as_deref(), secs))
+        }
+        "run" => {
+            let pg = arg(&args, "--pg").map(|s| {
+                let mut p = s.splitn(3, ':').map(str::to_owned);
+                (p.next().unwrap_or_default(), p.next().unwrap_or_default(), p.next().unwrap_or_default())
+            });
+            let opts = Opts {
+                bin: PathBuf::from(arg(&args, "--bin").context("--bin path/to/authara")?),
+                secs,
+                out: PathBuf::from(arg(&args, "--out").unwrap_or_else(|| "bench/results.md".into())),
+                pg,
+                pinned: args.iter().any(|a| a == "--pinned"),
+            };
+            rt.block_on(workloads::run_all(&opts))
+        }
+        _ => bail!("usage: authara-bench run --bin PATH [--secs N] [--out FILE] [--pg SOCKETDIR:PORT:USER] [--pinned]"),
+    }
+}

@@ -1,0 +1,526 @@
+//! The workloads, their ceilings, and the results table.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use reqwest::header::HeaderMap;
+use sqlx::Connection as _;
+
+use crate::Opts;
+use crate::ceilings::KEY_B64;
+use crate::load::{self, Conn, Req, Stats};
+
+const PW: &str = "violet-harbor-tangent";
+const WARMUP: Duration = Duration::from_secs(2);
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `taskset -c <cpus>` in front of a command when pinning.
+fn command(opts: &Opts, cpus: Option<&str>, program: &Path) -> tokio::process::Command {
+    match cpus.filter(|_| opts.pinned) {
+        Some(c) => {
+            let mut cmd = tokio::process::Command::new("taskset");
+            cmd.arg("-c").arg(c).arg(program);
+            cmd
+        }
+        None => tokio::process::Command::new(program),
+    }
+}
+
+fn all_cpus() -> String {
+    let n = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    format!("0-{}", n - 1)
+}
+
+/// `VmRSS` and `VmHWM` of a process, in MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+struct Server {
+    child: tokio::process::Child,
+    base: String,
+    _dir: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
+    }
+}
+
+/// Starts `authara serve` as production would run it (APP_ENV=prod, JSON logs at info).
+async fn start_server(opts: &Opts, engine: &str, extra: &[(&str, &str)]) -> anyhow::Result<(Server, Duration)> {
+    let dir = std::env::temp_dir().join(format!("authara-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let port = free_port()?;
+    let log = std::fs::File::create(dir.join("server.log"))?;
+    let mut cmd = command(opts, Some("0"), &opts.bin);
+    cmd.args(["serve", "--migrate"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("APP_ENV", "prod")
+        .env("PUBLIC_URL", "http://127.0.0.1")
+        .env("AUTHARA_JWT_ISSUER", "authara")
+        .env("AUTHARA_JWT_KEYS", format!("k1:{KEY_B64}"))
+        .env("AUTHARA_JWT_ACTIVE_KEY_ID", "k1")
+        .env("AUTHARA_BIND", format!("127.0.0.1:{port}"))
+        .env("AUTHARA_DATA_DIR", &dir)
+        .env("AUTHARA_REFRESH_TOKEN_ROTATION_INTERVAL", "always")
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true);
+    for k in ["LOGIN", "SIGNUP"] {
+        for w in ["IP", "EMAIL"] {
+            cmd.env(format!("AUTHARA_RATE_LIMIT_{k}_{w}_LIMIT"), "1000000000");
+        }
+    }
+    if engine == "postgres" {
+        let (host, pgport, user) = opts.pg.clone().context("--pg is required for PostgreSQL")?;
+        let db = format!("bench_{}", uuid::Uuid::new_v4().simple());
+        let mut admin =
+            sqlx::PgConnection::connect(&format!("postgres://{user}@localhost:{pgport}/postgres?host={host}")).await?;
+        sqlx::raw_sql(&format!("CREATE DATABASE {db}")).execute(&mut admin).await?;
+        cmd.env("POSTGRESQL_HOST", host)
+            .env("POSTGRESQL_PORT", pgport)
+            .env("POSTGRESQL_USERNAME", user)
+            .env("POSTGRESQL_DATABASE", db);
+    }
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let started = Instant::now();
+    let child = cmd.spawn().context("starting authara")?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let ready = loop {
+        if let Ok(r) = client.get(format!("{base}/auth/health")).send().await
+            && r.status() == 200
+        {
+            break started.elapsed();
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!(
+                "authara did not become healthy: {}",
+                std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    Ok((Server { child, base, _dir: tempdir::Dir(dir) }, ready))
+}
+
+/// wrk against one GET with a cookie, pinned to the client's core; (requests/s, p50 ms, p99 ms).
+async fn wrk(opts: &Opts, url: &str, cookie: Option<&str>) -> anyhow::Result<Stats> {
+    let mut cmd = command(opts, Some("1"), Path::new("wrk"));
+    cmd.args(["-t", "1", "-c", "32", "--latency", "-d", &format!("{}s", opts.secs), url]);
+    if let Some(c) = cookie {
+        cmd.args(["-H", &format!("Cookie: {c}")]);
+    }
+    let out = cmd.output().await.context("running wrk (apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ms = |v: &str| -> f64 {
+        let v = v.trim();
+        let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+        let n: f64 = num.parse().unwrap_or(0.0);
+        match unit {
+            "us" => n / 1000.0,
+            "s" => n * 1000.0,
+            _ => n,
+        }
+    };
+    let line = |prefix: &str| text.lines().find(|l| l.trim_start().starts_with(prefix)).map(str::to_owned);
+    let rps: f64 =
+        line("Requests/sec:").and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok())).unwrap_or(0.0);
+    let p = |q: &str| line(q).and_then(|l| l.split_whitespace().nth(1).map(ms)).unwrap_or(0.0);
+    let errors = line("Non-2xx or 3xx responses:")
+        .and_then(|l| l.split_whitespace().last().and_then(|v| v.parse().ok()))
+        .unwrap_or(0);
+    Ok(Stats {
+        ok: (rps * opts.secs as f64) as u64,
+        errors,
+        secs: opts.secs as f64,
+        p50_ms: p("50%"),
+        p99_ms: p("99%"),
+    })
+}
+
+async fn signup(base: &str, email: &str) -> anyhow::Result<(String, String)> {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/auth/api/v1/signup/direct"))
+        .header("content-type", "application/json")
+        .header("cookie", "authara_csrf=bench-csrf")
+        .header("x-csrf-token", "bench-csrf")
+        .body(serde_json::json!({"email": email, "password": PW}).to_string())
+        .send()
+        .await?;
+    if res.status() != 201 {
+        bail!("signup {email}: {}", res.status());
+    }
+    let body: serde_json::Value = res.json().await?;
+    Ok((
+        body["access_token"].as_str().unwrap_or_default().to_owned(),
+        body["refresh_token"].as_str().unwrap_or_default().to_owned(),
+    ))
+}
+
+struct Login {
+    users: Arc<Vec<String>>,
+    next: Arc<AtomicU64>,
+}
+
+impl Conn for Login {
+    fn next(&mut self) -> Req {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) as usize % self.users.len();
+        Req::post_json("/auth/api/v1/login", serde_json::json!({"email": self.users[i], "password": PW}).to_string())
+    }
+}
+
+struct Signup {
+    run: String,
+    next: Arc<AtomicU64>,
+}
+
+impl Conn for Signup {
+    fn next(&mut self) -> Req {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        Req::post_json(
+            "/auth/api/v1/signup/direct",
+            serde_json::json!({"email": format!("s{i}-{}@bench.local", self.run), "password": PW}).to_string(),
+        )
+    }
+}
+
+/// One session per connection, rotated on every request (the cookie flow).
+struct Refresh {
+    token: String,
+}
+
+impl Conn for Refresh {
+    fn next(&mut self) -> Req {
+        let mut r = Req::post_json("/auth/api/v1/sessions/refresh", String::new());
+        r.headers = vec![
+            ("cookie", format!("authara_csrf=bench-csrf; authara_refresh={}", self.token)),
+            ("x-csrf-token", "bench-csrf".to_owned()),
+        ];
+        r.body = None;
+        r
+    }
+
+    fn answer(&mut self, status: u16, headers: &HeaderMap) -> bool {
+        for v in headers.get_all("set-cookie") {
+            if let Some(t) = v.to_str().ok().and_then(|c| c.strip_prefix("authara_refresh=")) {
+                self.token = t.split(';').next().unwrap_or_default().to_owned();
+            }
+        }
+        status == 200
+    }
+}
+
+/// A measured row of the table.
+struct Row {
+    workload: &'static str,
+    engine: String,
+    stats: Stats,
+    ceiling: Option<(&'static str, f64)>,
+    target: &'static str,
+    met: bool,
+    rss: (f64, f64),
+}
+
+async fn child_number(opts: &Opts, cpus: &str, args: &[&str], key: &str) -> anyhow::Result<f64> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = command(opts, Some(cpus), &exe);
+    if !opts.pinned {
+        // Unpinned runs still give the hash ceiling every core.
+        cmd = tokio::process::Command::new("taskset");
+        cmd.arg("-c").arg(if cpus == "0" { all_cpus() } else { cpus.to_owned() }).arg(&exe);
+    }
+    let out = cmd.args(args).output().await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()))
+        .with_context(|| format!("{args:?}: {text}{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+pub async fn run_all(opts: &Opts) -> anyhow::Result<()> {
+    let secs = opts.secs.to_string();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut notes = String::new();
+
+    // Start-up and idle memory, embedded default.
+    let mut readies = Vec::new();
+    let mut idle = (0.0, 0.0);
+    for _ in 0..5 {
+        let (server, ready) = start_server(opts, "sqlite", &[]).await?;
+        readies.push(ready);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        idle = rss_mib(server.pid());
+        server.stop().await;
+    }
+    readies.sort();
+    let ready_ms = readies[2].as_secs_f64() * 1000.0;
+    writeln!(
+        notes,
+        "- start to first healthy `/auth/health` (SQLite, fresh data dir, `serve --migrate`), median of 5: **{ready_ms:.1} ms** (target < 200 ms)"
+    )?;
+    writeln!(
+        notes,
+        "- idle RSS after start: **{:.1} MiB** (peak {:.1} MiB, the start-up dummy hash's 64 MiB arena) (target < 30 MiB)",
+        idle.0, idle.1
+    )?;
+
+    // Ceilings.
+    let exe = std::env::current_exe()?;
+    let port = free_port()?;
+    let mut ceiling = command(opts, Some("0"), &exe);
+    let mut ceiling = ceiling
+        .arg("ceiling-server")
+        .env("BENCH_BIND", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let token = {
+        // A real access token from a throwaway server with the same key, for both H and the workload.
+        let (server, _) = start_server(opts, "sqlite", &[]).await?;
+        let (access, _) = signup(&server.base, "ceiling@bench.local").await?;
+        server.stop().await;
+        access
+    };
+    let h = wrk(opts, &format!("http://127.0.0.1:{port}/check"), Some(&format!("authara_access={token}"))).await?;
+    let _ = ceiling.kill().await;
+    let a = child_number(opts, &all_cpus(), &["hash-ceiling", "--secs", &secs], "hashes_per_sec ").await?;
+    writeln!(
+        notes,
+        "- ceiling H (bare axum handler: cookie, HS256 verify, small JSON; wrk, 32 connections): **{:.0} req/s**, p99 {:.2} ms",
+        h.rps(),
+        h.p99_ms
+    )?;
+    writeln!(notes, "- ceiling A (raw argon2id, m=64 MiB t=3 p=4, one thread per core): **{a:.2} hashes/s**")?;
+
+    let mut engines = vec!["sqlite"];
+    if opts.pg.is_some() {
+        engines.push("postgres");
+    }
+    for engine in engines {
+        let pg_url = opts
+            .pg
+            .as_ref()
+            .map(|(host, port, user)| format!("postgres://{user}@localhost:{port}/postgres?host={host}"));
+        let d = if engine == "postgres" {
+            let url = pg_url.clone().unwrap_or_default();
+            let db = format!("bench_d_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = sqlx::PgConnection::connect(&url).await?;
+            sqlx::raw_sql(&format!("CREATE DATABASE {db}")).execute(&mut admin).await?;
+            let db_url = url.replace("/postgres?", &format!("/{db}?"));
+            child_number(
+                opts,
+                "0",
+                &["rotation-ceiling", "--engine", "postgres", "--pg", &db_url, "--secs", &secs],
+                "rotations_per_sec ",
+            )
+            .await?
+        } else {
+            child_number(opts, "0", &["rotation-ceiling", "--engine", "sqlite", "--secs", &secs], "rotations_per_sec ")
+                .await?
+        };
+        writeln!(
+            notes,
+            "- ceiling D on {engine} (refresh-rotation transaction alone, 16 tasks): **{d:.0} rotations/s**"
+        )?;
+
+        let (server, _) = start_server(opts, engine, &[]).await?;
+        let base = server.base.clone();
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let (access, _) = signup(&base, &format!("check-{run}@bench.local")).await?;
+        let cookie = format!("authara_access={access}");
+
+        let s = wrk(opts, &format!("{base}/auth/api/v1/user"), Some(&cookie)).await?;
+        let rss = rss_mib(server.pid());
+        let ratio = s.rps() / h.rps();
+        rows.push(Row {
+            workload: "session check `GET /user`",
+            engine: engine.into(),
+            met: ratio >= 0.7 && s.p99_ms < 5.0,
+            stats: s,
+            ceiling: Some(("H", h.rps())),
+            target: "≥ 70 % of H, p99 < 5 ms",
+            rss,
+        });
+
+        let j = wrk(opts, &format!("{base}/auth/.well-known/jwks.json"), None).await?;
+        let rss = rss_mib(server.pid());
+        let ratio = j.rps() / h.rps();
+        rows.push(Row {
+            workload: "JWKS",
+            engine: engine.into(),
+            met: ratio >= 0.7,
+            stats: j,
+            ceiling: Some(("H", h.rps())),
+            target: "≥ 70 % of H",
+            rss,
+        });
+
+        // Login over distinct users.
+        let mut users = Vec::new();
+        for i in 0..16 {
+            let email = format!("u{i}-{run}@bench.local");
+            signup(&base, &email).await?;
+            users.push(email);
+        }
+        let users = Arc::new(users);
+        let next = Arc::new(AtomicU64::new(0));
+        let conns = (0..8).map(|_| Login { users: users.clone(), next: next.clone() }).collect();
+        let l = load::run(&base, conns, WARMUP, opts.duration()).await;
+        let rss = rss_mib(server.pid());
+        rows.push(Row {
+            workload: "login (16 users)",
+            engine: engine.into(),
+            met: l.rps() >= 0.9 * a,
+            stats: l,
+            ceiling: Some(("A", a)),
+            target: "≥ 90 % of A",
+            rss,
+        });
+
+        // Refresh with rotation on every call, one session per connection.
+        let mut conns = Vec::new();
+        for i in 0..16 {
+            let (_, refresh) = signup(&base, &format!("r{i}-{run}@bench.local")).await?;
+            conns.push(Refresh { token: refresh });
+        }
+        let r = load::run(&base, conns, WARMUP, opts.duration()).await;
+        let rss = rss_mib(server.pid());
+        rows.push(Row {
+            workload: "refresh (rotation always)",
+            engine: engine.into(),
+            met: r.rps() >= 0.6 * d,
+            stats: r,
+            ceiling: Some(("D", d)),
+            target: "≥ 60 % of D",
+            rss,
+        });
+
+        // Isolation: session checks while logins saturate the hashing pool.
+        let next = Arc::new(AtomicU64::new(0));
+        let logins: Vec<Login> = (0..8).map(|_| Login { users: users.clone(), next: next.clone() }).collect();
+        let base2 = base.clone();
+        let dur = opts.duration() + WARMUP;
+        let background = tokio::spawn(async move { load::run(&base2, logins, Duration::ZERO, dur).await });
+        let checks: Vec<Session> = (0..8).map(|_| Session { cookie: cookie.clone() }).collect();
+        let iso = load::run(&base, checks, WARMUP, opts.duration()).await;
+        let bg = background.await?;
+        let rss = rss_mib(server.pid());
+        writeln!(notes, "- isolation on {engine}: {:.2} logins/s in the background while checking sessions", bg.rps())?;
+        rows.push(Row {
+            workload: "isolation: session checks during logins",
+            engine: engine.into(),
+            met: iso.p99_ms < 10.0 && iso.errors == 0,
+            stats: iso,
+            ceiling: None,
+            target: "p99 < 10 ms, no errors",
+            rss,
+        });
+
+        let next = Arc::new(AtomicU64::new(0));
+        let conns = (0..8).map(|_| Signup { run: run.clone(), next: next.clone() }).collect();
+        let sg = load::run(&base, conns, WARMUP, opts.duration()).await;
+        let rss = rss_mib(server.pid());
+        rows.push(Row {
+            workload: "signup (distinct emails)",
+            engine: engine.into(),
+            met: sg.rps() >= 0.85 * a,
+            stats: sg,
+            ceiling: Some(("A", a)),
+            target: "≥ 85 % of A",
+            rss,
+        });
+        server.stop().await;
+    }
+
+    let mut md = String::new();
+    writeln!(
+        md,
+        "## {} run ({} s per workload)\n",
+        if opts.pinned { "Pinned (server on CPU 0, load on CPU 1)" } else { "Unpinned" },
+        opts.secs
+    )?;
+    writeln!(
+        md,
+        "| workload | engine | throughput | p50 | p99 | errors | vs ceiling | target | met | RSS now / peak |"
+    )?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|")?;
+    for r in &rows {
+        let vs =
+            r.ceiling.map(|(n, c)| format!("{:.0} % of {n}", 100.0 * r.stats.rps() / c)).unwrap_or_else(|| "–".into());
+        writeln!(
+            md,
+            "| {} | {} | {:.1} /s | {:.2} ms | {:.2} ms | {} | {} | {} | {} | {:.1} / {:.1} MiB |",
+            r.workload,
+            r.engine,
+            r.stats.rps(),
+            r.stats.p50_ms,
+            r.stats.p99_ms,
+            r.stats.errors,
+            vs,
+            r.target,
+            if r.met { "yes" } else { "**no**" },
+            r.rss.0,
+            r.rss.1
+        )?;
+    }
+    writeln!(md, "\n{notes}")?;
+    let mut existing = std::fs::read_to_string(&opts.out).unwrap_or_default();
+    existing.push_str(&md);
+    std::fs::write(&opts.out, existing)?;
+    println!("{md}");
+    Ok(())
+}
+
+/// A session check with a fixed access cookie.
+struct Session {
+    cookie: String,
+}
+
+impl Conn for Session {
+    fn next(&mut self) -> Req {
+        let mut r = Req::get("/auth/api/v1/user");
+        r.headers.push(("cookie", self.cookie.clone()));
+        r
+    }
+}
