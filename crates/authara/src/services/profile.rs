@@ -20,7 +20,9 @@ pub struct Profile {
 
 /// How long a profile read for `GET /user` is reused. Session checks are the hot path of an
 /// auth server; two queries per check would make the database their bottleneck. Changes made
-/// on this instance drop the entry at once; other instances see them within this time.
+/// on this instance drop the entry at once; other instances see them within twice this time
+/// (an expired entry is still served while one request reads it again, so that expiry does
+/// not send every concurrent request to the database at once).
 pub const PROFILE_TTL_MS: i64 = 2_000;
 
 /// (user, organization) → (time read, profile).
@@ -30,12 +32,35 @@ type ProfileMap = HashMap<(Uuid, Uuid), (i64, Arc<Profile>)>;
 #[derive(Debug, Default)]
 pub struct ProfileCache {
     map: RwLock<ProfileMap>,
+    /// Keys being read again right now.
+    refreshing: std::sync::Mutex<std::collections::HashSet<(Uuid, Uuid)>>,
+}
+
+/// What the cache holds for a key.
+enum Cached {
+    Fresh(Arc<Profile>),
+    /// Expired; serve it if another request is already reading the key again.
+    Stale(Arc<Profile>),
+    Missing,
 }
 
 impl ProfileCache {
-    fn get(&self, key: (Uuid, Uuid), now_ms: i64) -> Option<Arc<Profile>> {
+    fn get(&self, key: (Uuid, Uuid), now_ms: i64) -> Cached {
         let map = self.map.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(&key).filter(|(at, _)| now_ms.saturating_sub(*at) < PROFILE_TTL_MS).map(|(_, p)| p.clone())
+        match map.get(&key) {
+            Some((at, p)) if now_ms.saturating_sub(*at) < PROFILE_TTL_MS => Cached::Fresh(p.clone()),
+            Some((at, p)) if now_ms.saturating_sub(*at) < 2 * PROFILE_TTL_MS => Cached::Stale(p.clone()),
+            _ => Cached::Missing,
+        }
+    }
+
+    /// True for the one caller that should read the key again.
+    fn claim(&self, key: (Uuid, Uuid)) -> bool {
+        self.refreshing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key)
+    }
+
+    fn release(&self, key: (Uuid, Uuid)) {
+        self.refreshing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
     }
 
     fn put(&self, key: (Uuid, Uuid), now_ms: i64, profile: Arc<Profile>) {
@@ -83,16 +108,28 @@ impl Services {
     /// The profile behind an access token; `None` when the user or organization is gone.
     pub async fn current_profile(&self, user_id: Uuid, org_id: Uuid) -> Result<Option<Arc<Profile>>, StoreError> {
         let now = self.now_ms();
-        if let Some(p) = self.profiles.get((user_id, org_id), now) {
-            return Ok(Some(p));
+        let key = (user_id, org_id);
+        match self.profiles.get(key, now) {
+            Cached::Fresh(p) => return Ok(Some(p)),
+            Cached::Stale(p) if !self.profiles.claim(key) => return Ok(Some(p)),
+            Cached::Stale(_) => {}
+            Cached::Missing => {
+                self.profiles.claim(key);
+            }
         }
-        let (Some(user), Some(org_name)) = (self.store.user_by_id(user_id).await?, self.store.org_name(org_id).await?)
-        else {
-            return Ok(None);
-        };
-        let profile = Arc::new(Profile { user, org_name });
-        self.profiles.put((user_id, org_id), now, profile.clone());
-        Ok(Some(profile))
+        let read = async {
+            let (Some(user), Some(org_name)) =
+                (self.store.user_by_id(user_id).await?, self.store.org_name(org_id).await?)
+            else {
+                return Ok(None);
+            };
+            let profile = Arc::new(Profile { user, org_name });
+            self.profiles.put(key, now, profile.clone());
+            Ok(Some(profile))
+        }
+        .await;
+        self.profiles.release(key);
+        read
     }
 
     pub async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, StoreError> {

@@ -138,8 +138,8 @@ impl Services {
             return Err(RefreshError::Disabled);
         }
         let org_role = ctx.org_role.clone().ok_or(RefreshError::Forbidden)?;
-        let roles = tx.user_roles(row.user_id).await?;
-        if !audience_permitted(audience, &roles) {
+        let roles = &ctx.roles;
+        if !audience_permitted(audience, roles) {
             return Err(RefreshError::Forbidden);
         }
         let rotate = row.consumed_at_ms.is_some()
@@ -171,7 +171,7 @@ impl Services {
         }
         tx.commit().await?;
         let access_token =
-            self.tokens.mint(row.user_id, row.session_id, row.organization_id, &org_role, &roles, audience, now)?;
+            self.tokens.mint(row.user_id, row.session_id, row.organization_id, &org_role, roles, audience, now)?;
         Ok(Issued { access_token, refresh_token })
     }
 

@@ -46,6 +46,8 @@ pub struct RefreshContext {
     pub user_disabled: bool,
     /// The user's role in the token's organization; `None` when no longer a member.
     pub org_role: Option<String>,
+    /// Platform roles, sorted.
+    pub roles: Vec<String>,
 }
 
 type RefreshTuple = (Uuid, Uuid, Uuid, i64, i64, Option<i64>, Uuid, i64, Option<i64>);
@@ -54,12 +56,20 @@ const REFRESH_COLS: &str = "SELECT t.id, t.session_id, t.organization_id, t.crea
      s.user_id, s.expires_at_ms, s.revoked_at_ms FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
      WHERE t.token_hash = $1";
 /// Everything a refresh decides on, in one statement: the token, its session, the user's
-/// disabled flag and their role in the token's organization.
+/// disabled flag, their role in the token's organization and their platform roles. The two
+/// engines differ only in how they aggregate the roles (`string_agg` / `group_concat`), so the
+/// statement is built from one text with that piece filled in.
 const REFRESH_CONTEXT: &str = "SELECT t.id, t.session_id, t.organization_id, t.created_at_ms, t.expires_at_ms, \
-     t.consumed_at_ms, s.user_id, s.expires_at_ms, s.revoked_at_ms, s.last_used_at_ms, u.disabled_at_ms, m.role \
+     t.consumed_at_ms, s.user_id, s.expires_at_ms, s.revoked_at_ms, s.last_used_at_ms, u.disabled_at_ms, m.role, \
+     (SELECT {AGG} FROM user_platform_roles r WHERE r.user_id = s.user_id) \
      FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
      LEFT JOIN organization_memberships m ON m.organization_id = t.organization_id AND m.user_id = s.user_id \
      WHERE t.token_hash = $1";
+static REFRESH_CONTEXT_SQLITE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| REFRESH_CONTEXT.replace("{AGG}", "group_concat(r.role, ',')"));
+static REFRESH_CONTEXT_PG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("{} FOR UPDATE OF t", REFRESH_CONTEXT.replace("{AGG}", "string_agg(r.role, ',')"))
+});
 const INSERT_SESSION: &str = "INSERT INTO sessions (id, user_id, active_organization_id, user_agent, ip, created_at_ms, \
      last_used_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (id, session_id, organization_id, token_hash, created_at_ms, expires_at_ms) \
@@ -187,21 +197,36 @@ impl Tx {
     /// [`RefreshContext`] of a token, with the token row locked until commit (`FOR UPDATE OF t`
     /// on PostgreSQL; SQLite's write transaction already excludes other writers).
     pub async fn refresh_context_for_update(&mut self, hash: &[u8]) -> Result<Option<RefreshContext>, StoreError> {
-        type Row = (Uuid, Uuid, Uuid, i64, i64, Option<i64>, Uuid, i64, Option<i64>, i64, Option<i64>, Option<String>);
+        type Row = (
+            Uuid,
+            Uuid,
+            Uuid,
+            i64,
+            i64,
+            Option<i64>,
+            Uuid,
+            i64,
+            Option<i64>,
+            i64,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+        );
         let row: Option<Row> = match self {
-            Tx::Sqlite(t) => sqlx::query_as(REFRESH_CONTEXT).bind(hash).fetch_optional(&mut **t).await?,
-            Tx::Postgres(t) => {
-                sqlx::query_as(&format!("{REFRESH_CONTEXT} FOR UPDATE OF t"))
-                    .bind(hash)
-                    .fetch_optional(&mut **t)
-                    .await?
-            }
+            Tx::Sqlite(t) => sqlx::query_as(&REFRESH_CONTEXT_SQLITE).bind(hash).fetch_optional(&mut **t).await?,
+            Tx::Postgres(t) => sqlx::query_as(&REFRESH_CONTEXT_PG).bind(hash).fetch_optional(&mut **t).await?,
         };
-        Ok(row.map(|r| RefreshContext {
-            token: refresh((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8)),
-            session_last_used_at_ms: r.9,
-            user_disabled: r.10.is_some(),
-            org_role: r.11,
+        Ok(row.map(|r| {
+            let mut roles: Vec<String> =
+                r.12.unwrap_or_default().split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect();
+            roles.sort_unstable();
+            RefreshContext {
+                token: refresh((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8)),
+                session_last_used_at_ms: r.9,
+                user_disabled: r.10.is_some(),
+                org_role: r.11,
+                roles,
+            }
         }))
     }
 

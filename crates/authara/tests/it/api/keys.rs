@@ -87,6 +87,24 @@ async fn admin_bootstrap_from_the_shell(engine: Engine) {
     .unwrap();
     assert_eq!(claims["aud"], json!(["admin"]));
     assert_eq!(claims["roles"], json!(["authara:admin"]));
+    // A refresh keeps the platform roles and may ask for the admin audience again.
+    let refresh = res.json()["refresh_token"].as_str().unwrap().to_owned();
+    let again = c
+        .json(Method::POST, "/auth/api/v1/tokens/refresh", &json!({"refresh_token": refresh, "audience": "admin"}))
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    let t = again.json()["access_token"].as_str().unwrap().to_owned();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t.split('.').nth(1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["roles"], json!(["authara:admin"]));
+    let plain = app.signed_in("plain@example.com", PW).await;
+    let token = plain.cookie("authara_refresh").unwrap();
+    let res_plain = c
+        .json(Method::POST, "/auth/api/v1/tokens/refresh", &json!({"refresh_token": token, "audience": "admin"}))
+        .await;
+    assert_eq!(res_plain.status, 401, "no admin audience without the admin role");
     let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "root@example.com", "password": PW})).await;
     assert_eq!(res.status, 200);
     assert_eq!(c.get("/auth/api/v1/user").await.json()["roles"], json!(["authara:admin"]));
