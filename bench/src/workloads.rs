@@ -322,8 +322,9 @@ pub async fn run_all(opts: &Opts) -> anyhow::Result<()> {
         server.stop().await;
         access
     };
-    let h = wrk(opts, &format!("http://127.0.0.1:{port}/check"), Some(&format!("authara_access={token}"))).await?;
-    let _ = ceiling.kill().await;
+    let h_url = format!("http://127.0.0.1:{port}/check");
+    let h_cookie = format!("authara_access={token}");
+    let h = wrk(opts, &h_url, Some(&h_cookie)).await?;
     let a = child_number(opts, &all_cpus(), &["hash-ceiling", "--secs", &secs], "hashes_per_sec ").await?;
     writeln!(
         notes,
@@ -472,6 +473,7 @@ pub async fn run_all(opts: &Opts) -> anyhow::Result<()> {
         });
         server.stop().await;
     }
+    let _ = ceiling.kill().await;
 
     let mut md = String::new();
     writeln!(

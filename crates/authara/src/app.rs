@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::http::assets::Assets;
 use crate::http::cookies;
 use crate::http::error::ApiError;
-use crate::http::middleware::{request_id, security_headers, timeout};
+use crate::http::middleware::edge;
 use crate::services::Services;
 use crate::services::sessions::Issued;
 
@@ -53,16 +53,14 @@ impl AppState {
 
 pub type SharedState = Arc<AppState>;
 
-/// The full router with every middleware, outermost first: request id and access log,
-/// security headers, panic recovery, timeout, body limit.
+/// The full router with every middleware, outermost first: the edge (request id, access log,
+/// timeout, security headers), panic recovery, body limit.
 pub fn build(state: SharedState) -> Router {
     let config = state.config.clone();
     crate::http::routes::routes(state).layer(DefaultBodyLimit::max(config.http.max_body_bytes)).layer(
         ServiceBuilder::new()
-            .layer(axum::middleware::from_fn(request_id::request_id))
-            .layer(axum::middleware::from_fn(security_headers::security_headers))
-            .layer(CatchPanicLayer::custom(on_panic))
-            .layer(axum::middleware::from_fn_with_state(config.http.request_timeout, timeout::timeout)),
+            .layer(axum::middleware::from_fn_with_state(config.http.request_timeout, edge::edge))
+            .layer(CatchPanicLayer::custom(on_panic)),
     )
 }
 

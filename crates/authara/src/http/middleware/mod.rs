@@ -1,5 +1,3 @@
 //! Middleware applied to every route.
 
-pub mod request_id;
-pub mod security_headers;
-pub mod timeout;
+pub mod edge;
