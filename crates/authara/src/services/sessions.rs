@@ -112,14 +112,37 @@ impl Services {
 
     /// Exchanges a refresh token for a new access token (and, when rotation is due, a new
     /// refresh token), in one transaction with the token row locked.
+    ///
+    /// The common case (token unconsumed and due for rotation) is one round trip to the
+    /// database besides `BEGIN`/`COMMIT`: [`Tx::rotate_refresh_if_due`] rotates optimistically
+    /// and the checks below drop the transaction, undoing it, when the refresh is refused.
     pub async fn refresh(&self, token: &str, audience: Audience) -> Result<Issued, RefreshError> {
         let now = self.now_ms();
         let hash = hash_refresh_token(token);
+        let successor = new_refresh_token();
+        let successor_hash = hash_refresh_token(&successor);
+        let mut next = NewRefresh {
+            session_id: Uuid::nil(),
+            organization_id: Uuid::nil(),
+            token_hash: &successor_hash,
+            now_ms: now,
+            expires_at_ms: now.saturating_add(ms(self.config.session.refresh_ttl)),
+        };
+        // Tokens created at or before this are due for rotation.
+        let due_before = match self.config.session.rotation {
+            RotationPolicy::Never => None,
+            RotationPolicy::Always => Some(i64::MAX),
+            RotationPolicy::Every(d) => Some(now.saturating_sub(ms(d))),
+        };
         let mut tx = self.store.begin().await?;
-        let ctx = tx.refresh_context_for_update(&hash).await?.ok_or(RefreshError::Invalid)?;
+        let (ctx, rotated) = match due_before {
+            Some(before) => tx.rotate_refresh_if_due(&hash, before, &next).await?,
+            None => tx.refresh_context_for_update(&hash).await?.map(|c| (c, false)),
+        }
+        .ok_or(RefreshError::Invalid)?;
         let row = &ctx.token;
         let session_live = row.session_revoked_at_ms.is_none() && row.session_expires_at_ms > now;
-        if let Some(consumed) = row.consumed_at_ms {
+        if let Some(consumed) = row.consumed_at_ms.filter(|_| !rotated) {
             let in_grace = now.saturating_sub(consumed) <= ms(self.config.session.reuse_grace);
             if !(in_grace && session_live) {
                 // Reuse: revoke the whole session, and commit that revocation.
@@ -131,6 +154,7 @@ impl Services {
                 return Err(RefreshError::Reused);
             }
         }
+        // Every refusal below returns before the commit: the transaction is rolled back.
         if row.expires_at_ms < now || !session_live {
             return Err(RefreshError::Invalid);
         }
@@ -142,25 +166,19 @@ impl Services {
         if !audience_permitted(audience, roles) {
             return Err(RefreshError::Forbidden);
         }
-        let rotate = row.consumed_at_ms.is_some()
-            || match self.config.session.rotation {
-                RotationPolicy::Never => false,
-                RotationPolicy::Always => true,
-                RotationPolicy::Every(d) => now.saturating_sub(row.created_at_ms) >= ms(d),
-            };
-        let refresh_token = if rotate {
+        let refresh_token = if rotated {
+            successor
+        } else if row.consumed_at_ms.is_some() || due_before.is_some_and(|before| row.created_at_ms <= before) {
+            // A sibling successor inside the grace window (the token is already consumed), or a
+            // rotation the optimistic statement did not make because a concurrent one held the token.
+            next.session_id = row.session_id;
+            next.organization_id = row.organization_id;
+            next.expires_at_ms = next.expires_at_ms.min(row.session_expires_at_ms);
             if row.consumed_at_ms.is_none() {
-                tx.consume_refresh(row.id, now).await?;
+                tx.rotate_refresh(row.id, &next).await?;
+            } else {
+                tx.insert_refresh(&next).await?;
             }
-            let successor = new_refresh_token();
-            tx.insert_refresh(&NewRefresh {
-                session_id: row.session_id,
-                organization_id: row.organization_id,
-                token_hash: &hash_refresh_token(&successor),
-                now_ms: now,
-                expires_at_ms: now.saturating_add(ms(self.config.session.refresh_ttl)).min(row.session_expires_at_ms),
-            })
-            .await?;
             successor
         } else {
             token.to_owned()

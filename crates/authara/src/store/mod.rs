@@ -142,7 +142,9 @@ impl Store {
     }
 
     /// SQLite settings live here, in one place: WAL, synchronous=NORMAL, 5 s busy timeout,
-    /// foreign keys on.
+    /// foreign keys on. No ping before handing out a connection (`test_before_acquire`): a
+    /// connection to a local file cannot go stale, and each ping is a round trip to the
+    /// connection's thread on every query.
     pub async fn open_sqlite(path: &std::path::Path, max_readers: u32) -> Result<Self, StoreError> {
         let opts = SqliteConnectOptions::new()
             .filename(path)
@@ -155,11 +157,13 @@ impl Store {
         // The writer connects first so that WAL mode is set before readers open the file.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts.clone())
             .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(max_readers.clamp(1, 16))
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts.read_only(true))
             .await?;

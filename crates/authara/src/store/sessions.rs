@@ -1,5 +1,7 @@
 //! Sessions and refresh tokens (stored only as SHA-256 hashes).
 
+use std::sync::LazyLock;
+
 use uuid::Uuid;
 
 use super::{Store, StoreError, Tx, on_db, on_tx};
@@ -56,23 +58,61 @@ const REFRESH_COLS: &str = "SELECT t.id, t.session_id, t.organization_id, t.crea
      s.user_id, s.expires_at_ms, s.revoked_at_ms FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
      WHERE t.token_hash = $1";
 /// Everything a refresh decides on, in one statement: the token, its session, the user's
-/// disabled flag, their role in the token's organization and their platform roles. The two
-/// engines differ only in how they aggregate the roles (`string_agg` / `group_concat`), so the
-/// statement is built from one text with that piece filled in.
+/// disabled flag, their role in the token's organization and their platform roles, and whether
+/// the statement rotated the token (see [`Tx::rotate_refresh_if_due`]). The engines differ only
+/// in how they aggregate the roles (`string_agg` / `group_concat`) and in how the rotation is
+/// written, so the statements are built from one text with those pieces filled in.
 const REFRESH_CONTEXT: &str = "SELECT t.id, t.session_id, t.organization_id, t.created_at_ms, t.expires_at_ms, \
      t.consumed_at_ms, s.user_id, s.expires_at_ms, s.revoked_at_ms, s.last_used_at_ms, u.disabled_at_ms, m.role, \
-     (SELECT {AGG} FROM user_platform_roles r WHERE r.user_id = s.user_id) \
+     (SELECT {AGG} FROM user_platform_roles r WHERE r.user_id = s.user_id), {ROTATED} \
      FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
      LEFT JOIN organization_memberships m ON m.organization_id = t.organization_id AND m.user_id = s.user_id \
      WHERE t.token_hash = $1";
-static REFRESH_CONTEXT_SQLITE: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| REFRESH_CONTEXT.replace("{AGG}", "group_concat(r.role, ',')"));
-static REFRESH_CONTEXT_PG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!("{} FOR UPDATE OF t", REFRESH_CONTEXT.replace("{AGG}", "string_agg(r.role, ',')"))
+const SQLITE_AGG: &str = "group_concat(r.role, ',')";
+const PG_AGG: &str = "string_agg(r.role, ',')";
+static REFRESH_CONTEXT_SQLITE: LazyLock<String> =
+    LazyLock::new(|| REFRESH_CONTEXT.replace("{AGG}", SQLITE_AGG).replace("{ROTATED}", "FALSE"));
+static REFRESH_CONTEXT_PG: LazyLock<String> = LazyLock::new(|| {
+    format!("{} FOR UPDATE OF t", REFRESH_CONTEXT.replace("{AGG}", PG_AGG).replace("{ROTATED}", "FALSE"))
+});
+/// The optimistic rotation: consume the token if it is unconsumed, unexpired and was created at
+/// or before `$3` (the rotation policy), insert the successor (`$4` id, `$5` hash, expiring at
+/// `$6` or with the session), then read the context. `$2` is now.
+const ROTATE_IF_DUE: &str = "UPDATE refresh_tokens SET consumed_at_ms = $2 \
+     WHERE token_hash = $1 AND consumed_at_ms IS NULL AND expires_at_ms >= $2 AND created_at_ms <= $3";
+const INSERT_SUCCESSOR: &str = "INSERT INTO refresh_tokens (id, session_id, organization_id, token_hash, created_at_ms, expires_at_ms) \
+     SELECT $4, t.session_id, t.organization_id, $5, $2, {MIN}($6, s.expires_at_ms) \
+     FROM {FROM} JOIN sessions s ON s.id = t.session_id";
+/// SQLite: three statements in one call. `changes()` is the row count of the statement before:
+/// the successor is inserted only if the token was consumed, and the context reports whether
+/// the successor was inserted. The transaction holds the database's write lock.
+static ROTATE_IF_DUE_SQLITE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{ROTATE_IF_DUE}; {} WHERE t.token_hash = $1 AND changes() = 1; {}",
+        INSERT_SUCCESSOR.replace("{MIN}", "min").replace("{FROM}", "refresh_tokens t"),
+        REFRESH_CONTEXT.replace("{AGG}", SQLITE_AGG).replace("{ROTATED}", "changes() = 1")
+    )
+});
+/// PostgreSQL: one statement with data-modifying CTEs. The outer query reads the snapshot from
+/// before the update (the token as presented); the update holds the row lock until commit.
+static ROTATE_IF_DUE_PG: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH c AS ({ROTATE_IF_DUE} RETURNING session_id, organization_id), i AS ({} RETURNING 1) {}",
+        INSERT_SUCCESSOR.replace("{MIN}", "LEAST").replace("{FROM}", "c t"),
+        REFRESH_CONTEXT.replace("{AGG}", PG_AGG).replace("{ROTATED}", "EXISTS (SELECT 1 FROM i)")
+    )
 });
 const INSERT_SESSION: &str = "INSERT INTO sessions (id, user_id, active_organization_id, user_agent, ip, created_at_ms, \
      last_used_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (id, session_id, organization_id, token_hash, created_at_ms, expires_at_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+/// Consumes the presented token and inserts its successor in one round trip: a data-modifying
+/// CTE on PostgreSQL, two statements in one call on SQLite (bound by number, `$7` is the old id).
+const ROTATE_PG: &str = "WITH consumed AS (UPDATE refresh_tokens SET consumed_at_ms = $5 WHERE id = $7 AND consumed_at_ms IS NULL) \
+     INSERT INTO refresh_tokens (id, session_id, organization_id, token_hash, created_at_ms, expires_at_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+const ROTATE_SQLITE: &str = "UPDATE refresh_tokens SET consumed_at_ms = $5 WHERE id = $7 AND consumed_at_ms IS NULL; \
+     INSERT INTO refresh_tokens (id, session_id, organization_id, token_hash, created_at_ms, expires_at_ms) \
      VALUES ($1, $2, $3, $4, $5, $6)";
 const CONSUME: &str = "UPDATE refresh_tokens SET consumed_at_ms = $2 WHERE id = $1 AND consumed_at_ms IS NULL";
 const TOUCH: &str = "UPDATE sessions SET last_used_at_ms = $2 WHERE id = $1";
@@ -106,6 +146,37 @@ fn refresh(t: RefreshTuple) -> RefreshRow {
         session_expires_at_ms: t.7,
         session_revoked_at_ms: t.8,
     }
+}
+
+type ContextRow = (
+    Uuid,
+    Uuid,
+    Uuid,
+    i64,
+    i64,
+    Option<i64>,
+    Uuid,
+    i64,
+    Option<i64>,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    bool,
+);
+
+fn context(r: ContextRow) -> (RefreshContext, bool) {
+    let mut roles: Vec<String> =
+        r.12.unwrap_or_default().split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect();
+    roles.sort_unstable();
+    let ctx = RefreshContext {
+        token: refresh((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8)),
+        session_last_used_at_ms: r.9,
+        user_disabled: r.10.is_some(),
+        org_role: r.11,
+        roles,
+    };
+    (ctx, r.13)
 }
 
 /// A session as the account page lists it.
@@ -197,37 +268,75 @@ impl Tx {
     /// [`RefreshContext`] of a token, with the token row locked until commit (`FOR UPDATE OF t`
     /// on PostgreSQL; SQLite's write transaction already excludes other writers).
     pub async fn refresh_context_for_update(&mut self, hash: &[u8]) -> Result<Option<RefreshContext>, StoreError> {
-        type Row = (
-            Uuid,
-            Uuid,
-            Uuid,
-            i64,
-            i64,
-            Option<i64>,
-            Uuid,
-            i64,
-            Option<i64>,
-            i64,
-            Option<i64>,
-            Option<String>,
-            Option<String>,
-        );
-        let row: Option<Row> = match self {
+        let row: Option<ContextRow> = match self {
             Tx::Sqlite(t) => sqlx::query_as(&REFRESH_CONTEXT_SQLITE).bind(hash).fetch_optional(&mut **t).await?,
             Tx::Postgres(t) => sqlx::query_as(&REFRESH_CONTEXT_PG).bind(hash).fetch_optional(&mut **t).await?,
         };
-        Ok(row.map(|r| {
-            let mut roles: Vec<String> =
-                r.12.unwrap_or_default().split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect();
-            roles.sort_unstable();
-            RefreshContext {
-                token: refresh((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8)),
-                session_last_used_at_ms: r.9,
-                user_disabled: r.10.is_some(),
-                org_role: r.11,
-                roles,
+        Ok(row.map(|r| context(r).0))
+    }
+
+    /// The common refresh in one round trip: if the token is unconsumed, unexpired and was
+    /// created at or before `created_before_ms`, marks it consumed and inserts `successor`
+    /// (expiring at its `expires_at_ms` or with the session, whichever is first); then reads
+    /// the [`RefreshContext`]. Returns whether it rotated. When it did not, the context is read
+    /// with the token locked as [`Self::refresh_context_for_update`] does, so the caller can take
+    /// the slow path (reuse, grace window, no rotation due). When it did, the caller still checks
+    /// the context and drops the transaction to refuse.
+    pub async fn rotate_refresh_if_due(
+        &mut self,
+        hash: &[u8],
+        created_before_ms: i64,
+        successor: &NewRefresh<'_>,
+    ) -> Result<Option<(RefreshContext, bool)>, StoreError> {
+        macro_rules! bind_all {
+            ($q:expr) => {
+                sqlx::query_as::<_, ContextRow>($q)
+                    .bind(hash)
+                    .bind(successor.now_ms)
+                    .bind(created_before_ms)
+                    .bind(Uuid::new_v4())
+                    .bind(successor.token_hash)
+                    .bind(successor.expires_at_ms)
+            };
+        }
+        let row = match self {
+            Tx::Sqlite(t) => bind_all!(&ROTATE_IF_DUE_SQLITE).fetch_optional(&mut **t).await?,
+            Tx::Postgres(t) => bind_all!(&ROTATE_IF_DUE_PG).fetch_optional(&mut **t).await?,
+        };
+        match row.map(context) {
+            Some((ctx, true)) => Ok(Some((ctx, true))),
+            // PostgreSQL read without a lock: read again, locked. SQLite holds the write lock.
+            Some(_) | None if matches!(self, Tx::Postgres(_)) => {
+                Ok(self.refresh_context_for_update(hash).await?.map(|c| (c, false)))
             }
-        }))
+            other => Ok(other),
+        }
+    }
+
+    /// Marks the token `consumed` (if it is not already) and inserts its successor `r`, in one
+    /// round trip to the database.
+    pub async fn rotate_refresh(&mut self, consumed: Uuid, r: &NewRefresh<'_>) -> Result<(), StoreError> {
+        macro_rules! bind_all {
+            ($q:expr) => {
+                sqlx::query($q)
+                    .bind(Uuid::new_v4())
+                    .bind(r.session_id)
+                    .bind(r.organization_id)
+                    .bind(r.token_hash)
+                    .bind(r.now_ms)
+                    .bind(r.expires_at_ms)
+                    .bind(consumed)
+            };
+        }
+        match self {
+            Tx::Sqlite(t) => {
+                bind_all!(ROTATE_SQLITE).execute(&mut **t).await?;
+            }
+            Tx::Postgres(t) => {
+                bind_all!(ROTATE_PG).execute(&mut **t).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Marks a token consumed; `false` if it already was.

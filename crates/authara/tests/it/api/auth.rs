@@ -167,7 +167,8 @@ async fn login_failures_answer_the_contract(engine: Engine) {
     assert_eq!((res.status, res.error_code().as_str()), (403, "forbidden"), "admin audience needs the admin role");
 
     // A disabled user is refused with 403 (after the password check, so it reveals nothing).
-    sqlx_disable(&app, "lin@example.com").await;
+    let lin = app.services.store.user_by_email("lin@example.com").await.unwrap().unwrap();
+    set_disabled(&app, lin.id, Some(1)).await;
     let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "lin@example.com", "password": PW})).await;
     assert_eq!((res.status, res.error_code().as_str()), (403, "forbidden"));
 
@@ -185,23 +186,16 @@ async fn login_failures_answer_the_contract(engine: Engine) {
     assert_eq!(res.status, 200, "{}", res.text());
 }
 
-async fn sqlx_disable(app: &TestApp, email: &str) {
-    let user = app.services.store.user_by_email(email).await.unwrap().unwrap();
+/// Disables (`Some(at)`) or re-enables a user directly in the store, as an admin tool would.
+pub async fn set_disabled(app: &TestApp, user_id: uuid::Uuid, at: Option<i64>) {
     let mut tx = app.services.store.begin().await.unwrap();
+    let q = "UPDATE users SET disabled_at_ms = $2 WHERE id = $1";
     match &mut tx {
         authara::store::Tx::Sqlite(t) => {
-            sqlx::query("UPDATE users SET disabled_at_ms = 1 WHERE id = $1")
-                .bind(user.id)
-                .execute(&mut **t)
-                .await
-                .unwrap();
+            sqlx::query(q).bind(user_id).bind(at).execute(&mut **t).await.unwrap();
         }
         authara::store::Tx::Postgres(t) => {
-            sqlx::query("UPDATE users SET disabled_at_ms = 1 WHERE id = $1")
-                .bind(user.id)
-                .execute(&mut **t)
-                .await
-                .unwrap();
+            sqlx::query(q).bind(user_id).bind(at).execute(&mut **t).await.unwrap();
         }
     }
     tx.commit().await.unwrap();

@@ -188,7 +188,38 @@ async fn cleanup_keeps_consumed_tokens_until_they_expire(engine: Engine) {
     assert!(sessions >= 1);
 }
 
+/// The common refresh rotates optimistically in one statement; a refusal found afterwards must
+/// undo it: the presented token is still unconsumed, so it neither counts as reuse later nor
+/// leaves a stray successor behind.
+async fn a_refused_refresh_changes_nothing(engine: Engine) {
+    let app = TestApp::start_with(engine, &[("AUTHARA_REFRESH_TOKEN_ROTATION_INTERVAL", "always")]).await;
+    let c = app.signed_in("refused@example.com", PW).await;
+    let t0 = c.cookie("authara_refresh").unwrap();
+    let admin = json!({"refresh_token": t0, "audience": "admin"});
+    let res = c.json(Method::POST, "/auth/api/v1/tokens/refresh", &admin).await;
+    assert_eq!(res.status, 401, "a member cannot refresh into the admin audience");
+
+    // Long after the grace window, the token is still fresh: the refusal consumed nothing.
+    app.clock.advance(Duration::from_secs(60));
+    let res = body_refresh(&app.client(), &t0).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let t1 = res.json()["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(t1, t0);
+    assert_eq!(body_refresh(&app.client(), &t1).await.status, 200, "the session is alive");
+
+    // A disabled user is refused, and again nothing was consumed by the attempt.
+    let d = app.signed_in("disabled@example.com", PW).await;
+    let t = d.cookie("authara_refresh").unwrap();
+    let user = app.services.store.user_by_email("disabled@example.com").await.unwrap().unwrap();
+    crate::api::auth::set_disabled(&app, user.id, Some(1)).await;
+    assert_eq!(body_refresh(&app.client(), &t).await.status, 401);
+    crate::api::auth::set_disabled(&app, user.id, None).await;
+    app.clock.advance(Duration::from_secs(60));
+    assert_eq!(body_refresh(&app.client(), &t).await.status, 200, "not treated as reuse");
+}
+
 on_both_engines!(
+    a_refused_refresh_changes_nothing,
     reused_refresh_token_revokes_the_session,
     concurrent_refreshes_inside_the_grace_window_all_succeed,
     refresh_without_rotation_keeps_the_token,
