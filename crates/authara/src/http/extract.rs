@@ -55,7 +55,7 @@ impl FromRequestParts<SharedState> for Client {
 /// A user authenticated by the `authara_access` cookie for audience `app` (the API never reads
 /// `Authorization: Bearer`). Revoked sessions are refused at once.
 pub struct AppUser {
-    pub claims: AccessClaims,
+    pub claims: std::sync::Arc<AccessClaims>,
 }
 
 impl FromRequestParts<SharedState> for AppUser {

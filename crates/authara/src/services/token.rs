@@ -5,8 +5,10 @@
 //! and expiry (against the injected clock, no leeway) are rejected.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
+
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -85,6 +87,36 @@ pub struct TokenService {
     verifying: HashMap<String, (Algorithm, DecodingKey)>,
     jwks: bytes::Bytes,
     key_count: usize,
+    verified: VerifiedCache,
+}
+
+/// Claims of tokens whose signature, key and fixed claims were already checked, keyed by the
+/// token's exact text (only tokens that verified get in, so the map cannot be filled with
+/// junk). A repeated session check skips the base64 and JSON decoding and the HMAC; expiry,
+/// audience and revocation are still checked on every call. The same idea as the JWT cache of
+/// API gateways. Bounded: when full, expired entries go, and if that is not enough, all.
+#[derive(Default)]
+struct VerifiedCache {
+    map: std::sync::RwLock<HashMap<Box<str>, Arc<AccessClaims>>>,
+}
+
+const VERIFIED_CACHE_MAX: usize = 4096;
+
+impl VerifiedCache {
+    fn get(&self, token: &str) -> Option<Arc<AccessClaims>> {
+        self.map.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(token).cloned()
+    }
+
+    fn put(&self, token: &str, claims: Arc<AccessClaims>, now_ms: i64) {
+        let mut map = self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= VERIFIED_CACHE_MAX {
+            map.retain(|_, c| c.exp.saturating_mul(1000) >= now_ms);
+            if map.len() >= VERIFIED_CACHE_MAX {
+                map.clear();
+            }
+        }
+        map.insert(token.into(), claims);
+    }
 }
 
 impl std::fmt::Debug for TokenService {
@@ -136,6 +168,7 @@ impl TokenService {
             key_count: verifying.len(),
             verifying,
             jwks: jwks.into(),
+            verified: VerifiedCache::default(),
         })
     }
 
@@ -193,13 +226,23 @@ impl TokenService {
     }
 
     /// Verifies signature, key, issuer, audience (`None` = either) and expiry at `now_ms`.
-    pub fn verify(&self, token: &str, audience: Option<Audience>, now_ms: i64) -> Result<AccessClaims, TokenError> {
-        let claims = self.verify_signature(token)?;
+    pub fn verify(
+        &self,
+        token: &str,
+        audience: Option<Audience>,
+        now_ms: i64,
+    ) -> Result<Arc<AccessClaims>, TokenError> {
+        let claims = match self.verified.get(token) {
+            Some(c) => c,
+            None => {
+                let c = Arc::new(self.verify_signature(token)?);
+                self.check_fixed_claims(&c)?;
+                self.verified.put(token, c.clone(), now_ms);
+                c
+            }
+        };
         if now_ms > claims.exp.saturating_mul(1000) {
             return Err(TokenError::Expired);
-        }
-        if claims.iss != self.issuer {
-            return Err(TokenError::WrongIssuer);
         }
         let aud_ok = match audience {
             Some(a) => claims.aud.iter().any(|x| x == a.as_str()),
@@ -207,6 +250,14 @@ impl TokenService {
         };
         if !aud_ok {
             return Err(TokenError::WrongAudience);
+        }
+        Ok(claims)
+    }
+
+    /// The checks that depend only on the token: issuer, ids, known roles.
+    fn check_fixed_claims(&self, claims: &AccessClaims) -> Result<(), TokenError> {
+        if claims.iss != self.issuer {
+            return Err(TokenError::WrongIssuer);
         }
         if claims.sub.is_nil()
             || claims.sid.is_nil()
@@ -216,7 +267,7 @@ impl TokenService {
         {
             return Err(TokenError::InvalidClaims);
         }
-        Ok(claims)
+        Ok(())
     }
 
     /// Checks only the signature and key (no expiry): logout uses it to find the session of
@@ -331,6 +382,31 @@ mod tests {
             TokenService::new(&keys("new"), JwtAlgorithm::Hs256, "someone-else", std::time::Duration::from_secs(600))
                 .unwrap();
         assert_eq!(s.verify(&mint(&other_iss, Audience::App), Some(Audience::App), NOW), Err(TokenError::WrongIssuer));
+    }
+
+    #[test]
+    fn the_verified_cache_is_bounded_and_skips_no_per_call_check() {
+        let s = svc("new");
+        let t = mint(&s, Audience::App);
+        assert!(s.verify(&t, Some(Audience::App), NOW).is_ok());
+        assert!(s.verified.get(&t).is_some(), "a verified token is remembered");
+        assert_eq!(s.verify(&t, Some(Audience::Admin), NOW), Err(TokenError::WrongAudience));
+        assert_eq!(s.verify(&t, Some(Audience::App), NOW + 601_000), Err(TokenError::Expired));
+        // A refused token is not remembered and stays refused.
+        let other_iss =
+            TokenService::new(&keys("new"), JwtAlgorithm::Hs256, "someone-else", std::time::Duration::from_secs(600))
+                .unwrap();
+        let foreign = mint(&other_iss, Audience::App);
+        for _ in 0..2 {
+            assert_eq!(s.verify(&foreign, Some(Audience::App), NOW), Err(TokenError::WrongIssuer));
+        }
+        assert!(s.verified.get(&foreign).is_none());
+        // Bounded: many distinct tokens never grow it past its size.
+        for _ in 0..VERIFIED_CACHE_MAX + 10 {
+            assert!(s.verify(&mint(&s, Audience::App), Some(Audience::App), NOW).is_ok());
+        }
+        let len = s.verified.map.read().unwrap().len();
+        assert!(len <= VERIFIED_CACHE_MAX, "{len} entries");
     }
 
     #[test]

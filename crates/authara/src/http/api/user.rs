@@ -15,21 +15,22 @@ use crate::http::extract::{AppUser, Csrf, JsonBody};
 use crate::services::profile::Profile;
 
 #[derive(Serialize)]
-struct OrganizationSummary {
+struct OrganizationSummary<'a> {
     id: Uuid,
-    name: String,
-    role: String,
+    name: &'a str,
+    role: &'a str,
 }
 
+/// Borrows from the cached profile and the token: a session check copies nothing to answer.
 #[derive(Serialize)]
-struct CurrentUser {
+struct CurrentUser<'a> {
     id: Uuid,
-    email: String,
-    username: String,
+    email: &'a str,
+    username: &'a str,
     disabled: bool,
     created_at: String,
-    roles: Vec<String>,
-    organization: OrganizationSummary,
+    roles: &'a [String],
+    organization: OrganizationSummary<'a>,
 }
 
 /// The store's view of the token's user and organization; either gone is 401.
@@ -37,8 +38,8 @@ async fn profile(state: &SharedState, user: &AppUser) -> Result<std::sync::Arc<P
     state.services.current_profile(user.claims.sub, user.claims.org_id).await?.ok_or_else(ApiError::unauthorized)
 }
 
-fn summary(user: &AppUser, p: &Profile) -> OrganizationSummary {
-    OrganizationSummary { id: user.claims.org_id, name: p.org_name.clone(), role: user.claims.org_role.clone() }
+fn summary<'a>(user: &'a AppUser, p: &'a Profile) -> OrganizationSummary<'a> {
+    OrganizationSummary { id: user.claims.org_id, name: &p.org_name, role: &user.claims.org_role }
 }
 
 /// `GET /user`: roles and organization role from the token, the rest from the store.
@@ -46,11 +47,11 @@ pub async fn current_user(State(state): State<SharedState>, user: AppUser) -> Re
     let p = profile(&state, &user).await?;
     Ok(Json(CurrentUser {
         id: p.user.id,
-        email: p.user.email.clone(),
-        username: p.user.username.clone(),
+        email: &p.user.email,
+        username: &p.user.username,
         disabled: p.user.disabled_at_ms.is_some(),
         created_at: rfc3339(p.user.created_at_ms),
-        roles: user.claims.roles.clone().unwrap_or_default(),
+        roles: user.claims.roles.as_deref().unwrap_or_default(),
         organization: summary(&user, &p),
     })
     .into_response())

@@ -27,19 +27,30 @@ pub const CSP: &str = "default-src 'self'; base-uri 'self'; object-src 'none'; f
 form-action 'self'; font-src 'self'; img-src 'self' data:; connect-src 'self'; frame-src 'none'; \
 script-src 'self'; style-src 'self'";
 
-fn acceptable(v: &HeaderValue) -> Option<String> {
-    let s = v.to_str().ok()?;
-    let ok = !s.is_empty()
-        && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-    ok.then(|| s.to_owned())
+fn acceptable(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && b.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 pub async fn edge(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    let id = req.headers().get(&X_REQUEST_ID).and_then(acceptable).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
+    // The id is built once as a header value and only borrowed by the span.
+    let id = match req.headers().get(&X_REQUEST_ID).filter(|v| acceptable(v)) {
+        Some(v) => v.clone(),
+        None => {
+            let mut buf = uuid::Uuid::encode_buffer();
+            HeaderValue::from_str(uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf))
+                .unwrap_or_else(|_| HeaderValue::from_static("-"))
+        }
+    };
+    let is_static = req.uri().path().starts_with("/auth/static/");
+    let span = tracing::info_span!(
+        "request",
+        request_id = id.to_str().unwrap_or_default(),
+        method = %req.method(),
+        path = req.uri().path()
+    );
     let started = Instant::now();
     let handled = async {
         match tokio::time::timeout(limit, next.run(req)).await {
@@ -51,7 +62,7 @@ pub async fn edge(State(limit): State<Duration>, req: Request, next: Next) -> Re
         }
     };
     let mut res = handled.instrument(span.clone()).await;
-    if !path.starts_with("/auth/static/") {
+    if !is_static {
         let _enter = span.enter();
         let status = res.status().as_u16();
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -66,8 +77,6 @@ pub async fn edge(State(limit): State<Duration>, req: Request, next: Next) -> Re
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        h.insert(X_REQUEST_ID.clone(), v);
-    }
+    h.insert(X_REQUEST_ID.clone(), id);
     res
 }

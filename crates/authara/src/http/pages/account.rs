@@ -198,7 +198,7 @@ async fn guard(
     headers: &HeaderMap,
     q: Option<&str>,
     csrf: &str,
-) -> Result<(Ctx, AccessClaims), Response> {
+) -> Result<(Ctx, std::sync::Arc<AccessClaims>), Response> {
     let mut ctx = Ctx::new(state, headers, q);
     let claims = page_user(state, headers, &mut ctx).await?;
     if !Ctx::csrf_ok(headers, Some(csrf)) {

@@ -109,7 +109,11 @@ pub fn audience_for(return_to: &str) -> Audience {
 /// The signed-in user of a page, refreshing transparently with the refresh cookie when the
 /// access token is missing or expired (behavior.md §1.9). On failure, the response to send:
 /// a redirect to the login page carrying this request's `return_to`.
-pub async fn page_user(state: &SharedState, headers: &HeaderMap, ctx: &mut Ctx) -> Result<AccessClaims, Response> {
+pub async fn page_user(
+    state: &SharedState,
+    headers: &HeaderMap,
+    ctx: &mut Ctx,
+) -> Result<std::sync::Arc<AccessClaims>, Response> {
     let s = &state.services;
     if let Some(token) = cookies::get(headers, cookies::ACCESS)
         && let Ok(claims) = s.tokens.verify(token, Some(Audience::App), s.now_ms())
