@@ -24,9 +24,16 @@ pub struct Opts {
     /// PostgreSQL socket directory, port, user.
     pub pg: Option<(String, String, String)>,
     pub pinned: bool,
+    /// Only the workloads whose name starts with this (for profiling one of them); the results
+    /// file is then left alone.
+    pub only: Option<String>,
 }
 
 impl Opts {
+    pub fn want(&self, workload: &str) -> bool {
+        self.only.as_deref().is_none_or(|o| workload.starts_with(o))
+    }
+
     pub fn duration(&self) -> Duration {
         Duration::from_secs(self.secs)
     }
@@ -63,9 +70,12 @@ fn main() -> anyhow::Result<()> {
                 out: PathBuf::from(arg(&args, "--out").unwrap_or_else(|| "bench/results.md".into())),
                 pg,
                 pinned: args.iter().any(|a| a == "--pinned"),
+                only: arg(&args, "--only"),
             };
             rt.block_on(workloads::run_all(&opts))
         }
-        _ => bail!("usage: authara-bench run --bin PATH [--secs N] [--out FILE] [--pg SOCKETDIR:PORT:USER] [--pinned]"),
+        _ => bail!(
+            "usage: authara-bench run --bin PATH [--secs N] [--out FILE] [--pg SOCKETDIR:PORT:USER] [--pinned] [--only WORKLOAD]"
+        ),
     }
 }

@@ -153,6 +153,11 @@ async fn wrk(opts: &Opts, url: &str, cookie: Option<&str>) -> anyhow::Result<Sta
     }
     let out = cmd.output().await.context("running wrk (apt-get install wrk)")?;
     let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success() && text.contains("Requests/sec:"),
+        "wrk failed (is it installed? bench/run installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ms = |v: &str| -> f64 {
         let v = v.trim();
         let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
@@ -167,9 +172,14 @@ async fn wrk(opts: &Opts, url: &str, cookie: Option<&str>) -> anyhow::Result<Sta
     let rps: f64 =
         line("Requests/sec:").and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok())).unwrap_or(0.0);
     let p = |q: &str| line(q).and_then(|l| l.split_whitespace().nth(1).map(ms)).unwrap_or(0.0);
-    let errors = line("Non-2xx or 3xx responses:")
+    let non_2xx: u64 = line("Non-2xx or 3xx responses:")
         .and_then(|l| l.split_whitespace().last().and_then(|v| v.parse().ok()))
         .unwrap_or(0);
+    // "Socket errors: connect 0, read 0, write 0, timeout 0"
+    let socket: u64 = line("Socket errors:")
+        .map(|l| l.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u64>().ok()).sum())
+        .unwrap_or(0);
+    let errors = non_2xx + socket;
     Ok(Stats {
         ok: (rps * opts.secs as f64) as u64,
         errors,
@@ -283,26 +293,28 @@ pub async fn run_all(opts: &Opts) -> anyhow::Result<()> {
     let mut notes = String::new();
 
     // Start-up and idle memory, embedded default.
-    let mut readies = Vec::new();
-    let mut idle = (0.0, 0.0);
-    for _ in 0..5 {
-        let (server, ready) = start_server(opts, "sqlite", &[]).await?;
-        readies.push(ready);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        idle = rss_mib(server.pid());
-        server.stop().await;
+    if opts.want("start") {
+        let mut readies = Vec::new();
+        let mut idle = (0.0, 0.0);
+        for _ in 0..5 {
+            let (server, ready) = start_server(opts, "sqlite", &[]).await?;
+            readies.push(ready);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            idle = rss_mib(server.pid());
+            server.stop().await;
+        }
+        readies.sort();
+        let ready_ms = readies[2].as_secs_f64() * 1000.0;
+        writeln!(
+            notes,
+            "- start to first healthy `/auth/health` (SQLite, fresh data dir, `serve --migrate`), median of 5: **{ready_ms:.1} ms** (target < 200 ms)"
+        )?;
+        writeln!(
+            notes,
+            "- idle RSS after start: **{:.1} MiB** (peak {:.1} MiB, the start-up dummy hash's 64 MiB arena) (target < 30 MiB)",
+            idle.0, idle.1
+        )?;
     }
-    readies.sort();
-    let ready_ms = readies[2].as_secs_f64() * 1000.0;
-    writeln!(
-        notes,
-        "- start to first healthy `/auth/health` (SQLite, fresh data dir, `serve --migrate`), median of 5: **{ready_ms:.1} ms** (target < 200 ms)"
-    )?;
-    writeln!(
-        notes,
-        "- idle RSS after start: **{:.1} MiB** (peak {:.1} MiB, the start-up dummy hash's 64 MiB arena) (target < 30 MiB)",
-        idle.0, idle.1
-    )?;
 
     // Ceilings.
     let exe = std::env::current_exe()?;
@@ -324,8 +336,16 @@ pub async fn run_all(opts: &Opts) -> anyhow::Result<()> {
     };
     let h_url = format!("http://127.0.0.1:{port}/check");
     let h_cookie = format!("authara_access={token}");
-    let h = wrk(opts, &h_url, Some(&h_cookie)).await?;
-    let a = child_number(opts, &all_cpus(), &["hash-ceiling", "--secs", &secs], "hashes_per_sec ").await?;
+    let h = if opts.want("session") || opts.want("jwks") {
+        wrk(opts, &h_url, Some(&h_cookie)).await?
+    } else {
+        Stats { secs: 1.0, ..Stats::default() }
+    };
+    let a = if opts.want("login") || opts.want("signup") {
+        child_number(opts, &all_cpus(), &["hash-ceiling", "--secs", &secs], "hashes_per_sec ").await?
+    } else {
+        0.0
+    };
     writeln!(
         notes,
         "- ceiling H (bare axum handler: cookie, HS256 verify, small JSON; wrk, 32 connections): **{:.0} req/s**, p99 {:.2} ms",
@@ -343,7 +363,9 @@ pub async fn run_all(opts: &Opts) -> anyhow::Result<()> {
             .pg
             .as_ref()
             .map(|(host, port, user)| format!("postgres://{user}@localhost:{port}/postgres?host={host}"));
-        let d = if engine == "postgres" {
+        let d = if !opts.want("refresh") {
+            0.0
+        } else if engine == "postgres" {
             let url = pg_url.clone().unwrap_or_default();
             let db = format!("bench_d_{}", uuid::Uuid::new_v4().simple());
             let mut admin = sqlx::PgConnection::connect(&url).await?;
@@ -371,31 +393,35 @@ pub async fn run_all(opts: &Opts) -> anyhow::Result<()> {
         let (access, _) = signup(&base, &format!("check-{run}@bench.local")).await?;
         let cookie = format!("authara_access={access}");
 
-        let s = wrk(opts, &format!("{base}/auth/api/v1/user"), Some(&cookie)).await?;
-        let rss = rss_mib(server.pid());
-        let ratio = s.rps() / h.rps();
-        rows.push(Row {
-            workload: "session check `GET /user`",
-            engine: engine.into(),
-            met: ratio >= 0.7 && s.p99_ms < 5.0,
-            stats: s,
-            ceiling: Some(("H", h.rps())),
-            target: "≥ 70 % of H, p99 < 5 ms",
-            rss,
-        });
+        if opts.want("session") {
+            let s = wrk(opts, &format!("{base}/auth/api/v1/user"), Some(&cookie)).await?;
+            let rss = rss_mib(server.pid());
+            let ratio = s.rps() / h.rps();
+            rows.push(Row {
+                workload: "session check `GET /user`",
+                engine: engine.into(),
+                met: ratio >= 0.7 && s.p99_ms < 5.0,
+                stats: s,
+                ceiling: Some(("H", h.rps())),
+                target: "≥ 70 % of H, p99 < 5 ms",
+                rss,
+            });
+        }
 
-        let j = wrk(opts, &format!("{base}/auth/.well-known/jwks.json"), None).await?;
-        let rss = rss_mib(server.pid());
-        let ratio = j.rps() / h.rps();
-        rows.push(Row {
-            workload: "JWKS",
-            engine: engine.into(),
-            met: ratio >= 0.7,
-            stats: j,
-            ceiling: Some(("H", h.rps())),
-            target: "≥ 70 % of H",
-            rss,
-        });
+        if opts.want("jwks") {
+            let j = wrk(opts, &format!("{base}/auth/.well-known/jwks.json"), None).await?;
+            let rss = rss_mib(server.pid());
+            let ratio = j.rps() / h.rps();
+            rows.push(Row {
+                workload: "JWKS",
+                engine: engine.into(),
+                met: ratio >= 0.7,
+                stats: j,
+                ceiling: Some(("H", h.rps())),
+                target: "≥ 70 % of H",
+                rss,
+            });
+        }
 
         // Login over distinct users.
         let mut users = Vec::new();
@@ -406,71 +432,83 @@ pub async fn run_all(opts: &Opts) -> anyhow::Result<()> {
         }
         let users = Arc::new(users);
         let next = Arc::new(AtomicU64::new(0));
-        let conns = (0..8).map(|_| Login { users: users.clone(), next: next.clone() }).collect();
-        let l = load::run(&base, conns, WARMUP, opts.duration()).await;
-        let rss = rss_mib(server.pid());
-        rows.push(Row {
-            workload: "login (16 users)",
-            engine: engine.into(),
-            met: l.rps() >= 0.9 * a,
-            stats: l,
-            ceiling: Some(("A", a)),
-            target: "≥ 90 % of A",
-            rss,
-        });
-
-        // Refresh with rotation on every call, one session per connection.
-        let mut conns = Vec::new();
-        for i in 0..16 {
-            let (_, refresh) = signup(&base, &format!("r{i}-{run}@bench.local")).await?;
-            conns.push(Refresh { token: refresh });
+        if opts.want("login") {
+            let conns = (0..8).map(|_| Login { users: users.clone(), next: next.clone() }).collect();
+            let l = load::run(&base, conns, WARMUP, opts.duration()).await;
+            let rss = rss_mib(server.pid());
+            rows.push(Row {
+                workload: "login (16 users)",
+                engine: engine.into(),
+                met: l.rps() >= 0.9 * a,
+                stats: l,
+                ceiling: Some(("A", a)),
+                target: "≥ 90 % of A",
+                rss,
+            });
         }
-        let r = load::run(&base, conns, WARMUP, opts.duration()).await;
-        let rss = rss_mib(server.pid());
-        rows.push(Row {
-            workload: "refresh (rotation always)",
-            engine: engine.into(),
-            met: r.rps() >= 0.6 * d,
-            stats: r,
-            ceiling: Some(("D", d)),
-            target: "≥ 60 % of D",
-            rss,
-        });
 
-        // Isolation: session checks while logins saturate the hashing pool.
-        let next = Arc::new(AtomicU64::new(0));
-        let logins: Vec<Login> = (0..8).map(|_| Login { users: users.clone(), next: next.clone() }).collect();
-        let base2 = base.clone();
-        let dur = opts.duration() + WARMUP;
-        let background = tokio::spawn(async move { load::run(&base2, logins, Duration::ZERO, dur).await });
-        let checks: Vec<Session> = (0..8).map(|_| Session { cookie: cookie.clone() }).collect();
-        let iso = load::run(&base, checks, WARMUP, opts.duration()).await;
-        let bg = background.await?;
-        let rss = rss_mib(server.pid());
-        writeln!(notes, "- isolation on {engine}: {:.2} logins/s in the background while checking sessions", bg.rps())?;
-        rows.push(Row {
-            workload: "isolation: session checks during logins",
-            engine: engine.into(),
-            met: iso.p99_ms < 10.0 && iso.errors == 0,
-            stats: iso,
-            ceiling: None,
-            target: "p99 < 10 ms, no errors",
-            rss,
-        });
+        if opts.want("refresh") {
+            // Refresh with rotation on every call, one session per connection.
+            let mut conns = Vec::new();
+            for i in 0..16 {
+                let (_, refresh) = signup(&base, &format!("r{i}-{run}@bench.local")).await?;
+                conns.push(Refresh { token: refresh });
+            }
+            let r = load::run(&base, conns, WARMUP, opts.duration()).await;
+            let rss = rss_mib(server.pid());
+            rows.push(Row {
+                workload: "refresh (rotation always)",
+                engine: engine.into(),
+                met: r.rps() >= 0.6 * d,
+                stats: r,
+                ceiling: Some(("D", d)),
+                target: "≥ 60 % of D",
+                rss,
+            });
+        }
 
-        let next = Arc::new(AtomicU64::new(0));
-        let conns = (0..8).map(|_| Signup { run: run.clone(), next: next.clone() }).collect();
-        let sg = load::run(&base, conns, WARMUP, opts.duration()).await;
-        let rss = rss_mib(server.pid());
-        rows.push(Row {
-            workload: "signup (distinct emails)",
-            engine: engine.into(),
-            met: sg.rps() >= 0.85 * a,
-            stats: sg,
-            ceiling: Some(("A", a)),
-            target: "≥ 85 % of A",
-            rss,
-        });
+        if opts.want("isolation") {
+            // Isolation: session checks while logins saturate the hashing pool.
+            let next = Arc::new(AtomicU64::new(0));
+            let logins: Vec<Login> = (0..8).map(|_| Login { users: users.clone(), next: next.clone() }).collect();
+            let base2 = base.clone();
+            let dur = opts.duration() + WARMUP;
+            let background = tokio::spawn(async move { load::run(&base2, logins, Duration::ZERO, dur).await });
+            let checks: Vec<Session> = (0..8).map(|_| Session { cookie: cookie.clone() }).collect();
+            let iso = load::run(&base, checks, WARMUP, opts.duration()).await;
+            let bg = background.await?;
+            let rss = rss_mib(server.pid());
+            writeln!(
+                notes,
+                "- isolation on {engine}: {:.2} logins/s in the background while checking sessions",
+                bg.rps()
+            )?;
+            rows.push(Row {
+                workload: "isolation: session checks during logins",
+                engine: engine.into(),
+                met: iso.p99_ms < 10.0 && iso.errors == 0,
+                stats: iso,
+                ceiling: None,
+                target: "p99 < 10 ms, no errors",
+                rss,
+            });
+        }
+
+        if opts.want("signup") {
+            let next = Arc::new(AtomicU64::new(0));
+            let conns = (0..8).map(|_| Signup { run: run.clone(), next: next.clone() }).collect();
+            let sg = load::run(&base, conns, WARMUP, opts.duration()).await;
+            let rss = rss_mib(server.pid());
+            rows.push(Row {
+                workload: "signup (distinct emails)",
+                engine: engine.into(),
+                met: sg.rps() >= 0.85 * a,
+                stats: sg,
+                ceiling: Some(("A", a)),
+                target: "≥ 85 % of A",
+                rss,
+            });
+        }
         server.stop().await;
     }
     let _ = ceiling.kill().await;
@@ -507,9 +545,11 @@ pub async fn run_all(opts: &Opts) -> anyhow::Result<()> {
         )?;
     }
     writeln!(md, "\n{notes}")?;
-    let mut existing = std::fs::read_to_string(&opts.out).unwrap_or_default();
-    existing.push_str(&md);
-    std::fs::write(&opts.out, existing)?;
+    if opts.only.is_none() {
+        let mut existing = std::fs::read_to_string(&opts.out).unwrap_or_default();
+        existing.push_str(&md);
+        std::fs::write(&opts.out, existing)?;
+    }
     println!("{md}");
     Ok(())
 }
