@@ -371,13 +371,17 @@ pub async fn run_all(opts: &Opts) -> anyhow::Result<()> {
             let mut admin = sqlx::PgConnection::connect(&url).await?;
             sqlx::raw_sql(&format!("CREATE DATABASE {db}")).execute(&mut admin).await?;
             let db_url = url.replace("/postgres?", &format!("/{db}?"));
-            child_number(
+            let d = child_number(
                 opts,
                 "0",
                 &["rotation-ceiling", "--engine", "postgres", "--pg", &db_url, "--secs", &secs],
                 "rotations_per_sec ",
             )
-            .await?
+            .await?;
+            // Let PostgreSQL write out what the ceiling dirtied now, not during the next workload.
+            sqlx::raw_sql(&format!("DROP DATABASE {db}")).execute(&mut admin).await?;
+            sqlx::raw_sql("CHECKPOINT").execute(&mut admin).await?;
+            d
         } else {
             child_number(opts, "0", &["rotation-ceiling", "--engine", "sqlite", "--secs", &secs], "rotations_per_sec ")
                 .await?
