@@ -336,23 +336,21 @@ pub async fn run_all(opts: &Opts) -> anyhow::Result<()> {
     };
     let h_url = format!("http://127.0.0.1:{port}/check");
     let h_cookie = format!("authara_access={token}");
-    let h = if opts.want("session") || opts.want("jwks") {
-        wrk(opts, &h_url, Some(&h_cookie)).await?
-    } else {
-        Stats { secs: 1.0, ..Stats::default() }
-    };
-    let a = if opts.want("login") || opts.want("signup") {
-        child_number(opts, &all_cpus(), &["hash-ceiling", "--secs", &secs], "hashes_per_sec ").await?
-    } else {
-        0.0
-    };
-    writeln!(
-        notes,
-        "- ceiling H (bare axum handler: cookie, HS256 verify, small JSON; wrk, 32 connections): **{:.0} req/s**, p99 {:.2} ms",
-        h.rps(),
-        h.p99_ms
-    )?;
-    writeln!(notes, "- ceiling A (raw argon2id, m=64 MiB t=3 p=4, one thread per core): **{a:.2} hashes/s**")?;
+    let mut h = Stats::default();
+    if opts.want("session") || opts.want("jwks") {
+        h = wrk(opts, &h_url, Some(&h_cookie)).await?;
+        writeln!(
+            notes,
+            "- ceiling H (bare axum handler: cookie, HS256 verify, small JSON; wrk, 32 connections): **{:.0} req/s**, p99 {:.2} ms",
+            h.rps(),
+            h.p99_ms
+        )?;
+    }
+    let mut a = 0.0;
+    if opts.want("login") || opts.want("signup") {
+        a = child_number(opts, &all_cpus(), &["hash-ceiling", "--secs", &secs], "hashes_per_sec ").await?;
+        writeln!(notes, "- ceiling A (raw argon2id, m=64 MiB t=3 p=4, one thread per core): **{a:.2} hashes/s**")?;
+    }
 
     let mut engines = vec!["sqlite"];
     if opts.pg.is_some() {
@@ -386,10 +384,12 @@ pub async fn run_all(opts: &Opts) -> anyhow::Result<()> {
             child_number(opts, "0", &["rotation-ceiling", "--engine", "sqlite", "--secs", &secs], "rotations_per_sec ")
                 .await?
         };
-        writeln!(
-            notes,
-            "- ceiling D on {engine} (refresh-rotation transaction alone, 16 tasks): **{d:.0} rotations/s**"
-        )?;
+        if opts.want("refresh") {
+            writeln!(
+                notes,
+                "- ceiling D on {engine} (refresh-rotation transaction alone, 16 tasks): **{d:.0} rotations/s**"
+            )?;
+        }
 
         let (server, _) = start_server(opts, engine, &[]).await?;
         let base = server.base.clone();
@@ -427,9 +427,9 @@ pub async fn run_all(opts: &Opts) -> anyhow::Result<()> {
             });
         }
 
-        // Login over distinct users.
+        // Login over distinct users (also the background load of the isolation workload).
         let mut users = Vec::new();
-        for i in 0..16 {
+        for i in (0..16).filter(|_| opts.want("login") || opts.want("isolation")) {
             let email = format!("u{i}-{run}@bench.local");
             signup(&base, &email).await?;
             users.push(email);

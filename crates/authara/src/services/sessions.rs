@@ -119,25 +119,21 @@ impl Services {
     pub async fn refresh(&self, token: &str, audience: Audience) -> Result<Issued, RefreshError> {
         let now = self.now_ms();
         let hash = hash_refresh_token(token);
-        let successor = new_refresh_token();
-        let successor_hash = hash_refresh_token(&successor);
-        let mut next = NewRefresh {
-            session_id: Uuid::nil(),
-            organization_id: Uuid::nil(),
-            token_hash: &successor_hash,
-            now_ms: now,
-            expires_at_ms: now.saturating_add(ms(self.config.session.refresh_ttl)),
-        };
+        let refresh_expires = now.saturating_add(ms(self.config.session.refresh_ttl));
         // Tokens created at or before this are due for rotation.
         let due_before = match self.config.session.rotation {
             RotationPolicy::Never => None,
             RotationPolicy::Always => Some(i64::MAX),
             RotationPolicy::Every(d) => Some(now.saturating_sub(ms(d))),
         };
+        // The optimistic statement needs the successor before it knows whether it rotates.
+        let successor = due_before.map(|_| new_refresh_token());
         let mut tx = self.store.begin().await?;
-        let (ctx, rotated) = match due_before {
-            Some(before) => tx.rotate_refresh_if_due(&hash, before, &next).await?,
-            None => tx.refresh_context_for_update(&hash).await?.map(|c| (c, false)),
+        let (ctx, rotated) = match (due_before, &successor) {
+            (Some(before), Some(next)) => {
+                tx.rotate_refresh_if_due(&hash, now, before, &hash_refresh_token(next), refresh_expires).await?
+            }
+            _ => tx.refresh_context_for_update(&hash).await?.map(|c| (c, false)),
         }
         .ok_or(RefreshError::Invalid)?;
         let row = &ctx.token;
@@ -166,22 +162,27 @@ impl Services {
         if !audience_permitted(audience, roles) {
             return Err(RefreshError::Forbidden);
         }
-        let refresh_token = if rotated {
-            successor
-        } else if row.consumed_at_ms.is_some() || due_before.is_some_and(|before| row.created_at_ms <= before) {
-            // A sibling successor inside the grace window (the token is already consumed), or a
-            // rotation the optimistic statement did not make because a concurrent one held the token.
-            next.session_id = row.session_id;
-            next.organization_id = row.organization_id;
-            next.expires_at_ms = next.expires_at_ms.min(row.session_expires_at_ms);
-            if row.consumed_at_ms.is_none() {
-                tx.rotate_refresh(row.id, &next).await?;
-            } else {
-                tx.insert_refresh(&next).await?;
+        let due = due_before.is_some_and(|before| row.created_at_ms <= before);
+        let refresh_token = match successor {
+            Some(next) if rotated => next,
+            // A sibling successor inside the grace window (the token is already consumed), or
+            // the rotation a concurrent refresh kept the optimistic statement from making.
+            spare if row.consumed_at_ms.is_some() || due => {
+                let next = spare.unwrap_or_else(new_refresh_token);
+                if row.consumed_at_ms.is_none() {
+                    tx.consume_refresh(row.id, now).await?;
+                }
+                tx.insert_refresh(&NewRefresh {
+                    session_id: row.session_id,
+                    organization_id: row.organization_id,
+                    token_hash: &hash_refresh_token(&next),
+                    now_ms: now,
+                    expires_at_ms: refresh_expires.min(row.session_expires_at_ms),
+                })
+                .await?;
+                next
             }
-            successor
-        } else {
-            token.to_owned()
+            _ => token.to_owned(),
         };
         // "Last active" needs minute precision, not a write per refresh.
         if now.saturating_sub(ctx.session_last_used_at_ms) >= 60_000 {

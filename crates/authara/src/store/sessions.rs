@@ -106,14 +106,6 @@ const INSERT_SESSION: &str = "INSERT INTO sessions (id, user_id, active_organiza
      last_used_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
 const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (id, session_id, organization_id, token_hash, created_at_ms, expires_at_ms) \
      VALUES ($1, $2, $3, $4, $5, $6)";
-/// Consumes the presented token and inserts its successor in one round trip: a data-modifying
-/// CTE on PostgreSQL, two statements in one call on SQLite (bound by number, `$7` is the old id).
-const ROTATE_PG: &str = "WITH consumed AS (UPDATE refresh_tokens SET consumed_at_ms = $5 WHERE id = $7 AND consumed_at_ms IS NULL) \
-     INSERT INTO refresh_tokens (id, session_id, organization_id, token_hash, created_at_ms, expires_at_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
-const ROTATE_SQLITE: &str = "UPDATE refresh_tokens SET consumed_at_ms = $5 WHERE id = $7 AND consumed_at_ms IS NULL; \
-     INSERT INTO refresh_tokens (id, session_id, organization_id, token_hash, created_at_ms, expires_at_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
 const CONSUME: &str = "UPDATE refresh_tokens SET consumed_at_ms = $2 WHERE id = $1 AND consumed_at_ms IS NULL";
 const TOUCH: &str = "UPDATE sessions SET last_used_at_ms = $2 WHERE id = $1";
 const REVOKE: &str = "UPDATE sessions SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL";
@@ -276,27 +268,31 @@ impl Tx {
     }
 
     /// The common refresh in one round trip: if the token is unconsumed, unexpired and was
-    /// created at or before `created_before_ms`, marks it consumed and inserts `successor`
-    /// (expiring at its `expires_at_ms` or with the session, whichever is first); then reads
-    /// the [`RefreshContext`]. Returns whether it rotated. When it did not, the context is read
-    /// with the token locked as [`Self::refresh_context_for_update`] does, so the caller can take
-    /// the slow path (reuse, grace window, no rotation due). When it did, the caller still checks
-    /// the context and drops the transaction to refuse.
+    /// created at or before `created_before_ms` (due for rotation), marks it consumed at `now_ms`
+    /// and inserts the successor `successor_hash`, expiring at `successor_expires_at_ms` or with
+    /// the session, whichever is first; then reads the [`RefreshContext`]. Returns whether it
+    /// rotated. When it rotated, the caller still checks the context and drops the transaction
+    /// to refuse. When it did not and the caller will write the token's state (it is consumed:
+    /// reuse or grace; or due: a concurrent rotation won), PostgreSQL reads it again with the row
+    /// locked, as [`Self::refresh_context_for_update`] does; a token that is simply not due needs
+    /// no lock, and SQLite's transaction holds the write lock anyway.
     pub async fn rotate_refresh_if_due(
         &mut self,
         hash: &[u8],
+        now_ms: i64,
         created_before_ms: i64,
-        successor: &NewRefresh<'_>,
+        successor_hash: &[u8],
+        successor_expires_at_ms: i64,
     ) -> Result<Option<(RefreshContext, bool)>, StoreError> {
         macro_rules! bind_all {
             ($q:expr) => {
                 sqlx::query_as::<_, ContextRow>($q)
                     .bind(hash)
-                    .bind(successor.now_ms)
+                    .bind(now_ms)
                     .bind(created_before_ms)
                     .bind(Uuid::new_v4())
-                    .bind(successor.token_hash)
-                    .bind(successor.expires_at_ms)
+                    .bind(successor_hash)
+                    .bind(successor_expires_at_ms)
             };
         }
         let row = match self {
@@ -304,39 +300,14 @@ impl Tx {
             Tx::Postgres(t) => bind_all!(&ROTATE_IF_DUE_PG).fetch_optional(&mut **t).await?,
         };
         match row.map(context) {
-            Some((ctx, true)) => Ok(Some((ctx, true))),
-            // PostgreSQL read without a lock: read again, locked. SQLite holds the write lock.
-            Some(_) | None if matches!(self, Tx::Postgres(_)) => {
+            Some((ctx, false))
+                if matches!(self, Tx::Postgres(_))
+                    && (ctx.token.consumed_at_ms.is_some() || ctx.token.created_at_ms <= created_before_ms) =>
+            {
                 Ok(self.refresh_context_for_update(hash).await?.map(|c| (c, false)))
             }
             other => Ok(other),
         }
-    }
-
-    /// Marks the token `consumed` (if it is not already) and inserts its successor `r`, in one
-    /// round trip to the database.
-    pub async fn rotate_refresh(&mut self, consumed: Uuid, r: &NewRefresh<'_>) -> Result<(), StoreError> {
-        macro_rules! bind_all {
-            ($q:expr) => {
-                sqlx::query($q)
-                    .bind(Uuid::new_v4())
-                    .bind(r.session_id)
-                    .bind(r.organization_id)
-                    .bind(r.token_hash)
-                    .bind(r.now_ms)
-                    .bind(r.expires_at_ms)
-                    .bind(consumed)
-            };
-        }
-        match self {
-            Tx::Sqlite(t) => {
-                bind_all!(ROTATE_SQLITE).execute(&mut **t).await?;
-            }
-            Tx::Postgres(t) => {
-                bind_all!(ROTATE_PG).execute(&mut **t).await?;
-            }
-        }
-        Ok(())
     }
 
     /// Marks a token consumed; `false` if it already was.
