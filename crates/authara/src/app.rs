@@ -1,70 +1,109 @@
-//! Application state and the assembled router, used by `serve` and by tests.
+//! The one assembly: from a configuration and a clock to the store, the cache, the services, the
+//! router and the workers. `serve`, the admin CLI, the integration tests and the bench all start
+//! the application through [`App::open`], so there is one start-up sequence (behavior.md §0.1).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
+use anyhow::{Context as _, bail};
 
+use crate::cache::Cache;
+use crate::clock::{ms, SharedClock};
 use crate::config::Config;
-use crate::http::assets::Assets;
-use crate::http::cookies;
-use crate::http::error::ApiError;
-use crate::http::middleware::edge;
-use crate::services::Services;
-use crate::services::sessions::Issued;
+use crate::http::state::HttpState;
+use crate::services::{Services, keys};
+use crate::store::Store;
+use crate::store::migrate::MigrateError;
 
-pub struct AppState {
+/// An opened application: its store and services, ready to serve.
+pub struct App {
     pub config: Arc<Config>,
-    pub services: Arc<Services>,
-    pub assets: Assets,
+    pub store: Store,
+    pub services: Services,
+    /// Dev key files this start generated (printed once by `serve`).
+    pub generated_keys: Vec<PathBuf>,
 }
 
-impl AppState {
-    pub fn new(services: Arc<Services>) -> Arc<Self> {
-        Arc::new(Self { config: services.config.clone(), assets: Assets::new(&services.config.ui), services })
+impl App {
+    /// Loads the signing keys, opens the store (migrating first when `migrate`), refuses a
+    /// schema of another version, pins the organization mode, builds the cache and the services,
+    /// and reloads the recent revocations.
+    pub async fn open(config: Arc<Config>, clock: SharedClock, migrate: bool) -> anyhow::Result<App> {
+        let keys = keys::load(&config).context("loading signing keys")?;
+        let store = Store::connect(&config).await.context("opening the database")?;
+        if migrate {
+            match store.migrate(clock.now_ms()).await {
+                Ok(applied) => {
+                    for m in applied {
+                        tracing::info!(version = m.version, name = m.name, "applied migration");
+                    }
+                }
+                Err(e @ MigrateError::DatabaseNewer { .. }) => bail!("{e}"),
+                Err(e) => return Err(e).context("migrating"),
+            }
+        }
+        check_schema(&store).await?;
+        let mode = config.org_mode.as_str();
+        let pinned = store.pin_org_mode(mode, clock.now_ms()).await.context("pinning the organization mode")?;
+        if pinned != mode {
+            bail!(
+                "organization mode mismatch: the database was set up with AUTHARA_ORG_MODE={pinned}, \
+                 the configuration says {mode}; the mode cannot change after first boot"
+            );
+        }
+        let cache = Cache::from_config(&config.cache, &config.rate_limits, ms(config.jwt.access_ttl))?;
+        let services = Services::new(config.clone(), store.clone(), cache, clock, &keys).map_err(anyhow::Error::msg)?;
+        let revoked = services.sessions().load_revocations().await.context("loading recent revocations")?;
+        tracing::debug!(sessions = revoked, "revocation list loaded");
+        Ok(App { config, store, services, generated_keys: keys.generated })
     }
 
-    /// `authara_access` and `authara_refresh` for freshly issued tokens (behavior.md §4).
-    pub fn session_cookies(&self, issued: &Issued) -> [HeaderValue; 2] {
-        let now = self.services.now_ms();
-        let secure = self.config.secure_cookies();
-        let refresh_ttl = i64::try_from(self.config.session.refresh_ttl.as_secs()).unwrap_or(i64::MAX);
-        [
-            cookies::set(cookies::ACCESS, &issued.access_token, self.services.tokens.ttl_secs(), now, secure, true),
-            cookies::set(cookies::REFRESH, &issued.refresh_token, refresh_ttl, now, secure, true),
-        ]
+    /// The full router with its middleware.
+    pub fn router(&self) -> axum::Router {
+        crate::http::router(HttpState::new(self.services.clone()))
     }
 
-    /// Cookies that end the browser session.
-    pub fn cleared_session_cookies(&self) -> [HeaderValue; 2] {
-        let secure = self.config.secure_cookies();
-        [cookies::clear(cookies::ACCESS, secure, true), cookies::clear(cookies::REFRESH, secure, true)]
+    /// Starts the background workers: session cleanup, the email workers and their cleanup.
+    /// why (design.md decision 3): the reference starts email workers only with challenges on,
+    /// so password-reset mail was never sent otherwise. Ours always run.
+    pub fn spawn_workers(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let s = &self.services;
+        let mut workers = vec![tokio::spawn(crate::worker::cleanup::run(s.clone()))];
+        for _ in 0..self.config.email.worker_count {
+            workers.push(tokio::spawn(crate::worker::email::run(s.clone())));
+        }
+        workers.push(tokio::spawn(crate::worker::email::cleanup(s.clone())));
+        let warm = s.clone();
+        workers.push(tokio::spawn(async move { warm.warm_up().await }));
+        workers
     }
 
-    /// A new CSRF token and its cookie.
-    pub fn new_csrf(&self) -> (String, HeaderValue) {
-        cookies::new_csrf(self.services.now_ms(), self.config.secure_cookies())
+    /// Closes the store's pools.
+    pub async fn close(&self) {
+        self.store.close().await;
     }
 }
 
-pub type SharedState = Arc<AppState>;
-
-/// The full router with every middleware, outermost first: the edge (request id, access log,
-/// timeout, security headers), panic recovery, body limit.
-pub fn build(state: SharedState) -> Router {
-    let config = state.config.clone();
-    crate::http::routes::routes(state).layer(DefaultBodyLimit::max(config.http.max_body_bytes)).layer(
-        ServiceBuilder::new()
-            .layer(axum::middleware::from_fn_with_state(config.http.request_timeout, edge::edge))
-            .layer(CatchPanicLayer::custom(on_panic)),
-    )
-}
-
-fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("handler panicked");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error").into_response()
+async fn check_schema(store: &Store) -> anyhow::Result<()> {
+    let status = tokio::time::timeout(std::time::Duration::from_secs(5), store.migration_status())
+        .await
+        .context("the database did not answer within 5s")?
+        .context("reading the schema version")?;
+    if status.current > status.required {
+        bail!(
+            "schema version mismatch: the database is at version {}, newer than this binary needs ({}); \
+             run a newer authara",
+            status.current,
+            status.required
+        );
+    }
+    if status.current != status.required {
+        bail!(
+            "schema version mismatch: the database is at version {}, this binary needs version {}; \
+             run `authara migrate` (or start with `authara serve --migrate`)",
+            status.current,
+            status.required
+        );
+    }
+    Ok(())
 }

@@ -1,9 +1,11 @@
 //! authara: a self-hosted authentication server.
 
 pub mod app;
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod domain;
 pub mod http;
 pub mod services;
 pub mod store;

@@ -7,24 +7,13 @@ use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use rand::RngCore as _;
 
+use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::services::{Services, keys};
-use crate::store::Store;
+use crate::domain::{EmailAddress, NewPassword};
 
-async fn services(config: Config) -> anyhow::Result<Services> {
-    let config = Arc::new(config);
-    let keys = keys::load(&config).context("loading signing keys")?;
-    let store = Store::connect(&config).await.context("opening the database")?;
-    let status = store.migration_status().await.context("reading the schema version")?;
-    if status.current != status.required {
-        bail!(
-            "the database schema is at version {}, this binary needs {}: run `authara migrate`",
-            status.current,
-            status.required
-        );
-    }
-    Services::new(config, store, Arc::new(SystemClock), &keys).map_err(anyhow::Error::msg)
+async fn open(config: Config) -> anyhow::Result<App> {
+    App::open(Arc::new(config), Arc::new(SystemClock), false).await
 }
 
 /// Creates an admin. The password comes from stdin when it is not a terminal; otherwise a
@@ -39,22 +28,26 @@ pub async fn create(config: Config, email: &str) -> anyhow::Result<()> {
         std::io::stdin().take(4096).read_to_string(&mut s).context("reading the password from stdin")?;
         (s.trim_end_matches(['\r', '\n']).to_owned(), false)
     };
-    let services = services(config).await?;
-    let user = services.create_admin(email, &password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let email = EmailAddress::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    let password = NewPassword::parse(&password).map_err(|e| anyhow::anyhow!("password: {e}"))?;
+    let app = open(config).await?;
+    let user = app.services.accounts().create_admin(&email, &password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("created admin {} ({})", user.email, user.id);
     if generated {
-        println!("password: {password}");
+        println!("password: {}", password.expose());
     }
-    services.store.close().await;
+    app.close().await;
     Ok(())
 }
 
 pub async fn grant(config: Config, email: &str) -> anyhow::Result<()> {
-    let services = services(config).await?;
-    match services.grant_admin(email).await? {
+    let address = EmailAddress::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    let app = open(config).await?;
+    let result = app.services.accounts().grant_admin(&address).await;
+    app.close().await;
+    match result? {
         Some(user) => println!("granted admin to {} ({})", user.email, user.id),
         None => bail!("no user with email {email}"),
     }
-    services.store.close().await;
     Ok(())
 }

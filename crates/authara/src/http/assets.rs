@@ -7,7 +7,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest as _, Sha256};
 
-use crate::app::SharedState;
+use crate::http::state::AppState;
 
 /// The stylesheet with the configured accent color, and its hashed file name.
 #[derive(Debug, Clone)]
@@ -29,7 +29,7 @@ impl Assets {
     }
 }
 
-pub async fn serve(State(state): State<SharedState>, Path(name): Path<String>) -> Response {
+pub async fn serve(State(state): State<AppState>, Path(name): Path<String>) -> Response {
     if name == state.assets.css_name {
         return (
             [(CONTENT_TYPE, "text/css; charset=utf-8"), (CACHE_CONTROL, "public, max-age=31536000, immutable")],

@@ -1,10 +1,21 @@
 //! `ApiError`: the one mapping from failures to the contract's error envelope
-//! `{"error":{"code":"…","message":"…"}}`.
+//! `{"error":{"code":"…","message":"…"}}`. Every service error enum gets one `From` impl here,
+//! an exhaustive `match` without a wildcard arm, so a new variant does not compile until its
+//! status and code are chosen. Server-side causes are logged, never put in a body.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+use crate::domain::InputError;
+use crate::services::accounts::{LoginError, PasswordChangeError, SignupError};
+use crate::services::auth::AuthError;
+use crate::services::challenges::ChallengeError;
+use crate::services::password::HashError;
+use crate::services::sessions::{RefreshError, SessionError};
+use crate::services::token::TokenError;
+use crate::store::StoreError;
 
 /// An error answered in the contract's envelope.
 #[derive(Debug, Clone)]
@@ -81,20 +92,26 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
         match &e {
-            crate::store::StoreError::Busy(_) => ApiError::unavailable(&e),
-            crate::store::StoreError::Conflict | crate::store::StoreError::Other(_) => ApiError::internal(&e),
+            StoreError::Busy(_) => ApiError::unavailable(&e),
+            StoreError::Conflict | StoreError::Other(_) | StoreError::Corrupt(_) => ApiError::internal(&e),
         }
     }
 }
 
-use crate::services::accounts::{LoginError, PasswordChangeError, SignupError};
-use crate::services::challenge::ChallengeError;
-use crate::services::password::HashError;
-use crate::services::sessions::{RefreshError, SessionError};
-use crate::services::token::TokenError;
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> Self {
+        match e {
+            InputError::InvalidEmail
+            | InputError::PasswordTooShort
+            | InputError::PasswordTooLong
+            | InputError::PasswordTooCommon
+            | InputError::InvalidUsername => ApiError::invalid_request(e.to_string()),
+        }
+    }
+}
 
 impl From<HashError> for ApiError {
     fn from(e: HashError) -> Self {
@@ -117,6 +134,15 @@ impl From<TokenError> for ApiError {
     }
 }
 
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Token(_) | AuthError::Revoked | AuthError::Disabled | AuthError::Gone => ApiError::unauthorized(),
+            AuthError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
         match e {
@@ -132,7 +158,6 @@ impl From<SessionError> for ApiError {
 impl From<LoginError> for ApiError {
     fn from(e: LoginError) -> Self {
         match e {
-            LoginError::Invalid(m) => ApiError::invalid_request(m),
             LoginError::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
             LoginError::InvalidCredentials => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Invalid email or password")
@@ -148,7 +173,7 @@ impl From<SignupError> for ApiError {
     fn from(e: SignupError) -> Self {
         match e {
             SignupError::Unavailable => ApiError::not_found(),
-            SignupError::Invalid(m) => ApiError::invalid_request(m),
+            SignupError::InvalidInvitation => ApiError::invalid_request("Invalid invitation code"),
             SignupError::EmailTaken => ApiError::invalid_request("An account with this email already exists"),
             SignupError::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
             SignupError::Session(s) => s.into(),
@@ -173,7 +198,6 @@ impl From<RefreshError> for ApiError {
 impl From<PasswordChangeError> for ApiError {
     fn from(e: PasswordChangeError) -> Self {
         match e {
-            PasswordChangeError::Invalid(m) => ApiError::invalid_request(m),
             PasswordChangeError::CurrentRequired => ApiError::invalid_request("current_password is required"),
             PasswordChangeError::WrongCurrent => ApiError::forbidden("The current password is incorrect"),
             PasswordChangeError::UnknownUser => ApiError::unauthorized(),
@@ -187,8 +211,12 @@ impl From<ChallengeError> for ApiError {
     fn from(e: ChallengeError) -> Self {
         match e {
             ChallengeError::Unavailable => ApiError::not_found(),
-            ChallengeError::Invalid(m) => ApiError::invalid_request(m),
-            ChallengeError::Incorrect
+            ChallengeError::InvalidInvitation => ApiError::invalid_request("Invalid invitation code"),
+            ChallengeError::MalformedCode => ApiError::invalid_request("The code is 6 digits"),
+            ChallengeError::SameEmail => ApiError::invalid_request("That is already your email address"),
+            ChallengeError::Unknown
+            | ChallengeError::EmailTaken
+            | ChallengeError::Incorrect
             | ChallengeError::Expired
             | ChallengeError::TooManyAttempts
             | ChallengeError::AlreadyUsed => ApiError::invalid_request("Invalid or expired code"),

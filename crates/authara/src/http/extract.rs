@@ -8,11 +8,12 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::app::SharedState;
+use crate::domain::Audience;
 use crate::http::cookies;
 use crate::http::error::ApiError;
+use crate::http::state::AppState;
+use crate::services::auth::Principal;
 use crate::services::sessions::ClientInfo;
-use crate::services::token::{AccessClaims, Audience};
 
 /// The client's IP: the TCP peer, or the forwarded headers when `AUTHARA_TRUST_PROXY_HEADERS`
 /// is on (`True-Client-IP`, `X-Real-IP`, leftmost `X-Forwarded-For`; only if it parses).
@@ -37,11 +38,11 @@ pub fn client_ip(parts: &Parts, trust_proxy: bool) -> Option<IpAddr> {
 /// IP and user agent of the caller.
 pub struct Client(pub ClientInfo);
 
-impl FromRequestParts<SharedState> for Client {
+impl FromRequestParts<AppState> for Client {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let ip = client_ip(parts, state.config.trust_proxy_headers).map(|ip| ip.to_string());
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ip = client_ip(parts, state.config.trust_proxy_headers);
         let user_agent = parts
             .headers
             .get(axum::http::header::USER_AGENT)
@@ -53,24 +54,17 @@ impl FromRequestParts<SharedState> for Client {
 }
 
 /// A user authenticated by the `authara_access` cookie for audience `app` (the API never reads
-/// `Authorization: Bearer`). Revoked sessions are refused at once.
-pub struct AppUser {
-    pub claims: std::sync::Arc<AccessClaims>,
-}
+/// `Authorization: Bearer`), through the one [`crate::services::auth::Authenticator`].
+pub struct AppUser(pub Principal);
 
-impl FromRequestParts<SharedState> for AppUser {
+impl FromRequestParts<AppState> for AppUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = cookies::get(&parts.headers, cookies::ACCESS)
             .filter(|t| !t.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
-        let s = &state.services;
-        let claims = s.tokens.verify(token, Some(Audience::App), s.now_ms()).map_err(|_| ApiError::unauthorized())?;
-        if s.revoked.is_revoked(claims.sid) {
-            return Err(ApiError::unauthorized());
-        }
-        Ok(AppUser { claims })
+        Ok(AppUser(state.services.auth().authenticate(token, Some(Audience::App)).await?))
     }
 }
 
@@ -78,10 +72,10 @@ impl FromRequestParts<SharedState> for AppUser {
 /// `csrf_token` query parameter.
 pub struct Csrf;
 
-impl FromRequestParts<SharedState> for Csrf {
+impl FromRequestParts<AppState> for Csrf {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &SharedState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
         let from_query = parts
             .uri
             .query()
@@ -98,15 +92,14 @@ impl FromRequestParts<SharedState> for Csrf {
 /// `?audience=app|admin` (default `app`); anything else is `400 invalid_request`.
 pub struct AudienceParam(pub Audience);
 
-impl FromRequestParts<SharedState> for AudienceParam {
+impl FromRequestParts<AppState> for AudienceParam {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &SharedState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
         let mut found = None;
         for (k, v) in parts.uri.query().unwrap_or_default().split('&').filter_map(|kv| kv.split_once('=')) {
             if k == "audience" {
-                found =
-                    Some(Audience::parse(v).ok_or_else(|| ApiError::invalid_request("audience must be app or admin"))?);
+                found = Some(Audience::parse(v).map_err(|_| ApiError::invalid_request("audience must be app or admin"))?);
             }
         }
         Ok(AudienceParam(found.unwrap_or(Audience::App)))
@@ -117,10 +110,10 @@ impl FromRequestParts<SharedState> for AudienceParam {
 /// answer `400 invalid_request`.
 pub struct JsonBody<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<SharedState> for JsonBody<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(JsonBody(v)),
             Err(e) => Err(ApiError::invalid_request(match e {

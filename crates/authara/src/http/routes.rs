@@ -7,14 +7,14 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
-use crate::app::SharedState;
 use crate::http::api::{auth, challenges, health, sessions, user};
 use crate::http::assets;
 use crate::http::error::ApiError;
 use crate::http::pages;
+use crate::http::state::AppState;
 
-pub fn routes(state: SharedState) -> Router {
-    Router::new()
+pub fn routes(state: AppState) -> Router {
+    let api = Router::new()
         // Meta routes (behavior.md §1.1)
         .route("/auth/health", get(health::health))
         .route("/auth/version", get(health::version))
@@ -35,8 +35,9 @@ pub fn routes(state: SharedState) -> Router {
         .route("/auth/api/v1/user", get(user::current_user))
         .route("/auth/api/v1/users/password", put(user::set_password))
         .route("/auth/api/v1/organizations/current", get(user::current_organization))
-        .route("/auth/api/v1/capabilities", get(user::capabilities))
-        // Hosted pages (behavior.md §1.4).
+        .route("/auth/api/v1/capabilities", get(user::capabilities));
+    // Hosted pages (behavior.md §1.4), inside the page layer (cookies, error pages).
+    let pages = Router::new()
         .route("/auth/login", get(pages::auth::login_page).post(pages::auth::login))
         .route("/auth/signup", get(pages::auth::signup_page).post(pages::auth::signup))
         .route("/auth/sessions/logout", post(pages::auth::logout))
@@ -52,6 +53,8 @@ pub fn routes(state: SharedState) -> Router {
         .route("/auth/sessions/{id}/revoke", post(pages::account::revoke_session))
         .route("/auth/user/delete", post(pages::account::delete_account))
         .route("/auth/successful-deletion", get(pages::account::deleted))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), pages::page_layer));
+    api.merge(pages)
         .route("/auth/static/{name}", get(assets::serve))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -65,7 +68,7 @@ fn is_api(uri: &Uri) -> bool {
 
 /// Unknown API routes answer the envelope; browsers get the HTML 404 page, other clients the
 /// plain-text 404 (behavior.md §0.2).
-async fn not_found(State(state): State<SharedState>, uri: Uri, headers: HeaderMap) -> Response {
+async fn not_found(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     let wants_html = headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
     if is_api(&uri) {
         ApiError::not_found().into_response()

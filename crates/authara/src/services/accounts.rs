@@ -1,15 +1,15 @@
-//! Accounts: direct signup, password login, password change, bootstrap of admins.
+//! Accounts: direct signup, password login, password change, bootstrap of admins, and the one
+//! place a user (with their first organization) is created.
 
-use uuid::Uuid;
-
-use super::Services;
-use super::input::{generate_username, is_valid_email, normalize_email, password_problem};
+use super::Core;
+use super::auth::Principal;
+use super::events::{DomainEvent, record};
 use super::password::{HashError, Verified};
-use super::ratelimit::Decision;
-use super::sessions::{ClientInfo, Issued, SessionError};
-use super::token::Audience;
+use super::sessions::{ClientInfo, Issued, SessionError, Sessions};
+use crate::cache::{LimitKey, Scope};
 use crate::config::OrgMode;
-use crate::store::accounts::{NewUser, UserRow};
+use crate::domain::{Audience, EmailAddress, NewPassword, OrgId, OrgKind, OrgRole, PlatformRole, UserId, generate_username};
+use crate::store::accounts::{NewOrg, NewUser, UserRow};
 use crate::store::{StoreError, Tx};
 
 #[derive(Debug, thiserror::Error)]
@@ -17,8 +17,8 @@ pub enum SignupError {
     /// Direct signup is off while email challenges are on.
     #[error("direct signup unavailable")]
     Unavailable,
-    #[error("{0}")]
-    Invalid(&'static str),
+    #[error("invalid invitation code")]
+    InvalidInvitation,
     #[error("an account with this email already exists")]
     EmailTaken,
     #[error("rate limited")]
@@ -33,8 +33,6 @@ pub enum SignupError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    #[error("{0}")]
-    Invalid(&'static str),
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
     /// Unknown email, wrong password, or no password set: one answer for all three.
@@ -50,8 +48,6 @@ pub enum LoginError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordChangeError {
-    #[error("{0}")]
-    Invalid(&'static str),
     #[error("the current password is required")]
     CurrentRequired,
     #[error("the current password is incorrect")]
@@ -64,63 +60,66 @@ pub enum PasswordChangeError {
     Store(#[from] StoreError),
 }
 
-/// A new account and the session it starts with.
+/// A signed-in user and their new session's tokens.
 #[derive(Debug, Clone)]
 pub struct SignedIn {
     pub user: UserRow,
     pub tokens: Issued,
 }
 
-impl Services {
-    /// `POST /signup/direct`: validate, rate-limit, hash, then create user, password,
-    /// organization, membership and session in one transaction.
+/// Accounts.
+#[derive(Clone)]
+pub struct Accounts {
+    core: Core,
+    sessions: Sessions,
+}
+
+impl Accounts {
+    pub(crate) fn new(core: Core, sessions: Sessions) -> Self {
+        Self { core, sessions }
+    }
+
+    /// `POST /signup/direct`: rate-limit, hash, then create user, password, organization,
+    /// membership, session and their events in one transaction.
     pub async fn signup(
         &self,
-        email: &str,
-        password: &str,
+        email: &EmailAddress,
+        password: &NewPassword,
         invitation_code: Option<&str>,
         client: &ClientInfo,
     ) -> Result<SignedIn, SignupError> {
-        if self.config.challenge.enabled {
+        if self.core.config.challenge.enabled {
             return Err(SignupError::Unavailable);
-        }
-        let email = normalize_email(email);
-        if !is_valid_email(&email) {
-            return Err(SignupError::Invalid("a valid email address is required"));
-        }
-        if let Some(problem) = password_problem(password) {
-            return Err(SignupError::Invalid(problem));
         }
         if invitation_code.is_some_and(|c| !c.trim().is_empty()) {
             // Invitations are not issued by this server yet, so no code can be valid.
-            return Err(SignupError::Invalid("invalid invitation code"));
+            return Err(SignupError::InvalidInvitation);
         }
-        if let Decision::Blocked { retry_after_secs } =
-            self.limits.signup.check(client.ip.as_deref().unwrap_or_default(), &email, self.now_ms())
-        {
-            return Err(SignupError::RateLimited { retry_after_secs });
-        }
-        if self.store.user_by_email(&email).await?.is_some() {
+        let key = LimitKey { ip: client.ip, target: Some(email.as_str().to_owned()) };
+        self.core.limit(Scope::Signup, &key).await.map_err(|retry_after_secs| SignupError::RateLimited { retry_after_secs })?;
+        if self.core.store.user_by_email(email).await?.is_some() {
             return Err(SignupError::EmailTaken);
         }
-        let hash = self.hasher.hash(password).await?;
-        let mut tx = self.store.begin().await?;
-        let user = self.create_user(&mut tx, &email, Some(&hash)).await?.ok_or(SignupError::EmailTaken)?;
-        let tokens = self.create_session(&mut tx, &user, Audience::App, client).await?;
+        let hash = self.core.hasher.hash(password.expose()).await?;
+        let mut tx = self.core.store.begin().await?;
+        let user = self.create_user(&mut tx, email, Some(&hash)).await?.ok_or(SignupError::EmailTaken)?;
+        let tokens = self.sessions.create(&mut tx, &user, Audience::App, client).await?;
         tx.commit().await?;
         Ok(SignedIn { user, tokens })
     }
 
     /// Creates a user with a generated username, an optional password, and the default
-    /// organization of the configured mode (behavior.md §9.2). `None` when the email is taken.
-    pub async fn create_user(
+    /// organization of the configured mode (behavior.md §9.2), recording `user.created`,
+    /// `organization.created` and `organization.membership.created`. `None` when the email is
+    /// taken.
+    pub(crate) async fn create_user(
         &self,
         tx: &mut Tx,
-        email: &str,
+        email: &EmailAddress,
         password_hash: Option<&str>,
     ) -> Result<Option<UserRow>, StoreError> {
-        let now = self.now_ms();
-        let id = Uuid::new_v4();
+        let now = self.core.now_ms();
+        let id = UserId::new();
         // A generated username can collide; try a few suffixes (the reference answers 500).
         let mut username = generate_username(email);
         let mut attempt = 0;
@@ -139,67 +138,69 @@ impl Services {
         if let Some(hash) = password_hash {
             tx.set_password_hash(id, hash, now).await?;
         }
-        let kind = match self.config.org_mode {
-            OrgMode::Personal | OrgMode::Multi => "personal",
-            OrgMode::Single => "team",
+        let kind = match self.core.config.org_mode {
+            OrgMode::Personal | OrgMode::Multi => OrgKind::Personal,
+            OrgMode::Single => OrgKind::Team,
         };
-        let org_id = Uuid::new_v4();
+        let org_id = OrgId::new();
         let name = if username.trim().is_empty() { "Personal workspace" } else { username.trim() };
-        tx.insert_org(org_id, name, kind, id, now).await?;
-        tx.insert_membership(org_id, id, "owner", now).await?;
-        Ok(Some(UserRow { id, email: email.to_owned(), username, created_at_ms: now, disabled_at_ms: None }))
+        tx.insert_org(&NewOrg { id: org_id, name, kind, created_by: id, now_ms: now }).await?;
+        tx.insert_membership(org_id, id, OrgRole::Owner, now).await?;
+        record(tx, now, &DomainEvent::OrganizationCreated { org_id, name, kind, created_by: Some(id) }).await?;
+        let membership = DomainEvent::MembershipCreated {
+            org_id,
+            user_id: id,
+            role: OrgRole::Owner,
+            is_initial: true,
+            invitation_id: None,
+        };
+        record(tx, now, &membership).await?;
+        record(tx, now, &DomainEvent::UserCreated { user_id: id }).await?;
+        Ok(Some(UserRow { id, email: email.as_str().to_owned(), username, created_at_ms: now, disabled_at_ms: None }))
     }
 
     /// `POST /login`: the same answer and the same cost for an unknown email, a wrong
     /// password and an account without a password.
     pub async fn login(
         &self,
-        email: &str,
+        email: &EmailAddress,
         password: &str,
         audience: Audience,
         client: &ClientInfo,
     ) -> Result<SignedIn, LoginError> {
-        let email = normalize_email(email);
-        if email.is_empty() || password.is_empty() {
-            return Err(LoginError::Invalid("email and password are required"));
-        }
         if password.len() > 1024 {
             return Err(LoginError::InvalidCredentials);
         }
-        if let Decision::Blocked { retry_after_secs } =
-            self.limits.login.check(client.ip.as_deref().unwrap_or_default(), &email, self.now_ms())
-        {
-            return Err(LoginError::RateLimited { retry_after_secs });
-        }
-        let Some((user, stored)) = self.store.login_lookup(&email).await? else {
-            self.hasher.verify_dummy(password).await?;
+        let key = LimitKey { ip: client.ip, target: Some(email.as_str().to_owned()) };
+        self.core.limit(Scope::Login, &key).await.map_err(|retry_after_secs| LoginError::RateLimited { retry_after_secs })?;
+        let Some(found) = self.core.store.login_lookup(email).await? else {
+            self.core.hasher.verify_dummy(password).await?;
             return Err(LoginError::InvalidCredentials);
         };
-        let Some(stored) = stored else {
-            self.hasher.verify_dummy(password).await?;
+        let Some(stored) = found.password_hash else {
+            self.core.hasher.verify_dummy(password).await?;
             return Err(LoginError::InvalidCredentials);
         };
-        match self.hasher.verify(password, &stored).await? {
+        let user = found.user;
+        match self.core.hasher.verify(password, &stored).await? {
             Verified::No => return Err(LoginError::InvalidCredentials),
             Verified::Yes => {}
             Verified::YesRehash => self.rehash_later(user.id, password, stored),
         }
-        let mut tx = self.store.begin().await?;
-        let tokens = self.create_session(&mut tx, &user, audience, client).await?;
+        let mut tx = self.core.store.begin().await?;
+        let tokens = self.sessions.create(&mut tx, &user, audience, client).await?;
         tx.commit().await?;
         Ok(SignedIn { user, tokens })
     }
 
     /// Upgrades a hash in the background so the login answers at the speed of one hash.
-    fn rehash_later(&self, user_id: Uuid, password: &str, old: String) {
-        let hasher = self.hasher.clone();
-        let store = self.store.clone();
-        let clock = self.clock.clone();
+    fn rehash_later(&self, user_id: UserId, password: &str, old: String) {
+        let core = self.core.clone();
         let password = password.to_owned();
         tokio::spawn(async move {
             let result = async {
-                let new = hasher.hash(&password).await.map_err(|e| e.to_string())?;
-                store.replace_password_hash(user_id, &old, &new, clock.now_ms()).await.map_err(|e| e.to_string())
+                let new = core.hasher.hash(&password).await.map_err(|e| e.to_string())?;
+                core.store.replace_password_hash(user_id, &old, &new, core.now_ms()).await.map_err(|e| e.to_string())
             }
             .await;
             if let Err(e) = result {
@@ -209,65 +210,78 @@ impl Services {
     }
 
     /// `PUT /users/password`: sets the password, revokes every session of the user (including
-    /// the caller's) and deletes their refresh tokens, in one transaction; their access tokens
-    /// stop working at once on this instance (behavior.md §2.7).
+    /// the caller's) and deletes their refresh tokens, in one transaction that also records
+    /// `user.updated`; their access tokens stop working at once (behavior.md §2.7).
     ///
     /// why: the reference sets a new password on the strength of the access cookie alone. A
     /// user who already has a password must give it as `current_password`.
     pub async fn change_password(
         &self,
-        user_id: Uuid,
-        new_password: &str,
+        who: &Principal,
+        new_password: &NewPassword,
         current_password: Option<&str>,
     ) -> Result<usize, PasswordChangeError> {
-        if let Some(problem) = password_problem(new_password) {
-            return Err(PasswordChangeError::Invalid(problem));
-        }
-        if let Some(stored) = self.store.password_hash(user_id).await? {
+        let user_id = who.user_id();
+        if let Some(stored) = self.core.store.password_hash(user_id).await? {
             let current = current_password.ok_or(PasswordChangeError::CurrentRequired)?;
-            if self.hasher.verify(current, &stored).await? == Verified::No {
+            if self.core.hasher.verify(current, &stored).await? == Verified::No {
                 return Err(PasswordChangeError::WrongCurrent);
             }
         }
-        let hash = self.hasher.hash(new_password).await?;
-        let now = self.now_ms();
-        let mut tx = self.store.begin().await?;
+        let hash = self.core.hasher.hash(new_password.expose()).await?;
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
         if tx.user_by_id(user_id).await?.is_none() {
             return Err(PasswordChangeError::UnknownUser);
         }
         tx.set_password_hash(user_id, &hash, now).await?;
         let revoked = tx.revoke_user_sessions(user_id, now).await?;
         tx.delete_user_refresh_tokens(user_id).await?;
+        record(&mut tx, now, &DomainEvent::UserUpdated { user_id }).await?;
         tx.commit().await?;
-        for sid in &revoked {
-            self.revoked.revoke(*sid, now);
-        }
+        self.sessions.revoked(&revoked).await;
         Ok(revoked.len())
     }
 
     /// `authara admin create`: a user with the `admin` platform role.
-    pub async fn create_admin(&self, email: &str, password: &str) -> Result<UserRow, SignupError> {
-        let email = normalize_email(email);
-        if !is_valid_email(&email) {
-            return Err(SignupError::Invalid("a valid email address is required"));
-        }
-        if let Some(problem) = password_problem(password) {
-            return Err(SignupError::Invalid(problem));
-        }
-        let hash = self.hasher.hash(password).await?;
-        let mut tx = self.store.begin().await?;
-        let user = self.create_user(&mut tx, &email, Some(&hash)).await?.ok_or(SignupError::EmailTaken)?;
-        tx.grant_role(user.id, "admin", self.now_ms()).await?;
+    pub async fn create_admin(&self, email: &EmailAddress, password: &NewPassword) -> Result<UserRow, SignupError> {
+        let hash = self.core.hasher.hash(password.expose()).await?;
+        let mut tx = self.core.store.begin().await?;
+        let user = self.create_user(&mut tx, email, Some(&hash)).await?.ok_or(SignupError::EmailTaken)?;
+        tx.grant_role(user.id, PlatformRole::Admin, self.core.now_ms()).await?;
         tx.commit().await?;
         Ok(user)
     }
 
     /// `authara admin grant`: gives an existing user the `admin` role.
-    pub async fn grant_admin(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
-        let Some(user) = self.store.user_by_email(&normalize_email(email)).await? else { return Ok(None) };
-        let mut tx = self.store.begin().await?;
-        tx.grant_role(user.id, "admin", self.now_ms()).await?;
+    pub async fn grant_admin(&self, email: &EmailAddress) -> Result<Option<UserRow>, StoreError> {
+        let Some(user) = self.core.store.user_by_email(email).await? else { return Ok(None) };
+        let mut tx = self.core.store.begin().await?;
+        tx.grant_role(user.id, PlatformRole::Admin, self.core.now_ms()).await?;
         tx.commit().await?;
+        self.core.forget_user(user.id);
         Ok(Some(user))
+    }
+
+    /// Disables (`true`) or re-enables a user, recording `user.updated`; a disabled user's
+    /// sessions are revoked and their access tokens stop at once. `false` if there is no such user.
+    pub async fn set_disabled(&self, user_id: UserId, disabled: bool) -> Result<bool, StoreError> {
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        if !tx.set_user_disabled(user_id, disabled.then_some(now), now).await? {
+            return Ok(false);
+        }
+        let revoked = if disabled {
+            let ids = tx.revoke_user_sessions(user_id, now).await?;
+            tx.delete_user_refresh_tokens(user_id).await?;
+            ids
+        } else {
+            Vec::new()
+        };
+        record(&mut tx, now, &DomainEvent::UserUpdated { user_id }).await?;
+        tx.commit().await?;
+        self.core.forget_user(user_id);
+        self.sessions.revoked(&revoked).await;
+        Ok(true)
     }
 }

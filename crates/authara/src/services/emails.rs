@@ -4,10 +4,7 @@ use maud::html;
 
 use super::mailer::Email;
 
-/// Templates of the outbox (`email_jobs.template`).
-pub const SIGNUP_CODE: &str = "signup_code";
-pub const PASSWORD_RESET_CODE: &str = "password_reset_code";
-pub const EMAIL_CHANGE_CODE: &str = "email_change_code";
+use super::events::templates::{EMAIL_CHANGE_CODE, PASSWORD_RESET_CODE, SIGNUP_CODE};
 
 /// Renders a code email; `None` for an unknown template.
 pub fn code_email(template: &str, to: &str, code: &str, minutes: i64, product: &str) -> Option<Email> {

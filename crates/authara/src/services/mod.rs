@@ -1,92 +1,165 @@
 //! Use cases: plain Rust types in and out, all policy here, no HTTP types.
+//!
+//! One service per area (`auth`, `accounts`, `sessions`, `challenges`, `profile`, `mail`; next:
+//! organizations, admin, oauth, passkeys, webhooks), each built on the same small [`Core`] of
+//! shared dependencies and each with its own error enum. Fields are private: callers go through
+//! the area's methods, and [`Services`] hands out the areas.
 
 pub mod accounts;
-pub mod challenge;
+pub mod auth;
+pub mod challenges;
+pub mod device;
 pub mod emails;
-pub mod input;
+pub mod events;
 pub mod keys;
+pub mod mail;
 pub mod mailer;
 pub mod password;
 pub mod profile;
-pub mod ratelimit;
 pub mod return_to;
-pub mod revocation;
+pub mod secrets;
 pub mod sessions;
 pub mod token;
 
 use std::sync::Arc;
 
+use crate::cache::{Cache, Decision, LimitKey, Scope};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::store::Store;
 
-/// What the use cases need, built once at start.
-#[derive(Debug)]
+/// The dependencies every area shares, built once at start.
+#[derive(Clone)]
+pub(crate) struct Core {
+    pub(crate) config: Arc<Config>,
+    pub(crate) store: Store,
+    pub(crate) clock: SharedClock,
+    pub(crate) cache: Arc<Cache>,
+    pub(crate) hasher: password::PasswordHasher,
+    pub(crate) tokens: Arc<token::TokenService>,
+    pub(crate) secrets: Arc<secrets::Secrets>,
+    /// What is known about users between requests (states for access checks, profiles).
+    pub(crate) users: Arc<profile::UserViews>,
+}
+
+impl Core {
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Forgets what is cached about a user (after any change to them).
+    pub(crate) fn forget_user(&self, user: crate::domain::UserId) {
+        self.users.forget(user);
+    }
+
+    /// Counts an attempt; `Err(seconds to wait)` when it is over the limit.
+    pub(crate) async fn limit(&self, scope: Scope, key: &LimitKey) -> Result<(), u64> {
+        match self.cache.check_limit(scope, key, self.now_ms()).await {
+            Decision::Allowed => Ok(()),
+            Decision::Blocked { retry_after_secs } => Err(retry_after_secs),
+        }
+    }
+}
+
+/// Every area service, built once at start and cloned cheaply.
+#[derive(Clone)]
 pub struct Services {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub clock: SharedClock,
-    pub tokens: token::TokenService,
-    pub hasher: password::PasswordHasher,
-    pub revoked: revocation::RevokedSessions,
-    pub limits: ratelimit::RateLimits,
-    pub mailer: mailer::Mailer,
-    pub profiles: profile::ProfileCache,
-    /// Keys the HMAC of verification codes (derived from the signing key material).
-    pub code_key: ring::hmac::Key,
+    core: Core,
+    auth: auth::Authenticator,
+    accounts: accounts::Accounts,
+    sessions: sessions::Sessions,
+    challenges: challenges::Challenges,
+    profiles: profile::Profiles,
+    mail: mail::Mail,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services").field("engine", &self.core.store.engine()).finish_non_exhaustive()
+    }
 }
 
 impl Services {
     pub fn new(
         config: Arc<Config>,
         store: Store,
+        cache: Arc<Cache>,
         clock: SharedClock,
         keys: &keys::SigningKeys,
     ) -> Result<Self, String> {
         let tokens = token::TokenService::new(keys, config.jwt.algorithm, &config.jwt.issuer, config.jwt.access_ttl)?;
-        let revoked = revocation::RevokedSessions::new(tokens.ttl_secs().saturating_mul(1000) + 1000);
         let mailer = mailer::Mailer::new(&config.email.provider, !config.is_prod())?;
-        Ok(Self {
-            code_key: code_key(keys),
-            profiles: profile::ProfileCache::default(),
-            mailer,
+        let core = Core {
             hasher: password::PasswordHasher::new(config.password_hash),
-            limits: ratelimit::RateLimits::new(&config.rate_limits),
-            tokens,
-            revoked,
+            tokens: Arc::new(tokens),
+            secrets: Arc::new(secrets::Secrets::derive(keys)?),
+            users: Arc::new(profile::UserViews::default()),
+            config,
             store,
             clock,
-            config,
-        })
+            cache,
+        };
+        let auth = auth::Authenticator::new(core.clone());
+        let sessions = sessions::Sessions::new(core.clone());
+        let accounts = accounts::Accounts::new(core.clone(), sessions.clone());
+        let challenges = challenges::Challenges::new(core.clone(), accounts.clone(), sessions.clone());
+        let profiles = profile::Profiles::new(core.clone(), sessions.clone());
+        let mail = mail::Mail::new(core.clone(), mailer);
+        Ok(Self { core, auth, accounts, sessions, challenges, profiles, mail })
+    }
+
+    pub fn auth(&self) -> &auth::Authenticator {
+        &self.auth
+    }
+
+    pub fn accounts(&self) -> &accounts::Accounts {
+        &self.accounts
+    }
+
+    pub fn sessions(&self) -> &sessions::Sessions {
+        &self.sessions
+    }
+
+    pub fn challenges(&self) -> &challenges::Challenges {
+        &self.challenges
+    }
+
+    pub fn profiles(&self) -> &profile::Profiles {
+        &self.profiles
+    }
+
+    pub fn mail(&self) -> &mail::Mail {
+        &self.mail
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.core.config
     }
 
     pub fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
+        self.core.now_ms()
     }
 
-    /// Rebuilds the revocation list from sessions revoked within one access-token lifetime,
-    /// so a restart does not revive their access tokens.
-    pub async fn load_revocations(&self) -> Result<usize, crate::store::StoreError> {
-        let now = self.now_ms();
-        let since = now - self.tokens.ttl_secs().saturating_mul(1000) - 1000;
-        let ids = self.store.sessions_revoked_since(since).await?;
-        for id in &ids {
-            self.revoked.revoke(*id, now);
-        }
-        Ok(ids.len())
+    /// The token service (JWKS, signing-key health).
+    pub fn tokens(&self) -> &token::TokenService {
+        &self.core.tokens
     }
-}
 
-/// The verification-code HMAC key: a hash of the active signing key material, so codes need no
-/// extra secret and become invalid when that key is retired.
-fn code_key(keys: &keys::SigningKeys) -> ring::hmac::Key {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(b"authara verification codes\0");
-    if let Some((_, secret)) = keys.keys.iter().find(|(k, _)| *k == keys.active_kid) {
-        ctx.update(secret.expose_secret());
+    /// The cache provider (health).
+    pub fn cache(&self) -> &Cache {
+        &self.core.cache
     }
-    if let Some(ed) = &keys.ed25519 {
-        ctx.update(ed.pkcs8.expose_secret());
+
+    /// A real round trip to the database, with its latency (health).
+    pub async fn ping_store(
+        &self,
+        timeout: std::time::Duration,
+    ) -> (&'static str, Result<std::time::Duration, crate::store::StoreError>) {
+        (self.core.store.engine().as_str(), self.core.store.ping(timeout).await)
     }
-    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, ctx.finish().as_ref())
+
+    /// Computes the dummy hash now (at start-up, in the background).
+    pub async fn warm_up(&self) {
+        self.core.hasher.warm_up().await;
+    }
 }

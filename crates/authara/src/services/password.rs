@@ -5,7 +5,7 @@
 //! keep verifying, and are rehashed to PHC on the next successful login, as are hashes whose
 //! parameters differ from the configured ones.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -166,14 +166,6 @@ fn verify_reference(password: &str, stored: &str) -> bool {
     out.ct_eq(&expected).into()
 }
 
-static COMMON: LazyLock<std::collections::HashSet<&'static str>> =
-    LazyLock::new(|| include_str!("common-passwords.txt").lines().collect());
-
-/// One of the 10,000 most common passwords (case-insensitive).
-pub fn is_common(password: &str) -> bool {
-    COMMON.contains(password.to_lowercase().as_str())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,14 +202,5 @@ mod tests {
         assert_eq!(verify_now("legacy password", &stored, FAST), Verified::YesRehash);
         assert_eq!(verify_now("legacy passwore", &stored, FAST), Verified::No);
         assert_eq!(verify_now("legacy password", &stored.replace("v=1", "v=2"), FAST), Verified::No);
-    }
-
-    #[test]
-    fn common_passwords_are_known() {
-        assert!(is_common("password1"));
-        assert!(is_common("PASSWORD1"));
-        assert!(is_common("12345678"));
-        assert!(!is_common("violet-harbor-tangent-42"));
-        assert_eq!(COMMON.len(), 10_000);
     }
 }

@@ -1,15 +1,18 @@
-//! The account page's operations: sessions, username, password, deletion.
+//! The signed-in user's own account: the profile behind `GET /user`, username, password,
+//! deletion. Also the per-user views cached between requests.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use uuid::Uuid;
-
-use super::Services;
+use super::Core;
+use super::auth::Principal;
+use super::events::{DomainEvent, record};
 use super::password::{HashError, Verified};
+use super::sessions::Sessions;
+use crate::cache::{BoundedMap, LimitKey, Scope};
+use crate::domain::{NewPassword, OrgId, PlatformRole, SessionId, UserId, Username};
 use crate::store::StoreError;
 use crate::store::accounts::UserRow;
-use crate::store::sessions::SessionInfo;
 
 /// What `GET /user` shows besides the token: the user and the name of their organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,258 +27,178 @@ pub struct Profile {
 /// (an expired entry is still served while one request reads it again, so that expiry does
 /// not send every concurrent request to the database at once).
 pub const PROFILE_TTL_MS: i64 = 2_000;
+/// How long a user's state read from the store is trusted by access checks (same rule).
+pub(crate) const USER_STATE_TTL_MS: i64 = 2_000;
+const CAPACITY: usize = 50_000;
 
-/// (user, organization) → (time read, profile).
-type ProfileMap = HashMap<(Uuid, Uuid), (i64, Arc<Profile>)>;
-
-/// Profiles by (user, organization), each with the time it was read.
-#[derive(Debug, Default)]
-pub struct ProfileCache {
-    map: RwLock<ProfileMap>,
-    /// Keys being read again right now.
-    refreshing: std::sync::Mutex<std::collections::HashSet<(Uuid, Uuid)>>,
+/// A user's state as access checks need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UserState {
+    Active,
+    Disabled,
 }
 
-/// What the cache holds for a key.
-enum Cached {
-    Fresh(Arc<Profile>),
-    /// Expired; serve it if another request is already reading the key again.
-    Stale(Arc<Profile>),
-    Missing,
+/// Per-user reads cached between requests, dropped together when the user changes.
+#[derive(Debug)]
+pub(crate) struct UserViews {
+    pub(crate) states: BoundedMap<UserId, UserState>,
+    profiles: BoundedMap<(UserId, OrgId), Arc<Profile>>,
+    /// Profile keys being read again right now.
+    refreshing: Mutex<HashSet<(UserId, OrgId)>>,
 }
 
-impl ProfileCache {
-    fn get(&self, key: (Uuid, Uuid), now_ms: i64) -> Cached {
-        let map = self.map.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match map.get(&key) {
-            Some((at, p)) if now_ms.saturating_sub(*at) < PROFILE_TTL_MS => Cached::Fresh(p.clone()),
-            Some((at, p)) if now_ms.saturating_sub(*at) < 2 * PROFILE_TTL_MS => Cached::Stale(p.clone()),
-            _ => Cached::Missing,
-        }
+impl Default for UserViews {
+    fn default() -> Self {
+        Self { states: BoundedMap::new(CAPACITY), profiles: BoundedMap::new(CAPACITY), refreshing: Mutex::default() }
+    }
+}
+
+impl UserViews {
+    pub(crate) fn forget(&self, user: UserId) {
+        self.states.remove(&user);
+        self.profiles.remove_where(|(u, _)| *u == user);
     }
 
     /// True for the one caller that should read the key again.
-    fn claim(&self, key: (Uuid, Uuid)) -> bool {
-        self.refreshing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key)
+    fn claim(&self, key: (UserId, OrgId)) -> bool {
+        self.refreshing.lock().unwrap_or_else(PoisonError::into_inner).insert(key)
     }
 
-    fn release(&self, key: (Uuid, Uuid)) {
-        self.refreshing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
-    }
-
-    fn put(&self, key: (Uuid, Uuid), now_ms: i64, profile: Arc<Profile>) {
-        let mut map = self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() >= 50_000 {
-            map.retain(|_, (at, _)| now_ms.saturating_sub(*at) < PROFILE_TTL_MS);
-            if map.len() >= 50_000 {
-                map.clear();
-            }
-        }
-        map.insert(key, (now_ms, profile));
-    }
-
-    /// Drops every cached profile of a user (after a change to the user).
-    pub fn forget_user(&self, user_id: Uuid) {
-        let mut map = self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.retain(|(u, _), _| *u != user_id);
+    fn release(&self, key: (UserId, OrgId)) {
+        self.refreshing.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("{0}")]
-    Invalid(&'static str),
     #[error("that username is taken")]
     UsernameTaken,
-    #[error("session not found")]
-    SessionNotFound,
     #[error("the current password is incorrect")]
     WrongPassword,
+    #[error("the confirmation does not match the account's email")]
+    ConfirmationMismatch,
     #[error("the last active administrator cannot delete their account")]
     LastAdmin,
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("user not found")]
+    Gone,
     #[error(transparent)]
     Hash(#[from] HashError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Username rule of behavior.md §5.3: 3-30 bytes of `[A-Za-z0-9_-]`.
-pub fn is_valid_username(u: &str) -> bool {
-    (3..=30).contains(&u.len()) && u.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+/// The user's own account.
+#[derive(Clone)]
+pub struct Profiles {
+    core: Core,
+    sessions: Sessions,
 }
 
-impl Services {
+impl Profiles {
+    pub(crate) fn new(core: Core, sessions: Sessions) -> Self {
+        Self { core, sessions }
+    }
+
     /// The profile behind an access token; `None` when the user or organization is gone.
-    pub async fn current_profile(&self, user_id: Uuid, org_id: Uuid) -> Result<Option<Arc<Profile>>, StoreError> {
-        let now = self.now_ms();
-        let key = (user_id, org_id);
-        match self.profiles.get(key, now) {
-            Cached::Fresh(p) => return Ok(Some(p)),
-            Cached::Stale(p) if !self.profiles.claim(key) => return Ok(Some(p)),
-            Cached::Stale(_) => {}
-            Cached::Missing => {
-                self.profiles.claim(key);
+    pub async fn current(&self, who: &Principal) -> Result<Option<Arc<Profile>>, StoreError> {
+        let now = self.core.now_ms();
+        let views = &self.core.users;
+        let key = (who.user_id(), who.org_id());
+        match views.profiles.get_with_age(&key) {
+            Some((p, at)) if now.saturating_sub(at) < PROFILE_TTL_MS => return Ok(Some(p)),
+            Some((p, at)) if now.saturating_sub(at) < 2 * PROFILE_TTL_MS && !views.claim(key) => return Ok(Some(p)),
+            Some(_) => {}
+            None => {
+                views.claim(key);
             }
         }
         let read = async {
             let (Some(user), Some(org_name)) =
-                (self.store.user_by_id(user_id).await?, self.store.org_name(org_id).await?)
+                (self.core.store.user_by_id(key.0).await?, self.core.store.org_name(key.1).await?)
             else {
                 return Ok(None);
             };
             let profile = Arc::new(Profile { user, org_name });
-            self.profiles.put(key, now, profile.clone());
+            views.profiles.insert(key, profile.clone(), now, now.saturating_add(2 * PROFILE_TTL_MS));
             Ok(Some(profile))
         }
         .await;
-        self.profiles.release(key);
+        views.release(key);
         read
     }
 
-    pub async fn list_sessions(&self, user_id: Uuid) -> Result<Vec<SessionInfo>, StoreError> {
-        self.store.active_sessions(user_id, self.now_ms()).await
+    /// The user row of the account page.
+    pub async fn user(&self, who: &Principal) -> Result<UserRow, ProfileError> {
+        self.core.store.user_by_id(who.user_id()).await?.ok_or(ProfileError::Gone)
     }
 
-    /// Revokes one of the user's own sessions; its access tokens stop at once.
-    pub async fn revoke_own_session(&self, user_id: Uuid, session_id: Uuid) -> Result<(), ProfileError> {
-        let now = self.now_ms();
-        let mut tx = self.store.begin().await?;
-        if !tx.revoke_own_session(user_id, session_id, now).await? {
-            return Err(ProfileError::SessionNotFound);
-        }
-        tx.commit().await?;
-        self.revoked.revoke(session_id, now);
-        Ok(())
-    }
-
-    /// Signs out everywhere else.
-    pub async fn revoke_other_sessions(&self, user_id: Uuid, current: Uuid) -> Result<usize, StoreError> {
-        let now = self.now_ms();
-        let mut tx = self.store.begin().await?;
-        let ids = tx.revoke_other_sessions(user_id, current, now).await?;
-        tx.commit().await?;
-        ids.iter().for_each(|id| self.revoked.revoke(*id, now));
-        Ok(ids.len())
-    }
-
-    pub async fn change_username(&self, user_id: Uuid, username: &str) -> Result<(), ProfileError> {
-        let username = username.trim();
-        if !is_valid_username(username) {
-            return Err(ProfileError::Invalid("usernames are 3 to 30 letters, digits, _ or -"));
-        }
-        let mut tx = self.store.begin().await?;
-        match tx.set_username(user_id, username, self.now_ms()).await {
+    /// Renames the user, recording `user.updated`.
+    pub async fn change_username(&self, who: &Principal, username: &Username) -> Result<(), ProfileError> {
+        let user_id = who.user_id();
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        match tx.set_username(user_id, username.as_str(), now).await {
             Err(StoreError::Conflict) => return Err(ProfileError::UsernameTaken),
             other => other?,
         }
+        record(&mut tx, now, &DomainEvent::UserUpdated { user_id }).await?;
         tx.commit().await?;
-        self.profiles.forget_user(user_id);
+        self.core.forget_user(user_id);
         Ok(())
     }
 
-    /// The account page's password change: checks the current password, and signs out every
-    /// other session (the reference's page leaves them signed in), keeping this one.
-    pub async fn change_password_here(
+    /// The account page's password change: checks the current password (rate-limited per
+    /// user, as logins are per email), and signs out every other session (the reference's
+    /// page leaves them signed in), keeping this one.
+    pub async fn change_password(
         &self,
-        user_id: Uuid,
-        current_session: Uuid,
+        who: &Principal,
         current: &str,
-        new: &str,
+        new: &NewPassword,
     ) -> Result<usize, ProfileError> {
-        if let Some(problem) = super::input::password_problem(new) {
-            return Err(ProfileError::Invalid(problem));
-        }
-        if let Some(stored) = self.store.password_hash(user_id).await? {
-            if self.hasher.verify(current, &stored).await? == Verified::No {
+        let user_id = who.user_id();
+        if let Some(stored) = self.core.store.password_hash(user_id).await? {
+            let key = LimitKey { ip: None, target: Some(format!("user:{user_id}")) };
+            self.core
+                .limit(Scope::Login, &key)
+                .await
+                .map_err(|retry_after_secs| ProfileError::RateLimited { retry_after_secs })?;
+            if self.core.hasher.verify(current, &stored).await? == Verified::No {
                 return Err(ProfileError::WrongPassword);
             }
         }
-        let hash = self.hasher.hash(new).await?;
-        let now = self.now_ms();
-        let mut tx = self.store.begin().await?;
+        let hash = self.core.hasher.hash(new.expose()).await?;
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
         tx.set_password_hash(user_id, &hash, now).await?;
-        let others = tx.revoke_other_sessions(user_id, current_session, now).await?;
+        let others = tx.revoke_other_sessions(user_id, who.session_id(), now).await?;
         tx.commit().await?;
-        others.iter().for_each(|id| self.revoked.revoke(*id, now));
+        self.sessions.revoked(&others).await;
         Ok(others.len())
     }
 
-    /// Deletes the account and everything that belongs only to it, in one transaction.
-    pub async fn delete_account(&self, user_id: Uuid) -> Result<(), ProfileError> {
-        let now = self.now_ms();
-        let mut tx = self.store.begin().await?;
+    /// Deletes the account and everything that belongs only to it, in one transaction that
+    /// records `user.deleted`. `confirmation` must be the account's email.
+    pub async fn delete_account(&self, who: &Principal, confirmation: &str) -> Result<(), ProfileError> {
+        let user_id = who.user_id();
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        let user = tx.user_by_id(user_id).await?.ok_or(ProfileError::Gone)?;
+        if confirmation.trim().to_lowercase() != user.email {
+            return Err(ProfileError::ConfirmationMismatch);
+        }
         let roles = tx.user_roles(user_id).await?;
-        if roles.iter().any(|r| r == "admin") && tx.other_active_admins(user_id).await? == 0 {
+        if roles.contains(&PlatformRole::Admin) && tx.other_active_admins(user_id).await? == 0 {
             return Err(ProfileError::LastAdmin);
         }
-        let sessions = tx.revoke_user_sessions(user_id, now).await?;
+        let sessions: Vec<SessionId> = tx.revoke_user_sessions(user_id, now).await?;
         tx.delete_user(user_id).await?;
+        record(&mut tx, now, &DomainEvent::UserDeleted { user_id }).await?;
         tx.commit().await?;
-        self.profiles.forget_user(user_id);
-        sessions.iter().for_each(|id| self.revoked.revoke(*id, now));
+        self.core.forget_user(user_id);
+        self.sessions.revoked(&sessions).await;
         Ok(())
-    }
-}
-
-/// "Firefox on Linux", "Safari on iPhone"... from a user agent, for people, not for policy.
-pub fn describe_device(ua: &str) -> (String, &'static str) {
-    let browser = if ua.contains("Edg/") {
-        "Edge"
-    } else if ua.contains("OPR/") || ua.contains("Opera") {
-        "Opera"
-    } else if ua.contains("Firefox/") || ua.contains("FxiOS") {
-        "Firefox"
-    } else if ua.contains("Chrome/") || ua.contains("CriOS") || ua.contains("Chromium") {
-        "Chrome"
-    } else if ua.contains("Safari/") {
-        "Safari"
-    } else if ua.is_empty() {
-        "Unknown browser"
-    } else if ua.starts_with("curl/") {
-        "curl"
-    } else {
-        "Other browser"
-    };
-    let (os, kind) = if ua.contains("iPhone") {
-        ("iPhone", "phone")
-    } else if ua.contains("iPad") {
-        ("iPad", "tablet")
-    } else if ua.contains("Android") {
-        ("Android", if ua.contains("Mobile") { "phone" } else { "tablet" })
-    } else if ua.contains("Windows") {
-        ("Windows", "computer")
-    } else if ua.contains("Mac OS X") || ua.contains("Macintosh") {
-        ("macOS", "computer")
-    } else if ua.contains("CrOS") {
-        ("ChromeOS", "computer")
-    } else if ua.contains("Linux") {
-        ("Linux", "computer")
-    } else {
-        ("an unknown system", "device")
-    };
-    (format!("{browser} on {os}"), kind)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn devices() {
-        let chrome_linux = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36";
-        assert_eq!(describe_device(chrome_linux).0, "Chrome on Linux");
-        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
-        assert_eq!(describe_device(iphone), ("Safari on iPhone".to_owned(), "phone"));
-        let firefox = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
-        assert_eq!(describe_device(firefox).0, "Firefox on Windows");
-        assert_eq!(describe_device("").0, "Unknown browser on an unknown system");
-    }
-
-    #[test]
-    fn usernames() {
-        assert!(is_valid_username("ada_l-1"));
-        assert!(!is_valid_username("ab"));
-        assert!(!is_valid_username("has space"));
-        assert!(!is_valid_username(&"x".repeat(31)));
     }
 }

@@ -1,21 +1,25 @@
-//! Sessions: creation, refresh with rotation and reuse detection, logout.
+//! Sessions: creation, refresh with rotation and reuse detection, logout, revocation.
 //!
 //! why (behavior.md §2.4, design.md decisions 1-2): the reference rolls back the revocation it
 //! makes on reuse and purges consumed tokens after five minutes. Here presenting a consumed
 //! token revokes the session in a committed transaction, and consumed tokens are kept until
-//! they expire. Two refreshes of one token inside `AUTHARA_REFRESH_TOKEN_REUSE_GRACE` are a
-//! race between tabs, not an attack: the later one gets a sibling successor in the same session.
+//! they expire. Refreshes of one token inside `AUTHARA_REFRESH_TOKEN_REUSE_GRACE` are a race
+//! between tabs, not an attack: every one of them receives the same successor (derived from the
+//! consumed token under a server key), so each rotation step leaves exactly one live token.
+
+use std::net::IpAddr;
 
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
-use uuid::Uuid;
 
-use super::Services;
-use super::token::{Audience, TokenError};
+use super::Core;
+use super::token::{Grant, TokenError};
 use crate::clock::ms;
 use crate::config::RotationPolicy;
+use crate::domain::{Audience, SessionId, UserId, truncate};
 use crate::store::accounts::UserRow;
-use crate::store::sessions::{NewRefresh, NewSession};
+use crate::store::refresh::NewRefresh;
+use crate::store::sessions::{NewSession, SessionInfo};
 use crate::store::{StoreError, Tx};
 
 /// A new refresh token: 32 random bytes, base64url without padding (43 characters).
@@ -41,7 +45,7 @@ pub struct Issued {
 /// Who is starting a session.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
-    pub ip: Option<String>,
+    pub ip: Option<IpAddr>,
     pub user_agent: String,
 }
 
@@ -57,176 +61,6 @@ pub enum SessionError {
     Token(#[from] TokenError),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// Platform roles allowed for an audience: `admin` needs the `admin` role.
-fn audience_permitted(audience: Audience, roles: &[String]) -> bool {
-    match audience {
-        Audience::App => true,
-        Audience::Admin => roles.iter().any(|r| r == "admin"),
-    }
-}
-
-impl Services {
-    /// Creates a session in `tx` (behavior.md §2.3) and mints its tokens.
-    pub async fn create_session(
-        &self,
-        tx: &mut Tx,
-        user: &UserRow,
-        audience: Audience,
-        client: &ClientInfo,
-    ) -> Result<Issued, SessionError> {
-        let now = self.now_ms();
-        let (org_id, org_role) = tx.default_membership(user.id).await?.ok_or(SessionError::NoOrganization)?;
-        let roles = tx.user_roles(user.id).await?;
-        if !audience_permitted(audience, &roles) {
-            return Err(SessionError::AudienceForbidden);
-        }
-        if user.disabled_at_ms.is_some() {
-            return Err(SessionError::Disabled);
-        }
-        let session_id = Uuid::new_v4();
-        let session_expires = now.saturating_add(ms(self.config.session.session_ttl));
-        tx.insert_session(&NewSession {
-            id: session_id,
-            user_id: user.id,
-            organization_id: org_id,
-            user_agent: super::input::truncate(&client.user_agent, 255),
-            ip: client.ip.as_deref().map(|ip| super::input::truncate(ip, 64)),
-            now_ms: now,
-            expires_at_ms: session_expires,
-        })
-        .await?;
-        let refresh_token = new_refresh_token();
-        tx.insert_refresh(&NewRefresh {
-            session_id,
-            organization_id: org_id,
-            token_hash: &hash_refresh_token(&refresh_token),
-            now_ms: now,
-            expires_at_ms: now.saturating_add(ms(self.config.session.refresh_ttl)).min(session_expires),
-        })
-        .await?;
-        let access_token = self.tokens.mint(user.id, session_id, org_id, &org_role, &roles, audience, now)?;
-        Ok(Issued { access_token, refresh_token })
-    }
-
-    /// Exchanges a refresh token for a new access token (and, when rotation is due, a new
-    /// refresh token), in one transaction with the token row locked.
-    ///
-    /// The common case (token unconsumed and due for rotation) is one round trip to the
-    /// database besides `BEGIN`/`COMMIT`: [`Tx::rotate_refresh_if_due`] rotates optimistically
-    /// and the checks below drop the transaction, undoing it, when the refresh is refused.
-    pub async fn refresh(&self, token: &str, audience: Audience) -> Result<Issued, RefreshError> {
-        let now = self.now_ms();
-        let hash = hash_refresh_token(token);
-        let refresh_expires = now.saturating_add(ms(self.config.session.refresh_ttl));
-        // Tokens created at or before this are due for rotation.
-        let due_before = match self.config.session.rotation {
-            RotationPolicy::Never => None,
-            RotationPolicy::Always => Some(i64::MAX),
-            RotationPolicy::Every(d) => Some(now.saturating_sub(ms(d))),
-        };
-        // The optimistic statement needs the successor before it knows whether it rotates.
-        let successor = due_before.map(|_| new_refresh_token());
-        let mut tx = self.store.begin().await?;
-        let (ctx, rotated) = match (due_before, &successor) {
-            (Some(before), Some(next)) => {
-                tx.rotate_refresh_if_due(&hash, now, before, &hash_refresh_token(next), refresh_expires).await?
-            }
-            _ => tx.refresh_context_for_update(&hash).await?.map(|c| (c, false)),
-        }
-        .ok_or(RefreshError::Invalid)?;
-        let row = &ctx.token;
-        let session_live = row.session_revoked_at_ms.is_none() && row.session_expires_at_ms > now;
-        if let Some(consumed) = row.consumed_at_ms.filter(|_| !rotated) {
-            let in_grace = now.saturating_sub(consumed) <= ms(self.config.session.reuse_grace);
-            if !(in_grace && session_live) {
-                // Reuse: revoke the whole session, and commit that revocation.
-                if tx.revoke_session(row.session_id, now).await? {
-                    tracing::warn!(session_id = %row.session_id, "refresh token reused; session revoked");
-                }
-                tx.commit().await?;
-                self.revoked.revoke(row.session_id, now);
-                return Err(RefreshError::Reused);
-            }
-        }
-        // Every refusal below returns before the commit: the transaction is rolled back.
-        if row.expires_at_ms < now || !session_live {
-            return Err(RefreshError::Invalid);
-        }
-        if ctx.user_disabled {
-            return Err(RefreshError::Disabled);
-        }
-        let org_role = ctx.org_role.clone().ok_or(RefreshError::Forbidden)?;
-        let roles = &ctx.roles;
-        if !audience_permitted(audience, roles) {
-            return Err(RefreshError::Forbidden);
-        }
-        let due = due_before.is_some_and(|before| row.created_at_ms <= before);
-        let refresh_token = match successor {
-            Some(next) if rotated => next,
-            // A sibling successor inside the grace window (the token is already consumed), or
-            // the rotation a concurrent refresh kept the optimistic statement from making.
-            spare if row.consumed_at_ms.is_some() || due => {
-                let next = spare.unwrap_or_else(new_refresh_token);
-                if row.consumed_at_ms.is_none() {
-                    tx.consume_refresh(row.id, now).await?;
-                }
-                tx.insert_refresh(&NewRefresh {
-                    session_id: row.session_id,
-                    organization_id: row.organization_id,
-                    token_hash: &hash_refresh_token(&next),
-                    now_ms: now,
-                    expires_at_ms: refresh_expires.min(row.session_expires_at_ms),
-                })
-                .await?;
-                next
-            }
-            _ => token.to_owned(),
-        };
-        // "Last active" needs minute precision, not a write per refresh.
-        if now.saturating_sub(ctx.session_last_used_at_ms) >= 60_000 {
-            tx.touch_session(row.session_id, now).await?;
-        }
-        tx.commit().await?;
-        let access_token =
-            self.tokens.mint(row.user_id, row.session_id, row.organization_id, &org_role, roles, audience, now)?;
-        Ok(Issued { access_token, refresh_token })
-    }
-
-    /// Revokes the session behind a refresh token and/or an access token (signature checked,
-    /// expiry ignored). Errors are logged, never reported: logout always succeeds.
-    pub async fn logout(&self, refresh_token: Option<&str>, access_token: Option<&str>) {
-        let now = self.now_ms();
-        let mut sessions = Vec::new();
-        if let Some(t) = refresh_token.filter(|t| !t.is_empty()) {
-            match self.store.refresh_by_hash(&hash_refresh_token(t)).await {
-                Ok(Some(row)) => sessions.push(row.session_id),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "logout: looking up the refresh token failed"),
-            }
-        }
-        if let Some(claims) = access_token.and_then(|t| self.tokens.verify_signature(t).ok()) {
-            if !sessions.contains(&claims.sid) {
-                sessions.push(claims.sid);
-            }
-        }
-        if sessions.is_empty() {
-            return;
-        }
-        let result: Result<(), StoreError> = async {
-            let mut tx = self.store.begin().await?;
-            for sid in &sessions {
-                tx.revoke_session(*sid, now).await?;
-            }
-            tx.commit().await
-        }
-        .await;
-        match result {
-            Ok(()) => sessions.iter().for_each(|sid| self.revoked.revoke(*sid, now)),
-            Err(e) => tracing::warn!(error = %e, "logout: revoking the session failed"),
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -246,4 +80,278 @@ pub enum RefreshError {
     Token(#[from] TokenError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    #[error("session not found")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How many successors a replay in the grace window may follow (each step itself consumed
+/// within the window) to reach the live token.
+const MAX_GRACE_CHAIN: usize = 4;
+
+/// Sessions and refresh tokens.
+#[derive(Clone)]
+pub struct Sessions {
+    core: Core,
+}
+
+impl Sessions {
+    pub(crate) fn new(core: Core) -> Self {
+        Self { core }
+    }
+
+    /// Creates a session in `tx` (behavior.md §2.3) and mints its tokens.
+    pub(crate) async fn create(
+        &self,
+        tx: &mut Tx,
+        user: &UserRow,
+        audience: Audience,
+        client: &ClientInfo,
+    ) -> Result<Issued, SessionError> {
+        let now = self.core.now_ms();
+        let cfg = &self.core.config.session;
+        let membership = tx.default_membership(user.id).await?.ok_or(SessionError::NoOrganization)?;
+        let roles = tx.user_roles(user.id).await?;
+        if !audience.permits(&roles) {
+            return Err(SessionError::AudienceForbidden);
+        }
+        if user.disabled_at_ms.is_some() {
+            return Err(SessionError::Disabled);
+        }
+        let session_id = SessionId::new();
+        let session_expires = now.saturating_add(ms(cfg.session_ttl));
+        let ip = client.ip.map(|ip| ip.to_string());
+        tx.insert_session(&NewSession {
+            id: session_id,
+            user_id: user.id,
+            organization_id: membership.organization_id,
+            user_agent: truncate(&client.user_agent, 255),
+            ip: ip.as_deref(),
+            now_ms: now,
+            expires_at_ms: session_expires,
+        })
+        .await?;
+        let refresh_token = new_refresh_token();
+        tx.insert_refresh(&NewRefresh {
+            session_id,
+            organization_id: membership.organization_id,
+            token_hash: &hash_refresh_token(&refresh_token),
+            now_ms: now,
+            expires_at_ms: now.saturating_add(ms(cfg.refresh_ttl)).min(session_expires),
+        })
+        .await?;
+        let access_token = self.core.tokens.mint(
+            &Grant {
+                user: user.id,
+                session: session_id,
+                org: membership.organization_id,
+                org_role: membership.role,
+                roles: &roles,
+                audience,
+            },
+            now,
+        )?;
+        Ok(Issued { access_token, refresh_token })
+    }
+
+    /// Exchanges a refresh token for a new access token (and, when rotation is due, a new
+    /// refresh token), in one transaction with the token row locked.
+    ///
+    /// The common case (token unconsumed and due for rotation) is one round trip to the
+    /// database besides `BEGIN`/`COMMIT`: [`Tx::rotate_refresh_if_due`] rotates optimistically
+    /// and the checks below drop the transaction, undoing it, when the refresh is refused.
+    pub async fn refresh(&self, token: &str, audience: Audience) -> Result<Issued, RefreshError> {
+        let now = self.core.now_ms();
+        let cfg = &self.core.config.session;
+        let hash = hash_refresh_token(token);
+        let refresh_expires = now.saturating_add(ms(cfg.refresh_ttl));
+        // Tokens created at or before this are due for rotation.
+        let due_before = match cfg.rotation {
+            RotationPolicy::Never => None,
+            RotationPolicy::Always => Some(i64::MAX),
+            RotationPolicy::Every(d) => Some(now.saturating_sub(ms(d))),
+        };
+        let successor = due_before.map(|_| self.core.secrets.refresh_successor(token));
+        let mut tx = self.core.store.begin().await?;
+        let (ctx, rotated) = match (due_before, &successor) {
+            (Some(before), Some(next)) => {
+                tx.rotate_refresh_if_due(&hash, now, before, &hash_refresh_token(next), refresh_expires).await?
+            }
+            _ => tx.refresh_context_for_update(&hash).await?.map(|c| (c, false)),
+        }
+        .ok_or(RefreshError::Invalid)?;
+        let row = &ctx.token;
+        let session_live = row.session_revoked_at_ms.is_none() && row.session_expires_at_ms > now;
+        let mut refresh_token = None;
+        if let Some(consumed) = row.consumed_at_ms.filter(|_| !rotated) {
+            let in_grace = now.saturating_sub(consumed) <= ms(cfg.reuse_grace);
+            if !(in_grace && session_live) {
+                // Reuse: revoke the whole session, and commit that revocation.
+                if tx.revoke_session(row.session_id, now).await? {
+                    tracing::warn!(session_id = %row.session_id, "refresh token reused; session revoked");
+                }
+                tx.commit().await?;
+                self.core.cache.revoke_session(row.session_id, now).await;
+                return Err(RefreshError::Reused);
+            }
+            refresh_token = Some(self.live_successor(&mut tx, token, now).await?);
+        }
+        // Every refusal below returns before the commit: the transaction is rolled back.
+        if row.expires_at_ms < now || !session_live {
+            return Err(RefreshError::Invalid);
+        }
+        if ctx.user_disabled {
+            return Err(RefreshError::Disabled);
+        }
+        let org_role = ctx.org_role.ok_or(RefreshError::Forbidden)?;
+        if !audience.permits(&ctx.roles) {
+            return Err(RefreshError::Forbidden);
+        }
+        let due = due_before.is_some_and(|before| row.created_at_ms <= before);
+        let refresh_token = match (refresh_token, successor) {
+            (Some(live), _) => live,
+            (None, Some(next)) if rotated => next,
+            // The rotation a concurrent (since rolled back) refresh kept the optimistic
+            // statement from making.
+            (None, Some(next)) if due => {
+                tx.consume_refresh(row.id, now).await?;
+                tx.insert_refresh(&NewRefresh {
+                    session_id: row.session_id,
+                    organization_id: row.organization_id,
+                    token_hash: &hash_refresh_token(&next),
+                    now_ms: now,
+                    expires_at_ms: refresh_expires.min(row.session_expires_at_ms),
+                })
+                .await?;
+                next
+            }
+            _ => token.to_owned(),
+        };
+        // "Last active" needs minute precision, not a write per refresh.
+        if now.saturating_sub(ctx.session_last_used_at_ms) >= 60_000 {
+            tx.touch_session(row.session_id, now).await?;
+        }
+        tx.commit().await?;
+        let access_token = self.core.tokens.mint(
+            &Grant {
+                user: row.user_id,
+                session: row.session_id,
+                org: row.organization_id,
+                org_role,
+                roles: &ctx.roles,
+                audience,
+            },
+            now,
+        )?;
+        Ok(Issued { access_token, refresh_token })
+    }
+
+    /// The live token a replay of `token` inside the grace window receives: its successor, or
+    /// that successor's successor when the chain moved on within the window too.
+    async fn live_successor(&self, tx: &mut Tx, token: &str, now: i64) -> Result<String, RefreshError> {
+        let grace = ms(self.core.config.session.reuse_grace);
+        let mut current = token.to_owned();
+        for _ in 0..MAX_GRACE_CHAIN {
+            let next = self.core.secrets.refresh_successor(&current);
+            match tx.refresh_by_hash(&hash_refresh_token(&next)).await? {
+                Some(r) if r.consumed_at_ms.is_none() => return Ok(next),
+                Some(r) if r.consumed_at_ms.is_some_and(|c| now.saturating_sub(c) <= grace) => current = next,
+                _ => return Err(RefreshError::Invalid),
+            }
+        }
+        Err(RefreshError::Invalid)
+    }
+
+    /// Revokes the session behind a refresh token and/or an access token (signature checked,
+    /// expiry ignored). Errors are logged, never reported: logout always succeeds.
+    pub async fn logout(&self, refresh_token: Option<&str>, access_token: Option<&str>) {
+        let now = self.core.now_ms();
+        let mut sessions = Vec::new();
+        if let Some(t) = refresh_token.filter(|t| !t.is_empty()) {
+            match self.core.store.refresh_by_hash(&hash_refresh_token(t)).await {
+                Ok(Some(row)) => sessions.push(row.session_id),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "logout: looking up the refresh token failed"),
+            }
+        }
+        if let Some(claims) = access_token.and_then(|t| self.core.tokens.verify_signature(t).ok()) {
+            let sid = SessionId(claims.sid);
+            if !sessions.contains(&sid) {
+                sessions.push(sid);
+            }
+        }
+        if sessions.is_empty() {
+            return;
+        }
+        let result: Result<(), StoreError> = async {
+            let mut tx = self.core.store.begin().await?;
+            for sid in &sessions {
+                tx.revoke_session(*sid, now).await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        match result {
+            Ok(()) => self.revoked(&sessions).await,
+            Err(e) => tracing::warn!(error = %e, "logout: revoking the session failed"),
+        }
+    }
+
+    /// Makes the access tokens of sessions revoked in a committed transaction stop at once.
+    pub(crate) async fn revoked(&self, sessions: &[SessionId]) {
+        let now = self.core.now_ms();
+        for sid in sessions {
+            self.core.cache.revoke_session(*sid, now).await;
+        }
+    }
+
+    /// Active sessions of a user, newest first.
+    pub async fn list(&self, user: UserId) -> Result<Vec<SessionInfo>, StoreError> {
+        self.core.store.active_sessions(user, self.core.now_ms()).await
+    }
+
+    /// Revokes one of the user's own sessions; its access tokens stop at once.
+    pub async fn revoke_own(&self, user: UserId, session: SessionId) -> Result<(), RevokeError> {
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        if !tx.revoke_own_session(user, session, now).await? {
+            return Err(RevokeError::NotFound);
+        }
+        tx.commit().await?;
+        self.revoked(&[session]).await;
+        Ok(())
+    }
+
+    /// Signs out everywhere but `keep`.
+    pub async fn revoke_others(&self, user: UserId, keep: SessionId) -> Result<usize, StoreError> {
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        let ids = tx.revoke_other_sessions(user, keep, now).await?;
+        tx.commit().await?;
+        self.revoked(&ids).await;
+        Ok(ids.len())
+    }
+
+    /// Rebuilds the revocation list from sessions revoked within one access-token lifetime,
+    /// so a restart does not revive their access tokens.
+    pub async fn load_revocations(&self) -> Result<usize, StoreError> {
+        let now = self.core.now_ms();
+        let since = now - self.core.tokens.ttl_secs().saturating_mul(1000) - 1000;
+        let ids = self.core.store.sessions_revoked_since(since).await?;
+        self.revoked(&ids).await;
+        Ok(ids.len())
+    }
+
+    /// Deletes expired sessions, sessions revoked longer than one access-token lifetime ago,
+    /// and expired refresh tokens. Returns (sessions, refresh tokens) deleted.
+    pub async fn cleanup(&self) -> Result<(u64, u64), StoreError> {
+        let now = self.core.now_ms();
+        let keep_revoked_ms = self.core.tokens.ttl_secs().saturating_mul(1000) + 1000;
+        self.core.store.cleanup_sessions(now, now - keep_revoked_ms).await
+    }
 }

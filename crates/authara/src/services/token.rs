@@ -12,32 +12,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::cache::BoundedMap;
 use crate::config::JwtAlgorithm;
+pub use crate::domain::Audience;
+use crate::domain::{OrgId, OrgRole, PlatformRole, SessionId, UserId};
 use crate::services::keys::SigningKeys;
-
-/// Token audiences.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Audience {
-    App,
-    Admin,
-}
-
-impl Audience {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Audience::App => "app",
-            Audience::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "app" => Some(Audience::App),
-            "admin" => Some(Audience::Admin),
-            _ => None,
-        }
-    }
-}
 
 /// Access-token claims, in the reference's field order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,7 +54,16 @@ pub enum TokenError {
     Signing,
 }
 
-pub const KNOWN_ROLES: [&str; 3] = ["authara:admin", "authara:auditor", "authara:monitor"];
+/// What an access token says, in typed form, for minting.
+#[derive(Debug, Clone, Copy)]
+pub struct Grant<'a> {
+    pub user: UserId,
+    pub session: SessionId,
+    pub org: OrgId,
+    pub org_role: OrgRole,
+    pub roles: &'a [PlatformRole],
+    pub audience: Audience,
+}
 
 pub struct TokenService {
     issuer: String,
@@ -89,34 +77,14 @@ pub struct TokenService {
     verified: VerifiedCache,
 }
 
-/// Claims of tokens whose signature, key and fixed claims were already checked, keyed by the
-/// token's exact text (only tokens that verified get in, so the map cannot be filled with
-/// junk). A repeated session check skips the base64 and JSON decoding and the HMAC; expiry,
-/// audience and revocation are still checked on every call. The same idea as the JWT cache of
-/// API gateways. Bounded: when full, expired entries go, and if that is not enough, all.
-#[derive(Default)]
-struct VerifiedCache {
-    map: std::sync::RwLock<HashMap<Box<str>, Arc<AccessClaims>>>,
-}
-
+/// How many verified tokens are remembered. Claims of tokens whose signature, key and fixed
+/// claims were already checked, keyed by the token's exact text (only tokens that verified get
+/// in, so the map cannot be filled with junk). A repeated session check skips the base64 and
+/// JSON decoding and the HMAC; expiry, audience and revocation are still checked on every call.
+/// The same idea as the JWT cache of API gateways.
 const VERIFIED_CACHE_MAX: usize = 4096;
 
-impl VerifiedCache {
-    fn get(&self, token: &str) -> Option<Arc<AccessClaims>> {
-        self.map.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(token).cloned()
-    }
-
-    fn put(&self, token: &str, claims: Arc<AccessClaims>, now_ms: i64) {
-        let mut map = self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() >= VERIFIED_CACHE_MAX {
-            map.retain(|_, c| c.exp.saturating_mul(1000) >= now_ms);
-            if map.len() >= VERIFIED_CACHE_MAX {
-                map.clear();
-            }
-        }
-        map.insert(token.into(), claims);
-    }
-}
+type VerifiedCache = BoundedMap<Box<str>, Arc<AccessClaims>>;
 
 impl std::fmt::Debug for TokenService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -167,7 +135,7 @@ impl TokenService {
             key_count: verifying.len(),
             verifying,
             jwks: jwks.into(),
-            verified: VerifiedCache::default(),
+            verified: BoundedMap::new(VERIFIED_CACHE_MAX),
         })
     }
 
@@ -196,26 +164,16 @@ impl TokenService {
     }
 
     /// Mints an access token at `now_ms`.
-    #[expect(clippy::too_many_arguments, reason = "each claim is a distinct input")]
-    pub fn mint(
-        &self,
-        user_id: Uuid,
-        session_id: Uuid,
-        org_id: Uuid,
-        org_role: &str,
-        roles: &[String],
-        audience: Audience,
-        now_ms: i64,
-    ) -> Result<String, TokenError> {
+    pub fn mint(&self, g: &Grant<'_>, now_ms: i64) -> Result<String, TokenError> {
         let iat = now_ms.div_euclid(1000);
         let claims = AccessClaims {
-            sid: session_id,
-            org_id,
-            org_role: org_role.to_owned(),
-            roles: if roles.is_empty() { None } else { Some(roles.iter().map(|r| format!("authara:{r}")).collect()) },
+            sid: g.session.0,
+            org_id: g.org.0,
+            org_role: g.org_role.as_str().to_owned(),
+            roles: if g.roles.is_empty() { None } else { Some(g.roles.iter().map(|r| r.claim().to_owned()).collect()) },
             iss: self.issuer.clone(),
-            sub: user_id,
-            aud: vec![audience.as_str().to_owned()],
+            sub: g.user.0,
+            aud: vec![g.audience.as_str().to_owned()],
             exp: iat + self.ttl_secs,
             iat,
         };
@@ -231,12 +189,13 @@ impl TokenService {
         audience: Option<Audience>,
         now_ms: i64,
     ) -> Result<Arc<AccessClaims>, TokenError> {
-        let claims = match self.verified.get(token) {
+        let claims = match self.verified.get(&Box::from(token), now_ms) {
             Some(c) => c,
             None => {
                 let c = Arc::new(self.verify_signature(token)?);
                 self.check_fixed_claims(&c)?;
-                self.verified.put(token, c.clone(), now_ms);
+                let until = c.exp.saturating_mul(1000).saturating_add(1);
+                self.verified.insert(token.into(), c.clone(), now_ms, until);
                 c
             }
         };
@@ -245,7 +204,7 @@ impl TokenService {
         }
         let aud_ok = match audience {
             Some(a) => claims.aud.iter().any(|x| x == a.as_str()),
-            None => claims.aud.iter().any(|x| Audience::parse(x).is_some()),
+            None => claims.aud.iter().any(|x| Audience::parse(x).is_ok()),
         };
         if !aud_ok {
             return Err(TokenError::WrongAudience);
@@ -262,7 +221,8 @@ impl TokenService {
             || claims.sid.is_nil()
             || claims.org_id.is_nil()
             || claims.org_role.trim().is_empty()
-            || claims.roles.iter().flatten().any(|r| !KNOWN_ROLES.contains(&r.as_str()))
+            || OrgRole::parse(&claims.org_role).is_err()
+            || claims.roles.iter().flatten().any(|r| PlatformRole::from_claim(r).is_none())
         {
             return Err(TokenError::InvalidClaims);
         }
@@ -316,8 +276,12 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000_000;
 
+    fn grant(roles: &[PlatformRole], audience: Audience) -> Grant<'_> {
+        Grant { user: UserId::new(), session: SessionId::new(), org: OrgId::new(), org_role: OrgRole::Owner, roles, audience }
+    }
+
     fn mint(s: &TokenService, aud: Audience) -> String {
-        s.mint(Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), "owner", &["admin".to_owned()], aud, NOW).unwrap()
+        s.mint(&grant(&[PlatformRole::Admin], aud), NOW).unwrap()
     }
 
     fn part(token: &str, i: usize) -> serde_json::Value {
@@ -343,7 +307,7 @@ mod tests {
         assert_eq!(c["aud"], serde_json::json!(["app"]));
         assert_eq!(c["roles"], serde_json::json!(["authara:admin"]));
         assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 600);
-        let none = s.mint(Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), "member", &[], Audience::App, NOW).unwrap();
+        let none = s.mint(&grant(&[], Audience::App), NOW).unwrap();
         assert!(part(&none, 1)["roles"].is_null(), "roles is null without platform roles");
     }
 
@@ -388,7 +352,7 @@ mod tests {
         let s = svc("new");
         let t = mint(&s, Audience::App);
         assert!(s.verify(&t, Some(Audience::App), NOW).is_ok());
-        assert!(s.verified.get(&t).is_some(), "a verified token is remembered");
+        assert!(s.verified.get(&Box::from(t.as_str()), NOW).is_some(), "a verified token is remembered");
         assert_eq!(s.verify(&t, Some(Audience::Admin), NOW), Err(TokenError::WrongAudience));
         assert_eq!(s.verify(&t, Some(Audience::App), NOW + 601_000), Err(TokenError::Expired));
         // A refused token is not remembered and stays refused.
@@ -399,12 +363,12 @@ mod tests {
         for _ in 0..2 {
             assert_eq!(s.verify(&foreign, Some(Audience::App), NOW), Err(TokenError::WrongIssuer));
         }
-        assert!(s.verified.get(&foreign).is_none());
+        assert!(s.verified.get(&Box::from(foreign.as_str()), NOW).is_none());
         // Bounded: many distinct tokens never grow it past its size.
         for _ in 0..VERIFIED_CACHE_MAX + 10 {
             assert!(s.verify(&mint(&s, Audience::App), Some(Audience::App), NOW).is_ok());
         }
-        let len = s.verified.map.read().unwrap().len();
+        let len = s.verified.len();
         assert!(len <= VERIFIED_CACHE_MAX, "{len} entries");
     }
 

@@ -5,7 +5,7 @@
 //! migration in one transaction (both engines have transactional DDL), under a lock, so two
 //! instances starting together cannot apply one twice.
 
-use super::{Db, Store, StoreError, Tx, on_tx};
+use super::{Db, Store, StoreError, TxInner, on_tx};
 
 /// One migration, with its SQL for each engine.
 pub struct Migration {
@@ -34,7 +34,8 @@ macro_rules! migration {
 
 /// Every migration, oldest first. File names are `<version>_<name>.sql` (version without
 /// leading zeros so the macro can build the path).
-pub const MIGRATIONS: &[Migration] = &[migration!(1, "init"), migration!(2, "accounts"), migration!(3, "email")];
+pub const MIGRATIONS: &[Migration] =
+    &[migration!(1, "init"), migration!(2, "accounts"), migration!(3, "email"), migration!(4, "events")];
 
 /// The schema version this binary needs.
 pub fn required_version() -> i64 {
@@ -111,7 +112,7 @@ impl Store {
     /// Applies every pending migration; a no-op when none is pending. Returns what was applied.
     pub async fn migrate(&self, now_ms: i64) -> Result<Vec<&'static Migration>, MigrateError> {
         let mut tx = self.begin().await?;
-        if let (Db::Postgres { schema, .. }, Tx::Postgres(t)) = (&self.db, &mut tx) {
+        if let (Db::Postgres { schema, .. }, TxInner::Postgres(t)) = (&self.db, &mut tx.0) {
             // Serializes concurrent migrators across instances until commit.
             sqlx::query("SELECT pg_advisory_xact_lock(727327001)").execute(&mut **t).await.map_err(StoreError::from)?;
             sqlx::raw_sql(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
@@ -131,9 +132,9 @@ impl Store {
         }
         let mut done = Vec::new();
         for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
-            match &mut tx {
-                Tx::Sqlite(t) => sqlx::raw_sql(m.sqlite).execute(&mut **t).await.map(|r| r.rows_affected()),
-                Tx::Postgres(t) => sqlx::raw_sql(m.postgres).execute(&mut **t).await.map(|r| r.rows_affected()),
+            match &mut tx.0 {
+                TxInner::Sqlite(t) => sqlx::raw_sql(m.sqlite).execute(&mut **t).await.map(|r| r.rows_affected()),
+                TxInner::Postgres(t) => sqlx::raw_sql(m.postgres).execute(&mut **t).await.map(|r| r.rows_affected()),
             }
             .map_err(StoreError::from)?;
             on_tx!(&mut tx, c => sqlx::query("INSERT INTO authara_schema_version (version, name, applied_at_ms) VALUES ($1, $2, $3)")

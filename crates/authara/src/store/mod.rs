@@ -6,9 +6,11 @@
 
 pub mod accounts;
 pub mod challenges;
+pub mod events;
 pub mod migrate;
 pub mod org_mode;
 pub mod outbox;
+pub mod refresh;
 pub mod sessions;
 
 use std::str::FromStr;
@@ -31,6 +33,9 @@ pub enum StoreError {
     Busy(#[source] sqlx::Error),
     #[error("database error: {0}")]
     Other(#[source] sqlx::Error),
+    /// A stored value outside its closed set (a role, kind or purpose this build does not know).
+    #[error("unexpected stored value: {0}")]
+    Corrupt(#[from] crate::domain::UnknownValue),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -97,12 +102,12 @@ pub(crate) use on_db;
 /// Runs `$body` with `$c` bound to the connection of an open transaction of either engine.
 macro_rules! on_tx {
     ($tx:expr, $c:ident => $body:expr) => {
-        match $tx {
-            $crate::store::Tx::Sqlite(t) => {
+        match &mut $tx.0 {
+            $crate::store::TxInner::Sqlite(t) => {
                 let $c = &mut **t;
                 $body
             }
-            $crate::store::Tx::Postgres(t) => {
+            $crate::store::TxInner::Postgres(t) => {
                 let $c = &mut **t;
                 $body
             }
@@ -111,19 +116,29 @@ macro_rules! on_tx {
 }
 pub(crate) use on_tx;
 
-/// An open write transaction. Dropping it without `commit` rolls back.
-pub enum Tx {
+/// An open write transaction. Dropping it without `commit` rolls back. Sealed: only the store's
+/// own functions run SQL on it.
+pub struct Tx(pub(crate) TxInner);
+
+pub(crate) enum TxInner {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
 impl Tx {
     pub async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await?,
-            Tx::Postgres(t) => t.commit().await?,
+        match self.0 {
+            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await?,
         }
         Ok(())
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self.0 {
+            TxInner::Sqlite(_) => Engine::Sqlite,
+            TxInner::Postgres(_) => Engine::Postgres,
+        }
     }
 }
 
@@ -220,8 +235,8 @@ impl Store {
     /// a deferred read-then-write transaction would otherwise fail with SQLITE_BUSY_SNAPSHOT.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match &self.db {
-            Db::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres { pool, .. } => Tx::Postgres(pool.begin().await?),
+            Db::Sqlite { write, .. } => Tx(TxInner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?)),
+            Db::Postgres { pool, .. } => Tx(TxInner::Postgres(pool.begin().await?)),
         })
     }
 

@@ -6,31 +6,42 @@
 
 use uuid::Uuid;
 
-use super::{Store, StoreError, Tx, on_db, on_tx};
+use super::{Store, StoreError, Tx, TxInner, on_db, on_tx};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EmailJob {
     pub id: Uuid,
     pub challenge_id: Option<Uuid>,
+    /// The domain event the email renders.
+    pub event_id: Option<Uuid>,
     pub to_email: String,
     pub template: String,
-    pub template_data: String,
     /// Attempts including the one this claim starts.
     pub attempt_count: i32,
 }
 
-const INSERT: &str = "INSERT INTO email_jobs (id, challenge_id, to_email, template, template_data, status, \
-     next_attempt_at_ms, created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6, $6)";
+/// An email job to write with its event.
+#[derive(Debug, Clone)]
+pub struct NewEmailJob<'a> {
+    pub challenge_id: Option<Uuid>,
+    pub event_id: Uuid,
+    pub to: &'a str,
+    pub template: &'a str,
+    pub now_ms: i64,
+}
+
+const INSERT: &str = "INSERT INTO email_jobs (id, challenge_id, event_id, to_email, template, template_data, status, \
+     next_attempt_at_ms, created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, '{}', 'pending', $6, $6, $6)";
 const RECLAIM: &str = "UPDATE email_jobs SET status = 'pending', next_attempt_at_ms = $1, updated_at_ms = $1 \
      WHERE status = 'sending' AND processing_started_at_ms < $2";
 const CLAIM_PG: &str = "UPDATE email_jobs SET status = 'sending', processing_started_at_ms = $1, \
      attempt_count = attempt_count + 1, updated_at_ms = $1 WHERE id = (SELECT id FROM email_jobs \
      WHERE status = 'pending' AND next_attempt_at_ms <= $1 ORDER BY next_attempt_at_ms, created_at_ms \
-     LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, challenge_id, to_email, template, template_data, attempt_count";
+     LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, challenge_id, event_id, to_email, template, attempt_count";
 const CLAIM_SQLITE: &str = "UPDATE email_jobs SET status = 'sending', processing_started_at_ms = $1, \
      attempt_count = attempt_count + 1, updated_at_ms = $1 WHERE id = (SELECT id FROM email_jobs \
      WHERE status = 'pending' AND next_attempt_at_ms <= $1 ORDER BY next_attempt_at_ms, created_at_ms \
-     LIMIT 1) RETURNING id, challenge_id, to_email, template, template_data, attempt_count";
+     LIMIT 1) RETURNING id, challenge_id, event_id, to_email, template, attempt_count";
 const SENT: &str = "UPDATE email_jobs SET status = 'sent', sent_at_ms = $2, last_error = NULL, updated_at_ms = $2 \
      WHERE id = $1 AND status = 'sending'";
 const RETRY: &str = "UPDATE email_jobs SET status = 'pending', next_attempt_at_ms = $2, last_error = $3, updated_at_ms = $4 \
@@ -41,25 +52,12 @@ const CLEAN: &str = "DELETE FROM email_jobs WHERE (status = 'sent' AND sent_at_m
      OR (status = 'failed' AND updated_at_ms < $2)";
 const COUNTS: &str = "SELECT status, COUNT(*) FROM email_jobs GROUP BY status";
 
-type JobRow = (Uuid, Option<Uuid>, String, String, String, i32);
-
-fn job(r: JobRow) -> EmailJob {
-    EmailJob { id: r.0, challenge_id: r.1, to_email: r.2, template: r.3, template_data: r.4, attempt_count: r.5 }
-}
-
 impl Tx {
     /// Writes an email job in the caller's transaction.
-    pub async fn enqueue_email(
-        &mut self,
-        challenge_id: Option<Uuid>,
-        to: &str,
-        template: &str,
-        data: &str,
-        now_ms: i64,
-    ) -> Result<Uuid, StoreError> {
+    pub async fn enqueue_email(&mut self, j: &NewEmailJob<'_>) -> Result<Uuid, StoreError> {
         let id = Uuid::new_v4();
-        on_tx!(self, c => sqlx::query(INSERT).bind(id).bind(challenge_id).bind(to).bind(template).bind(data)
-            .bind(now_ms).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        on_tx!(self, c => sqlx::query(INSERT).bind(id).bind(j.challenge_id).bind(j.event_id).bind(j.to).bind(j.template)
+            .bind(j.now_ms).execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(id)
     }
 }
@@ -69,35 +67,35 @@ impl Store {
     /// to the queue, then claims the next due job, in one transaction.
     pub async fn claim_email(&self, now_ms: i64, stale_before_ms: i64) -> Result<Option<EmailJob>, StoreError> {
         let mut tx = self.begin().await?;
-        let reclaimed = on_tx!(&mut tx, c => sqlx::query(RECLAIM).bind(now_ms).bind(stale_before_ms)
+        let reclaimed = on_tx!(tx, c => sqlx::query(RECLAIM).bind(now_ms).bind(stale_before_ms)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
         if reclaimed > 0 {
             tracing::warn!(jobs = reclaimed, "reclaimed email jobs abandoned mid-send");
         }
-        let row: Option<JobRow> = match &mut tx {
-            Tx::Sqlite(t) => sqlx::query_as(CLAIM_SQLITE).bind(now_ms).fetch_optional(&mut **t).await?,
-            Tx::Postgres(t) => sqlx::query_as(CLAIM_PG).bind(now_ms).fetch_optional(&mut **t).await?,
+        let row: Option<EmailJob> = match &mut tx.0 {
+            TxInner::Sqlite(t) => sqlx::query_as(CLAIM_SQLITE).bind(now_ms).fetch_optional(&mut **t).await?,
+            TxInner::Postgres(t) => sqlx::query_as(CLAIM_PG).bind(now_ms).fetch_optional(&mut **t).await?,
         };
         tx.commit().await?;
-        Ok(row.map(job))
+        Ok(row)
     }
 
     pub async fn email_sent(&self, id: Uuid, now_ms: i64) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        on_tx!(&mut tx, c => sqlx::query(SENT).bind(id).bind(now_ms).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        on_tx!(tx, c => sqlx::query(SENT).bind(id).bind(now_ms).execute(&mut *c).await.map(|r| r.rows_affected()))?;
         tx.commit().await
     }
 
     pub async fn email_retry(&self, id: Uuid, next_at_ms: i64, error: &str, now_ms: i64) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        on_tx!(&mut tx, c => sqlx::query(RETRY).bind(id).bind(next_at_ms).bind(error).bind(now_ms)
+        on_tx!(tx, c => sqlx::query(RETRY).bind(id).bind(next_at_ms).bind(error).bind(now_ms)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
         tx.commit().await
     }
 
     pub async fn email_failed(&self, id: Uuid, error: &str, now_ms: i64) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        on_tx!(&mut tx, c => sqlx::query(FAILED).bind(id).bind(error).bind(now_ms)
+        on_tx!(tx, c => sqlx::query(FAILED).bind(id).bind(error).bind(now_ms)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
         tx.commit().await
     }
@@ -105,7 +103,7 @@ impl Store {
     /// Deletes sent jobs older than `sent_before_ms` and failed ones older than `failed_before_ms`.
     pub async fn cleanup_emails(&self, sent_before_ms: i64, failed_before_ms: i64) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
-        let n = on_tx!(&mut tx, c => sqlx::query(CLEAN).bind(sent_before_ms).bind(failed_before_ms)
+        let n = on_tx!(tx, c => sqlx::query(CLEAN).bind(sent_before_ms).bind(failed_before_ms)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
         tx.commit().await?;
         Ok(n)

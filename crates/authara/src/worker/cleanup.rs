@@ -2,7 +2,6 @@
 //! access-token lifetime ago, and expired refresh tokens. Consumed refresh tokens that have not
 //! expired are kept: they are how reuse is detected.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::services::Services;
@@ -12,13 +11,11 @@ pub const INTERVAL: Duration = Duration::from_secs(300);
 
 /// One pass; returns (sessions, refresh tokens) deleted.
 pub async fn run_once(services: &Services) -> Result<(u64, u64), StoreError> {
-    let now = services.now_ms();
-    let keep_revoked_ms = services.tokens.ttl_secs().saturating_mul(1000) + 1000;
-    services.store.cleanup_sessions(now, now - keep_revoked_ms).await
+    services.sessions().cleanup().await
 }
 
 /// Loops until the task is aborted at shutdown.
-pub async fn run(services: Arc<Services>) {
+pub async fn run(services: Services) {
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -8,13 +8,13 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::app::SharedState;
+use crate::domain::{Audience, EmailAddress, NewPassword};
 use crate::clock::rfc3339;
 use crate::http::cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{AudienceParam, Client, Csrf, JsonBody};
-use crate::services::accounts::SignedIn;
-use crate::services::token::Audience;
+use crate::http::state::AppState;
+use crate::services::accounts::{LoginError, SignedIn};
 use crate::store::accounts::UserRow;
 
 #[derive(Serialize)]
@@ -23,7 +23,7 @@ struct CsrfToken<'a> {
 }
 
 /// `GET /csrf`: reuses the existing cookie, else mints one (32 random bytes, base64url).
-pub async fn csrf(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+pub async fn csrf(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(existing) = cookies::get(&headers, cookies::CSRF).filter(|c| !c.is_empty()) {
         return Json(CsrfToken { csrf_token: existing }).into_response();
     }
@@ -43,7 +43,7 @@ pub struct AuthUser {
 impl From<&UserRow> for AuthUser {
     fn from(u: &UserRow) -> Self {
         AuthUser {
-            id: u.id,
+            id: u.id.0,
             email: u.email.clone(),
             username: u.username.clone(),
             disabled: u.disabled_at_ms.is_some(),
@@ -60,7 +60,7 @@ struct AuthSession {
 }
 
 /// The `AuthSession` body with both session cookies.
-pub fn signed_in(state: &SharedState, status: StatusCode, s: SignedIn) -> Response {
+pub fn signed_in(state: &AppState, status: StatusCode, s: SignedIn) -> Response {
     let mut headers = HeaderMap::new();
     cookies::append(&mut headers, state.session_cookies(&s.tokens));
     let body = AuthSession {
@@ -80,13 +80,18 @@ pub struct PasswordLoginRequest {
 
 /// `POST /login?audience=app|admin`.
 pub async fn login(
-    State(state): State<SharedState>,
+    State(state): State<AppState>,
     AudienceParam(audience): AudienceParam,
     Client(client): Client,
     _: Csrf,
     JsonBody(req): JsonBody<PasswordLoginRequest>,
 ) -> Result<Response, ApiError> {
-    let signed = state.services.login(&req.email, &req.password, audience, &client).await?;
+    if req.email.trim().is_empty() || req.password.is_empty() {
+        return Err(ApiError::invalid_request("email and password are required"));
+    }
+    // An address that cannot exist cannot have an account: the same answer as a wrong password.
+    let email = EmailAddress::parse(&req.email).map_err(|_| ApiError::from(LoginError::InvalidCredentials))?;
+    let signed = state.services.accounts().login(&email, &req.password, audience, &client).await?;
     Ok(signed_in(&state, StatusCode::OK, signed))
 }
 
@@ -100,7 +105,7 @@ pub struct SignupRequest {
 
 /// `POST /signup/direct?audience=app`.
 pub async fn signup_direct(
-    State(state): State<SharedState>,
+    State(state): State<AppState>,
     AudienceParam(audience): AudienceParam,
     Client(client): Client,
     _: Csrf,
@@ -109,6 +114,9 @@ pub async fn signup_direct(
     if audience != Audience::App {
         return Err(ApiError::invalid_request("signup only issues app sessions"));
     }
-    let signed = state.services.signup(&req.email, &req.password, req.invitation_code.as_deref(), &client).await?;
+    let email = EmailAddress::parse(&req.email)?;
+    let password = NewPassword::parse(&req.password)?;
+    let signed =
+        state.services.accounts().signup(&email, &password, req.invitation_code.as_deref(), &client).await?;
     Ok(signed_in(&state, StatusCode::CREATED, signed))
 }

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::auth::signed_in;
-use crate::app::SharedState;
 use crate::http::error::ApiError;
 use crate::http::extract::{AudienceParam, Client, Csrf, JsonBody};
-use crate::services::token::Audience;
+use crate::domain::{Audience, EmailAddress, NewPassword};
+use crate::http::state::AppState;
 
 #[derive(Serialize)]
 struct ChallengeReference {
@@ -32,7 +32,7 @@ pub struct SignupRequest {
 
 /// `POST /signup/challenges` (only with `AUTHARA_CHALLENGE_ENABLED=true`).
 pub async fn start_signup(
-    State(state): State<SharedState>,
+    State(state): State<AppState>,
     AudienceParam(audience): AudienceParam,
     Client(client): Client,
     _: Csrf,
@@ -41,7 +41,10 @@ pub async fn start_signup(
     if audience != Audience::App {
         return Err(ApiError::invalid_request("signup only issues app sessions"));
     }
-    let id = state.services.start_signup(&req.email, &req.password, req.invitation_code.as_deref(), &client).await?;
+    let email = EmailAddress::parse(&req.email)?;
+    let password = NewPassword::parse(&req.password)?;
+    let id =
+        state.services.challenges().start_signup(&email, &password, req.invitation_code.as_deref(), &client).await?;
     Ok(accepted(id))
 }
 
@@ -54,7 +57,7 @@ pub struct Verification {
 
 /// `POST /signup/challenges/verify`: the account and its session.
 pub async fn verify_signup(
-    State(state): State<SharedState>,
+    State(state): State<AppState>,
     AudienceParam(audience): AudienceParam,
     Client(client): Client,
     _: Csrf,
@@ -63,7 +66,7 @@ pub async fn verify_signup(
     if audience != Audience::App {
         return Err(ApiError::invalid_request("signup only issues app sessions"));
     }
-    let signed = state.services.verify_signup(req.challenge_id, &req.code, &client).await?;
+    let signed = state.services.challenges().verify_signup(req.challenge_id, &req.code, &client).await?;
     Ok(signed_in(&state, StatusCode::CREATED, signed))
 }
 
@@ -76,23 +79,25 @@ pub struct PasswordResetRequest {
 
 /// `POST /password-reset/challenges`: the same answer whether the email has an account or not.
 pub async fn start_password_reset(
-    State(state): State<SharedState>,
+    State(state): State<AppState>,
     Client(client): Client,
     _: Csrf,
     JsonBody(req): JsonBody<PasswordResetRequest>,
 ) -> Result<Response, ApiError> {
-    let id = state.services.start_password_reset(&req.email, &req.new_password, &client).await?;
+    let email = EmailAddress::parse(&req.email)?;
+    let password = NewPassword::parse(&req.new_password)?;
+    let id = state.services.challenges().start_password_reset(&email, &password, &client).await?;
     Ok(accepted(id))
 }
 
 /// `POST /password-reset/challenges/verify`: new password set, every session revoked.
 pub async fn verify_password_reset(
-    State(state): State<SharedState>,
+    State(state): State<AppState>,
     Client(client): Client,
     _: Csrf,
     JsonBody(req): JsonBody<Verification>,
 ) -> Result<Response, ApiError> {
-    state.services.verify_password_reset(req.challenge_id, &req.code, &client).await?;
+    state.services.challenges().verify_password_reset(req.challenge_id, &req.code, &client).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -104,11 +109,11 @@ pub struct Resend {
 
 /// `POST /challenges/resend`: 204 whatever the challenge's state.
 pub async fn resend(
-    State(state): State<SharedState>,
+    State(state): State<AppState>,
     Client(client): Client,
     _: Csrf,
     JsonBody(req): JsonBody<Resend>,
 ) -> Result<Response, ApiError> {
-    state.services.resend_challenge(req.challenge_id, &client).await?;
+    state.services.challenges().resend(req.challenge_id, &client).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

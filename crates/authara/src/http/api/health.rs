@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::app::SharedState;
+use crate::http::state::AppState;
 
 #[derive(Serialize)]
 struct Health {
@@ -41,12 +41,12 @@ struct Component {
 
 const DB_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub async fn health(State(state): State<SharedState>) -> Response {
-    let store = &state.services.store;
-    let database = match store.ping(DB_TIMEOUT).await {
+pub async fn health(State(state): State<AppState>) -> Response {
+    let (engine, ping) = state.services.ping_store(DB_TIMEOUT).await;
+    let database = match ping {
         Ok(latency) => Component {
             status: "up",
-            kind: Some(store.engine().as_str()),
+            kind: Some(engine),
             latency_ms: Some((latency.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0),
             detail: None,
         },
@@ -54,14 +54,15 @@ pub async fn health(State(state): State<SharedState>) -> Response {
             tracing::warn!(error = %e, "health check: database unreachable");
             Component {
                 status: "down",
-                kind: Some(store.engine().as_str()),
+                kind: Some(engine),
                 latency_ms: None,
                 detail: Some("database unreachable".to_owned()),
             }
         }
     };
-    let cache = Component { status: "up", kind: Some("memory"), latency_ms: None, detail: None };
-    let tokens = &state.services.tokens;
+    let c = state.services.cache().health().await;
+    let cache = Component { status: if c.up { "up" } else { "down" }, kind: Some(c.kind), latency_ms: None, detail: c.detail };
+    let tokens = state.services.tokens();
     let keys_ok = tokens.key_count() > 0;
     let signing_keys = Component {
         status: if keys_ok { "up" } else { "down" },
@@ -90,13 +91,13 @@ pub async fn version() -> Response {
 }
 
 /// `GET /auth/.well-known/jwks.json`: public verification keys (EdDSA); empty with HS256 only.
-pub async fn jwks(State(state): State<SharedState>) -> Response {
+pub async fn jwks(State(state): State<AppState>) -> Response {
     (
         [
             (axum::http::header::CONTENT_TYPE, "application/json"),
             (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        state.services.tokens.jwks(),
+        state.services.tokens().jwks(),
     )
         .into_response()
 }

@@ -7,11 +7,12 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::app::SharedState;
 use crate::clock::rfc3339;
 use crate::config::OrgMode;
 use crate::http::error::ApiError;
 use crate::http::extract::{AppUser, Csrf, JsonBody};
+use crate::domain::NewPassword;
+use crate::http::state::AppState;
 use crate::services::profile::Profile;
 
 #[derive(Serialize)]
@@ -34,31 +35,31 @@ struct CurrentUser<'a> {
 }
 
 /// The store's view of the token's user and organization; either gone is 401.
-async fn profile(state: &SharedState, user: &AppUser) -> Result<std::sync::Arc<Profile>, ApiError> {
-    state.services.current_profile(user.claims.sub, user.claims.org_id).await?.ok_or_else(ApiError::unauthorized)
+async fn profile(state: &AppState, user: &AppUser) -> Result<std::sync::Arc<Profile>, ApiError> {
+    state.services.profiles().current(&user.0).await?.ok_or_else(ApiError::unauthorized)
 }
 
 fn summary<'a>(user: &'a AppUser, p: &'a Profile) -> OrganizationSummary<'a> {
-    OrganizationSummary { id: user.claims.org_id, name: &p.org_name, role: &user.claims.org_role }
+    OrganizationSummary { id: user.0.org_id().0, name: &p.org_name, role: &user.0.claims().org_role }
 }
 
 /// `GET /user`: roles and organization role from the token, the rest from the store.
-pub async fn current_user(State(state): State<SharedState>, user: AppUser) -> Result<Response, ApiError> {
+pub async fn current_user(State(state): State<AppState>, user: AppUser) -> Result<Response, ApiError> {
     let p = profile(&state, &user).await?;
     Ok(Json(CurrentUser {
-        id: p.user.id,
+        id: p.user.id.0,
         email: &p.user.email,
         username: &p.user.username,
         disabled: p.user.disabled_at_ms.is_some(),
         created_at: rfc3339(p.user.created_at_ms),
-        roles: user.claims.roles.as_deref().unwrap_or_default(),
+        roles: user.0.role_claims(),
         organization: summary(&user, &p),
     })
     .into_response())
 }
 
 /// `GET /organizations/current`.
-pub async fn current_organization(State(state): State<SharedState>, user: AppUser) -> Result<Response, ApiError> {
+pub async fn current_organization(State(state): State<AppState>, user: AppUser) -> Result<Response, ApiError> {
     let p = profile(&state, &user).await?;
     Ok(Json(summary(&user, &p)).into_response())
 }
@@ -73,12 +74,13 @@ pub struct SetPasswordRequest {
 
 /// `PUT /users/password`.
 pub async fn set_password(
-    State(state): State<SharedState>,
+    State(state): State<AppState>,
     user: AppUser,
     _: Csrf,
     JsonBody(req): JsonBody<SetPasswordRequest>,
 ) -> Result<Response, ApiError> {
-    state.services.change_password(user.claims.sub, &req.password, req.current_password.as_deref()).await?;
+    let password = NewPassword::parse(&req.password)?;
+    state.services.accounts().change_password(&user.0, &password, req.current_password.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -94,7 +96,7 @@ struct Capabilities {
 }
 
 /// `GET /capabilities` (behavior.md §9.4).
-pub async fn capabilities(State(state): State<SharedState>, _: AppUser) -> Response {
+pub async fn capabilities(State(state): State<AppState>, _: AppUser) -> Response {
     let mode = state.config.org_mode;
     let multi = mode == OrgMode::Multi;
     Json(Capabilities {

@@ -1,75 +1,49 @@
 //! Code verification pages: verified signup, password reset, email change.
 
-use axum::Form;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::layout::{alert, error_page, page};
-use super::{Ctx, page_user};
-use crate::app::SharedState;
+use super::copy::{self, Failure};
+use super::fields::{self, Password};
+use super::layout::alert;
+use super::{CsrfForm, PageCtx, PageError, PageQuery};
+use crate::domain::{ChallengePurpose, EmailAddress, NewPassword};
 use crate::http::extract::Client;
-use crate::services::challenge::ChallengeError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Signup,
-    PasswordReset,
-    EmailChange,
+fn title(purpose: ChallengePurpose) -> &'static str {
+    match purpose {
+        ChallengePurpose::Signup => "Confirm your email",
+        ChallengePurpose::PasswordReset => "Check your email",
+        ChallengePurpose::EmailChange => "Confirm your new email",
+    }
 }
 
-impl Action {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "signup" => Some(Action::Signup),
-            "password-reset" => Some(Action::PasswordReset),
-            "email-change" => Some(Action::EmailChange),
-            _ => None,
+fn lead(purpose: ChallengePurpose) -> &'static str {
+    match purpose {
+        ChallengePurpose::Signup => {
+            "We sent a 6-digit code to the address you entered. Enter it to finish creating your account."
         }
-    }
-
-    fn slug(self) -> &'static str {
-        match self {
-            Action::Signup => "signup",
-            Action::PasswordReset => "password-reset",
-            Action::EmailChange => "email-change",
+        ChallengePurpose::PasswordReset => {
+            "If an account uses that address, we sent it a 6-digit code. Enter it to set your new password."
         }
-    }
-
-    fn title(self) -> &'static str {
-        match self {
-            Action::Signup => "Confirm your email",
-            Action::PasswordReset => "Check your email",
-            Action::EmailChange => "Confirm your new email",
-        }
-    }
-
-    fn lead(self) -> &'static str {
-        match self {
-            Action::Signup => {
-                "We sent a 6-digit code to the address you entered. Enter it to finish creating your account."
-            }
-            Action::PasswordReset => {
-                "If an account uses that address, we sent it a 6-digit code. Enter it to set your new password."
-            }
-            Action::EmailChange => "We sent a 6-digit code to your new address. Enter it to confirm the change.",
-        }
+        ChallengePurpose::EmailChange => "We sent a 6-digit code to your new address. Enter it to confirm the change.",
     }
 }
 
 /// The code form, with a resend button.
-pub fn verify_form(ctx: &Ctx, action: Action, id: Uuid, notice: Option<&str>, error: Option<&str>) -> Markup {
+fn verify_form(ctx: &PageCtx, purpose: ChallengePurpose, id: Uuid, notice: Option<&str>, error: Option<&str>) -> Markup {
     html! {
         div.card {
-            h1 { (action.title()) }
-            p.lead { (action.lead()) }
+            h1 { (title(purpose)) }
+            p.lead { (lead(purpose)) }
             (alert("success", notice))
             (alert("error", error))
-            form method="post" action={ "/auth/verify-challenge/" (action.slug()) (ctx.rt_query()) } {
-                input type="hidden" name="csrf_token" value=(ctx.csrf);
+            form method="post" action={ "/auth/verify-challenge/" (purpose.slug()) (ctx.rt_query()) } {
+                (fields::csrf(&ctx.csrf))
                 input type="hidden" name="challenge_id" value=(id);
                 div.field {
                     label for="code" { "Verification code" }
@@ -78,62 +52,50 @@ pub fn verify_form(ctx: &Ctx, action: Action, id: Uuid, notice: Option<&str>, er
                 button type="submit" { "Verify" }
             }
             form method="post" action={ "/auth/resend-challenge" (ctx.rt_query()) } {
-                input type="hidden" name="csrf_token" value=(ctx.csrf);
+                (fields::csrf(&ctx.csrf))
                 input type="hidden" name="challenge_id" value=(id);
-                input type="hidden" name="action" value=(action.slug());
+                input type="hidden" name="action" value=(purpose.slug());
                 p.switch { "No code? " button.secondary.small type="submit" { "Send a new code" } }
             }
         }
     }
 }
 
-/// The verify page for a fresh challenge.
-pub fn verify_page(state: &SharedState, ctx: Ctx, action: Action, id: Uuid, status: StatusCode) -> Response {
-    let body = page(state, ctx.hx, action.title(), verify_form(&ctx, action, id, None, None));
-    ctx.html(status, body)
+/// The verify page for a challenge, with an optional notice or failure.
+pub fn verify_page(
+    ctx: &PageCtx,
+    purpose: ChallengePurpose,
+    id: Uuid,
+    notice: Option<&str>,
+    failure: Option<Failure>,
+) -> Response {
+    let status = failure.map_or(StatusCode::OK, |f| f.status);
+    ctx.html(status, title(purpose), verify_form(ctx, purpose, id, notice, failure.map(|f| f.message)))
 }
 
-fn message(e: &ChallengeError) -> Option<(StatusCode, &'static str)> {
-    Some(match e {
-        ChallengeError::Incorrect => (StatusCode::UNPROCESSABLE_ENTITY, "That code is incorrect."),
-        ChallengeError::Expired => (StatusCode::UNPROCESSABLE_ENTITY, "That code has expired. Send a new one."),
-        ChallengeError::TooManyAttempts => {
-            (StatusCode::UNPROCESSABLE_ENTITY, "Too many incorrect codes. Please start again.")
-        }
-        ChallengeError::AlreadyUsed => (StatusCode::UNPROCESSABLE_ENTITY, "This code was already used."),
-        ChallengeError::Invalid(_) | ChallengeError::Unavailable => {
-            (StatusCode::UNPROCESSABLE_ENTITY, "This code cannot be used. Please start again.")
-        }
-        ChallengeError::RateLimited { .. } => {
-            (StatusCode::TOO_MANY_REQUESTS, "Too many attempts. Please wait a moment and try again.")
-        }
-        ChallengeError::Session(_) | ChallengeError::Hash(_) | ChallengeError::Store(_) => return None,
-    })
+fn purpose(slug: &str) -> Result<ChallengePurpose, PageError> {
+    ChallengePurpose::from_slug(slug).ok_or(PageError::BadRequest("unknown verification action"))
 }
 
-fn challenge_id(q: Option<&str>) -> Option<Uuid> {
-    let v = q?.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == "challenge_id")?.1;
-    Uuid::parse_str(v).ok()
+#[derive(Deserialize)]
+pub struct VerifyQuery {
+    challenge_id: Uuid,
 }
 
 /// `GET /auth/verify-challenge/{action}?challenge_id=…`.
 pub async fn verify_get(
-    State(state): State<SharedState>,
+    ctx: PageCtx,
     Path(action): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let ctx = Ctx::new(&state, &headers, q.as_deref());
-    let (Some(action), Some(id)) = (Action::parse(&action), challenge_id(q.as_deref())) else {
-        return error_page(&state, ctx.hx, StatusCode::BAD_REQUEST, "bad verify link");
-    };
-    verify_page(&state, ctx, action, id, StatusCode::OK)
+    q: Result<PageQuery<VerifyQuery>, PageError>,
+) -> Result<Response, PageError> {
+    let purpose = purpose(&action)?;
+    let PageQuery(q) = q?;
+    Ok(verify_page(&ctx, purpose, q.challenge_id, None, None))
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct CodeForm {
-    csrf_token: String,
     challenge_id: String,
     code: String,
     action: String,
@@ -141,119 +103,81 @@ pub struct CodeForm {
 
 /// `POST /auth/verify-challenge/{action}`: completes the action.
 pub async fn verify_post(
-    State(state): State<SharedState>,
+    ctx: PageCtx,
     Path(action): Path<String>,
-    RawQuery(q): RawQuery,
     Client(client): Client,
-    headers: HeaderMap,
-    Form(form): Form<CodeForm>,
-) -> Response {
-    let mut ctx = Ctx::new(&state, &headers, q.as_deref());
-    let Some(action) = Action::parse(&action) else {
-        return error_page(&state, ctx.hx, StatusCode::BAD_REQUEST, "unknown action");
-    };
-    if !Ctx::csrf_ok(&headers, Some(&form.csrf_token)) {
-        return error_page(&state, ctx.hx, StatusCode::FORBIDDEN, "csrf");
-    }
-    let Ok(id) = Uuid::parse_str(form.challenge_id.trim()) else {
-        return error_page(&state, ctx.hx, StatusCode::UNPROCESSABLE_ENTITY, "bad challenge id");
-    };
+    CsrfForm(form): CsrfForm<CodeForm>,
+) -> Result<Response, PageError> {
+    let purpose = purpose(&action)?;
+    let id = Uuid::parse_str(form.challenge_id.trim()).map_err(|_| PageError::BadRequest("bad challenge id"))?;
     let code = form.code.trim();
-    let s = &state.services;
-    let result = match action {
-        Action::Signup => match s.verify_signup(id, code, &client).await {
+    let services = &ctx.state().services;
+    let challenges = services.challenges();
+    let error = match purpose {
+        ChallengePurpose::Signup => match challenges.verify_signup(id, code, &client).await {
             Ok(signed) => {
-                ctx.set_session_cookies(&state, &signed.tokens);
-                let to = ctx.return_to.clone();
-                return ctx.redirect(&to);
+                ctx.set_session(&signed.tokens);
+                return Ok(ctx.redirect(&ctx.return_to));
             }
             Err(e) => e,
         },
-        Action::PasswordReset => match s.verify_password_reset(id, code, &client).await {
+        ChallengePurpose::PasswordReset => match challenges.verify_password_reset(id, code, &client).await {
             Ok(()) => {
-                ctx.clear_session_cookies(&state);
-                let to = format!("/auth/login?notice=password-reset{}", rt_suffix(&ctx));
-                return ctx.redirect(&to);
+                ctx.clear_session();
+                let rt = ctx.rt_query().replacen('?', "&", 1);
+                return Ok(ctx.redirect(&format!("/auth/login?notice=password-reset{rt}")));
             }
             Err(e) => e,
         },
-        Action::EmailChange => {
-            let claims = match page_user(&state, &headers, &mut ctx).await {
-                Ok(c) => c,
-                Err(res) => return res,
-            };
-            match s.verify_email_change(claims.sub, id, code, &client).await {
-                Ok(()) => return ctx.redirect("/auth/account?notice=email"),
+        ChallengePurpose::EmailChange => {
+            let user = ctx.user().await?;
+            match challenges.verify_email_change(user.user_id(), id, code, &client).await {
+                Ok(()) => return Ok(ctx.redirect("/auth/account?notice=email")),
                 Err(e) => e,
             }
         }
     };
-    match message(&result) {
-        Some((status, text)) => {
-            let body = page(&state, ctx.hx, action.title(), verify_form(&ctx, action, id, None, Some(text)));
-            ctx.html(status, body)
-        }
-        None => error_page(&state, ctx.hx, StatusCode::INTERNAL_SERVER_ERROR, &result.to_string()),
-    }
-}
-
-fn rt_suffix(ctx: &Ctx) -> String {
-    ctx.rt_query().replacen('?', "&", 1)
+    Ok(verify_page(&ctx, purpose, id, None, Some(copy::challenge(error)?)))
 }
 
 /// `POST /auth/resend-challenge`: says the same whatever happened (no state is revealed).
 pub async fn resend(
-    State(state): State<SharedState>,
-    RawQuery(q): RawQuery,
+    ctx: PageCtx,
     Client(client): Client,
-    headers: HeaderMap,
-    Form(form): Form<CodeForm>,
-) -> Response {
-    let ctx = Ctx::new(&state, &headers, q.as_deref());
-    if !Ctx::csrf_ok(&headers, Some(&form.csrf_token)) {
-        return error_page(&state, ctx.hx, StatusCode::FORBIDDEN, "csrf");
-    }
-    let (Ok(id), Some(action)) = (Uuid::parse_str(form.challenge_id.trim()), Action::parse(&form.action)) else {
-        return error_page(&state, ctx.hx, StatusCode::BAD_REQUEST, "bad resend form");
+    CsrfForm(form): CsrfForm<CodeForm>,
+) -> Result<Response, PageError> {
+    let (Ok(id), Some(purpose)) =
+        (Uuid::parse_str(form.challenge_id.trim()), ChallengePurpose::from_slug(&form.action))
+    else {
+        return Err(PageError::BadRequest("bad resend form"));
     };
-    let (status, notice, error) = match state.services.resend_challenge(id, &client).await {
-        Ok(_) => (
-            StatusCode::OK,
+    Ok(match ctx.state().services.challenges().resend(id, &client).await {
+        Ok(_) => verify_page(
+            &ctx,
+            purpose,
+            id,
             Some("If a new code can be sent, it is on its way. Codes can be resent every 30 seconds."),
             None,
         ),
-        Err(ChallengeError::RateLimited { .. }) => {
-            (StatusCode::TOO_MANY_REQUESTS, None, Some("Too many requests. Please wait and try again."))
-        }
-        Err(e) => return error_page(&state, ctx.hx, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    };
-    let body = page(&state, ctx.hx, action.title(), verify_form(&ctx, action, id, notice, error));
-    ctx.html(status, body)
+        Err(e) => verify_page(&ctx, purpose, id, None, Some(copy::challenge(e)?)),
+    })
 }
 
 /// `GET /auth/password-reset`.
-pub async fn reset_page(State(state): State<SharedState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
-    let ctx = Ctx::new(&state, &headers, q.as_deref());
-    let body = page(&state, ctx.hx, "Reset your password", reset_form(&ctx, "", None));
-    ctx.html(StatusCode::OK, body)
+pub async fn reset_page(ctx: PageCtx) -> Response {
+    ctx.html(StatusCode::OK, "Reset your password", reset_form(&ctx, "", None))
 }
 
-fn reset_form(ctx: &Ctx, email: &str, error: Option<&str>) -> Markup {
+fn reset_form(ctx: &PageCtx, email: &str, error: Option<&str>) -> Markup {
     html! {
         div.card {
             h1 { "Reset your password" }
             p.lead { "Enter your email and a new password. We will email you a code to confirm it's you." }
             (alert("error", error))
             form method="post" action={ "/auth/password-reset" (ctx.rt_query()) } {
-                input type="hidden" name="csrf_token" value=(ctx.csrf);
-                div.field {
-                    label for="email" { "Email" }
-                    input id="email" name="email" type="email" autocomplete="email" required autofocus value=(email);
-                }
-                div.field {
-                    label for="new_password" { "New password" }
-                    input id="new_password" name="new_password" type="password" autocomplete="new-password" required minlength="8" maxlength="128";
-                }
+                (fields::csrf(&ctx.csrf))
+                (fields::email("email", "Email", email, true))
+                (fields::password("new_password", "New password", Password::New, false))
                 button type="submit" { "Send me a code" }
             }
             p.switch { a href={ "/auth/login" (ctx.rt_query()) } { "Back to sign in" } }
@@ -264,60 +188,47 @@ fn reset_form(ctx: &Ctx, email: &str, error: Option<&str>) -> Markup {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct ResetForm {
-    csrf_token: String,
     email: String,
     new_password: String,
 }
 
 /// `POST /auth/password-reset`: the verify page, the same for known and unknown emails.
 pub async fn reset(
-    State(state): State<SharedState>,
-    RawQuery(q): RawQuery,
+    ctx: PageCtx,
     Client(client): Client,
-    headers: HeaderMap,
-    Form(form): Form<ResetForm>,
-) -> Response {
-    let ctx = Ctx::new(&state, &headers, q.as_deref());
-    if !Ctx::csrf_ok(&headers, Some(&form.csrf_token)) {
-        return error_page(&state, ctx.hx, StatusCode::FORBIDDEN, "csrf");
-    }
-    let (status, text) = match state.services.start_password_reset(&form.email, &form.new_password, &client).await {
-        Ok(id) => return verify_page(&state, ctx, Action::PasswordReset, id, StatusCode::OK),
-        Err(ChallengeError::Invalid(m)) => (StatusCode::UNPROCESSABLE_ENTITY, m),
-        Err(ChallengeError::RateLimited { .. }) => {
-            (StatusCode::TOO_MANY_REQUESTS, "Too many requests. Please wait and try again.")
+    CsrfForm(form): CsrfForm<ResetForm>,
+) -> Result<Response, PageError> {
+    let parsed = EmailAddress::parse(&form.email).and_then(|e| Ok((e, NewPassword::parse(&form.new_password)?)));
+    let failure = match parsed {
+        Err(e) => copy::input(e),
+        Ok((email, password)) => {
+            match ctx.state().services.challenges().start_password_reset(&email, &password, &client).await {
+                Ok(id) => return Ok(verify_page(&ctx, ChallengePurpose::PasswordReset, id, None, None)),
+                Err(e) => copy::challenge(e)?,
+            }
         }
-        Err(e) => return error_page(&state, ctx.hx, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
-    let body = page(&state, ctx.hx, "Reset your password", reset_form(&ctx, form.email.trim(), Some(text)));
-    ctx.html(status, body)
+    Ok(ctx.html(failure.status, "Reset your password", reset_form(&ctx, form.email.trim(), Some(failure.message))))
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct EmailChangeForm {
-    csrf_token: String,
     new_email: String,
 }
 
 /// `POST /auth/email-change`: the code goes to the new address.
-pub async fn email_change(
-    State(state): State<SharedState>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    Form(form): Form<EmailChangeForm>,
-) -> Response {
-    let mut ctx = Ctx::new(&state, &headers, q.as_deref());
-    let claims = match page_user(&state, &headers, &mut ctx).await {
-        Ok(c) => c,
-        Err(res) => return res,
+pub async fn email_change(ctx: PageCtx, CsrfForm(form): CsrfForm<EmailChangeForm>) -> Result<Response, PageError> {
+    let user = ctx.user().await?;
+    let result = match EmailAddress::parse(&form.new_email) {
+        Err(e) => Err(copy::input(e)),
+        Ok(email) => match ctx.state().services.challenges().start_email_change(user.user_id(), &email).await {
+            Ok(id) => Ok(id),
+            Err(e) => Err(copy::challenge(e)?),
+        },
     };
-    if !Ctx::csrf_ok(&headers, Some(&form.csrf_token)) {
-        return error_page(&state, ctx.hx, StatusCode::FORBIDDEN, "csrf");
-    }
-    match state.services.start_email_change(claims.sub, &form.new_email).await {
-        Ok(id) => verify_page(&state, ctx, Action::EmailChange, id, StatusCode::OK),
-        Err(ChallengeError::Invalid(m)) => super::account::render_error(&state, ctx, &claims, m).await,
-        Err(e) => error_page(&state, ctx.hx, StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    match result {
+        Ok(id) => Ok(verify_page(&ctx, ChallengePurpose::EmailChange, id, None, None)),
+        Err(failure) => super::account::render(&ctx, &user, failure.status, None, Some(failure.message)).await,
     }
 }

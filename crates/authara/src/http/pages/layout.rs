@@ -4,10 +4,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
-use crate::app::SharedState;
+use crate::http::state::AppState;
 
 /// The full document, or only the `#body` content for HTMX requests.
-pub fn page(state: &SharedState, hx: bool, title: &str, content: Markup) -> Markup {
+pub fn page(state: &AppState, hx: bool, title: &str, content: Markup) -> Markup {
     if hx {
         return content;
     }
@@ -45,7 +45,7 @@ pub fn alert(kind: &str, message: Option<&str>) -> Markup {
 }
 
 /// A full error page in the same style. `detail` goes to the log, never to the page.
-pub fn error_page(state: &SharedState, hx: bool, status: StatusCode, detail: &str) -> Response {
+pub fn error_page(state: &AppState, hx: bool, status: StatusCode, detail: &str) -> Response {
     if status.is_server_error() {
         tracing::error!(status = status.as_u16(), detail, "page failed");
     }

@@ -1,0 +1,230 @@
+//! Fixed-window rate limits (behavior.md §5.2) in this process, with bounded memory.
+//!
+//! Each scope limits the client's IP, and some also the target email. The IP key is checked
+//! first, then the email key, and both are counted only when both pass (a refused attempt does
+//! not eat the email's budget). Keys are stored as 16-byte hashes of (scope, kind, value), so an
+//! attacker's 64 KiB "email" costs the same 16 bytes as any other; IPv6 clients are keyed by
+//! their /64 (one subscriber usually owns the whole /64). Blocked answers carry the seconds
+//! until the window that blocked resets (the reference sends no `Retry-After`; we do).
+
+use std::net::IpAddr;
+
+use sha2::{Digest as _, Sha256};
+
+use super::BoundedMap;
+use crate::config::{Limit, RateLimitConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// Blocked; retry after this many seconds.
+    Blocked { retry_after_secs: u64 },
+}
+
+/// What is being limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Login,
+    Signup,
+    PasswordReset,
+    ChallengeVerify,
+    ChallengeResend,
+}
+
+impl Scope {
+    fn name(self) -> &'static str {
+        match self {
+            Scope::Login => "login",
+            Scope::Signup => "signup",
+            Scope::PasswordReset => "password_reset",
+            Scope::ChallengeVerify => "challenge_verify",
+            Scope::ChallengeResend => "challenge_resend",
+        }
+    }
+}
+
+/// Who is attempting: the client IP (if known) and, for scopes that limit it, the target.
+#[derive(Debug, Clone, Default)]
+pub struct LimitKey {
+    pub ip: Option<IpAddr>,
+    /// The target of the attempt (a normalized email, a user id): limited per scope when the
+    /// scope has a per-target limit.
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    count: u32,
+    reset_at_ms: i64,
+}
+
+type Key = [u8; 16];
+
+/// Per-scope limits and one bounded map of windows for all of them.
+#[derive(Debug)]
+pub struct Limiter {
+    config: RateLimitConfig,
+    windows: BoundedMap<Key, Window>,
+}
+
+impl Limiter {
+    pub fn new(config: &RateLimitConfig) -> Self {
+        Self { config: config.clone(), windows: BoundedMap::new(config.max_entries as usize) }
+    }
+
+    fn limits(&self, scope: Scope) -> (Limit, Option<Limit>) {
+        let c = &self.config;
+        match scope {
+            Scope::Login => (c.login_ip, Some(c.login_email)),
+            Scope::Signup => (c.signup_ip, Some(c.signup_email)),
+            Scope::PasswordReset => (c.password_reset_ip, Some(c.password_reset_email)),
+            Scope::ChallengeVerify => (c.challenge_verify_ip, None),
+            Scope::ChallengeResend => (c.challenge_resend_ip, None),
+        }
+    }
+
+    /// Counts an attempt at `now_ms`.
+    pub fn check(&self, scope: Scope, key: &LimitKey, now_ms: i64) -> Decision {
+        let (ip_limit, target_limit) = self.limits(scope);
+        let ip_key = hash_key(scope, "ip", &ip_key(key.ip));
+        let target = target_limit.map(|l| (l, hash_key(scope, "target", key.target.as_deref().unwrap_or(""))));
+        if let Some(wait) = self.blocked(&ip_key, ip_limit, now_ms) {
+            return Decision::Blocked { retry_after_secs: wait };
+        }
+        if let Some((limit, k)) = &target
+            && let Some(wait) = self.blocked(k, *limit, now_ms)
+        {
+            return Decision::Blocked { retry_after_secs: wait };
+        }
+        self.hit(ip_key, ip_limit, now_ms);
+        if let Some((limit, k)) = target {
+            self.hit(k, limit, now_ms);
+        }
+        Decision::Allowed
+    }
+
+    fn blocked(&self, key: &Key, limit: Limit, now_ms: i64) -> Option<u64> {
+        let w = self.windows.get(key, now_ms)?;
+        (w.count >= limit.limit).then(|| u64::try_from(w.reset_at_ms - now_ms).unwrap_or(0).div_ceil(1000).max(1))
+    }
+
+    fn hit(&self, key: Key, limit: Limit, now_ms: i64) {
+        let window_ms = i64::try_from(limit.window.as_millis()).unwrap_or(i64::MAX);
+        self.windows.update(key, now_ms, |w| {
+            let w = match w {
+                Some(w) => Window { count: w.count.saturating_add(1), reset_at_ms: w.reset_at_ms },
+                None => Window { count: 1, reset_at_ms: now_ms.saturating_add(window_ms) },
+            };
+            (w, w.reset_at_ms, ())
+        });
+    }
+
+    pub fn entries(&self) -> usize {
+        self.windows.len()
+    }
+}
+
+/// The text an IP is limited by: the address, or its /64 for IPv6.
+fn ip_key(ip: Option<IpAddr>) -> String {
+    match ip {
+        None => "__unknown_ip__".to_owned(),
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+fn hash_key(scope: Scope, kind: &str, value: &str) -> Key {
+    let mut h = Sha256::new();
+    h.update(scope.name().as_bytes());
+    h.update([0]);
+    h.update(kind.as_bytes());
+    h.update([0]);
+    h.update(value.as_bytes());
+    let digest = h.finalize();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn limit(n: u32, secs: u64) -> Limit {
+        Limit { limit: n, window: Duration::from_secs(secs) }
+    }
+
+    fn limiter(ip: Limit, email: Limit, max_entries: u32) -> Limiter {
+        Limiter::new(&RateLimitConfig {
+            login_ip: ip,
+            login_email: email,
+            signup_ip: ip,
+            signup_email: email,
+            password_reset_ip: ip,
+            password_reset_email: email,
+            passkey_login_ip: ip,
+            challenge_verify_ip: ip,
+            challenge_resend_ip: ip,
+            cleanup_every: 200,
+            max_entries,
+        })
+    }
+
+    fn key(ip: &str, email: &str) -> LimitKey {
+        LimitKey { ip: Some(ip.parse().unwrap()), target: Some(email.to_owned()) }
+    }
+
+    #[test]
+    fn fixed_windows_block_then_reset() {
+        let l = limiter(limit(2, 60), limit(3, 3600), 1000);
+        assert_eq!(l.check(Scope::Login, &key("1.1.1.1", "a@x"), 0), Decision::Allowed);
+        assert_eq!(l.check(Scope::Login, &key("1.1.1.1", "a@x"), 1_000), Decision::Allowed);
+        assert_eq!(l.check(Scope::Login, &key("1.1.1.1", "a@x"), 2_000), Decision::Blocked { retry_after_secs: 58 });
+        // Another IP, same email: the email window still has room for one.
+        assert_eq!(l.check(Scope::Login, &key("2.2.2.2", "a@x"), 3_000), Decision::Allowed);
+        assert!(matches!(
+            l.check(Scope::Login, &key("3.3.3.3", "a@x"), 4_000),
+            Decision::Blocked { retry_after_secs: 3596 }
+        ));
+        // The IP window resets after a minute; scopes count separately.
+        assert_eq!(l.check(Scope::Login, &key("1.1.1.1", "b@x"), 60_000), Decision::Allowed);
+        assert_eq!(l.check(Scope::Signup, &key("3.3.3.3", "a@x"), 4_000), Decision::Allowed);
+    }
+
+    #[test]
+    fn blocked_attempts_do_not_count_against_the_email() {
+        let l = limiter(limit(1, 60), limit(2, 3600), 1000);
+        assert_eq!(l.check(Scope::Login, &key("1.1.1.1", "a@x"), 0), Decision::Allowed);
+        for _ in 0..5 {
+            assert!(matches!(l.check(Scope::Login, &key("1.1.1.1", "a@x"), 10), Decision::Blocked { .. }));
+        }
+        assert_eq!(l.check(Scope::Login, &key("2.2.2.2", "a@x"), 20), Decision::Allowed, "only allowed attempts count");
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        let l = limiter(limit(2, 60), limit(100, 60), 1000);
+        assert_eq!(l.check(Scope::Login, &key("2001:db8:1:2::1", "a@x"), 0), Decision::Allowed);
+        assert_eq!(l.check(Scope::Login, &key("2001:db8:1:2::ffff", "b@x"), 0), Decision::Allowed);
+        assert!(matches!(l.check(Scope::Login, &key("2001:db8:1:2:dead::1", "c@x"), 0), Decision::Blocked { .. }));
+        assert_eq!(l.check(Scope::Login, &key("2001:db8:1:3::1", "d@x"), 0), Decision::Allowed, "another /64");
+    }
+
+    #[test]
+    fn memory_stays_bounded_whatever_the_keys() {
+        let l = limiter(limit(5, 60), limit(5, 60), 100);
+        for i in 0..10_000 {
+            let huge = format!("{}{i}@x", "a".repeat(10_000));
+            l.check(Scope::Login, &key(&format!("10.0.{}.{}", i / 256, i % 256), &huge), 0);
+        }
+        assert!(l.entries() <= 100, "{} entries", l.entries());
+    }
+}

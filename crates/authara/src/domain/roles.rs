@@ -1,0 +1,176 @@
+//! Closed sets of values, each with one string form for the database and the wire, parsed once.
+
+/// A stored or submitted value outside its closed set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what}: {value:?}")]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+}
+
+macro_rules! closed_set {
+    ($(#[$doc:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored (and wire) form.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Parses the stored form.
+            pub fn parse(s: &str) -> Result<Self, UnknownValue> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(UnknownValue { what: $what, value: other.to_owned() }),
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = UnknownValue;
+            fn try_from(s: String) -> Result<Self, UnknownValue> {
+                Self::parse(&s)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        /// Stored as its text form on both engines; an unknown value fails to decode.
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
+            }
+
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
+        where
+            String: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: <DB as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <String as sqlx::Decode<'r, DB>>::decode(value)?;
+                Ok(Self::parse(&text)?)
+            }
+        }
+    };
+}
+
+closed_set!(
+    /// Platform roles (`user_platform_roles.role`); tokens carry them as `authara:<role>`.
+    PlatformRole, "platform role" { Admin => "admin", Auditor => "auditor", Monitor => "monitor" }
+);
+
+impl PlatformRole {
+    /// The namespaced form carried in the `roles` claim.
+    pub fn claim(self) -> &'static str {
+        match self {
+            PlatformRole::Admin => "authara:admin",
+            PlatformRole::Auditor => "authara:auditor",
+            PlatformRole::Monitor => "authara:monitor",
+        }
+    }
+
+    /// Parses the claim form (`authara:admin`).
+    pub fn from_claim(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|r| r.claim() == s)
+    }
+}
+
+closed_set!(
+    /// A member's role in an organization.
+    OrgRole, "organization role" { Owner => "owner", Admin => "admin", Member => "member" }
+);
+
+impl OrgRole {
+    /// Owners and admins manage an organization (behavior.md §9.5).
+    pub fn is_manager(self) -> bool {
+        matches!(self, OrgRole::Owner | OrgRole::Admin)
+    }
+}
+
+closed_set!(
+    /// Kinds of organization.
+    OrgKind, "organization kind" { Personal => "personal", Team => "team" }
+);
+
+closed_set!(
+    /// Token audiences.
+    Audience, "audience" { App => "app", Admin => "admin" }
+);
+
+impl Audience {
+    /// Platform roles allowed to hold a session of this audience: any of the three for `admin`
+    /// (behavior.md §1.9), anyone for `app`.
+    pub fn permits(self, roles: &[PlatformRole]) -> bool {
+        match self {
+            Audience::App => true,
+            Audience::Admin => !roles.is_empty(),
+        }
+    }
+}
+
+closed_set!(
+    /// What an email challenge verifies.
+    ChallengePurpose, "challenge purpose" {
+        Signup => "signup",
+        PasswordReset => "password_reset",
+        EmailChange => "email_change",
+    }
+);
+
+impl ChallengePurpose {
+    /// The form used in page URLs (`/auth/verify-challenge/{slug}`).
+    pub fn slug(self) -> &'static str {
+        match self {
+            ChallengePurpose::Signup => "signup",
+            ChallengePurpose::PasswordReset => "password-reset",
+            ChallengePurpose::EmailChange => "email-change",
+        }
+    }
+
+    /// Parses a page slug, case-insensitively.
+    pub fn from_slug(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|p| p.slug().eq_ignore_ascii_case(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_forms_round_trip() {
+        for r in PlatformRole::ALL {
+            assert_eq!(PlatformRole::parse(r.as_str()), Ok(*r));
+            assert_eq!(PlatformRole::from_claim(r.claim()), Some(*r));
+        }
+        for p in ChallengePurpose::ALL {
+            assert_eq!(ChallengePurpose::from_slug(p.slug()), Some(*p));
+        }
+        assert!(OrgRole::parse("superuser").is_err());
+        assert_eq!(ChallengePurpose::from_slug("Password-Reset"), Some(ChallengePurpose::PasswordReset));
+    }
+
+    #[test]
+    fn admin_audience_needs_a_platform_role() {
+        assert!(Audience::App.permits(&[]));
+        assert!(!Audience::Admin.permits(&[]));
+        assert!(Audience::Admin.permits(&[PlatformRole::Monitor]));
+    }
+}

@@ -1,0 +1,107 @@
+//! What the pages say when something goes wrong: the UI copy for each service outcome, in one
+//! place. Services' error texts are for logs; people read these. Each mapping is an exhaustive
+//! match, so a new outcome does not compile until it has its words; server-side failures become
+//! a [`PageError`] instead.
+
+use axum::http::StatusCode;
+
+use super::error::PageError;
+use crate::domain::InputError;
+use crate::services::accounts::{LoginError, SignupError};
+use crate::services::challenges::ChallengeError;
+use crate::services::profile::ProfileError;
+use crate::services::sessions::{RevokeError, SessionError};
+
+/// A failure shown on the form that caused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    pub status: StatusCode,
+    pub message: &'static str,
+}
+
+const fn form(message: &'static str) -> Failure {
+    Failure { status: StatusCode::UNPROCESSABLE_ENTITY, message }
+}
+
+const fn limited(message: &'static str) -> Failure {
+    Failure { status: StatusCode::TOO_MANY_REQUESTS, message }
+}
+
+pub fn input(e: InputError) -> Failure {
+    form(match e {
+        InputError::InvalidEmail => "Enter a valid email address.",
+        InputError::PasswordTooShort => "Your password needs at least 8 characters.",
+        InputError::PasswordTooLong => "Your password can have at most 128 characters.",
+        InputError::PasswordTooCommon => "This password is too common. Choose one that is harder to guess.",
+        InputError::InvalidUsername => "Usernames are 3 to 30 letters, digits, _ or -.",
+    })
+}
+
+fn session(e: SessionError) -> Result<Failure, PageError> {
+    match e {
+        SessionError::Disabled | SessionError::AudienceForbidden => Ok(form("This account cannot sign in here.")),
+        SessionError::NoOrganization | SessionError::Token(_) => Err(PageError::internal(&e)),
+        SessionError::Store(s) => Err(s.into()),
+    }
+}
+
+pub fn login(e: LoginError) -> Result<Failure, PageError> {
+    match e {
+        LoginError::RateLimited { .. } => Ok(limited("Too many sign-in attempts. Please wait a minute and try again.")),
+        LoginError::InvalidCredentials => Ok(form("Incorrect email or password.")),
+        LoginError::Session(s) => session(s),
+        LoginError::Hash(h) => Err(PageError::internal(&h)),
+        LoginError::Store(s) => Err(s.into()),
+    }
+}
+
+pub fn signup(e: SignupError) -> Result<Failure, PageError> {
+    match e {
+        SignupError::EmailTaken => Ok(form("An account with this email already exists. Sign in instead.")),
+        SignupError::InvalidInvitation => Ok(form("This invitation cannot be used.")),
+        SignupError::RateLimited { .. } => Ok(limited("Too many sign-ups from here. Please try again later.")),
+        SignupError::Unavailable => Err(PageError::Internal("direct signup while challenges are on".to_owned())),
+        SignupError::Session(s) => session(s),
+        SignupError::Hash(h) => Err(PageError::internal(&h)),
+        SignupError::Store(s) => Err(s.into()),
+    }
+}
+
+pub fn challenge(e: ChallengeError) -> Result<Failure, PageError> {
+    match e {
+        ChallengeError::Incorrect => Ok(form("That code is incorrect.")),
+        ChallengeError::Expired => Ok(form("That code has expired. Send a new one.")),
+        ChallengeError::TooManyAttempts => Ok(form("Too many incorrect codes. Please start again.")),
+        ChallengeError::AlreadyUsed => Ok(form("This code was already used.")),
+        ChallengeError::MalformedCode => Ok(form("The code is the 6 digits from the email.")),
+        ChallengeError::SameEmail => Ok(form("That is already your email address.")),
+        ChallengeError::EmailTaken | ChallengeError::Unknown | ChallengeError::Unavailable => {
+            Ok(form("This code cannot be used. Please start again."))
+        }
+        ChallengeError::InvalidInvitation => Ok(form("This invitation cannot be used.")),
+        ChallengeError::RateLimited { .. } => Ok(limited("Too many attempts. Please wait a moment and try again.")),
+        ChallengeError::Session(s) => session(s),
+        ChallengeError::Hash(h) => Err(PageError::internal(&h)),
+        ChallengeError::Store(s) => Err(s.into()),
+    }
+}
+
+pub fn profile(e: ProfileError) -> Result<Failure, PageError> {
+    match e {
+        ProfileError::UsernameTaken => Ok(form("That username is taken.")),
+        ProfileError::WrongPassword => Ok(form("The current password is incorrect.")),
+        ProfileError::ConfirmationMismatch => Ok(form("Type your email exactly to confirm the deletion.")),
+        ProfileError::LastAdmin => Ok(form("The last active administrator cannot delete their account.")),
+        ProfileError::RateLimited { .. } => Ok(limited("Too many attempts. Please wait and try again.")),
+        ProfileError::Gone => Err(PageError::Unauthenticated { login: "/auth/login".to_owned() }),
+        ProfileError::Hash(h) => Err(PageError::internal(&h)),
+        ProfileError::Store(s) => Err(s.into()),
+    }
+}
+
+pub fn revoke(e: RevokeError) -> Result<Failure, PageError> {
+    match e {
+        RevokeError::NotFound => Ok(form("That session was not found.")),
+        RevokeError::Store(s) => Err(s.into()),
+    }
+}

@@ -1,0 +1,46 @@
+//! Form fields shared by every page, so that names, autocomplete hints and limits are written
+//! once.
+
+use maud::{Markup, html};
+
+/// The hidden CSRF field of every form.
+pub fn csrf(token: &str) -> Markup {
+    html! { input type="hidden" name="csrf_token" value=(token); }
+}
+
+/// An email field (`name="email"` unless `name` says otherwise).
+pub fn email(name: &str, label: &str, value: &str, autofocus: bool) -> Markup {
+    html! {
+        div.field {
+            label for=(name) { (label) }
+            input id=(name) name=(name) type="email" autocomplete="email" required autofocus[autofocus] value=(value);
+        }
+    }
+}
+
+/// Which password a field asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Password {
+    /// The password the user has (sign in, confirmation).
+    Current,
+    /// A password being chosen: the input rules are shown and hinted to the browser.
+    New,
+}
+
+pub fn password(name: &str, label: &str, kind: Password, autofocus: bool) -> Markup {
+    let hint_id = format!("{name}-hint");
+    html! {
+        div.field {
+            label for=(name) { (label) }
+            @match kind {
+                Password::Current => {
+                    input id=(name) name=(name) type="password" autocomplete="current-password" required autofocus[autofocus];
+                }
+                Password::New => {
+                    input id=(name) name=(name) type="password" autocomplete="new-password" required minlength="8" maxlength="128" aria-describedby=(hint_id) autofocus[autofocus];
+                    div.hint id=(hint_id) { "At least 8 characters. Common passwords are refused." }
+                }
+            }
+        }
+    }
+}

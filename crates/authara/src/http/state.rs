@@ -1,0 +1,49 @@
+//! The state every handler receives: configuration, services, compiled assets.
+
+use std::sync::Arc;
+
+use axum::http::HeaderValue;
+
+use crate::config::Config;
+use crate::http::assets::Assets;
+use crate::http::cookies;
+use crate::services::Services;
+use crate::services::sessions::Issued;
+
+pub struct HttpState {
+    pub config: Arc<Config>,
+    pub services: Services,
+    pub assets: Assets,
+}
+
+/// What handlers and extractors hold.
+pub type AppState = Arc<HttpState>;
+
+impl HttpState {
+    pub fn new(services: Services) -> AppState {
+        let config = services.config().clone();
+        Arc::new(Self { assets: Assets::new(&config.ui), config, services })
+    }
+
+    /// `authara_access` and `authara_refresh` for freshly issued tokens (behavior.md §4).
+    pub fn session_cookies(&self, issued: &Issued) -> [HeaderValue; 2] {
+        let now = self.services.now_ms();
+        let secure = self.config.secure_cookies();
+        let refresh_ttl = i64::try_from(self.config.session.refresh_ttl.as_secs()).unwrap_or(i64::MAX);
+        [
+            cookies::set(cookies::ACCESS, &issued.access_token, self.services.tokens().ttl_secs(), now, secure, true),
+            cookies::set(cookies::REFRESH, &issued.refresh_token, refresh_ttl, now, secure, true),
+        ]
+    }
+
+    /// Cookies that end the browser session.
+    pub fn cleared_session_cookies(&self) -> [HeaderValue; 2] {
+        let secure = self.config.secure_cookies();
+        [cookies::clear(cookies::ACCESS, secure, true), cookies::clear(cookies::REFRESH, secure, true)]
+    }
+
+    /// A new CSRF token and its cookie.
+    pub fn new_csrf(&self) -> (String, HeaderValue) {
+        cookies::new_csrf(self.services.now_ms(), self.config.secure_cookies())
+    }
+}

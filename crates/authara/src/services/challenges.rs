@@ -1,0 +1,325 @@
+//! Email challenges: verified signup, password reset, email change (behavior.md §6).
+//!
+//! A challenge is written with its code and the event that mails it, in one transaction. The
+//! 6-digit code is minted here (at creation and at each resend), stored only as an HMAC and
+//! compared in constant time; the email worker receives it sealed inside the event, so no code
+//! rests in plain text anywhere. Unknown or taken emails get an opaque challenge that looks the
+//! same from outside, sends nothing and can never be verified.
+
+use rand::Rng as _;
+use uuid::Uuid;
+
+use super::Core;
+use super::accounts::{Accounts, SignedIn};
+use super::events::{DomainEvent, record};
+use super::password::HashError;
+use super::sessions::{ClientInfo, SessionError, Sessions};
+use crate::cache::{LimitKey, Scope};
+use crate::clock::ms;
+use crate::domain::{Audience, ChallengePurpose, EmailAddress, NewPassword, UserId};
+use crate::store::challenges::{ChallengeRow, NewChallenge};
+use crate::store::{StoreError, Tx};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChallengeError {
+    /// The flow is off (signup challenges while `AUTHARA_CHALLENGE_ENABLED=false`).
+    #[error("not available")]
+    Unavailable,
+    #[error("invalid invitation code")]
+    InvalidInvitation,
+    #[error("the code is 6 digits")]
+    MalformedCode,
+    #[error("unknown or expired challenge")]
+    Unknown,
+    #[error("that is already your email address")]
+    SameEmail,
+    #[error("that email address is taken")]
+    EmailTaken,
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("the code is incorrect")]
+    Incorrect,
+    #[error("the code has expired")]
+    Expired,
+    #[error("too many incorrect codes")]
+    TooManyAttempts,
+    #[error("this code was already used")]
+    AlreadyUsed,
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A uniformly random 6-digit code.
+fn new_code() -> String {
+    format!("{:06}", rand::thread_rng().gen_range(0..1_000_000))
+}
+
+fn is_code(code: &str) -> bool {
+    code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Challenges.
+#[derive(Clone)]
+pub struct Challenges {
+    core: Core,
+    accounts: Accounts,
+    sessions: Sessions,
+}
+
+impl Challenges {
+    pub(crate) fn new(core: Core, accounts: Accounts, sessions: Sessions) -> Self {
+        Self { core, accounts, sessions }
+    }
+
+    async fn limit(&self, scope: Scope, client: &ClientInfo, target: Option<&EmailAddress>) -> Result<(), ChallengeError> {
+        let key = LimitKey { ip: client.ip, target: target.map(|e| e.as_str().to_owned()) };
+        self.core.limit(scope, &key).await.map_err(|retry_after_secs| ChallengeError::RateLimited { retry_after_secs })
+    }
+
+    /// Mints a code for `challenge`, stores its HMAC, and records the event that mails it.
+    async fn issue_code(
+        &self,
+        tx: &mut Tx,
+        challenge: Uuid,
+        purpose: ChallengePurpose,
+        to: &EmailAddress,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let now = self.core.now_ms();
+        let code = new_code();
+        let code_expires = now.saturating_add(ms(self.core.config.challenge.code_ttl)).min(expires_at_ms);
+        tx.set_challenge_code(challenge, &self.core.secrets.code_hash(challenge, &code), code_expires, now).await?;
+        let sealed_code = self.core.secrets.seal(code.as_bytes(), challenge.as_bytes());
+        let event = DomainEvent::CodeIssued { challenge_id: challenge, purpose, to, sealed_code, code_expires_at_ms: code_expires };
+        record(tx, now, &event).await?;
+        Ok(())
+    }
+
+    async fn create(
+        &self,
+        tx: &mut Tx,
+        purpose: ChallengePurpose,
+        email: &EmailAddress,
+        user_id: Option<UserId>,
+        password_hash: Option<&str>,
+        opaque: bool,
+    ) -> Result<Uuid, StoreError> {
+        let now = self.core.now_ms();
+        let c = &self.core.config.challenge;
+        let id = Uuid::new_v4();
+        let expires_at_ms = now.saturating_add(ms(c.ttl));
+        tx.insert_challenge(&NewChallenge {
+            id,
+            purpose,
+            email,
+            user_id,
+            password_hash,
+            opaque,
+            now_ms: now,
+            expires_at_ms,
+            max_attempts: i32::try_from(c.max_attempts).unwrap_or(i32::MAX),
+            max_resends: if opaque { 0 } else { i32::try_from(c.max_resends).unwrap_or(i32::MAX) },
+        })
+        .await?;
+        if opaque {
+            // A decoy carries a code lifetime like a real challenge, and a hash nothing matches,
+            // so that every later answer (incorrect, expired) is the same as a real one's.
+            let mut never = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut never);
+            let code_expires = now.saturating_add(ms(c.code_ttl)).min(expires_at_ms);
+            tx.set_challenge_code(id, &never, code_expires, now).await?;
+        } else {
+            self.issue_code(tx, id, purpose, email, expires_at_ms).await?;
+        }
+        Ok(id)
+    }
+
+    /// Checks a code in a new transaction (challenge row locked). A wrong code is counted and
+    /// committed before the error returns; on success the caller completes the action and
+    /// commits.
+    async fn check_code(&self, id: Uuid, purpose: ChallengePurpose, code: &str) -> Result<(Tx, ChallengeRow), ChallengeError> {
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        let c = tx.challenge_for_update(id).await?.ok_or(ChallengeError::Unknown)?;
+        if c.consumed_at_ms.is_some() {
+            return Err(ChallengeError::AlreadyUsed);
+        }
+        if now > c.expires_at_ms {
+            return Err(ChallengeError::Expired);
+        }
+        if c.attempt_count >= c.max_attempts {
+            return Err(ChallengeError::TooManyAttempts);
+        }
+        if c.purpose != purpose {
+            return Err(ChallengeError::Unknown);
+        }
+        let expected = match (&c.code_hash, c.code_expires_at_ms) {
+            (Some(h), Some(exp)) => {
+                if now > exp {
+                    return Err(ChallengeError::Expired);
+                }
+                Some(h.clone())
+            }
+            _ => None,
+        };
+        let given = self.core.secrets.code_hash(id, code);
+        let ok = expected.is_some_and(|e| bool::from(subtle::ConstantTimeEq::ct_eq(e.as_slice(), given.as_slice())));
+        if !ok {
+            tx.challenge_failed_attempt(id).await?;
+            tx.commit().await?;
+            return Err(ChallengeError::Incorrect);
+        }
+        Ok((tx, c))
+    }
+
+    /// `POST /signup/challenges`: `challenge_id` for a new email and for a taken one alike.
+    pub async fn start_signup(
+        &self,
+        email: &EmailAddress,
+        password: &NewPassword,
+        invitation_code: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<Uuid, ChallengeError> {
+        if !self.core.config.challenge.enabled {
+            return Err(ChallengeError::Unavailable);
+        }
+        if invitation_code.is_some_and(|c| !c.trim().is_empty()) {
+            return Err(ChallengeError::InvalidInvitation);
+        }
+        self.limit(Scope::Signup, client, Some(email)).await?;
+        let hash = self.core.hasher.hash(password.expose()).await?;
+        let taken = self.core.store.user_by_email(email).await?.is_some();
+        let mut tx = self.core.store.begin().await?;
+        let id = self.create(&mut tx, ChallengePurpose::Signup, email, None, Some(&hash), taken).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// `POST /signup/challenges/verify`: creates the account and its session with the
+    /// challenge consumed, all in one transaction.
+    pub async fn verify_signup(&self, id: Uuid, code: &str, client: &ClientInfo) -> Result<SignedIn, ChallengeError> {
+        if !self.core.config.challenge.enabled {
+            return Err(ChallengeError::Unavailable);
+        }
+        if !is_code(code) {
+            return Err(ChallengeError::MalformedCode);
+        }
+        self.limit(Scope::ChallengeVerify, client, None).await?;
+        let (mut tx, c) = self.check_code(id, ChallengePurpose::Signup, code).await?;
+        let email = EmailAddress::from_stored(c.email.clone());
+        let user = self
+            .accounts
+            .create_user(&mut tx, &email, c.password_hash.as_deref())
+            .await?
+            .ok_or(ChallengeError::EmailTaken)?;
+        let tokens = self.sessions.create(&mut tx, &user, Audience::App, client).await?;
+        tx.consume_challenge(id, self.core.now_ms()).await?;
+        tx.commit().await?;
+        Ok(SignedIn { user, tokens })
+    }
+
+    /// `POST /password-reset/challenges`: always a `challenge_id`, known email or not, at the
+    /// same cost (the new password is hashed either way).
+    pub async fn start_password_reset(
+        &self,
+        email: &EmailAddress,
+        new_password: &NewPassword,
+        client: &ClientInfo,
+    ) -> Result<Uuid, ChallengeError> {
+        self.limit(Scope::PasswordReset, client, Some(email)).await?;
+        let hash = self.core.hasher.hash(new_password.expose()).await?;
+        let user = self.core.store.user_by_email(email).await?;
+        let mut tx = self.core.store.begin().await?;
+        let purpose = ChallengePurpose::PasswordReset;
+        let id = match &user {
+            Some(u) => self.create(&mut tx, purpose, email, Some(u.id), Some(&hash), false).await?,
+            None => self.create(&mut tx, purpose, email, None, None, true).await?,
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// `POST /password-reset/challenges/verify`: sets the new password and revokes every
+    /// session of the account.
+    pub async fn verify_password_reset(&self, id: Uuid, code: &str, client: &ClientInfo) -> Result<(), ChallengeError> {
+        if !is_code(code) {
+            return Err(ChallengeError::MalformedCode);
+        }
+        self.limit(Scope::ChallengeVerify, client, None).await?;
+        let now = self.core.now_ms();
+        let (mut tx, c) = self.check_code(id, ChallengePurpose::PasswordReset, code).await?;
+        let (Some(user_id), Some(hash)) = (c.user_id, c.password_hash.as_deref()) else {
+            return Err(ChallengeError::Unknown);
+        };
+        tx.set_password_hash(user_id, hash, now).await?;
+        let revoked = tx.revoke_user_sessions(user_id, now).await?;
+        tx.consume_challenge(id, now).await?;
+        tx.commit().await?;
+        self.sessions.revoked(&revoked).await;
+        Ok(())
+    }
+
+    /// `POST /challenges/resend`: issues a new code when allowed; says nothing either way.
+    pub async fn resend(&self, id: Uuid, client: &ClientInfo) -> Result<bool, ChallengeError> {
+        self.limit(Scope::ChallengeResend, client, None).await?;
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        let Some(c) = tx.challenge_for_update(id).await? else { return Ok(false) };
+        let too_soon = c
+            .last_sent_at_ms
+            .is_some_and(|t| now < t.saturating_add(ms(self.core.config.challenge.min_resend_interval)));
+        if c.opaque || c.consumed_at_ms.is_some() || now > c.expires_at_ms || c.resend_count >= c.max_resends || too_soon {
+            return Ok(false);
+        }
+        tx.challenge_resent(id).await?;
+        let email = EmailAddress::from_stored(c.email.clone());
+        self.issue_code(&mut tx, id, c.purpose, &email, c.expires_at_ms).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Starts an email change for a signed-in user; the code goes to the new address.
+    pub async fn start_email_change(&self, user_id: UserId, email: &EmailAddress) -> Result<Uuid, ChallengeError> {
+        let current = self.core.store.user_by_id(user_id).await?.ok_or(ChallengeError::Unknown)?;
+        if current.email == email.as_str() {
+            return Err(ChallengeError::SameEmail);
+        }
+        let taken = self.core.store.user_by_email(email).await?.is_some();
+        let mut tx = self.core.store.begin().await?;
+        let id = self.create(&mut tx, ChallengePurpose::EmailChange, email, Some(user_id), None, taken).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Completes an email change, recording `user.updated`.
+    pub async fn verify_email_change(
+        &self,
+        user_id: UserId,
+        id: Uuid,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<(), ChallengeError> {
+        if !is_code(code) {
+            return Err(ChallengeError::MalformedCode);
+        }
+        self.limit(Scope::ChallengeVerify, client, None).await?;
+        let (mut tx, c) = self.check_code(id, ChallengePurpose::EmailChange, code).await?;
+        if c.user_id != Some(user_id) {
+            return Err(ChallengeError::Unknown);
+        }
+        let now = self.core.now_ms();
+        match tx.set_email(user_id, &EmailAddress::from_stored(c.email.clone()), now).await {
+            Err(StoreError::Conflict) => return Err(ChallengeError::EmailTaken),
+            other => other?,
+        }
+        tx.consume_challenge(id, now).await?;
+        record(&mut tx, now, &DomainEvent::UserUpdated { user_id }).await?;
+        tx.commit().await?;
+        self.core.forget_user(user_id);
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! Keys derived from the signing key material, so that no extra secret has to be configured
+//! and every instance sharing `AUTHARA_JWT_KEYS` derives the same ones: the HMAC key of
+//! verification codes, the key that seals codes inside the outbox, and the key that derives a
+//! refresh token's successor. Retiring the active signing key retires them too (codes in
+//! flight and grace-window replays then fail safe: a new code, a new login).
+
+use ring::{aead, hmac};
+
+use super::keys::SigningKeys;
+
+/// The derived keys.
+pub struct Secrets {
+    code: hmac::Key,
+    successor: hmac::Key,
+    seal: aead::LessSafeKey,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets([redacted])")
+    }
+}
+
+/// Why sealed data could not be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("sealed value is malformed or was sealed with another key")]
+pub struct Unsealable;
+
+impl Secrets {
+    pub fn derive(keys: &SigningKeys) -> Result<Self, String> {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"authara derived keys\0");
+        if let Some((_, secret)) = keys.keys.iter().find(|(k, _)| *k == keys.active_kid) {
+            ctx.update(secret.expose_secret());
+        }
+        if let Some(ed) = &keys.ed25519 {
+            ctx.update(ed.pkcs8.expose_secret());
+        }
+        let root = hmac::Key::new(hmac::HMAC_SHA256, ctx.finish().as_ref());
+        let sub = |label: &[u8]| hmac::sign(&root, label);
+        let seal_bytes = sub(b"seal");
+        let seal = aead::UnboundKey::new(&aead::CHACHA20_POLY1305, &seal_bytes.as_ref()[..32])
+            .map_err(|_| "cannot derive the sealing key".to_owned())?;
+        Ok(Self {
+            code: hmac::Key::new(hmac::HMAC_SHA256, sub(b"verification codes").as_ref()),
+            successor: hmac::Key::new(hmac::HMAC_SHA256, sub(b"refresh successors").as_ref()),
+            seal: aead::LessSafeKey::new(seal),
+        })
+    }
+
+    /// HMAC of a verification code, bound to its challenge.
+    pub fn code_hash(&self, challenge: uuid::Uuid, code: &str) -> Vec<u8> {
+        let mut ctx = hmac::Context::with_key(&self.code);
+        ctx.update(challenge.as_bytes());
+        ctx.update(code.as_bytes());
+        ctx.sign().as_ref().to_vec()
+    }
+
+    /// The successor of a refresh token: the same for every replay of the token, so that
+    /// concurrent refreshes in the grace window all receive one successor (base64url, 43 chars).
+    pub fn refresh_successor(&self, token: &str) -> String {
+        use base64::Engine as _;
+        let tag = hmac::sign(&self.successor, token.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag.as_ref()[..32])
+    }
+
+    /// Seals `plain` (base64url of nonce ‖ ciphertext), bound to `context`.
+    pub fn seal(&self, plain: &[u8], context: &[u8]) -> String {
+        use base64::Engine as _;
+        use rand::RngCore as _;
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let mut buf = plain.to_vec();
+        // Sealing in place with a fresh random nonce cannot fail for inputs this small.
+        let _ = self.seal.seal_in_place_append_tag(
+            aead::Nonce::assume_unique_for_key(nonce),
+            aead::Aad::from(context),
+            &mut buf,
+        );
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out)
+    }
+
+    pub fn open(&self, sealed: &str, context: &[u8]) -> Result<Vec<u8>, Unsealable> {
+        use base64::Engine as _;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sealed).map_err(|_| Unsealable)?;
+        if raw.len() < 12 {
+            return Err(Unsealable);
+        }
+        let (nonce, rest) = raw.split_at(12);
+        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| Unsealable)?;
+        let mut buf = rest.to_vec();
+        let plain = self.seal.open_in_place(nonce, aead::Aad::from(context), &mut buf).map_err(|_| Unsealable)?;
+        Ok(plain.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecretBytes;
+
+    fn secrets(byte: u8) -> Secrets {
+        Secrets::derive(&SigningKeys {
+            active_kid: "k".into(),
+            keys: vec![("k".into(), SecretBytes::new(vec![byte; 32]))],
+            ed25519: None,
+            generated: Vec::new(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_key_and_context() {
+        let s = secrets(1);
+        let sealed = s.seal(b"123456", b"challenge-a");
+        assert_eq!(s.open(&sealed, b"challenge-a").unwrap(), b"123456");
+        assert!(s.open(&sealed, b"challenge-b").is_err());
+        assert!(secrets(2).open(&sealed, b"challenge-a").is_err());
+        assert_ne!(sealed, s.seal(b"123456", b"challenge-a"), "a fresh nonce every time");
+    }
+
+    #[test]
+    fn successors_are_deterministic_and_keyed() {
+        let s = secrets(1);
+        assert_eq!(s.refresh_successor("t"), s.refresh_successor("t"));
+        assert_ne!(s.refresh_successor("t"), s.refresh_successor("u"));
+        assert_ne!(s.refresh_successor("t"), secrets(2).refresh_successor("t"));
+        assert_eq!(s.refresh_successor("t").len(), 43);
+    }
+}
