@@ -301,7 +301,7 @@ fn build(r: &mut Reader<'_>) -> Config {
     };
     let default_return_to = r.string("AUTHARA_DEFAULT_RETURN_TO", "/");
     r.check(
-        crate::services::return_to::is_safe(&default_return_to),
+        is_safe_return_path(&default_return_to),
         format!(
             "AUTHARA_DEFAULT_RETURN_TO: {default_return_to:?} is not a safe relative path (must start with a single /)"
         ),

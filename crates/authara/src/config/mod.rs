@@ -6,6 +6,7 @@
 
 pub mod duration;
 mod load;
+mod return_path;
 pub mod secret;
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use load::{ConfigErrors, load_from_env, load_from_map};
+pub use return_path::is_safe_return_path;
 pub use secret::{SecretBytes, SecretString};
 
 /// `APP_ENV`.
