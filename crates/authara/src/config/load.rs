@@ -378,7 +378,7 @@ fn build(r: &mut Reader<'_>) -> Config {
         max_body_bytes: r.positive("AUTHARA_MAX_BODY_BYTES", 65_536) as usize,
     };
 
-    let password_hash = crate::services::password::HashParams {
+    let password_hash = HashParams {
         memory_kib: r.positive("AUTHARA_PASSWORD_HASH_MEMORY_KIB", 65_536),
         iterations: r.positive("AUTHARA_PASSWORD_HASH_ITERATIONS", 3),
         parallelism: r.positive("AUTHARA_PASSWORD_HASH_PARALLELISM", 4),

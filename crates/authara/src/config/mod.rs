@@ -3,9 +3,12 @@
 //! Every variable is listed in [`KNOWN_VARIABLES`] with one line of documentation; the names and
 //! defaults come from `contract/config.yaml`, and the extras this server adds are documented in
 //! `docs/configuration.md`. A test keeps the list and the contract in agreement.
+//!
+//! This module is the ground floor: it imports nothing else of this crate.
 
 pub mod duration;
 mod load;
+pub mod password;
 mod return_path;
 pub mod secret;
 
@@ -14,6 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use load::{ConfigErrors, load_from_env, load_from_map};
+pub use password::HashParams;
 pub use return_path::is_safe_return_path;
 pub use secret::{SecretBytes, SecretString};
 
@@ -62,7 +66,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub ui: UiConfig,
     /// `AUTHARA_PASSWORD_HASH_*`: argon2id cost.
-    pub password_hash: crate::services::password::HashParams,
+    pub password_hash: HashParams,
 }
 
 impl Config {
