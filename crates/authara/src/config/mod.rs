@@ -3,8 +3,8 @@
 //! Each area module (`server`, `database`, `cache`, `jwt`, ...) declares its variables once as
 //! [`Var`]s (name, default, one line of documentation, contract or extra) and builds its part of
 //! the tree from them. [`all_vars`] is their union: the unknown-variable warning uses it, a test
-//! keeps its contract variables equal to `contract/config.yaml` and checks that the extras are
-//! documented in `docs/configuration.md`.
+//! keeps its contract variables equal to `contract/config.yaml`, and the variable reference in
+//! `docs/configuration.md` is generated from it ([`markdown_reference`]).
 //!
 //! This module is the ground floor: it imports nothing else of this crate.
 
@@ -45,7 +45,7 @@ pub use secret::{SecretBytes, SecretString};
 pub use server::{AppEnv, HttpConfig, UiConfig};
 pub use session::{RotationPolicy, SessionConfig};
 use vars::declare_vars;
-pub use vars::{AREAS, Area, Var, all_vars};
+pub use vars::{AREAS, Area, Var, all_vars, markdown_reference};
 pub use webhooks::WebhookConfig;
 
 /// The whole configuration; each field names the variables it comes from.
