@@ -6,7 +6,9 @@ use std::time::Duration;
 /// A parsed duration that may be negative (the rotation interval treats negative as "always").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignedDuration {
+    /// A leading `-` was given.
     pub negative: bool,
+    /// The absolute value.
     pub magnitude: Duration,
 }
 

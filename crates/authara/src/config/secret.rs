@@ -7,6 +7,7 @@ use subtle::ConstantTimeEq;
 pub struct SecretString(String);
 
 impl SecretString {
+    /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
@@ -16,6 +17,7 @@ impl SecretString {
         &self.0
     }
 
+    /// The value is the empty string.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -37,10 +39,12 @@ impl std::fmt::Debug for SecretString {
 pub struct SecretBytes(Vec<u8>);
 
 impl SecretBytes {
+    /// Wraps secret bytes.
     pub fn new(value: Vec<u8>) -> Self {
         Self(value)
     }
 
+    /// The bytes, at the one place that needs them.
     pub fn expose_secret(&self) -> &[u8] {
         &self.0
     }

@@ -13,20 +13,8 @@ use base64::Engine as _;
 use subtle::ConstantTimeEq as _;
 use tokio::sync::{OnceCell, Semaphore};
 
-/// argon2id cost parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HashParams {
-    pub memory_kib: u32,
-    pub iterations: u32,
-    pub parallelism: u32,
-}
-
-impl Default for HashParams {
-    /// The reference's parameters (time 3, 64 MiB, 4 lanes), so hashes move between the two.
-    fn default() -> Self {
-        Self { memory_kib: 65_536, iterations: 3, parallelism: 4 }
-    }
-}
+/// argon2id cost parameters, declared with their variables in config.
+pub use crate::config::HashParams;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {

@@ -1,0 +1,127 @@
+//! Outgoing email: the provider (SMTP or none), the delivery workers and retention.
+
+use std::time::Duration;
+
+use super::challenge;
+use super::reader::Reader;
+use super::server::APP_ENV;
+use super::{SecretString, declare_vars};
+
+declare_vars! {
+    /// `noop` (only logs each email, its body in dev) or `smtp`; not noop in prod with challenges enabled.
+    PROVIDER = contract("AUTHARA_EMAIL_PROVIDER", "noop");
+    /// Sender address (required with `smtp`).
+    FROM = contract("AUTHARA_EMAIL_FROM", "");
+    /// SMTP host (required with `smtp`).
+    SMTP_HOST = contract("AUTHARA_EMAIL_SMTP_HOST", "");
+    /// SMTP port.
+    SMTP_PORT = contract("AUTHARA_EMAIL_SMTP_PORT", "587");
+    /// SMTP user.
+    SMTP_USERNAME = contract("AUTHARA_EMAIL_SMTP_USERNAME", "");
+    /// SMTP password (or `_FILE`).
+    SMTP_PASSWORD = contract("AUTHARA_EMAIL_SMTP_PASSWORD", "");
+    /// Require TLS (must be true in prod).
+    SMTP_TLS = contract("AUTHARA_EMAIL_SMTP_TLS", "true");
+    /// SMTP timeout.
+    SMTP_TIMEOUT = contract("AUTHARA_EMAIL_SMTP_TIMEOUT", "10s");
+    /// Email delivery workers.
+    WORKER_COUNT = contract("AUTHARA_EMAIL_WORKER_COUNT", "2");
+    /// Idle poll period of the email workers.
+    WORKER_POLL_INTERVAL = contract("AUTHARA_EMAIL_WORKER_POLL_INTERVAL", "2s");
+    /// Delivery attempts per email.
+    JOB_MAX_ATTEMPTS = contract("AUTHARA_EMAIL_JOB_MAX_ATTEMPTS", "10");
+    /// Delete sent emails after this long.
+    CLEANUP_SENT_AFTER = contract("AUTHARA_EMAIL_CLEANUP_SENT_AFTER", "720h");
+    /// Delete failed emails after this long.
+    CLEANUP_FAILED_AFTER = contract("AUTHARA_EMAIL_CLEANUP_FAILED_AFTER", "2160h");
+}
+
+/// `AUTHARA_EMAIL_PROVIDER`.
+#[derive(Debug, Clone)]
+pub enum EmailProvider {
+    /// No delivery.
+    Noop,
+    /// Delivery through an SMTP server.
+    Smtp(SmtpConfig),
+}
+
+/// `AUTHARA_EMAIL_FROM` and `AUTHARA_EMAIL_SMTP_*`.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    /// `AUTHARA_EMAIL_FROM`.
+    pub from: String,
+    /// `AUTHARA_EMAIL_SMTP_HOST`.
+    pub host: String,
+    /// `AUTHARA_EMAIL_SMTP_PORT`.
+    pub port: u16,
+    /// `AUTHARA_EMAIL_SMTP_USERNAME`.
+    pub username: Option<String>,
+    /// `AUTHARA_EMAIL_SMTP_PASSWORD`.
+    pub password: Option<SecretString>,
+    /// `AUTHARA_EMAIL_SMTP_TLS`.
+    pub tls: bool,
+    /// `AUTHARA_EMAIL_SMTP_TIMEOUT`.
+    pub timeout: Duration,
+}
+
+/// `AUTHARA_EMAIL_*`.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    /// `AUTHARA_EMAIL_PROVIDER` and its settings.
+    pub provider: EmailProvider,
+    /// `AUTHARA_EMAIL_WORKER_COUNT`.
+    pub worker_count: u32,
+    /// `AUTHARA_EMAIL_WORKER_POLL_INTERVAL`.
+    pub poll_interval: Duration,
+    /// `AUTHARA_EMAIL_JOB_MAX_ATTEMPTS`.
+    pub job_max_attempts: u32,
+    /// `AUTHARA_EMAIL_CLEANUP_SENT_AFTER`.
+    pub cleanup_sent_after: Duration,
+    /// `AUTHARA_EMAIL_CLEANUP_FAILED_AFTER`.
+    pub cleanup_failed_after: Duration,
+}
+
+/// Reads this area; in prod, enabled challenges need a real provider.
+pub(super) fn build(r: &mut Reader<'_>, prod: bool, challenge_enabled: bool) -> EmailConfig {
+    let provider = match r.string(&PROVIDER).to_ascii_lowercase().as_str() {
+        "noop" => EmailProvider::Noop,
+        "smtp" => EmailProvider::Smtp(build_smtp(r, prod)),
+        other => {
+            r.invalid(&PROVIDER, format!("expected noop or smtp, got {other:?}"));
+            EmailProvider::Noop
+        }
+    };
+    if prod && challenge_enabled && matches!(provider, EmailProvider::Noop) {
+        r.invalid(
+            &PROVIDER,
+            format!("must not be noop when {}=prod and {}=true", APP_ENV.name, challenge::ENABLED.name),
+        );
+    }
+    EmailConfig {
+        provider,
+        worker_count: r.positive(&WORKER_COUNT),
+        poll_interval: r.duration(&WORKER_POLL_INTERVAL),
+        job_max_attempts: r.positive(&JOB_MAX_ATTEMPTS),
+        cleanup_sent_after: r.duration(&CLEANUP_SENT_AFTER),
+        cleanup_failed_after: r.duration(&CLEANUP_FAILED_AFTER),
+    }
+}
+
+fn build_smtp(r: &mut Reader<'_>, prod: bool) -> SmtpConfig {
+    let why = format!(" when {}=smtp", PROVIDER.name);
+    let from = r.required(&FROM, &why);
+    if !from.is_empty() && (from.contains(['\r', '\n']) || !from.contains('@')) {
+        r.invalid(&FROM, format!("{from:?} is not an email address"));
+    }
+    let tls = r.bool(&SMTP_TLS);
+    r.ensure(!prod || tls, &SMTP_TLS, format!("must be true when {}=prod", APP_ENV.name));
+    SmtpConfig {
+        from,
+        host: r.required(&SMTP_HOST, &why),
+        port: r.port(&SMTP_PORT),
+        username: r.raw(&SMTP_USERNAME),
+        password: r.secret(&SMTP_PASSWORD),
+        tls,
+        timeout: r.duration(&SMTP_TIMEOUT),
+    }
+}

@@ -1,0 +1,124 @@
+//! Outgoing webhooks: endpoint, signing secret, events, delivery workers and retention.
+//!
+//! Parsed and validated now; the webhook delivery worker (not built yet) reads [`WebhookConfig`].
+
+use std::time::Duration;
+
+use super::reader::{Reader, validate_http_url};
+use super::server::APP_ENV;
+use super::{SecretString, declare_vars};
+
+declare_vars! {
+    /// Webhook endpoint, an http(s) URL; set together with `AUTHARA_WEBHOOK_SECRET` (neither = no webhooks).
+    URL = contract("AUTHARA_WEBHOOK_URL", "");
+    /// Webhook signing secret (or `_FILE`), at least 32 characters in prod.
+    SECRET = contract("AUTHARA_WEBHOOK_SECRET", "");
+    /// Comma-separated events to send; empty sends every event.
+    ENABLED_EVENTS = contract("AUTHARA_WEBHOOK_ENABLED_EVENTS", "");
+    /// Webhook request timeout; shorter than `AUTHARA_WEBHOOK_PROCESSING_STALE_AFTER`.
+    TIMEOUT = contract("AUTHARA_WEBHOOK_TIMEOUT", "5s");
+    /// Delivery workers.
+    WORKER_COUNT = contract("AUTHARA_WEBHOOK_WORKER_COUNT", "2");
+    /// Delivery attempts per event.
+    MAX_DELIVERY_ATTEMPTS = contract("AUTHARA_WEBHOOK_MAX_DELIVERY_ATTEMPTS", "3");
+    /// A delivery still processing after this is reclaimed.
+    PROCESSING_STALE_AFTER = contract("AUTHARA_WEBHOOK_PROCESSING_STALE_AFTER", "2m");
+    /// Period of the stuck-delivery sweep.
+    STALE_REAPER_INTERVAL = contract("AUTHARA_WEBHOOK_STALE_REAPER_INTERVAL", "1m");
+    /// Keep delivered events this long.
+    DELIVERED_RETENTION = contract("AUTHARA_WEBHOOK_DELIVERED_RETENTION", "24h");
+    /// Keep failed events this long.
+    FAILED_RETENTION = contract("AUTHARA_WEBHOOK_FAILED_RETENTION", "720h");
+    /// Period of the webhook cleanup.
+    CLEANUP_INTERVAL = contract("AUTHARA_WEBHOOK_CLEANUP_INTERVAL", "1h");
+    /// Rows per cleanup batch.
+    MAINTENANCE_BATCH_SIZE = contract("AUTHARA_WEBHOOK_MAINTENANCE_BATCH_SIZE", "1000");
+}
+
+/// The events `AUTHARA_WEBHOOK_ENABLED_EVENTS` accepts (`contract/config.yaml`).
+pub const WEBHOOK_EVENTS: &[&str] = &[
+    "user.created",
+    "user.updated",
+    "user.deleted",
+    "organization.created",
+    "organization.updated",
+    "organization.deleted",
+    "organization.membership.created",
+    "organization.membership.updated",
+    "organization.membership.deleted",
+    "organization.invitation.created",
+    "organization.invitation.accepted",
+    "organization.invitation.revoked",
+];
+
+/// `AUTHARA_WEBHOOK_*`, present when the URL and secret are set; read by the webhook delivery
+/// worker (not built yet).
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// `AUTHARA_WEBHOOK_URL`.
+    pub url: String,
+    /// `AUTHARA_WEBHOOK_SECRET`.
+    pub secret: SecretString,
+    /// `AUTHARA_WEBHOOK_ENABLED_EVENTS`; empty means every event.
+    pub enabled_events: Vec<String>,
+    /// `AUTHARA_WEBHOOK_TIMEOUT`.
+    pub timeout: Duration,
+    /// `AUTHARA_WEBHOOK_WORKER_COUNT`.
+    pub worker_count: u32,
+    /// `AUTHARA_WEBHOOK_MAX_DELIVERY_ATTEMPTS`.
+    pub max_delivery_attempts: u32,
+    /// `AUTHARA_WEBHOOK_PROCESSING_STALE_AFTER`.
+    pub processing_stale_after: Duration,
+    /// `AUTHARA_WEBHOOK_STALE_REAPER_INTERVAL`.
+    pub stale_reaper_interval: Duration,
+    /// `AUTHARA_WEBHOOK_DELIVERED_RETENTION`.
+    pub delivered_retention: Duration,
+    /// `AUTHARA_WEBHOOK_FAILED_RETENTION`.
+    pub failed_retention: Duration,
+    /// `AUTHARA_WEBHOOK_CLEANUP_INTERVAL`.
+    pub cleanup_interval: Duration,
+    /// `AUTHARA_WEBHOOK_MAINTENANCE_BATCH_SIZE`.
+    pub maintenance_batch_size: u32,
+}
+
+/// Reads this area; every setting is validated even when webhooks are off.
+pub(super) fn build(r: &mut Reader<'_>, prod: bool) -> Option<WebhookConfig> {
+    let url = r.raw(&URL);
+    let secret = r.secret(&SECRET);
+    let enabled_events = r.csv(&ENABLED_EVENTS, WEBHOOK_EVENTS);
+    let cfg = WebhookConfig {
+        url: url.clone().unwrap_or_default(),
+        secret: secret.clone().unwrap_or_default(),
+        enabled_events,
+        timeout: r.duration(&TIMEOUT),
+        worker_count: r.positive(&WORKER_COUNT),
+        max_delivery_attempts: r.positive(&MAX_DELIVERY_ATTEMPTS),
+        processing_stale_after: r.duration(&PROCESSING_STALE_AFTER),
+        stale_reaper_interval: r.duration(&STALE_REAPER_INTERVAL),
+        delivered_retention: r.duration(&DELIVERED_RETENTION),
+        failed_retention: r.duration(&FAILED_RETENTION),
+        cleanup_interval: r.duration(&CLEANUP_INTERVAL),
+        maintenance_batch_size: r.positive(&MAINTENANCE_BATCH_SIZE),
+    };
+    r.ensure(
+        cfg.timeout < cfg.processing_stale_after,
+        &TIMEOUT,
+        format!("must be shorter than {}", PROCESSING_STALE_AFTER.name),
+    );
+    match (url, secret) {
+        (None, None) => None,
+        (Some(u), Some(s)) => {
+            if let Err(e) = validate_http_url(&u) {
+                r.invalid(&URL, e);
+            }
+            if prod && s.expose_secret().chars().count() < 32 {
+                r.invalid(&SECRET, format!("must be at least 32 characters when {}=prod", APP_ENV.name));
+            }
+            Some(cfg)
+        }
+        _ => {
+            r.error(format!("{} and {} must be set together", URL.name, SECRET.name));
+            None
+        }
+    }
+}
