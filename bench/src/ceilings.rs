@@ -15,6 +15,7 @@ pub const KEY_RAW: &[u8] = b"01234567890123456789012345678901";
 
 /// Ceiling H: a bare axum handler that reads the `authara_access` cookie, verifies the HS256
 /// JWT and answers a small JSON body, on the default multi-thread runtime (as `authara serve`).
+#[expect(clippy::disallowed_methods, reason = "BENCH_BIND is the bench's own setting, not server configuration")]
 pub async fn serve_ceiling_h() -> anyhow::Result<()> {
     use axum::http::HeaderMap;
     let key = Arc::new(jsonwebtoken::DecodingKey::from_secret(KEY_RAW));
