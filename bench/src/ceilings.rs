@@ -15,6 +15,7 @@ pub const KEY_RAW: &[u8] = b"01234567890123456789012345678901";
 
 /// Ceiling H: a bare axum handler that reads the `authara_access` cookie, verifies the HS256
 /// JWT and answers a small JSON body, on the default multi-thread runtime (as `authara serve`).
+#[expect(clippy::disallowed_methods, reason = "BENCH_BIND is the bench's own setting, not server configuration")]
 pub async fn serve_ceiling_h() -> anyhow::Result<()> {
     use axum::http::HeaderMap;
     let key = Arc::new(jsonwebtoken::DecodingKey::from_secret(KEY_RAW));
@@ -75,9 +76,21 @@ pub fn hash_ceiling(secs: u64) {
     println!("hashes_per_sec {per_sec:.3} cores {cores}");
 }
 
-/// Ceiling D: the rotation transaction alone (select the token by hash with its lock, mark it
-/// consumed, insert the successor, commit), on one engine, from as many tasks as the
-/// workload uses.
+/// Ceiling D's clock: the chains are created at 1 and rotated at 2, so the session's
+/// `last_used_at_ms` (1) is never a minute old and, as in the server, no refresh touches it.
+const NOW_MS: i64 = 2;
+/// Rotation `always`: every token is due (the server passes `i64::MAX` then).
+const ROTATE_ALWAYS: i64 = i64::MAX;
+/// Sessions and tokens never expire during the run.
+const EXPIRES_MS: i64 = i64::MAX / 2;
+
+/// Ceiling D: the rotation transaction alone, exactly as the server runs it per refresh with
+/// rotation `always` (`Services::refresh`): begin, [`Tx::rotate_refresh_if_due`] (consume the
+/// token, insert the successor and read the refresh context in one call), commit; the successor
+/// is the token the next iteration presents. On one engine, from as many tasks as the workload
+/// uses, no HTTP.
+///
+/// [`Tx::rotate_refresh_if_due`]: authara::store::Tx::rotate_refresh_if_due
 pub async fn rotation_ceiling(engine: &str, pg_url: Option<&str>, secs: u64) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("authara-ceiling-d-{}", Uuid::new_v4().simple()));
     let store = match engine {
@@ -106,7 +119,7 @@ pub async fn rotation_ceiling(engine: &str, pg_url: Option<&str>, secs: u64) -> 
             user_agent: "bench",
             ip: None,
             now_ms: 1,
-            expires_at_ms: i64::MAX / 2,
+            expires_at_ms: EXPIRES_MS,
         })
         .await?;
         let token = authara::services::sessions::new_refresh_token();
@@ -116,51 +129,51 @@ pub async fn rotation_ceiling(engine: &str, pg_url: Option<&str>, secs: u64) -> 
             organization_id: org,
             token_hash: &hash,
             now_ms: 1,
-            expires_at_ms: i64::MAX / 2,
+            expires_at_ms: EXPIRES_MS,
         })
         .await?;
-        chains.push((sid, org, hash));
+        chains.push(hash);
     }
     tx.commit().await?;
 
     let count = Arc::new(AtomicU64::new(0));
     let stop = Instant::now() + Duration::from_secs(secs);
     let mut tasks = Vec::new();
-    for (sid, org, first) in chains {
+    for first in chains {
         let store = store.clone();
         let count = count.clone();
         tasks.push(tokio::spawn(async move {
             let mut hash = first;
             while Instant::now() < stop {
-                let Ok(mut tx) = store.begin().await else { continue };
-                let Ok(Some(row)) = tx.refresh_for_update(&hash).await else { continue };
-                if tx.consume_refresh(row.id, 2).await.is_err() {
-                    continue;
-                }
+                // As the server: the successor is minted before the call that may rotate.
                 let next =
                     authara::services::sessions::hash_refresh_token(&authara::services::sessions::new_refresh_token());
-                let new = NewRefresh {
-                    session_id: sid,
-                    organization_id: org,
-                    token_hash: &next,
-                    now_ms: 2,
-                    expires_at_ms: i64::MAX / 2,
-                };
-                if tx.insert_refresh(&new).await.is_err() || tx.commit().await.is_err() {
+                let Ok(mut tx) = store.begin().await else { continue };
+                match tx.rotate_refresh_if_due(&hash, NOW_MS, ROTATE_ALWAYS, &next, EXPIRES_MS).await {
+                    Ok(Some((_, true))) => {}
+                    // Each task owns its chain: the token it presents is unconsumed and due.
+                    Ok(_) => anyhow::bail!("ceiling D: the presented token was not rotated"),
+                    Err(_) => continue,
+                }
+                if tx.commit().await.is_err() {
                     continue;
                 }
                 hash = next;
                 count.fetch_add(1, Ordering::Relaxed);
             }
+            Ok(())
         }));
     }
     let started = Instant::now();
+    let mut result = Ok(());
     for t in tasks {
-        let _ = t.await;
+        let r = t.await.map_err(anyhow::Error::from).and_then(|r| r);
+        result = result.and(r);
     }
     let per_sec = count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-    println!("rotations_per_sec {per_sec:.1}");
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
+    result?;
+    println!("rotations_per_sec {per_sec:.1}");
     Ok(())
 }

@@ -4,8 +4,6 @@
 //! Subcommands: `run` (everything; the others are its child processes), `ceiling-server`
 //! (ceiling H), `hash-ceiling` (ceiling A), `rotation-ceiling` (ceiling D).
 
-#![allow(clippy::disallowed_methods, reason = "the bench reads its own environment and measures real time")]
-
 mod ceilings;
 mod load;
 mod workloads;

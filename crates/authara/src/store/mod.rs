@@ -1,6 +1,6 @@
 //! One store API over SQLite (the embedded default) and PostgreSQL.
 //!
-//! Each query is plain SQL written once next to its function; [`on_db!`] and [`on_tx!`] expand
+//! Each query is plain SQL written once next to its function; `on_db!` and `on_tx!` (below) expand
 //! it once per engine so that both drivers type-check it. Where the dialects differ, two
 //! statements sit side by side in one `match` with a comment saying why.
 

@@ -40,6 +40,10 @@ struct PgEnv {
     user: String,
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the suite reads its own AUTHARA_TEST_PG_* variables, set by scripts/test"
+)]
 fn pg_env() -> PgEnv {
     let get = |k: &str| {
         std::env::var(k).unwrap_or_else(|_| {
@@ -156,6 +160,7 @@ pub fn bin() -> PathBuf {
 }
 
 /// A command for the real binary with a clean environment (only PATH kept), run in `cwd`.
+#[expect(clippy::disallowed_methods, reason = "passes the harness's PATH through to the binary under test")]
 pub fn command(args: &[&str], env: &HashMap<String, String>, cwd: &Path) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(bin());
     cmd.args(args).env_clear().current_dir(cwd).kill_on_drop(true);
