@@ -4,9 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use authara::domain::{EmailAddress, OrgId, OrgKind, OrgRole, SessionId, UserId};
 use authara::store::Store;
-use authara::store::accounts::NewUser;
-use authara::store::sessions::{NewRefresh, NewSession};
+use authara::store::accounts::{NewOrg, NewUser};
+use authara::store::refresh::NewRefresh;
+use authara::store::sessions::NewSession;
 use uuid::Uuid;
 
 /// The HS256 key shared by the ceiling server and the workloads' server.
@@ -105,13 +107,13 @@ pub async fn rotation_ceiling(engine: &str, pg_url: Option<&str>, secs: u64) -> 
     let mut chains = Vec::new();
     let mut tx = store.begin().await?;
     for i in 0..conns {
-        let user = Uuid::new_v4();
-        let org = Uuid::new_v4();
-        let email = format!("d{i}-{}@bench.local", user.simple());
-        tx.insert_user(&NewUser { id: user, email: &email, username: &email, now_ms: 1 }).await?;
-        tx.insert_org(org, "bench", "team", user, 1).await?;
-        tx.insert_membership(org, user, "owner", 1).await?;
-        let sid = Uuid::new_v4();
+        let user = UserId::new();
+        let org = OrgId::new();
+        let email = EmailAddress::parse(&format!("d{i}-{}@bench.local", user.0.simple()))?;
+        tx.insert_user(&NewUser { id: user, email: &email, username: email.as_str(), now_ms: 1 }).await?;
+        tx.insert_org(&NewOrg { id: org, name: "bench", kind: OrgKind::Team, created_by: user, now_ms: 1 }).await?;
+        tx.insert_membership(org, user, OrgRole::Owner, 1).await?;
+        let sid = SessionId::new();
         tx.insert_session(&NewSession {
             id: sid,
             user_id: user,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 
 use crate::cache::Cache;
-use crate::clock::{ms, SharedClock};
+use crate::clock::{SharedClock, ms};
 use crate::config::Config;
 use crate::http::state::HttpState;
 use crate::services::{Services, keys};

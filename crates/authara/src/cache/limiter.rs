@@ -18,7 +18,9 @@ use crate::config::{Limit, RateLimitConfig};
 pub enum Decision {
     Allowed,
     /// Blocked; retry after this many seconds.
-    Blocked { retry_after_secs: u64 },
+    Blocked {
+        retry_after_secs: u64,
+    },
 }
 
 /// What is being limited.

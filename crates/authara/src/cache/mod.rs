@@ -52,7 +52,11 @@ pub enum CacheError {
 
 impl Cache {
     /// The provider the configuration asks for.
-    pub fn from_config(cache: &CacheConfig, limits: &RateLimitConfig, access_ttl_ms: i64) -> Result<Arc<Self>, CacheError> {
+    pub fn from_config(
+        cache: &CacheConfig,
+        limits: &RateLimitConfig,
+        access_ttl_ms: i64,
+    ) -> Result<Arc<Self>, CacheError> {
         match cache {
             CacheConfig::Memory => Ok(Arc::new(Self::memory(limits, access_ttl_ms))),
             CacheConfig::Redis { .. } => Err(CacheError::Unsupported),

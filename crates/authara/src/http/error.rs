@@ -9,13 +9,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::domain::InputError;
+use crate::services::StoreError;
 use crate::services::accounts::{LoginError, PasswordChangeError, SignupError};
 use crate::services::auth::AuthError;
 use crate::services::challenges::ChallengeError;
 use crate::services::password::HashError;
 use crate::services::sessions::{RefreshError, SessionError};
 use crate::services::token::TokenError;
-use crate::store::StoreError;
 
 /// An error answered in the contract's envelope.
 #[derive(Debug, Clone)]
@@ -137,7 +137,9 @@ impl From<TokenError> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Token(_) | AuthError::Revoked | AuthError::Disabled | AuthError::Gone => ApiError::unauthorized(),
+            AuthError::Token(_) | AuthError::Revoked | AuthError::Disabled | AuthError::Gone => {
+                ApiError::unauthorized()
+            }
             AuthError::Store(s) => s.into(),
         }
     }

@@ -99,7 +99,8 @@ impl FromRequestParts<AppState> for AudienceParam {
         let mut found = None;
         for (k, v) in parts.uri.query().unwrap_or_default().split('&').filter_map(|kv| kv.split_once('=')) {
             if k == "audience" {
-                found = Some(Audience::parse(v).map_err(|_| ApiError::invalid_request("audience must be app or admin"))?);
+                found =
+                    Some(Audience::parse(v).map_err(|_| ApiError::invalid_request("audience must be app or admin"))?);
             }
         }
         Ok(AudienceParam(found.unwrap_or(Audience::App)))

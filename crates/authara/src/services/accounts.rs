@@ -8,7 +8,9 @@ use super::password::{HashError, Verified};
 use super::sessions::{ClientInfo, Issued, SessionError, Sessions};
 use crate::cache::{LimitKey, Scope};
 use crate::config::OrgMode;
-use crate::domain::{Audience, EmailAddress, NewPassword, OrgId, OrgKind, OrgRole, PlatformRole, UserId, generate_username};
+use crate::domain::{
+    Audience, EmailAddress, NewPassword, OrgId, OrgKind, OrgRole, PlatformRole, UserId, generate_username,
+};
 use crate::store::accounts::{NewOrg, NewUser, UserRow};
 use crate::store::{StoreError, Tx};
 
@@ -96,7 +98,10 @@ impl Accounts {
             return Err(SignupError::InvalidInvitation);
         }
         let key = LimitKey { ip: client.ip, target: Some(email.as_str().to_owned()) };
-        self.core.limit(Scope::Signup, &key).await.map_err(|retry_after_secs| SignupError::RateLimited { retry_after_secs })?;
+        self.core
+            .limit(Scope::Signup, &key)
+            .await
+            .map_err(|retry_after_secs| SignupError::RateLimited { retry_after_secs })?;
         if self.core.store.user_by_email(email).await?.is_some() {
             return Err(SignupError::EmailTaken);
         }
@@ -172,7 +177,10 @@ impl Accounts {
             return Err(LoginError::InvalidCredentials);
         }
         let key = LimitKey { ip: client.ip, target: Some(email.as_str().to_owned()) };
-        self.core.limit(Scope::Login, &key).await.map_err(|retry_after_secs| LoginError::RateLimited { retry_after_secs })?;
+        self.core
+            .limit(Scope::Login, &key)
+            .await
+            .map_err(|retry_after_secs| LoginError::RateLimited { retry_after_secs })?;
         let Some(found) = self.core.store.login_lookup(email).await? else {
             self.core.hasher.verify_dummy(password).await?;
             return Err(LoginError::InvalidCredentials);

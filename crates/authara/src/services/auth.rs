@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use super::Core;
-use super::token::{AccessClaims, TokenError};
 use super::profile::{USER_STATE_TTL_MS, UserState};
+use super::token::{AccessClaims, TokenError};
 use crate::domain::{Audience, OrgId, OrgRole, PlatformRole, SessionId, UserId};
 use crate::store::StoreError;
 

@@ -75,7 +75,12 @@ impl Challenges {
         Self { core, accounts, sessions }
     }
 
-    async fn limit(&self, scope: Scope, client: &ClientInfo, target: Option<&EmailAddress>) -> Result<(), ChallengeError> {
+    async fn limit(
+        &self,
+        scope: Scope,
+        client: &ClientInfo,
+        target: Option<&EmailAddress>,
+    ) -> Result<(), ChallengeError> {
         let key = LimitKey { ip: client.ip, target: target.map(|e| e.as_str().to_owned()) };
         self.core.limit(scope, &key).await.map_err(|retry_after_secs| ChallengeError::RateLimited { retry_after_secs })
     }
@@ -94,7 +99,13 @@ impl Challenges {
         let code_expires = now.saturating_add(ms(self.core.config.challenge.code_ttl)).min(expires_at_ms);
         tx.set_challenge_code(challenge, &self.core.secrets.code_hash(challenge, &code), code_expires, now).await?;
         let sealed_code = self.core.secrets.seal(code.as_bytes(), challenge.as_bytes());
-        let event = DomainEvent::CodeIssued { challenge_id: challenge, purpose, to, sealed_code, code_expires_at_ms: code_expires };
+        let event = DomainEvent::CodeIssued {
+            challenge_id: challenge,
+            purpose,
+            to,
+            sealed_code,
+            code_expires_at_ms: code_expires,
+        };
         record(tx, now, &event).await?;
         Ok(())
     }
@@ -141,7 +152,12 @@ impl Challenges {
     /// Checks a code in a new transaction (challenge row locked). A wrong code is counted and
     /// committed before the error returns; on success the caller completes the action and
     /// commits.
-    async fn check_code(&self, id: Uuid, purpose: ChallengePurpose, code: &str) -> Result<(Tx, ChallengeRow), ChallengeError> {
+    async fn check_code(
+        &self,
+        id: Uuid,
+        purpose: ChallengePurpose,
+        code: &str,
+    ) -> Result<(Tx, ChallengeRow), ChallengeError> {
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
         let c = tx.challenge_for_update(id).await?.ok_or(ChallengeError::Unknown)?;
@@ -272,7 +288,12 @@ impl Challenges {
         let too_soon = c
             .last_sent_at_ms
             .is_some_and(|t| now < t.saturating_add(ms(self.core.config.challenge.min_resend_interval)));
-        if c.opaque || c.consumed_at_ms.is_some() || now > c.expires_at_ms || c.resend_count >= c.max_resends || too_soon {
+        if c.opaque
+            || c.consumed_at_ms.is_some()
+            || now > c.expires_at_ms
+            || c.resend_count >= c.max_resends
+            || too_soon
+        {
             return Ok(false);
         }
         tx.challenge_resent(id).await?;

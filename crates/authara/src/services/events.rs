@@ -25,13 +25,36 @@ pub mod templates {
 /// A change worth recording.
 #[derive(Debug, Clone)]
 pub enum DomainEvent<'a> {
-    UserCreated { user_id: UserId },
-    UserUpdated { user_id: UserId },
-    UserDeleted { user_id: UserId },
-    OrganizationCreated { org_id: OrgId, name: &'a str, kind: OrgKind, created_by: Option<UserId> },
-    MembershipCreated { org_id: OrgId, user_id: UserId, role: OrgRole, is_initial: bool, invitation_id: Option<Uuid> },
+    UserCreated {
+        user_id: UserId,
+    },
+    UserUpdated {
+        user_id: UserId,
+    },
+    UserDeleted {
+        user_id: UserId,
+    },
+    OrganizationCreated {
+        org_id: OrgId,
+        name: &'a str,
+        kind: OrgKind,
+        created_by: Option<UserId>,
+    },
+    MembershipCreated {
+        org_id: OrgId,
+        user_id: UserId,
+        role: OrgRole,
+        is_initial: bool,
+        invitation_id: Option<Uuid>,
+    },
     /// A verification code was issued; the email worker sends it.
-    CodeIssued { challenge_id: Uuid, purpose: ChallengePurpose, to: &'a EmailAddress, sealed_code: String, code_expires_at_ms: i64 },
+    CodeIssued {
+        challenge_id: Uuid,
+        purpose: ChallengePurpose,
+        to: &'a EmailAddress,
+        sealed_code: String,
+        code_expires_at_ms: i64,
+    },
 }
 
 impl DomainEvent<'_> {

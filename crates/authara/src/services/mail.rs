@@ -127,7 +127,10 @@ impl Mail {
     pub async fn cleanup(&self) -> Result<(), StoreError> {
         let now = self.core.now_ms();
         let email = &self.core.config.email;
-        self.core.store.cleanup_emails(now - ms(email.cleanup_sent_after), now - ms(email.cleanup_failed_after)).await?;
+        self.core
+            .store
+            .cleanup_emails(now - ms(email.cleanup_sent_after), now - ms(email.cleanup_failed_after))
+            .await?;
         self.core.store.delete_expired_challenges(now).await?;
         self.core.store.cleanup_events(now - ms(email.cleanup_failed_after)).await?;
         Ok(())

@@ -23,6 +23,12 @@ pub mod token;
 
 use std::sync::Arc;
 
+/// What services return and fail with, re-exported so that callers (HTTP, workers, the CLI)
+/// never name the store.
+pub use crate::store::StoreError;
+pub use crate::store::accounts::UserRow;
+pub use crate::store::sessions::SessionInfo;
+
 use crate::cache::{Cache, Decision, LimitKey, Scope};
 use crate::clock::SharedClock;
 use crate::config::Config;

@@ -277,7 +277,14 @@ mod tests {
     const NOW: i64 = 1_800_000_000_000;
 
     fn grant(roles: &[PlatformRole], audience: Audience) -> Grant<'_> {
-        Grant { user: UserId::new(), session: SessionId::new(), org: OrgId::new(), org_role: OrgRole::Owner, roles, audience }
+        Grant {
+            user: UserId::new(),
+            session: SessionId::new(),
+            org: OrgId::new(),
+            org_role: OrgRole::Owner,
+            roles,
+            audience,
+        }
     }
 
     fn mint(s: &TokenService, aud: Audience) -> String {

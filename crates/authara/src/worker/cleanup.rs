@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::services::Services;
-use crate::store::StoreError;
+use crate::services::StoreError;
 
 pub const INTERVAL: Duration = Duration::from_secs(300);
 

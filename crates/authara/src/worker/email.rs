@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-pub use crate::services::mail::{Outcome, backoff};
 use crate::services::Services;
-use crate::store::StoreError;
+use crate::services::StoreError;
+pub use crate::services::mail::{Outcome, backoff};
 
 /// Claims and handles one job.
 pub async fn run_once(s: &Services) -> Result<Outcome, StoreError> {

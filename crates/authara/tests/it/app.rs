@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use authara::app::AppState;
+use authara::app::App;
 use authara::clock::{Clock as _, ManualClock, SystemClock};
 use authara::services::Services;
+use authara::store::Store;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -17,11 +18,18 @@ use crate::harness::{Engine, TestDb};
 pub struct TestApp {
     pub base: String,
     pub clock: Arc<ManualClock>,
-    pub services: Arc<Services>,
+    pub services: Services,
+    /// The app's store, for assertions on what was written.
+    pub store: Store,
     pub config: Arc<authara::config::Config>,
     pub db: TestDb,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A valid address (test input).
+pub fn email(s: &str) -> authara::domain::EmailAddress {
+    authara::domain::EmailAddress::parse(s).unwrap()
 }
 
 /// Settings that keep tests fast; a test may override any variable.
@@ -64,12 +72,9 @@ impl TestApp {
         let (config, _) = authara::config::load_from_map(&env).unwrap();
         let config = Arc::new(config);
         let clock = clock.unwrap_or_else(|| ManualClock::new(SystemClock.now_ms()));
-        let keys = authara::services::keys::load(&config).unwrap();
-        let store = db.store().await;
-        store.pin_org_mode(config.org_mode.as_str(), clock.now_ms()).await.unwrap();
-        let services = Arc::new(Services::new(config.clone(), store, clock.clone(), &keys).unwrap());
-        services.load_revocations().await.unwrap();
-        let router = authara::app::build(AppState::new(services.clone()));
+        let app = App::open(config.clone(), clock.clone(), false).await.unwrap();
+        let router = app.router();
+        let (services, store) = (app.services.clone(), app.store.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -84,7 +89,16 @@ impl TestApp {
             )
             .await;
         });
-        TestApp { base: format!("http://{addr}"), clock, services, config, db, stop: Some(stop), task: Some(task) }
+        TestApp {
+            base: format!("http://{addr}"),
+            clock,
+            services,
+            store,
+            config,
+            db,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     /// Stops the server and hands back its database and clock, for a restart.
@@ -95,7 +109,7 @@ impl TestApp {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        self.services.store.close().await;
+        self.store.close().await;
         let clock = self.clock.clone();
         let db = std::mem::replace(&mut self.db, TestDb::placeholder());
         (db, clock)
@@ -103,9 +117,8 @@ impl TestApp {
 
     /// Another server instance on the same database and clock (its own pools), as a second
     /// replica behind a load balancer would be.
-    pub async fn second_instance(&self) -> Arc<Services> {
-        let keys = authara::services::keys::load(&self.config).unwrap();
-        Arc::new(Services::new(self.config.clone(), self.db.store().await, self.clock.clone(), &keys).unwrap())
+    pub async fn second_instance(&self) -> Services {
+        App::open(self.config.clone(), self.clock.clone(), false).await.unwrap().services
     }
 
     pub fn clock_now(&self) -> i64 {

@@ -282,12 +282,12 @@ async fn smtp_outage_is_retried_until_delivered_once(engine: Engine) {
     app.clock.advance(Duration::from_secs(11));
     assert_eq!(drain(&app).await, vec![Outcome::Sent]);
     assert_eq!(sink.to("outage@example.com").len(), 1, "delivered exactly once");
-    assert_eq!(app.services.store.email_counts().await.unwrap().get("sent"), Some(&1));
+    assert_eq!(app.store.email_counts().await.unwrap().get("sent"), Some(&1));
 
     // Sent jobs are cleaned after AUTHARA_EMAIL_CLEANUP_SENT_AFTER (720h), not before.
     let now = app.clock_now();
-    assert_eq!(app.services.store.cleanup_emails(now - 3_600_000, now - 3_600_000).await.unwrap(), 0);
-    assert_eq!(app.services.store.cleanup_emails(now + 1, now + 1).await.unwrap(), 1);
+    assert_eq!(app.store.cleanup_emails(now - 3_600_000, now - 3_600_000).await.unwrap(), 0);
+    assert_eq!(app.store.cleanup_emails(now + 1, now + 1).await.unwrap(), 1);
 
     // A permanent refusal is not retried.
     c.json(
@@ -318,7 +318,7 @@ async fn a_worker_killed_mid_send_delivers_once_after_restart(engine: Engine) {
     let services = app.services.clone();
     let worker = tokio::spawn(async move { run_once(&services).await });
     for _ in 0..200 {
-        if app.services.store.email_counts().await.unwrap().get("sending") == Some(&1) {
+        if app.store.email_counts().await.unwrap().get("sending") == Some(&1) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -355,7 +355,7 @@ async fn two_workers_never_send_a_job_twice(engine: Engine) {
         assert_eq!(res.status, 202);
     }
     let other = app.second_instance().await;
-    let run = |s: std::sync::Arc<authara::services::Services>| async move {
+    let run = |s: authara::services::Services| async move {
         let mut sent = 0;
         loop {
             match run_once(&s).await.unwrap() {

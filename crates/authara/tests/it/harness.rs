@@ -147,6 +147,22 @@ impl TestDb {
         }
     }
 
+    /// Runs raw SQL on this database through a connection of its own (tests that set up states
+    /// no route can reach, such as a schema from the future).
+    pub async fn raw_sql(&self, sql: &str) {
+        match &self.pg_database {
+            None => {
+                let url = format!("sqlite://{}", self.dir.path().join("authara.db").display());
+                let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+            }
+            Some(db) => {
+                let mut c = pg_connect(db).await;
+                sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+            }
+        }
+    }
+
     /// Makes the database unreachable: PostgreSQL drops it (forcing connections off).
     pub async fn take_down(&self) {
         let db = self.pg_database.as_ref().expect("only PostgreSQL databases can be taken down");

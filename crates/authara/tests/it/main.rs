@@ -13,6 +13,8 @@ mod api;
 mod email;
 
 mod health;
+mod layers;
 mod migrations;
 mod pages;
 mod serve;
+mod store;

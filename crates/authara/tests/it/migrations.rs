@@ -35,24 +35,7 @@ async fn migrate_up_then_status_then_noop(engine: Engine) {
 
 async fn a_newer_database_is_refused_and_left_untouched(engine: Engine) {
     let db = TestDb::new(engine, true).await;
-    let store = db.store().await;
-    let mut tx = store.begin().await.unwrap();
-    match &mut tx {
-        authara::store::Tx::Sqlite(t) => {
-            sqlx::query("INSERT INTO authara_schema_version (version, name, applied_at_ms) VALUES (999, 'future', 0)")
-                .execute(&mut **t)
-                .await
-                .unwrap();
-        }
-        authara::store::Tx::Postgres(t) => {
-            sqlx::query("INSERT INTO authara_schema_version (version, name, applied_at_ms) VALUES (999, 'future', 0)")
-                .execute(&mut **t)
-                .await
-                .unwrap();
-        }
-    }
-    tx.commit().await.unwrap();
-    store.close().await;
+    db.raw_sql("INSERT INTO authara_schema_version (version, name, applied_at_ms) VALUES (999, 'future', 0)").await;
 
     let env = db.env();
     for args in [&["migrate"][..], &["serve", "--migrate"], &["serve"]] {

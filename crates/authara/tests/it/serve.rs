@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use authara::app::AppState;
 use authara::clock::SystemClock;
 
 use crate::harness::{Engine, Server, TestDb, client, on_both_engines, run_cli};
@@ -171,10 +170,7 @@ async fn graceful_shutdown_finishes_an_in_flight_request() {
     let mut vars: HashMap<String, String> = db.env();
     vars.insert("AUTHARA_BIND".into(), "127.0.0.1:0".into());
     let (config, _) = authara::config::load_from_map(&vars).unwrap();
-    let keys = authara::services::keys::load(&config).unwrap();
-    let services =
-        authara::services::Services::new(Arc::new(config), db.store().await, Arc::new(SystemClock), &keys).unwrap();
-    let state = AppState::new(Arc::new(services));
+    let app = authara::app::App::open(Arc::new(config), Arc::new(SystemClock), false).await.unwrap();
     let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
     let entered_tx = Arc::new(std::sync::Mutex::new(Some(entered_tx)));
     let slow = axum::Router::new().route(
@@ -190,7 +186,7 @@ async fn graceful_shutdown_finishes_an_in_flight_request() {
             }
         }),
     );
-    let router = slow.merge(authara::app::build(state));
+    let router = slow.merge(app.router());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -8,14 +8,14 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{Audience, EmailAddress, NewPassword};
 use crate::clock::rfc3339;
+use crate::domain::{Audience, EmailAddress, NewPassword};
 use crate::http::cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{AudienceParam, Client, Csrf, JsonBody};
 use crate::http::state::AppState;
+use crate::services::UserRow;
 use crate::services::accounts::{LoginError, SignedIn};
-use crate::store::accounts::UserRow;
 
 #[derive(Serialize)]
 struct CsrfToken<'a> {
@@ -116,7 +116,6 @@ pub async fn signup_direct(
     }
     let email = EmailAddress::parse(&req.email)?;
     let password = NewPassword::parse(&req.password)?;
-    let signed =
-        state.services.accounts().signup(&email, &password, req.invitation_code.as_deref(), &client).await?;
+    let signed = state.services.accounts().signup(&email, &password, req.invitation_code.as_deref(), &client).await?;
     Ok(signed_in(&state, StatusCode::CREATED, signed))
 }

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::auth::signed_in;
+use crate::domain::{Audience, EmailAddress, NewPassword};
 use crate::http::error::ApiError;
 use crate::http::extract::{AudienceParam, Client, Csrf, JsonBody};
-use crate::domain::{Audience, EmailAddress, NewPassword};
 use crate::http::state::AppState;
 
 #[derive(Serialize)]

@@ -61,7 +61,8 @@ pub async fn health(State(state): State<AppState>) -> Response {
         }
     };
     let c = state.services.cache().health().await;
-    let cache = Component { status: if c.up { "up" } else { "down" }, kind: Some(c.kind), latency_ms: None, detail: c.detail };
+    let cache =
+        Component { status: if c.up { "up" } else { "down" }, kind: Some(c.kind), latency_ms: None, detail: c.detail };
     let tokens = state.services.tokens();
     let keys_ok = tokens.key_count() > 0;
     let signing_keys = Component {

@@ -6,12 +6,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Audience;
 use crate::http::cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{AudienceParam, Csrf, JsonBody};
-use crate::services::sessions::RefreshError;
-use crate::domain::Audience;
 use crate::http::state::AppState;
+use crate::services::sessions::RefreshError;
 
 /// `POST /sessions/refresh`: the refresh cookie in, both cookies out, empty 200 body. A missing
 /// cookie is 401 with cookies untouched; a refused token is 401 and clears both cookies.
@@ -72,7 +72,11 @@ pub async fn tokens_refresh(
 /// `POST /sessions/logout`: revokes the session when there is one; always 204 and clears both
 /// session cookies.
 pub async fn logout(State(state): State<AppState>, _: Csrf, headers: HeaderMap) -> Response {
-    state.services.sessions().logout(cookies::get(&headers, cookies::REFRESH), cookies::get(&headers, cookies::ACCESS)).await;
+    state
+        .services
+        .sessions()
+        .logout(cookies::get(&headers, cookies::REFRESH), cookies::get(&headers, cookies::ACCESS))
+        .await;
     let mut out = HeaderMap::new();
     cookies::append(&mut out, state.cleared_session_cookies());
     (StatusCode::NO_CONTENT, out).into_response()

@@ -9,9 +9,9 @@ use uuid::Uuid;
 
 use crate::clock::rfc3339;
 use crate::config::OrgMode;
+use crate::domain::NewPassword;
 use crate::http::error::ApiError;
 use crate::http::extract::{AppUser, Csrf, JsonBody};
-use crate::domain::NewPassword;
 use crate::http::state::AppState;
 use crate::services::profile::Profile;
 

@@ -167,7 +167,12 @@ pub async fn account_page(
 }
 
 /// After an action: back to the account page with its notice, or the page with the failure.
-async fn outcome(ctx: &PageCtx, who: &Principal, result: Result<(), Failure>, done: &str) -> Result<Response, PageError> {
+async fn outcome(
+    ctx: &PageCtx,
+    who: &Principal,
+    result: Result<(), Failure>,
+    done: &str,
+) -> Result<Response, PageError> {
     match result {
         Ok(()) => Ok(ctx.redirect(&format!("/auth/account?notice={done}"))),
         Err(f) => render(ctx, who, f.status, None, Some(f.message)).await,

@@ -143,7 +143,7 @@ pub async fn signup(
     CsrfForm(form): CsrfForm<CredentialsForm>,
 ) -> Result<Response, PageError> {
     if audience_for(&ctx.return_to) != Audience::App {
-        return Err(PageError::BadRequest("signup for the admin audience"));
+        return Err(PageError::Forbidden("signup for the admin audience"));
     }
     let services = &ctx.state().services;
     let parsed = EmailAddress::parse(&form.email).and_then(|e| Ok((e, NewPassword::parse(&form.password)?)));

@@ -35,7 +35,13 @@ fn lead(purpose: ChallengePurpose) -> &'static str {
 }
 
 /// The code form, with a resend button.
-fn verify_form(ctx: &PageCtx, purpose: ChallengePurpose, id: Uuid, notice: Option<&str>, error: Option<&str>) -> Markup {
+fn verify_form(
+    ctx: &PageCtx,
+    purpose: ChallengePurpose,
+    id: Uuid,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> Markup {
     html! {
         div.card {
             h1 { (title(purpose)) }

@@ -5,9 +5,9 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::services::StoreError;
 use crate::services::auth::AuthError;
 use crate::services::sessions::RefreshError;
-use crate::store::StoreError;
 
 #[derive(Debug, Clone)]
 pub enum PageError {
@@ -16,8 +16,12 @@ pub enum PageError {
     /// A malformed request (400 page); the detail goes to the log.
     BadRequest(&'static str),
     NotFound,
+    /// Refused outright (403 page); the detail goes to the log.
+    Forbidden(&'static str),
     /// Not signed in: to the login page, carrying this request's `return_to`.
-    Unauthenticated { login: String },
+    Unauthenticated {
+        login: String,
+    },
     /// Signed in, but not allowed here (audience not permitted): back to `/`.
     NotAllowed,
     RateLimited,

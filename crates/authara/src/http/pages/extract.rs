@@ -182,8 +182,7 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for CsrfForm<T> {
             .filter(|t| !t.is_empty());
         let req = Request::from_parts(parts, body);
         let headers = req.headers().clone();
-        let bytes =
-            Bytes::from_request(req, state).await.map_err(|_| PageError::BadRequest("unreadable form body"))?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|_| PageError::BadRequest("unreadable form body"))?;
         let field = serde_urlencoded::from_bytes::<CsrfField>(&bytes).unwrap_or_default().csrf_token;
         let token = Some(field).filter(|t| !t.is_empty()).or(query_token);
         if !cookies::csrf_matches(&headers, token.as_deref()) {

@@ -84,6 +84,7 @@ fn render(state: &AppState, hx: bool, e: PageError) -> Response {
         PageError::Csrf => layout::error_page(state, hx, StatusCode::FORBIDDEN, "csrf"),
         PageError::BadRequest(detail) => layout::error_page(state, hx, StatusCode::BAD_REQUEST, detail),
         PageError::NotFound => layout::error_page(state, hx, StatusCode::NOT_FOUND, "not found"),
+        PageError::Forbidden(detail) => layout::error_page(state, hx, StatusCode::FORBIDDEN, detail),
         PageError::Unauthenticated { login } => redirect(hx, &login),
         PageError::NotAllowed => redirect(hx, "/"),
         PageError::RateLimited => layout::error_page(state, hx, StatusCode::TOO_MANY_REQUESTS, "rate limited"),

@@ -139,7 +139,7 @@ async fn signup_rejects_bad_input_and_writes_nothing(engine: Engine) {
         )
         .await;
     assert_eq!(res.status, 400);
-    assert_eq!(app.services.store.user_count().await.unwrap(), 0, "no half-written rows");
+    assert_eq!(app.store.user_count().await.unwrap(), 0, "no half-written rows");
 
     let res =
         c.json(Method::POST, "/auth/api/v1/signup/direct", &json!({"email": "a@example.com", "password": PW})).await;
@@ -147,7 +147,7 @@ async fn signup_rejects_bad_input_and_writes_nothing(engine: Engine) {
     let res =
         c.json(Method::POST, "/auth/api/v1/signup/direct", &json!({"email": "A@example.com", "password": PW})).await;
     assert_eq!((res.status, res.error_code().as_str()), (400, "invalid_request"), "email taken");
-    assert_eq!(app.services.store.user_count().await.unwrap(), 1);
+    assert_eq!(app.store.user_count().await.unwrap(), 1);
 }
 
 async fn login_failures_answer_the_contract(engine: Engine) {
@@ -167,7 +167,7 @@ async fn login_failures_answer_the_contract(engine: Engine) {
     assert_eq!((res.status, res.error_code().as_str()), (403, "forbidden"), "admin audience needs the admin role");
 
     // A disabled user is refused with 403 (after the password check, so it reveals nothing).
-    let lin = app.services.store.user_by_email("lin@example.com").await.unwrap().unwrap();
+    let lin = app.store.user_by_email(&crate::app::email("lin@example.com")).await.unwrap().unwrap();
     set_disabled(&app, lin.id, Some(1)).await;
     let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "lin@example.com", "password": PW})).await;
     assert_eq!((res.status, res.error_code().as_str()), (403, "forbidden"));
@@ -186,18 +186,10 @@ async fn login_failures_answer_the_contract(engine: Engine) {
     assert_eq!(res.status, 200, "{}", res.text());
 }
 
-/// Disables (`Some(at)`) or re-enables a user directly in the store, as an admin tool would.
-pub async fn set_disabled(app: &TestApp, user_id: uuid::Uuid, at: Option<i64>) {
-    let mut tx = app.services.store.begin().await.unwrap();
-    let q = "UPDATE users SET disabled_at_ms = $2 WHERE id = $1";
-    match &mut tx {
-        authara::store::Tx::Sqlite(t) => {
-            sqlx::query(q).bind(user_id).bind(at).execute(&mut **t).await.unwrap();
-        }
-        authara::store::Tx::Postgres(t) => {
-            sqlx::query(q).bind(user_id).bind(at).execute(&mut **t).await.unwrap();
-        }
-    }
+/// Disables (`Some(at)`) or re-enables a user directly in the store, flipping only the flag.
+pub async fn set_disabled(app: &TestApp, user_id: authara::domain::UserId, at: Option<i64>) {
+    let mut tx = app.store.begin().await.unwrap();
+    assert!(tx.set_user_disabled(user_id, at, app.clock_now()).await.unwrap());
     tx.commit().await.unwrap();
 }
 

@@ -55,7 +55,7 @@ async fn every_state_changing_route_requires_the_csrf_pair(engine: Engine) {
     }
     // Nothing happened: the session still works and the password is unchanged.
     assert_eq!(c.get("/auth/api/v1/user").await.status, 200);
-    assert_eq!(app.services.store.user_count().await.unwrap(), 1);
+    assert_eq!(app.store.user_count().await.unwrap(), 1);
 
     // tokens/refresh carries the token in the body and needs no CSRF.
     let token = c.cookie("authara_refresh").unwrap();

@@ -114,8 +114,8 @@ async fn admin_bootstrap_from_the_shell(engine: Engine) {
 async fn logins_upgrade_old_password_hashes(engine: Engine) {
     let app = TestApp::start(engine).await;
     app.signed_in("old@example.com", PW).await;
-    let user = app.services.store.user_by_email("old@example.com").await.unwrap().unwrap();
-    let before = app.services.store.password_hash(user.id).await.unwrap().unwrap();
+    let user = app.store.user_by_email(&crate::app::email("old@example.com")).await.unwrap().unwrap();
+    let before = app.store.password_hash(user.id).await.unwrap().unwrap();
     let (db, clock) = app.stop().await;
 
     let app = TestApp::start_on(db, &[("AUTHARA_PASSWORD_HASH_MEMORY_KIB", "2048")], Some(clock)).await;
@@ -125,7 +125,7 @@ async fn logins_upgrade_old_password_hashes(engine: Engine) {
     assert_eq!(res.status, 200);
     let mut after = before.clone();
     for _ in 0..100 {
-        after = app.services.store.password_hash(user.id).await.unwrap().unwrap();
+        after = app.store.password_hash(user.id).await.unwrap().unwrap();
         if after != before {
             break;
         }
@@ -142,7 +142,7 @@ async fn logins_upgrade_old_password_hashes(engine: Engine) {
         .unwrap();
     let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
     let legacy = format!("$argon2id$v=1$t=1$m=1024$p=1${}${}", b64.encode(salt), b64.encode(key));
-    let mut tx = app.services.store.begin().await.unwrap();
+    let mut tx = app.store.begin().await.unwrap();
     tx.set_password_hash(user.id, &legacy, 0).await.unwrap();
     tx.commit().await.unwrap();
     let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "old@example.com", "password": PW})).await;

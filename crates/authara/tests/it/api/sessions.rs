@@ -51,7 +51,7 @@ async fn concurrent_refreshes_inside_the_grace_window_all_succeed(engine: Engine
     let app = TestApp::start_with(engine, &[("AUTHARA_REFRESH_TOKEN_ROTATION_INTERVAL", "always")]).await;
     let c = app.signed_in("tabs@example.com", PW).await;
     let t0 = c.cookie("authara_refresh").unwrap();
-    let user = app.services.store.user_by_email("tabs@example.com").await.unwrap().unwrap();
+    let user = app.store.user_by_email(&crate::app::email("tabs@example.com")).await.unwrap().unwrap();
 
     let tasks: Vec<_> = (0..8)
         .map(|_| {
@@ -67,14 +67,14 @@ async fn concurrent_refreshes_inside_the_grace_window_all_succeed(engine: Engine
         successors.push(res.json()["refresh_token"].as_str().unwrap().to_owned());
     }
     let now = app.clock_now();
-    assert_eq!(app.services.store.active_session_count(user.id, now).await.unwrap(), 1, "one live session");
+    assert_eq!(app.store.active_session_count(user.id, now).await.unwrap(), 1, "one live session");
     // The successors all work.
     assert_eq!(body_refresh(&app.client(), &successors[0]).await.status, 200);
 
     // After the window, the old token is reuse: the session is revoked.
     app.clock.advance(Duration::from_secs(11));
     assert_eq!(body_refresh(&app.client(), &t0).await.status, 401);
-    assert_eq!(app.services.store.active_session_count(user.id, app.clock_now()).await.unwrap(), 0);
+    assert_eq!(app.store.active_session_count(user.id, app.clock_now()).await.unwrap(), 0);
 }
 
 async fn refresh_without_rotation_keeps_the_token(engine: Engine) {
@@ -124,7 +124,7 @@ async fn access_tokens_expire_and_forgeries_fail(engine: Engine) {
     assert_eq!(probe("garbage".into()).await, 401);
 
     // Same key, other issuer; same key, admin audience.
-    let keys = authara::services::keys::load(&app.services.config).unwrap();
+    let keys = authara::services::keys::load(app.services.config()).unwrap();
     let other = authara::services::token::TokenService::new(
         &keys,
         authara::config::JwtAlgorithm::Hs256,
@@ -133,16 +133,18 @@ async fn access_tokens_expire_and_forgeries_fail(engine: Engine) {
     )
     .unwrap();
     let now = app.clock_now();
-    let user = app.services.store.user_by_email("jwt@example.com").await.unwrap().unwrap();
-    let sid = uuid::Uuid::new_v4();
-    let org = uuid::Uuid::new_v4();
-    let foreign = other.mint(user.id, sid, org, "owner", &[], authara::services::token::Audience::App, now).unwrap();
+    let user = app.store.user_by_email(&crate::app::email("jwt@example.com")).await.unwrap().unwrap();
+    let grant = |audience| authara::services::token::Grant {
+        user: user.id,
+        session: authara::domain::SessionId::new(),
+        org: authara::domain::OrgId::new(),
+        org_role: authara::domain::OrgRole::Owner,
+        roles: &[],
+        audience,
+    };
+    let foreign = other.mint(&grant(authara::domain::Audience::App), now).unwrap();
     assert_eq!(probe(foreign).await, 401, "wrong issuer");
-    let admin_aud = app
-        .services
-        .tokens
-        .mint(user.id, sid, org, "owner", &[], authara::services::token::Audience::Admin, now)
-        .unwrap();
+    let admin_aud = app.services.tokens().mint(&grant(authara::domain::Audience::Admin), now).unwrap();
     assert_eq!(probe(admin_aud).await, 401, "admin audience on an app route");
 
     app.clock.advance(Duration::from_secs(601));
@@ -180,8 +182,8 @@ async fn cleanup_keeps_consumed_tokens_until_they_expire(engine: Engine) {
     app.clock.advance(Duration::from_secs(3600));
     authara::worker::cleanup::run_once(&app.services).await.unwrap();
     assert_eq!(body_refresh(&app.client(), &t0).await.status, 401, "reuse still detected after cleanup");
-    let user = app.services.store.user_by_email("clean@example.com").await.unwrap().unwrap();
-    assert_eq!(app.services.store.active_session_count(user.id, app.clock_now()).await.unwrap(), 0);
+    let user = app.store.user_by_email(&crate::app::email("clean@example.com")).await.unwrap().unwrap();
+    assert_eq!(app.store.active_session_count(user.id, app.clock_now()).await.unwrap(), 0);
     // Much later, the revoked session is gone entirely.
     app.clock.advance(Duration::from_secs(3600));
     let (sessions, _) = authara::worker::cleanup::run_once(&app.services).await.unwrap();
@@ -210,7 +212,7 @@ async fn a_refused_refresh_changes_nothing(engine: Engine) {
     // A disabled user is refused, and again nothing was consumed by the attempt.
     let d = app.signed_in("disabled@example.com", PW).await;
     let t = d.cookie("authara_refresh").unwrap();
-    let user = app.services.store.user_by_email("disabled@example.com").await.unwrap().unwrap();
+    let user = app.store.user_by_email(&crate::app::email("disabled@example.com")).await.unwrap().unwrap();
     crate::api::auth::set_disabled(&app, user.id, Some(1)).await;
     assert_eq!(body_refresh(&app.client(), &t).await.status, 401);
     crate::api::auth::set_disabled(&app, user.id, None).await;

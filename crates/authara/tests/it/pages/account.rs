@@ -52,7 +52,8 @@ async fn account_actions(engine: Engine) {
     let app = TestApp::start(engine).await;
     let a = app.signed_in("acts@example.com", PW).await;
     let b = app.signed_in("other@example.com", PW).await;
-    let other_username = app.services.store.user_by_email("other@example.com").await.unwrap().unwrap().username;
+    let other_username =
+        app.store.user_by_email(&crate::app::email("other@example.com")).await.unwrap().unwrap().username;
 
     let res = a.form("/auth/user/username", &[("username", "ada_lovelace")]).await;
     assert_eq!(res.location().as_deref(), Some("/auth/account?notice=username"));
@@ -84,7 +85,7 @@ async fn account_actions(engine: Engine) {
     let res = a.form("/auth/user/delete", &[("confirm", "ACTS@example.com")]).await;
     assert_eq!((res.status, res.location().as_deref()), (303, Some("/auth/successful-deletion")));
     assert!(res.set_cookie("authara_access").unwrap().contains("Max-Age=0"));
-    assert!(app.services.store.user_by_email("acts@example.com").await.unwrap().is_none());
+    assert!(app.store.user_by_email(&crate::app::email("acts@example.com")).await.unwrap().is_none());
     assert_eq!(a.get("/auth/successful-deletion").await.status, 200);
     assert_eq!(b.get("/auth/api/v1/user").await.status, 200, "other accounts are untouched");
 }
