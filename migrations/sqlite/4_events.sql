@@ -1,8 +1,10 @@
 -- Domain events: one row per change that applications, admins or auditors care about, written in
 -- the same transaction as the change. Consumers (the email worker now; webhooks and the audit log
 -- later) read them; an email job points at the event it renders.
+-- `seq` orders events as they were written (one transaction's events share a time).
 CREATE TABLE events (
-    id BLOB PRIMARY KEY,
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id BLOB NOT NULL UNIQUE,
     type TEXT NOT NULL,
     aggregate_type TEXT NOT NULL,
     aggregate_id BLOB NOT NULL,

@@ -1,4 +1,4 @@
-//! Command line: `serve`, `migrate`, `healthcheck`, `keys`.
+//! Command line: `serve`, `migrate`, `healthcheck`, `keys`, `admin`.
 
 pub mod admin;
 pub mod healthcheck;

@@ -76,12 +76,8 @@ impl FromRequestParts<AppState> for Csrf {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
-        let from_query = parts
-            .uri
-            .query()
-            .and_then(|q| q.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == "csrf_token"))
-            .map(|(_, v)| v);
-        if cookies::csrf_matches(&parts.headers, from_query) {
+        let from_query = query_param(parts, "csrf_token");
+        if cookies::csrf_matches(&parts.headers, from_query.as_deref()) {
             Ok(Csrf)
         } else {
             Err(ApiError::forbidden("CSRF validation failed"))
@@ -96,15 +92,19 @@ impl FromRequestParts<AppState> for AudienceParam {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
-        let mut found = None;
-        for (k, v) in parts.uri.query().unwrap_or_default().split('&').filter_map(|kv| kv.split_once('=')) {
-            if k == "audience" {
-                found =
-                    Some(Audience::parse(v).map_err(|_| ApiError::invalid_request("audience must be app or admin"))?);
-            }
+        match query_param(parts, "audience") {
+            None => Ok(AudienceParam(Audience::App)),
+            Some(v) => Audience::parse(&v)
+                .map(AudienceParam)
+                .map_err(|_| ApiError::invalid_request("audience must be app or admin")),
         }
-        Ok(AudienceParam(found.unwrap_or(Audience::App)))
     }
+}
+
+/// The last value of `name` in the query string, decoded.
+fn query_param(parts: &Parts, name: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(parts.uri.query()?).ok()?;
+    pairs.into_iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
 /// A JSON body: wrong content type, malformed or oversized JSON, missing or unknown fields all

@@ -32,7 +32,7 @@ const INSERT: &str = "INSERT INTO events (id, type, aggregate_type, aggregate_id
      VALUES ($1, $2, $3, $4, $5, $6)";
 const BY_ID: &str = "SELECT id, type, aggregate_type, aggregate_id, data, created_at_ms FROM events WHERE id = $1";
 const SINCE: &str = "SELECT id, type, aggregate_type, aggregate_id, data, created_at_ms FROM events \
-     WHERE created_at_ms >= $1 ORDER BY created_at_ms, id LIMIT $2";
+     WHERE created_at_ms >= $1 ORDER BY seq LIMIT $2";
 /// Events nothing waits for any more (no email job left) and older than the retention.
 const CLEAN: &str = "DELETE FROM events WHERE created_at_ms < $1 AND NOT EXISTS \
      (SELECT 1 FROM email_jobs j WHERE j.event_id = events.id AND j.status IN ('pending', 'sending'))";

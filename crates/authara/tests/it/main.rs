@@ -11,6 +11,7 @@ mod smtp;
 
 mod api;
 mod email;
+mod events;
 
 mod health;
 mod layers;
