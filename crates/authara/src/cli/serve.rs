@@ -29,9 +29,14 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(engine = app.store.engine().as_str(), version = crate::VERSION, "listening on http://{addr}");
 
-    crate::http::server::serve(listener, router, crate::http::server::shutdown_signal(), config.http.shutdown_timeout)
-        .await
-        .context("serving")?;
+    crate::http::server::serve(
+        listener,
+        router,
+        crate::http::server::shutdown_signal(),
+        crate::http::server::Limits::from_config(&config.http),
+    )
+    .await
+    .context("serving")?;
     workers.iter().for_each(tokio::task::JoinHandle::abort);
     app.close().await;
     tracing::info!("stopped");

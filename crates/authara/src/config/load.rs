@@ -83,7 +83,7 @@ fn build(r: &mut Reader<'_>) -> Config {
     let webhooks = webhooks::build(r, prod);
     let challenge = challenge::build(r);
     let email = email::build(r, prod, challenge.enabled);
-    let password_hash = password::build(r);
+    let (password_hash, password_hash_queue) = password::build(r);
     Config {
         app_env: server.app_env,
         log_level: server.log_level,
@@ -110,6 +110,7 @@ fn build(r: &mut Reader<'_>) -> Config {
         http: server.http,
         ui: server.ui,
         password_hash,
+        password_hash_queue,
     }
 }
 

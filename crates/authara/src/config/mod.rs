@@ -42,7 +42,7 @@ pub use organizations::{OrgMode, OrganizationConfig};
 pub use password::HashParams;
 pub use return_path::is_safe_return_path;
 pub use secret::{SecretBytes, SecretString};
-pub use server::{AppEnv, HttpConfig, UiConfig};
+pub use server::{AppEnv, HttpConfig, IpNet, UiConfig};
 pub use session::{RotationPolicy, SessionConfig};
 use vars::declare_vars;
 pub use vars::{AREAS, Area, Var, all_vars, markdown_reference};
@@ -102,6 +102,8 @@ pub struct Config {
     pub ui: UiConfig,
     /// `AUTHARA_PASSWORD_HASH_*`: argon2id cost.
     pub password_hash: HashParams,
+    /// `AUTHARA_PASSWORD_HASH_QUEUE`: requests that may wait for a hashing slot.
+    pub password_hash_queue: u32,
 }
 
 impl Config {

@@ -10,6 +10,9 @@ declare_vars! {
     HASH_ITERATIONS = extra("AUTHARA_PASSWORD_HASH_ITERATIONS", "3");
     /// argon2id lanes; hashes with other parameters are upgraded at the next login.
     HASH_PARALLELISM = extra("AUTHARA_PASSWORD_HASH_PARALLELISM", "4");
+    /// Requests that may wait for a hashing slot (slots = cores); past it, `503` with
+    /// `Retry-After`. A waiting request holds no hash memory.
+    HASH_QUEUE = extra("AUTHARA_PASSWORD_HASH_QUEUE", "64");
 }
 
 /// argon2id cost parameters.
@@ -30,8 +33,8 @@ impl Default for HashParams {
     }
 }
 
-/// Reads this area.
-pub(super) fn build(r: &mut Reader<'_>) -> HashParams {
+/// Reads this area: the parameters and the length of the queue for hashing slots.
+pub(super) fn build(r: &mut Reader<'_>) -> (HashParams, u32) {
     let params = HashParams {
         memory_kib: r.positive(&HASH_MEMORY_KIB),
         iterations: r.positive(&HASH_ITERATIONS),
@@ -42,7 +45,7 @@ pub(super) fn build(r: &mut Reader<'_>) -> HashParams {
         &HASH_MEMORY_KIB,
         format!("must be at least 8 x {}", HASH_PARALLELISM.name),
     );
-    params
+    (params, r.positive(&HASH_QUEUE))
 }
 
 #[cfg(test)]
@@ -53,7 +56,7 @@ mod tests {
     fn the_declared_defaults_are_the_default_parameters() {
         let vars = std::collections::HashMap::new();
         let mut r = Reader::new(&vars);
-        assert_eq!(build(&mut r), HashParams::default());
+        assert_eq!(build(&mut r), (HashParams::default(), 64));
         assert!(r.errors.is_empty());
     }
 }

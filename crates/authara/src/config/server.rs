@@ -1,7 +1,7 @@
 //! The server itself: environment, logging, listen address, public URL, HTTP limits and the
 //! hosted pages' branding.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,6 +24,15 @@ declare_vars! {
     DEFAULT_RETURN_TO = contract("AUTHARA_DEFAULT_RETURN_TO", "/");
     /// Believe `X-Forwarded-For` / `X-Real-IP` (only behind a proxy that strips client-supplied ones).
     TRUST_PROXY_HEADERS = contract("AUTHARA_TRUST_PROXY_HEADERS", "false");
+    /// With proxy headers trusted: the proxies (comma-separated CIDRs, e.g. `10.0.0.0/8,::1/128`)
+    /// whose `X-Forwarded-For` hops are skipped to find the client, the rightmost hop that is
+    /// not one of them. Empty: only the nearest hop (the peer) is trusted.
+    TRUSTED_PROXIES = extra("AUTHARA_TRUSTED_PROXIES", "");
+    /// How long a client may take to send a request's headers (also the idle time allowed
+    /// before the next request on a kept-alive connection).
+    HEADER_READ_TIMEOUT = extra("AUTHARA_HEADER_READ_TIMEOUT", "10s");
+    /// Open connections at most; further ones wait to be accepted.
+    MAX_CONNECTIONS = extra("AUTHARA_MAX_CONNECTIONS", "4096");
     /// Per-request handler timeout (504 past it).
     REQUEST_TIMEOUT = extra("AUTHARA_REQUEST_TIMEOUT", "30s");
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
@@ -54,6 +63,52 @@ pub struct HttpConfig {
     pub shutdown_timeout: Duration,
     /// `AUTHARA_MAX_BODY_BYTES`: request body limit.
     pub max_body_bytes: usize,
+    /// `AUTHARA_TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `AUTHARA_HEADER_READ_TIMEOUT`.
+    pub header_read_timeout: Duration,
+    /// `AUTHARA_MAX_CONNECTIONS`.
+    pub max_connections: usize,
+}
+
+/// An IP network (`10.0.0.0/8`, `2001:db8::/32`, or one address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    /// Parses `addr[/prefix]`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |ip: IpAddr| -> (u128, u8) {
+            match ip {
+                IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
+                IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                    Some(v4) => (u128::from(u32::from(v4)), 32),
+                    None => (u128::from(v6), 128),
+                },
+            }
+        };
+        let ((net, width), (ip, ip_width)) = (bits(self.addr), bits(ip));
+        if width != ip_width {
+            return false;
+        }
+        let shift = u32::from(width - self.prefix.min(width));
+        let mask = if shift >= 128 { 0 } else { (!0u128 >> shift) << shift };
+        let mask = if width == 32 { mask & 0xffff_ffff } else { mask };
+        net & mask == ip & mask
+    }
 }
 
 /// Branding of the hosted pages.
@@ -138,10 +193,25 @@ pub(super) fn build(r: &mut Reader<'_>) -> Server {
     let http = HttpConfig {
         request_timeout: r.duration(&REQUEST_TIMEOUT),
         shutdown_timeout: r.duration(&SHUTDOWN_TIMEOUT),
+        trusted_proxies: trusted_proxies(r),
+        header_read_timeout: r.duration(&HEADER_READ_TIMEOUT),
+        max_connections: r.positive(&MAX_CONNECTIONS) as usize,
         max_body_bytes: r.positive(&MAX_BODY_BYTES) as usize,
     };
     let ui = build_ui(r);
     Server { app_env, log_level, bind, data_dir, public_url, default_return_to, trust_proxy_headers, http, ui }
+}
+
+fn trusted_proxies(r: &mut Reader<'_>) -> Vec<IpNet> {
+    let raw = r.string(&TRUSTED_PROXIES);
+    let mut nets = Vec::new();
+    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match IpNet::parse(item) {
+            Some(n) => nets.push(n),
+            None => r.invalid(&TRUSTED_PROXIES, format!("{item:?} is not an IP address or CIDR")),
+        }
+    }
+    nets
 }
 
 fn build_ui(r: &mut Reader<'_>) -> UiConfig {
@@ -172,4 +242,23 @@ fn validate_public_url(u: &str) -> Result<(), String> {
         return Err(format!("{u:?} must be scheme://host[:port] without a path or trailing slash (and without /auth)"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IpNet;
+
+    #[test]
+    fn networks_contain_their_addresses() {
+        let n = IpNet::parse("10.0.0.0/8").unwrap();
+        assert!(n.contains("10.1.2.3".parse().unwrap()));
+        assert!(!n.contains("11.0.0.1".parse().unwrap()));
+        assert!(n.contains("::ffff:10.9.9.9".parse().unwrap()), "IPv4-mapped addresses count");
+        let one = IpNet::parse("192.0.2.7").unwrap();
+        assert!(one.contains("192.0.2.7".parse().unwrap()) && !one.contains("192.0.2.8".parse().unwrap()));
+        let v6 = IpNet::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:1::1".parse().unwrap()) && !v6.contains("2001:db9::1".parse().unwrap()));
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(IpNet::parse("10.0.0.0/33").is_none() && IpNet::parse("nope").is_none());
+    }
 }

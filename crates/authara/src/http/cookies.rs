@@ -9,6 +9,10 @@ use crate::clock::http_date;
 pub const ACCESS: &str = "authara_access";
 pub const REFRESH: &str = "authara_refresh";
 pub const CSRF: &str = "authara_csrf";
+/// The device cookie of clients that logged in before (our addition; `Path=/auth`).
+pub const DEVICE: &str = "authara_device";
+/// One year.
+pub const DEVICE_MAX_AGE: i64 = 31_536_000;
 /// 30 days.
 pub const CSRF_MAX_AGE: i64 = 2_592_000;
 
@@ -28,6 +32,12 @@ pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 pub fn set(name: &str, value: &str, max_age: i64, now_ms: i64, secure: bool, http_only: bool) -> HeaderValue {
     let expires = http_date(now_ms.saturating_add(max_age.saturating_mul(1000)));
     build(&format!("{name}={value}; Path=/; Max-Age={max_age}; Expires={expires}"), secure, http_only)
+}
+
+/// The device cookie: HttpOnly, `Path=/auth` (only the login routes read it), one year.
+pub fn device(value: &str, now_ms: i64, secure: bool) -> HeaderValue {
+    let expires = http_date(now_ms.saturating_add(DEVICE_MAX_AGE.saturating_mul(1000)));
+    build(&format!("{DEVICE}={value}; Path=/auth; Max-Age={DEVICE_MAX_AGE}; Expires={expires}"), secure, true)
 }
 
 /// `Set-Cookie` that deletes `name`.

@@ -115,7 +115,18 @@ impl From<InputError> for ApiError {
 
 impl From<HashError> for ApiError {
     fn from(e: HashError) -> Self {
-        ApiError::internal(&e)
+        match e {
+            HashError::Failed(_) => ApiError::internal(&e),
+            HashError::Busy => {
+                let mut busy = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "internal_error",
+                    "The server is busy; try again in a moment",
+                );
+                busy.retry_after = Some(1);
+                busy
+            }
+        }
     }
 }
 

@@ -15,24 +15,39 @@ use crate::http::state::AppState;
 use crate::services::auth::Principal;
 use crate::services::sessions::ClientInfo;
 
-/// The client's IP: the TCP peer, or the forwarded headers when `AUTHARA_TRUST_PROXY_HEADERS`
-/// is on (`True-Client-IP`, `X-Real-IP`, leftmost `X-Forwarded-For`; only if it parses).
-pub fn client_ip(parts: &Parts, trust_proxy: bool) -> Option<IpAddr> {
-    if trust_proxy {
-        let h = &parts.headers;
-        let forwarded = ["true-client-ip", "x-real-ip"]
-            .iter()
-            .filter_map(|n| h.get(*n).and_then(|v| v.to_str().ok()))
-            .map(str::trim)
-            .chain(
-                h.get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()).map(str::trim),
-            )
-            .find(|v| !v.is_empty());
-        if let Some(ip) = forwarded.and_then(|v| v.parse().ok()) {
+/// The client's IP (behavior.md §0.2, stricter). Without `AUTHARA_TRUST_PROXY_HEADERS`: the TCP
+/// peer. With it: the rightmost `X-Forwarded-For` hop that is not a trusted proxy, walking from
+/// the peer (the nearest hop) leftwards; with no `AUTHARA_TRUSTED_PROXIES`, only the peer is
+/// trusted, so the client is the hop it appended. The leftmost entries, `True-Client-IP` and
+/// `X-Real-IP` are written by the client itself behind an appending proxy and are ignored.
+pub fn client_ip(parts: &Parts, http: &crate::config::HttpConfig, trust_proxy: bool) -> Option<IpAddr> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if !trust_proxy {
+        return peer;
+    }
+    let trusted = |ip: IpAddr| http.trusted_proxies.iter().any(|n| n.contains(ip));
+    if let Some(p) = peer
+        && !http.trusted_proxies.is_empty()
+        && !trusted(p)
+    {
+        // The peer is not one of our proxies: its headers are the client's own words.
+        return peer;
+    }
+    let hops: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else { return peer };
+        if !trusted(ip) {
             return Some(ip);
         }
     }
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    peer
 }
 
 /// IP and user agent of the caller.
@@ -42,7 +57,7 @@ impl FromRequestParts<AppState> for Client {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let ip = client_ip(parts, state.config.trust_proxy_headers);
+        let ip = client_ip(parts, &state.config.http, state.config.trust_proxy_headers);
         let user_agent = parts
             .headers
             .get(axum::http::header::USER_AGENT)

@@ -36,6 +36,15 @@ impl HttpState {
         ]
     }
 
+    /// The cookies of a login: the session's, and the device cookie when one was issued.
+    pub fn signed_in_cookies(&self, signed: &crate::services::accounts::SignedIn) -> Vec<HeaderValue> {
+        let mut out = self.session_cookies(&signed.tokens).to_vec();
+        if let Some(d) = &signed.device {
+            out.push(cookies::device(d, self.services.now_ms(), self.config.secure_cookies()));
+        }
+        out
+    }
+
     /// Cookies that end the browser session.
     pub fn cleared_session_cookies(&self) -> [HeaderValue; 2] {
         let secure = self.config.secure_cookies();

@@ -67,7 +67,12 @@ pub enum PasswordChangeError {
 pub struct SignedIn {
     pub user: UserRow,
     pub tokens: Issued,
+    /// After a password login: the device token this client keeps (see [`Accounts::login`]).
+    pub device: Option<String>,
 }
+
+/// How long a device token vouches for a client that logged in before.
+pub const DEVICE_TOKEN_MAX_AGE_MS: i64 = 365 * 86_400_000;
 
 /// Accounts.
 #[derive(Clone)]
@@ -110,7 +115,7 @@ impl Accounts {
         let user = self.create_user(&mut tx, email, Some(&hash)).await?.ok_or(SignupError::EmailTaken)?;
         let tokens = self.sessions.create(&mut tx, &user, Audience::App, client).await?;
         tx.commit().await?;
-        Ok(SignedIn { user, tokens })
+        Ok(SignedIn { user, tokens, device: None })
     }
 
     /// Creates a user with a generated username, an optional password, and the default
@@ -166,17 +171,30 @@ impl Accounts {
 
     /// `POST /login`: the same answer and the same cost for an unknown email, a wrong
     /// password and an account without a password.
+    ///
+    /// why (design.md decision 12): a per-email limit alone lets anyone lock the owner out by
+    /// failing on purpose. A client presenting a valid `device` token for this account (issued
+    /// at an earlier successful login, OWASP's "device cookies") is limited on its own budget
+    /// instead, so strangers' failures do not block it; everyone else shares the per-email one.
     pub async fn login(
         &self,
         email: &EmailAddress,
         password: &str,
         audience: Audience,
         client: &ClientInfo,
+        device: Option<&str>,
     ) -> Result<SignedIn, LoginError> {
         if password.len() > 1024 {
             return Err(LoginError::InvalidCredentials);
         }
-        let key = LimitKey { ip: client.ip, target: Some(email.as_str().to_owned()) };
+        let now = self.core.now_ms();
+        let device_id =
+            device.and_then(|t| self.core.secrets.device_id(t, email.as_str(), now, DEVICE_TOKEN_MAX_AGE_MS));
+        let target = match &device_id {
+            Some(id) => format!("device:{id}"),
+            None => email.as_str().to_owned(),
+        };
+        let key = LimitKey { ip: client.ip, target: Some(target) };
         self.core
             .limit(Scope::Login, &key)
             .await
@@ -198,7 +216,11 @@ impl Accounts {
         let mut tx = self.core.store.begin().await?;
         let tokens = self.sessions.create(&mut tx, &user, audience, client).await?;
         tx.commit().await?;
-        Ok(SignedIn { user, tokens })
+        let device = match (device, device_id) {
+            (Some(kept), Some(_)) => kept.to_owned(),
+            _ => self.core.secrets.device_token(email.as_str(), now),
+        };
+        Ok(SignedIn { user, tokens, device: Some(device) })
     }
 
     /// Upgrades a hash in the background so the login answers at the speed of one hash.

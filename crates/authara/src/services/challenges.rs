@@ -235,7 +235,7 @@ impl Challenges {
         let tokens = self.sessions.create(&mut tx, &user, Audience::App, client).await?;
         tx.consume_challenge(id, self.core.now_ms()).await?;
         tx.commit().await?;
-        Ok(SignedIn { user, tokens })
+        Ok(SignedIn { user, tokens, device: None })
     }
 
     /// `POST /password-reset/challenges`: always a `challenge_id`, known email or not, at the

@@ -96,7 +96,7 @@ impl Services {
         let tokens = token::TokenService::new(keys, config.jwt.algorithm, &config.jwt.issuer, config.jwt.access_ttl)?;
         let mailer = mailer::Mailer::new(&config.email.provider, !config.is_prod())?;
         let core = Core {
-            hasher: password::PasswordHasher::new(config.password_hash),
+            hasher: password::PasswordHasher::new(config.password_hash, config.password_hash_queue),
             tokens: Arc::new(tokens),
             secrets: Arc::new(secrets::Secrets::derive(keys)?),
             users: Arc::new(profile::UserViews::default()),

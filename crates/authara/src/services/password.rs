@@ -6,6 +6,7 @@
 //! parameters differ from the configured ones.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -20,6 +21,9 @@ pub use crate::config::HashParams;
 pub enum HashError {
     #[error("password hashing failed: {0}")]
     Failed(String),
+    /// Every hashing slot is taken and the queue is full: try again in a moment.
+    #[error("password hashing is saturated")]
+    Busy,
 }
 
 /// The outcome of checking a password against a stored hash.
@@ -33,11 +37,29 @@ pub enum Verified {
 
 /// Hashes and verifies on `spawn_blocking`, at most `permits` at once (= cores), so that a
 /// login storm queues here instead of stalling the runtime.
+///
+/// The permit moves into the blocking task and is released only when the hash is done, so a
+/// request abandoned mid-hash (client gone, timeout) still holds its slot: memory stays bounded
+/// by `slots × hash memory`. At most `queue` requests wait for a slot, holding no hash memory;
+/// past that the hasher answers [`HashError::Busy`] at once.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: HashParams,
     permits: Arc<Semaphore>,
+    slots: usize,
+    waiting: Arc<AtomicUsize>,
+    queue: usize,
     dummy: Arc<OnceCell<String>>,
+    verifications: Arc<AtomicU64>,
+}
+
+/// Counts a request waiting for a hashing slot while it lives.
+struct Waiting(Arc<AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -47,9 +69,32 @@ impl std::fmt::Debug for PasswordHasher {
 }
 
 impl PasswordHasher {
-    pub fn new(params: HashParams) -> Self {
+    pub fn new(params: HashParams, queue: u32) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        Self { params, permits: Arc::new(Semaphore::new(cores)), dummy: Arc::new(OnceCell::new()) }
+        Self::with_slots(params, cores, queue as usize)
+    }
+
+    fn with_slots(params: HashParams, slots: usize, queue: usize) -> Self {
+        Self {
+            params,
+            permits: Arc::new(Semaphore::new(slots)),
+            slots,
+            waiting: Arc::default(),
+            queue,
+            dummy: Arc::new(OnceCell::new()),
+            verifications: Arc::default(),
+        }
+    }
+
+    /// Password verifications run so far (real and dummy), for tests that prove unknown
+    /// accounts cost a verification.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::SeqCst)
+    }
+
+    /// Hashes running now (slots in use).
+    pub fn running(&self) -> usize {
+        self.slots.saturating_sub(self.permits.available_permits())
     }
 
     pub fn params(&self) -> HashParams {
@@ -57,8 +102,19 @@ impl PasswordHasher {
     }
 
     async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|e| HashError::Failed(e.to_string()))?;
-        tokio::task::spawn_blocking(f).await.map_err(|e| HashError::Failed(e.to_string()))
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(HashError::Busy);
+        }
+        let waiting = Waiting(self.waiting.clone());
+        let permit = self.permits.clone().acquire_owned().await.map_err(|e| HashError::Failed(e.to_string()))?;
+        drop(waiting);
+        tokio::task::spawn_blocking(move || {
+            let _slot = permit;
+            f()
+        })
+        .await
+        .map_err(|e| HashError::Failed(e.to_string()))
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
@@ -71,6 +127,7 @@ impl PasswordHasher {
         let password = password.to_owned();
         let stored = stored.to_owned();
         let params = self.params;
+        self.verifications.fetch_add(1, Ordering::SeqCst);
         self.blocking(move || verify_now(&password, &stored, params)).await
     }
 
@@ -159,6 +216,26 @@ mod tests {
     use super::*;
 
     const FAST: HashParams = HashParams { memory_kib: 1024, iterations: 1, parallelism: 1 };
+
+    /// A hash whose caller went away keeps its slot until it is done; the queue is bounded.
+    #[tokio::test]
+    async fn abandoned_hashes_keep_their_slot_and_the_queue_is_bounded() {
+        let slow = HashParams { memory_kib: 8192, iterations: 40, parallelism: 1 };
+        let h = PasswordHasher::with_slots(slow, 1, 1);
+        let abandoned = tokio::time::timeout(std::time::Duration::from_millis(5), h.hash("violet-harbor-tangent"));
+        assert!(abandoned.await.is_err(), "the caller gave up");
+        assert_eq!(h.running(), 1, "the abandoned hash still holds its slot");
+        let waiter = {
+            let h = h.clone();
+            tokio::spawn(async move { h.hash("violet-harbor-tangent").await })
+        };
+        while h.waiting.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(h.hash("violet-harbor-tangent").await, Err(HashError::Busy)), "past the queue: busy");
+        assert!(waiter.await.unwrap().is_ok(), "the queued one runs once the slot frees");
+        assert_eq!(h.running(), 0);
+    }
 
     #[test]
     fn hashes_verify_and_wrong_passwords_do_not() {

@@ -12,6 +12,7 @@ use super::keys::SigningKeys;
 pub struct Secrets {
     code: hmac::Key,
     successor: hmac::Key,
+    device: hmac::Key,
     seal: aead::LessSafeKey,
 }
 
@@ -44,6 +45,7 @@ impl Secrets {
         Ok(Self {
             code: hmac::Key::new(hmac::HMAC_SHA256, sub(b"verification codes").as_ref()),
             successor: hmac::Key::new(hmac::HMAC_SHA256, sub(b"refresh successors").as_ref()),
+            device: hmac::Key::new(hmac::HMAC_SHA256, sub(b"device cookies").as_ref()),
             seal: aead::LessSafeKey::new(seal),
         })
     }
@@ -62,6 +64,45 @@ impl Secrets {
         use base64::Engine as _;
         let tag = hmac::sign(&self.successor, token.as_bytes());
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag.as_ref()[..32])
+    }
+
+    /// A device token for `email` (OWASP "device cookies"): a random nonce, the issue time and an
+    /// HMAC binding both to the account, without revealing the address.
+    pub fn device_token(&self, email: &str, now_ms: i64) -> String {
+        use base64::Engine as _;
+        use rand::RngCore as _;
+        let mut body = [0u8; 24];
+        rand::rngs::OsRng.fill_bytes(&mut body[..16]);
+        body[16..].copy_from_slice(&now_ms.to_be_bytes());
+        let tag = self.device_tag(email, &body);
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!("{}.{}", b64.encode(body), b64.encode(&tag[..16]))
+    }
+
+    /// The device id of a token issued for `email` no longer than `max_age_ms` ago.
+    pub fn device_id(&self, token: &str, email: &str, now_ms: i64, max_age_ms: i64) -> Option<String> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (body_b64, tag_b64) = token.split_once('.')?;
+        let body = b64.decode(body_b64).ok()?;
+        let tag = b64.decode(tag_b64).ok()?;
+        if body.len() != 24 || tag.len() != 16 {
+            return None;
+        }
+        let expected = self.device_tag(email, &body);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..16], tag.as_slice())) {
+            return None;
+        }
+        let issued = i64::from_be_bytes(body[16..].try_into().ok()?);
+        (now_ms.saturating_sub(issued) <= max_age_ms).then(|| b64.encode(&body[..16]))
+    }
+
+    fn device_tag(&self, email: &str, body: &[u8]) -> Vec<u8> {
+        let mut ctx = hmac::Context::with_key(&self.device);
+        ctx.update(email.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(body);
+        ctx.sign().as_ref().to_vec()
     }
 
     /// Seals `plain` (base64url of nonce ‖ ciphertext), bound to `context`.
@@ -119,6 +160,18 @@ mod tests {
         assert!(s.open(&sealed, b"challenge-b").is_err());
         assert!(secrets(2).open(&sealed, b"challenge-a").is_err());
         assert_ne!(sealed, s.seal(b"123456", b"challenge-a"), "a fresh nonce every time");
+    }
+
+    #[test]
+    fn device_tokens_belong_to_one_account_and_expire() {
+        let s = secrets(1);
+        let t = s.device_token("a@example.com", 1_000);
+        let id = s.device_id(&t, "a@example.com", 2_000, 10_000).unwrap();
+        assert_eq!(s.device_id(&t, "a@example.com", 5_000, 10_000), Some(id), "stable id");
+        assert!(s.device_id(&t, "b@example.com", 2_000, 10_000).is_none(), "bound to the account");
+        assert!(s.device_id(&t, "a@example.com", 20_000, 10_000).is_none(), "expired");
+        assert!(secrets(2).device_id(&t, "a@example.com", 2_000, 10_000).is_none(), "keyed");
+        assert!(s.device_id("garbage.x", "a@example.com", 2_000, 10_000).is_none());
     }
 
     #[test]

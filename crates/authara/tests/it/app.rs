@@ -74,6 +74,7 @@ impl TestApp {
         let clock = clock.unwrap_or_else(|| ManualClock::new(SystemClock.now_ms()));
         let app = App::open(config.clone(), clock.clone(), false).await.unwrap();
         let router = app.router();
+        let limits = authara::http::server::Limits::from_config(&config.http);
         let (services, store) = (app.services.clone(), app.store.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -85,7 +86,7 @@ impl TestApp {
                 async move {
                     let _ = stopped.await;
                 },
-                Duration::from_secs(5),
+                limits,
             )
             .await;
         });

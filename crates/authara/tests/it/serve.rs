@@ -196,7 +196,11 @@ async fn graceful_shutdown_finishes_an_in_flight_request() {
         async move {
             let _ = stop_rx.await;
         },
-        Duration::from_secs(5),
+        authara::http::server::Limits {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            drain: Duration::from_secs(5),
+        },
     ));
 
     let in_flight = tokio::spawn(async move { client().get(format!("http://{addr}/slow")).send().await });

@@ -62,7 +62,7 @@ struct AuthSession {
 /// The `AuthSession` body with both session cookies.
 pub fn signed_in(state: &AppState, status: StatusCode, s: SignedIn) -> Response {
     let mut headers = HeaderMap::new();
-    cookies::append(&mut headers, state.session_cookies(&s.tokens));
+    cookies::append(&mut headers, state.signed_in_cookies(&s));
     let body = AuthSession {
         user: AuthUser::from(&s.user),
         access_token: s.tokens.access_token,
@@ -81,6 +81,7 @@ pub struct PasswordLoginRequest {
 /// `POST /login?audience=app|admin`.
 pub async fn login(
     State(state): State<AppState>,
+    headers: HeaderMap,
     AudienceParam(audience): AudienceParam,
     Client(client): Client,
     _: Csrf,
@@ -91,7 +92,8 @@ pub async fn login(
     }
     // An address that cannot exist cannot have an account: the same answer as a wrong password.
     let email = EmailAddress::parse(&req.email).map_err(|_| ApiError::from(LoginError::InvalidCredentials))?;
-    let signed = state.services.accounts().login(&email, &req.password, audience, &client).await?;
+    let device = cookies::get(&headers, cookies::DEVICE);
+    let signed = state.services.accounts().login(&email, &req.password, audience, &client, device).await?;
     Ok(signed_in(&state, StatusCode::OK, signed))
 }
 

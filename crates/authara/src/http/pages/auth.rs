@@ -121,13 +121,14 @@ pub async fn login(
         let result = match EmailAddress::parse(&form.email) {
             Ok(email) => {
                 let audience = audience_for(&ctx.return_to);
-                ctx.state().services.accounts().login(&email, &form.password, audience, &client).await
+                let accounts = ctx.state().services.accounts();
+                accounts.login(&email, &form.password, audience, &client, ctx.device_token()).await
             }
             Err(_) => Err(LoginError::InvalidCredentials),
         };
         match result {
             Ok(signed) => {
-                ctx.set_session(&signed.tokens);
+                ctx.signed_in(&signed);
                 return Ok(ctx.redirect(&ctx.return_to));
             }
             Err(e) => copy::login(e)?,

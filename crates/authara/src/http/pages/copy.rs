@@ -50,7 +50,7 @@ pub fn login(e: LoginError) -> Result<Failure, PageError> {
         LoginError::RateLimited { .. } => Ok(limited("Too many sign-in attempts. Please wait a minute and try again.")),
         LoginError::InvalidCredentials => Ok(form("Incorrect email or password.")),
         LoginError::Session(s) => session(s),
-        LoginError::Hash(h) => Err(PageError::internal(&h)),
+        LoginError::Hash(h) => Err(h.into()),
         LoginError::Store(s) => Err(s.into()),
     }
 }
@@ -62,7 +62,7 @@ pub fn signup(e: SignupError) -> Result<Failure, PageError> {
         SignupError::RateLimited { .. } => Ok(limited("Too many sign-ups from here. Please try again later.")),
         SignupError::Unavailable => Err(PageError::Internal("direct signup while challenges are on".to_owned())),
         SignupError::Session(s) => session(s),
-        SignupError::Hash(h) => Err(PageError::internal(&h)),
+        SignupError::Hash(h) => Err(h.into()),
         SignupError::Store(s) => Err(s.into()),
     }
 }
@@ -81,7 +81,7 @@ pub fn challenge(e: ChallengeError) -> Result<Failure, PageError> {
         ChallengeError::InvalidInvitation => Ok(form("This invitation cannot be used.")),
         ChallengeError::RateLimited { .. } => Ok(limited("Too many attempts. Please wait a moment and try again.")),
         ChallengeError::Session(s) => session(s),
-        ChallengeError::Hash(h) => Err(PageError::internal(&h)),
+        ChallengeError::Hash(h) => Err(h.into()),
         ChallengeError::Store(s) => Err(s.into()),
     }
 }
@@ -94,7 +94,7 @@ pub fn profile(e: ProfileError) -> Result<Failure, PageError> {
         ProfileError::LastAdmin => Ok(form("The last active administrator cannot delete their account.")),
         ProfileError::RateLimited { .. } => Ok(limited("Too many attempts. Please wait and try again.")),
         ProfileError::Gone => Err(PageError::Unauthenticated { login: "/auth/login".to_owned() }),
-        ProfileError::Hash(h) => Err(PageError::internal(&h)),
+        ProfileError::Hash(h) => Err(h.into()),
         ProfileError::Store(s) => Err(s.into()),
     }
 }

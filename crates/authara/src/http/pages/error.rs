@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::services::StoreError;
 use crate::services::auth::AuthError;
+use crate::services::password::HashError;
 use crate::services::sessions::RefreshError;
 
 #[derive(Debug, Clone)]
@@ -42,6 +43,15 @@ impl From<StoreError> for PageError {
         match e {
             StoreError::Busy(_) => PageError::Unavailable(e.to_string()),
             StoreError::Conflict | StoreError::Other(_) | StoreError::Corrupt(_) => PageError::internal(&e),
+        }
+    }
+}
+
+impl From<HashError> for PageError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Failed(_) => PageError::internal(&e),
+            HashError::Busy => PageError::Unavailable(e.to_string()),
         }
     }
 }

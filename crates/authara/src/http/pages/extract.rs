@@ -48,6 +48,7 @@ pub struct PageCtx {
     pub return_to_param: Option<String>,
     access: Option<String>,
     refresh: Option<String>,
+    device: Option<String>,
     cookies: PendingCookies,
 }
 
@@ -77,6 +78,7 @@ impl FromRequestParts<AppState> for PageCtx {
             return_to_param,
             access: read(cookies::ACCESS),
             refresh: read(cookies::REFRESH),
+            device: read(cookies::DEVICE),
             cookies,
         };
         parts.extensions.insert(ctx.clone());
@@ -101,6 +103,16 @@ impl PageCtx {
 
     pub fn set_session(&self, issued: &Issued) {
         self.cookies.push(self.state.session_cookies(issued));
+    }
+
+    /// The cookies of a login (session and device).
+    pub fn signed_in(&self, signed: &crate::services::accounts::SignedIn) {
+        self.cookies.push(self.state.signed_in_cookies(signed));
+    }
+
+    /// The device cookie as it came.
+    pub fn device_token(&self) -> Option<&str> {
+        self.device.as_deref()
     }
 
     pub fn clear_session(&self) {

@@ -89,6 +89,10 @@ fn render(state: &AppState, hx: bool, e: PageError) -> Response {
         PageError::NotAllowed => redirect(hx, "/"),
         PageError::RateLimited => layout::error_page(state, hx, StatusCode::TOO_MANY_REQUESTS, "rate limited"),
         PageError::Internal(detail) => layout::error_page(state, hx, StatusCode::INTERNAL_SERVER_ERROR, &detail),
-        PageError::Unavailable(detail) => layout::error_page(state, hx, StatusCode::SERVICE_UNAVAILABLE, &detail),
+        PageError::Unavailable(detail) => {
+            let mut res = layout::error_page(state, hx, StatusCode::SERVICE_UNAVAILABLE, &detail);
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            res
+        }
     }
 }

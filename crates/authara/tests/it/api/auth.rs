@@ -265,25 +265,39 @@ async fn rate_limits_answer_429_with_retry_after(engine: Engine) {
     assert_eq!((res.status, res.error_code().as_str()), (429, "rate_limited"), "per-email signup limit");
 }
 
-/// Forwarded IP headers count only when `AUTHARA_TRUST_PROXY_HEADERS` says the proxy is trusted.
-async fn forwarded_ips_are_believed_only_behind_a_trusted_proxy(engine: Engine) {
-    for (trust, expect_second) in [("true", 401), ("false", 429)] {
-        let app = TestApp::start_with(
-            engine,
-            &[("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "1"), ("AUTHARA_TRUST_PROXY_HEADERS", trust)],
-        )
-        .await;
-        let c = app.client();
-        c.fetch_csrf().await;
-        let mut statuses = Vec::new();
-        for ip in ["203.0.113.7", "198.51.100.9"] {
-            let body = json!({"email": format!("{ip}@example.com"), "password": PW}).to_string().into_bytes();
-            let headers =
-                [("content-type", "application/json"), ("x-forwarded-for", &format!("{ip}, 10.0.0.1") as &str)];
-            statuses.push(c.send(Method::POST, "/auth/api/v1/login", Some(body), &headers).await.status);
-        }
-        assert_eq!(statuses, vec![401, expect_second], "trust proxy headers = {trust}");
+/// Login statuses for two requests whose `X-Forwarded-For` headers are given, with a login
+/// limit of one per IP: a second 429 means both were taken for the same client.
+async fn two_logins(engine: Engine, env: &[(&str, &str)], forwarded: [&str; 2]) -> Vec<u16> {
+    let mut overrides = vec![("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "1")];
+    overrides.extend_from_slice(env);
+    let app = TestApp::start_with(engine, &overrides).await;
+    let c = app.client();
+    c.fetch_csrf().await;
+    let mut statuses = Vec::new();
+    for (i, xff) in forwarded.iter().enumerate() {
+        let body = json!({"email": format!("u{i}@example.com"), "password": PW}).to_string().into_bytes();
+        let headers = [("content-type", "application/json"), ("x-forwarded-for", *xff)];
+        statuses.push(c.send(Method::POST, "/auth/api/v1/login", Some(body), &headers).await.status);
     }
+    statuses
+}
+
+/// Forwarded IP headers count only when `AUTHARA_TRUST_PROXY_HEADERS` says the proxy is trusted,
+/// and then only the rightmost hop that is not a trusted proxy: what a client writes to the left
+/// of it cannot rotate its identity.
+async fn forwarded_ips_are_believed_only_behind_a_trusted_proxy(engine: Engine) {
+    let distinct = ["203.0.113.7, 10.0.0.1", "198.51.100.9, 10.0.0.1"];
+    assert_eq!(two_logins(engine, &[], distinct).await, [401, 429], "headers ignored without trust");
+    let trusted = [("AUTHARA_TRUST_PROXY_HEADERS", "true"), ("AUTHARA_TRUSTED_PROXIES", "127.0.0.1,10.0.0.0/8")];
+    assert_eq!(two_logins(engine, &trusted, distinct).await, [401, 401], "the hop before our proxies is the client");
+    let forged = ["1.1.1.1, 203.0.113.7, 10.0.0.1", "2.2.2.2, 203.0.113.7, 10.0.0.1"];
+    assert_eq!(two_logins(engine, &trusted, forged).await, [401, 429], "forged leftmost entries change nothing");
+    // Trust on, no proxy list: the peer is the one trusted hop, so the client is the entry it appended.
+    let nearest = [("AUTHARA_TRUST_PROXY_HEADERS", "true")];
+    assert_eq!(two_logins(engine, &nearest, ["9.9.9.9, 203.0.113.7", "8.8.8.8, 203.0.113.7"]).await, [401, 429]);
+    assert_eq!(two_logins(engine, &nearest, ["203.0.113.7", "198.51.100.9"]).await, [401, 401]);
+    // IPv6 clients are one client per /64.
+    assert_eq!(two_logins(engine, &nearest, ["2001:db8:1:2::1", "2001:db8:1:2::2"]).await, [401, 429]);
 }
 
 on_both_engines!(
