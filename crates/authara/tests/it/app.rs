@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use authara::app::App;
 use authara::clock::{Clock as _, ManualClock, SystemClock};
