@@ -31,7 +31,17 @@ pub enum Scope {
     PasswordReset,
     ChallengeVerify,
     ChallengeResend,
+    /// Checks of the current password of a signed-in user (target: the user).
+    Reauthenticate,
+    /// Email changes a user starts (target: the user).
+    EmailChangeUser,
+    /// Email changes towards one address (target: the new address).
+    EmailChangeTarget,
 }
+
+/// Email changes one user may start per hour, and one address may receive per day.
+const EMAIL_CHANGE_PER_USER: Limit = Limit { limit: 5, window: std::time::Duration::from_secs(3600) };
+const EMAIL_CHANGE_PER_TARGET: Limit = Limit { limit: 3, window: std::time::Duration::from_secs(86_400) };
 
 impl Scope {
     fn name(self) -> &'static str {
@@ -41,6 +51,9 @@ impl Scope {
             Scope::PasswordReset => "password_reset",
             Scope::ChallengeVerify => "challenge_verify",
             Scope::ChallengeResend => "challenge_resend",
+            Scope::Reauthenticate => "reauthenticate",
+            Scope::EmailChangeUser => "email_change_user",
+            Scope::EmailChangeTarget => "email_change_target",
         }
     }
 }
@@ -74,23 +87,29 @@ impl Limiter {
         Self { config: config.clone(), windows: BoundedMap::new(config.max_entries as usize) }
     }
 
-    fn limits(&self, scope: Scope) -> (Limit, Option<Limit>) {
+    /// (per-IP limit, per-target limit) of a scope.
+    fn limits(&self, scope: Scope) -> (Option<Limit>, Option<Limit>) {
         let c = &self.config;
         match scope {
-            Scope::Login => (c.login_ip, Some(c.login_email)),
-            Scope::Signup => (c.signup_ip, Some(c.signup_email)),
-            Scope::PasswordReset => (c.password_reset_ip, Some(c.password_reset_email)),
-            Scope::ChallengeVerify => (c.challenge_verify_ip, None),
-            Scope::ChallengeResend => (c.challenge_resend_ip, None),
+            Scope::Login => (Some(c.login_ip), Some(c.login_email)),
+            Scope::Signup => (Some(c.signup_ip), Some(c.signup_email)),
+            Scope::PasswordReset => (Some(c.password_reset_ip), Some(c.password_reset_email)),
+            Scope::ChallengeVerify => (Some(c.challenge_verify_ip), None),
+            Scope::ChallengeResend => (Some(c.challenge_resend_ip), None),
+            Scope::Reauthenticate => (None, Some(c.login_email)),
+            Scope::EmailChangeUser => (None, Some(EMAIL_CHANGE_PER_USER)),
+            Scope::EmailChangeTarget => (None, Some(EMAIL_CHANGE_PER_TARGET)),
         }
     }
 
     /// Counts an attempt at `now_ms`.
     pub fn check(&self, scope: Scope, key: &LimitKey, now_ms: i64) -> Decision {
         let (ip_limit, target_limit) = self.limits(scope);
-        let ip_key = hash_key(scope, "ip", &ip_key(key.ip));
+        let ip = ip_limit.map(|l| (l, hash_key(scope, "ip", &ip_key(key.ip))));
         let target = target_limit.map(|l| (l, hash_key(scope, "target", key.target.as_deref().unwrap_or(""))));
-        if let Some(wait) = self.blocked(&ip_key, ip_limit, now_ms) {
+        if let Some((limit, k)) = &ip
+            && let Some(wait) = self.blocked(k, *limit, now_ms)
+        {
             return Decision::Blocked { retry_after_secs: wait };
         }
         if let Some((limit, k)) = &target
@@ -98,7 +117,9 @@ impl Limiter {
         {
             return Decision::Blocked { retry_after_secs: wait };
         }
-        self.hit(ip_key, ip_limit, now_ms);
+        if let Some((limit, k)) = ip {
+            self.hit(k, limit, now_ms);
+        }
         if let Some((limit, k)) = target {
             self.hit(k, limit, now_ms);
         }

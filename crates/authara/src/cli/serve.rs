@@ -22,6 +22,13 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
             path.display()
         );
     }
+    if !config.is_prod() && !listener_is_loopback(&config) {
+        tracing::warn!(
+            "APP_ENV=dev on a non-loopback address ({}): dev mode logs emailed codes and may sign with a generated key; \
+             set APP_ENV=prod for anything reachable from other machines",
+            config.bind
+        );
+    }
     let workers = app.spawn_workers();
     let router = app.router();
     let listener =
@@ -41,4 +48,8 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
     app.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn listener_is_loopback(config: &Config) -> bool {
+    config.bind.ip().is_loopback()
 }

@@ -22,6 +22,10 @@ declare_vars! {
     /// Ed25519 signing key, PKCS#8 PEM (or `_FILE`); required in prod with EdDSA, generated
     /// (`dev-ed25519.pem` in the data dir) in dev.
     EDDSA_PRIVATE_KEY = extra("AUTHARA_JWT_EDDSA_PRIVATE_KEY", "");
+    /// With `EdDSA`: whether HS256 tokens signed with `AUTHARA_JWT_KEYS` still verify (during a
+    /// migration from HS256). Default `false` under EdDSA, where the HMAC keys are then optional
+    /// and unused; HS256 always accepts them.
+    ACCEPT_HS256 = extra("AUTHARA_JWT_ACCEPT_HS256", "");
     /// Access token lifetime in minutes; shorter than the refresh token lifetime.
     ACCESS_TOKEN_TTL_MINUTES = contract("AUTHARA_ACCESS_TOKEN_TTL_MINUTES", "10");
 }
@@ -45,6 +49,8 @@ pub enum JwtKeySource {
         /// `AUTHARA_JWT_ACTIVE_KEY_ID`.
         active_kid: String,
     },
+    /// No HMAC keys (EdDSA only).
+    None,
     /// dev only: generated once and persisted in the data directory.
     DevGenerated,
 }
@@ -62,6 +68,8 @@ pub struct JwtConfig {
     pub ed25519_pem: Option<SecretString>,
     /// `AUTHARA_ACCESS_TOKEN_TTL_MINUTES`.
     pub access_ttl: Duration,
+    /// `AUTHARA_JWT_ACCEPT_HS256`: HS256 tokens verify (always true with HS256).
+    pub accept_hs256: bool,
 }
 
 /// Reads this area.
@@ -93,14 +101,25 @@ pub(super) fn build(r: &mut Reader<'_>, prod: bool) -> JwtConfig {
             }
             JwtKeySource::Configured { keys, active_kid }
         }
+        // Under EdDSA the HMAC keys are optional: nothing signs with them.
+        None if algorithm == JwtAlgorithm::EdDsa => JwtKeySource::None,
         None if prod => {
             r.error(format!("{} is required{when_prod} (generate one with `authara keys generate`)", KEYS.name));
             JwtKeySource::DevGenerated
         }
         None => JwtKeySource::DevGenerated,
     };
+    let accept_hs256 = match (algorithm, r.raw(&ACCEPT_HS256)) {
+        (JwtAlgorithm::Hs256, None) => true,
+        (JwtAlgorithm::EdDsa, None) => false,
+        (_, Some(_)) => r.bool(&ACCEPT_HS256),
+    };
+    if algorithm == JwtAlgorithm::Hs256 && !accept_hs256 {
+        r.invalid(&ACCEPT_HS256, format!("cannot be false when {} is HS256", ALGORITHM.name));
+    }
     let minutes = r.positive(&ACCESS_TOKEN_TTL_MINUTES);
-    JwtConfig { issuer, algorithm, keys, ed25519_pem, access_ttl: Duration::from_secs(u64::from(minutes) * 60) }
+    let access_ttl = Duration::from_secs(u64::from(minutes) * 60);
+    JwtConfig { issuer, algorithm, keys, ed25519_pem, access_ttl, accept_hs256 }
 }
 
 /// `kid:base64,kid2:base64`, standard padded base64, each key at least 32 bytes.

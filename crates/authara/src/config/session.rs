@@ -15,6 +15,9 @@ declare_vars! {
     REFRESH_TOKEN_ROTATION_INTERVAL = contract("AUTHARA_REFRESH_TOKEN_ROTATION_INTERVAL", "24h");
     /// Two refreshes of one token inside this window are a race, not reuse.
     REFRESH_TOKEN_REUSE_GRACE = extra("AUTHARA_REFRESH_TOKEN_REUSE_GRACE", "10s");
+    /// A session is privileged this long after its login: changing the password or email and
+    /// deleting the account need a login this recent or the current password.
+    PRIVILEGED_SESSION_MAX_AGE = extra("AUTHARA_PRIVILEGED_SESSION_MAX_AGE", "15m");
 }
 
 /// `AUTHARA_REFRESH_TOKEN_ROTATION_INTERVAL`.
@@ -39,6 +42,8 @@ pub struct SessionConfig {
     pub rotation: RotationPolicy,
     /// `AUTHARA_REFRESH_TOKEN_REUSE_GRACE`: concurrent refreshes inside it are not reuse.
     pub reuse_grace: Duration,
+    /// `AUTHARA_PRIVILEGED_SESSION_MAX_AGE`.
+    pub privileged_max_age: Duration,
 }
 
 /// Reads this area; access tokens must live shorter than refresh tokens.
@@ -70,5 +75,6 @@ pub(super) fn build(r: &mut Reader<'_>, access_ttl: Duration) -> SessionConfig {
         refresh_ttl,
         rotation,
         reuse_grace: r.duration_non_negative(&REFRESH_TOKEN_REUSE_GRACE),
+        privileged_max_age: r.duration_non_negative(&PRIVILEGED_SESSION_MAX_AGE),
     }
 }

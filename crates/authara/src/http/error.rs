@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::domain::InputError;
 use crate::services::StoreError;
 use crate::services::accounts::{LoginError, PasswordChangeError, SignupError};
-use crate::services::auth::AuthError;
+use crate::services::auth::{AuthError, ReauthError};
 use crate::services::challenges::ChallengeError;
 use crate::services::password::HashError;
 use crate::services::sessions::{RefreshError, SessionError};
@@ -156,6 +156,20 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<ReauthError> for ApiError {
+    fn from(e: ReauthError) -> Self {
+        match e {
+            ReauthError::Required => {
+                ApiError::forbidden("This change needs a recent sign-in: sign in again, or send current_password")
+            }
+            ReauthError::WrongPassword => ApiError::forbidden("The current password is incorrect"),
+            ReauthError::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
+            ReauthError::Hash(h) => h.into(),
+            ReauthError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
         match e {
@@ -211,8 +225,7 @@ impl From<RefreshError> for ApiError {
 impl From<PasswordChangeError> for ApiError {
     fn from(e: PasswordChangeError) -> Self {
         match e {
-            PasswordChangeError::CurrentRequired => ApiError::invalid_request("current_password is required"),
-            PasswordChangeError::WrongCurrent => ApiError::forbidden("The current password is incorrect"),
+            PasswordChangeError::Reauth(r) => r.into(),
             PasswordChangeError::UnknownUser => ApiError::unauthorized(),
             PasswordChangeError::Hash(h) => h.into(),
             PasswordChangeError::Store(s) => s.into(),
@@ -234,6 +247,7 @@ impl From<ChallengeError> for ApiError {
             | ChallengeError::TooManyAttempts
             | ChallengeError::AlreadyUsed => ApiError::invalid_request("Invalid or expired code"),
             ChallengeError::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
+            ChallengeError::Reauth(r) => r.into(),
             ChallengeError::Session(s) => s.into(),
             ChallengeError::Hash(h) => h.into(),
             ChallengeError::Store(s) => s.into(),

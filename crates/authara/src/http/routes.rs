@@ -46,6 +46,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/verify-challenge/{action}", get(pages::challenge::verify_get).post(pages::challenge::verify_post))
         .route("/auth/resend-challenge", post(pages::challenge::resend))
         .route("/auth/email-change", post(pages::challenge::email_change))
+        .route("/auth/email-change/cancel", get(pages::challenge::cancel_page).post(pages::challenge::cancel))
         .route("/auth/account", get(pages::account::account_page))
         .route("/auth/user/username", post(pages::account::change_username))
         .route("/auth/providers/password/change", post(pages::account::change_password))

@@ -2,7 +2,7 @@
 //! place a user (with their first organization) is created.
 
 use super::Core;
-use super::auth::Principal;
+use super::auth::{Principal, ReauthError};
 use super::events::{DomainEvent, record};
 use super::password::{HashError, Verified};
 use super::sessions::{ClientInfo, Issued, SessionError, Sessions};
@@ -50,10 +50,8 @@ pub enum LoginError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordChangeError {
-    #[error("the current password is required")]
-    CurrentRequired,
-    #[error("the current password is incorrect")]
-    WrongCurrent,
+    #[error(transparent)]
+    Reauth(#[from] ReauthError),
     #[error("user not found")]
     UnknownUser,
     #[error(transparent)]
@@ -243,8 +241,9 @@ impl Accounts {
     /// the caller's) and deletes their refresh tokens, in one transaction that also records
     /// `user.updated`; their access tokens stop working at once (behavior.md §2.7).
     ///
-    /// why: the reference sets a new password on the strength of the access cookie alone. A
-    /// user who already has a password must give it as `current_password`.
+    /// why: the reference sets a new password on the strength of the access cookie alone. Here
+    /// the session must be privileged: `current_password` (our optional addition to the
+    /// contract's `{"password"}`) or a login within `AUTHARA_PRIVILEGED_SESSION_MAX_AGE`.
     pub async fn change_password(
         &self,
         who: &Principal,
@@ -252,12 +251,7 @@ impl Accounts {
         current_password: Option<&str>,
     ) -> Result<usize, PasswordChangeError> {
         let user_id = who.user_id();
-        if let Some(stored) = self.core.store.password_hash(user_id).await? {
-            let current = current_password.ok_or(PasswordChangeError::CurrentRequired)?;
-            if self.core.hasher.verify(current, &stored).await? == Verified::No {
-                return Err(PasswordChangeError::WrongCurrent);
-            }
-        }
+        self.core.require_privileged(who, current_password).await?;
         let hash = self.core.hasher.hash(new_password.expose()).await?;
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;

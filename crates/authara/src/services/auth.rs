@@ -6,8 +6,11 @@
 use std::sync::Arc;
 
 use super::Core;
+use super::password::{HashError, Verified};
 use super::profile::{USER_STATE_TTL_MS, UserState};
 use super::token::{AccessClaims, TokenError};
+use crate::cache::{LimitKey, Scope};
+use crate::clock::ms;
 use crate::domain::{Audience, OrgId, OrgRole, PlatformRole, SessionId, UserId};
 use crate::store::StoreError;
 
@@ -100,5 +103,52 @@ impl Authenticator {
             UserState::Active => Ok(Principal { claims }),
             UserState::Disabled => Err(AuthError::Disabled),
         }
+    }
+}
+
+/// Why a sensitive change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReauthError {
+    /// Neither a recent login nor the current password.
+    #[error("re-authentication required")]
+    Required,
+    #[error("the current password is incorrect")]
+    WrongPassword,
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Core {
+    /// The privileged-session rule (design.md decision 11, as Ory Kratos): changing the password
+    /// or email and deleting the account need either `current_password`, checked here (rate
+    /// limited per user), or a login within `AUTHARA_PRIVILEGED_SESSION_MAX_AGE`. A stolen
+    /// session older than that cannot take the account over.
+    pub(crate) async fn require_privileged(
+        &self,
+        who: &Principal,
+        current_password: Option<&str>,
+    ) -> Result<(), ReauthError> {
+        if let Some(given) = current_password.filter(|p| !p.is_empty()) {
+            let key = LimitKey { ip: None, target: Some(format!("user:{}", who.user_id())) };
+            self.limit(Scope::Reauthenticate, &key)
+                .await
+                .map_err(|retry_after_secs| ReauthError::RateLimited { retry_after_secs })?;
+            let stored = self.store.password_hash(who.user_id()).await?;
+            let ok = match stored {
+                Some(stored) => self.hasher.verify(given, &stored).await? != Verified::No,
+                None => {
+                    self.hasher.verify_dummy(given).await?;
+                    false
+                }
+            };
+            return if ok { Ok(()) } else { Err(ReauthError::WrongPassword) };
+        }
+        let started = self.store.session_started_at(who.session_id()).await?.ok_or(ReauthError::Required)?;
+        let age = self.now_ms().saturating_sub(started);
+        if age <= ms(self.config.session.privileged_max_age) { Ok(()) } else { Err(ReauthError::Required) }
     }
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::Core;
 use super::accounts::{Accounts, SignedIn};
+use super::auth::{Principal, ReauthError};
 use super::events::{DomainEvent, record};
 use super::password::HashError;
 use super::sessions::{ClientInfo, SessionError, Sessions};
@@ -37,6 +38,8 @@ pub enum ChallengeError {
     EmailTaken,
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
+    #[error(transparent)]
+    Reauth(#[from] ReauthError),
     #[error("the code is incorrect")]
     Incorrect,
     #[error("the code has expired")]
@@ -52,6 +55,9 @@ pub enum ChallengeError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// What sealed email-change cancel tokens are bound to.
+const CANCEL_CONTEXT: &[u8] = b"email-change-cancel";
 
 /// A uniformly random 6-digit code.
 fn new_code() -> String {
@@ -303,17 +309,63 @@ impl Challenges {
         Ok(true)
     }
 
-    /// Starts an email change for a signed-in user; the code goes to the new address.
-    pub async fn start_email_change(&self, user_id: UserId, email: &EmailAddress) -> Result<Uuid, ChallengeError> {
+    /// Starts an email change for a signed-in user; the code goes to the new address and the
+    /// current address is told, with a link that cancels the change. Needs a privileged
+    /// session; limited per user and per target address; a new request replaces the user's
+    /// pending one.
+    pub async fn start_email_change(
+        &self,
+        who: &Principal,
+        email: &EmailAddress,
+        current_password: Option<&str>,
+    ) -> Result<Uuid, ChallengeError> {
+        let user_id = who.user_id();
+        self.core.require_privileged(who, current_password).await?;
+        let per_user = LimitKey { ip: None, target: Some(format!("user:{user_id}")) };
+        let per_target = LimitKey { ip: None, target: Some(email.as_str().to_owned()) };
+        for (scope, key) in [(Scope::EmailChangeUser, per_user), (Scope::EmailChangeTarget, per_target)] {
+            self.core
+                .limit(scope, &key)
+                .await
+                .map_err(|retry_after_secs| ChallengeError::RateLimited { retry_after_secs })?;
+        }
         let current = self.core.store.user_by_id(user_id).await?.ok_or(ChallengeError::Unknown)?;
         if current.email == email.as_str() {
             return Err(ChallengeError::SameEmail);
         }
         let taken = self.core.store.user_by_email(email).await?.is_some();
+        let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
+        tx.cancel_challenges(user_id, ChallengePurpose::EmailChange, now).await?;
         let id = self.create(&mut tx, ChallengePurpose::EmailChange, email, Some(user_id), None, taken).await?;
+        let token = self.core.secrets.seal(id.as_bytes(), CANCEL_CONTEXT);
+        let cancel_url = format!("{}/auth/email-change/cancel?token={token}", self.core.config.public_url);
+        let notice = DomainEvent::EmailChangeRequested {
+            user_id,
+            challenge_id: id,
+            to: &current.email,
+            new_email: email.as_str(),
+            cancel_url,
+        };
+        record(&mut tx, now, &notice).await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// The cancel link of an email-change notice: ends the pending change. `false` when the
+    /// link is not one of ours or the change is already over.
+    pub async fn cancel_email_change(&self, token: &str) -> Result<bool, ChallengeError> {
+        let Ok(raw) = self.core.secrets.open(token, CANCEL_CONTEXT) else { return Ok(false) };
+        let Ok(id) = Uuid::from_slice(&raw) else { return Ok(false) };
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        let Some(c) = tx.challenge_for_update(id).await? else { return Ok(false) };
+        if c.purpose != ChallengePurpose::EmailChange || c.consumed_at_ms.is_some() || now > c.expires_at_ms {
+            return Ok(false);
+        }
+        tx.consume_challenge(id, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Completes an email change, recording `user.updated`.

@@ -36,3 +36,26 @@ pub fn code_email(template: &str, to: &str, code: &str, minutes: i64, product: &
     };
     Some(Email { to: to.to_owned(), subject: subject.to_owned(), text, html: html.into_string() })
 }
+
+/// The notice to an account's current address that someone asked to move it elsewhere.
+pub fn email_change_notice(to: &str, new_email: &str, cancel_url: &str, product: &str) -> Email {
+    let subject = format!("Your {product} email address is being changed");
+    let intro =
+        format!("Someone signed in to your {product} account asked to change its email address to {new_email}.");
+    let outro = "If this was you, there is nothing to do. If it was not, cancel the change with the link below and change your password.";
+    let text = format!("{intro}\n\n{outro}\n\nCancel the change: {cancel_url}\n\n-- {product}\n");
+    let html = html! {
+        (maud::DOCTYPE)
+        html {
+            body style="font-family: system-ui, sans-serif; color: #1c1f2a; background: #f6f7fb; padding: 24px;" {
+                div style="max-width: 480px; margin: 0 auto; background: #fff; border-radius: 12px; padding: 28px;" {
+                    p style="font-weight: 700; font-size: 18px; margin: 0 0 16px;" { (product) }
+                    p { (intro) }
+                    p { (outro) }
+                    p { a href=(cancel_url) { "Cancel the change" } }
+                }
+            }
+        }
+    };
+    Email { to: to.to_owned(), subject, text, html: html.into_string() }
+}

@@ -20,6 +20,7 @@ pub mod templates {
     pub const SIGNUP_CODE: &str = "signup_code";
     pub const PASSWORD_RESET_CODE: &str = "password_reset_code";
     pub const EMAIL_CHANGE_CODE: &str = "email_change_code";
+    pub const EMAIL_CHANGE_NOTICE: &str = "email_change_notice";
 }
 
 /// A change worth recording.
@@ -47,6 +48,15 @@ pub enum DomainEvent<'a> {
         is_initial: bool,
         invitation_id: Option<Uuid>,
     },
+    /// Someone asked to move the account to another address: the current address is told,
+    /// with a link that cancels the change.
+    EmailChangeRequested {
+        user_id: UserId,
+        challenge_id: Uuid,
+        to: &'a str,
+        new_email: &'a str,
+        cancel_url: String,
+    },
     /// A verification code was issued; the email worker sends it.
     CodeIssued {
         challenge_id: Uuid,
@@ -67,6 +77,7 @@ impl DomainEvent<'_> {
             DomainEvent::OrganizationCreated { .. } => "organization.created",
             DomainEvent::MembershipCreated { .. } => "organization.membership.created",
             DomainEvent::CodeIssued { .. } => "challenge.code_issued",
+            DomainEvent::EmailChangeRequested { .. } => "user.email_change_requested",
         }
     }
 
@@ -74,7 +85,8 @@ impl DomainEvent<'_> {
         match self {
             DomainEvent::UserCreated { user_id }
             | DomainEvent::UserUpdated { user_id }
-            | DomainEvent::UserDeleted { user_id } => ("user", user_id.0),
+            | DomainEvent::UserDeleted { user_id }
+            | DomainEvent::EmailChangeRequested { user_id, .. } => ("user", user_id.0),
             DomainEvent::OrganizationCreated { org_id, .. } | DomainEvent::MembershipCreated { org_id, .. } => {
                 ("organization", org_id.0)
             }
@@ -100,6 +112,10 @@ impl DomainEvent<'_> {
                 "sealed_code": sealed_code, "code_expires_at": rfc3339(*code_expires_at_ms),
                 "code_expires_at_ms": code_expires_at_ms,
             }),
+            DomainEvent::EmailChangeRequested { user_id, challenge_id, to, new_email, cancel_url } => json!({
+                "user_id": user_id, "challenge_id": challenge_id, "to": to, "new_email": new_email,
+                "cancel_url": cancel_url,
+            }),
         }
     }
 
@@ -113,6 +129,9 @@ impl DomainEvent<'_> {
                     ChallengePurpose::EmailChange => templates::EMAIL_CHANGE_CODE,
                 };
                 Some((to.as_str(), template, Some(*challenge_id)))
+            }
+            DomainEvent::EmailChangeRequested { challenge_id, to, .. } => {
+                Some((to, templates::EMAIL_CHANGE_NOTICE, Some(*challenge_id)))
             }
             _ => None,
         }

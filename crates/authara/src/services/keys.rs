@@ -99,6 +99,9 @@ pub fn load(config: &Config) -> Result<SigningKeys, KeyError> {
             SigningKeys { active_kid: active_kid.clone(), keys: keys.clone(), ed25519: None, generated: Vec::new() }
         }
         JwtKeySource::DevGenerated => load_or_create_dev(&config.data_dir)?,
+        JwtKeySource::None => {
+            SigningKeys { active_kid: String::new(), keys: Vec::new(), ed25519: None, generated: Vec::new() }
+        }
     };
     if config.jwt.algorithm == JwtAlgorithm::EdDsa {
         let key = match &config.jwt.ed25519_pem {
@@ -116,6 +119,11 @@ pub fn load(config: &Config) -> Result<SigningKeys, KeyError> {
         };
         keys.active_kid = key.kid.clone();
         keys.ed25519 = Some(key);
+        if !config.jwt.accept_hs256 {
+            // why: HS256 acceptance under EdDSA is an explicit choice; otherwise the HMAC secrets
+            // verify nothing and can be removed.
+            keys.keys.clear();
+        }
     }
     Ok(keys)
 }

@@ -11,7 +11,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::Core;
-use super::emails::code_email;
+use super::emails::{code_email, email_change_notice};
+use super::events::templates::EMAIL_CHANGE_NOTICE;
 use super::mailer::{Email, Mailer};
 use crate::clock::ms;
 use crate::config::EmailProvider;
@@ -42,6 +43,13 @@ struct CodeIssued {
     challenge_id: Uuid,
     sealed_code: String,
     code_expires_at_ms: i64,
+}
+
+/// The data of a `user.email_change_requested` event that the notice needs.
+#[derive(Deserialize)]
+struct ChangeRequested {
+    new_email: String,
+    cancel_url: String,
 }
 
 /// The email outbox.
@@ -107,6 +115,13 @@ impl Mail {
     async fn render(&self, job: &EmailJob) -> Result<Result<Email, &'static str>, StoreError> {
         let Some(event_id) = job.event_id else { return Ok(Err("the job has no event")) };
         let Some(event) = self.core.store.event(event_id).await? else { return Ok(Err("the event is gone")) };
+        let product = &self.core.config.ui.product_name;
+        if job.template == EMAIL_CHANGE_NOTICE {
+            let Ok(data) = serde_json::from_str::<ChangeRequested>(&event.data) else {
+                return Ok(Err("the event does not describe an email change"));
+            };
+            return Ok(Ok(email_change_notice(&job.to_email, &data.new_email, &data.cancel_url, product)));
+        }
         let Ok(data) = serde_json::from_str::<CodeIssued>(&event.data) else {
             return Ok(Err("the event carries no code"));
         };
@@ -119,7 +134,6 @@ impl Mail {
         };
         let code = String::from_utf8_lossy(&code);
         let minutes = (data.code_expires_at_ms - now).div_euclid(60_000).max(1);
-        let product = &self.core.config.ui.product_name;
         Ok(code_email(&job.template, &job.to_email, &code, minutes, product).ok_or("unknown template"))
     }
 

@@ -5,11 +5,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Core;
-use super::auth::Principal;
+use super::auth::{Principal, ReauthError};
 use super::events::{DomainEvent, record};
-use super::password::{HashError, Verified};
+use super::password::HashError;
 use super::sessions::Sessions;
-use crate::cache::{BoundedMap, LimitKey, Scope};
+use crate::cache::BoundedMap;
 use crate::domain::{NewPassword, OrgId, PlatformRole, SessionId, UserId, Username};
 use crate::store::StoreError;
 use crate::store::accounts::UserRow;
@@ -73,14 +73,12 @@ impl UserViews {
 pub enum ProfileError {
     #[error("that username is taken")]
     UsernameTaken,
-    #[error("the current password is incorrect")]
-    WrongPassword,
+    #[error(transparent)]
+    Reauth(#[from] ReauthError),
     #[error("the confirmation does not match the account's email")]
     ConfirmationMismatch,
     #[error("the last active administrator cannot delete their account")]
     LastAdmin,
-    #[error("rate limited")]
-    RateLimited { retry_after_secs: u64 },
     #[error("user not found")]
     Gone,
     #[error(transparent)]
@@ -149,9 +147,9 @@ impl Profiles {
         Ok(())
     }
 
-    /// The account page's password change: checks the current password (rate-limited per
-    /// user, as logins are per email), and signs out every other session (the reference's
-    /// page leaves them signed in), keeping this one.
+    /// The account page's password change: needs the current password (checked and rate
+    /// limited per user), and signs out every other session (the reference's page leaves them
+    /// signed in), keeping this one.
     pub async fn change_password(
         &self,
         who: &Principal,
@@ -159,16 +157,10 @@ impl Profiles {
         new: &NewPassword,
     ) -> Result<usize, ProfileError> {
         let user_id = who.user_id();
-        if let Some(stored) = self.core.store.password_hash(user_id).await? {
-            let key = LimitKey { ip: None, target: Some(format!("user:{user_id}")) };
-            self.core
-                .limit(Scope::Login, &key)
-                .await
-                .map_err(|retry_after_secs| ProfileError::RateLimited { retry_after_secs })?;
-            if self.core.hasher.verify(current, &stored).await? == Verified::No {
-                return Err(ProfileError::WrongPassword);
-            }
+        if self.core.store.password_hash(user_id).await?.is_some() && current.is_empty() {
+            return Err(ReauthError::Required.into());
         }
+        self.core.require_privileged(who, Some(current)).await?;
         let hash = self.core.hasher.hash(new.expose()).await?;
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
@@ -180,9 +172,16 @@ impl Profiles {
     }
 
     /// Deletes the account and everything that belongs only to it, in one transaction that
-    /// records `user.deleted`. `confirmation` must be the account's email.
-    pub async fn delete_account(&self, who: &Principal, confirmation: &str) -> Result<(), ProfileError> {
+    /// records `user.deleted`. `confirmation` must be the account's email; the session must be
+    /// privileged (a recent login, or `current_password`).
+    pub async fn delete_account(
+        &self,
+        who: &Principal,
+        confirmation: &str,
+        current_password: Option<&str>,
+    ) -> Result<(), ProfileError> {
         let user_id = who.user_id();
+        self.core.require_privileged(who, current_password).await?;
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
         let user = tx.user_by_id(user_id).await?.ok_or(ProfileError::Gone)?;

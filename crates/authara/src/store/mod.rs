@@ -142,14 +142,34 @@ impl Tx {
     }
 }
 
+/// Creates the database's directory (0700) and file (0600) when they do not exist yet, so that
+/// the accounts are readable by this user only; SQLite gives the WAL and shared-memory files
+/// the database file's mode.
+fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 impl Store {
     /// Opens the pools for the configured engine. Does not migrate.
     pub async fn connect(config: &Config) -> Result<Self, StoreError> {
         match &config.database {
             DatabaseConfig::Sqlite { path } => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| StoreError::Other(sqlx::Error::Io(e)))?;
-                }
+                private_file(path).map_err(|e| StoreError::Other(sqlx::Error::Io(e)))?;
                 Self::open_sqlite(path, config.pool.max_open).await
             }
             DatabaseConfig::Postgres(pg) => Self::open_postgres(pg, config).await,

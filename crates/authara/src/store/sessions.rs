@@ -39,12 +39,18 @@ const REVOKE_OTHERS: &str =
 const ACTIVE_COUNT: &str =
     "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND revoked_at_ms IS NULL AND expires_at_ms > $2";
 const CLEAN: &str = "DELETE FROM sessions WHERE expires_at_ms < $1 OR revoked_at_ms < $2";
+const STARTED_AT: &str = "SELECT created_at_ms FROM sessions WHERE id = $1 AND revoked_at_ms IS NULL";
 const RECENTLY_REVOKED: &str = "SELECT id FROM sessions WHERE revoked_at_ms >= $1";
 
 impl Store {
     /// Active sessions of a user, newest first.
     pub async fn active_sessions(&self, user_id: UserId, now_ms: i64) -> Result<Vec<SessionInfo>, StoreError> {
         Ok(on_db!(self, p => sqlx::query_as(LIST_ACTIVE).bind(user_id).bind(now_ms).fetch_all(p).await)?)
+    }
+
+    /// When a live (unrevoked) session was created, i.e. when its login happened.
+    pub async fn session_started_at(&self, id: SessionId) -> Result<Option<i64>, StoreError> {
+        Ok(on_db!(self, p => sqlx::query_scalar(STARTED_AT).bind(id).fetch_optional(p).await)?)
     }
 
     /// Active (not revoked, not expired) sessions of a user.

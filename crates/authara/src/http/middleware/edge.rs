@@ -8,12 +8,15 @@
 //!   instance does not spend its time writing a line per session check;
 //! - the per-request timeout (504 past it);
 //! - the security headers of behavior.md §5.1, with a stricter CSP than the reference: no
-//!   `unsafe-eval`, no `unsafe-inline`.
+//!   `unsafe-eval`, no `unsafe-inline`; and `Cache-Control: no-store` on everything that does not
+//!   set its own (tokens and account data are never cached).
 
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::header::{CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -73,6 +76,11 @@ pub async fn edge(State(limit): State<Duration>, req: Request, next: Next) -> Re
         }
     }
     let h = res.headers_mut();
+    // Tokens and account data must not rest in a browser's or proxy's cache; only the hashed
+    // static assets and the JWKS (which set their own) may be cached.
+    if !h.contains_key(CACHE_CONTROL) {
+        h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));

@@ -31,6 +31,17 @@ fn when(ms: i64) -> String {
     rfc3339(ms).replace('T', " ").replace('Z', " UTC")
 }
 
+/// The current-password field of sensitive forms: needed unless the sign-in is recent.
+fn reauth_field(id: &str) -> Markup {
+    html! {
+        div.field {
+            label for=(id) { "Current password" }
+            input id=(id) name="current_password" type="password" autocomplete="current-password";
+            div.hint { "Needed if you signed in more than a few minutes ago." }
+        }
+    }
+}
+
 /// The account page, with an optional notice or error.
 pub async fn render(
     ctx: &PageCtx,
@@ -78,11 +89,10 @@ pub async fn render(
                 h2 id="email-h" { "Email address" }
                 form method="post" action="/auth/email-change" {
                     (csrf)
-                    div.inline {
-                        (fields::email("new_email", "New email address", "", false))
-                        button.secondary type="submit" { "Send a code" }
-                    }
-                    div.hint { "We'll email a code to the new address to confirm it." }
+                    (fields::email("new_email", "New email address", "", false))
+                    (reauth_field("email_current_password"))
+                    button.secondary type="submit" { "Send a code" }
+                    div.hint { "We'll email a code to the new address to confirm it, and tell your current address." }
                 }
             }
             section.block aria-labelledby="password-h" {
@@ -143,6 +153,7 @@ pub async fn render(
                             label for="confirm" { "Type your email to confirm" }
                             input id="confirm" name="confirm" type="email" autocomplete="off" required;
                         }
+                        (reauth_field("delete_current_password"))
                         button.danger type="submit" { "Delete my account" }
                     }
                 }
@@ -237,7 +248,8 @@ pub async fn revoke_others(ctx: PageCtx, CsrfForm(_): CsrfForm<AccountForm>) -> 
 
 pub async fn delete_account(ctx: PageCtx, CsrfForm(form): CsrfForm<AccountForm>) -> Result<Response, PageError> {
     let who = ctx.user().await?;
-    match ctx.state().services.profiles().delete_account(&who, &form.confirm).await {
+    let current = Some(form.current_password.as_str()).filter(|p| !p.is_empty());
+    match ctx.state().services.profiles().delete_account(&who, &form.confirm, current).await {
         Ok(()) => {
             ctx.clear_session();
             Ok(ctx.redirect("/auth/successful-deletion"))

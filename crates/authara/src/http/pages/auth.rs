@@ -174,10 +174,13 @@ pub async fn signup(
 pub struct NoFields {}
 
 /// `POST /auth/sessions/logout`: revoke, clear cookies, go to `return_to` (default `/`).
-pub async fn logout(ctx: PageCtx, CsrfForm(_): CsrfForm<NoFields>) -> Response {
+/// why: the browser SDK's `logout()` calls this with `fetch` and follows the redirect to the
+/// app's `/`, reporting failure when the app answers 404 there although the session is gone. A
+/// script's `fetch` gets 204; forms and HTMX keep the redirect.
+pub async fn logout(ctx: PageCtx, headers: HeaderMap, CsrfForm(_): CsrfForm<NoFields>) -> Response {
     ctx.state().services.sessions().logout(ctx.refresh_token(), ctx.access_token()).await;
     ctx.clear_session();
-    ctx.redirect(&ctx.return_to)
+    if is_navigation(&headers) { ctx.redirect(&ctx.return_to) } else { StatusCode::NO_CONTENT.into_response() }
 }
 
 /// A browser navigation (form post or HTMX) as opposed to a script's `fetch`.
@@ -190,27 +193,40 @@ fn is_navigation(headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RefreshQuery {
+    audience: Option<String>,
+}
+
 /// `POST /auth/sessions/refresh` (behavior.md §1.10). Form posts and HTMX are redirected to
 /// `return_to` (or the login page on failure). why (design.md decision 7): the browser SDK
 /// calls this route with `fetch`; the reference's 303 back to this POST-only route ends in a
 /// 405 and `refreshSession()` reports failure. A `fetch` gets 204 on success and 401 on failure.
+/// The SDK's `refreshSession("admin")` sends `?audience=admin`, which is honoured (the reference
+/// ignores it); without it the audience follows `return_to` as §1.9 says.
 pub async fn refresh(
     State(state): State<AppState>,
     ctx: PageCtx,
     headers: HeaderMap,
     uri: axum::http::Uri,
+    PageQuery(q): PageQuery<RefreshQuery>,
     CsrfForm(_): CsrfForm<NoFields>,
-) -> Response {
+) -> Result<Response, PageError> {
     let target = ctx.return_to_param.clone().unwrap_or_else(|| {
         let own = format!("/auth/sessions/refresh{}", uri.query().map(|q| format!("?{q}")).unwrap_or_default());
         if return_to::is_safe(&own) { own } else { state.config.default_return_to.clone() }
     });
+    let audience = match q.audience.as_deref() {
+        None => audience_for(&target),
+        Some(a) => Audience::parse(a).map_err(|_| PageError::BadRequest("audience must be app or admin"))?,
+    };
     let navigation = is_navigation(&headers);
     let result = match ctx.refresh_token() {
-        Some(t) => state.services.sessions().refresh(t, audience_for(&target)).await.ok(),
+        Some(t) => state.services.sessions().refresh(t, audience).await.ok(),
         None => None,
     };
-    match result {
+    Ok(match result {
         Some(issued) => {
             ctx.set_session(&issued);
             if navigation { ctx.redirect(&target) } else { StatusCode::NO_CONTENT.into_response() }
@@ -223,5 +239,5 @@ pub async fn refresh(
                 StatusCode::UNAUTHORIZED.into_response()
             }
         }
-    }
+    })
 }

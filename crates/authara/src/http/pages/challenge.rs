@@ -221,6 +221,7 @@ pub async fn reset(
 #[serde(default)]
 pub struct EmailChangeForm {
     new_email: String,
+    current_password: String,
 }
 
 /// `POST /auth/email-change`: the code goes to the new address.
@@ -228,13 +229,61 @@ pub async fn email_change(ctx: PageCtx, CsrfForm(form): CsrfForm<EmailChangeForm
     let user = ctx.user().await?;
     let result = match EmailAddress::parse(&form.new_email) {
         Err(e) => Err(copy::input(e)),
-        Ok(email) => match ctx.state().services.challenges().start_email_change(user.user_id(), &email).await {
-            Ok(id) => Ok(id),
-            Err(e) => Err(copy::challenge(e)?),
-        },
+        Ok(email) => {
+            let current = Some(form.current_password.as_str()).filter(|p| !p.is_empty());
+            match ctx.state().services.challenges().start_email_change(&user, &email, current).await {
+                Ok(id) => Ok(id),
+                Err(e) => Err(copy::challenge(e)?),
+            }
+        }
     };
     match result {
         Ok(id) => Ok(verify_page(&ctx, ChallengePurpose::EmailChange, id, None, None)),
         Err(failure) => super::account::render(&ctx, &user, failure.status, None, Some(failure.message)).await,
     }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct CancelQuery {
+    token: String,
+}
+
+fn cancel_card(ctx: &PageCtx, token: &str) -> Markup {
+    html! {
+        div.card {
+            h1 { "Cancel the email change?" }
+            p.lead { "Someone asked to move your account to another email address. If it was not you, cancel it here, then change your password." }
+            form method="post" action="/auth/email-change/cancel" {
+                (fields::csrf(&ctx.csrf))
+                input type="hidden" name="token" value=(token);
+                button.danger type="submit" { "Cancel the change" }
+            }
+        }
+    }
+}
+
+/// `GET /auth/email-change/cancel?token=…`: the link of the notice sent to the current address.
+/// Confirms with a button (a link preview must not cancel anything).
+pub async fn cancel_page(ctx: PageCtx, PageQuery(q): PageQuery<CancelQuery>) -> Response {
+    ctx.html(StatusCode::OK, "Cancel the email change", cancel_card(&ctx, &q.token))
+}
+
+/// `POST /auth/email-change/cancel`: ends the pending change. Says the same whether there was
+/// one or not.
+pub async fn cancel(ctx: PageCtx, CsrfForm(form): CsrfForm<CancelQuery>) -> Result<Response, PageError> {
+    match ctx.state().services.challenges().cancel_email_change(&form.token).await {
+        Ok(_) => {}
+        Err(e) => {
+            copy::challenge(e)?;
+        }
+    }
+    let body = html! {
+        div.card {
+            h1 { "No change will be made" }
+            p.lead { "If a change of your email address was pending, it is cancelled. If you did not ask for it, change your password now." }
+            a.button href="/auth/password-reset" { "Change my password" }
+        }
+    };
+    Ok(ctx.html(StatusCode::OK, "Email change cancelled", body))
 }

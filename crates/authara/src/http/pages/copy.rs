@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use super::error::PageError;
 use crate::domain::InputError;
 use crate::services::accounts::{LoginError, SignupError};
+use crate::services::auth::ReauthError;
 use crate::services::challenges::ChallengeError;
 use crate::services::profile::ProfileError;
 use crate::services::sessions::{RevokeError, SessionError};
@@ -80,6 +81,7 @@ pub fn challenge(e: ChallengeError) -> Result<Failure, PageError> {
         }
         ChallengeError::InvalidInvitation => Ok(form("This invitation cannot be used.")),
         ChallengeError::RateLimited { .. } => Ok(limited("Too many attempts. Please wait a moment and try again.")),
+        ChallengeError::Reauth(r) => reauth(r),
         ChallengeError::Session(s) => session(s),
         ChallengeError::Hash(h) => Err(h.into()),
         ChallengeError::Store(s) => Err(s.into()),
@@ -89,13 +91,25 @@ pub fn challenge(e: ChallengeError) -> Result<Failure, PageError> {
 pub fn profile(e: ProfileError) -> Result<Failure, PageError> {
     match e {
         ProfileError::UsernameTaken => Ok(form("That username is taken.")),
-        ProfileError::WrongPassword => Ok(form("The current password is incorrect.")),
+        ProfileError::Reauth(r) => reauth(r),
         ProfileError::ConfirmationMismatch => Ok(form("Type your email exactly to confirm the deletion.")),
         ProfileError::LastAdmin => Ok(form("The last active administrator cannot delete their account.")),
-        ProfileError::RateLimited { .. } => Ok(limited("Too many attempts. Please wait and try again.")),
         ProfileError::Gone => Err(PageError::Unauthenticated { login: "/auth/login".to_owned() }),
         ProfileError::Hash(h) => Err(h.into()),
         ProfileError::Store(s) => Err(s.into()),
+    }
+}
+
+/// The privileged-session rule's refusals.
+pub fn reauth(e: ReauthError) -> Result<Failure, PageError> {
+    match e {
+        ReauthError::Required => {
+            Ok(form("For your security, enter your current password to continue (or sign in again)."))
+        }
+        ReauthError::WrongPassword => Ok(form("The current password is incorrect.")),
+        ReauthError::RateLimited { .. } => Ok(limited("Too many attempts. Please wait and try again.")),
+        ReauthError::Hash(h) => Err(h.into()),
+        ReauthError::Store(s) => Err(s.into()),
     }
 }
 

@@ -98,13 +98,19 @@ async fn email_change_is_confirmed_by_the_new_address(engine: Engine) {
     app.signed_in("taken@example.com", PW).await;
     assert!(c.get("/auth/account").await.text().contains(r#"action="/auth/email-change""#));
 
+    let taken = c.form("/auth/email-change", &[("new_email", "taken@example.com")]).await;
+    assert_eq!(taken.status, 200, "a taken address looks the same");
     let res = c.form("/auth/email-change", &[("new_email", "New-Address@example.com")]).await;
     assert_eq!(res.status, 200);
     let id = hidden(&res.text(), "challenge_id");
-    let taken = c.form("/auth/email-change", &[("new_email", "taken@example.com")]).await;
-    assert_eq!(taken.status, 200, "a taken address looks the same");
     deliver(&app).await;
-    assert!(sink.to("taken@example.com").is_empty() && sink.to("old-address@example.com").is_empty());
+    assert!(sink.to("taken@example.com").is_empty());
+    let notices = sink.to("old-address@example.com");
+    assert_eq!(notices.len(), 2, "the current address hears of every request");
+    assert!(
+        notices[1].data.contains("new-address@example.com")
+            && notices[1].data.contains("/auth/email-change/cancel?token=")
+    );
     let code = sink.code_for("new-address@example.com");
     let res = c.form("/auth/verify-challenge/email-change", &[("challenge_id", &id), ("code", &code)]).await;
     assert_eq!((res.status, res.location().as_deref()), (303, Some("/auth/account?notice=email")));
@@ -113,4 +119,42 @@ async fn email_change_is_confirmed_by_the_new_address(engine: Engine) {
     assert_eq!(res.status, 422, "already your address");
 }
 
-on_both_engines!(hosted_signup_with_a_code, hosted_password_reset, email_change_is_confirmed_by_the_new_address);
+/// The owner of the current address cancels a change they did not ask for, from the link of
+/// the notice, without being signed in; a newer request also replaces an older one.
+async fn an_email_change_is_cancelled_from_the_old_address(engine: Engine) {
+    let sink = SmtpSink::start().await;
+    let app = app_with_mail(engine, &sink, &[]).await;
+    let c = app.signed_in("owner@example.com", PW).await;
+    let first =
+        hidden(&c.form("/auth/email-change", &[("new_email", "first@example.com")]).await.text(), "challenge_id");
+    let res = c.form("/auth/email-change", &[("new_email", "thief@example.com")]).await;
+    let id = hidden(&res.text(), "challenge_id");
+    deliver(&app).await;
+    let first_code = sink.code_for("first@example.com");
+    let res = c.form("/auth/verify-challenge/email-change", &[("challenge_id", &first), ("code", &first_code)]).await;
+    assert_eq!(res.status, 422, "a newer request replaced the older one");
+
+    // The text part is quoted-printable: undo its soft line breaks and `=3D`.
+    let notice = sink.to("owner@example.com")[1].data.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+    let link = notice.split("/auth/email-change/cancel?token=").nth(1).unwrap();
+    let token: String = link.chars().take_while(|ch| ch.is_ascii_alphanumeric() || *ch == '-' || *ch == '_').collect();
+    let owner = app.client();
+    let page = owner.get(&format!("/auth/email-change/cancel?token={token}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("Cancel the change"));
+    let res = owner.form("/auth/email-change/cancel", &[("token", &token)]).await;
+    assert_eq!(res.status, 200);
+    let code = sink.code_for("thief@example.com");
+    let res = c.form("/auth/verify-challenge/email-change", &[("challenge_id", &id), ("code", &code)]).await;
+    assert_eq!(res.status, 422, "the cancelled change cannot complete");
+    assert_eq!(c.get("/auth/api/v1/user").await.json()["email"], "owner@example.com");
+    let forged = owner.form("/auth/email-change/cancel", &[("token", "forged")]).await;
+    assert_eq!(forged.status, 200, "a forged link says the same and does nothing");
+}
+
+on_both_engines!(
+    hosted_signup_with_a_code,
+    hosted_password_reset,
+    email_change_is_confirmed_by_the_new_address,
+    an_email_change_is_cancelled_from_the_old_address,
+);
