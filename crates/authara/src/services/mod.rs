@@ -164,6 +164,11 @@ impl Services {
         (self.core.store.engine().as_str(), self.core.store.ping(timeout).await)
     }
 
+    /// Password verifications run so far, real and dummy (the unknown-email cost is provable).
+    pub fn password_verifications(&self) -> u64 {
+        self.core.hasher.verifications()
+    }
+
     /// Computes the dummy hash now (at start-up, in the background).
     pub async fn warm_up(&self) {
         self.core.hasher.warm_up().await;

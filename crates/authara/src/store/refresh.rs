@@ -153,9 +153,18 @@ const CONSUME: &str = "UPDATE refresh_tokens SET consumed_at_ms = $2 WHERE id = 
 const DELETE_USER_TOKENS: &str =
     "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)";
 const DELETE_SESSION_TOKENS: &str = "DELETE FROM refresh_tokens WHERE session_id = $1";
+const LIVE_FOR_SESSION: &str =
+    "SELECT COUNT(*) FROM refresh_tokens WHERE session_id = $1 AND consumed_at_ms IS NULL AND expires_at_ms >= $2";
 const CLEAN: &str = "DELETE FROM refresh_tokens WHERE expires_at_ms < $1";
 
 impl super::Store {
+    /// Unconsumed, unexpired refresh tokens of a session (one per rotation step).
+    pub async fn live_refresh_tokens(&self, session: SessionId, now_ms: i64) -> Result<i64, StoreError> {
+        Ok(
+            super::on_db!(self, p => sqlx::query_scalar(LIVE_FOR_SESSION).bind(session).bind(now_ms).fetch_one(p).await)?,
+        )
+    }
+
     /// Looks up a refresh token (no lock), e.g. to find the session at logout.
     pub async fn refresh_by_hash(&self, hash: &[u8]) -> Result<Option<RefreshRow>, StoreError> {
         Ok(super::on_db!(self, p => sqlx::query_as(BY_HASH).bind(hash).fetch_optional(p).await)?)
