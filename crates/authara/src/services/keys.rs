@@ -133,7 +133,7 @@ pub fn load(config: &Config) -> Result<SigningKeys, KeyError> {
 fn create_once(path: &Path, make: impl FnOnce() -> Result<String, KeyError>) -> Result<(String, bool), KeyError> {
     let io = |source| KeyError::Io { path: path.to_owned(), source };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+        crate::store::private_dir(dir).map_err(io)?;
     }
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

@@ -12,6 +12,7 @@ mod smtp;
 mod api;
 mod email;
 mod events;
+mod hardening;
 
 mod health;
 mod layers;

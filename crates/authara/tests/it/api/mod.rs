@@ -1,7 +1,7 @@
 //! The JSON API, through the real HTTP server, on both engines, every response checked
 //! against the contract.
 
-mod auth;
+pub mod auth;
 mod csrf;
 mod keys;
 mod sessions;

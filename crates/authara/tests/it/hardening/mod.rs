@@ -1,0 +1,8 @@
+//! Regressions of the security review: each test failed before its fix.
+
+mod connections;
+mod hashing;
+mod lockout;
+mod reauth;
+mod refresh;
+mod sessions;

@@ -1,0 +1,111 @@
+//! Sensitive changes need a privileged session: a recent login or the current password.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::app::{TestApp, TestClient};
+use crate::harness::{Engine, on_both_engines};
+
+const PW: &str = "violet-harbor-tangent";
+const NEW_PW: &str = "copper-lantern-meadow";
+
+/// A session signed in longer ago than the privileged window, kept alive by refreshes.
+async fn old_session(app: &TestApp, email: &str) -> TestClient {
+    let c = app.signed_in(email, PW).await;
+    app.clock.advance(Duration::from_secs(16 * 60));
+    assert_eq!(c.post("/auth/api/v1/sessions/refresh").await.status, 200);
+    c
+}
+
+async fn the_api_password_change_needs_a_recent_login_or_the_password(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let c = old_session(&app, "stale@example.com").await;
+    let res = c.json(Method::PUT, "/auth/api/v1/users/password", &json!({"password": NEW_PW})).await;
+    assert_eq!((res.status, res.error_code().as_str()), (403, "forbidden"), "a stolen old session cannot");
+    assert!(res.json()["error"]["message"].as_str().unwrap().contains("current_password"));
+    let res = c
+        .json(
+            Method::PUT,
+            "/auth/api/v1/users/password",
+            &json!({"password": NEW_PW, "current_password": "nope-nope-1"}),
+        )
+        .await;
+    assert_eq!(res.status, 403, "a wrong password does not help");
+    let res =
+        c.json(Method::PUT, "/auth/api/v1/users/password", &json!({"password": NEW_PW, "current_password": PW})).await;
+    assert_eq!(res.status, 204, "the current password makes it privileged");
+}
+
+async fn current_password_guesses_are_limited(engine: Engine) {
+    let app = TestApp::start_with(engine, &[("AUTHARA_RATE_LIMIT_LOGIN_EMAIL_LIMIT", "3")]).await;
+    let c = old_session(&app, "guess@example.com").await;
+    // A raw client: 429 is our addition to this route's statuses.
+    let http = crate::harness::client();
+    let cookies = ["authara_access", "authara_csrf"].map(|n| format!("{n}={}", c.cookie(n).unwrap())).join("; ");
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let res = http
+            .put(format!("{}/auth/api/v1/users/password", app.base))
+            .header("cookie", &cookies)
+            .header("x-csrf-token", c.cookie("authara_csrf").unwrap())
+            .json(&json!({"password": NEW_PW, "current_password": format!("wrong-guess-{i}")}))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 429 {
+            assert!(res.headers().contains_key("retry-after"));
+        }
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [403, 403, 403, 429, 429]);
+}
+
+async fn pages_ask_for_the_password_for_sensitive_changes(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let c = old_session(&app, "page@example.com").await;
+    let res = c.form("/auth/user/delete", &[("confirm", "page@example.com")]).await;
+    assert_eq!(res.status, 422);
+    assert!(res.text().contains("enter your current password"), "{}", res.text());
+    let res = c.form("/auth/email-change", &[("new_email", "moved@example.com")]).await;
+    assert_eq!(res.status, 422);
+    assert!(res.text().contains("enter your current password"));
+    let res = c.form("/auth/email-change", &[("new_email", "moved@example.com"), ("current_password", PW)]).await;
+    assert_eq!(res.status, 200, "with the password: the code page");
+    let res = c.form("/auth/user/delete", &[("confirm", "page@example.com"), ("current_password", PW)]).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/auth/successful-deletion")));
+    // Right after a login, no password is needed.
+    let fresh = app.signed_in("fresh@example.com", PW).await;
+    let res = fresh.form("/auth/user/delete", &[("confirm", "fresh@example.com")]).await;
+    assert_eq!(res.status, 303);
+}
+
+/// Passwords are never trimmed: the one set is the one that signs in.
+async fn passwords_are_taken_as_typed(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let spaced = "  spaced out password  ";
+    app.signed_in("spaces@example.com", spaced).await;
+    let c = app.client();
+    c.fetch_csrf().await;
+    let trimmed = json!({"email": "spaces@example.com", "password": spaced.trim()});
+    assert_eq!(c.json(Method::POST, "/auth/api/v1/login", &trimmed).await.status, 401);
+    let exact = json!({"email": "spaces@example.com", "password": spaced});
+    assert_eq!(c.json(Method::POST, "/auth/api/v1/login", &exact).await.status, 200);
+    let res = c
+        .form(
+            "/auth/providers/password/change",
+            &[("current_password", spaced), ("new_password", " another pass phrase ")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let page = c.form("/auth/login", &[("email", "spaces@example.com"), ("password", " another pass phrase ")]).await;
+    assert_eq!(page.status, 303);
+}
+
+on_both_engines!(
+    the_api_password_change_needs_a_recent_login_or_the_password,
+    current_password_guesses_are_limited,
+    pages_ask_for_the_password_for_sensitive_changes,
+    passwords_are_taken_as_typed,
+);
