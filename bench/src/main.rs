@@ -2,8 +2,10 @@
 //! run, and writes a markdown table. See `bench/README.md` for the method.
 //!
 //! Subcommands: `run` (everything; the others are its child processes), `ceiling-server`
-//! (ceiling H), `hash-ceiling` (ceiling A), `rotation-ceiling` (ceiling D).
+//! (ceiling H), `hash-ceiling` (ceiling A), `rotation-ceiling` (ceiling D), and the resource
+//! bounds of `bench/abuse`: `abandoned-hashes`, `limiter-memory`.
 
+mod abuse;
 mod ceilings;
 mod load;
 mod workloads;
@@ -57,6 +59,19 @@ fn main() -> anyhow::Result<()> {
             let pg = arg(&args, "--pg");
             rt.block_on(ceilings::rotation_ceiling(&engine, pg.as_deref(), secs))
         }
+        "abandoned-hashes" => {
+            let opts = Opts {
+                bin: PathBuf::from(arg(&args, "--bin").context("--bin path/to/authara")?),
+                secs,
+                out: PathBuf::new(),
+                pg: None,
+                pinned: false,
+                only: None,
+            };
+            let requests = arg(&args, "--requests").map(|s| s.parse()).transpose()?.unwrap_or(200);
+            rt.block_on(abuse::abandoned_hashes(&opts, requests))
+        }
+        "limiter-memory" => abuse::limiter_memory(),
         "run" => {
             let pg = arg(&args, "--pg").map(|s| {
                 let mut p = s.splitn(3, ':').map(str::to_owned);

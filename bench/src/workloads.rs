@@ -40,7 +40,7 @@ fn all_cpus() -> String {
 }
 
 /// `VmRSS` and `VmHWM` of a process, in MiB.
-fn rss_mib(pid: u32) -> (f64, f64) {
+pub(crate) fn rss_mib(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -54,9 +54,9 @@ fn rss_mib(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-struct Server {
+pub(crate) struct Server {
     child: tokio::process::Child,
-    base: String,
+    pub(crate) base: String,
     _dir: tempdir::Dir,
 }
 
@@ -71,11 +71,11 @@ mod tempdir {
 }
 
 impl Server {
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id().unwrap_or(0)
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
         }
@@ -85,7 +85,7 @@ impl Server {
 
 /// Starts `authara serve` as production would run it (APP_ENV=prod, JSON logs at info).
 #[expect(clippy::disallowed_methods, reason = "passes the bench's PATH through to the server it starts")]
-async fn start_server(opts: &Opts, engine: &str, extra: &[(&str, &str)]) -> anyhow::Result<(Server, Duration)> {
+pub(crate) async fn start_server(opts: &Opts, engine: &str, extra: &[(&str, &str)]) -> anyhow::Result<(Server, Duration)> {
     let dir = std::env::temp_dir().join(format!("authara-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     let port = free_port()?;

@@ -1,6 +1,7 @@
 //! Regressions of the security review: each test failed before its fix.
 
 mod connections;
+mod email_change;
 mod hashing;
 mod lockout;
 mod reauth;
