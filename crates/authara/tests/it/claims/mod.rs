@@ -2,6 +2,7 @@
 //! a real socket, or the real binary where start-up matters), on both engines where storage is
 //! involved.
 
+mod csrf;
 mod revocation;
 
 use std::collections::HashMap;
