@@ -3,6 +3,7 @@
 //! involved.
 
 mod csrf;
+mod limits;
 mod revocation;
 
 use std::collections::HashMap;
