@@ -5,6 +5,7 @@
 mod csrf;
 mod limits;
 mod revocation;
+mod sessions;
 
 use std::collections::HashMap;
 
