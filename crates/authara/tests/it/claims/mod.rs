@@ -3,6 +3,7 @@
 //! involved.
 
 mod csrf;
+mod enumeration;
 mod limits;
 mod revocation;
 mod sessions;
