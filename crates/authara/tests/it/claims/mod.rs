@@ -5,6 +5,7 @@
 mod csrf;
 mod enumeration;
 mod limits;
+mod outbox;
 mod revocation;
 mod sessions;
 
