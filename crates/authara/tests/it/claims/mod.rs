@@ -2,6 +2,7 @@
 //! a real socket, or the real binary where start-up matters), on both engines where storage is
 //! involved.
 
+mod contract;
 mod csrf;
 mod enumeration;
 mod limits;
