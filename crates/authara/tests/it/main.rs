@@ -10,6 +10,7 @@ mod harness;
 mod smtp;
 
 mod api;
+mod claims;
 mod email;
 mod events;
 mod hardening;
