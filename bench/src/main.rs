@@ -3,11 +3,13 @@
 //!
 //! Subcommands: `run` (everything; the others are its child processes), `ceiling-server`
 //! (ceiling H), `hash-ceiling` (ceiling A), `rotation-ceiling` (ceiling D), and the resource
-//! bounds of `bench/abuse`: `abandoned-hashes`, `limiter-memory`.
+//! bounds of `bench/abuse`: `abandoned-hashes`, `limiter-memory`; and `webhook-latency`
+//! (`bench/webhooks`).
 
 mod abuse;
 mod ceilings;
 mod load;
+mod webhooks;
 mod workloads;
 
 use std::path::PathBuf;
@@ -72,6 +74,18 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(abuse::abandoned_hashes(&opts, requests))
         }
         "limiter-memory" => abuse::limiter_memory(),
+        "webhook-latency" => {
+            let opts = Opts {
+                bin: PathBuf::from(arg(&args, "--bin").context("--bin path/to/authara")?),
+                secs,
+                out: PathBuf::new(),
+                pg: None,
+                pinned: false,
+                only: None,
+            };
+            let events = arg(&args, "--events").map(|s| s.parse()).transpose()?.unwrap_or(200);
+            rt.block_on(webhooks::latency(&opts, events))
+        }
         "run" => {
             let pg = arg(&args, "--pg").map(|s| {
                 let mut p = s.splitn(3, ':').map(str::to_owned);

@@ -85,7 +85,11 @@ impl Server {
 
 /// Starts `authara serve` as production would run it (APP_ENV=prod, JSON logs at info).
 #[expect(clippy::disallowed_methods, reason = "passes the bench's PATH through to the server it starts")]
-pub(crate) async fn start_server(opts: &Opts, engine: &str, extra: &[(&str, &str)]) -> anyhow::Result<(Server, Duration)> {
+pub(crate) async fn start_server(
+    opts: &Opts,
+    engine: &str,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<(Server, Duration)> {
     let dir = std::env::temp_dir().join(format!("authara-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     let port = free_port()?;

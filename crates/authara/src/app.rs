@@ -63,7 +63,8 @@ impl App {
         crate::http::router(HttpState::new(self.services.clone()))
     }
 
-    /// Starts the background workers: session cleanup, the email workers and their cleanup.
+    /// Starts the background workers: session cleanup, the email workers and their cleanup, and,
+    /// when webhooks are configured, the webhook dispatchers, their reaper and cleanup.
     /// why (design.md decision 3): the reference starts email workers only with challenges on,
     /// so password-reset mail was never sent otherwise. Ours always run.
     pub fn spawn_workers(&self) -> Vec<tokio::task::JoinHandle<()>> {
@@ -73,6 +74,13 @@ impl App {
             workers.push(tokio::spawn(crate::worker::email::run(s.clone())));
         }
         workers.push(tokio::spawn(crate::worker::email::cleanup(s.clone())));
+        if let Some(hooks) = &self.config.webhooks {
+            for _ in 0..hooks.worker_count {
+                workers.push(tokio::spawn(crate::worker::webhooks::run(s.clone())));
+            }
+            workers.push(tokio::spawn(crate::worker::webhooks::reaper(s.clone(), hooks.stale_reaper_interval)));
+            workers.push(tokio::spawn(crate::worker::webhooks::cleanup(s.clone(), hooks.cleanup_interval)));
+        }
         let warm = s.clone();
         workers.push(tokio::spawn(async move { warm.warm_up().await }));
         workers

@@ -82,6 +82,12 @@ pub fn rfc3339(ms: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-11-23T18:33:04.120Z` (webhook envelopes).
+pub fn rfc3339_millis(ms: i64) -> String {
+    let (y, mo, d, h, mi, s, _) = split(ms);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z", ms.rem_euclid(1000))
+}
+
 /// An HTTP date (RFC 7231 IMF-fixdate), e.g. `Mon, 23 Nov 2026 18:33:04 GMT`.
 pub fn http_date(ms: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];

@@ -33,6 +33,8 @@ declare_vars! {
     CLEANUP_INTERVAL = contract("AUTHARA_WEBHOOK_CLEANUP_INTERVAL", "1h");
     /// Rows per cleanup batch.
     MAINTENANCE_BATCH_SIZE = contract("AUTHARA_WEBHOOK_MAINTENANCE_BATCH_SIZE", "1000");
+    /// Delays before the 2nd, 3rd, ... attempt (comma-separated durations; the last repeats).
+    RETRY_DELAYS = extra("AUTHARA_WEBHOOK_RETRY_DELAYS", "30s,2m");
 }
 
 /// The events `AUTHARA_WEBHOOK_ENABLED_EVENTS` accepts (`contract/config.yaml`).
@@ -79,6 +81,23 @@ pub struct WebhookConfig {
     pub cleanup_interval: Duration,
     /// `AUTHARA_WEBHOOK_MAINTENANCE_BATCH_SIZE`.
     pub maintenance_batch_size: u32,
+    /// `AUTHARA_WEBHOOK_RETRY_DELAYS`: never empty.
+    pub retry_delays: Vec<Duration>,
+}
+
+fn retry_delays(r: &mut Reader<'_>) -> Vec<Duration> {
+    let raw = r.string(&RETRY_DELAYS);
+    let mut out = Vec::new();
+    for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match super::duration::parse(item) {
+            Ok(d) if !d.negative && !d.magnitude.is_zero() => out.push(d.magnitude),
+            _ => r.invalid(&RETRY_DELAYS, format!("{item:?} is not a positive duration")),
+        }
+    }
+    if out.is_empty() {
+        out.push(Duration::from_secs(30));
+    }
+    out
 }
 
 /// Reads this area; every setting is validated even when webhooks are off.
@@ -99,6 +118,7 @@ pub(super) fn build(r: &mut Reader<'_>, prod: bool) -> Option<WebhookConfig> {
         failed_retention: r.duration(&FAILED_RETENTION),
         cleanup_interval: r.duration(&CLEANUP_INTERVAL),
         maintenance_batch_size: r.positive(&MAINTENANCE_BATCH_SIZE),
+        retry_delays: retry_delays(r),
     };
     r.ensure(
         cfg.timeout < cfg.processing_stale_after,

@@ -3,7 +3,7 @@
 
 use super::Core;
 use super::auth::{Principal, ReauthError};
-use super::events::{DomainEvent, record};
+use super::events::DomainEvent;
 use super::password::{HashError, Verified};
 use super::sessions::{ClientInfo, Issued, SessionError, Sessions};
 use crate::cache::{LimitKey, Scope};
@@ -154,7 +154,7 @@ impl Accounts {
         let name = if username.trim().is_empty() { "Personal workspace" } else { username.trim() };
         tx.insert_org(&NewOrg { id: org_id, name, kind, created_by: id, now_ms: now }).await?;
         tx.insert_membership(org_id, id, OrgRole::Owner, now).await?;
-        record(tx, now, &DomainEvent::OrganizationCreated { org_id, name, kind, created_by: Some(id) }).await?;
+        self.core.record(tx, &DomainEvent::OrganizationCreated { org_id, name, kind, created_by: Some(id) }).await?;
         let membership = DomainEvent::MembershipCreated {
             org_id,
             user_id: id,
@@ -162,8 +162,8 @@ impl Accounts {
             is_initial: true,
             invitation_id: None,
         };
-        record(tx, now, &membership).await?;
-        record(tx, now, &DomainEvent::UserCreated { user_id: id }).await?;
+        self.core.record(tx, &membership).await?;
+        self.core.record(tx, &DomainEvent::UserCreated { user_id: id }).await?;
         Ok(Some(UserRow { id, email: email.as_str().to_owned(), username, created_at_ms: now, disabled_at_ms: None }))
     }
 
@@ -261,7 +261,7 @@ impl Accounts {
         tx.set_password_hash(user_id, &hash, now).await?;
         let revoked = tx.revoke_user_sessions(user_id, now).await?;
         tx.delete_user_refresh_tokens(user_id).await?;
-        record(&mut tx, now, &DomainEvent::UserUpdated { user_id }).await?;
+        self.core.record(&mut tx, &DomainEvent::UserUpdated { user_id }).await?;
         tx.commit().await?;
         self.sessions.revoked(&revoked).await;
         Ok(revoked.len())
@@ -302,7 +302,7 @@ impl Accounts {
         } else {
             Vec::new()
         };
-        record(&mut tx, now, &DomainEvent::UserUpdated { user_id }).await?;
+        self.core.record(&mut tx, &DomainEvent::UserUpdated { user_id }).await?;
         tx.commit().await?;
         self.core.forget_user(user_id);
         self.sessions.revoked(&revoked).await;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::Core;
 use super::accounts::{Accounts, SignedIn};
 use super::auth::{Principal, ReauthError};
-use super::events::{DomainEvent, record};
+use super::events::DomainEvent;
 use super::password::HashError;
 use super::sessions::{ClientInfo, SessionError, Sessions};
 use crate::cache::{LimitKey, Scope};
@@ -112,7 +112,7 @@ impl Challenges {
             sealed_code,
             code_expires_at_ms: code_expires,
         };
-        record(tx, now, &event).await?;
+        self.core.record(tx, &event).await?;
         Ok(())
     }
 
@@ -347,7 +347,7 @@ impl Challenges {
             new_email: email.as_str(),
             cancel_url,
         };
-        record(&mut tx, now, &notice).await?;
+        self.core.record(&mut tx, &notice).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -390,7 +390,7 @@ impl Challenges {
             other => other?,
         }
         tx.consume_challenge(id, now).await?;
-        record(&mut tx, now, &DomainEvent::UserUpdated { user_id }).await?;
+        self.core.record(&mut tx, &DomainEvent::UserUpdated { user_id }).await?;
         tx.commit().await?;
         self.core.forget_user(user_id);
         Ok(())

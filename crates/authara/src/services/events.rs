@@ -9,10 +9,12 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::Core;
 use crate::clock::rfc3339;
 use crate::domain::{ChallengePurpose, EmailAddress, OrgId, OrgKind, OrgRole, UserId};
 use crate::store::events::NewEvent;
 use crate::store::outbox::NewEmailJob;
+use crate::store::webhooks::NewDelivery;
 use crate::store::{StoreError, Tx};
 
 /// Templates of the email outbox (`email_jobs.template`).
@@ -138,14 +140,56 @@ impl DomainEvent<'_> {
     }
 }
 
-/// Records `event` in `tx`, with the email job it sends, if any. Returns the event id.
-pub async fn record(tx: &mut Tx, now_ms: i64, event: &DomainEvent<'_>) -> Result<Uuid, StoreError> {
-    let id = Uuid::new_v4();
-    let (aggregate_type, aggregate_id) = event.aggregate();
-    let data = event.data().to_string();
-    tx.insert_event(&NewEvent { id, kind: event.kind(), aggregate_type, aggregate_id, data: &data, now_ms }).await?;
-    if let Some((to, template, challenge_id)) = event.email() {
-        tx.enqueue_email(&NewEmailJob { challenge_id, event_id: id, to, template, now_ms }).await?;
+impl DomainEvent<'_> {
+    /// Public events are the ones of `contract/webhooks.yaml`; the others stay inside.
+    fn is_public(&self) -> bool {
+        crate::config::webhooks::WEBHOOK_EVENTS.contains(&self.kind())
     }
-    Ok(id)
+}
+
+/// The webhook envelope (`contract/webhooks.yaml`): the exact bytes sent and signed.
+fn envelope(id: Uuid, kind: &str, created_at_ms: i64, data: &Value) -> String {
+    format!(
+        r#"{{"id":"{id}","type":"{kind}","created_at":"{}","data":{data}}}"#,
+        crate::clock::rfc3339_millis(created_at_ms)
+    )
+}
+
+impl Core {
+    /// Records `event` in `tx` with what its consumers need, all in the same transaction: the
+    /// email job it sends, if any, and the webhook delivery when webhooks are on and the event is
+    /// public and enabled. Returns the event id.
+    pub(crate) async fn record(&self, tx: &mut Tx, event: &DomainEvent<'_>) -> Result<Uuid, StoreError> {
+        let now = self.now_ms();
+        let id = Uuid::new_v4();
+        let (aggregate_type, aggregate_id) = event.aggregate();
+        let data = event.data();
+        let text = data.to_string();
+        let seq = tx
+            .insert_event(&NewEvent { id, kind: event.kind(), aggregate_type, aggregate_id, data: &text, now_ms: now })
+            .await?;
+        if let Some((to, template, challenge_id)) = event.email() {
+            tx.enqueue_email(&NewEmailJob { challenge_id, event_id: id, to, template, now_ms: now }).await?;
+        }
+        if let Some(hooks) = &self.config.webhooks
+            && event.is_public()
+            && (hooks.enabled_events.is_empty() || hooks.enabled_events.iter().any(|e| e == event.kind()))
+        {
+            let delivery = Uuid::new_v4();
+            let payload = envelope(delivery, event.kind(), now, &data);
+            tx.insert_delivery(&NewDelivery {
+                id: delivery,
+                event_id: id,
+                event_seq: seq,
+                event_type: event.kind(),
+                aggregate_id,
+                payload: &payload,
+                now_ms: now,
+            })
+            .await?;
+            let kick = self.webhook_kick.clone();
+            tx.after_commit(move || kick.notify_one());
+        }
+        Ok(id)
+    }
 }

@@ -20,6 +20,7 @@ pub mod return_to;
 pub mod secrets;
 pub mod sessions;
 pub mod token;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -46,6 +47,8 @@ pub(crate) struct Core {
     pub(crate) secrets: Arc<secrets::Secrets>,
     /// What is known about users between requests (states for access checks, profiles).
     pub(crate) users: Arc<profile::UserViews>,
+    /// Woken after a commit that queued webhook deliveries (this instance's dispatchers).
+    pub(crate) webhook_kick: Arc<tokio::sync::Notify>,
 }
 
 impl Core {
@@ -77,6 +80,7 @@ pub struct Services {
     challenges: challenges::Challenges,
     profiles: profile::Profiles,
     mail: mail::Mail,
+    webhooks: webhooks::Webhooks,
 }
 
 impl std::fmt::Debug for Services {
@@ -100,6 +104,7 @@ impl Services {
             tokens: Arc::new(tokens),
             secrets: Arc::new(secrets::Secrets::derive(keys)?),
             users: Arc::new(profile::UserViews::default()),
+            webhook_kick: Arc::default(),
             config,
             store,
             clock,
@@ -111,7 +116,8 @@ impl Services {
         let challenges = challenges::Challenges::new(core.clone(), accounts.clone(), sessions.clone());
         let profiles = profile::Profiles::new(core.clone(), sessions.clone());
         let mail = mail::Mail::new(core.clone(), mailer);
-        Ok(Self { core, auth, accounts, sessions, challenges, profiles, mail })
+        let webhooks = webhooks::Webhooks::new(core.clone())?;
+        Ok(Self { core, auth, accounts, sessions, challenges, profiles, mail, webhooks })
     }
 
     pub fn auth(&self) -> &auth::Authenticator {
@@ -136,6 +142,10 @@ impl Services {
 
     pub fn mail(&self) -> &mail::Mail {
         &self.mail
+    }
+
+    pub fn webhooks(&self) -> &webhooks::Webhooks {
+        &self.webhooks
     }
 
     pub fn config(&self) -> &Arc<Config> {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Core;
 use super::auth::{Principal, ReauthError};
-use super::events::{DomainEvent, record};
+use super::events::DomainEvent;
 use super::password::HashError;
 use super::sessions::Sessions;
 use crate::cache::BoundedMap;
@@ -141,7 +141,7 @@ impl Profiles {
             Err(StoreError::Conflict) => return Err(ProfileError::UsernameTaken),
             other => other?,
         }
-        record(&mut tx, now, &DomainEvent::UserUpdated { user_id }).await?;
+        self.core.record(&mut tx, &DomainEvent::UserUpdated { user_id }).await?;
         tx.commit().await?;
         self.core.forget_user(user_id);
         Ok(())
@@ -194,7 +194,7 @@ impl Profiles {
         }
         let sessions: Vec<SessionId> = tx.revoke_user_sessions(user_id, now).await?;
         tx.delete_user(user_id).await?;
-        record(&mut tx, now, &DomainEvent::UserDeleted { user_id }).await?;
+        self.core.record(&mut tx, &DomainEvent::UserDeleted { user_id }).await?;
         tx.commit().await?;
         self.core.forget_user(user_id);
         self.sessions.revoked(&sessions).await;

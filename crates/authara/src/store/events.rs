@@ -29,13 +29,16 @@ pub struct EventRow {
 }
 
 const INSERT: &str = "INSERT INTO events (id, type, aggregate_type, aggregate_id, data, created_at_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq";
 const BY_ID: &str = "SELECT id, type, aggregate_type, aggregate_id, data, created_at_ms FROM events WHERE id = $1";
 const SINCE: &str = "SELECT id, type, aggregate_type, aggregate_id, data, created_at_ms FROM events \
      WHERE created_at_ms >= $1 ORDER BY seq LIMIT $2";
-/// Events nothing waits for any more (no email job left) and older than the retention.
+/// Events nothing waits for any more (no email job or webhook delivery left to do) and older
+/// than the retention.
 const CLEAN: &str = "DELETE FROM events WHERE created_at_ms < $1 AND NOT EXISTS \
-     (SELECT 1 FROM email_jobs j WHERE j.event_id = events.id AND j.status IN ('pending', 'sending'))";
+     (SELECT 1 FROM email_jobs j WHERE j.event_id = events.id AND j.status IN ('pending', 'sending')) \
+     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries w WHERE w.event_id = events.id \
+     AND w.status IN ('pending', 'processing'))";
 
 impl Store {
     pub async fn event(&self, id: Uuid) -> Result<Option<EventRow>, StoreError> {
@@ -57,9 +60,11 @@ impl Store {
 }
 
 impl Tx {
-    pub async fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<(), StoreError> {
-        on_tx!(self, c => sqlx::query(INSERT).bind(e.id).bind(e.kind).bind(e.aggregate_type).bind(e.aggregate_id)
-            .bind(e.data).bind(e.now_ms).execute(&mut *c).await.map(|r| r.rows_affected()))?;
-        Ok(())
+    /// Inserts an event; returns its sequence number.
+    pub async fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<i64, StoreError> {
+        Ok(
+            on_tx!(self, c => sqlx::query_scalar(INSERT).bind(e.id).bind(e.kind).bind(e.aggregate_type).bind(e.aggregate_id)
+            .bind(e.data).bind(e.now_ms).fetch_one(&mut *c).await)?,
+        )
     }
 }

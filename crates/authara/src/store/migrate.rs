@@ -34,8 +34,13 @@ macro_rules! migration {
 
 /// Every migration, oldest first. File names are `<version>_<name>.sql` (version without
 /// leading zeros so the macro can build the path).
-pub const MIGRATIONS: &[Migration] =
-    &[migration!(1, "init"), migration!(2, "accounts"), migration!(3, "email"), migration!(4, "events")];
+pub const MIGRATIONS: &[Migration] = &[
+    migration!(1, "init"),
+    migration!(2, "accounts"),
+    migration!(3, "email"),
+    migration!(4, "events"),
+    migration!(5, "webhooks"),
+];
 
 /// The schema version this binary needs.
 pub fn required_version() -> i64 {

@@ -12,6 +12,7 @@ pub mod org_mode;
 pub mod outbox;
 pub mod refresh;
 pub mod sessions;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -117,8 +118,9 @@ macro_rules! on_tx {
 pub(crate) use on_tx;
 
 /// An open write transaction. Dropping it without `commit` rolls back. Sealed: only the store's
-/// own functions run SQL on it.
-pub struct Tx(pub(crate) TxInner);
+/// own functions run SQL on it. Work registered with [`Tx::after_commit`] runs once the commit
+/// succeeded (never after a rollback).
+pub struct Tx(pub(crate) TxInner, Vec<Box<dyn FnOnce() + Send>>);
 
 pub(crate) enum TxInner {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
@@ -131,7 +133,15 @@ impl Tx {
             TxInner::Sqlite(t) => t.commit().await?,
             TxInner::Postgres(t) => t.commit().await?,
         }
+        for hook in self.1 {
+            hook();
+        }
         Ok(())
+    }
+
+    /// Runs `hook` after a successful commit (e.g. to wake a worker for what was written).
+    pub fn after_commit(&mut self, hook: impl FnOnce() + Send + 'static) {
+        self.1.push(Box::new(hook));
     }
 
     pub fn engine(&self) -> Engine {
@@ -264,8 +274,8 @@ impl Store {
     /// a deferred read-then-write transaction would otherwise fail with SQLITE_BUSY_SNAPSHOT.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match &self.db {
-            Db::Sqlite { write, .. } => Tx(TxInner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?)),
-            Db::Postgres { pool, .. } => Tx(TxInner::Postgres(pool.begin().await?)),
+            Db::Sqlite { write, .. } => Tx(TxInner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?), Vec::new()),
+            Db::Postgres { pool, .. } => Tx(TxInner::Postgres(pool.begin().await?), Vec::new()),
         })
     }
 

@@ -270,6 +270,11 @@ impl Server {
         self.output.lock().unwrap().join("\n")
     }
 
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub async fn terminate(mut self) -> (std::process::ExitStatus, String) {
         let pid = self.child.id().expect("still running");

@@ -7,6 +7,7 @@
 mod app;
 mod contract;
 mod harness;
+mod receiver;
 mod smtp;
 
 mod api;
@@ -21,3 +22,4 @@ mod migrations;
 mod pages;
 mod serve;
 mod store;
+mod webhooks;

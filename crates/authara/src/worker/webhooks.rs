@@ -1,0 +1,52 @@
+//! The webhook workers: dispatchers that deliver back to back while work is due and otherwise
+//! wait for a commit on this instance (or 1 s, for commits on other instances); a reaper that
+//! returns deliveries abandoned by a dead worker; a cleanup of old rows.
+
+use std::time::Duration;
+
+pub use crate::services::webhooks::Outcome;
+use crate::services::{Services, StoreError};
+
+/// Delivers one due delivery.
+pub async fn run_once(s: &Services) -> Result<Outcome, StoreError> {
+    s.webhooks().deliver_next().await
+}
+
+/// Runs until aborted.
+pub async fn run(s: Services) {
+    loop {
+        match run_once(&s).await {
+            Ok(Outcome::Idle) => s.webhooks().wait_for_work(Duration::from_secs(1)).await,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook worker");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Every `AUTHARA_WEBHOOK_STALE_REAPER_INTERVAL`: returns abandoned deliveries to the queue.
+pub async fn reaper(s: Services, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match s.webhooks().reap().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(deliveries = n, "reclaimed webhook deliveries abandoned mid-send"),
+            Err(e) => tracing::warn!(error = %e, "webhook reaper"),
+        }
+    }
+}
+
+/// Every `AUTHARA_WEBHOOK_CLEANUP_INTERVAL`: deletes old delivered and failed rows.
+pub async fn cleanup(s: Services, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if let Err(e) = s.webhooks().cleanup().await {
+            tracing::warn!(error = %e, "webhook cleanup");
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Webhooks through the real server against a local receiver that verifies signatures as the
+//! contract describes: every user event, retries with backoff, failures, redelivery, crashes,
+//! two instances.
+
+use std::time::Duration;
+
+use authara::worker::webhooks::{Outcome, run_once};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::app::TestApp;
+use crate::harness::{Engine, Server, TestDb, on_both_engines};
+use crate::receiver::{Answer, Receiver, SECRET};
+
+const PW: &str = "violet-harbor-tangent";
+
+async fn app_with_hooks(engine: Engine, receiver: &Receiver, extra: &[(&str, &str)]) -> TestApp {
+    let env = receiver.env();
+    let mut overrides: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    overrides.extend_from_slice(extra);
+    TestApp::start_with(engine, &overrides).await
+}
+
+async fn drain(app: &TestApp) -> Vec<Outcome> {
+    let mut out = Vec::new();
+    loop {
+        match run_once(&app.services).await.unwrap() {
+            Outcome::Idle => return out,
+            o => out.push(o),
+        }
+    }
+}
+
+/// Every user event arrives once, signed, with the contract's envelope and headers.
+async fn user_events_arrive_signed_once_each(engine: Engine) {
+    let receiver = Receiver::start().await;
+    let app = app_with_hooks(engine, &receiver, &[]).await;
+    let c = app.signed_in("hooked@example.com", PW).await;
+    let user = app.store.user_by_email(&crate::app::email("hooked@example.com")).await.unwrap().unwrap();
+    let uid = json!(user.id);
+    assert_eq!(drain(&app).await.len(), 3);
+    let got = receiver.deliveries();
+    let types: Vec<&str> = got.iter().map(|d| d.header("x-authara-event")).collect();
+    assert_eq!(types, ["organization.created", "organization.membership.created", "user.created"]);
+    for d in &got {
+        assert!(d.verify(SECRET), "signature of {}", d.header("x-authara-event"));
+        assert!(!d.verify("another-secret-another-secret-xx"));
+        let body = d.json();
+        assert_eq!(body["id"], d.header("x-authara-delivery"));
+        assert_eq!(body["type"], d.header("x-authara-event"));
+        assert_eq!(d.header("content-type"), "application/json");
+        let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys.len(), 4, "{keys:?}");
+        assert!(body["created_at"].as_str().unwrap().ends_with('Z'));
+    }
+    assert_eq!(got[2].json()["data"], json!({"user_id": uid}));
+    let org = got[0].json()["data"].clone();
+    assert_eq!(org["created_by_user_id"], uid);
+    assert_eq!(org["kind"], "team");
+    let m = got[1].json()["data"].clone();
+    assert_eq!(
+        m,
+        json!({"organization_id": org["organization_id"], "user_id": uid, "role": "owner",
+        "is_initial_membership": true, "invitation_id": null, "metadata": {}})
+    );
+
+    // user.updated: username (page), password (API); user.deleted.
+    assert_eq!(c.form("/auth/user/username", &[("username", "hooked-name")]).await.status, 303);
+    assert_eq!(
+        c.json(Method::PUT, "/auth/api/v1/users/password", &json!({"password": "copper-lantern-meadow"})).await.status,
+        204
+    );
+    let c = app.client();
+    c.fetch_csrf().await;
+    let login = json!({"email": "hooked@example.com", "password": "copper-lantern-meadow"});
+    assert_eq!(c.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200);
+    assert_eq!(c.form("/auth/user/delete", &[("confirm", "hooked@example.com")]).await.status, 303);
+    drain(&app).await;
+    let types: Vec<String> =
+        receiver.deliveries().iter().skip(3).map(|d| d.header("x-authara-event").to_owned()).collect();
+    assert_eq!(types, ["user.updated", "user.updated", "user.deleted"]);
+    assert!(receiver.deliveries().iter().all(|d| d.verify(SECRET)));
+    let ids: std::collections::HashSet<String> =
+        receiver.deliveries().iter().map(|d| d.header("x-authara-delivery").to_owned()).collect();
+    assert_eq!(ids.len(), 6, "one delivery per event");
+    // A refused change (taken email) produces nothing.
+    let other = app.client();
+    other.fetch_csrf().await;
+    app.signed_in("again@example.com", PW).await;
+    drain(&app).await;
+    let before = receiver.deliveries().len();
+    let res = other
+        .json(Method::POST, "/auth/api/v1/signup/direct", &json!({"email": "again@example.com", "password": PW}))
+        .await;
+    assert_eq!(res.status, 400);
+    assert!(drain(&app).await.is_empty());
+    assert_eq!(receiver.deliveries().len(), before, "a rolled-back change sends nothing");
+}
+
+/// `AUTHARA_WEBHOOK_ENABLED_EVENTS` filters what is delivered.
+async fn only_enabled_events_are_delivered(engine: Engine) {
+    let receiver = Receiver::start().await;
+    let app = app_with_hooks(engine, &receiver, &[("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created")]).await;
+    app.signed_in("filtered@example.com", PW).await;
+    drain(&app).await;
+    let types: Vec<String> = receiver.deliveries().iter().map(|d| d.header("x-authara-event").to_owned()).collect();
+    assert_eq!(types, ["user.created"]);
+}
+
+/// A failing receiver is retried on the configured schedule with the same delivery id until it
+/// recovers; a 4xx fails at once, stays visible, and is redelivered by hand.
+async fn failures_are_retried_then_visible_and_redeliverable(engine: Engine) {
+    let receiver = Receiver::start().await;
+    let app = app_with_hooks(
+        engine,
+        &receiver,
+        &[("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created"), ("AUTHARA_WEBHOOK_RETRY_DELAYS", "30s,2m")],
+    )
+    .await;
+    receiver.then(&[Answer::Status(500), Answer::Status(503)]);
+    app.signed_in("flaky@example.com", PW).await;
+    assert_eq!(drain(&app).await, [Outcome::Retrying]);
+    app.clock.advance(Duration::from_secs(29));
+    assert!(drain(&app).await.is_empty(), "not before the first delay");
+    app.clock.advance(Duration::from_secs(1));
+    assert_eq!(drain(&app).await, [Outcome::Retrying]);
+    app.clock.advance(Duration::from_secs(119));
+    assert!(drain(&app).await.is_empty(), "the second delay is 2 minutes");
+    app.clock.advance(Duration::from_secs(1));
+    assert_eq!(drain(&app).await, [Outcome::Delivered]);
+    let got = receiver.deliveries();
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|d| d.header("x-authara-delivery") == got[0].header("x-authara-delivery")), "same id");
+
+    receiver.then(&[Answer::Status(404)]);
+    app.signed_in("gone@example.com", PW).await;
+    assert_eq!(drain(&app).await, [Outcome::Failed], "a 4xx is not retried");
+    let recent = app.services.webhooks().recent(10).await.unwrap();
+    let failed = recent.iter().find(|d| d.status == "failed").unwrap();
+    assert_eq!((failed.attempt_count, failed.response_status), (1, Some(404)));
+    assert!(failed.last_error.as_deref().unwrap().contains("404"));
+    assert!(app.services.webhooks().redeliver(failed.id).await.unwrap());
+    assert_eq!(drain(&app).await, [Outcome::Delivered]);
+    let last = receiver.deliveries().last().unwrap().clone();
+    assert_eq!(last.header("x-authara-delivery"), failed.id.to_string(), "redelivered under its id");
+    let row = app.services.webhooks().delivery(failed.id).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.response_status), ("delivered", Some(204)));
+}
+
+/// An unreachable receiver is a network error: retried, and exhausted attempts fail for good.
+async fn an_unreachable_receiver_is_retried_then_fails(engine: Engine) {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{closed}/hooks");
+    let app = TestApp::start_with(
+        engine,
+        &[
+            ("AUTHARA_WEBHOOK_URL", &url),
+            ("AUTHARA_WEBHOOK_SECRET", SECRET),
+            ("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created"),
+            ("AUTHARA_WEBHOOK_MAX_DELIVERY_ATTEMPTS", "2"),
+            ("AUTHARA_WEBHOOK_RETRY_DELAYS", "1s"),
+        ],
+    )
+    .await;
+    app.signed_in("nowhere@example.com", PW).await;
+    assert_eq!(drain(&app).await, [Outcome::Retrying]);
+    app.clock.advance(Duration::from_secs(1));
+    assert_eq!(drain(&app).await, [Outcome::Failed]);
+    let row = &app.services.webhooks().recent(1).await.unwrap()[0];
+    assert_eq!((row.status.as_str(), row.attempt_count, row.response_status), ("failed", 2, None));
+}
+
+on_both_engines!(
+    user_events_arrive_signed_once_each,
+    only_enabled_events_are_delivered,
+    failures_are_retried_then_visible_and_redeliverable,
+    an_unreachable_receiver_is_retried_then_fails,
+    a_delivery_interrupted_by_a_crash_is_delivered_after_restart,
+);
+
+/// Two instances sharing PostgreSQL never deliver one event twice.
+#[tokio::test]
+async fn two_instances_on_one_postgres_deliver_each_event_once() {
+    let receiver = Receiver::start().await;
+    let app = app_with_hooks(Engine::Postgres, &receiver, &[]).await;
+    for i in 0..8 {
+        app.signed_in(&format!("pair{i}@example.com"), PW).await;
+    }
+    let other = app.second_instance().await;
+    let run = |s: authara::services::Services| async move {
+        let mut n = 0;
+        while run_once(&s).await.unwrap() != Outcome::Idle {
+            n += 1;
+        }
+        n
+    };
+    let (a, b) = tokio::join!(tokio::spawn(run(app.services.clone())), tokio::spawn(run(other)));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a + b, 24, "24 events between the two ({a} + {b})");
+    let ids: std::collections::HashSet<String> =
+        receiver.deliveries().iter().map(|d| d.header("x-authara-delivery").to_owned()).collect();
+    assert_eq!((ids.len(), receiver.deliveries().len()), (24, 24), "each delivered once");
+}
+
+/// A server killed while a delivery is in flight delivers it after a restart, under the same id.
+async fn a_delivery_interrupted_by_a_crash_is_delivered_after_restart(engine: Engine) {
+    let receiver = Receiver::start().await;
+    receiver.then(&[Answer::Hang]);
+    let db = TestDb::new(engine, true).await;
+    let mut env = db.env();
+    for (k, v) in [
+        ("AUTHARA_PASSWORD_HASH_MEMORY_KIB", "1024"),
+        ("AUTHARA_PASSWORD_HASH_ITERATIONS", "1"),
+        ("AUTHARA_PASSWORD_HASH_PARALLELISM", "1"),
+        ("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created"),
+        ("AUTHARA_WEBHOOK_URL", receiver.url.as_str()),
+        ("AUTHARA_WEBHOOK_SECRET", SECRET),
+        ("AUTHARA_WEBHOOK_TIMEOUT", "30s"),
+        ("AUTHARA_WEBHOOK_PROCESSING_STALE_AFTER", "60s"),
+    ] {
+        env.insert(k.to_owned(), v.to_owned());
+    }
+    let server = Server::start(&["serve"], &env, db.data_dir()).await;
+    let http = crate::harness::client();
+    let csrf = "crash-test-csrf";
+    let res = http
+        .post(server.url("/auth/api/v1/signup/direct"))
+        .header("cookie", format!("authara_csrf={csrf}"))
+        .header("x-csrf-token", csrf)
+        .json(&json!({"email": "crash@example.com", "password": PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let mut waited = 0;
+    while receiver.deliveries().is_empty() {
+        assert!(waited < 100, "the delivery started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    server.kill().await;
+
+    env.insert("AUTHARA_WEBHOOK_TIMEOUT".into(), "1s".into());
+    env.insert("AUTHARA_WEBHOOK_PROCESSING_STALE_AFTER".into(), "2s".into());
+    env.insert("AUTHARA_WEBHOOK_STALE_REAPER_INTERVAL".into(), "1s".into());
+    let server = Server::start(&["serve"], &env, db.data_dir()).await;
+    let mut waited = 0;
+    while receiver.deliveries().len() < 2 {
+        assert!(waited < 300, "redelivered after the restart: {}", server.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    let got = receiver.deliveries();
+    assert_eq!(got[0].header("x-authara-delivery"), got[1].header("x-authara-delivery"), "the same delivery");
+    assert!(got[1].verify(SECRET));
+    server.terminate().await;
+}
