@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use authara::cli::{AdminAction, Cli, Command, KeysAction, MigrateAction};
+use authara::cli::{AdminAction, Cli, Command, KeysAction, MigrateAction, WebhooksAction};
 use clap::Parser as _;
 
 fn main() -> ExitCode {
@@ -40,6 +40,12 @@ fn main() -> ExitCode {
             }
             Some(Command::Admin { action: AdminAction::Grant { email } }) => {
                 authara::cli::admin::grant(config, &email).await.map(|()| true)
+            }
+            Some(Command::Webhooks { action: WebhooksAction::List { limit } }) => {
+                authara::cli::webhooks::list(config, limit).await.map(|()| true)
+            }
+            Some(Command::Webhooks { action: WebhooksAction::Redeliver { id } }) => {
+                authara::cli::webhooks::redeliver(config, id).await.map(|()| true)
             }
             Some(Command::Healthcheck) => Ok(authara::cli::healthcheck::run(&config).await),
             Some(Command::Keys { .. }) => Ok(true),

@@ -1,10 +1,11 @@
-//! Command line: `serve`, `migrate`, `healthcheck`, `keys`, `admin`.
+//! Command line: `serve`, `migrate`, `healthcheck`, `keys`, `admin`, `webhooks`.
 
 pub mod admin;
 pub mod healthcheck;
 pub mod keys;
 pub mod migrate;
 pub mod serve;
+pub mod webhooks;
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +41,22 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Webhook deliveries.
+    Webhooks {
+        #[command(subcommand)]
+        action: WebhooksAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksAction {
+    /// The newest deliveries: id, event, status, attempts, response, latency, last error.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Sends a delivered or failed delivery again, under the same delivery id.
+    Redeliver { id: uuid::Uuid },
 }
 
 #[derive(Debug, Subcommand)]
