@@ -105,7 +105,7 @@ async fn check_schema(store: &Store) -> anyhow::Result<()> {
             status.required
         );
     }
-    if status.current != status.required {
+    if status.current != status.required || status.pending().next().is_some() {
         bail!(
             "schema version mismatch: the database is at version {}, this binary needs version {}; \
              run `authara migrate` (or start with `authara serve --migrate`)",

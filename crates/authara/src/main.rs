@@ -41,6 +41,18 @@ fn main() -> ExitCode {
             Some(Command::Admin { action: AdminAction::Grant { email } }) => {
                 authara::cli::admin::grant(config, &email).await.map(|()| true)
             }
+            Some(Command::Admin { action: AdminAction::List { query } }) => {
+                authara::cli::admin::list(config, &query).await.map(|()| true)
+            }
+            Some(Command::Admin { action: AdminAction::Disable { email } }) => {
+                authara::cli::admin::set_disabled(config, &email, true).await.map(|()| true)
+            }
+            Some(Command::Admin { action: AdminAction::Enable { email } }) => {
+                authara::cli::admin::set_disabled(config, &email, false).await.map(|()| true)
+            }
+            Some(Command::Admin { action: AdminAction::RevokeSessions { email } }) => {
+                authara::cli::admin::revoke_sessions(config, &email).await.map(|()| true)
+            }
             Some(Command::Webhooks { action: WebhooksAction::List { limit } }) => {
                 authara::cli::webhooks::list(config, limit).await.map(|()| true)
             }

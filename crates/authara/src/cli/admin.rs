@@ -51,3 +51,56 @@ pub async fn grant(config: Config, email: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The user with `email`, for the commands below.
+async fn target(app: &App, email: &str) -> anyhow::Result<crate::services::UserRow> {
+    let address = EmailAddress::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    let admin = app.services.admin();
+    let found = admin.search(&admin.cli(), address.as_str(), 1).await?;
+    found.into_iter().find(|u| u.email == address.as_str()).ok_or_else(|| anyhow::anyhow!("no user with email {email}"))
+}
+
+/// `authara admin list [--query q]`.
+pub async fn list(config: Config, query: &str) -> anyhow::Result<()> {
+    let app = open(config).await?;
+    let admin = app.services.admin();
+    let users = admin.search(&admin.cli(), query, 1).await;
+    app.close().await;
+    for u in users? {
+        let state = if u.disabled_at_ms.is_some() { "disabled" } else { "active" };
+        println!("{}  {}  {}  {}", u.id, u.email, u.username, state);
+    }
+    Ok(())
+}
+
+/// `authara admin disable|enable --email`: audited with the command line as actor.
+pub async fn set_disabled(config: Config, email: &str, disabled: bool) -> anyhow::Result<()> {
+    let app = open(config).await?;
+    let result = async {
+        let user = target(&app, email).await?;
+        let admin = app.services.admin();
+        admin.set_disabled(&admin.cli(), user.id, disabled).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        anyhow::Ok(user)
+    }
+    .await;
+    app.close().await;
+    let user = result?;
+    println!("{} {} ({})", if disabled { "disabled" } else { "enabled" }, user.email, user.id);
+    Ok(())
+}
+
+/// `authara admin revoke-sessions --email`.
+pub async fn revoke_sessions(config: Config, email: &str) -> anyhow::Result<()> {
+    let app = open(config).await?;
+    let result = async {
+        let user = target(&app, email).await?;
+        let admin = app.services.admin();
+        let n = admin.revoke_all(&admin.cli(), user.id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        anyhow::Ok((user, n))
+    }
+    .await;
+    app.close().await;
+    let (user, n) = result?;
+    println!("revoked {n} session(s) of {}", user.email);
+    Ok(())
+}

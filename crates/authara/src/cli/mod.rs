@@ -84,4 +84,24 @@ pub enum AdminAction {
         #[arg(long)]
         email: String,
     },
+    /// List users (newest first), or those whose email or username starts with `--query`.
+    List {
+        #[arg(long, default_value = "")]
+        query: String,
+    },
+    /// Disable a user: they cannot sign in, and every session ends at once.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Revoke every session of a user.
+    RevokeSessions {
+        #[arg(long)]
+        email: String,
+    },
 }

@@ -174,6 +174,7 @@ impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
         match e {
             SessionError::Disabled => ApiError::forbidden("User is disabled"),
+            SessionError::NotAllowed => ApiError::forbidden("This email is not allowed"),
             SessionError::AudienceForbidden => ApiError::forbidden("Audience not permitted"),
             SessionError::NoOrganization => ApiError::internal(&e),
             SessionError::Token(t) => ApiError::internal(&t),
@@ -202,6 +203,7 @@ impl From<SignupError> for ApiError {
             SignupError::Unavailable => ApiError::not_found(),
             SignupError::InvalidInvitation => ApiError::invalid_request("Invalid invitation code"),
             SignupError::EmailTaken => ApiError::invalid_request("An account with this email already exists"),
+            SignupError::NotAllowed => ApiError::forbidden("This email is not allowed to sign up"),
             SignupError::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
             SignupError::Session(s) => s.into(),
             SignupError::Hash(h) => h.into(),
@@ -246,6 +248,7 @@ impl From<ChallengeError> for ApiError {
             | ChallengeError::Expired
             | ChallengeError::TooManyAttempts
             | ChallengeError::AlreadyUsed => ApiError::invalid_request("Invalid or expired code"),
+            ChallengeError::NotAllowed => ApiError::forbidden("This email is not allowed to sign up"),
             ChallengeError::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
             ChallengeError::Reauth(r) => r.into(),
             ChallengeError::Session(s) => s.into(),

@@ -1,7 +1,10 @@
 //! Accounts: direct signup, password login, password change, bootstrap of admins, and the one
 //! place a user (with their first organization) is created.
 
+use serde_json::json;
+
 use super::Core;
+use super::audit::Actor;
 use super::auth::{Principal, ReauthError};
 use super::events::DomainEvent;
 use super::password::{HashError, Verified};
@@ -23,6 +26,9 @@ pub enum SignupError {
     InvalidInvitation,
     #[error("an account with this email already exists")]
     EmailTaken,
+    /// `AUTHARA_ACCESS_POLICY_ALLOWLIST_ENABLED` and the email is not on the list.
+    #[error("this email may not sign up")]
+    NotAllowed,
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
@@ -105,6 +111,9 @@ impl Accounts {
             .limit(Scope::Signup, &key)
             .await
             .map_err(|retry_after_secs| SignupError::RateLimited { retry_after_secs })?;
+        if !self.core.allowed(email).await? {
+            return Err(SignupError::NotAllowed);
+        }
         if self.core.store.user_by_email(email).await?.is_some() {
             return Err(SignupError::EmailTaken);
         }
@@ -197,22 +206,34 @@ impl Accounts {
             .limit(Scope::Login, &key)
             .await
             .map_err(|retry_after_secs| LoginError::RateLimited { retry_after_secs })?;
+        let failed = |target: Option<UserId>| {
+            let meta = json!({ "method": "password", "email": email.as_str() });
+            let actor = Actor::anonymous(client);
+            async move {
+                self.core.audit_alone(&actor, "user.login_failed", target.map(|t| (t, email.as_str())), meta).await;
+                Err(LoginError::InvalidCredentials)
+            }
+        };
         let Some(found) = self.core.store.login_lookup(email).await? else {
             self.core.hasher.verify_dummy(password).await?;
-            return Err(LoginError::InvalidCredentials);
+            return failed(None).await;
         };
         let Some(stored) = found.password_hash else {
             self.core.hasher.verify_dummy(password).await?;
-            return Err(LoginError::InvalidCredentials);
+            return failed(Some(found.user.id)).await;
         };
         let user = found.user;
         match self.core.hasher.verify(password, &stored).await? {
-            Verified::No => return Err(LoginError::InvalidCredentials),
+            Verified::No => return failed(Some(user.id)).await,
             Verified::Yes => {}
             Verified::YesRehash => self.rehash_later(user.id, password, stored),
         }
         let mut tx = self.core.store.begin().await?;
         let tokens = self.sessions.create(&mut tx, &user, audience, client).await?;
+        let meta = json!({ "method": "password", "audience": audience.as_str() });
+        self.core
+            .audit(&mut tx, &Actor::user(user.id, client), "user.login", Some((user.id, &user.email)), meta)
+            .await?;
         tx.commit().await?;
         let device = match (device, device_id) {
             (Some(kept), Some(_)) => kept.to_owned(),
@@ -249,6 +270,7 @@ impl Accounts {
         who: &Principal,
         new_password: &NewPassword,
         current_password: Option<&str>,
+        client: &ClientInfo,
     ) -> Result<usize, PasswordChangeError> {
         let user_id = who.user_id();
         self.core.require_privileged(who, current_password).await?;
@@ -262,17 +284,26 @@ impl Accounts {
         let revoked = tx.revoke_user_sessions(user_id, now).await?;
         tx.delete_user_refresh_tokens(user_id).await?;
         self.core.record(&mut tx, &DomainEvent::UserUpdated { user_id }).await?;
+        let meta = json!({ "revoked_sessions": revoked.len() });
+        let user = tx.user_by_id(user_id).await?.map(|u| u.email).unwrap_or_default();
+        self.core
+            .audit(&mut tx, &Actor::user(user_id, client), "user.password_changed", Some((user_id, &user)), meta)
+            .await?;
         tx.commit().await?;
         self.sessions.revoked(&revoked).await;
         Ok(revoked.len())
     }
 
     /// `authara admin create`: a user with the `admin` platform role.
+    /// With the allowlist on, the address is also allowlisted, so the first admin can sign in.
     pub async fn create_admin(&self, email: &EmailAddress, password: &NewPassword) -> Result<UserRow, SignupError> {
         let hash = self.core.hasher.hash(password.expose()).await?;
         let mut tx = self.core.store.begin().await?;
         let user = self.create_user(&mut tx, email, Some(&hash)).await?.ok_or(SignupError::EmailTaken)?;
         tx.grant_role(user.id, PlatformRole::Admin, self.core.now_ms()).await?;
+        if self.core.config.allowlist_enabled {
+            tx.allow_email(email.as_str(), None, self.core.now_ms()).await?;
+        }
         tx.commit().await?;
         Ok(user)
     }
@@ -282,30 +313,11 @@ impl Accounts {
         let Some(user) = self.core.store.user_by_email(email).await? else { return Ok(None) };
         let mut tx = self.core.store.begin().await?;
         tx.grant_role(user.id, PlatformRole::Admin, self.core.now_ms()).await?;
+        if self.core.config.allowlist_enabled {
+            tx.allow_email(email.as_str(), None, self.core.now_ms()).await?;
+        }
         tx.commit().await?;
         self.core.forget_user(user.id);
         Ok(Some(user))
-    }
-
-    /// Disables (`true`) or re-enables a user, recording `user.updated`; a disabled user's
-    /// sessions are revoked and their access tokens stop at once. `false` if there is no such user.
-    pub async fn set_disabled(&self, user_id: UserId, disabled: bool) -> Result<bool, StoreError> {
-        let now = self.core.now_ms();
-        let mut tx = self.core.store.begin().await?;
-        if !tx.set_user_disabled(user_id, disabled.then_some(now), now).await? {
-            return Ok(false);
-        }
-        let revoked = if disabled {
-            let ids = tx.revoke_user_sessions(user_id, now).await?;
-            tx.delete_user_refresh_tokens(user_id).await?;
-            ids
-        } else {
-            Vec::new()
-        };
-        self.core.record(&mut tx, &DomainEvent::UserUpdated { user_id }).await?;
-        tx.commit().await?;
-        self.core.forget_user(user_id);
-        self.sessions.revoked(&revoked).await;
-        Ok(true)
     }
 }

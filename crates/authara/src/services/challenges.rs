@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::Core;
 use super::accounts::{Accounts, SignedIn};
+use super::audit::Actor;
 use super::auth::{Principal, ReauthError};
 use super::events::DomainEvent;
 use super::password::HashError;
@@ -36,6 +37,8 @@ pub enum ChallengeError {
     SameEmail,
     #[error("that email address is taken")]
     EmailTaken,
+    #[error("this email may not sign up")]
+    NotAllowed,
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
@@ -213,6 +216,9 @@ impl Challenges {
             return Err(ChallengeError::InvalidInvitation);
         }
         self.limit(Scope::Signup, client, Some(email)).await?;
+        if !self.core.allowed(email).await? {
+            return Err(ChallengeError::NotAllowed);
+        }
         let hash = self.core.hasher.hash(password.expose()).await?;
         let taken = self.core.store.user_by_email(email).await?.is_some();
         let mut tx = self.core.store.begin().await?;
@@ -280,6 +286,9 @@ impl Challenges {
         tx.set_password_hash(user_id, hash, now).await?;
         let revoked = tx.revoke_user_sessions(user_id, now).await?;
         tx.consume_challenge(id, now).await?;
+        let meta = serde_json::json!({ "revoked_sessions": revoked.len() });
+        let target = Some((user_id, c.email.as_str()));
+        self.core.audit(&mut tx, &Actor::user(user_id, client), "user.password_reset", target, meta).await?;
         tx.commit().await?;
         self.sessions.revoked(&revoked).await;
         Ok(())
@@ -391,6 +400,10 @@ impl Challenges {
         }
         tx.consume_challenge(id, now).await?;
         self.core.record(&mut tx, &DomainEvent::UserUpdated { user_id }).await?;
+        let target = Some((user_id, c.email.as_str()));
+        self.core
+            .audit(&mut tx, &Actor::user(user_id, client), "user.email_changed", target, serde_json::json!({}))
+            .await?;
         tx.commit().await?;
         self.core.forget_user(user_id);
         Ok(())

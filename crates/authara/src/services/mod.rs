@@ -6,6 +6,8 @@
 //! the area's methods, and [`Services`] hands out the areas.
 
 pub mod accounts;
+pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod challenges;
 pub mod device;
@@ -56,6 +58,19 @@ impl Core {
         self.clock.now_ms()
     }
 
+    /// The access policy (behavior.md §5.5): with the allowlist on, only listed emails may sign
+    /// up or start sessions.
+    pub(crate) async fn allowed(&self, email: &crate::domain::EmailAddress) -> Result<bool, StoreError> {
+        self.allowed_str(email.as_str()).await
+    }
+
+    pub(crate) async fn allowed_str(&self, email: &str) -> Result<bool, StoreError> {
+        if !self.config.allowlist_enabled {
+            return Ok(true);
+        }
+        self.store.is_allowed(email).await
+    }
+
     /// Forgets what is cached about a user (after any change to them).
     pub(crate) fn forget_user(&self, user: crate::domain::UserId) {
         self.users.forget(user);
@@ -81,6 +96,7 @@ pub struct Services {
     profiles: profile::Profiles,
     mail: mail::Mail,
     webhooks: webhooks::Webhooks,
+    admin: admin::Admin,
 }
 
 impl std::fmt::Debug for Services {
@@ -117,7 +133,8 @@ impl Services {
         let profiles = profile::Profiles::new(core.clone(), sessions.clone());
         let mail = mail::Mail::new(core.clone(), mailer);
         let webhooks = webhooks::Webhooks::new(core.clone())?;
-        Ok(Self { core, auth, accounts, sessions, challenges, profiles, mail, webhooks })
+        let admin = admin::Admin::new(core.clone(), sessions.clone());
+        Ok(Self { core, auth, accounts, sessions, challenges, profiles, mail, webhooks, admin })
     }
 
     pub fn auth(&self) -> &auth::Authenticator {
@@ -142,6 +159,10 @@ impl Services {
 
     pub fn mail(&self) -> &mail::Mail {
         &self.mail
+    }
+
+    pub fn admin(&self) -> &admin::Admin {
+        &self.admin
     }
 
     pub fn webhooks(&self) -> &webhooks::Webhooks {

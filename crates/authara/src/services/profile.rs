@@ -5,9 +5,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::Core;
+use super::audit::Actor;
 use super::auth::{Principal, ReauthError};
 use super::events::DomainEvent;
 use super::password::HashError;
+use super::sessions::ClientInfo;
 use super::sessions::Sessions;
 use crate::cache::BoundedMap;
 use crate::domain::{NewPassword, OrgId, PlatformRole, SessionId, UserId, Username};
@@ -155,6 +157,7 @@ impl Profiles {
         who: &Principal,
         current: &str,
         new: &NewPassword,
+        client: &ClientInfo,
     ) -> Result<usize, ProfileError> {
         let user_id = who.user_id();
         if self.core.store.password_hash(user_id).await?.is_some() && current.is_empty() {
@@ -166,6 +169,11 @@ impl Profiles {
         let mut tx = self.core.store.begin().await?;
         tx.set_password_hash(user_id, &hash, now).await?;
         let others = tx.revoke_other_sessions(user_id, who.session_id(), now).await?;
+        let email = tx.user_by_id(user_id).await?.map(|u| u.email).unwrap_or_default();
+        let meta = serde_json::json!({ "revoked_sessions": others.len() });
+        self.core
+            .audit(&mut tx, &Actor::user(user_id, client), "user.password_changed", Some((user_id, &email)), meta)
+            .await?;
         tx.commit().await?;
         self.sessions.revoked(&others).await;
         Ok(others.len())

@@ -13,6 +13,7 @@ use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
 use super::Core;
+use super::audit::{Actor, ActorKind};
 use super::token::{Grant, TokenError};
 use crate::clock::ms;
 use crate::config::RotationPolicy;
@@ -53,6 +54,9 @@ pub struct ClientInfo {
 pub enum SessionError {
     #[error("user disabled")]
     Disabled,
+    /// The allowlist is on and the user's email is not on it.
+    #[error("user not allowed")]
+    NotAllowed,
     #[error("audience not permitted")]
     AudienceForbidden,
     #[error("user has no organization")]
@@ -122,6 +126,9 @@ impl Sessions {
         }
         if user.disabled_at_ms.is_some() {
             return Err(SessionError::Disabled);
+        }
+        if !self.core.allowed_str(&user.email).await? {
+            return Err(SessionError::NotAllowed);
         }
         let session_id = SessionId::new();
         let session_expires = now.saturating_add(ms(cfg.session_ttl));
@@ -194,6 +201,12 @@ impl Sessions {
                 // Reuse: revoke the whole session, and commit that revocation.
                 if tx.revoke_session(row.session_id, now).await? {
                     tracing::warn!(session_id = %row.session_id, "refresh token reused; session revoked");
+                    let actor = Actor { user: None, kind: ActorKind::Anonymous, ip: None, user_agent: String::new() };
+                    let meta = serde_json::json!({ "session_id": row.session_id });
+                    let email = tx.user_by_id(row.user_id).await?.map(|u| u.email).unwrap_or_default();
+                    self.core
+                        .audit(&mut tx, &actor, "session.reuse_detected", Some((row.user_id, &email)), meta)
+                        .await?;
                 }
                 tx.commit().await?;
                 self.core.cache.revoke_session(row.session_id, now).await;
@@ -316,22 +329,32 @@ impl Sessions {
     }
 
     /// Revokes one of the user's own sessions; its access tokens stop at once.
-    pub async fn revoke_own(&self, user: UserId, session: SessionId) -> Result<(), RevokeError> {
+    pub async fn revoke_own(&self, user: UserId, session: SessionId, client: &ClientInfo) -> Result<(), RevokeError> {
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
         if !tx.revoke_own_session(user, session, now).await? {
             return Err(RevokeError::NotFound);
         }
+        let email = tx.user_by_id(user).await?.map(|u| u.email).unwrap_or_default();
+        let meta = serde_json::json!({ "session_id": session });
+        self.core
+            .audit(&mut tx, &Actor::user(user, client), "user.session_revoked", Some((user, &email)), meta)
+            .await?;
         tx.commit().await?;
         self.revoked(&[session]).await;
         Ok(())
     }
 
     /// Signs out everywhere but `keep`.
-    pub async fn revoke_others(&self, user: UserId, keep: SessionId) -> Result<usize, StoreError> {
+    pub async fn revoke_others(&self, user: UserId, keep: SessionId, client: &ClientInfo) -> Result<usize, StoreError> {
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
         let ids = tx.revoke_other_sessions(user, keep, now).await?;
+        let email = tx.user_by_id(user).await?.map(|u| u.email).unwrap_or_default();
+        let meta = serde_json::json!({ "revoked_sessions": ids.len() });
+        self.core
+            .audit(&mut tx, &Actor::user(user, client), "user.sessions_revoked", Some((user, &email)), meta)
+            .await?;
         tx.commit().await?;
         self.revoked(&ids).await;
         Ok(ids.len())

@@ -40,6 +40,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "email"),
     migration!(4, "events"),
     migration!(5, "webhooks"),
+    // 6 is the organizations migration.
+    migration!(7, "admin"),
 ];
 
 /// The schema version this binary needs.

@@ -5,6 +5,8 @@
 //! statements sit side by side in one `match` with a comment saying why.
 
 pub mod accounts;
+pub mod admin;
+pub mod audit;
 pub mod challenges;
 pub mod events;
 pub mod migrate;

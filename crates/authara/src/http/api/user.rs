@@ -11,7 +11,7 @@ use crate::clock::rfc3339;
 use crate::config::OrgMode;
 use crate::domain::NewPassword;
 use crate::http::error::ApiError;
-use crate::http::extract::{AppUser, Csrf, JsonBody};
+use crate::http::extract::{AppUser, Client, Csrf, JsonBody};
 use crate::http::state::AppState;
 use crate::services::profile::Profile;
 
@@ -76,11 +76,12 @@ pub struct SetPasswordRequest {
 pub async fn set_password(
     State(state): State<AppState>,
     user: AppUser,
+    Client(client): Client,
     _: Csrf,
     JsonBody(req): JsonBody<SetPasswordRequest>,
 ) -> Result<Response, ApiError> {
     let password = NewPassword::parse(&req.password)?;
-    state.services.accounts().change_password(&user.0, &password, req.current_password.as_deref()).await?;
+    state.services.accounts().change_password(&user.0, &password, req.current_password.as_deref(), &client).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -12,6 +12,7 @@ use super::layout::alert;
 use super::{CsrfForm, PageCtx, PageError, PageQuery, PageUser};
 use crate::clock::rfc3339;
 use crate::domain::{NewPassword, SessionId, Username};
+use crate::http::extract::Client;
 use crate::services::auth::Principal;
 use crate::services::device::describe_device;
 
@@ -212,14 +213,20 @@ pub async fn change_username(ctx: PageCtx, CsrfForm(form): CsrfForm<AccountForm>
 }
 
 /// Passwords are taken as typed: never trimmed.
-pub async fn change_password(ctx: PageCtx, CsrfForm(form): CsrfForm<AccountForm>) -> Result<Response, PageError> {
+pub async fn change_password(
+    ctx: PageCtx,
+    Client(client): Client,
+    CsrfForm(form): CsrfForm<AccountForm>,
+) -> Result<Response, PageError> {
     let who = ctx.user().await?;
     let result = match NewPassword::parse(&form.new_password) {
         Err(e) => Err(copy::input(e)),
-        Ok(new) => match ctx.state().services.profiles().change_password(&who, &form.current_password, &new).await {
-            Ok(_) => Ok(()),
-            Err(e) => Err(copy::profile(e)?),
-        },
+        Ok(new) => {
+            match ctx.state().services.profiles().change_password(&who, &form.current_password, &new, &client).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(copy::profile(e)?),
+            }
+        }
     };
     outcome(&ctx, &who, result, "password").await
 }
@@ -227,11 +234,12 @@ pub async fn change_password(ctx: PageCtx, CsrfForm(form): CsrfForm<AccountForm>
 pub async fn revoke_session(
     ctx: PageCtx,
     Path(id): Path<String>,
+    Client(client): Client,
     CsrfForm(_): CsrfForm<AccountForm>,
 ) -> Result<Response, PageError> {
     let who = ctx.user().await?;
     let result = match uuid::Uuid::parse_str(&id) {
-        Ok(id) => match ctx.state().services.sessions().revoke_own(who.user_id(), SessionId(id)).await {
+        Ok(id) => match ctx.state().services.sessions().revoke_own(who.user_id(), SessionId(id), &client).await {
             Ok(()) => Ok(()),
             Err(e) => Err(copy::revoke(e)?),
         },
@@ -240,9 +248,13 @@ pub async fn revoke_session(
     outcome(&ctx, &who, result, "revoked").await
 }
 
-pub async fn revoke_others(ctx: PageCtx, CsrfForm(_): CsrfForm<AccountForm>) -> Result<Response, PageError> {
+pub async fn revoke_others(
+    ctx: PageCtx,
+    Client(client): Client,
+    CsrfForm(_): CsrfForm<AccountForm>,
+) -> Result<Response, PageError> {
     let who = ctx.user().await?;
-    ctx.state().services.sessions().revoke_others(who.user_id(), who.session_id()).await?;
+    ctx.state().services.sessions().revoke_others(who.user_id(), who.session_id(), &client).await?;
     outcome(&ctx, &who, Ok(()), "revoked-others").await
 }
 

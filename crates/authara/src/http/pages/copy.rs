@@ -40,7 +40,9 @@ pub fn input(e: InputError) -> Failure {
 
 fn session(e: SessionError) -> Result<Failure, PageError> {
     match e {
-        SessionError::Disabled | SessionError::AudienceForbidden => Ok(form("This account cannot sign in here.")),
+        SessionError::Disabled | SessionError::AudienceForbidden | SessionError::NotAllowed => {
+            Ok(form("This account cannot sign in here."))
+        }
         SessionError::NoOrganization | SessionError::Token(_) => Err(PageError::internal(&e)),
         SessionError::Store(s) => Err(s.into()),
     }
@@ -59,6 +61,7 @@ pub fn login(e: LoginError) -> Result<Failure, PageError> {
 pub fn signup(e: SignupError) -> Result<Failure, PageError> {
     match e {
         SignupError::EmailTaken => Ok(form("An account with this email already exists. Sign in instead.")),
+        SignupError::NotAllowed => Ok(form("This email address cannot sign up here. Ask an administrator.")),
         SignupError::InvalidInvitation => Ok(form("This invitation cannot be used.")),
         SignupError::RateLimited { .. } => Ok(limited("Too many sign-ups from here. Please try again later.")),
         SignupError::Unavailable => Err(PageError::Internal("direct signup while challenges are on".to_owned())),
@@ -80,6 +83,7 @@ pub fn challenge(e: ChallengeError) -> Result<Failure, PageError> {
             Ok(form("This code cannot be used. Please start again."))
         }
         ChallengeError::InvalidInvitation => Ok(form("This invitation cannot be used.")),
+        ChallengeError::NotAllowed => Ok(form("This email address cannot sign up here. Ask an administrator.")),
         ChallengeError::RateLimited { .. } => Ok(limited("Too many attempts. Please wait a moment and try again.")),
         ChallengeError::Reauth(r) => reauth(r),
         ChallengeError::Session(s) => session(s),

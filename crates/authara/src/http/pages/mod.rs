@@ -11,6 +11,7 @@
 //! default, nothing to embed or load at run time.
 
 pub mod account;
+pub mod admin;
 pub mod auth;
 pub mod challenge;
 pub mod copy;

@@ -2,5 +2,6 @@
 //! The browser suite (`tests/browser`) drives the same pages in Chromium.
 
 mod account;
+mod admin;
 mod auth;
 mod challenge;

@@ -1,0 +1,504 @@
+//! `/auth/admin/*`: the admin console (behavior.md §10). Server-rendered, usable without
+//! JavaScript, in the hosted pages' look. Every page needs an admin-audience session holding the
+//! `admin` role ([`AdminPage`]); every action is a CSRF-checked POST that redirects back with a
+//! notice (or re-renders with the refusal), and leaves an audit event.
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::Response;
+use maud::{Markup, html};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::fields;
+use super::layout::alert;
+use super::{CsrfForm, PageCtx, PageError, PageQuery};
+use crate::clock::rfc3339;
+use crate::domain::{Audience, EmailAddress, PlatformRole, SessionId, UserId};
+use crate::http::extract::Client;
+use crate::http::state::AppState;
+use crate::services::StoreError;
+use crate::services::admin::{AdminActor, AdminError};
+use crate::services::auth::Principal;
+use crate::services::device::describe_device;
+use crate::services::sessions::RefreshError;
+
+/// An administrator on a console page: an admin-audience access token (refreshed into that
+/// audience when needed, §1.9) of a user holding the `admin` role. Auditors and monitors get a
+/// 403 page; users with no platform role go back to `/`; nobody signed in goes to the login.
+pub struct AdminPage {
+    pub ctx: PageCtx,
+    pub who: Principal,
+    pub actor: AdminActor,
+}
+
+impl FromRequestParts<AppState> for AdminPage {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ctx = PageCtx::from_request_parts(parts, state).await?;
+        let client = Client::from_request_parts(parts, state).await.map_err(|_| PageError::BadRequest("client"))?.0;
+        AdminPage::resolve(ctx, client).await
+    }
+}
+
+impl AdminPage {
+    /// The administrator behind a page context. POST handlers call it after their `CsrfForm`
+    /// was extracted, so that CSRF is checked before any session is touched.
+    pub async fn resolve(ctx: PageCtx, client: crate::services::sessions::ClientInfo) -> Result<Self, PageError> {
+        let state = ctx.state().clone();
+        let s = &state.services;
+        let who = match ctx.access_token() {
+            Some(t) => s.auth().authenticate(t, Some(Audience::Admin)).await.ok(),
+            None => None,
+        };
+        let who = match who {
+            Some(p) => p,
+            None => {
+                let login = PageError::Unauthenticated { login: ctx.login_url() };
+                let Some(refresh) = ctx.refresh_token() else { return Err(login) };
+                match s.sessions().refresh(refresh, Audience::Admin).await {
+                    Ok(issued) => {
+                        ctx.set_session(&issued);
+                        s.auth().authenticate(&issued.access_token, Some(Audience::Admin)).await?
+                    }
+                    Err(RefreshError::Forbidden) => return Err(PageError::NotAllowed),
+                    Err(e @ (RefreshError::Store(_) | RefreshError::Token(_))) => return Err(e.into()),
+                    Err(RefreshError::Invalid | RefreshError::Reused | RefreshError::Disabled) => {
+                        ctx.clear_session();
+                        return Err(login);
+                    }
+                }
+            }
+        };
+        let actor =
+            s.admin().authorize(&who, &client).map_err(|_| PageError::Forbidden("the admin role is required"))?;
+        Ok(AdminPage { ctx, who, actor })
+    }
+}
+
+fn when(ms: i64) -> String {
+    rfc3339(ms).replace('T', " ").replace('Z', " UTC")
+}
+
+fn frame(
+    page: &AdminPage,
+    title: &str,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<&str>,
+    body: Markup,
+) -> Response {
+    let allowlist = page.ctx.state().config.allowlist_enabled;
+    let content = html! {
+        div.card.admin {
+            nav.admin aria-label="Admin" {
+                a href="/auth/admin" { "Dashboard" }
+                a href="/auth/admin/users" { "Users" }
+                a href="/auth/admin/failures" { "Failures" }
+                a href="/auth/admin/audit" { "Audit log" }
+                @if allowlist { a href="/auth/admin/allowlist" { "Allowlist" } }
+                a href="/auth/account" { "Your account" }
+            }
+            h1 { (title) }
+            (alert("success", notice))
+            (alert("error", error))
+            (body)
+        }
+    };
+    page.ctx.html(status, title, content)
+}
+
+fn store(e: StoreError) -> PageError {
+    e.into()
+}
+
+/// Fixed notices after an action (never text from the request).
+fn notice(code: Option<&str>) -> Option<&'static str> {
+    Some(match code? {
+        "disabled" => "The user was disabled and signed out everywhere.",
+        "enabled" => "The user was enabled.",
+        "granted" => "The user is now an administrator.",
+        "revoked-admin" => "The admin role was revoked; the user was signed out.",
+        "session" => "That session was revoked.",
+        "sessions" => "Every session of the user was revoked.",
+        "allowed" => "The address was added to the allowlist.",
+        "removed" => "The address was removed from the allowlist.",
+        _ => return None,
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ListQuery {
+    q: String,
+    page: Option<i64>,
+    notice: Option<String>,
+    action: Option<String>,
+    actor: Option<Uuid>,
+    target: Option<Uuid>,
+}
+
+/// `GET /auth/admin`.
+pub async fn dashboard(page: AdminPage) -> Result<Response, PageError> {
+    let d = page.ctx.state().services.admin().dashboard(&page.actor).await.map_err(store)?;
+    let body = html! {
+        div.stats {
+            div { strong { (d.stats.users) } "users" }
+            div { strong { (d.stats.signups_since) } "sign-ups in 24 h" }
+            div { strong { (d.stats.disabled) } "disabled users" }
+            div { strong { (d.stats.active_sessions) } "active sessions" }
+            div { strong { (d.failed_webhooks) } "failed webhook deliveries" }
+        }
+        h2 { "Latest failures" }
+        (failure_table(&d.latest_failures))
+        form method="get" action="/auth/admin/users" {
+            div.inline {
+                div.field { label for="q" { "Find a user" } input id="q" name="q" type="search" placeholder="email or username"; }
+                button.secondary type="submit" { "Search" }
+            }
+        }
+    };
+    Ok(frame(&page, "Admin", StatusCode::OK, None, None, body))
+}
+
+fn failure_table(rows: &[crate::services::admin::FailedEmail]) -> Markup {
+    html! {
+        @if rows.is_empty() { p.meta { "No failed emails." } } @else {
+            table.list {
+                thead { tr { th { "When" } th { "To" } th { "Email" } th { "Status" } th { "Attempts" } th { "Last error" } } }
+                tbody { @for f in rows { tr {
+                    td { (when(f.updated_at_ms)) } td { (f.to_email) } td { (f.template) } td { (f.status) }
+                    td { (f.attempt_count) } td { (f.last_error.as_deref().unwrap_or("")) }
+                } } }
+            }
+        }
+    }
+}
+
+/// `GET /auth/admin/users?q=&page=`: exact email, else email/username prefix; newest first.
+pub async fn users(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Result<Response, PageError> {
+    let n = q.page.unwrap_or(1).max(1);
+    let rows = page.ctx.state().services.admin().search(&page.actor, &q.q, n).await.map_err(store)?;
+    let body = html! {
+        form method="get" action="/auth/admin/users" {
+            div.inline {
+                div.field { label for="q" { "Email or username" } input id="q" name="q" type="search" value=(q.q); }
+                button.secondary type="submit" { "Search" }
+            }
+        }
+        @if rows.is_empty() { p.meta { "No user matches." } } @else {
+            table.list {
+                thead { tr { th { "Email" } th { "Username" } th { "Created" } th { "State" } } }
+                tbody { @for u in &rows { tr {
+                    td { a href={ "/auth/admin/users/" (u.id) } { (u.email) } }
+                    td { (u.username) } td { (when(u.created_at_ms)) }
+                    td { @if u.disabled_at_ms.is_some() { "disabled" } @else { "active" } }
+                } } }
+            }
+        }
+        div.row {
+            @if n > 1 { a href={ "/auth/admin/users?q=" (crate::services::return_to::encode(&q.q)) "&page=" (n - 1) } { "Previous" } }
+            @if rows.len() as i64 == crate::services::admin::PAGE_SIZE { a href={ "/auth/admin/users?q=" (crate::services::return_to::encode(&q.q)) "&page=" (n + 1) } { "Next" } }
+        }
+    };
+    Ok(frame(&page, "Users", StatusCode::OK, None, None, body))
+}
+
+async fn render_user(
+    page: &AdminPage,
+    id: UserId,
+    status: StatusCode,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> Result<Response, PageError> {
+    let d = match page.ctx.state().services.admin().user(&page.actor, id).await {
+        Ok(d) => d,
+        Err(AdminError::UnknownUser) => return Err(PageError::NotFound),
+        Err(e) => return Err(PageError::internal(&e)),
+    };
+    let now = page.ctx.state().services.now_ms();
+    let is_admin = d.roles.contains(&PlatformRole::Admin);
+    let me = page.who.user_id() == id;
+    let csrf = fields::csrf(&page.ctx.csrf);
+    let base = format!("/auth/admin/users/{id}");
+    let body = html! {
+        dl.facts {
+            dt { "Email" } dd { (d.user.email) }
+            dt { "Username" } dd { (d.user.username) }
+            dt { "Created" } dd { (when(d.user.created_at_ms)) }
+            dt { "State" } dd { @if let Some(at) = d.user.disabled_at_ms { "disabled since " (when(at)) } @else { "active" } }
+            dt { "Roles" } dd { @if d.roles.is_empty() { "none" } @else { @for r in &d.roles { span.badge { (r.as_str()) } } } }
+            dt { "Sign-in methods" } dd { @if d.has_password { "password" } @else { "none" } }
+        }
+        div.row {
+            @if !me {
+                @if d.user.disabled_at_ms.is_some() {
+                    form method="post" action={ (base) "/enable" } { (csrf) button.secondary.small type="submit" { "Enable" } }
+                } @else {
+                    form method="post" action={ (base) "/disable" } { (csrf) button.danger.small type="submit" { "Disable" } }
+                }
+                @if is_admin {
+                    form method="post" action={ (base) "/roles/admin/revoke" } { (csrf) button.secondary.small type="submit" { "Revoke admin" } }
+                }
+                form method="post" action={ (base) "/sessions/revoke-all" } { (csrf) button.secondary.small type="submit" { "Revoke all sessions" } }
+            }
+            @if !is_admin {
+                form method="post" action={ (base) "/roles/admin/grant" } { (csrf) button.secondary.small type="submit" { "Grant admin" } }
+            }
+        }
+        h2 { "Sessions" }
+        table.list {
+            thead { tr { th { "Device" } th { "IP" } th { "Signed in" } th { "Last seen" } th { "Status" } th {} } }
+            tbody { @for x in &d.sessions {
+                @let status = if x.revoked_at_ms.is_some() { "revoked" } else if x.expires_at_ms <= now { "expired" } else { "active" };
+                tr {
+                    td { (describe_device(&x.user_agent).0) } td { (x.ip.as_deref().unwrap_or("")) }
+                    td { (when(x.created_at_ms)) } td { (when(x.last_used_at_ms)) } td { (status) }
+                    td { @if status == "active" {
+                        form method="post" action={ (base) "/sessions/" (x.id) "/revoke" } {
+                            (csrf) button.secondary.small type="submit" aria-label={ "Revoke session " (x.id) } { "Revoke" }
+                        }
+                    } }
+                }
+            } }
+        }
+        h2 { "Recent events" }
+        (audit_table(&d.recent))
+    };
+    Ok(frame(page, &format!("User {}", d.user.email), status, notice, error, body))
+}
+
+fn audit_table(rows: &[crate::services::admin::AuditRow]) -> Markup {
+    html! {
+        @if rows.is_empty() { p.meta { "No events." } } @else {
+            table.list {
+                thead { tr { th { "When" } th { "Action" } th { "Actor" } th { "Target" } th { "IP" } th { "Details" } } }
+                tbody { @for e in rows { tr {
+                    td { (when(e.created_at_ms)) } td { (e.action) }
+                    td { (e.actor) @if let Some(a) = e.actor_user_id { " " a href={ "/auth/admin/users/" (a) } { "(user)" } } }
+                    td { (e.target_email.as_deref().unwrap_or("")) }
+                    td { (e.ip.as_deref().unwrap_or("")) }
+                    td { code { (e.metadata) } }
+                } } }
+            }
+        }
+    }
+}
+
+/// `GET /auth/admin/users/{id}`.
+pub async fn user(
+    page: AdminPage,
+    Path(id): Path<Uuid>,
+    PageQuery(q): PageQuery<ListQuery>,
+) -> Result<Response, PageError> {
+    render_user(&page, UserId(id), StatusCode::OK, notice(q.notice.as_deref()), None).await
+}
+
+#[derive(Deserialize, Default)]
+pub struct NoFields {}
+
+async fn act(page: AdminPage, id: UserId, result: Result<(), AdminError>, done: &str) -> Result<Response, PageError> {
+    match result {
+        Ok(()) => Ok(page.ctx.redirect(&format!("/auth/admin/users/{id}?notice={done}"))),
+        Err(AdminError::UnknownUser) => Err(PageError::NotFound),
+        Err(AdminError::Store(e)) => Err(e.into()),
+        Err(e) => {
+            let message =
+                format!("{}.", e.to_string().replace("administrators", "Administrators").replace("the ", "The "));
+            render_user(&page, id, StatusCode::BAD_REQUEST, None, Some(&message)).await
+        }
+    }
+}
+
+/// `POST /auth/admin/users/{id}/disable`.
+pub async fn disable(
+    ctx: PageCtx,
+    Client(client): Client,
+    Path(id): Path<Uuid>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, PageError> {
+    let page = AdminPage::resolve(ctx, client).await?;
+    let r = page.ctx.state().services.admin().set_disabled(&page.actor, UserId(id), true).await;
+    act(page, UserId(id), r, "disabled").await
+}
+
+/// `POST /auth/admin/users/{id}/enable`.
+pub async fn enable(
+    ctx: PageCtx,
+    Client(client): Client,
+    Path(id): Path<Uuid>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, PageError> {
+    let page = AdminPage::resolve(ctx, client).await?;
+    let r = page.ctx.state().services.admin().set_disabled(&page.actor, UserId(id), false).await;
+    act(page, UserId(id), r, "enabled").await
+}
+
+/// `POST /auth/admin/users/{id}/roles/admin/grant`.
+pub async fn grant_admin(
+    ctx: PageCtx,
+    Client(client): Client,
+    Path(id): Path<Uuid>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, PageError> {
+    let page = AdminPage::resolve(ctx, client).await?;
+    let r = page.ctx.state().services.admin().set_admin(&page.actor, UserId(id), true).await;
+    act(page, UserId(id), r, "granted").await
+}
+
+/// `POST /auth/admin/users/{id}/roles/admin/revoke`.
+pub async fn revoke_admin(
+    ctx: PageCtx,
+    Client(client): Client,
+    Path(id): Path<Uuid>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, PageError> {
+    let page = AdminPage::resolve(ctx, client).await?;
+    let r = page.ctx.state().services.admin().set_admin(&page.actor, UserId(id), false).await;
+    act(page, UserId(id), r, "revoked-admin").await
+}
+
+/// `POST /auth/admin/users/{id}/sessions/{sid}/revoke`.
+pub async fn revoke_session(
+    ctx: PageCtx,
+    Client(client): Client,
+    Path((id, sid)): Path<(Uuid, Uuid)>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, PageError> {
+    let page = AdminPage::resolve(ctx, client).await?;
+    let r = page.ctx.state().services.admin().revoke_session(&page.actor, UserId(id), SessionId(sid)).await;
+    act(page, UserId(id), r, "session").await
+}
+
+/// `POST /auth/admin/users/{id}/sessions/revoke-all`.
+pub async fn revoke_all(
+    ctx: PageCtx,
+    Client(client): Client,
+    Path(id): Path<Uuid>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, PageError> {
+    let page = AdminPage::resolve(ctx, client).await?;
+    let r = page.ctx.state().services.admin().revoke_all(&page.actor, UserId(id)).await.map(|_| ());
+    act(page, UserId(id), r, "sessions").await
+}
+
+/// `GET /auth/admin/failures?page=`.
+pub async fn failures(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Result<Response, PageError> {
+    let rows = page.ctx.state().services.admin().failures(&page.actor, q.page.unwrap_or(1)).await.map_err(store)?;
+    Ok(frame(&page, "Failures", StatusCode::OK, None, None, failure_table(&rows)))
+}
+
+/// `GET /auth/admin/audit?page=&action=&actor=&target=`: newest first.
+pub async fn audit(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Result<Response, PageError> {
+    let filter = crate::services::admin::AuditFilter {
+        actor: q.actor.map(UserId),
+        target: q.target.map(UserId),
+        action: q.action.clone().filter(|a| !a.is_empty()),
+    };
+    let n = q.page.unwrap_or(1).max(1);
+    let rows = page.ctx.state().services.admin().audit(&page.actor, &filter, n).await.map_err(store)?;
+    let body = html! {
+        form method="get" action="/auth/admin/audit" {
+            div.inline {
+                div.field { label for="action" { "Action" } input id="action" name="action" type="text" value=(q.action.as_deref().unwrap_or("")) placeholder="e.g. user.disabled"; }
+                button.secondary type="submit" { "Filter" }
+            }
+        }
+        (audit_table(&rows))
+        div.row {
+            @if n > 1 { a href={ "/auth/admin/audit?page=" (n - 1) } { "Newer" } }
+            @if rows.len() == 50 { a href={ "/auth/admin/audit?page=" (n + 1) } { "Older" } }
+        }
+    };
+    Ok(frame(&page, "Audit log", StatusCode::OK, None, None, body))
+}
+
+/// `GET /auth/admin/allowlist?q=&page=` (only with the allowlist on).
+pub async fn allowlist(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Result<Response, PageError> {
+    render_allowlist(&page, &q, StatusCode::OK, None).await
+}
+
+async fn render_allowlist(
+    page: &AdminPage,
+    q: &ListQuery,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Result<Response, PageError> {
+    if !page.ctx.state().config.allowlist_enabled {
+        return Err(PageError::NotFound);
+    }
+    let rows =
+        page.ctx.state().services.admin().allowlist(&page.actor, &q.q, q.page.unwrap_or(1)).await.map_err(store)?;
+    let csrf = fields::csrf(&page.ctx.csrf);
+    let body = html! {
+        form method="post" action="/auth/admin/allowlist" {
+            (csrf)
+            div.inline { (fields::email("email", "Allow an email", "", false)) button.secondary type="submit" { "Add" } }
+        }
+        form method="get" action="/auth/admin/allowlist" {
+            div.inline { div.field { label for="q" { "Search" } input id="q" name="q" type="search" value=(q.q); } button.secondary type="submit" { "Search" } }
+        }
+        table.list {
+            thead { tr { th { "Email" } th { "Added" } th {} } }
+            tbody { @for e in &rows { tr {
+                td { (e.email) } td { (when(e.created_at_ms)) }
+                td { form method="post" action={ "/auth/admin/allowlist/" (e.id) "/delete" } { (csrf) button.secondary.small type="submit" { "Remove" } } }
+            } } }
+        }
+    };
+    Ok(frame(page, "Allowlist", status, notice(q.notice.as_deref()), error, body))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct AllowForm {
+    email: String,
+}
+
+/// `POST /auth/admin/allowlist`.
+pub async fn allow(
+    ctx: PageCtx,
+    Client(client): Client,
+    CsrfForm(form): CsrfForm<AllowForm>,
+) -> Result<Response, PageError> {
+    let page = AdminPage::resolve(ctx, client).await?;
+    if !page.ctx.state().config.allowlist_enabled {
+        return Err(PageError::NotFound);
+    }
+    let result = match EmailAddress::parse(&form.email) {
+        Err(_) => Err("Enter a valid email address."),
+        Ok(email) => match page.ctx.state().services.admin().allow(&page.actor, &email).await {
+            Ok(()) => Ok(()),
+            Err(AdminError::AlreadyAllowed) => Err("That address is already on the allowlist."),
+            Err(e) => return Err(PageError::internal(&e)),
+        },
+    };
+    match result {
+        Ok(()) => Ok(page.ctx.redirect("/auth/admin/allowlist?notice=allowed")),
+        Err(message) => render_allowlist(&page, &ListQuery::default(), StatusCode::BAD_REQUEST, Some(message)).await,
+    }
+}
+
+/// `POST /auth/admin/allowlist/{id}/delete`.
+pub async fn disallow(
+    ctx: PageCtx,
+    Client(client): Client,
+    Path(id): Path<Uuid>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, PageError> {
+    let page = AdminPage::resolve(ctx, client).await?;
+    if !page.ctx.state().config.allowlist_enabled {
+        return Err(PageError::NotFound);
+    }
+    match page.ctx.state().services.admin().disallow(&page.actor, id).await {
+        Ok(()) => Ok(page.ctx.redirect("/auth/admin/allowlist?notice=removed")),
+        Err(AdminError::UnknownEntry) => Err(PageError::NotFound),
+        Err(AdminError::OwnEmail) => {
+            let message = "You cannot remove your own address.";
+            render_allowlist(&page, &ListQuery::default(), StatusCode::BAD_REQUEST, Some(message)).await
+        }
+        Err(e) => Err(PageError::internal(&e)),
+    }
+}

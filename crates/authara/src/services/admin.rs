@@ -1,0 +1,286 @@
+//! The admin console's reads and actions (behavior.md §10). Every action takes an [`AdminActor`],
+//! which only [`Admin::authorize`] (a principal holding the `admin` role) and [`Admin::cli`]
+//! (the server's shell) make: authorization is visible in the signature. Each action writes its
+//! audit event, and the domain event where the contract has one, in the action's transaction.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use super::Core;
+use super::audit::{Actor, ActorKind};
+use super::auth::Principal;
+use super::events::DomainEvent;
+use super::sessions::{ClientInfo, Sessions};
+use crate::domain::{EmailAddress, PlatformRole, SessionId, UserId};
+use crate::store::StoreError;
+use crate::store::accounts::UserRow;
+pub use crate::store::admin::{AllowedEmail, FailedEmail, SessionRow, Stats};
+pub use crate::store::audit::{AuditFilter, AuditRow};
+
+/// Proof that the caller may administer: built only by [`Admin::authorize`] and [`Admin::cli`].
+#[derive(Debug, Clone)]
+pub struct AdminActor {
+    actor: Actor,
+}
+
+impl AdminActor {
+    pub fn user_id(&self) -> Option<UserId> {
+        self.actor.user
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("the admin role is required")]
+    NotAdmin,
+    #[error("user not found")]
+    UnknownUser,
+    #[error("session not found")]
+    UnknownSession,
+    #[error("administrators cannot do this to their own account")]
+    OnSelf,
+    #[error("the last active administrator cannot be disabled or demoted")]
+    LastAdmin,
+    #[error("already on the allowlist")]
+    AlreadyAllowed,
+    #[error("allowlist entry not found")]
+    UnknownEntry,
+    #[error("administrators cannot remove their own email from the allowlist")]
+    OwnEmail,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The dashboard.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    pub stats: Stats,
+    pub latest_failures: Vec<FailedEmail>,
+    /// Webhook deliveries that failed for good.
+    pub failed_webhooks: i64,
+}
+
+/// One user, as the detail page shows them.
+#[derive(Debug, Clone)]
+pub struct UserDetail {
+    pub user: UserRow,
+    pub roles: Vec<PlatformRole>,
+    pub has_password: bool,
+    pub sessions: Vec<SessionRow>,
+    pub recent: Vec<AuditRow>,
+}
+
+pub const PAGE_SIZE: i64 = 25;
+
+/// The admin area.
+#[derive(Clone)]
+pub struct Admin {
+    core: Core,
+    sessions: Sessions,
+}
+
+impl Admin {
+    pub(crate) fn new(core: Core, sessions: Sessions) -> Self {
+        Self { core, sessions }
+    }
+
+    /// An administrator in the console: the principal must hold the `admin` role (auditors and
+    /// monitors may hold the admin audience but act on nothing here).
+    pub fn authorize(&self, who: &Principal, client: &ClientInfo) -> Result<AdminActor, AdminError> {
+        if !who.has_role(PlatformRole::Admin) {
+            return Err(AdminError::NotAdmin);
+        }
+        let actor = Actor {
+            user: Some(who.user_id()),
+            kind: ActorKind::Admin,
+            ip: client.ip,
+            user_agent: client.user_agent.clone(),
+        };
+        Ok(AdminActor { actor })
+    }
+
+    /// The server's shell (`authara admin …`).
+    pub fn cli(&self) -> AdminActor {
+        AdminActor { actor: Actor::cli() }
+    }
+
+    pub async fn dashboard(&self, _: &AdminActor) -> Result<Dashboard, StoreError> {
+        let now = self.core.now_ms();
+        let stats = self.core.store.stats(now - 86_400_000, now).await?;
+        let latest_failures = self.core.store.failed_emails(5, 0).await?;
+        let failed_webhooks = self.core.store.delivery_counts().await?.get("failed").copied().unwrap_or(0);
+        Ok(Dashboard { stats, latest_failures, failed_webhooks })
+    }
+
+    /// Users by exact email first, else by email or username prefix; newest users when empty.
+    pub async fn search(&self, _: &AdminActor, q: &str, page: i64) -> Result<Vec<UserRow>, StoreError> {
+        let q = q.trim().to_lowercase();
+        let offset = (page.max(1) - 1) * PAGE_SIZE;
+        if q.is_empty() {
+            return self.core.store.newest_users(PAGE_SIZE, offset).await;
+        }
+        if let Ok(email) = EmailAddress::parse(&q)
+            && let Some(u) = self.core.store.user_by_email(&email).await?
+        {
+            return Ok(vec![u]);
+        }
+        self.core.store.search_users(&q, PAGE_SIZE, offset).await
+    }
+
+    pub async fn user(&self, _: &AdminActor, id: UserId) -> Result<UserDetail, AdminError> {
+        let store = &self.core.store;
+        let user = store.user_by_id(id).await?.ok_or(AdminError::UnknownUser)?;
+        let filter = AuditFilter { target: Some(id), ..AuditFilter::default() };
+        Ok(UserDetail {
+            roles: store.user_roles(id).await?,
+            has_password: store.password_hash(id).await?.is_some(),
+            sessions: store.user_sessions(id).await?,
+            recent: store.audit_page(&filter, 20, 0).await?,
+            user,
+        })
+    }
+
+    pub async fn failures(&self, _: &AdminActor, page: i64) -> Result<Vec<FailedEmail>, StoreError> {
+        self.core.store.failed_emails(PAGE_SIZE, (page.max(1) - 1) * PAGE_SIZE).await
+    }
+
+    pub async fn audit(&self, _: &AdminActor, filter: &AuditFilter, page: i64) -> Result<Vec<AuditRow>, StoreError> {
+        self.core.store.audit_page(filter, 50, (page.max(1) - 1) * 50).await
+    }
+
+    pub async fn allowlist(&self, _: &AdminActor, q: &str, page: i64) -> Result<Vec<AllowedEmail>, StoreError> {
+        self.core.store.allowlist(q.trim(), PAGE_SIZE, (page.max(1) - 1) * PAGE_SIZE).await
+    }
+
+    /// Disables or re-enables a user, recording `user.updated`. Disabling revokes every session
+    /// at once; nobody disables themselves or the last active administrator.
+    pub async fn set_disabled(&self, who: &AdminActor, target: UserId, disabled: bool) -> Result<(), AdminError> {
+        if who.actor.user == Some(target) {
+            return Err(AdminError::OnSelf);
+        }
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        tx.lock_admin_role().await?;
+        let user = tx.user_by_id(target).await?.ok_or(AdminError::UnknownUser)?;
+        let mut revoked = Vec::new();
+        if disabled {
+            let roles = tx.user_roles(target).await?;
+            if roles.contains(&PlatformRole::Admin)
+                && user.disabled_at_ms.is_none()
+                && tx.other_active_admins(target).await? == 0
+            {
+                return Err(AdminError::LastAdmin);
+            }
+            tx.set_user_disabled(target, Some(now), now).await?;
+            revoked = tx.revoke_user_sessions(target, now).await?;
+            tx.delete_user_refresh_tokens(target).await?;
+        } else {
+            tx.set_user_disabled(target, None, now).await?;
+        }
+        self.core.record(&mut tx, &DomainEvent::UserUpdated { user_id: target }).await?;
+        let action = if disabled { "user.disabled" } else { "user.enabled" };
+        self.core.audit(&mut tx, &who.actor, action, Some((target, &user.email)), json!({})).await?;
+        tx.commit().await?;
+        self.core.forget_user(target);
+        self.sessions.revoked(&revoked).await;
+        Ok(())
+    }
+
+    /// Grants or revokes the `admin` role. Revoking ends the user's sessions; nobody demotes
+    /// themselves or the last active administrator.
+    pub async fn set_admin(&self, who: &AdminActor, target: UserId, grant: bool) -> Result<(), AdminError> {
+        if !grant && who.actor.user == Some(target) {
+            return Err(AdminError::OnSelf);
+        }
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        tx.lock_admin_role().await?;
+        let user = tx.user_by_id(target).await?.ok_or(AdminError::UnknownUser)?;
+        let mut revoked = Vec::new();
+        if grant {
+            tx.grant_role(target, PlatformRole::Admin, now).await?;
+        } else {
+            if user.disabled_at_ms.is_none() && tx.other_active_admins(target).await? == 0 {
+                return Err(AdminError::LastAdmin);
+            }
+            if tx.revoke_role(target, PlatformRole::Admin).await? {
+                revoked = tx.revoke_user_sessions(target, now).await?;
+                tx.delete_user_refresh_tokens(target).await?;
+            }
+        }
+        let action = if grant { "user.admin_granted" } else { "user.admin_revoked" };
+        self.core.audit(&mut tx, &who.actor, action, Some((target, &user.email)), json!({})).await?;
+        tx.commit().await?;
+        self.core.forget_user(target);
+        self.sessions.revoked(&revoked).await;
+        Ok(())
+    }
+
+    /// Revokes one session of `target`; its access tokens stop at once.
+    pub async fn revoke_session(&self, who: &AdminActor, target: UserId, session: SessionId) -> Result<(), AdminError> {
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        let user = tx.user_by_id(target).await?.ok_or(AdminError::UnknownUser)?;
+        if tx.session_owner(session).await? != Some(target) {
+            return Err(AdminError::UnknownSession);
+        }
+        tx.revoke_own_session(target, session, now).await?;
+        let meta = json!({ "session_id": session });
+        self.core.audit(&mut tx, &who.actor, "user.session_revoked", Some((target, &user.email)), meta).await?;
+        tx.commit().await?;
+        self.sessions.revoked(&[session]).await;
+        Ok(())
+    }
+
+    /// Revokes every session of `target` (not one's own account). Returns how many.
+    pub async fn revoke_all(&self, who: &AdminActor, target: UserId) -> Result<usize, AdminError> {
+        if who.actor.user == Some(target) {
+            return Err(AdminError::OnSelf);
+        }
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        let user = tx.user_by_id(target).await?.ok_or(AdminError::UnknownUser)?;
+        let revoked = tx.revoke_user_sessions(target, now).await?;
+        tx.delete_user_refresh_tokens(target).await?;
+        let meta = json!({ "revoked_sessions": revoked.len() });
+        self.core.audit(&mut tx, &who.actor, "user.sessions_revoked", Some((target, &user.email)), meta).await?;
+        tx.commit().await?;
+        self.sessions.revoked(&revoked).await;
+        Ok(revoked.len())
+    }
+
+    /// Adds an email to the sign-up allowlist.
+    pub async fn allow(&self, who: &AdminActor, email: &EmailAddress) -> Result<(), AdminError> {
+        let mut tx = self.core.store.begin().await?;
+        if !tx.allow_email(email.as_str(), who.actor.user, self.core.now_ms()).await? {
+            return Err(AdminError::AlreadyAllowed);
+        }
+        let meta = json!({ "email": email.as_str() });
+        self.core.audit(&mut tx, &who.actor, "allowlist.email_added", None, meta).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes an allowlist entry (not the administrator's own email).
+    pub async fn disallow(&self, who: &AdminActor, id: Uuid) -> Result<(), AdminError> {
+        let own = match who.actor.user {
+            Some(u) => self.core.store.user_by_id(u).await?.map(|u| u.email),
+            None => None,
+        };
+        let mut tx = self.core.store.begin().await?;
+        let email = tx.disallow_email(id).await?.ok_or(AdminError::UnknownEntry)?;
+        if own.as_deref() == Some(email.as_str()) {
+            return Err(AdminError::OwnEmail);
+        }
+        let meta = json!({ "allowed_email_id": id, "email": email });
+        self.core.audit(&mut tx, &who.actor, "allowlist.email_removed", None, meta).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes audit events past `AUTHARA_ADMIN_AUDIT_RETENTION_DAYS`.
+    pub async fn cleanup_audit(&self) -> Result<u64, StoreError> {
+        let days = i64::from(self.core.config.admin_audit_retention_days);
+        self.core.store.cleanup_audit(self.core.now_ms() - days * 86_400_000).await
+    }
+}

@@ -1,0 +1,77 @@
+//! The audit log (see migration 7): written in the caller's transaction.
+
+use uuid::Uuid;
+
+use super::{Store, StoreError, Tx, on_db, on_tx};
+use crate::domain::UserId;
+
+/// An audit event to insert.
+#[derive(Debug, Clone)]
+pub struct NewAudit<'a> {
+    pub actor_user_id: Option<UserId>,
+    /// `user`, `admin`, `cli` or `anonymous`.
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub target_user_id: Option<UserId>,
+    pub target_email: Option<&'a str>,
+    /// Sanitized JSON object text.
+    pub metadata: &'a str,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub now_ms: i64,
+}
+
+/// A recorded audit event.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: Uuid,
+    pub actor_user_id: Option<UserId>,
+    pub actor: String,
+    pub action: String,
+    pub target_user_id: Option<UserId>,
+    pub target_email: Option<String>,
+    pub metadata: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// What to show of the log.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<UserId>,
+    pub target: Option<UserId>,
+    pub action: Option<String>,
+}
+
+const INSERT: &str = "INSERT INTO audit_events (id, actor_user_id, actor, action, target_user_id, target_email, \
+     metadata, ip, user_agent, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+const PAGE: &str = "SELECT id, actor_user_id, actor, action, target_user_id, target_email, metadata, ip, user_agent, \
+     created_at_ms FROM audit_events WHERE ($1 IS NULL OR actor_user_id = $1) AND ($2 IS NULL OR target_user_id = $2) \
+     AND ($3 IS NULL OR action = $3) ORDER BY created_at_ms DESC, seq DESC LIMIT $4 OFFSET $5";
+const CLEAN: &str = "DELETE FROM audit_events WHERE created_at_ms < $1";
+
+impl Tx {
+    pub async fn insert_audit(&mut self, a: &NewAudit<'_>) -> Result<(), StoreError> {
+        on_tx!(self, c => sqlx::query(INSERT).bind(Uuid::new_v4()).bind(a.actor_user_id).bind(a.actor).bind(a.action)
+            .bind(a.target_user_id).bind(a.target_email).bind(a.metadata).bind(a.ip).bind(a.user_agent).bind(a.now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// A page of the log, newest first.
+    pub async fn audit_page(&self, f: &AuditFilter, limit: i64, offset: i64) -> Result<Vec<AuditRow>, StoreError> {
+        Ok(on_db!(self, p => sqlx::query_as(PAGE).bind(f.actor).bind(f.target).bind(f.action.as_deref())
+            .bind(limit).bind(offset).fetch_all(p).await)?)
+    }
+
+    /// Deletes events older than `before_ms`.
+    pub async fn cleanup_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let n = on_tx!(tx, c => sqlx::query(CLEAN).bind(before_ms).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}

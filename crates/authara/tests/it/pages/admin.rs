@@ -1,0 +1,204 @@
+//! The admin console: access by role and audience, every action with its guard and audit row,
+//! search, the allowlist, and the command line.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::app::{TestApp, TestClient};
+use crate::harness::{Engine, on_both_engines};
+
+const PW: &str = "violet-harbor-tangent";
+
+async fn admin(app: &TestApp, email: &str) -> TestClient {
+    let password = authara::domain::NewPassword::parse(PW).unwrap();
+    app.services.accounts().create_admin(&crate::app::email(email), &password).await.unwrap();
+    let c = app.client();
+    c.fetch_csrf().await;
+    let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": email, "password": PW})).await;
+    assert_eq!(res.status, 200);
+    c
+}
+
+async fn user_id(app: &TestApp, email: &str) -> authara::domain::UserId {
+    app.store.user_by_email(&crate::app::email(email)).await.unwrap().unwrap().id
+}
+
+async fn audit_actions(app: &TestApp) -> Vec<(String, String, Option<String>)> {
+    let admin = app.services.admin();
+    let rows = admin.audit(&admin.cli(), &Default::default(), 1).await.unwrap();
+    rows.into_iter().map(|r| (r.action, r.actor, r.target_email)).collect()
+}
+
+async fn the_console_needs_the_admin_role_in_the_admin_audience(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let anonymous = app.client();
+    let res = anonymous.get("/auth/admin").await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/auth/login?return_to=%2F")));
+    let member = app.signed_in("member@example.com", PW).await;
+    let res = member.get("/auth/admin").await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/")), "no platform role: back to /");
+    assert!(member.get("/auth/api/v1/user").await.status == 200, "the member's session is untouched");
+
+    let auditor = app.signed_in("auditor@example.com", PW).await;
+    let id = user_id(&app, "auditor@example.com").await;
+    let mut tx = app.store.begin().await.unwrap();
+    tx.grant_role(id, authara::domain::PlatformRole::Auditor, 0).await.unwrap();
+    tx.commit().await.unwrap();
+    auditor.remove_cookie("authara_access");
+    let res = auditor.get("/auth/admin").await;
+    assert_eq!(res.status, 403, "auditors may hold the admin audience but not run the console");
+
+    let root = admin(&app, "root@example.com").await;
+    let res = root.get("/auth/admin").await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert!(res.text().contains("sign-ups in 24 h"));
+    let token = root.cookie("authara_access").unwrap();
+    let claims = token.split('.').nth(1).unwrap();
+    use base64::Engine as _;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
+    assert_eq!(claims["aud"], json!(["admin"]), "the console refreshed into the admin audience");
+}
+
+async fn admin_actions_take_effect_respect_their_guards_and_are_audited(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let root = admin(&app, "root@example.com").await;
+    let target = app.signed_in("target@example.com", PW).await;
+    let tid = user_id(&app, "target@example.com").await;
+    let rid = user_id(&app, "root@example.com").await;
+    root.get("/auth/admin").await;
+
+    // Search: exact email, prefix.
+    let res = root.get("/auth/admin/users?q=target%40example.com").await;
+    assert!(res.text().contains(&format!("/auth/admin/users/{tid}")));
+    assert!(root.get("/auth/admin/users?q=targ").await.text().contains("target@example.com"));
+    assert!(!root.get("/auth/admin/users?q=nobody").await.text().contains("target@example.com"));
+    let detail = root.get(&format!("/auth/admin/users/{tid}")).await;
+    assert_eq!(detail.status, 200);
+    assert!(detail.text().contains("active"));
+
+    // Disable: the target's access token dies at once; enable again.
+    let res = root.form(&format!("/auth/admin/users/{tid}/disable"), &[]).await;
+    assert_eq!((res.status, res.location()), (303, Some(format!("/auth/admin/users/{tid}?notice=disabled"))));
+    assert_eq!(target.get("/auth/api/v1/user").await.status, 401, "disabled: out at once");
+    let login = json!({"email": "target@example.com", "password": PW});
+    let again = app.client();
+    again.fetch_csrf().await;
+    assert_eq!(again.json(Method::POST, "/auth/api/v1/login", &login).await.status, 403, "cannot sign in");
+    assert_eq!(root.form(&format!("/auth/admin/users/{tid}/enable"), &[]).await.status, 303);
+    assert_eq!(again.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200);
+
+    // One session, then all sessions.
+    let sid = app.store.active_sessions(tid, app.clock_now()).await.unwrap()[0].id;
+    let res = root.form(&format!("/auth/admin/users/{tid}/sessions/{sid}/revoke"), &[]).await;
+    assert_eq!(res.status, 303);
+    assert_eq!(again.get("/auth/api/v1/user").await.status, 401, "the revoked session is out");
+    let other = app.client();
+    other.fetch_csrf().await;
+    assert_eq!(other.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200);
+    assert_eq!(root.form(&format!("/auth/admin/users/{tid}/sessions/revoke-all"), &[]).await.status, 303);
+    assert_eq!(other.get("/auth/api/v1/user").await.status, 401);
+
+    // Guards: not on oneself; never the last active admin.
+    let res = root.form(&format!("/auth/admin/users/{rid}/disable"), &[]).await;
+    assert_eq!(res.status, 400);
+    assert!(res.text().contains("own account"), "{}", res.text());
+    assert_eq!(root.form(&format!("/auth/admin/users/{tid}/roles/admin/grant"), &[]).await.status, 303);
+    assert_eq!(root.form(&format!("/auth/admin/users/{tid}/roles/admin/revoke"), &[]).await.status, 303);
+    let cli = app.services.admin();
+    let last = cli.set_disabled(&cli.cli(), rid, true).await;
+    assert!(matches!(last, Err(authara::services::admin::AdminError::LastAdmin)), "{last:?}");
+
+    let actions = audit_actions(&app).await;
+    let admin_actions: Vec<&str> =
+        actions.iter().filter(|(_, actor, _)| actor == "admin").map(|(a, _, _)| a.as_str()).collect();
+    assert_eq!(
+        admin_actions,
+        [
+            "user.admin_revoked",
+            "user.admin_granted",
+            "user.sessions_revoked",
+            "user.session_revoked",
+            "user.enabled",
+            "user.disabled"
+        ],
+        "newest first"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|(a, actor, t)| a == "user.login" && actor == "user" && t.as_deref() == Some("target@example.com"))
+    );
+    let page = root.get("/auth/admin/audit?action=user.disabled").await;
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("user.disabled") && !page.text().contains("user.enabled"));
+}
+
+async fn the_allowlist_admits_only_listed_emails(engine: Engine) {
+    let app = TestApp::start_with(engine, &[("AUTHARA_ACCESS_POLICY_ALLOWLIST_ENABLED", "true")]).await;
+    let root = admin(&app, "root@example.com").await;
+    root.get("/auth/admin").await;
+    let c = app.client();
+    c.fetch_csrf().await;
+    let body = json!({"email": "guest@example.com", "password": PW});
+    let res = c.json(Method::POST, "/auth/api/v1/signup/direct", &body).await;
+    assert_eq!((res.status, res.error_code().as_str()), (403, "forbidden"));
+    let page = app.client();
+    page.get("/auth/signup").await;
+    let res = page.form("/auth/signup", &[("email", "guest@example.com"), ("password", PW)]).await;
+    assert_eq!(res.status, 422);
+    assert!(res.text().contains("cannot sign up"));
+
+    assert_eq!(root.form("/auth/admin/allowlist", &[("email", "Guest@Example.com")]).await.status, 303);
+    assert!(root.get("/auth/admin/allowlist?q=guest").await.text().contains("guest@example.com"));
+    assert_eq!(c.json(Method::POST, "/auth/api/v1/signup/direct", &body).await.status, 201);
+    let dup = root.form("/auth/admin/allowlist", &[("email", "guest@example.com")]).await;
+    assert_eq!(dup.status, 400);
+    // The first admin was put on the list when created; they cannot remove themselves.
+    let list = root.get("/auth/admin/allowlist?q=root").await.text();
+    let id = list.split("/auth/admin/allowlist/").nth(1).unwrap().split('/').next().unwrap().to_owned();
+    assert_eq!(root.form(&format!("/auth/admin/allowlist/{id}/delete"), &[]).await.status, 400);
+    let actions: Vec<String> = audit_actions(&app).await.into_iter().map(|(a, _, _)| a).collect();
+    assert!(actions.contains(&"allowlist.email_added".to_owned()));
+}
+
+on_both_engines!(
+    the_console_needs_the_admin_role_in_the_admin_audience,
+    admin_actions_take_effect_respect_their_guards_and_are_audited,
+    the_allowlist_admits_only_listed_emails,
+);
+
+/// `authara admin list|disable|enable|revoke-sessions` on a headless box, audited as the CLI.
+#[tokio::test]
+async fn the_command_line_administers_users() {
+    let app = TestApp::start(Engine::Sqlite).await;
+    let c = app.signed_in("shell@example.com", PW).await;
+    let env = {
+        let mut env = app.db.env();
+        env.insert("AUTHARA_JWT_KEYS".into(), "k1:MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=".into());
+        env.insert("AUTHARA_JWT_ACTIVE_KEY_ID".into(), "k1".into());
+        env
+    };
+    let dir = app.db.data_dir();
+    let (code, out, err) = crate::harness::run_cli(&["admin", "list"], &env, dir).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("shell@example.com"));
+    let (code, out, err) =
+        crate::harness::run_cli(&["admin", "disable", "--email", "shell@example.com"], &env, dir).await;
+    assert_eq!(code, 0, "{out}{err}");
+    app.clock.advance(std::time::Duration::from_secs(3));
+    assert_eq!(c.get("/auth/api/v1/user").await.status, 401, "disabled from the shell");
+    let (code, _, _) = crate::harness::run_cli(&["admin", "enable", "--email", "shell@example.com"], &env, dir).await;
+    assert_eq!(code, 0);
+    let (code, out, _) =
+        crate::harness::run_cli(&["admin", "revoke-sessions", "--email", "shell@example.com"], &env, dir).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("revoked"));
+    let actions = audit_actions(&app).await;
+    assert!(actions.iter().any(|(a, actor, _)| a == "user.disabled" && actor == "cli"));
+    assert!(actions.iter().any(|(a, actor, _)| a == "user.sessions_revoked" && actor == "cli"));
+    let (code, _, err) =
+        crate::harness::run_cli(&["admin", "disable", "--email", "nobody@example.com"], &env, dir).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("no user"));
+}
