@@ -81,6 +81,7 @@ impl App {
             workers.push(tokio::spawn(crate::worker::webhooks::reaper(s.clone(), hooks.stale_reaper_interval)));
             workers.push(tokio::spawn(crate::worker::webhooks::cleanup(s.clone(), hooks.cleanup_interval)));
         }
+        workers.push(tokio::spawn(crate::worker::cleanup::audit(s.clone())));
         let warm = s.clone();
         workers.push(tokio::spawn(async move { warm.warm_up().await }));
         workers

@@ -67,6 +67,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/admin/users/{id}/sessions/revoke-all", post(pages::admin::revoke_all))
         .route("/auth/admin/failures", get(pages::admin::failures))
         .route("/auth/admin/audit", get(pages::admin::audit))
+        .route("/auth/admin/webhooks", get(pages::admin::webhooks))
+        .route("/auth/admin/webhooks/{id}/redeliver", post(pages::admin::redeliver))
         .route("/auth/admin/allowlist", get(pages::admin::allowlist).post(pages::admin::allow))
         .route("/auth/admin/allowlist/{id}/delete", post(pages::admin::disallow))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), pages::page_layer));

@@ -14,8 +14,9 @@ use super::sessions::{ClientInfo, Sessions};
 use crate::domain::{EmailAddress, PlatformRole, SessionId, UserId};
 use crate::store::StoreError;
 use crate::store::accounts::UserRow;
-pub use crate::store::admin::{AllowedEmail, FailedEmail, SessionRow, Stats};
+pub use crate::store::admin::{AllowedEmail, FailedEmail, RiskyChallenge, SessionRow, Stats};
 pub use crate::store::audit::{AuditFilter, AuditRow};
+pub use crate::store::webhooks::DeliveryRow;
 
 /// Proof that the caller may administer: built only by [`Admin::authorize`] and [`Admin::cli`].
 #[derive(Debug, Clone)]
@@ -142,6 +143,35 @@ impl Admin {
 
     pub async fn failures(&self, _: &AdminActor, page: i64) -> Result<Vec<FailedEmail>, StoreError> {
         self.core.store.failed_emails(PAGE_SIZE, (page.max(1) - 1) * PAGE_SIZE).await
+    }
+
+    /// Challenges that expired unused or ran out of attempts or resends (decoys always show).
+    pub async fn risky_challenges(&self, _: &AdminActor, page: i64) -> Result<Vec<RiskyChallenge>, StoreError> {
+        let offset = (page.max(1) - 1) * PAGE_SIZE;
+        self.core.store.risky_challenges(self.core.now_ms(), PAGE_SIZE, offset).await
+    }
+
+    /// The newest webhook deliveries.
+    pub async fn deliveries(&self, _: &AdminActor) -> Result<Vec<DeliveryRow>, StoreError> {
+        self.core.store.recent_deliveries(100).await
+    }
+
+    /// Queues a delivered or failed webhook delivery again (same delivery id), audited.
+    pub async fn redeliver(&self, who: &AdminActor, id: Uuid) -> Result<bool, StoreError> {
+        let done = self.core.store.redeliver(id, self.core.now_ms()).await?;
+        if done {
+            self.core.webhook_kick.notify_one();
+            let mut tx = self.core.store.begin().await?;
+            self.core.audit(&mut tx, &who.actor, "webhook.redelivered", None, json!({ "delivery_id": id })).await?;
+            tx.commit().await?;
+        }
+        Ok(done)
+    }
+
+    /// A user's own recent security events (their account page).
+    pub async fn own_events(&self, who: &Principal) -> Result<Vec<AuditRow>, StoreError> {
+        let filter = AuditFilter { target: Some(who.user_id()), ..AuditFilter::default() };
+        self.core.store.audit_page(&filter, 10, 0).await
     }
 
     pub async fn audit(&self, _: &AdminActor, filter: &AuditFilter, page: i64) -> Result<Vec<AuditRow>, StoreError> {

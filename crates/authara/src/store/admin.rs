@@ -39,6 +39,21 @@ pub struct FailedEmail {
     pub updated_at_ms: i64,
 }
 
+/// A challenge that went wrong: expired unconsumed, or out of attempts or resends.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RiskyChallenge {
+    pub id: Uuid,
+    pub purpose: String,
+    pub email: String,
+    pub opaque: bool,
+    pub attempt_count: i32,
+    pub max_attempts: i32,
+    pub resend_count: i32,
+    pub max_resends: i32,
+    pub expires_at_ms: i64,
+    pub created_at_ms: i64,
+}
+
 /// An allowlisted email.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AllowedEmail {
@@ -58,6 +73,9 @@ const USER_SESSIONS: &str = "SELECT id, user_agent, ip, created_at_ms, last_used
      FROM sessions WHERE user_id = $1 ORDER BY created_at_ms DESC, id LIMIT 100";
 const FAILED_EMAILS: &str = "SELECT id, to_email, template, status, attempt_count, last_error, updated_at_ms \
      FROM email_jobs WHERE status = 'failed' OR last_error IS NOT NULL ORDER BY updated_at_ms DESC, id LIMIT $1 OFFSET $2";
+const RISKY: &str = "SELECT id, purpose, email, opaque, attempt_count, max_attempts, resend_count, max_resends, \
+     expires_at_ms, created_at_ms FROM challenges WHERE consumed_at_ms IS NULL AND (opaque OR expires_at_ms < $1 \
+     OR attempt_count >= max_attempts OR resend_count >= max_resends) ORDER BY created_at_ms DESC, id LIMIT $2 OFFSET $3";
 const REVOKE_ROLE: &str = "DELETE FROM user_platform_roles WHERE user_id = $1 AND role = $2";
 /// Locks the admin role rows so that two admins cannot demote or disable each other at once.
 const LOCK_ADMINS_PG: &str = "SELECT user_id FROM user_platform_roles WHERE role = 'admin' FOR UPDATE";
@@ -96,6 +114,15 @@ impl Store {
 
     pub async fn failed_emails(&self, limit: i64, offset: i64) -> Result<Vec<FailedEmail>, StoreError> {
         Ok(on_db!(self, p => sqlx::query_as(FAILED_EMAILS).bind(limit).bind(offset).fetch_all(p).await)?)
+    }
+
+    pub async fn risky_challenges(
+        &self,
+        now_ms: i64,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<RiskyChallenge>, StoreError> {
+        Ok(on_db!(self, p => sqlx::query_as(RISKY).bind(now_ms).bind(limit).bind(offset).fetch_all(p).await)?)
     }
 
     pub async fn is_allowed(&self, email: &str) -> Result<bool, StoreError> {

@@ -28,3 +28,16 @@ pub async fn run(services: Services) {
         }
     }
 }
+
+/// Daily: deletes audit events past `AUTHARA_ADMIN_AUDIT_RETENTION_DAYS`.
+pub async fn audit(services: Services) {
+    let mut tick = tokio::time::interval(Duration::from_secs(86_400));
+    loop {
+        tick.tick().await;
+        match services.admin().cleanup_audit().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "audit retention"),
+            Err(e) => tracing::warn!(error = %e, "audit retention"),
+        }
+    }
+}

@@ -32,6 +32,25 @@ fn when(ms: i64) -> String {
     rfc3339(ms).replace('T', " ").replace('Z', " UTC")
 }
 
+/// People's words for audit actions.
+fn activity(action: &str) -> &'static str {
+    match action {
+        "user.login" => "New sign-in",
+        "user.login_failed" => "Failed sign-in attempt",
+        "user.password_changed" => "Password changed",
+        "user.password_reset" => "Password reset by email",
+        "user.email_changed" => "Email address changed",
+        "user.session_revoked" => "A device was signed out",
+        "user.sessions_revoked" => "Devices were signed out",
+        "session.reuse_detected" => "A stolen sign-in token was refused; that session was ended",
+        "user.disabled" => "Account disabled by an administrator",
+        "user.enabled" => "Account enabled by an administrator",
+        "user.admin_granted" => "Administrator role granted",
+        "user.admin_revoked" => "Administrator role removed",
+        _ => "Account activity",
+    }
+}
+
 /// The current-password field of sensitive forms: needed unless the sign-in is recent.
 fn reauth_field(id: &str) -> Markup {
     html! {
@@ -57,6 +76,7 @@ pub async fn render(
         Err(p) => p,
     })?;
     let mut sessions = services.sessions().list(who.user_id()).await?;
+    let events = services.admin().own_events(who).await?;
     let current = who.session_id();
     // This device first.
     sessions.sort_by_key(|x| x.id != current);
@@ -140,6 +160,23 @@ pub async fn render(
                     form method="post" action="/auth/sessions/logout" {
                         (csrf)
                         button.secondary.small type="submit" { "Sign out" }
+                    }
+                }
+            }
+            section.block aria-labelledby="activity-h" {
+                h2 id="activity-h" { "Recent security activity" }
+                @if events.is_empty() { p.meta { "Nothing yet." } } @else {
+                    ul.sessions {
+                        @for e in &events {
+                            li { div {
+                                div.device { (activity(&e.action)) }
+                                div.meta {
+                                    (when(e.created_at_ms))
+                                    @if let Some(ip) = &e.ip { " · from " (ip) }
+                                    @if let Some(ua) = &e.user_agent { @if !ua.is_empty() { " · " (describe_device(ua).0) } }
+                                }
+                            } }
+                        }
                     }
                 }
             }

@@ -98,6 +98,7 @@ fn frame(
                 a href="/auth/admin/users" { "Users" }
                 a href="/auth/admin/failures" { "Failures" }
                 a href="/auth/admin/audit" { "Audit log" }
+                a href="/auth/admin/webhooks" { "Webhooks" }
                 @if allowlist { a href="/auth/admin/allowlist" { "Allowlist" } }
                 a href="/auth/account" { "Your account" }
             }
@@ -384,10 +385,71 @@ pub async fn revoke_all(
     act(page, UserId(id), r, "sessions").await
 }
 
-/// `GET /auth/admin/failures?page=`.
+/// `GET /auth/admin/failures?page=`: failed emails and risky challenges, newest first.
 pub async fn failures(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Result<Response, PageError> {
-    let rows = page.ctx.state().services.admin().failures(&page.actor, q.page.unwrap_or(1)).await.map_err(store)?;
-    Ok(frame(&page, "Failures", StatusCode::OK, None, None, failure_table(&rows)))
+    let admin = page.ctx.state().services.admin();
+    let n = q.page.unwrap_or(1);
+    let rows = admin.failures(&page.actor, n).await.map_err(store)?;
+    let risky = admin.risky_challenges(&page.actor, n).await.map_err(store)?;
+    let body = html! {
+        h2 { "Emails" }
+        (failure_table(&rows))
+        h2 { "Challenges" }
+        @if risky.is_empty() { p.meta { "No risky challenge." } } @else {
+            table.list {
+                thead { tr { th { "Created" } th { "Purpose" } th { "Email" } th { "Attempts" } th { "Resends" } th { "Expires" } th { "Decoy" } } }
+                tbody { @for c in &risky { tr {
+                    td { (when(c.created_at_ms)) } td { (c.purpose) } td { (c.email) }
+                    td { (c.attempt_count) "/" (c.max_attempts) } td { (c.resend_count) "/" (c.max_resends) }
+                    td { (when(c.expires_at_ms)) } td { @if c.opaque { "yes" } @else { "no" } }
+                } } }
+            }
+        }
+    };
+    Ok(frame(&page, "Failures", StatusCode::OK, None, None, body))
+}
+
+/// `GET /auth/admin/webhooks`: the newest deliveries, with redelivery.
+pub async fn webhooks(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Result<Response, PageError> {
+    let rows = page.ctx.state().services.admin().deliveries(&page.actor).await.map_err(store)?;
+    let csrf = fields::csrf(&page.ctx.csrf);
+    let configured = page.ctx.state().config.webhooks.is_some();
+    let body = html! {
+        @if !configured { p.meta { "Webhooks are off (set AUTHARA_WEBHOOK_URL and AUTHARA_WEBHOOK_SECRET)." } }
+        @if rows.is_empty() { p.meta { "No deliveries." } } @else {
+            table.list {
+                thead { tr { th { "Created" } th { "Event" } th { "Status" } th { "Attempts" } th { "Response" } th { "Latency" } th { "Last error" } th {} } }
+                tbody { @for d in &rows { tr {
+                    td { (when(d.created_at_ms)) } td { (d.event_type) br; span.meta { (d.id) } } td { (d.status) }
+                    td { (d.attempt_count) }
+                    td { (d.response_status.map(|s| s.to_string()).unwrap_or_default()) }
+                    td { (d.latency_ms.map(|l| format!("{l} ms")).unwrap_or_default()) }
+                    td { (d.last_error.as_deref().unwrap_or("")) }
+                    td { @if d.status == "failed" || d.status == "delivered" {
+                        form method="post" action={ "/auth/admin/webhooks/" (d.id) "/redeliver" } {
+                            (csrf) button.secondary.small type="submit" { "Redeliver" }
+                        }
+                    } }
+                } } }
+            }
+        }
+    };
+    let notice = (q.notice.as_deref() == Some("redelivered")).then_some("The delivery was queued again.");
+    Ok(frame(&page, "Webhook deliveries", StatusCode::OK, notice, None, body))
+}
+
+/// `POST /auth/admin/webhooks/{id}/redeliver`.
+pub async fn redeliver(
+    ctx: PageCtx,
+    Client(client): Client,
+    Path(id): Path<Uuid>,
+    CsrfForm(_): CsrfForm<NoFields>,
+) -> Result<Response, PageError> {
+    let page = AdminPage::resolve(ctx, client).await?;
+    if !page.ctx.state().services.admin().redeliver(&page.actor, id).await.map_err(store)? {
+        return Err(PageError::NotFound);
+    }
+    Ok(page.ctx.redirect("/auth/admin/webhooks?notice=redelivered"))
 }
 
 /// `GET /auth/admin/audit?page=&action=&actor=&target=`: newest first.

@@ -162,7 +162,73 @@ async fn the_allowlist_admits_only_listed_emails(engine: Engine) {
     assert!(actions.contains(&"allowlist.email_added".to_owned()));
 }
 
+/// The user's own page shows their security activity; audit events expire after the retention.
+async fn users_see_their_security_activity_and_the_log_is_pruned(engine: Engine) {
+    let app = TestApp::start_with(engine, &[("AUTHARA_ADMIN_AUDIT_RETENTION_DAYS", "1")]).await;
+    let c = app.signed_in("watch@example.com", PW).await;
+    let bad = app.client();
+    bad.fetch_csrf().await;
+    bad.json(
+        Method::POST,
+        "/auth/api/v1/login",
+        &json!({"email": "watch@example.com", "password": "wrong-password-1"}),
+    )
+    .await;
+    let again = app.client();
+    again.fetch_csrf().await;
+    let res = again
+        .send(
+            Method::POST,
+            "/auth/api/v1/login",
+            Some(json!({"email": "watch@example.com", "password": PW}).to_string().into_bytes()),
+            &[
+                ("content-type", "application/json"),
+                ("user-agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    let page = c.get("/auth/account").await.text();
+    assert!(page.contains("New sign-in") && page.contains("Safari on iPhone"), "{page}");
+    assert!(page.contains("Failed sign-in attempt"));
+    app.clock.advance(std::time::Duration::from_secs(2 * 86_400));
+    let admin = app.services.admin();
+    assert!(admin.cleanup_audit().await.unwrap() >= 2);
+    assert!(admin.audit(&admin.cli(), &Default::default(), 1).await.unwrap().is_empty());
+}
+
+/// Failed webhook deliveries are visible in the console and can be sent again.
+async fn the_console_lists_and_redelivers_webhooks(engine: Engine) {
+    let receiver = crate::receiver::Receiver::start().await;
+    receiver.then(&[crate::receiver::Answer::Status(410)]);
+    let env = receiver.env();
+    let mut overrides: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    overrides.push(("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created"));
+    let app = TestApp::start_with(engine, &overrides).await;
+    app.signed_in("hooked@example.com", PW).await;
+    while authara::worker::webhooks::run_once(&app.services).await.unwrap() != authara::worker::webhooks::Outcome::Idle
+    {
+    }
+    let root = admin(&app, "root@example.com").await;
+    while authara::worker::webhooks::run_once(&app.services).await.unwrap() != authara::worker::webhooks::Outcome::Idle
+    {
+    }
+    let page = root.get("/auth/admin/webhooks").await.text();
+    assert!(page.contains("failed") && page.contains("410"), "{page}");
+    let id = page.split("/auth/admin/webhooks/").nth(1).unwrap().split('/').next().unwrap().to_owned();
+    assert_eq!(root.form(&format!("/auth/admin/webhooks/{id}/redeliver"), &[]).await.status, 303);
+    while authara::worker::webhooks::run_once(&app.services).await.unwrap() != authara::worker::webhooks::Outcome::Idle
+    {
+    }
+    let ids: Vec<String> = receiver.deliveries().iter().map(|d| d.header("x-authara-delivery").to_owned()).collect();
+    assert_eq!(ids.iter().filter(|i| **i == id).count(), 2, "sent again under its id");
+    let dashboard = root.get("/auth/admin").await.text();
+    assert!(dashboard.contains("failed webhook deliveries"));
+}
+
 on_both_engines!(
+    users_see_their_security_activity_and_the_log_is_pruned,
+    the_console_lists_and_redelivers_webhooks,
     the_console_needs_the_admin_role_in_the_admin_audience,
     admin_actions_take_effect_respect_their_guards_and_are_audited,
     the_allowlist_admits_only_listed_emails,
