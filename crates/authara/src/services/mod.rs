@@ -1,7 +1,7 @@
 //! Use cases: plain Rust types in and out, all policy here, no HTTP types.
 //!
-//! One service per area (`auth`, `accounts`, `sessions`, `challenges`, `profile`, `mail`; next:
-//! organizations, admin, oauth, passkeys, webhooks), each built on the same small [`Core`] of
+//! One service per area (`auth`, `accounts`, `sessions`, `challenges`, `profile`, `mail`,
+//! `organizations`; next: admin, oauth, passkeys, webhooks), each built on the same small [`Core`] of
 //! shared dependencies and each with its own error enum. Fields are private: callers go through
 //! the area's methods, and [`Services`] hands out the areas.
 
@@ -14,6 +14,7 @@ pub mod events;
 pub mod keys;
 pub mod mail;
 pub mod mailer;
+pub mod organizations;
 pub mod password;
 pub mod profile;
 pub mod return_to;
@@ -77,6 +78,7 @@ pub struct Services {
     challenges: challenges::Challenges,
     profiles: profile::Profiles,
     mail: mail::Mail,
+    organizations: organizations::Organizations,
 }
 
 impl std::fmt::Debug for Services {
@@ -107,11 +109,13 @@ impl Services {
         };
         let auth = auth::Authenticator::new(core.clone());
         let sessions = sessions::Sessions::new(core.clone());
-        let accounts = accounts::Accounts::new(core.clone(), sessions.clone());
-        let challenges = challenges::Challenges::new(core.clone(), accounts.clone(), sessions.clone());
+        let organizations = organizations::Organizations::new(core.clone());
+        let accounts = accounts::Accounts::new(core.clone(), sessions.clone(), organizations.clone());
+        let challenges =
+            challenges::Challenges::new(core.clone(), accounts.clone(), sessions.clone(), organizations.clone());
         let profiles = profile::Profiles::new(core.clone(), sessions.clone());
         let mail = mail::Mail::new(core.clone(), mailer);
-        Ok(Self { core, auth, accounts, sessions, challenges, profiles, mail })
+        Ok(Self { core, auth, accounts, sessions, challenges, profiles, mail, organizations })
     }
 
     pub fn auth(&self) -> &auth::Authenticator {
@@ -136,6 +140,10 @@ impl Services {
 
     pub fn mail(&self) -> &mail::Mail {
         &self.mail
+    }
+
+    pub fn organizations(&self) -> &organizations::Organizations {
+        &self.organizations
     }
 
     pub fn config(&self) -> &Arc<Config> {

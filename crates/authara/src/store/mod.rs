@@ -7,8 +7,10 @@
 pub mod accounts;
 pub mod challenges;
 pub mod events;
+pub mod invitations;
 pub mod migrate;
 pub mod org_mode;
+pub mod organizations;
 pub mod outbox;
 pub mod refresh;
 pub mod sessions;
