@@ -76,6 +76,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/sessions/{id}/revoke", post(pages::account::revoke_session))
         .route("/auth/user/delete", post(pages::account::delete_account))
         .route("/auth/successful-deletion", get(pages::account::deleted))
+        .route("/auth/invitations/accept", get(pages::invitations::accept_page).post(pages::invitations::accept))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), pages::page_layer));
     api.merge(pages)
         .route("/auth/static/{name}", get(assets::serve))

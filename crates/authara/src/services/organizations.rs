@@ -637,6 +637,15 @@ impl Organizations {
         Ok(Accepted { organization_id: org, membership_created: created })
     }
 
+    /// What the accept page shows: the invitation behind `token` and its organization's name;
+    /// `None` for a token that is not one.
+    pub async fn preview(&self, token: &str) -> Result<Option<(Invitation, String)>, StoreError> {
+        let store = &self.core.store;
+        let Some(row) = store.invitation_by_token(&token_hash(token)).await? else { return Ok(None) };
+        let Some(name) = store.org_name(row.organization_id).await? else { return Ok(None) };
+        Ok(Some((self.invitation(row, None), name)))
+    }
+
     /// A signed-in user accepts the invitation behind `token` (the hosted accept page).
     pub async fn accept(&self, who: &Principal, token: &str) -> Result<Accepted, AcceptError> {
         let mut tx = self.core.store.begin().await?;

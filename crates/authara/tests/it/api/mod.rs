@@ -5,6 +5,6 @@ pub mod auth;
 mod csrf;
 mod internal;
 mod keys;
-mod organizations;
+pub mod organizations;
 mod sessions;
 mod user;

@@ -4,3 +4,4 @@
 mod account;
 mod auth;
 mod challenge;
+mod invitations;
