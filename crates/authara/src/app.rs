@@ -106,12 +106,16 @@ async fn check_schema(store: &Store) -> anyhow::Result<()> {
             status.required
         );
     }
-    if status.current != status.required || status.pending().next().is_some() {
+    // why: versions may have gaps (a reserved number lands later), so the highest version
+    // alone does not prove that every migration ran: every one must be recorded.
+    let missing: Vec<String> = status.pending().map(|m| format!("{} {}", m.version, m.name)).collect();
+    if !missing.is_empty() {
         bail!(
-            "schema version mismatch: the database is at version {}, this binary needs version {}; \
-             run `authara migrate` (or start with `authara serve --migrate`)",
+            "schema version mismatch: the database is at version {}, this binary needs version {} \
+             (missing: {}); run `authara migrate` (or start with `authara serve --migrate`)",
             status.current,
-            status.required
+            status.required,
+            missing.join(", ")
         );
     }
     Ok(())

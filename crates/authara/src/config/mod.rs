@@ -79,8 +79,7 @@ pub struct Config {
     pub org_mode: OrgMode,
     /// Organization management and invitations.
     pub organizations: OrganizationConfig,
-    /// `AUTHARA_INTERNAL_API_TOKEN`: empty rejects every internal call (for the internal API,
-    /// not built yet).
+    /// `AUTHARA_INTERNAL_API_TOKEN`: empty rejects every internal call.
     pub internal_api_token: Option<SecretString>,
     /// `AUTHARA_OAUTH_PROVIDERS` and the Google client id (for OAuth sign-in, not built yet).
     pub oauth_google_client_id: Option<String>,

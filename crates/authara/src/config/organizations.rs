@@ -1,8 +1,8 @@
 //! Organizations: the boot-time mode and the management and invitation settings.
 //!
-//! The mode is read at boot (pinned in the store) and by accounts and the user API;
-//! `public_management_enabled` is reported by the user API. The invitation settings are parsed
-//! and validated now for the organization management and invitation endpoints (not built yet).
+//! The mode is read at boot (pinned in the store) and by accounts, organizations and the user
+//! API; `public_management_enabled` opens the public organization routes; the invitation
+//! settings are read by invitations and their email.
 
 use std::time::Duration;
 
@@ -44,8 +44,7 @@ impl OrgMode {
     }
 }
 
-/// Organization management and invitations (the invitation settings are for the invitation
-/// endpoints, not built yet).
+/// Organization management and invitations.
 #[derive(Debug, Clone)]
 pub struct OrganizationConfig {
     /// `AUTHARA_PUBLIC_ORGANIZATION_MANAGEMENT_ENABLED`.

@@ -7,4 +7,4 @@ mod roles;
 
 pub use ids::{OrgId, SessionId, UserId};
 pub use input::{EmailAddress, InputError, NewPassword, Username, generate_username, is_common_password, truncate};
-pub use roles::{Audience, ChallengePurpose, OrgKind, OrgRole, PlatformRole, UnknownValue};
+pub use roles::{Audience, ChallengePurpose, InvitationStatus, OrgKind, OrgRole, PlatformRole, UnknownValue};

@@ -110,6 +110,32 @@ closed_set!(
 );
 
 closed_set!(
+    /// Where an invitation stands, computed when it is read: accepted, else revoked, else expired
+    /// (its expiry has passed), else pending (behavior.md §9.3).
+    InvitationStatus, "invitation status" {
+        Pending => "pending",
+        Accepted => "accepted",
+        Revoked => "revoked",
+        Expired => "expired",
+    }
+);
+
+impl InvitationStatus {
+    /// The status of an invitation with these times at `now_ms`.
+    pub fn at(accepted_at_ms: Option<i64>, revoked_at_ms: Option<i64>, expires_at_ms: i64, now_ms: i64) -> Self {
+        if accepted_at_ms.is_some() {
+            InvitationStatus::Accepted
+        } else if revoked_at_ms.is_some() {
+            InvitationStatus::Revoked
+        } else if expires_at_ms <= now_ms {
+            InvitationStatus::Expired
+        } else {
+            InvitationStatus::Pending
+        }
+    }
+}
+
+closed_set!(
     /// Token audiences.
     Audience, "audience" { App => "app", Admin => "admin" }
 );
@@ -165,6 +191,15 @@ mod tests {
         }
         assert!(OrgRole::parse("superuser").is_err());
         assert_eq!(ChallengePurpose::from_slug("Password-Reset"), Some(ChallengePurpose::PasswordReset));
+    }
+
+    #[test]
+    fn invitation_status_precedence() {
+        use InvitationStatus::*;
+        assert_eq!(InvitationStatus::at(Some(1), None, 0, 10), Accepted, "accepted wins over expiry");
+        assert_eq!(InvitationStatus::at(None, Some(1), 0, 10), Revoked, "revoked wins over expiry");
+        assert_eq!(InvitationStatus::at(None, None, 10, 10), Expired, "expires_at <= now is expired");
+        assert_eq!(InvitationStatus::at(None, None, 11, 10), Pending);
     }
 
     #[test]

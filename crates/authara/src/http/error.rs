@@ -13,6 +13,7 @@ use crate::services::StoreError;
 use crate::services::accounts::{LoginError, PasswordChangeError, SignupError};
 use crate::services::auth::{AuthError, ReauthError};
 use crate::services::challenges::ChallengeError;
+use crate::services::organizations::{OrgError, SwitchError};
 use crate::services::password::HashError;
 use crate::services::sessions::{RefreshError, SessionError};
 use crate::services::token::TokenError;
@@ -254,6 +255,48 @@ impl From<ChallengeError> for ApiError {
             ChallengeError::Session(s) => s.into(),
             ChallengeError::Hash(h) => h.into(),
             ChallengeError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<OrgError> for ApiError {
+    fn from(e: OrgError) -> Self {
+        let msg = e.to_string();
+        let with = |status, code| ApiError::new(status, code, msg.clone());
+        match e {
+            OrgError::ModeForbids
+            | OrgError::NotActiveOrganization
+            | OrgError::NotMember
+            | OrgError::NotManager
+            | OrgError::NotSelf => ApiError::forbidden(msg),
+            OrgError::MembershipGone => ApiError::unauthorized(),
+            OrgError::InvalidName | OrgError::InvalidActor | OrgError::InvalidRole => ApiError::invalid_request(msg),
+            OrgError::ActorNotMember => with(StatusCode::FORBIDDEN, "actor_not_member"),
+            OrgError::ActorNotAllowed => with(StatusCode::FORBIDDEN, "actor_not_allowed"),
+            OrgError::OrganizationNotFound => with(StatusCode::NOT_FOUND, "organization_not_found"),
+            OrgError::UserNotFound => with(StatusCode::NOT_FOUND, "user_not_found"),
+            OrgError::MembershipNotFound => with(StatusCode::NOT_FOUND, "membership_not_found"),
+            OrgError::InvitationNotFound => with(StatusCode::NOT_FOUND, "invitation_not_found"),
+            OrgError::AlreadyMember => with(StatusCode::CONFLICT, "already_member"),
+            OrgError::InvitationAlreadyPending => with(StatusCode::CONFLICT, "invitation_already_pending"),
+            OrgError::InvitationAlreadyAccepted => with(StatusCode::CONFLICT, "invitation_already_accepted"),
+            OrgError::InvitationRevoked => with(StatusCode::CONFLICT, "invitation_revoked"),
+            OrgError::InvitationExpired => with(StatusCode::CONFLICT, "invitation_expired"),
+            OrgError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<SwitchError> for ApiError {
+    fn from(e: SwitchError) -> Self {
+        match e {
+            SwitchError::SessionInvalid => ApiError::unauthorized(),
+            SwitchError::ModeForbids
+            | SwitchError::NotMember
+            | SwitchError::Disabled
+            | SwitchError::AudienceForbidden => ApiError::forbidden(e.to_string()),
+            SwitchError::Token(t) => ApiError::internal(&t),
+            SwitchError::Store(s) => s.into(),
         }
     }
 }

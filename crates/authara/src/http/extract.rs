@@ -4,7 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -80,6 +81,62 @@ impl FromRequestParts<AppState> for AppUser {
             .filter(|t| !t.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
         Ok(AppUser(state.services.auth().authenticate(token, Some(Audience::App)).await?))
+    }
+}
+
+/// The organization routes of behavior.md §9.5 exist only with
+/// `AUTHARA_PUBLIC_ORGANIZATION_MANAGEMENT_ENABLED=true`: `404 not_found` otherwise. Extract it
+/// after [`AppUser`] and before [`Csrf`] (the order of §1.2: 401, then 404, then 403).
+pub struct PublicManagement;
+
+impl FromRequestParts<AppState> for PublicManagement {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if state.config.organizations.public_management_enabled {
+            Ok(PublicManagement)
+        } else {
+            Err(ApiError::not_found())
+        }
+    }
+}
+
+/// A trusted server calling `/auth/internal/v1` (behavior.md §1.3): `Authorization` starts with
+/// exactly `Bearer ` and the rest, trimmed, equals `AUTHARA_INTERNAL_API_TOKEN` (compared in
+/// constant time). Without a configured token every call is refused. Refusals are
+/// `401 unauthorized`; no cookies and no CSRF are involved.
+pub struct InternalCaller;
+
+impl FromRequestParts<AppState> for InternalCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let expected = state.config.internal_api_token.as_ref().filter(|t| !t.is_empty());
+        let given = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match (expected, given) {
+            (Some(expected), Some(given)) if expected.ct_eq(given) => Ok(InternalCaller),
+            _ => Err(ApiError::unauthorized()),
+        }
+    }
+}
+
+/// Path parameters (ids): one that does not parse is `400 invalid_request`, before anything else
+/// is checked, as the contract validator of the reference answers.
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(_) => Err(ApiError::invalid_request("Path parameters must be UUIDs")),
+        }
     }
 }
 

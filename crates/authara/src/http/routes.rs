@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
-use crate::http::api::{auth, challenges, health, sessions, user};
+use crate::http::api::{auth, challenges, health, internal, organizations, sessions, user};
 use crate::http::assets;
 use crate::http::error::ApiError;
 use crate::http::pages;
@@ -34,8 +34,30 @@ pub fn routes(state: AppState) -> Router {
         // Signed-in user (authara_access cookie, audience app).
         .route("/auth/api/v1/user", get(user::current_user))
         .route("/auth/api/v1/users/password", put(user::set_password))
+        .route("/auth/api/v1/organizations", get(organizations::list))
         .route("/auth/api/v1/organizations/current", get(user::current_organization))
-        .route("/auth/api/v1/capabilities", get(user::capabilities));
+        .route("/auth/api/v1/organizations/current/members", get(organizations::current_members))
+        .route("/auth/api/v1/organizations/{organizationID}/switch", post(organizations::switch))
+        .route("/auth/api/v1/capabilities", get(user::capabilities))
+        // Public organization management: the session's organization only, 404 unless
+        // AUTHARA_PUBLIC_ORGANIZATION_MANAGEMENT_ENABLED (behavior.md §9.5).
+        .route("/auth/api/v1/organizations/{organizationID}", get(organizations::get).patch(organizations::update))
+        .route("/auth/api/v1/organizations/{organizationID}/members", get(organizations::members))
+        .route("/auth/api/v1/organizations/{organizationID}/members/{userID}", get(organizations::member))
+        .route("/auth/api/v1/organizations/{organizationID}/invitations", get(organizations::invitations))
+        .route("/auth/api/v1/organizations/{organizationID}/invitations/{invitationID}", get(organizations::invitation))
+        .route(
+            "/auth/api/v1/organizations/{organizationID}/invitations/{invitationID}/revoke",
+            post(organizations::revoke),
+        )
+        .route("/auth/api/v1/users/{userID}/memberships", get(organizations::user_memberships))
+        // Internal API: bearer AUTHARA_INTERNAL_API_TOKEN, no cookies, no CSRF (behavior.md §1.3).
+        .route("/auth/internal/v1/organizations", post(internal::create_organization))
+        .route("/auth/internal/v1/organizations/{organizationID}/invitations", post(internal::create_invitation))
+        .route(
+            "/auth/internal/v1/organizations/{organizationID}/invitations/{invitationID}/resend",
+            post(internal::resend_invitation),
+        );
     // Hosted pages (behavior.md §1.4), inside the page layer (cookies, error pages).
     let pages = Router::new()
         .route("/auth/login", get(pages::auth::login_page).post(pages::auth::login))
@@ -54,6 +76,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/sessions/{id}/revoke", post(pages::account::revoke_session))
         .route("/auth/user/delete", post(pages::account::delete_account))
         .route("/auth/successful-deletion", get(pages::account::deleted))
+        .route("/auth/invitations/accept", get(pages::invitations::accept_page).post(pages::invitations::accept))
         // Admin console (behavior.md §10): admin audience, `admin` role, CSRF on every POST.
         .route("/auth/admin", get(pages::admin::dashboard))
         .route("/auth/admin/", get(pages::admin::dashboard))

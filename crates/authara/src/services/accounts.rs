@@ -7,6 +7,7 @@ use super::Core;
 use super::audit::Actor;
 use super::auth::{Principal, ReauthError};
 use super::events::DomainEvent;
+use super::organizations::{AcceptError, Organizations};
 use super::password::{HashError, Verified};
 use super::sessions::{ClientInfo, Issued, SessionError, Sessions};
 use crate::cache::{LimitKey, Scope};
@@ -22,6 +23,8 @@ pub enum SignupError {
     /// Direct signup is off while email challenges are on.
     #[error("direct signup unavailable")]
     Unavailable,
+    /// Unknown, expired, revoked or accepted code, another email's invitation, or a mode without
+    /// invitations.
     #[error("invalid invitation code")]
     InvalidInvitation,
     #[error("an account with this email already exists")]
@@ -78,20 +81,44 @@ pub struct SignedIn {
 /// How long a device token vouches for a client that logged in before.
 pub const DEVICE_TOKEN_MAX_AGE_MS: i64 = 365 * 86_400_000;
 
+impl From<AcceptError> for SignupError {
+    fn from(e: AcceptError) -> Self {
+        match e {
+            AcceptError::Store(s) => SignupError::Store(s),
+            AcceptError::Disabled
+            | AcceptError::Unknown
+            | AcceptError::WrongEmail
+            | AcceptError::AcceptedByOther
+            | AcceptError::Revoked
+            | AcceptError::Expired
+            | AcceptError::AlreadyInAnOrganization => SignupError::InvalidInvitation,
+        }
+    }
+}
+
 /// Accounts.
 #[derive(Clone)]
 pub struct Accounts {
     core: Core,
     sessions: Sessions,
+    organizations: Organizations,
 }
 
 impl Accounts {
-    pub(crate) fn new(core: Core, sessions: Sessions) -> Self {
-        Self { core, sessions }
+    pub(crate) fn new(core: Core, sessions: Sessions, organizations: Organizations) -> Self {
+        Self { core, sessions, organizations }
+    }
+
+    /// Whether a new account gets its own organization: always, except an invited signup in
+    /// `single` mode, which joins the invited organization only (behavior.md §9.2).
+    pub(crate) fn gets_own_org(&self, invited: bool) -> bool {
+        !(invited && self.core.config.org_mode == OrgMode::Single)
     }
 
     /// `POST /signup/direct`: rate-limit, hash, then create user, password, organization,
-    /// membership, session and their events in one transaction.
+    /// membership, session and their events in one transaction. With `invitation_code`, a pending
+    /// invitation for this email is accepted in the same transaction (the session starts in the
+    /// user's default organization).
     pub async fn signup(
         &self,
         email: &EmailAddress,
@@ -102,10 +129,7 @@ impl Accounts {
         if self.core.config.challenge.enabled {
             return Err(SignupError::Unavailable);
         }
-        if invitation_code.is_some_and(|c| !c.trim().is_empty()) {
-            // Invitations are not issued by this server yet, so no code can be valid.
-            return Err(SignupError::InvalidInvitation);
-        }
+        let code = invitation_code.map(str::trim).filter(|c| !c.is_empty());
         let key = LimitKey { ip: client.ip, target: Some(email.as_str().to_owned()) };
         self.core
             .limit(Scope::Signup, &key)
@@ -119,7 +143,15 @@ impl Accounts {
         }
         let hash = self.core.hasher.hash(password.expose()).await?;
         let mut tx = self.core.store.begin().await?;
-        let user = self.create_user(&mut tx, email, Some(&hash)).await?.ok_or(SignupError::EmailTaken)?;
+        let invitation = match code {
+            Some(code) => Some(self.organizations.lock_by_code(&mut tx, code, email).await?),
+            None => None,
+        };
+        let own_org = self.gets_own_org(invitation.is_some());
+        let user = self.create_user_with(&mut tx, email, Some(&hash), own_org).await?.ok_or(SignupError::EmailTaken)?;
+        if let Some(invitation) = &invitation {
+            self.organizations.accept_in(&mut tx, invitation, &user).await?;
+        }
         let tokens = self.sessions.create(&mut tx, &user, Audience::App, client).await?;
         tx.commit().await?;
         Ok(SignedIn { user, tokens, device: None })
@@ -134,6 +166,18 @@ impl Accounts {
         tx: &mut Tx,
         email: &EmailAddress,
         password_hash: Option<&str>,
+    ) -> Result<Option<UserRow>, StoreError> {
+        self.create_user_with(tx, email, password_hash, true).await
+    }
+
+    /// [`Self::create_user`], without the first organization when `own_org` is false (an invited
+    /// signup in `single` mode, which joins the invited organization instead).
+    pub(crate) async fn create_user_with(
+        &self,
+        tx: &mut Tx,
+        email: &EmailAddress,
+        password_hash: Option<&str>,
+        own_org: bool,
     ) -> Result<Option<UserRow>, StoreError> {
         let now = self.core.now_ms();
         let id = UserId::new();
@@ -155,6 +199,12 @@ impl Accounts {
         if let Some(hash) = password_hash {
             tx.set_password_hash(id, hash, now).await?;
         }
+        let user = UserRow { id, email: email.as_str().to_owned(), username, created_at_ms: now, disabled_at_ms: None };
+        if !own_org {
+            self.core.record(tx, &DomainEvent::UserCreated { user_id: id }).await?;
+            return Ok(Some(user));
+        }
+        let username = &user.username;
         let kind = match self.core.config.org_mode {
             OrgMode::Personal | OrgMode::Multi => OrgKind::Personal,
             OrgMode::Single => OrgKind::Team,
@@ -170,10 +220,11 @@ impl Accounts {
             role: OrgRole::Owner,
             is_initial: true,
             invitation_id: None,
+            metadata: None,
         };
         self.core.record(tx, &membership).await?;
         self.core.record(tx, &DomainEvent::UserCreated { user_id: id }).await?;
-        Ok(Some(UserRow { id, email: email.as_str().to_owned(), username, created_at_ms: now, disabled_at_ms: None }))
+        Ok(Some(user))
     }
 
     /// `POST /login`: the same answer and the same cost for an unknown email, a wrong

@@ -14,6 +14,7 @@ use super::accounts::{Accounts, SignedIn};
 use super::audit::Actor;
 use super::auth::{Principal, ReauthError};
 use super::events::DomainEvent;
+use super::organizations::{AcceptError, Organizations};
 use super::password::HashError;
 use super::sessions::{ClientInfo, SessionError, Sessions};
 use crate::cache::{LimitKey, Scope};
@@ -59,6 +60,21 @@ pub enum ChallengeError {
     Store(#[from] StoreError),
 }
 
+impl From<AcceptError> for ChallengeError {
+    fn from(e: AcceptError) -> Self {
+        match e {
+            AcceptError::Store(s) => ChallengeError::Store(s),
+            AcceptError::Disabled
+            | AcceptError::Unknown
+            | AcceptError::WrongEmail
+            | AcceptError::AcceptedByOther
+            | AcceptError::Revoked
+            | AcceptError::Expired
+            | AcceptError::AlreadyInAnOrganization => ChallengeError::InvalidInvitation,
+        }
+    }
+}
+
 /// What sealed email-change cancel tokens are bound to.
 const CANCEL_CONTEXT: &[u8] = b"email-change-cancel";
 
@@ -77,11 +93,12 @@ pub struct Challenges {
     core: Core,
     accounts: Accounts,
     sessions: Sessions,
+    organizations: Organizations,
 }
 
 impl Challenges {
-    pub(crate) fn new(core: Core, accounts: Accounts, sessions: Sessions) -> Self {
-        Self { core, accounts, sessions }
+    pub(crate) fn new(core: Core, accounts: Accounts, sessions: Sessions, organizations: Organizations) -> Self {
+        Self { core, accounts, sessions, organizations }
     }
 
     async fn limit(
@@ -119,6 +136,7 @@ impl Challenges {
         Ok(())
     }
 
+    #[expect(clippy::too_many_arguments, reason = "the pending action's fields, inline in the challenge")]
     async fn create(
         &self,
         tx: &mut Tx,
@@ -127,6 +145,7 @@ impl Challenges {
         user_id: Option<UserId>,
         password_hash: Option<&str>,
         opaque: bool,
+        invitation_id: Option<Uuid>,
     ) -> Result<Uuid, StoreError> {
         let now = self.core.now_ms();
         let c = &self.core.config.challenge;
@@ -143,6 +162,7 @@ impl Challenges {
             expires_at_ms,
             max_attempts: i32::try_from(c.max_attempts).unwrap_or(i32::MAX),
             max_resends: if opaque { 0 } else { i32::try_from(c.max_resends).unwrap_or(i32::MAX) },
+            invitation_id,
         })
         .await?;
         if opaque {
@@ -201,7 +221,10 @@ impl Challenges {
         Ok((tx, c))
     }
 
-    /// `POST /signup/challenges`: `challenge_id` for a new email and for a taken one alike.
+    /// `POST /signup/challenges`: `challenge_id` for a new email and for a taken one alike. For a
+    /// new email, an `invitation_code` must be a pending invitation for it (else
+    /// `InvalidInvitation`); verifying the challenge accepts it. A taken email gets the opaque
+    /// challenge whatever the code (behavior.md §1.2).
     pub async fn start_signup(
         &self,
         email: &EmailAddress,
@@ -212,23 +235,26 @@ impl Challenges {
         if !self.core.config.challenge.enabled {
             return Err(ChallengeError::Unavailable);
         }
-        if invitation_code.is_some_and(|c| !c.trim().is_empty()) {
-            return Err(ChallengeError::InvalidInvitation);
-        }
         self.limit(Scope::Signup, client, Some(email)).await?;
         if !self.core.allowed(email).await? {
             return Err(ChallengeError::NotAllowed);
         }
         let hash = self.core.hasher.hash(password.expose()).await?;
         let taken = self.core.store.user_by_email(email).await?.is_some();
+        let code = invitation_code.map(str::trim).filter(|c| !c.is_empty());
+        let invitation = match code {
+            Some(code) if !taken => Some(self.organizations.pending_for(code, email).await?.id),
+            _ => None,
+        };
         let mut tx = self.core.store.begin().await?;
-        let id = self.create(&mut tx, ChallengePurpose::Signup, email, None, Some(&hash), taken).await?;
+        let id = self.create(&mut tx, ChallengePurpose::Signup, email, None, Some(&hash), taken, invitation).await?;
         tx.commit().await?;
         Ok(id)
     }
 
     /// `POST /signup/challenges/verify`: creates the account and its session with the
-    /// challenge consumed, all in one transaction.
+    /// challenge consumed, all in one transaction; accepts the challenge's invitation, if any
+    /// (the session starts in the user's default organization).
     pub async fn verify_signup(&self, id: Uuid, code: &str, client: &ClientInfo) -> Result<SignedIn, ChallengeError> {
         if !self.core.config.challenge.enabled {
             return Err(ChallengeError::Unavailable);
@@ -239,11 +265,19 @@ impl Challenges {
         self.limit(Scope::ChallengeVerify, client, None).await?;
         let (mut tx, c) = self.check_code(id, ChallengePurpose::Signup, code).await?;
         let email = EmailAddress::from_stored(c.email.clone());
+        let invitation = match c.invitation_id {
+            Some(id) => Some(self.organizations.lock_by_id(&mut tx, id).await?),
+            None => None,
+        };
+        let own_org = self.accounts.gets_own_org(invitation.is_some());
         let user = self
             .accounts
-            .create_user(&mut tx, &email, c.password_hash.as_deref())
+            .create_user_with(&mut tx, &email, c.password_hash.as_deref(), own_org)
             .await?
             .ok_or(ChallengeError::EmailTaken)?;
+        if let Some(invitation) = &invitation {
+            self.organizations.accept_in(&mut tx, invitation, &user).await?;
+        }
         let tokens = self.sessions.create(&mut tx, &user, Audience::App, client).await?;
         tx.consume_challenge(id, self.core.now_ms()).await?;
         tx.commit().await?;
@@ -264,8 +298,8 @@ impl Challenges {
         let mut tx = self.core.store.begin().await?;
         let purpose = ChallengePurpose::PasswordReset;
         let id = match &user {
-            Some(u) => self.create(&mut tx, purpose, email, Some(u.id), Some(&hash), false).await?,
-            None => self.create(&mut tx, purpose, email, None, None, true).await?,
+            Some(u) => self.create(&mut tx, purpose, email, Some(u.id), Some(&hash), false, None).await?,
+            None => self.create(&mut tx, purpose, email, None, None, true, None).await?,
         };
         tx.commit().await?;
         Ok(id)
@@ -346,7 +380,7 @@ impl Challenges {
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
         tx.cancel_challenges(user_id, ChallengePurpose::EmailChange, now).await?;
-        let id = self.create(&mut tx, ChallengePurpose::EmailChange, email, Some(user_id), None, taken).await?;
+        let id = self.create(&mut tx, ChallengePurpose::EmailChange, email, Some(user_id), None, taken, None).await?;
         let token = self.core.secrets.seal(id.as_bytes(), CANCEL_CONTEXT);
         let cancel_url = format!("{}/auth/email-change/cancel?token={token}", self.core.config.public_url);
         let notice = DomainEvent::EmailChangeRequested {

@@ -37,6 +37,45 @@ pub fn code_email(template: &str, to: &str, code: &str, minutes: i64, product: &
     Some(Email { to: to.to_owned(), subject: subject.to_owned(), text, html: html.into_string() })
 }
 
+/// What an invitation email says.
+#[derive(Debug, Clone, Copy)]
+pub struct Invitation<'a> {
+    pub organization: &'a str,
+    /// `PUBLIC_URL/auth/invitations/accept?token=…`.
+    pub url: &'a str,
+    /// The raw invitation code, with `AUTHARA_INVITATION_EMAIL_INCLUDE_CODE=true`.
+    pub code: Option<&'a str>,
+    /// When the invitation expires, for people.
+    pub expires: &'a str,
+}
+
+/// The invitation to join an organization.
+pub fn invitation_email(to: &str, i: &Invitation<'_>, product: &str) -> Email {
+    let subject = format!("You're invited to {}", i.organization);
+    let intro = format!("You have been invited to join {} on {product}.", i.organization);
+    let outro =
+        format!("The invitation expires on {}. If you did not expect it, you can ignore this email.", i.expires);
+    let code_text = i.code.map(|c| format!("Invitation code: {c}\n\n")).unwrap_or_default();
+    let text = format!("{intro}\n\nAccept the invitation: {}\n\n{code_text}{outro}\n\n-- {product}\n", i.url);
+    let html = html! {
+        (maud::DOCTYPE)
+        html {
+            body style="font-family: system-ui, sans-serif; color: #1c1f2a; background: #f6f7fb; padding: 24px;" {
+                div style="max-width: 480px; margin: 0 auto; background: #fff; border-radius: 12px; padding: 28px;" {
+                    p style="font-weight: 700; font-size: 18px; margin: 0 0 16px;" { (product) }
+                    p { (intro) }
+                    p { a href=(i.url) { "Accept the invitation" } }
+                    @if let Some(code) = i.code {
+                        p { "Invitation code: " code { (code) } }
+                    }
+                    p style="color: #5b6172; font-size: 14px;" { (outro) }
+                }
+            }
+        }
+    };
+    Email { to: to.to_owned(), subject, text, html: html.into_string() }
+}
+
 /// The notice to an account's current address that someone asked to move it elsewhere.
 pub fn email_change_notice(to: &str, new_email: &str, cancel_url: &str, product: &str) -> Email {
     let subject = format!("Your {product} email address is being changed");

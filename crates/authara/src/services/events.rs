@@ -4,7 +4,8 @@
 //! internal (it carries a sealed code for the email worker and is never delivered elsewhere).
 //!
 //! Consumers: the email worker now (an email job is written for each event that sends mail);
-//! the webhook dispatcher and the audit writer attach here next.
+//! the webhook dispatcher and the audit writer attach here next. What only the email needs (a
+//! sealed invitation token) goes into the email job, never into an event's public `data`.
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -23,6 +24,34 @@ pub mod templates {
     pub const PASSWORD_RESET_CODE: &str = "password_reset_code";
     pub const EMAIL_CHANGE_CODE: &str = "email_change_code";
     pub const EMAIL_CHANGE_NOTICE: &str = "email_change_notice";
+    pub const ORGANIZATION_INVITATION: &str = "organization_invitation";
+}
+
+/// What every invitation event says about the invitation (webhooks.yaml).
+#[derive(Debug, Clone, Copy)]
+pub struct InvitationFacts<'a> {
+    pub id: Uuid,
+    pub org_id: OrgId,
+    pub email: &'a str,
+    pub role: OrgRole,
+    pub metadata: &'a Value,
+}
+
+impl InvitationFacts<'_> {
+    fn data(&self) -> Value {
+        json!({
+            "invitation_id": self.id, "organization_id": self.org_id, "email": self.email,
+            "role": self.role.as_str(), "metadata": self.metadata,
+        })
+    }
+}
+
+/// What the invitation email needs besides the event: kept in the email job, not the event.
+#[derive(Debug, Clone)]
+pub struct InvitationMail<'a> {
+    /// The raw token, sealed under the invitation id (`Secrets::seal`).
+    pub sealed_token: String,
+    pub organization_name: &'a str,
 }
 
 /// A change worth recording.
@@ -43,12 +72,37 @@ pub enum DomainEvent<'a> {
         kind: OrgKind,
         created_by: Option<UserId>,
     },
+    OrganizationUpdated {
+        org_id: OrgId,
+        name: &'a str,
+        kind: OrgKind,
+        created_by: Option<UserId>,
+    },
     MembershipCreated {
         org_id: OrgId,
         user_id: UserId,
         role: OrgRole,
         is_initial: bool,
         invitation_id: Option<Uuid>,
+        /// The invitation's metadata (`{}` when `None`).
+        metadata: Option<&'a Value>,
+    },
+    /// An invitation was issued; the email worker sends it.
+    InvitationCreated {
+        invitation: InvitationFacts<'a>,
+        invited_by: Option<UserId>,
+        expires_at_ms: i64,
+        mail: InvitationMail<'a>,
+    },
+    InvitationAccepted {
+        invitation: InvitationFacts<'a>,
+        accepted_by: UserId,
+        accepted_at_ms: i64,
+    },
+    InvitationRevoked {
+        invitation: InvitationFacts<'a>,
+        revoked_by: Option<UserId>,
+        revoked_at_ms: i64,
     },
     /// Someone asked to move the account to another address: the current address is told,
     /// with a link that cancels the change.
@@ -77,7 +131,11 @@ impl DomainEvent<'_> {
             DomainEvent::UserUpdated { .. } => "user.updated",
             DomainEvent::UserDeleted { .. } => "user.deleted",
             DomainEvent::OrganizationCreated { .. } => "organization.created",
+            DomainEvent::OrganizationUpdated { .. } => "organization.updated",
             DomainEvent::MembershipCreated { .. } => "organization.membership.created",
+            DomainEvent::InvitationCreated { .. } => "organization.invitation.created",
+            DomainEvent::InvitationAccepted { .. } => "organization.invitation.accepted",
+            DomainEvent::InvitationRevoked { .. } => "organization.invitation.revoked",
             DomainEvent::CodeIssued { .. } => "challenge.code_issued",
             DomainEvent::EmailChangeRequested { .. } => "user.email_change_requested",
         }
@@ -89,9 +147,12 @@ impl DomainEvent<'_> {
             | DomainEvent::UserUpdated { user_id }
             | DomainEvent::UserDeleted { user_id }
             | DomainEvent::EmailChangeRequested { user_id, .. } => ("user", user_id.0),
-            DomainEvent::OrganizationCreated { org_id, .. } | DomainEvent::MembershipCreated { org_id, .. } => {
-                ("organization", org_id.0)
-            }
+            DomainEvent::OrganizationCreated { org_id, .. }
+            | DomainEvent::OrganizationUpdated { org_id, .. }
+            | DomainEvent::MembershipCreated { org_id, .. } => ("organization", org_id.0),
+            DomainEvent::InvitationCreated { invitation, .. }
+            | DomainEvent::InvitationAccepted { invitation, .. }
+            | DomainEvent::InvitationRevoked { invitation, .. } => ("organization", invitation.org_id.0),
             DomainEvent::CodeIssued { challenge_id, .. } => ("challenge", *challenge_id),
         }
     }
@@ -102,13 +163,33 @@ impl DomainEvent<'_> {
             DomainEvent::UserCreated { user_id }
             | DomainEvent::UserUpdated { user_id }
             | DomainEvent::UserDeleted { user_id } => json!({ "user_id": user_id }),
-            DomainEvent::OrganizationCreated { org_id, name, kind, created_by } => json!({
+            DomainEvent::OrganizationCreated { org_id, name, kind, created_by }
+            | DomainEvent::OrganizationUpdated { org_id, name, kind, created_by } => json!({
                 "organization_id": org_id, "name": name, "kind": kind.as_str(), "created_by_user_id": created_by,
             }),
-            DomainEvent::MembershipCreated { org_id, user_id, role, is_initial, invitation_id } => json!({
+            DomainEvent::MembershipCreated { org_id, user_id, role, is_initial, invitation_id, metadata } => json!({
                 "organization_id": org_id, "user_id": user_id, "role": role.as_str(),
-                "is_initial_membership": is_initial, "invitation_id": invitation_id, "metadata": {},
+                "is_initial_membership": is_initial, "invitation_id": invitation_id,
+                "metadata": metadata.cloned().unwrap_or_else(|| json!({})),
             }),
+            DomainEvent::InvitationCreated { invitation, invited_by, expires_at_ms, mail: _ } => {
+                let mut data = invitation.data();
+                data["invited_by_user_id"] = json!(invited_by);
+                data["expires_at"] = json!(rfc3339(*expires_at_ms));
+                data
+            }
+            DomainEvent::InvitationAccepted { invitation, accepted_by, accepted_at_ms } => {
+                let mut data = invitation.data();
+                data["accepted_by_user_id"] = json!(accepted_by);
+                data["accepted_at"] = json!(rfc3339(*accepted_at_ms));
+                data
+            }
+            DomainEvent::InvitationRevoked { invitation, revoked_by, revoked_at_ms } => {
+                let mut data = invitation.data();
+                data["revoked_by_user_id"] = json!(revoked_by);
+                data["revoked_at"] = json!(rfc3339(*revoked_at_ms));
+                data
+            }
             DomainEvent::CodeIssued { challenge_id, purpose, to, sealed_code, code_expires_at_ms } => json!({
                 "challenge_id": challenge_id, "purpose": purpose.as_str(), "to": to.as_str(),
                 "sealed_code": sealed_code, "code_expires_at": rfc3339(*code_expires_at_ms),
@@ -121,8 +202,10 @@ impl DomainEvent<'_> {
         }
     }
 
-    /// The email this event sends, if any: (recipient, template, challenge it belongs to).
-    fn email(&self) -> Option<(&str, &'static str, Option<Uuid>)> {
+    /// The email this event sends, if any: (recipient, template, challenge it belongs to,
+    /// template data).
+    fn email(&self) -> Option<(&str, &'static str, Option<Uuid>, Value)> {
+        let none = || json!({});
         match self {
             DomainEvent::CodeIssued { challenge_id, purpose, to, .. } => {
                 let template = match purpose {
@@ -130,10 +213,14 @@ impl DomainEvent<'_> {
                     ChallengePurpose::PasswordReset => templates::PASSWORD_RESET_CODE,
                     ChallengePurpose::EmailChange => templates::EMAIL_CHANGE_CODE,
                 };
-                Some((to.as_str(), template, Some(*challenge_id)))
+                Some((to.as_str(), template, Some(*challenge_id), none()))
             }
             DomainEvent::EmailChangeRequested { challenge_id, to, .. } => {
-                Some((to, templates::EMAIL_CHANGE_NOTICE, Some(*challenge_id)))
+                Some((to, templates::EMAIL_CHANGE_NOTICE, Some(*challenge_id), none()))
+            }
+            DomainEvent::InvitationCreated { invitation, mail, .. } => {
+                let data = json!({"sealed_token": mail.sealed_token, "organization_name": mail.organization_name});
+                Some((invitation.email, templates::ORGANIZATION_INVITATION, None, data))
             }
             _ => None,
         }
@@ -168,8 +255,10 @@ impl Core {
         let seq = tx
             .insert_event(&NewEvent { id, kind: event.kind(), aggregate_type, aggregate_id, data: &text, now_ms: now })
             .await?;
-        if let Some((to, template, challenge_id)) = event.email() {
-            tx.enqueue_email(&NewEmailJob { challenge_id, event_id: id, to, template, now_ms: now }).await?;
+        if let Some((to, template, challenge_id, job_data)) = event.email() {
+            let job_data = job_data.to_string();
+            tx.enqueue_email(&NewEmailJob { challenge_id, event_id: id, to, template, data: &job_data, now_ms: now })
+                .await?;
         }
         if let Some(hooks) = &self.config.webhooks
             && event.is_public()

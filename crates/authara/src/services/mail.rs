@@ -11,11 +11,13 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::Core;
-use super::emails::{code_email, email_change_notice};
-use super::events::templates::EMAIL_CHANGE_NOTICE;
+use super::emails::{Invitation, code_email, email_change_notice, invitation_email};
+use super::events::templates::{EMAIL_CHANGE_NOTICE, ORGANIZATION_INVITATION};
 use super::mailer::{Email, Mailer};
-use crate::clock::ms;
+use super::organizations::invite_url;
+use crate::clock::{ms, rfc3339};
 use crate::config::EmailProvider;
+use crate::domain::InvitationStatus;
 use crate::store::StoreError;
 use crate::store::outbox::EmailJob;
 
@@ -50,6 +52,19 @@ struct CodeIssued {
 struct ChangeRequested {
     new_email: String,
     cancel_url: String,
+}
+
+/// The data of an `organization.invitation.created` event that the invitation needs.
+#[derive(Deserialize)]
+struct InvitationCreated {
+    invitation_id: Uuid,
+}
+
+/// The invitation email's job data: the token, sealed under the invitation id.
+#[derive(Deserialize)]
+struct InvitationJob {
+    sealed_token: String,
+    organization_name: String,
 }
 
 /// The email outbox.
@@ -122,6 +137,9 @@ impl Mail {
             };
             return Ok(Ok(email_change_notice(&job.to_email, &data.new_email, &data.cancel_url, product)));
         }
+        if job.template == ORGANIZATION_INVITATION {
+            return self.render_invitation(job, &event.data).await;
+        }
         let Ok(data) = serde_json::from_str::<CodeIssued>(&event.data) else {
             return Ok(Err("the event carries no code"));
         };
@@ -135,6 +153,36 @@ impl Mail {
         let code = String::from_utf8_lossy(&code);
         let minutes = (data.code_expires_at_ms - now).div_euclid(60_000).max(1);
         Ok(code_email(&job.template, &job.to_email, &code, minutes, product).ok_or("unknown template"))
+    }
+
+    /// The invitation email, while the invitation is still pending (a resent or revoked one is
+    /// not mailed any more).
+    async fn render_invitation(&self, job: &EmailJob, event: &str) -> Result<Result<Email, &'static str>, StoreError> {
+        let (Ok(data), Ok(sealed)) = (
+            serde_json::from_str::<InvitationCreated>(event),
+            serde_json::from_str::<InvitationJob>(&job.template_data),
+        ) else {
+            return Ok(Err("the event does not describe an invitation"));
+        };
+        let Some(row) = self.core.store.invitation_by_id(data.invitation_id).await? else {
+            return Ok(Err("the invitation is gone"));
+        };
+        if row.status(self.core.now_ms()) != InvitationStatus::Pending {
+            return Ok(Err("the invitation is no longer pending"));
+        }
+        let Ok(token) = self.core.secrets.open(&sealed.sealed_token, data.invitation_id.as_bytes()) else {
+            return Ok(Err("the token was sealed with another key"));
+        };
+        let token = String::from_utf8_lossy(&token);
+        let config = &self.core.config;
+        let url = invite_url(&config.public_url, &token);
+        let invitation = Invitation {
+            organization: &sealed.organization_name,
+            url: &url,
+            code: config.organizations.invitation_email_include_code.then_some(&*token),
+            expires: &rfc3339(row.expires_at_ms).replace('T', " ").replace('Z', " UTC"),
+        };
+        Ok(Ok(invitation_email(&job.to_email, &invitation, &config.ui.product_name)))
     }
 
     /// Deletes old sent and failed jobs, expired challenges, and events no consumer needs.

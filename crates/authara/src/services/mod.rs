@@ -1,7 +1,7 @@
 //! Use cases: plain Rust types in and out, all policy here, no HTTP types.
 //!
-//! One service per area (`auth`, `accounts`, `sessions`, `challenges`, `profile`, `mail`; next:
-//! organizations, admin, oauth, passkeys, webhooks), each built on the same small [`Core`] of
+//! One service per area (`auth`, `accounts`, `sessions`, `challenges`, `profile`, `mail`,
+//! `organizations`, `admin`, `webhooks`; next: oauth, passkeys), each built on the same small `Core` of
 //! shared dependencies and each with its own error enum. Fields are private: callers go through
 //! the area's methods, and [`Services`] hands out the areas.
 
@@ -16,6 +16,7 @@ pub mod events;
 pub mod keys;
 pub mod mail;
 pub mod mailer;
+pub mod organizations;
 pub mod password;
 pub mod profile;
 pub mod return_to;
@@ -97,6 +98,7 @@ pub struct Services {
     mail: mail::Mail,
     webhooks: webhooks::Webhooks,
     admin: admin::Admin,
+    organizations: organizations::Organizations,
 }
 
 impl std::fmt::Debug for Services {
@@ -128,13 +130,15 @@ impl Services {
         };
         let auth = auth::Authenticator::new(core.clone());
         let sessions = sessions::Sessions::new(core.clone());
-        let accounts = accounts::Accounts::new(core.clone(), sessions.clone());
-        let challenges = challenges::Challenges::new(core.clone(), accounts.clone(), sessions.clone());
+        let organizations = organizations::Organizations::new(core.clone());
+        let accounts = accounts::Accounts::new(core.clone(), sessions.clone(), organizations.clone());
+        let challenges =
+            challenges::Challenges::new(core.clone(), accounts.clone(), sessions.clone(), organizations.clone());
         let profiles = profile::Profiles::new(core.clone(), sessions.clone());
         let mail = mail::Mail::new(core.clone(), mailer);
         let webhooks = webhooks::Webhooks::new(core.clone())?;
         let admin = admin::Admin::new(core.clone(), sessions.clone());
-        Ok(Self { core, auth, accounts, sessions, challenges, profiles, mail, webhooks, admin })
+        Ok(Self { core, auth, accounts, sessions, challenges, profiles, mail, webhooks, admin, organizations })
     }
 
     pub fn auth(&self) -> &auth::Authenticator {
@@ -167,6 +171,10 @@ impl Services {
 
     pub fn webhooks(&self) -> &webhooks::Webhooks {
         &self.webhooks
+    }
+
+    pub fn organizations(&self) -> &organizations::Organizations {
+        &self.organizations
     }
 
     pub fn config(&self) -> &Arc<Config> {

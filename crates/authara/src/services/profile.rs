@@ -61,6 +61,11 @@ impl UserViews {
         self.profiles.remove_where(|(u, _)| *u == user);
     }
 
+    /// Drops every profile showing this organization (after a rename).
+    pub(crate) fn forget_org(&self, org: OrgId) {
+        self.profiles.remove_where(|(_, o)| *o == org);
+    }
+
     /// True for the one caller that should read the key again.
     fn claim(&self, key: (UserId, OrgId)) -> bool {
         self.refreshing.lock().unwrap_or_else(PoisonError::into_inner).insert(key)

@@ -22,6 +22,8 @@ pub struct ChallengeRow {
     pub last_sent_at_ms: Option<i64>,
     pub code_hash: Option<Vec<u8>>,
     pub code_expires_at_ms: Option<i64>,
+    /// The invitation a signup challenge accepts when verified.
+    pub invitation_id: Option<Uuid>,
 }
 
 /// A challenge to insert.
@@ -37,16 +39,17 @@ pub struct NewChallenge<'a> {
     pub expires_at_ms: i64,
     pub max_attempts: i32,
     pub max_resends: i32,
+    pub invitation_id: Option<Uuid>,
 }
 
 const SELECT: &str = "SELECT id, purpose, email, user_id, password_hash, opaque, expires_at_ms, consumed_at_ms, \
-     attempt_count, max_attempts, resend_count, max_resends, last_sent_at_ms, code_hash, code_expires_at_ms \
-     FROM challenges WHERE id = $1";
+     attempt_count, max_attempts, resend_count, max_resends, last_sent_at_ms, code_hash, code_expires_at_ms, \
+     invitation_id FROM challenges WHERE id = $1";
 const SELECT_FOR_UPDATE: &str = "SELECT id, purpose, email, user_id, password_hash, opaque, expires_at_ms, consumed_at_ms, \
-     attempt_count, max_attempts, resend_count, max_resends, last_sent_at_ms, code_hash, code_expires_at_ms \
-     FROM challenges WHERE id = $1 FOR UPDATE";
+     attempt_count, max_attempts, resend_count, max_resends, last_sent_at_ms, code_hash, code_expires_at_ms, \
+     invitation_id FROM challenges WHERE id = $1 FOR UPDATE";
 const INSERT: &str = "INSERT INTO challenges (id, purpose, email, user_id, password_hash, opaque, created_at_ms, \
-     expires_at_ms, max_attempts, max_resends) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+     expires_at_ms, max_attempts, max_resends, invitation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 const SET_CODE: &str =
     "UPDATE challenges SET code_hash = $2, code_expires_at_ms = $3, last_sent_at_ms = $4 WHERE id = $1";
 const FAILED_ATTEMPT: &str = "UPDATE challenges SET attempt_count = attempt_count + 1 WHERE id = $1";
@@ -73,7 +76,7 @@ impl Tx {
     pub async fn insert_challenge(&mut self, c: &NewChallenge<'_>) -> Result<(), StoreError> {
         on_tx!(self, conn => sqlx::query(INSERT).bind(c.id).bind(c.purpose.as_str()).bind(c.email.as_str()).bind(c.user_id)
             .bind(c.password_hash).bind(c.opaque).bind(c.now_ms).bind(c.expires_at_ms).bind(c.max_attempts)
-            .bind(c.max_resends).execute(&mut *conn).await.map(|r| r.rows_affected()))?;
+            .bind(c.max_resends).bind(c.invitation_id).execute(&mut *conn).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 

@@ -16,6 +16,8 @@ pub struct EmailJob {
     pub event_id: Option<Uuid>,
     pub to_email: String,
     pub template: String,
+    /// What the template needs besides the event (a JSON object; sealed where secret).
+    pub template_data: String,
     /// Attempts including the one this claim starts.
     pub attempt_count: i32,
 }
@@ -27,21 +29,23 @@ pub struct NewEmailJob<'a> {
     pub event_id: Uuid,
     pub to: &'a str,
     pub template: &'a str,
+    /// A JSON object.
+    pub data: &'a str,
     pub now_ms: i64,
 }
 
 const INSERT: &str = "INSERT INTO email_jobs (id, challenge_id, event_id, to_email, template, template_data, status, \
-     next_attempt_at_ms, created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, '{}', 'pending', $6, $6, $6)";
+     next_attempt_at_ms, created_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, $5, $7, 'pending', $6, $6, $6)";
 const RECLAIM: &str = "UPDATE email_jobs SET status = 'pending', next_attempt_at_ms = $1, updated_at_ms = $1 \
      WHERE status = 'sending' AND processing_started_at_ms < $2";
 const CLAIM_PG: &str = "UPDATE email_jobs SET status = 'sending', processing_started_at_ms = $1, \
      attempt_count = attempt_count + 1, updated_at_ms = $1 WHERE id = (SELECT id FROM email_jobs \
      WHERE status = 'pending' AND next_attempt_at_ms <= $1 ORDER BY next_attempt_at_ms, created_at_ms \
-     LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, challenge_id, event_id, to_email, template, attempt_count";
+     LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, challenge_id, event_id, to_email, template, template_data, attempt_count";
 const CLAIM_SQLITE: &str = "UPDATE email_jobs SET status = 'sending', processing_started_at_ms = $1, \
      attempt_count = attempt_count + 1, updated_at_ms = $1 WHERE id = (SELECT id FROM email_jobs \
      WHERE status = 'pending' AND next_attempt_at_ms <= $1 ORDER BY next_attempt_at_ms, created_at_ms \
-     LIMIT 1) RETURNING id, challenge_id, event_id, to_email, template, attempt_count";
+     LIMIT 1) RETURNING id, challenge_id, event_id, to_email, template, template_data, attempt_count";
 const SENT: &str = "UPDATE email_jobs SET status = 'sent', sent_at_ms = $2, last_error = NULL, updated_at_ms = $2 \
      WHERE id = $1 AND status = 'sending'";
 const RETRY: &str = "UPDATE email_jobs SET status = 'pending', next_attempt_at_ms = $2, last_error = $3, updated_at_ms = $4 \
@@ -57,7 +61,7 @@ impl Tx {
     pub async fn enqueue_email(&mut self, j: &NewEmailJob<'_>) -> Result<Uuid, StoreError> {
         let id = Uuid::new_v4();
         on_tx!(self, c => sqlx::query(INSERT).bind(id).bind(j.challenge_id).bind(j.event_id).bind(j.to).bind(j.template)
-            .bind(j.now_ms).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+            .bind(j.now_ms).bind(j.data).execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(id)
     }
 }

@@ -4,7 +4,7 @@
 //! successor, and read everything the service decides on (session, user, membership role,
 //! platform roles) in the same round trip. The engines differ in how they aggregate roles and
 //! in how the three steps are chained, so each has its own statement, assembled at compile time
-//! from shared pieces ([`context!`]).
+//! from shared pieces (`context!`).
 
 use uuid::Uuid;
 

@@ -1,6 +1,6 @@
 //! Sessions: creation, listing, revocation, cleanup.
 
-use super::{Store, StoreError, Tx, on_db, on_tx};
+use super::{Store, StoreError, Tx, TxInner, on_db, on_tx};
 use crate::domain::{OrgId, SessionId, UserId};
 
 #[derive(Debug, Clone)]
@@ -24,6 +24,15 @@ pub struct SessionInfo {
     pub last_used_at_ms: i64,
 }
 
+/// A session's owner and liveness (switching organization).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionState {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub expires_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
 const INSERT: &str = "INSERT INTO sessions (id, user_id, active_organization_id, user_agent, ip, created_at_ms, \
      last_used_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
 const TOUCH: &str = "UPDATE sessions SET last_used_at_ms = $2 WHERE id = $1";
@@ -41,6 +50,10 @@ const ACTIVE_COUNT: &str =
 const CLEAN: &str = "DELETE FROM sessions WHERE expires_at_ms < $1 OR revoked_at_ms < $2";
 const STARTED_AT: &str = "SELECT created_at_ms FROM sessions WHERE id = $1 AND revoked_at_ms IS NULL";
 const RECENTLY_REVOKED: &str = "SELECT id FROM sessions WHERE revoked_at_ms >= $1";
+const STATE: &str = "SELECT id, user_id, expires_at_ms, revoked_at_ms FROM sessions WHERE id = $1";
+const STATE_FOR_UPDATE: &str =
+    "SELECT id, user_id, expires_at_ms, revoked_at_ms FROM sessions WHERE id = $1 FOR UPDATE";
+const SET_ACTIVE_ORG: &str = "UPDATE sessions SET active_organization_id = $2 WHERE id = $1";
 
 impl Store {
     /// Active sessions of a user, newest first.
@@ -81,6 +94,21 @@ impl Tx {
         on_tx!(self, c => sqlx::query(INSERT).bind(s.id).bind(s.user_id).bind(s.organization_id)
             .bind(s.user_agent).bind(s.ip).bind(s.now_ms).bind(s.expires_at_ms)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Reads a session and locks it until commit (`FOR UPDATE` on PostgreSQL; SQLite's write
+    /// transaction already excludes other writers).
+    pub async fn session_for_update(&mut self, id: SessionId) -> Result<Option<SessionState>, StoreError> {
+        Ok(match &mut self.0 {
+            TxInner::Sqlite(t) => sqlx::query_as(STATE).bind(id).fetch_optional(&mut **t).await?,
+            TxInner::Postgres(t) => sqlx::query_as(STATE_FOR_UPDATE).bind(id).fetch_optional(&mut **t).await?,
+        })
+    }
+
+    /// Moves a session to another organization (the caller checked the membership).
+    pub async fn set_session_org(&mut self, id: SessionId, org: OrgId) -> Result<(), StoreError> {
+        on_tx!(self, c => sqlx::query(SET_ACTIVE_ORG).bind(id).bind(org).execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 

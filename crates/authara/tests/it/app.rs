@@ -186,6 +186,22 @@ impl Res {
     }
 }
 
+/// What the internal API needs: its bearer token (tests set `AUTHARA_INTERNAL_API_TOKEN`).
+pub const INTERNAL_TOKEN: &str = "internal-test-token-0123456789";
+
+impl TestClient {
+    /// A server-to-server POST to the internal API with the bearer token (use a fresh client: a
+    /// server sends no cookies).
+    pub async fn internal(&self, path: &str, body: Option<&Value>) -> Res {
+        let auth = format!("Bearer {INTERNAL_TOKEN}");
+        let mut headers = vec![("authorization", auth.as_str())];
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        self.send(Method::POST, path, body.map(|b| b.to_string().into_bytes()), &headers).await
+    }
+}
+
 /// A browser-like client: keeps cookies, echoes the CSRF cookie in `X-CSRF-Token`.
 #[derive(Clone)]
 pub struct TestClient {
@@ -297,7 +313,7 @@ impl TestClient {
             }
         }
         let api_path = path.split('?').next().unwrap();
-        if api_path.starts_with("/auth/api/") {
+        if api_path.starts_with("/auth/api/") || api_path.starts_with("/auth/internal/") {
             let ct = res.headers.get("content-type").map(|v| v.to_str().unwrap());
             crate::contract::validate(method.as_str(), api_path, status, ct, &res.body);
         }

@@ -63,19 +63,35 @@ pub async fn pg_connect(db: &str) -> sqlx::PgConnection {
     sqlx::PgConnection::connect(&pg_url(db)).await.expect("connect to the test PostgreSQL")
 }
 
-static TEMPLATE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
 
-async fn ensure_template() {
+/// The migrated template's name: one per checkout and set of migrations, so that two checkouts
+/// testing against one cluster at the same time do not drop or replace each other's template.
+fn template_name() -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(env!("CARGO_MANIFEST_DIR"));
+    for m in authara::store::migrate::MIGRATIONS {
+        h.update(format!("{}\0{}\0{}\0{}\0", m.version, m.name, m.sqlite, m.postgres));
+    }
+    let hex: String = h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("authara_template_{hex}")
+}
+
+/// Migrates this run's template database (once per test process) and returns its name.
+async fn ensure_template() -> &'static str {
     TEMPLATE
         .get_or_init(|| async {
+            let name = template_name();
             let mut admin = pg_connect("postgres").await;
-            sqlx::raw_sql("DROP DATABASE IF EXISTS authara_template").execute(&mut admin).await.unwrap();
-            sqlx::raw_sql("CREATE DATABASE authara_template").execute(&mut admin).await.unwrap();
-            let store = Store::connect_postgres_url(&pg_url("authara_template"), "authara").await.unwrap();
+            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut admin).await.unwrap();
+            sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+            let store = Store::connect_postgres_url(&pg_url(&name), "authara").await.unwrap();
             store.migrate(0).await.unwrap();
             store.close().await;
+            name
         })
-        .await;
+        .await
 }
 
 /// A database for one test, with the environment that points the binary at it.
@@ -99,12 +115,7 @@ impl TestDb {
             }
             Engine::Postgres => {
                 let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-                let template = if migrated {
-                    ensure_template().await;
-                    "authara_template"
-                } else {
-                    "template0"
-                };
+                let template = if migrated { ensure_template().await } else { "template0" };
                 let mut admin = pg_connect("postgres").await;
                 sqlx::raw_sql(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
                     .execute(&mut admin)

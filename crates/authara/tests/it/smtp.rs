@@ -33,6 +33,21 @@ impl Received {
             .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
             .map(str::to_owned)
     }
+
+    /// The message with quoted-printable soft line breaks and `=3D` undone (long lines, such as
+    /// links, are sent quoted-printable).
+    pub fn decoded(&self) -> String {
+        self.data.replace("=\n", "").replace("=3D", "=")
+    }
+
+    /// The invitation token of the first `…/auth/invitations/accept?token=` link.
+    pub fn invitation_token(&self) -> Option<String> {
+        let text = self.decoded();
+        let at = text.find("/auth/invitations/accept?token=")? + "/auth/invitations/accept?token=".len();
+        let token: String =
+            text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+        (token.len() == 43).then_some(token)
+    }
 }
 
 pub struct SmtpSink {

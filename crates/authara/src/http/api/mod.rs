@@ -3,5 +3,7 @@
 pub mod auth;
 pub mod challenges;
 pub mod health;
+pub mod internal;
+pub mod organizations;
 pub mod sessions;
 pub mod user;

@@ -10,6 +10,7 @@ use crate::domain::InputError;
 use crate::services::accounts::{LoginError, SignupError};
 use crate::services::auth::ReauthError;
 use crate::services::challenges::ChallengeError;
+use crate::services::organizations::AcceptError;
 use crate::services::profile::ProfileError;
 use crate::services::sessions::{RevokeError, SessionError};
 
@@ -121,5 +122,18 @@ pub fn revoke(e: RevokeError) -> Result<Failure, PageError> {
     match e {
         RevokeError::NotFound => Ok(form("That session was not found.")),
         RevokeError::Store(s) => Err(s.into()),
+    }
+}
+
+pub fn invitation(e: AcceptError) -> Result<Failure, PageError> {
+    match e {
+        AcceptError::Unknown | AcceptError::Revoked | AcceptError::Expired | AcceptError::AcceptedByOther => {
+            Ok(form("This invitation is no longer available. Ask for a new one."))
+        }
+        AcceptError::WrongEmail => Ok(form("This invitation is for another email address. Sign in with that address.")),
+        AcceptError::AlreadyInAnOrganization | AcceptError::Disabled => {
+            Ok(form("This invitation cannot be accepted with your account."))
+        }
+        AcceptError::Store(s) => Err(s.into()),
     }
 }

@@ -1,4 +1,4 @@
-//! Hosted HTML pages: login, signup, logout, code verification, account. They work without
+//! Hosted HTML pages: login, signup, logout, code verification, account, invitation acceptance. They work without
 //! JavaScript; HTMX requests (`HX-Request: true`) get `HX-Redirect` instead of 303 and the page
 //! body without the layout (behavior.md §1.7).
 //!
@@ -18,6 +18,7 @@ pub mod copy;
 pub mod error;
 mod extract;
 pub mod fields;
+pub mod invitations;
 pub mod layout;
 
 use axum::extract::{Request, State};

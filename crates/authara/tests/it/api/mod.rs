@@ -3,6 +3,8 @@
 
 pub mod auth;
 mod csrf;
+mod internal;
 mod keys;
+pub mod organizations;
 mod sessions;
 mod user;

@@ -1,8 +1,8 @@
 //! README: `authara_csrf` is a double-submit cookie, sent back as `X-CSRF-Token`. Proven for
 //! EVERY state-changing route, read from the route table itself at test time, so a route added
-//! later is covered (or fails here) without anyone remembering to list it. The one exemption,
-//! `POST /auth/api/v1/tokens/refresh` (token in the body, no cookies), is asserted to be the only
-//! one.
+//! later is covered (or fails here) without anyone remembering to list it. The exemptions,
+//! `POST /auth/api/v1/tokens/refresh` (token in the body, no cookies) and the internal API
+//! (`/auth/internal/`, a bearer token, no cookies), are asserted to be the only ones.
 
 use std::collections::HashMap;
 
@@ -158,7 +158,15 @@ async fn every_state_changing_route_refuses_a_missing_or_wrong_csrf_token(engine
     }
     assert!(!routes.iter().any(|(_, p)| p == "/auth/api/v1/user"), "GET-only routes are not state-changing");
 
-    let app = TestApp::start(engine).await;
+    // The organization management routes exist only with the flag on (404 before CSRF otherwise).
+    let app = TestApp::start_with(
+        engine,
+        &[
+            ("AUTHARA_PUBLIC_ORGANIZATION_MANAGEMENT_ENABLED", "true"),
+            ("AUTHARA_INTERNAL_API_TOKEN", crate::app::INTERNAL_TOKEN),
+        ],
+    )
+    .await;
     let c = app.signed_in(EMAIL, PW).await;
     let jar = c.jar.lock().unwrap().clone();
     let token = jar["authara_csrf"].clone();
@@ -170,6 +178,11 @@ async fn every_state_changing_route_refuses_a_missing_or_wrong_csrf_token(engine
         let path = concrete(template);
         let none = send(&app.base, method, &path, &jar, None).await;
         if none.status != 403 {
+            if template.starts_with("/auth/internal/") {
+                // Cookies and CSRF tokens are no credentials there: only the bearer token is.
+                let with_csrf = send(&app.base, method, &path, &jar, Some(&token)).await;
+                assert_eq!((none.status, with_csrf.status), (401, 401), "{method} {template}");
+            }
             exempt.push((method.to_string(), template.clone()));
             continue;
         }
@@ -181,11 +194,12 @@ async fn every_state_changing_route_refuses_a_missing_or_wrong_csrf_token(engine
         let query = send(&app.base, method, &format!("{path}?csrf_token=forged"), &jar, None).await;
         assert_refused(method, &path, "with a wrong ?csrf_token=", &query);
     }
-    assert_eq!(
-        exempt,
-        vec![(EXEMPT.0.to_owned(), EXEMPT.1.to_owned())],
-        "tokens/refresh is the only state-changing route without CSRF"
-    );
+    let internal =
+        routes.iter().filter(|(_, p)| p.starts_with("/auth/internal/")).map(|(m, p)| (m.to_string(), p.clone()));
+    let expected: Vec<(String, String)> =
+        std::iter::once((EXEMPT.0.to_owned(), EXEMPT.1.to_owned())).chain(internal).collect();
+    assert!(expected.len() > 1, "the internal API is in the route table");
+    assert_eq!(exempt, expected, "tokens/refresh and the internal API are the only state-changing routes without CSRF");
 
     // Nothing happened: same account, same password, still signed in.
     assert_eq!(c.get("/auth/api/v1/user").await.json()["email"], EMAIL);

@@ -5,3 +5,4 @@ mod account;
 mod admin;
 mod auth;
 mod challenge;
+mod invitations;

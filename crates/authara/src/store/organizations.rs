@@ -1,0 +1,141 @@
+//! Organizations and memberships as the organization API reads and changes them (users' first
+//! organizations are inserted with the user, in `accounts`).
+
+use super::{Store, StoreError, Tx, on_db, on_tx};
+use crate::domain::{EmailAddress, OrgId, OrgKind, OrgRole, UserId};
+
+/// An organization.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OrgRow {
+    pub id: OrgId,
+    pub name: String,
+    pub kind: OrgKind,
+    /// `None` once the creator's account is deleted.
+    pub created_by_user_id: Option<UserId>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A membership.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MembershipRow {
+    pub organization_id: OrgId,
+    pub user_id: UserId,
+    pub role: OrgRole,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A membership with the member's account.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MemberRow {
+    #[sqlx(flatten)]
+    pub membership: MembershipRow,
+    pub email: String,
+    pub username: String,
+    pub disabled_at_ms: Option<i64>,
+}
+
+/// One of a user's memberships with its organization.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UserMembershipRow {
+    #[sqlx(flatten)]
+    pub organization: OrgRow,
+    pub user_id: UserId,
+    pub role: OrgRole,
+    pub membership_created_at_ms: i64,
+    pub membership_updated_at_ms: i64,
+}
+
+impl UserMembershipRow {
+    pub fn membership(&self) -> MembershipRow {
+        MembershipRow {
+            organization_id: self.organization.id,
+            user_id: self.user_id,
+            role: self.role,
+            created_at_ms: self.membership_created_at_ms,
+            updated_at_ms: self.membership_updated_at_ms,
+        }
+    }
+}
+
+const ORG_BY_ID: &str =
+    "SELECT id, name, kind, created_by_user_id, created_at_ms, updated_at_ms FROM organizations WHERE id = $1";
+const RENAME: &str = "UPDATE organizations SET name = $2, updated_at_ms = $3 WHERE id = $1 \
+     RETURNING id, name, kind, created_by_user_id, created_at_ms, updated_at_ms";
+const MEMBERSHIP: &str = "SELECT organization_id, user_id, role, created_at_ms, updated_at_ms \
+     FROM organization_memberships WHERE organization_id = $1 AND user_id = $2";
+const MEMBERS: &str = "SELECT m.organization_id, m.user_id, m.role, m.created_at_ms, m.updated_at_ms, \
+     u.email, u.username, u.disabled_at_ms FROM organization_memberships m JOIN users u ON u.id = m.user_id \
+     WHERE m.organization_id = $1 ORDER BY m.created_at_ms, m.user_id";
+const MEMBER: &str = "SELECT m.organization_id, m.user_id, m.role, m.created_at_ms, m.updated_at_ms, \
+     u.email, u.username, u.disabled_at_ms FROM organization_memberships m JOIN users u ON u.id = m.user_id \
+     WHERE m.organization_id = $1 AND m.user_id = $2";
+/// Ordered as `GET /organizations` lists them: oldest membership first, then organization id.
+const USER_MEMBERSHIPS: &str = "SELECT o.id, o.name, o.kind, o.created_by_user_id, o.created_at_ms, o.updated_at_ms, \
+     m.user_id, m.role, m.created_at_ms AS membership_created_at_ms, m.updated_at_ms AS membership_updated_at_ms \
+     FROM organization_memberships m JOIN organizations o ON o.id = m.organization_id \
+     WHERE m.user_id = $1 ORDER BY m.created_at_ms, m.organization_id";
+const MEMBER_BY_EMAIL: &str = "SELECT COUNT(*) FROM organization_memberships m JOIN users u ON u.id = m.user_id \
+     WHERE m.organization_id = $1 AND u.email = $2";
+const MEMBERSHIP_COUNT: &str = "SELECT COUNT(*) FROM organization_memberships WHERE user_id = $1";
+const JOIN: &str = "INSERT INTO organization_memberships (organization_id, user_id, role, created_at_ms, updated_at_ms) \
+     VALUES ($1, $2, $3, $4, $4) ON CONFLICT (organization_id, user_id) DO NOTHING RETURNING role";
+
+impl Store {
+    pub async fn org_by_id(&self, id: OrgId) -> Result<Option<OrgRow>, StoreError> {
+        Ok(on_db!(self, p => sqlx::query_as(ORG_BY_ID).bind(id).fetch_optional(p).await)?)
+    }
+
+    pub async fn membership(&self, org: OrgId, user: UserId) -> Result<Option<MembershipRow>, StoreError> {
+        Ok(on_db!(self, p => sqlx::query_as(MEMBERSHIP).bind(org).bind(user).fetch_optional(p).await)?)
+    }
+
+    /// Members of an organization, oldest membership first.
+    pub async fn members(&self, org: OrgId) -> Result<Vec<MemberRow>, StoreError> {
+        Ok(on_db!(self, p => sqlx::query_as(MEMBERS).bind(org).fetch_all(p).await)?)
+    }
+
+    pub async fn member(&self, org: OrgId, user: UserId) -> Result<Option<MemberRow>, StoreError> {
+        Ok(on_db!(self, p => sqlx::query_as(MEMBER).bind(org).bind(user).fetch_optional(p).await)?)
+    }
+
+    /// A user's memberships with their organizations, oldest membership first.
+    pub async fn user_memberships(&self, user: UserId) -> Result<Vec<UserMembershipRow>, StoreError> {
+        Ok(on_db!(self, p => sqlx::query_as(USER_MEMBERSHIPS).bind(user).fetch_all(p).await)?)
+    }
+}
+
+impl Tx {
+    pub async fn org_by_id(&mut self, id: OrgId) -> Result<Option<OrgRow>, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query_as(ORG_BY_ID).bind(id).fetch_optional(&mut *c).await)?)
+    }
+
+    pub async fn membership(&mut self, org: OrgId, user: UserId) -> Result<Option<MembershipRow>, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query_as(MEMBERSHIP).bind(org).bind(user).fetch_optional(&mut *c).await)?)
+    }
+
+    /// Renames an organization; `None` if it does not exist.
+    pub async fn rename_org(&mut self, id: OrgId, name: &str, now_ms: i64) -> Result<Option<OrgRow>, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query_as(RENAME).bind(id).bind(name).bind(now_ms).fetch_optional(&mut *c).await)?)
+    }
+
+    /// Whether the account with this email belongs to the organization.
+    pub async fn is_member_by_email(&mut self, org: OrgId, email: &EmailAddress) -> Result<bool, StoreError> {
+        let n: i64 = on_tx!(self, c => sqlx::query_scalar(MEMBER_BY_EMAIL).bind(org).bind(email.as_str())
+            .fetch_one(&mut *c).await)?;
+        Ok(n > 0)
+    }
+
+    /// How many organizations the user belongs to.
+    pub async fn membership_count(&mut self, user: UserId) -> Result<i64, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query_scalar(MEMBERSHIP_COUNT).bind(user).fetch_one(&mut *c).await)?)
+    }
+
+    /// Adds a member unless they already are one; `true` when a membership was created.
+    pub async fn join_org(&mut self, org: OrgId, user: UserId, role: OrgRole, now_ms: i64) -> Result<bool, StoreError> {
+        let created: Option<OrgRole> = on_tx!(self, c => sqlx::query_scalar(JOIN).bind(org).bind(user)
+            .bind(role.as_str()).bind(now_ms).fetch_optional(&mut *c).await)?;
+        Ok(created.is_some())
+    }
+}
