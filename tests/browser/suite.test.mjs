@@ -19,7 +19,8 @@ let server, dataDir, upstream, gateway, base, browser;
 
 function startAuthara() {
   dataDir = mkdtempSync(join(tmpdir(), 'authara-browser-'));
-  const env = { PATH: process.env.PATH, AUTHARA_BIND: '127.0.0.1:0', AUTHARA_DATA_DIR: dataDir, LOG_LEVEL: 'info', AUTHARA_UI_PRODUCT_NAME: 'Acme' };
+  const env = { PATH: process.env.PATH, AUTHARA_BIND: '127.0.0.1:0', AUTHARA_DATA_DIR: dataDir, LOG_LEVEL: 'info', AUTHARA_UI_PRODUCT_NAME: 'Acme',
+    AUTHARA_RATE_LIMIT_SIGNUP_IP_LIMIT: '100' };
   server = spawn(BIN, ['serve', '--migrate'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error('authara did not start')), 30000);
@@ -110,10 +111,10 @@ test('a second browser signs in; the first revokes it; the second is sent to log
   await second.page.waitForURL(`${base}/inside`);
 
   await first.page.goto(`${base}/auth/account`);
-  await first.page.getByText('Safari on iPhone').waitFor();
+  await first.page.getByText('Safari on iPhone', { exact: true }).waitFor();
   await first.page.getByRole('button', { name: 'Sign out Safari on iPhone' }).click();
   await first.page.getByText('That device was signed out.').waitFor();
-  assert.equal(await first.page.getByText('Safari on iPhone').count(), 0);
+  assert.equal(await first.page.getByText('Safari on iPhone', { exact: true }).count(), 0);
 
   await second.page.goto(`${base}/auth/account`);
   await second.page.waitForURL(/\/auth\/login\?return_to=/);
@@ -180,4 +181,57 @@ test('error page, phone layout and dark theme look like the product', async () =
   assert.equal(overflow, false, 'no horizontal scrolling on a phone');
   await phone.page.screenshot({ path: join(SHOTS, 'login-phone-dark.png'), fullPage: true });
   await phone.context.close();
+});
+
+// An administrator made from the shell, as an operator does on a fresh install.
+function createAdmin(email) {
+  return new Promise((ok, fail) => {
+    const env = { PATH: process.env.PATH, AUTHARA_DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
+    const cli = spawn(BIN, ['admin', 'create', '--email', email], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    cli.stdout.on('data', (c) => { out += c; });
+    cli.stderr.on('data', (c) => { out += c; });
+    cli.on('exit', (code) => (code === 0 ? ok() : fail(new Error(`admin create failed: ${out}`))));
+    cli.stdin.end(`${PW}\n`);
+  });
+}
+
+test('admin console: search a user, open them, revoke their session; their browser is signed out', async () => {
+  await createAdmin('root@example.com');
+  const member = await newPage({ userAgent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1' });
+  await signUp(member.page, 'member@example.com', '/member-home');
+
+  const admin = await newPage();
+  await admin.page.goto(`${base}/auth/login?return_to=/auth/admin`);
+  await admin.page.getByLabel('Email').fill('root@example.com');
+  await admin.page.getByLabel('Password').fill(PW);
+  await admin.page.getByRole('button', { name: 'Sign in' }).click();
+  await admin.page.waitForURL(`${base}/auth/admin`);
+  await admin.page.getByText('sign-ups in 24 h').waitFor();
+  await admin.page.screenshot({ path: join(SHOTS, 'admin-dashboard.png'), fullPage: true });
+
+  await admin.page.getByLabel('Find a user').fill('member@');
+  await admin.page.getByRole('button', { name: 'Search' }).click();
+  await admin.page.waitForURL(/\/auth\/admin\/users\?q=/);
+  await admin.page.screenshot({ path: join(SHOTS, 'admin-users.png'), fullPage: true });
+  await admin.page.getByRole('link', { name: 'member@example.com' }).click();
+  await admin.page.waitForURL(/\/auth\/admin\/users\/[0-9a-f-]+$/);
+  await admin.page.getByText('Safari on iPhone', { exact: true }).waitFor();
+  await admin.page.screenshot({ path: join(SHOTS, 'admin-user.png'), fullPage: true });
+  await admin.page.getByRole('button', { name: /^Revoke session / }).first().click();
+  await admin.page.getByText('That session was revoked.').waitFor();
+
+  await member.page.goto(`${base}/auth/account`);
+  await member.page.waitForURL(/\/auth\/login\?return_to=/);
+  assert.equal(await member.page.getByRole('heading', { name: 'Sign in' }).count(), 1, 'the revoked browser is signed out');
+
+  await admin.page.goto(`${base}/auth/admin/audit`);
+  await admin.page.getByText('user.session_revoked').first().waitFor();
+  await admin.page.screenshot({ path: join(SHOTS, 'admin-audit.png'), fullPage: true });
+  await admin.page.goto(`${base}/auth/admin/failures`);
+  await admin.page.screenshot({ path: join(SHOTS, 'admin-failures.png'), fullPage: true });
+  await admin.page.goto(`${base}/auth/admin/webhooks`);
+  await admin.page.screenshot({ path: join(SHOTS, 'admin-webhooks.png'), fullPage: true });
+  await member.context.close();
+  await admin.context.close();
 });

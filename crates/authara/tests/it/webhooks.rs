@@ -173,7 +173,93 @@ async fn an_unreachable_receiver_is_retried_then_fails(engine: Engine) {
     assert_eq!((row.status.as_str(), row.attempt_count, row.response_status), ("failed", 2, None));
 }
 
+/// The keys of each event's `data`, as `contract/webhooks.yaml` lists them.
+fn contract_keys(kind: &str) -> Vec<&'static str> {
+    let mut keys = match kind {
+        "user.created" | "user.updated" | "user.deleted" => vec!["user_id"],
+        "organization.created" | "organization.updated" => {
+            vec!["organization_id", "name", "kind", "created_by_user_id"]
+        }
+        "organization.membership.created" => {
+            vec!["organization_id", "user_id", "role", "is_initial_membership", "invitation_id", "metadata"]
+        }
+        "organization.invitation.created" => {
+            vec!["invitation_id", "organization_id", "email", "role", "metadata", "invited_by_user_id", "expires_at"]
+        }
+        "organization.invitation.accepted" => {
+            vec!["invitation_id", "organization_id", "email", "role", "metadata", "accepted_by_user_id", "accepted_at"]
+        }
+        "organization.invitation.revoked" => {
+            vec!["invitation_id", "organization_id", "email", "role", "metadata", "revoked_by_user_id", "revoked_at"]
+        }
+        other => panic!("unexpected event {other}"),
+    };
+    keys.sort_unstable();
+    keys
+}
+
+/// Every organization event of §11 reaches the receiver once, signed, with the contract's data.
+async fn organization_events_arrive_with_the_contracts_data(engine: Engine) {
+    use crate::api::organizations::{invitation_id, invite, start, switch, team, token_of, user_id};
+    let receiver = Receiver::start().await;
+    let env = receiver.env();
+    let overrides: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = start(engine, "multi", &overrides).await;
+    let owner = app.signed_in("owner@example.com", PW).await;
+    let oid = user_id(&app, "owner@example.com").await;
+    let org = team(&app, &oid, "Acme").await;
+    let invited = invite(&app, &org, &oid, "joiner@example.com", "member").await;
+    assert_eq!(invited.status, 201, "{}", invited.text());
+    let c = app.client();
+    c.fetch_csrf().await;
+    let body = json!({"email": "joiner@example.com", "password": PW, "invitation_code": token_of(&invited)});
+    let res = c.json(Method::POST, "/auth/api/v1/signup/direct", &body).await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    let other = invite(&app, &org, &oid, "later@example.com", "admin").await;
+    assert_eq!(switch(&owner, &org).await.status, 200);
+    let res =
+        owner.json(Method::PATCH, &format!("/auth/api/v1/organizations/{org}"), &json!({"name": "Acme Inc"})).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let revoke = format!("/auth/api/v1/organizations/{org}/invitations/{}/revoke", invitation_id(&other));
+    let res = owner.send(Method::POST, &revoke, None, &[]).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    drain(&app).await;
+
+    let got = receiver.deliveries();
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for d in &got {
+        assert!(d.verify(SECRET));
+        let kind = d.header("x-authara-event").to_owned();
+        let body = d.json();
+        let mut keys: Vec<&str> = body["data"].as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, contract_keys(&kind), "{kind}: {body}");
+        *seen.entry(kind).or_default() += 1;
+    }
+    for (kind, n) in [
+        ("organization.created", 3),
+        ("organization.updated", 1),
+        ("organization.membership.created", 4),
+        ("organization.invitation.created", 2),
+        ("organization.invitation.accepted", 1),
+        ("organization.invitation.revoked", 1),
+        ("user.created", 2),
+    ] {
+        assert_eq!(seen.get(kind).copied().unwrap_or(0), n, "{kind}: {seen:?}");
+    }
+    let joined = got
+        .iter()
+        .map(|d| d.json())
+        .find(|b| b["type"] == "organization.membership.created" && b["data"]["is_initial_membership"] == false)
+        .unwrap();
+    assert_eq!(joined["data"]["organization_id"], org.as_str());
+    assert_eq!(joined["data"]["invitation_id"], invitation_id(&invited).as_str());
+    let updated = got.iter().map(|d| d.json()).find(|b| b["type"] == "organization.updated").unwrap();
+    assert_eq!(updated["data"]["name"], "Acme Inc");
+}
+
 on_both_engines!(
+    organization_events_arrive_with_the_contracts_data,
     user_events_arrive_signed_once_each,
     only_enabled_events_are_delivered,
     failures_are_retried_then_visible_and_redeliverable,
