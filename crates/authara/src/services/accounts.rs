@@ -135,7 +135,10 @@ impl Accounts {
             .limit(Scope::Signup, &key)
             .await
             .map_err(|retry_after_secs| SignupError::RateLimited { retry_after_secs })?;
-        if !self.core.allowed(email).await? {
+        // why (behavior.md §5.5): a pending invitation for this very email admits it to the
+        // allowlist; anything else off the list is refused before any work.
+        let allowed = self.core.allowed(email).await?;
+        if !allowed && code.is_none() {
             return Err(SignupError::NotAllowed);
         }
         if self.core.store.user_by_email(email).await?.is_some() {
@@ -147,6 +150,9 @@ impl Accounts {
             Some(code) => Some(self.organizations.lock_by_code(&mut tx, code, email).await?),
             None => None,
         };
+        if !allowed {
+            tx.allow_email(email.as_str(), None, self.core.now_ms()).await?;
+        }
         let own_org = self.gets_own_org(invitation.is_some());
         let user = self.create_user_with(&mut tx, email, Some(&hash), own_org).await?.ok_or(SignupError::EmailTaken)?;
         if let Some(invitation) = &invitation {

@@ -127,7 +127,7 @@ impl Sessions {
         if user.disabled_at_ms.is_some() {
             return Err(SessionError::Disabled);
         }
-        if !self.core.allowed_str(&user.email).await? {
+        if self.core.config.allowlist_enabled && !tx.is_allowed(&user.email).await? {
             return Err(SessionError::NotAllowed);
         }
         let session_id = SessionId::new();

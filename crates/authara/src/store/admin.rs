@@ -138,6 +138,12 @@ impl Store {
 }
 
 impl Tx {
+    /// Whether `email` is on the allowlist, as this transaction sees it.
+    pub async fn is_allowed(&mut self, email: &str) -> Result<bool, StoreError> {
+        let n: i64 = on_tx!(self, c => sqlx::query_scalar(ALLOWED).bind(email).fetch_one(&mut *c).await)?;
+        Ok(n > 0)
+    }
+
     pub async fn revoke_role(&mut self, user: UserId, role: PlatformRole) -> Result<bool, StoreError> {
         let n = on_tx!(self, c => sqlx::query(REVOKE_ROLE).bind(user).bind(role.as_str())
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;

@@ -226,7 +226,27 @@ async fn the_console_lists_and_redelivers_webhooks(engine: Engine) {
     assert!(dashboard.contains("failed webhook deliveries"));
 }
 
+/// An invitation admits its email past the allowlist (behavior.md §5.5); nothing else does.
+async fn an_invitation_admits_its_email_past_the_allowlist(engine: Engine) {
+    use crate::api::organizations::{invite, start, team, token_of, user_id};
+    let app = start(engine, "multi", &[("AUTHARA_ACCESS_POLICY_ALLOWLIST_ENABLED", "true")]).await;
+    admin(&app, "owner@example.com").await;
+    let owner = user_id(&app, "owner@example.com").await;
+    let org = team(&app, &owner, "Listed").await;
+    let invited = invite(&app, &org, &owner, "guest@example.com", "member").await;
+    assert_eq!(invited.status, 201, "{}", invited.text());
+    let c = app.client();
+    c.fetch_csrf().await;
+    let stranger = json!({"email": "stranger@example.com", "password": PW});
+    assert_eq!(c.json(Method::POST, "/auth/api/v1/signup/direct", &stranger).await.status, 403);
+    let body = json!({"email": "guest@example.com", "password": PW, "invitation_code": token_of(&invited)});
+    let res = c.json(Method::POST, "/auth/api/v1/signup/direct", &body).await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    assert!(app.store.is_allowed("guest@example.com").await.unwrap(), "and is on the list from now on");
+}
+
 on_both_engines!(
+    an_invitation_admits_its_email_past_the_allowlist,
     users_see_their_security_activity_and_the_log_is_pruned,
     the_console_lists_and_redelivers_webhooks,
     the_console_needs_the_admin_role_in_the_admin_audience,
