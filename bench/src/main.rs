@@ -26,6 +26,8 @@ pub struct Opts {
     /// PostgreSQL socket directory, port, user.
     pub pg: Option<(String, String, String)>,
     pub pinned: bool,
+    /// `HOST:PORT` of a Redis: servers run with `AUTHARA_CACHE_PROVIDER=redis` (`bench/instances`).
+    pub redis: Option<String>,
     /// Only the workloads whose name starts with this (for profiling one of them); the results
     /// file is then left alone.
     pub only: Option<String>,
@@ -68,6 +70,7 @@ fn main() -> anyhow::Result<()> {
                 out: PathBuf::new(),
                 pg: None,
                 pinned: false,
+                redis: None,
                 only: None,
             };
             let requests = arg(&args, "--requests").map(|s| s.parse()).transpose()?.unwrap_or(200);
@@ -81,6 +84,7 @@ fn main() -> anyhow::Result<()> {
                 out: PathBuf::new(),
                 pg: None,
                 pinned: false,
+                redis: None,
                 only: None,
             };
             let events = arg(&args, "--events").map(|s| s.parse()).transpose()?.unwrap_or(200);
@@ -97,12 +101,13 @@ fn main() -> anyhow::Result<()> {
                 out: PathBuf::from(arg(&args, "--out").unwrap_or_else(|| "bench/results.md".into())),
                 pg,
                 pinned: args.iter().any(|a| a == "--pinned"),
+                redis: arg(&args, "--redis"),
                 only: arg(&args, "--only"),
             };
             rt.block_on(workloads::run_all(&opts))
         }
         _ => bail!(
-            "usage: authara-bench run --bin PATH [--secs N] [--out FILE] [--pg SOCKETDIR:PORT:USER] [--pinned] [--only WORKLOAD]"
+            "usage: authara-bench run --bin PATH [--secs N] [--out FILE] [--pg SOCKETDIR:PORT:USER] [--pinned] [--redis HOST:PORT] [--only WORKLOAD]"
         ),
     }
 }

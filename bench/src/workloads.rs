@@ -125,6 +125,9 @@ pub(crate) async fn start_server(
             .env("POSTGRESQL_USERNAME", user)
             .env("POSTGRESQL_DATABASE", db);
     }
+    if let Some((host, port)) = opts.redis.as_deref().and_then(|r| r.rsplit_once(':')) {
+        cmd.env("AUTHARA_CACHE_PROVIDER", "redis").env("AUTHARA_REDIS_HOST", host).env("AUTHARA_REDIS_PORT", port);
+    }
     for (k, v) in extra {
         cmd.env(k, v);
     }
@@ -135,6 +138,7 @@ pub(crate) async fn start_server(
     let ready = loop {
         if let Ok(r) = client.get(format!("{base}/auth/health")).send().await
             && r.status() == 200
+            && r.text().await.is_ok_and(|b| b.contains(r#""status":"healthy""#))
         {
             break started.elapsed();
         }

@@ -73,7 +73,7 @@ struct Window {
     reset_at_ms: i64,
 }
 
-type Key = [u8; 16];
+pub(super) type Key = [u8; 16];
 
 /// Per-scope limits and one bounded map of windows for all of them.
 #[derive(Debug)]
@@ -102,25 +102,23 @@ impl Limiter {
         }
     }
 
+    /// The windows an attempt in `scope` counts against, in checking order (IP, then target).
+    pub(super) fn plan(&self, scope: Scope, key: &LimitKey) -> Vec<(Key, Limit)> {
+        let (ip_limit, target_limit) = self.limits(scope);
+        let ip = ip_limit.map(|l| (hash_key(scope, "ip", &ip_key(key.ip)), l));
+        let target = target_limit.map(|l| (hash_key(scope, "target", key.target.as_deref().unwrap_or("")), l));
+        ip.into_iter().chain(target).collect()
+    }
+
     /// Counts an attempt at `now_ms`.
     pub fn check(&self, scope: Scope, key: &LimitKey, now_ms: i64) -> Decision {
-        let (ip_limit, target_limit) = self.limits(scope);
-        let ip = ip_limit.map(|l| (l, hash_key(scope, "ip", &ip_key(key.ip))));
-        let target = target_limit.map(|l| (l, hash_key(scope, "target", key.target.as_deref().unwrap_or(""))));
-        if let Some((limit, k)) = &ip
-            && let Some(wait) = self.blocked(k, *limit, now_ms)
-        {
-            return Decision::Blocked { retry_after_secs: wait };
+        let plan = self.plan(scope, key);
+        for (k, limit) in &plan {
+            if let Some(wait) = self.blocked(k, *limit, now_ms) {
+                return Decision::Blocked { retry_after_secs: wait };
+            }
         }
-        if let Some((limit, k)) = &target
-            && let Some(wait) = self.blocked(k, *limit, now_ms)
-        {
-            return Decision::Blocked { retry_after_secs: wait };
-        }
-        if let Some((limit, k)) = ip {
-            self.hit(k, limit, now_ms);
-        }
-        if let Some((limit, k)) = target {
+        for (k, limit) in plan {
             self.hit(k, limit, now_ms);
         }
         Decision::Allowed

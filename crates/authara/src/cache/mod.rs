@@ -2,19 +2,22 @@
 //! keep hot reads off the database (verified tokens, profiles, user states).
 //!
 //! One provider per process, chosen by `AUTHARA_CACHE_PROVIDER`: `memory` (the `noop` of the
-//! contract: everything in this process) now; the Redis provider plugs in behind the same
-//! [`Cache`] (shared counters, revocations published to every instance) without touching callers.
+//! contract: everything in this process) or `redis` (limit windows shared by every instance,
+//! revocations and changes announced to every instance; see [`redis`](self::redis) for what
+//! happens while Redis is away). Callers do not know which one runs.
 
 mod bounded;
 mod limiter;
+mod redis;
 
 use std::sync::Arc;
 
 pub use bounded::BoundedMap;
 pub use limiter::{Decision, LimitKey, Limiter, Scope};
+pub use redis::{Announcement, Subscription};
 
 use crate::config::{CacheConfig, RateLimitConfig};
-use crate::domain::SessionId;
+use crate::domain::{OrgId, SessionId, UserId};
 
 /// What the health check reports for the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,16 +41,17 @@ pub struct Cache {
     access_ttl_ms: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Provider {
     Memory,
+    Redis(Arc<redis::Redis>),
 }
 
 /// Why the configured provider cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    #[error("AUTHARA_CACHE_PROVIDER=redis is not supported by this build yet; use noop (in-process)")]
-    Unsupported,
+    #[error("{0}")]
+    Redis(String),
 }
 
 impl Cache {
@@ -59,7 +63,14 @@ impl Cache {
     ) -> Result<Arc<Self>, CacheError> {
         match cache {
             CacheConfig::Memory => Ok(Arc::new(Self::memory(limits, access_ttl_ms))),
-            CacheConfig::Redis { .. } => Err(CacheError::Unsupported),
+            CacheConfig::Redis { host, port, password, db } => {
+                let redis =
+                    redis::Redis::new(host, *port, password.as_ref().map(|p| p.expose_secret()), i64::from(*db))
+                        .map_err(CacheError::Redis)?;
+                let mut cache = Self::memory(limits, access_ttl_ms);
+                cache.provider = Provider::Redis(Arc::new(redis));
+                Ok(Arc::new(cache))
+            }
         }
     }
 
@@ -76,22 +87,93 @@ impl Cache {
     pub fn kind(&self) -> &'static str {
         match self.provider {
             Provider::Memory => "memory",
+            Provider::Redis(_) => "redis",
+        }
+    }
+
+    fn redis(&self) -> Option<&Arc<redis::Redis>> {
+        match &self.provider {
+            Provider::Memory => None,
+            Provider::Redis(r) => Some(r),
         }
     }
 
     pub async fn health(&self) -> CacheHealth {
-        CacheHealth { kind: self.kind(), up: true, detail: None }
+        match self.redis() {
+            None => CacheHealth { kind: self.kind(), up: true, detail: None },
+            Some(r) => {
+                let (up, detail) = r.health().await;
+                CacheHealth { kind: self.kind(), up, detail }
+            }
+        }
     }
 
     /// Counts an attempt in `scope` and says whether it may proceed.
     pub async fn check_limit(&self, scope: Scope, key: &LimitKey, now_ms: i64) -> Decision {
+        if let Some(r) = self.redis()
+            && let Some(wait_ms) = r.limit(&self.limiter.plan(scope, key)).await
+        {
+            return match u64::try_from(wait_ms) {
+                Ok(0) | Err(_) => Decision::Allowed,
+                Ok(ms) => Decision::Blocked { retry_after_secs: ms.div_ceil(1000).max(1) },
+            };
+        }
         self.limiter.check(scope, key, now_ms)
     }
 
-    /// Access tokens of `session` stop working from now on (the tokens already issued live at
-    /// most one access-token lifetime, so the entry expires after that).
+    /// Access tokens of `session` stop working from now on, on every instance (the tokens
+    /// already issued live at most one access-token lifetime, so the entry expires after that).
     pub async fn revoke_session(&self, session: SessionId, now_ms: i64) {
+        self.remember_revoked(session, now_ms);
+        if let Some(r) = self.redis() {
+            r.announce(Announcement::Revoked(session)).await;
+        }
+    }
+
+    /// Records a revocation in this process only (one read back from the database, or one
+    /// another instance announced).
+    pub fn remember_revoked(&self, session: SessionId, now_ms: i64) {
         self.revoked.insert(session, (), now_ms, now_ms.saturating_add(self.access_ttl_ms).saturating_add(1000));
+    }
+
+    /// Tells the other instances that cached reads of `user` are stale (in the background:
+    /// callers are synchronous and the change is already committed).
+    pub fn announce_user_changed(&self, user: UserId) {
+        self.announce_in_background(Announcement::User(user));
+    }
+
+    /// Tells the other instances that cached profiles showing `org` are stale.
+    pub fn announce_org_changed(&self, org: OrgId) {
+        self.announce_in_background(Announcement::Org(org));
+    }
+
+    fn announce_in_background(&self, what: Announcement) {
+        if let Some(r) = self.redis().cloned()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move {
+                r.announce(what).await;
+            });
+        }
+    }
+
+    /// True while revocations announced by other instances may be missed (Redis is configured
+    /// but the subscriber is not connected and caught up): the authenticator then reads the
+    /// session's state from the database.
+    pub fn store_check_needed(&self) -> bool {
+        self.redis().is_some_and(|r| !r.listening())
+    }
+
+    /// Subscribes to other instances' announcements (`None` with the memory provider).
+    pub async fn subscribe(&self) -> Option<Result<Subscription, String>> {
+        Some(self.redis()?.subscribe().await)
+    }
+
+    /// Marks the subscriber as connected and caught up (or not).
+    pub fn set_listening(&self, on: bool) {
+        if let Some(r) = self.redis() {
+            r.set_listening(on);
+        }
     }
 
     pub fn is_session_revoked(&self, session: SessionId, now_ms: i64) -> bool {

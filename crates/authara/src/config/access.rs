@@ -1,7 +1,7 @@
 //! Who may call and sign up: the internal API token, the signup allowlist, admin audit retention.
 //!
-//! The internal API (`/auth/internal/v1`) reads the token. Parsed and validated now for features
-//! not built yet: signup reads the allowlist switch, the admin audit cleanup reads the retention.
+//! The internal API (`/auth/internal/v1`) reads the token, signup and session creation the
+//! allowlist switch, the audit retention worker the retention.
 
 use super::reader::Reader;
 use super::{SecretString, declare_vars};

@@ -85,11 +85,11 @@ pub struct Config {
     pub oauth_google_client_id: Option<String>,
     /// `AUTHARA_RATE_LIMIT_*`.
     pub rate_limits: RateLimitConfig,
-    /// `AUTHARA_WEBHOOK_*`, when the URL and secret are set (for webhooks, not built yet).
+    /// `AUTHARA_WEBHOOK_*`, when the URL and secret are set.
     pub webhooks: Option<WebhookConfig>,
-    /// `AUTHARA_ACCESS_POLICY_ALLOWLIST_ENABLED` (for the signup allowlist, not built yet).
+    /// `AUTHARA_ACCESS_POLICY_ALLOWLIST_ENABLED`: only listed emails may sign up or sign in.
     pub allowlist_enabled: bool,
-    /// `AUTHARA_ADMIN_AUDIT_RETENTION_DAYS` (for the admin audit cleanup, not built yet).
+    /// `AUTHARA_ADMIN_AUDIT_RETENTION_DAYS`: how long admin audit events are kept.
     pub admin_audit_retention_days: u32,
     /// `AUTHARA_CHALLENGE_*`.
     pub challenge: ChallengeConfig,

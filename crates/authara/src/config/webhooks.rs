@@ -1,6 +1,6 @@
 //! Outgoing webhooks: endpoint, signing secret, events, delivery workers and retention.
 //!
-//! Parsed and validated now; the webhook delivery worker (not built yet) reads [`WebhookConfig`].
+//! The webhook delivery workers read [`WebhookConfig`].
 
 use std::time::Duration;
 
@@ -54,7 +54,7 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
 ];
 
 /// `AUTHARA_WEBHOOK_*`, present when the URL and secret are set; read by the webhook delivery
-/// worker (not built yet).
+/// workers.
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
     /// `AUTHARA_WEBHOOK_URL`.

@@ -82,7 +82,13 @@ impl Authenticator {
     pub async fn authenticate(&self, token: &str, audience: Option<Audience>) -> Result<Principal, AuthError> {
         let now = self.core.now_ms();
         let claims = self.core.tokens.verify(token, audience, now)?;
-        if self.core.cache.is_session_revoked(SessionId(claims.sid), now) {
+        let sid = SessionId(claims.sid);
+        if self.core.cache.is_session_revoked(sid, now) {
+            return Err(AuthError::Revoked);
+        }
+        // Other instances' revocations may not reach us right now: ask the database.
+        if self.core.cache.store_check_needed() && self.core.store.session_started_at(sid).await?.is_none() {
+            self.core.cache.remember_revoked(sid, now);
             return Err(AuthError::Revoked);
         }
         let user = UserId(claims.sub);

@@ -33,7 +33,7 @@ pub use crate::store::StoreError;
 pub use crate::store::accounts::UserRow;
 pub use crate::store::sessions::SessionInfo;
 
-use crate::cache::{Cache, Decision, LimitKey, Scope};
+use crate::cache::{Announcement, Cache, Decision, LimitKey, Scope};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::store::Store;
@@ -75,6 +75,7 @@ impl Core {
     /// Forgets what is cached about a user (after any change to them).
     pub(crate) fn forget_user(&self, user: crate::domain::UserId) {
         self.users.forget(user);
+        self.cache.announce_user_changed(user);
     }
 
     /// Counts an attempt; `Err(seconds to wait)` when it is over the limit.
@@ -193,6 +194,36 @@ impl Services {
     /// The cache provider (health).
     pub fn cache(&self) -> &Cache {
         &self.core.cache
+    }
+
+    /// With the Redis provider, applies what other instances announce (revoked sessions, changed
+    /// users and organizations) until the connection drops. Catches up from the database first:
+    /// a revocation committed before the subscription is there, one committed after is announced.
+    /// Returns at once with the memory provider; the caller loops with a pause.
+    pub async fn follow_other_instances(&self) -> bool {
+        let cache = &self.core.cache;
+        let mut sub = match cache.subscribe().await {
+            None => return false,
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "Redis subscriber not connected");
+                return true;
+            }
+            Some(Ok(sub)) => sub,
+        };
+        if let Err(e) = self.sessions.load_revocations().await {
+            tracing::warn!(error = %e, "catching up revocations from the database failed; retrying");
+            return true;
+        }
+        cache.set_listening(true);
+        while let Some(a) = sub.next().await {
+            match a {
+                Announcement::Revoked(sid) => cache.remember_revoked(sid, self.core.now_ms()),
+                Announcement::User(user) => self.core.users.forget(user),
+                Announcement::Org(org) => self.core.users.forget_org(org),
+            }
+        }
+        cache.set_listening(false);
+        true
     }
 
     /// A real round trip to the database, with its latency (health).

@@ -258,6 +258,7 @@ impl Organizations {
         self.core.record(&mut tx, &event).await?;
         tx.commit().await?;
         self.core.users.forget_org(org);
+        self.core.cache.announce_org_changed(org);
         Ok(row)
     }
 

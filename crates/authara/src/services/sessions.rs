@@ -366,7 +366,9 @@ impl Sessions {
         let now = self.core.now_ms();
         let since = now - self.core.tokens.ttl_secs().saturating_mul(1000) - 1000;
         let ids = self.core.store.sessions_revoked_since(since).await?;
-        self.revoked(&ids).await;
+        for sid in &ids {
+            self.core.cache.remember_revoked(*sid, now);
+        }
         Ok(ids.len())
     }
 

@@ -2,4 +2,5 @@
 
 pub mod cleanup;
 pub mod email;
+pub mod instances;
 pub mod webhooks;

@@ -17,6 +17,7 @@ mod events;
 mod hardening;
 
 mod health;
+mod instances;
 mod layers;
 mod migrations;
 mod pages;

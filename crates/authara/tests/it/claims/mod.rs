@@ -42,10 +42,20 @@ pub struct Script {
 
 impl Script {
     pub async fn new(server: &Server) -> Script {
-        let res = client().get(server.url("/auth/api/v1/csrf")).send().await.unwrap();
+        Script::new_at(&server.base).await
+    }
+
+    /// The same, for a server known only by its base URL.
+    pub async fn new_at(base: &str) -> Script {
+        let res = client().get(format!("{base}/auth/api/v1/csrf")).send().await.unwrap();
         let (status, body) = checked("GET", "/auth/api/v1/csrf", res).await;
         assert_eq!(status, 200);
         Script { csrf: body["csrf_token"].as_str().unwrap().to_owned() }
+    }
+
+    /// The CSRF token (cookie and header value).
+    pub fn csrf(&self) -> &str {
+        &self.csrf
     }
 
     /// POSTs JSON with the CSRF pair and `cookies`: (status, body or null).

@@ -1,0 +1,325 @@
+//! The Redis provider: rate-limit windows shared by every instance (one Lua script, one round
+//! trip, both windows checked and counted atomically), and a channel on which every instance
+//! announces revoked sessions and changed users and organizations.
+//!
+//! Redis is an accelerator, never the source of truth. When it cannot be reached, limits fall
+//! back to this process's counters, and [`super::Cache::store_check_needed`] tells the
+//! authenticator to read the session's state from the database on every request until the
+//! subscriber is connected again and has caught up from the database. Commands are skipped for
+//! a second after a failure so an outage costs one timeout per second, not one per request.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
+use uuid::Uuid;
+
+use super::limiter::Key;
+use crate::config::Limit;
+use crate::domain::{OrgId, SessionId, UserId};
+
+/// The channel every instance publishes to and listens on.
+const CHANNEL: &str = "authara:events";
+/// Connection and response timeout of every command.
+const TIMEOUT: Duration = Duration::from_millis(500);
+/// After a failure, commands skip Redis for this long (then one request probes it again).
+const RETRY_AFTER_FAILURE_MS: i64 = 1000;
+
+/// Checks every window first, then counts the attempt in all of them (a refused attempt counts
+/// nowhere). KEYS: the windows; ARGV: (limit, window in ms) per key. Returns 0 when allowed,
+/// else the milliseconds until the blocking window resets.
+const LIMIT_SCRIPT: &str = r"
+for i, k in ipairs(KEYS) do
+  local c = tonumber(redis.call('GET', k) or '0')
+  if c >= tonumber(ARGV[2 * i - 1]) then
+    local t = redis.call('PTTL', k)
+    if t < 0 then
+      redis.call('PEXPIRE', k, ARGV[2 * i])
+      t = tonumber(ARGV[2 * i])
+    end
+    return t
+  end
+end
+for i, k in ipairs(KEYS) do
+  if redis.call('INCR', k) == 1 or redis.call('PTTL', k) < 0 then
+    redis.call('PEXPIRE', k, ARGV[2 * i])
+  end
+end
+return 0
+";
+
+fn rate_key(key: &Key) -> String {
+    use std::fmt::Write as _;
+    key.iter().fold(String::from("authara:rl:"), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// What another instance announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announcement {
+    /// The session's access tokens must stop working.
+    Revoked(SessionId),
+    /// Cached reads of this user are stale.
+    User(UserId),
+    /// Cached profiles showing this organization are stale.
+    Org(OrgId),
+}
+
+impl Announcement {
+    fn encode(self) -> String {
+        match self {
+            Announcement::Revoked(s) => format!("rev:{s}"),
+            Announcement::User(u) => format!("user:{u}"),
+            Announcement::Org(o) => format!("org:{o}"),
+        }
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let (kind, id) = text.split_once(':')?;
+        let id = Uuid::parse_str(id).ok()?;
+        match kind {
+            "rev" => Some(Announcement::Revoked(SessionId(id))),
+            "user" => Some(Announcement::User(UserId(id))),
+            "org" => Some(Announcement::Org(OrgId(id))),
+            _ => None,
+        }
+    }
+}
+
+/// A live subscription to the announcements channel.
+pub struct Subscription {
+    stream: PubSubStream,
+}
+
+impl Subscription {
+    /// The next announcement; `None` when the connection is lost.
+    pub async fn next(&mut self) -> Option<Announcement> {
+        loop {
+            let msg = self.stream.next().await?;
+            match std::str::from_utf8(msg.get_payload_bytes()).ok().and_then(Announcement::decode) {
+                Some(a) => return Some(a),
+                None => tracing::warn!("ignoring a malformed announcement on {CHANNEL}"),
+            }
+        }
+    }
+}
+
+pub(super) struct Redis {
+    client: redis::Client,
+    conn: Mutex<Option<ConnectionManager>>,
+    script: redis::Script,
+    started: Instant,
+    /// Milliseconds since `started` before which commands skip Redis.
+    skip_until_ms: AtomicI64,
+    /// The last command succeeded.
+    reachable: AtomicBool,
+    /// The subscriber is connected and has caught up.
+    listening: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis").field("up", &self.up()).finish_non_exhaustive()
+    }
+}
+
+impl Redis {
+    pub(super) fn new(host: &str, port: u16, password: Option<&str>, db: i64) -> Result<Self, String> {
+        let info = redis::ConnectionInfo {
+            addr: redis::ConnectionAddr::Tcp(host.to_owned(), port),
+            redis: redis::RedisConnectionInfo {
+                db,
+                password: password.filter(|p| !p.is_empty()).map(str::to_owned),
+                ..Default::default()
+            },
+        };
+        let client = redis::Client::open(info).map_err(|e| format!("invalid Redis settings: {e}"))?;
+        Ok(Redis {
+            client,
+            conn: Mutex::new(None),
+            script: redis::Script::new(LIMIT_SCRIPT),
+            started: Instant::now(),
+            skip_until_ms: AtomicI64::new(0),
+            reachable: AtomicBool::new(false),
+            listening: AtomicBool::new(false),
+            last_error: Mutex::new(Some("not connected yet".to_owned())),
+        })
+    }
+
+    fn elapsed_ms(&self) -> i64 {
+        i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    fn failed(&self, what: &str, e: &dyn std::fmt::Display) {
+        self.skip_until_ms.store(self.elapsed_ms() + RETRY_AFTER_FAILURE_MS, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(format!("{what}: {e}"));
+        if self.reachable.swap(false, Ordering::Relaxed) {
+            tracing::warn!(error = %e, "Redis unreachable ({what}); using per-instance limits and checking revocations in the database");
+        }
+    }
+
+    fn succeeded(&self) {
+        if !self.reachable.swap(true, Ordering::Relaxed) {
+            tracing::info!("Redis reachable");
+        }
+        if self.listening.load(Ordering::Relaxed) {
+            *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        }
+    }
+
+    /// A connection, unless Redis failed within the last second (`probe` ignores that).
+    async fn conn(&self, probe: bool) -> Option<ConnectionManager> {
+        if !probe && self.elapsed_ms() < self.skip_until_ms.load(Ordering::Relaxed) {
+            return None;
+        }
+        if let Some(c) = self.conn.lock().unwrap_or_else(PoisonError::into_inner).clone() {
+            return Some(c);
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(TIMEOUT)
+            .set_response_timeout(TIMEOUT)
+            .set_number_of_retries(1);
+        match tokio::time::timeout(TIMEOUT * 2, ConnectionManager::new_with_config(self.client.clone(), config)).await {
+            Ok(Ok(c)) => {
+                *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = Some(c.clone());
+                Some(c)
+            }
+            Ok(Err(e)) => {
+                self.failed("connecting", &e);
+                None
+            }
+            Err(_) => {
+                self.failed("connecting", &"timed out");
+                None
+            }
+        }
+    }
+
+    /// Counts an attempt in shared windows: `Some(0)` allowed, `Some(ms)` blocked for that
+    /// long, `None` when Redis cannot answer (the caller counts locally).
+    pub(super) async fn limit(&self, plan: &[(Key, Limit)]) -> Option<i64> {
+        let mut conn = self.conn(false).await?;
+        let mut call = self.script.prepare_invoke();
+        for (key, limit) in plan {
+            let window_ms = i64::try_from(limit.window.as_millis()).unwrap_or(i64::MAX).max(1);
+            call.key(rate_key(key)).arg(limit.limit).arg(window_ms);
+        }
+        match call.invoke_async::<i64>(&mut conn).await {
+            Ok(wait) => {
+                self.succeeded();
+                Some(wait)
+            }
+            Err(e) => {
+                self.failed("rate limit", &e);
+                None
+            }
+        }
+    }
+
+    /// Tells every instance; false when Redis cannot be reached.
+    pub(super) async fn announce(&self, what: Announcement) -> bool {
+        let Some(mut conn) = self.conn(false).await else { return false };
+        let sent: redis::RedisResult<i64> =
+            redis::cmd("PUBLISH").arg(CHANNEL).arg(what.encode()).query_async(&mut conn).await;
+        match sent {
+            Ok(_) => {
+                self.succeeded();
+                true
+            }
+            Err(e) => {
+                self.failed("publishing", &e);
+                false
+            }
+        }
+    }
+
+    /// Connects a subscriber to the announcements channel.
+    pub(super) async fn subscribe(&self) -> Result<Subscription, String> {
+        let mut pubsub = match tokio::time::timeout(TIMEOUT * 2, self.client.get_async_pubsub()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                self.failed("subscribing", &e);
+                return Err(e.to_string());
+            }
+            Err(_) => {
+                self.failed("subscribing", &"timed out");
+                return Err("timed out".to_owned());
+            }
+        };
+        match tokio::time::timeout(TIMEOUT, pubsub.subscribe(CHANNEL)).await {
+            Ok(Ok(())) => Ok(Subscription { stream: pubsub.into_on_message() }),
+            Ok(Err(e)) => {
+                self.failed("subscribing", &e);
+                Err(e.to_string())
+            }
+            Err(_) => {
+                self.failed("subscribing", &"timed out");
+                Err("timed out".to_owned())
+            }
+        }
+    }
+
+    pub(super) fn set_listening(&self, on: bool) {
+        let was = self.listening.swap(on, Ordering::Relaxed);
+        if on {
+            self.succeeded();
+        } else if was {
+            self.failed("subscriber", &"connection lost");
+        }
+    }
+
+    pub(super) fn listening(&self) -> bool {
+        self.listening.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn up(&self) -> bool {
+        self.reachable.load(Ordering::Relaxed) && self.listening()
+    }
+
+    /// Pings Redis (always, even right after a failure) and says what the health check shows.
+    pub(super) async fn health(&self) -> (bool, Option<String>) {
+        if let Some(mut conn) = self.conn(true).await {
+            let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+            match pong {
+                Ok(_) => self.succeeded(),
+                Err(e) => self.failed("ping", &e),
+            }
+        }
+        let up = self.up();
+        let detail =
+            if up {
+                None
+            } else if !self.listening() && self.reachable.load(Ordering::Relaxed) {
+                Some("Redis reachable; subscriber reconnecting".to_owned())
+            } else {
+                self.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone().map(|e| {
+                    format!("Redis unreachable ({e}); limits per instance, revocations checked in the database")
+                })
+            };
+        (up, detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_round_trip_and_garbage_is_refused() {
+        for a in [
+            Announcement::Revoked(SessionId::new()),
+            Announcement::User(UserId::new()),
+            Announcement::Org(OrgId::new()),
+        ] {
+            assert_eq!(Announcement::decode(&a.encode()), Some(a));
+        }
+        assert_eq!(Announcement::decode("rev:not-a-uuid"), None);
+        assert_eq!(Announcement::decode("boom:00000000-0000-0000-0000-000000000000"), None);
+        assert_eq!(Announcement::decode(""), None);
+    }
+}

@@ -1,0 +1,371 @@
+//! Several instances on one PostgreSQL with Redis (`AUTHARA_CACHE_PROVIDER=redis`): three real
+//! server processes, each request sent to the next one in turn, as a round-robin load balancer
+//! would. Limits are exact across instances, a revocation on one reaches the others within a
+//! bounded delay, concurrent refreshes on three instances give one successor, and when Redis
+//! goes away everything keeps working (health `degraded`, revocations read from the database)
+//! and recovers by itself when it returns.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::claims::{Script, server_env, user_status};
+use crate::harness::{Engine, Server, TestDb, client};
+
+const PW: &str = "violet-harbor-tangent";
+const NEW_PW: &str = "copper-meadow-lantern";
+
+/// A throwaway `redis-server` on a free port of 127.0.0.1, no persistence.
+struct Redis {
+    child: Option<tokio::process::Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    async fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut redis = Redis { child: None, port, dir: tempfile::tempdir().unwrap() };
+        redis.resume().await;
+        redis
+    }
+
+    /// Starts (again) on the same port.
+    async fn resume(&mut self) {
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is not installed: run `scripts/test` (it installs it)");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("redis-server did not listen on {}", self.port);
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().await.unwrap();
+            c.wait().await.unwrap();
+        }
+    }
+}
+
+struct Cluster {
+    db: TestDb,
+    redis: Redis,
+    servers: Vec<Server>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Cluster {
+    async fn start(extra: &[(&str, &str)]) -> Cluster {
+        let db = TestDb::new(Engine::Postgres, true).await;
+        let redis = Redis::start().await;
+        let mut vars = vec![
+            ("AUTHARA_CACHE_PROVIDER".to_owned(), "redis".to_owned()),
+            ("AUTHARA_REDIS_HOST".to_owned(), "127.0.0.1".to_owned()),
+            ("AUTHARA_REDIS_PORT".to_owned(), redis.port.to_string()),
+        ];
+        vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let env = server_env(&db, &vars);
+        let mut servers = Vec::new();
+        for _ in 0..3 {
+            servers.push(Server::start(&["serve"], &env, Path::new(db.data_dir())).await);
+        }
+        let cluster = Cluster { db, redis, servers, next: 0.into() };
+        cluster.wait_health("healthy").await;
+        cluster
+    }
+
+    /// The instance the load balancer picks next.
+    fn pick(&self) -> &Server {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.servers[i % self.servers.len()]
+    }
+
+    /// Polls every instance's health until each reports `status` (10 s at most).
+    async fn wait_health(&self, status: &str) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut all = Vec::new();
+            for s in &self.servers {
+                let body: Value = client().get(s.url("/auth/health")).send().await.unwrap().json().await.unwrap();
+                all.push(body);
+            }
+            if all.iter().all(|b| b["status"] == status) {
+                return all;
+            }
+            assert!(Instant::now() < deadline, "health never became {status}: {all:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(self) {
+        for s in self.servers {
+            let (exit, logs) = s.terminate().await;
+            assert!(exit.success(), "{logs}");
+        }
+        drop(self.redis);
+        drop(self.db);
+    }
+}
+
+async fn sign_up(server: &Server, email: &str) -> Value {
+    let script = Script::new(server).await;
+    let (status, body) =
+        script.post(server, "/auth/api/v1/signup/direct", &[], &json!({"email": email, "password": PW})).await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+async fn log_in(server: &Server, email: &str, password: &str) -> (u16, Value) {
+    let script = Script::new(server).await;
+    script.post(server, "/auth/api/v1/login", &[], &json!({"email": email, "password": password})).await
+}
+
+async fn log_out(server: &Server, session: &Value) {
+    let script = Script::new(server).await;
+    let cookies = [
+        ("authara_access", session["access_token"].as_str().unwrap()),
+        ("authara_refresh", session["refresh_token"].as_str().unwrap()),
+    ];
+    let (status, _) = script.post(server, "/auth/api/v1/sessions/logout", &cookies, &json!({})).await;
+    assert_eq!(status, 204);
+}
+
+/// Time from now until every one of `servers` refuses `access` (2 s at most).
+async fn refused_everywhere_within(servers: &[&Server], access: &str) -> Duration {
+    let start = Instant::now();
+    for s in servers {
+        while user_status(s, access).await != 401 {
+            assert!(start.elapsed() < Duration::from_secs(2), "still accepted after 2 s on {}", s.base);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn login_and_signup_limits_are_exact_across_three_instances() {
+    let c = Cluster::start(&[
+        ("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "7"),
+        ("AUTHARA_RATE_LIMIT_LOGIN_EMAIL_LIMIT", "1000"),
+        ("AUTHARA_RATE_LIMIT_SIGNUP_IP_LIMIT", "4"),
+        ("AUTHARA_RATE_LIMIT_SIGNUP_EMAIL_LIMIT", "1000"),
+    ])
+    .await;
+    for i in 0..4 {
+        sign_up(c.pick(), &format!("user{i}@example.com")).await;
+    }
+    for _ in 0..3 {
+        let s = c.pick();
+        let script = Script::new(s).await;
+        let (status, body) = script
+            .post(s, "/auth/api/v1/signup/direct", &[], &json!({"email": "late@example.com", "password": PW}))
+            .await;
+        assert_eq!(status, 429, "a fifth signup from this IP on {} (4 allowed in all): {body}", s.base);
+    }
+    for i in 0..7 {
+        let (status, body) = log_in(c.pick(), "user0@example.com", "wrong-password-here").await;
+        assert_eq!(status, 401, "attempt {i}: {body}");
+    }
+    for _ in 0..3 {
+        let s = c.pick();
+        let (status, body) = log_in(s, "user0@example.com", PW).await;
+        assert_eq!(status, 429, "attempt 8 on {} (7 allowed in all, not 7 per instance): {body}", s.base);
+    }
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_logout_on_one_instance_is_refused_by_the_others_within_100_ms() {
+    let c = Cluster::start(&[
+        ("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "1000"),
+        ("AUTHARA_RATE_LIMIT_LOGIN_EMAIL_LIMIT", "1000"),
+    ])
+    .await;
+    sign_up(&c.servers[0], "roamer@example.com").await;
+    let mut delays = Vec::new();
+    for i in 0..30 {
+        let (a, b, d) = (&c.servers[i % 3], &c.servers[(i + 1) % 3], &c.servers[(i + 2) % 3]);
+        let (status, session) = log_in(a, "roamer@example.com", PW).await;
+        assert_eq!(status, 200, "{session}");
+        let access = session["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(user_status(b, &access).await, 200);
+        assert_eq!(user_status(d, &access).await, 200);
+        log_out(a, &session).await;
+        delays.push(refused_everywhere_within(&[b, d], &access).await);
+    }
+    delays.sort();
+    let median = delays[delays.len() / 2];
+    let p99 = delays[delays.len() * 99 / 100];
+    eprintln!("revocation propagation over {} logouts: median {median:?}, p99 {p99:?}", delays.len());
+    assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_password_change_on_one_instance_signs_out_its_sessions_everywhere() {
+    let c = Cluster::start(&[]).await;
+    let first = sign_up(&c.servers[0], "changer@example.com").await;
+    let (status, second) = log_in(&c.servers[2], "changer@example.com", PW).await;
+    assert_eq!(status, 200);
+    let other = second["access_token"].as_str().unwrap().to_owned();
+    for s in &c.servers {
+        assert_eq!(user_status(s, &other).await, 200);
+    }
+    let b = &c.servers[1];
+    let script = Script::new(b).await;
+    let res = client()
+        .put(b.url("/auth/api/v1/users/password"))
+        .header(
+            "cookie",
+            format!("authara_csrf={}; authara_access={}", script.csrf(), first["access_token"].as_str().unwrap()),
+        )
+        .header("x-csrf-token", script.csrf())
+        .json(&json!({"password": NEW_PW, "current_password": PW}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    // The API's password change ends every session of the user (contract), on every instance.
+    let all: Vec<&Server> = c.servers.iter().collect();
+    refused_everywhere_within(&all, &other).await;
+    refused_everywhere_within(&all, first["access_token"].as_str().unwrap()).await;
+    let (status, _) = log_in(&c.servers[0], "changer@example.com", NEW_PW).await;
+    assert_eq!(status, 200, "the new password works on another instance");
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn one_refresh_token_sent_to_three_instances_at_once_has_one_successor() {
+    let c = Cluster::start(&[]).await;
+    let session = sign_up(&c.servers[0], "racer@example.com").await;
+    let refresh = session["refresh_token"].as_str().unwrap().to_owned();
+    let mut scripts = Vec::new();
+    for s in &c.servers {
+        scripts.push(Script::new(s).await);
+    }
+    let calls = c.servers.iter().zip(&scripts).map(|(s, script)| {
+        let cookie = format!("authara_csrf={}; authara_refresh={refresh}", script.csrf());
+        async move {
+            client()
+                .post(s.url("/auth/api/v1/sessions/refresh"))
+                .header("cookie", cookie)
+                .header("x-csrf-token", script.csrf())
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    let mut successors = HashSet::new();
+    for res in answers {
+        assert_eq!(res.status(), 200);
+        let set = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.strip_prefix("authara_refresh=")?.split(';').next().map(str::to_owned))
+            .next()
+            .expect("a new refresh cookie");
+        successors.insert(set);
+    }
+    assert_eq!(successors.len(), 1, "one successor, whichever instance answered: {successors:?}");
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn without_redis_everything_keeps_working_and_recovers_when_it_returns() {
+    let mut c = Cluster::start(&[("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "1000")]).await;
+    sign_up(&c.servers[0], "steady@example.com").await;
+
+    c.redis.stop().await;
+    let health = c.wait_health("degraded").await;
+    assert_eq!(health[0]["components"]["cache"]["status"], "down", "{:#?}", health[0]);
+    assert!(health[0]["components"]["cache"]["detail"].as_str().unwrap().contains("Redis"), "{:#?}", health[0]);
+
+    // Logins still work, and a logout on one instance is still honoured on the others (they
+    // read the session's state from the database while they cannot hear the announcements).
+    let (status, session) = log_in(&c.servers[0], "steady@example.com", PW).await;
+    assert_eq!(status, 200, "{session}");
+    let access = session["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(user_status(&c.servers[1], &access).await, 200);
+    log_out(&c.servers[0], &session).await;
+    assert_eq!(user_status(&c.servers[1], &access).await, 401);
+    assert_eq!(user_status(&c.servers[2], &access).await, 401);
+    sign_up(&c.servers[2], "during-outage@example.com").await;
+    // A logout during the outage that no other instance hears about or is asked about yet.
+    let (status, unseen) = log_in(&c.servers[0], "steady@example.com", PW).await;
+    assert_eq!(status, 200);
+    log_out(&c.servers[0], &unseen).await;
+
+    c.redis.resume().await;
+    c.wait_health("healthy").await;
+    assert_eq!(user_status(&c.servers[1], &access).await, 401, "still refused after the recovery");
+    let unseen = unseen["access_token"].as_str().unwrap();
+    for s in &c.servers {
+        assert_eq!(user_status(s, unseen).await, 401, "caught up from the database on reconnect: {}", s.base);
+    }
+    let (status, session) = log_in(&c.servers[1], "steady@example.com", PW).await;
+    assert_eq!(status, 200);
+    let access = session["access_token"].as_str().unwrap().to_owned();
+    log_out(&c.servers[1], &session).await;
+    refused_everywhere_within(&[&c.servers[0], &c.servers[2]], &access).await;
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn a_killed_instance_loses_no_committed_signup_and_the_others_keep_serving() {
+    let mut c = Cluster::start(&[
+        ("AUTHARA_RATE_LIMIT_SIGNUP_IP_LIMIT", "100000"),
+        ("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "100000"),
+    ])
+    .await;
+    let victim = c.servers.remove(0);
+    let base = victim.base.clone();
+    // Signups against the victim, as fast as they go, until it dies.
+    let load = tokio::spawn(async move {
+        let script = Script::new_at(&base).await;
+        let mut committed = Vec::new();
+        for i in 0.. {
+            let email = format!("victim{i}@example.com");
+            let res = client()
+                .post(format!("{base}/auth/api/v1/signup/direct"))
+                .header("cookie", format!("authara_csrf={}", script.csrf()))
+                .header("x-csrf-token", script.csrf())
+                .json(&json!({"email": email, "password": PW}))
+                .send()
+                .await;
+            match res {
+                Ok(r) if r.status() == 201 => committed.push(email),
+                Ok(r) => panic!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(_) => break,
+            }
+        }
+        committed
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    victim.kill().await;
+    let committed = load.await.unwrap();
+    assert!(committed.len() > 5, "the load ran before the kill: {}", committed.len());
+    // The two survivors keep serving, and every signup the victim acknowledged is there.
+    sign_up(&c.servers[0], "after-kill@example.com").await;
+    for (i, email) in committed.iter().enumerate() {
+        let (status, body) = log_in(&c.servers[i % 2], email, PW).await;
+        assert_eq!(status, 200, "{email} was acknowledged with 201 before the kill: {body}");
+    }
+    c.stop().await;
+}
