@@ -4,8 +4,9 @@ use super::reader::Reader;
 use super::{SecretString, declare_vars};
 
 declare_vars! {
-    /// `noop` (in-process, one instance; access tokens stay valid until expiry after a revocation) or `redis`
-    /// (shared rate limits, immediate revocation checks).
+    /// `noop` (in-process: one instance; limits and revocations live in this process) or `redis`
+    /// (several instances: shared rate limits, revocations announced to every instance; see
+    /// docs/instances.md).
     PROVIDER = contract("AUTHARA_CACHE_PROVIDER", "noop");
     /// Redis host (with `AUTHARA_CACHE_PROVIDER=redis`).
     REDIS_HOST = contract("AUTHARA_REDIS_HOST", "localhost");

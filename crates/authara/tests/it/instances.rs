@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::claims::{Script, server_env, user_status};
 use crate::harness::{Engine, Server, TestDb, client};
+use crate::smtp::SmtpSink;
 
 const PW: &str = "violet-harbor-tangent";
 const NEW_PW: &str = "copper-meadow-lantern";
@@ -23,12 +24,18 @@ struct Redis {
     child: Option<tokio::process::Child>,
     port: u16,
     dir: tempfile::TempDir,
+    password: Option<String>,
 }
 
 impl Redis {
     async fn start() -> Redis {
+        Redis::start_with_password(None).await
+    }
+
+    async fn start_with_password(password: Option<&str>) -> Redis {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut redis = Redis { child: None, port, dir: tempfile::tempdir().unwrap() };
+        let mut redis =
+            Redis { child: None, port, dir: tempfile::tempdir().unwrap(), password: password.map(str::to_owned) };
         redis.resume().await;
         redis
     }
@@ -39,6 +46,7 @@ impl Redis {
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(self.password.as_deref().map(|p| ["--requirepass", p]).into_iter().flatten())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -71,6 +79,10 @@ struct Cluster {
 
 impl Cluster {
     async fn start(extra: &[(&str, &str)]) -> Cluster {
+        Cluster::start_with(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()).await
+    }
+
+    async fn start_with(extra: Vec<(String, String)>) -> Cluster {
         let db = TestDb::new(Engine::Postgres, true).await;
         let redis = Redis::start().await;
         let mut vars = vec![
@@ -78,7 +90,7 @@ impl Cluster {
             ("AUTHARA_REDIS_HOST".to_owned(), "127.0.0.1".to_owned()),
             ("AUTHARA_REDIS_PORT".to_owned(), redis.port.to_string()),
         ];
-        vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        vars.extend(extra);
         let env = server_env(&db, &vars);
         let mut servers = Vec::new();
         for _ in 0..3 {
@@ -368,4 +380,80 @@ async fn a_killed_instance_loses_no_committed_signup_and_the_others_keep_serving
         assert_eq!(status, 200, "{email} was acknowledged with 201 before the kill: {body}");
     }
     c.stop().await;
+}
+
+#[tokio::test]
+async fn every_email_is_sent_once_by_one_of_three_instances() {
+    let sink = SmtpSink::start().await;
+    let mut extra = sink.env();
+    for (k, v) in [
+        ("AUTHARA_EMAIL_WORKER_POLL_INTERVAL", "20ms"),
+        ("AUTHARA_RATE_LIMIT_SIGNUP_IP_LIMIT", "1000"),
+        ("AUTHARA_RATE_LIMIT_PASSWORD_RESET_IP_LIMIT", "1000"),
+    ] {
+        extra.push((k.to_owned(), v.to_owned()));
+    }
+    let c = Cluster::start_with(extra).await;
+    let users: Vec<String> = (0..24).map(|i| format!("mail{i}@example.com")).collect();
+    for email in &users {
+        sign_up(c.pick(), email).await;
+    }
+    for email in &users {
+        let s = c.pick();
+        let script = Script::new(s).await;
+        let (status, body) = script
+            .post(s, "/auth/api/v1/password-reset/challenges", &[], &json!({"email": email, "new_password": NEW_PW}))
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while users.iter().any(|u| sink.to(u).is_empty()) {
+        assert!(Instant::now() < deadline, "not every reset mail arrived within 15 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Three workers poll the same outbox every 20 ms: give a double delivery time to show.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for u in &users {
+        assert_eq!(sink.to(u).len(), 1, "{u} got one reset mail, from whichever instance claimed it");
+    }
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn the_redis_password_is_used_and_a_wrong_one_shows_in_health() {
+    let redis = Redis::start_with_password(Some("s3cret-redis")).await;
+    let db = TestDb::new(Engine::Postgres, true).await;
+    let health = |server: &Server| {
+        let url = server.url("/auth/health");
+        async move { client().get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    for (password, expected) in [("s3cret-redis", "healthy"), ("wrong", "degraded")] {
+        let env = server_env(
+            &db,
+            &[
+                ("AUTHARA_CACHE_PROVIDER".into(), "redis".into()),
+                ("AUTHARA_REDIS_HOST".into(), "127.0.0.1".into()),
+                ("AUTHARA_REDIS_PORT".into(), redis.port.to_string()),
+                ("AUTHARA_REDIS_PASSWORD".into(), password.into()),
+            ],
+        );
+        let server = Server::start(&["serve"], &env, db.data_dir()).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut body = health(&server).await;
+        while body["status"] != expected {
+            assert!(Instant::now() < deadline, "with password {password:?}: {body:#}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            body = health(&server).await;
+        }
+        assert_eq!(body["components"]["cache"]["kind"], "redis");
+        if expected == "degraded" {
+            let detail = body["components"]["cache"]["detail"].as_str().unwrap();
+            assert!(!detail.contains("wrong"), "the password is not echoed: {detail}");
+            // Signups still work on per-instance limits.
+            sign_up(&server, "nopass@example.com").await;
+        }
+        let (exit, logs) = server.terminate().await;
+        assert!(exit.success(), "{logs}");
+        assert!(!logs.contains("s3cret-redis") && !logs.contains("\"wrong\""), "{logs}");
+    }
 }
