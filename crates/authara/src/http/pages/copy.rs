@@ -11,7 +11,7 @@ use crate::domain::{InputError, InvitationStatus};
 use crate::services::accounts::{InvitedLoginError, LoginError, SignupError};
 use crate::services::auth::ReauthError;
 use crate::services::challenges::ChallengeError;
-use crate::services::organizations::AcceptError;
+use crate::services::organizations::{AcceptError, SwitchError};
 use crate::services::profile::ProfileError;
 use crate::services::sessions::{RevokeError, SessionError};
 
@@ -153,6 +153,22 @@ pub fn invited_login(e: InvitedLoginError) -> Result<Failure, PageError> {
         InvitedLoginError::Invitation(e) => invitation(e),
         InvitedLoginError::Login(LoginError::InvalidCredentials) => Ok(form("Incorrect password.")),
         InvitedLoginError::Login(e) => login(e),
+    }
+}
+
+/// The account page's organization switch.
+pub fn switch(e: SwitchError) -> Result<Failure, PageError> {
+    match e {
+        SwitchError::ModeForbids => {
+            Ok(Failure { status: StatusCode::FORBIDDEN, message: "Switching organizations is not available here." })
+        }
+        SwitchError::NotMember => Ok(form("You are not a member of that organization.")),
+        SwitchError::SessionInvalid | SwitchError::Disabled => {
+            Err(PageError::Unauthenticated { login: "/auth/login".to_owned() })
+        }
+        SwitchError::AudienceForbidden => Err(PageError::NotAllowed),
+        SwitchError::Token(t) => Err(PageError::internal(&t)),
+        SwitchError::Store(s) => Err(s.into()),
     }
 }
 
