@@ -149,16 +149,21 @@ impl Accounts {
 
     /// The hosted invitation signup (behavior.md §9.3): an account for the address of the
     /// pending invitation behind `code`, accepting it, with the session started in the invited
-    /// organization. Any problem with the invitation is `InvalidInvitation`; the page reads the
-    /// invitation again to say which.
+    /// organization. The allowlist admits the address on the invitation's strength (§5.5). Any
+    /// problem with the invitation is `InvalidInvitation`; the page reads the invitation again to
+    /// say which.
     pub async fn signup_invited(
         &self,
         code: &str,
         password: &NewPassword,
         client: &ClientInfo,
     ) -> Result<SignedIn, SignupError> {
+        if self.core.config.challenge.enabled {
+            return Err(SignupError::Unavailable);
+        }
         let invitation = self.organizations.pending(code).await?;
         let email = EmailAddress::from_stored(invitation.email);
+        self.organizations.admit(Some(code), &email, client).await?;
         self.signup_as(&email, password, Some(code), StartIn::InvitedOrganization, client).await
     }
 
@@ -179,7 +184,7 @@ impl Accounts {
             .limit(Scope::Signup, &key)
             .await
             .map_err(|retry_after_secs| SignupError::RateLimited { retry_after_secs })?;
-        if !self.organizations.admit(code, email, client).await? {
+        if !self.core.allowed(email).await? {
             return Err(SignupError::NotAllowed);
         }
         if self.core.store.user_by_email(email).await?.is_some() {
