@@ -167,6 +167,136 @@ test('keyboard-only login', async () => {
   await context.close();
 });
 
+// A server of a test's own (other settings than the shared one's): `authara serve --migrate` with
+// `extraEnv` on a fresh data directory; resolves with the process, the directory and its address.
+function launchAuthara(extraEnv) {
+  const dir = mkdtempSync(join(tmpdir(), 'authara-browser-'));
+  const env = { PATH: process.env.PATH, AUTHARA_BIND: '127.0.0.1:0', AUTHARA_DATA_DIR: dir, LOG_LEVEL: 'info', AUTHARA_UI_PRODUCT_NAME: 'Acme', ...extraEnv };
+  const proc = spawn(BIN, ['serve', '--migrate'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error('authara did not start')), 30000);
+    let out = '';
+    const scan = (chunk) => {
+      out += chunk;
+      const m = out.match(/listening on http:\/\/([0-9.:]+)/);
+      if (m) { clearTimeout(timer); ok({ proc, dir, addr: m[1] }); }
+    };
+    proc.stdout.on('data', scan);
+    proc.stderr.on('data', (c) => { out += c; });
+    proc.on('exit', (code) => fail(new Error(`authara exited (${code}): ${out}`)));
+  });
+}
+
+// A gateway like the shared one whose authara address is asked per request (`target()`), so that
+// it can listen first and be that authara's PUBLIC_URL.
+function gatewayTo(target) {
+  const gw = http.createServer((req, res) => {
+    if (req.url.startsWith('/auth/')) {
+      const [host, port] = target().split(':');
+      const up = http.request({ host, port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode, r.headers);
+        r.pipe(res);
+      });
+      up.on('error', () => { res.writeHead(502); res.end('bad gateway'); });
+      req.pipe(up);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(`<!doctype html><title>App</title><h1>The application</h1><p id="path">${req.url.replace(/[<>&"]/g, '')}</p>`);
+  });
+  return new Promise((ok) => gw.listen(0, '127.0.0.1', () => ok({ server: gw, base: `http://127.0.0.1:${gw.address().port}` })));
+}
+test('an invitee opens the invitation link, signs up, lands in the app and sees the organization', async () => {
+  // A server of its own: multi mode, the internal API, and the gateway as its PUBLIC_URL so that
+  // invite_url points where the browser goes.
+  const TOKEN = 'browser-internal-token-0123456789';
+  let addr = null;
+  const gw = await gatewayTo(() => addr);
+  const own = await launchAuthara({ AUTHARA_ORG_MODE: 'multi', AUTHARA_INTERNAL_API_TOKEN: TOKEN, PUBLIC_URL: gw.base });
+  addr = own.addr;
+  const site = gw.base;
+  const internal = async (path, body) => {
+    const res = await fetch(`${site}/auth/internal/v1${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const json = await res.json();
+    assert.equal(res.status, 201, JSON.stringify(json));
+    return json;
+  };
+  try {
+    // The owner signs up, and the application makes them a team through the internal API.
+    const owner = await newPage();
+    await owner.page.goto(`${site}/auth/signup`);
+    await owner.page.getByLabel('Email').fill('owner@example.com');
+    await owner.page.getByLabel('Password').fill(PW);
+    await owner.page.getByRole('button', { name: 'Create account' }).click();
+    await owner.page.waitForURL(`${site}/`);
+    const me = await (await owner.page.request.get(`${site}/auth/api/v1/user`)).json();
+    const { organization } = await internal('/organizations', { name: 'Lighthouse Labs', created_by_user_id: me.id });
+    const { invitation } = await internal(`/organizations/${organization.id}/invitations`,
+      { actor_user_id: me.id, email: 'invitee@example.com', role: 'member' });
+    assert.ok(invitation.invite_url.startsWith(`${site}/auth/invitations/accept?token=`), invitation.invite_url);
+    await owner.context.close();
+
+    // The invitee, in a browser of their own, follows the link.
+    const { context, page } = await newPage();
+    const landing = await page.goto(invitation.invite_url);
+    assert.equal(landing.status(), 200);
+    await page.getByRole('heading', { name: 'Join Lighthouse Labs' }).waitFor();
+    assert.match(await page.locator('main').textContent(), /invitee@example\.com/);
+    await page.screenshot({ path: join(SHOTS, 'invitation-landing.png'), fullPage: true });
+
+    await page.getByRole('link', { name: 'Create an account' }).click();
+    await page.waitForURL(/\/auth\/invitations\/signup\?token=/);
+    const email = page.getByLabel('Email');
+    assert.equal(await email.inputValue(), 'invitee@example.com');
+    assert.equal(await email.isEditable(), false, 'the invited address is fixed');
+    // The password field has focus on load.
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'password');
+    await page.screenshot({ path: join(SHOTS, 'invitation-signup.png'), fullPage: true });
+
+    // A weak password is refused on the page, visibly.
+    await page.getByLabel('Password').fill('12345678');
+    await page.getByRole('button', { name: 'Create account and join' }).click();
+    await page.getByRole('alert').waitFor();
+    assert.match(await page.getByRole('alert').textContent(), /too common/);
+    await page.screenshot({ path: join(SHOTS, 'invitation-signup-error.png'), fullPage: true });
+
+    await page.getByLabel('Password').fill(PW);
+    await page.getByRole('button', { name: 'Create account and join' }).click();
+    await page.waitForURL(`${site}/`);
+    assert.equal(await page.locator('h1').textContent(), 'The application');
+
+    // The session is in the invited organization, and the account page shows it.
+    const current = await (await page.request.get(`${site}/auth/api/v1/organizations/current`)).json();
+    assert.equal(current.id, organization.id);
+    await page.goto(`${site}/auth/account`);
+    const orgs = page.locator('section[aria-labelledby="orgs-h"]');
+    await orgs.getByText('Lighthouse Labs').waitFor();
+    assert.match(await orgs.locator('li', { hasText: 'Lighthouse Labs' }).textContent(), /Current/);
+    await orgs.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(SHOTS, 'invitation-account.png'), fullPage: true });
+
+    // The personal organization is one click away; switching comes back with a notice.
+    await orgs.getByRole('button', { name: /^Switch to / }).click();
+    await page.getByText('You switched organization.').waitFor();
+    assert.doesNotMatch(await page.locator('section[aria-labelledby="orgs-h"] li', { hasText: 'Lighthouse Labs' }).textContent(), /Current/);
+
+    // The link is spent: a readable page, not a form.
+    const used = await page.goto(invitation.invite_url);
+    assert.equal(used.status(), 410);
+    await page.getByRole('heading', { name: 'This invitation was already used' }).waitFor();
+    await page.screenshot({ path: join(SHOTS, 'invitation-used.png'), fullPage: true });
+    await context.close();
+  } finally {
+    gw.server.close();
+    own.proc.kill('SIGTERM');
+    rmSync(own.dir, { recursive: true, force: true });
+  }
+});
+
 test('error page, phone layout and dark theme look like the product', async () => {
   const { context, page } = await newPage();
   const res = await page.goto(`${base}/auth/no-such-page`);

@@ -76,7 +76,10 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/sessions/{id}/revoke", post(pages::account::revoke_session))
         .route("/auth/user/delete", post(pages::account::delete_account))
         .route("/auth/successful-deletion", get(pages::account::deleted))
+        .route("/auth/organizations/{id}/switch", post(pages::account::switch_organization))
         .route("/auth/invitations/accept", get(pages::invitations::accept_page).post(pages::invitations::accept))
+        .route("/auth/invitations/signup", get(pages::invitations::signup_page).post(pages::invitations::signup))
+        .route("/auth/invitations/login", get(pages::invitations::login_page).post(pages::invitations::login))
         // Admin console (behavior.md §10): admin audience, `admin` role, CSRF on every POST.
         .route("/auth/admin", get(pages::admin::dashboard))
         .route("/auth/admin/", get(pages::admin::dashboard))

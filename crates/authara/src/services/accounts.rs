@@ -9,7 +9,7 @@ use super::auth::{Principal, ReauthError};
 use super::events::DomainEvent;
 use super::organizations::{AcceptError, Organizations};
 use super::password::{HashError, Verified};
-use super::sessions::{ClientInfo, Issued, SessionError, Sessions};
+use super::sessions::{ClientInfo, Issued, SessionError, Sessions, StartIn};
 use crate::cache::{LimitKey, Scope};
 use crate::config::OrgMode;
 use crate::domain::{
@@ -69,6 +69,18 @@ pub enum PasswordChangeError {
     Store(#[from] StoreError),
 }
 
+/// Why a password login on an invitation (the hosted invitation login page) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InvitedLoginError {
+    /// Only `multi` mode lets an existing account accept an invitation by signing in.
+    #[error("signing in on an invitation is only available in multi mode")]
+    ModeForbids,
+    #[error(transparent)]
+    Invitation(#[from] AcceptError),
+    #[error(transparent)]
+    Login(#[from] LoginError),
+}
+
 /// A signed-in user and their new session's tokens.
 #[derive(Debug, Clone)]
 pub struct SignedIn {
@@ -76,6 +88,12 @@ pub struct SignedIn {
     pub tokens: Issued,
     /// After a password login: the device token this client keeps (see [`Accounts::login`]).
     pub device: Option<String>,
+}
+
+/// A password that checked out, and the device token its client keeps.
+struct Checked {
+    user: UserRow,
+    device: String,
 }
 
 /// How long a device token vouches for a client that logged in before.
@@ -126,6 +144,37 @@ impl Accounts {
         invitation_code: Option<&str>,
         client: &ClientInfo,
     ) -> Result<SignedIn, SignupError> {
+        self.signup_as(email, password, invitation_code, StartIn::Default, client).await
+    }
+
+    /// The hosted invitation signup (behavior.md §9.3): an account for the address of the
+    /// pending invitation behind `code`, accepting it, with the session started in the invited
+    /// organization. The allowlist admits the address on the invitation's strength (§5.5). Any
+    /// problem with the invitation is `InvalidInvitation`; the page reads the invitation again to
+    /// say which.
+    pub async fn signup_invited(
+        &self,
+        code: &str,
+        password: &NewPassword,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, SignupError> {
+        if self.core.config.challenge.enabled {
+            return Err(SignupError::Unavailable);
+        }
+        let invitation = self.organizations.pending(code).await?;
+        let email = EmailAddress::from_stored(invitation.email);
+        self.organizations.admit(Some(code), &email, client).await?;
+        self.signup_as(&email, password, Some(code), StartIn::InvitedOrganization, client).await
+    }
+
+    async fn signup_as(
+        &self,
+        email: &EmailAddress,
+        password: &NewPassword,
+        invitation_code: Option<&str>,
+        start_in: StartIn,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, SignupError> {
         if self.core.config.challenge.enabled {
             return Err(SignupError::Unavailable);
         }
@@ -155,10 +204,12 @@ impl Accounts {
         }
         let own_org = self.gets_own_org(invitation.is_some());
         let user = self.create_user_with(&mut tx, email, Some(&hash), own_org).await?.ok_or(SignupError::EmailTaken)?;
+        let mut org = None;
         if let Some(invitation) = &invitation {
-            self.organizations.accept_in(&mut tx, invitation, &user).await?;
+            let accepted = self.organizations.accept_in(&mut tx, invitation, &user).await?;
+            org = (start_in == StartIn::InvitedOrganization).then_some(accepted.organization_id);
         }
-        let tokens = self.sessions.create(&mut tx, &user, Audience::App, client).await?;
+        let tokens = self.sessions.create_in(&mut tx, &user, org, Audience::App, client).await?;
         tx.commit().await?;
         Ok(SignedIn { user, tokens, device: None })
     }
@@ -233,13 +284,8 @@ impl Accounts {
         Ok(Some(user))
     }
 
-    /// `POST /login`: the same answer and the same cost for an unknown email, a wrong
-    /// password and an account without a password.
-    ///
-    /// why (design.md decision 12): a per-email limit alone lets anyone lock the owner out by
-    /// failing on purpose. A client presenting a valid `device` token for this account (issued
-    /// at an earlier successful login, OWASP's "device cookies") is limited on its own budget
-    /// instead, so strangers' failures do not block it; everyone else shares the per-email one.
+    /// `POST /login`: the password check ([`Self::check_password`]), then a session in the
+    /// default organization, audited as `user.login`.
     pub async fn login(
         &self,
         email: &EmailAddress,
@@ -248,6 +294,69 @@ impl Accounts {
         client: &ClientInfo,
         device: Option<&str>,
     ) -> Result<SignedIn, LoginError> {
+        let checked = self.check_password(email, password, client, device).await?;
+        let user = checked.user;
+        let mut tx = self.core.store.begin().await?;
+        let tokens = self.sessions.create(&mut tx, &user, audience, client).await?;
+        let meta = json!({ "method": "password", "audience": audience.as_str() });
+        self.core
+            .audit(&mut tx, &Actor::user(user.id, client), "user.login", Some((user.id, &user.email)), meta)
+            .await?;
+        tx.commit().await?;
+        Ok(SignedIn { user, tokens, device: Some(checked.device) })
+    }
+
+    /// The hosted invitation login (`multi` mode, behavior.md §9.3): a password login as the
+    /// address of the pending invitation behind `code` (rate limit `login` on that address, as
+    /// [`Self::login`]), which accepts it; the new app session starts in the invited
+    /// organization. The allowlist admits the address on the invitation's strength (§5.5).
+    pub async fn login_invited(
+        &self,
+        code: &str,
+        password: &str,
+        client: &ClientInfo,
+        device: Option<&str>,
+    ) -> Result<SignedIn, InvitedLoginError> {
+        if self.core.config.org_mode != OrgMode::Multi {
+            return Err(InvitedLoginError::ModeForbids);
+        }
+        let invitation = self.organizations.pending(code).await?;
+        let email = EmailAddress::from_stored(invitation.email);
+        let checked = self.check_password(&email, password, client, device).await?;
+        let user = checked.user;
+        // Not admitted means the invitation stopped being pending: the locked read says why.
+        self.organizations.admit(Some(code), &email, client).await.map_err(LoginError::from)?;
+        let mut tx = self.core.store.begin().await.map_err(LoginError::from)?;
+        let row = self.organizations.lock_by_code(&mut tx, code, &email).await?;
+        let accepted = self.organizations.accept_in(&mut tx, &row, &user).await?;
+        let tokens = self
+            .sessions
+            .create_in(&mut tx, &user, Some(accepted.organization_id), Audience::App, client)
+            .await
+            .map_err(LoginError::from)?;
+        let meta = json!({ "method": "password", "audience": Audience::App.as_str(), "invitation_id": row.id });
+        self.core
+            .audit(&mut tx, &Actor::user(user.id, client), "user.login", Some((user.id, &user.email)), meta)
+            .await
+            .map_err(LoginError::from)?;
+        tx.commit().await.map_err(LoginError::from)?;
+        Ok(SignedIn { user, tokens, device: Some(checked.device) })
+    }
+
+    /// The password check of a login: the same answer and the same cost for an unknown email, a
+    /// wrong password and an account without a password; the device token the client keeps.
+    ///
+    /// why (design.md decision 12): a per-email limit alone lets anyone lock the owner out by
+    /// failing on purpose. A client presenting a valid `device` token for this account (issued
+    /// at an earlier successful login, OWASP's "device cookies") is limited on its own budget
+    /// instead, so strangers' failures do not block it; everyone else shares the per-email one.
+    async fn check_password(
+        &self,
+        email: &EmailAddress,
+        password: &str,
+        client: &ClientInfo,
+        device: Option<&str>,
+    ) -> Result<Checked, LoginError> {
         if password.len() > 1024 {
             return Err(LoginError::InvalidCredentials);
         }
@@ -285,18 +394,11 @@ impl Accounts {
             Verified::Yes => {}
             Verified::YesRehash => self.rehash_later(user.id, password, stored),
         }
-        let mut tx = self.core.store.begin().await?;
-        let tokens = self.sessions.create(&mut tx, &user, audience, client).await?;
-        let meta = json!({ "method": "password", "audience": audience.as_str() });
-        self.core
-            .audit(&mut tx, &Actor::user(user.id, client), "user.login", Some((user.id, &user.email)), meta)
-            .await?;
-        tx.commit().await?;
         let device = match (device, device_id) {
             (Some(kept), Some(_)) => kept.to_owned(),
             _ => self.core.secrets.device_token(email.as_str(), now),
         };
-        Ok(SignedIn { user, tokens, device: Some(device) })
+        Ok(Checked { user, device })
     }
 
     /// Upgrades a hash in the background so the login answers at the speed of one hash.

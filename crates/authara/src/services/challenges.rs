@@ -16,7 +16,7 @@ use super::auth::{Principal, ReauthError};
 use super::events::DomainEvent;
 use super::organizations::{AcceptError, Organizations};
 use super::password::HashError;
-use super::sessions::{ClientInfo, SessionError, Sessions};
+use super::sessions::{ClientInfo, SessionError, Sessions, StartIn};
 use crate::cache::{LimitKey, Scope};
 use crate::clock::ms;
 use crate::domain::{Audience, ChallengePurpose, EmailAddress, NewPassword, UserId};
@@ -236,12 +236,12 @@ impl Challenges {
             return Err(ChallengeError::Unavailable);
         }
         self.limit(Scope::Signup, client, Some(email)).await?;
-        if !self.core.allowed(email).await? {
+        let code = invitation_code.map(str::trim).filter(|c| !c.is_empty());
+        if !self.organizations.admit(code, email, client).await? {
             return Err(ChallengeError::NotAllowed);
         }
         let hash = self.core.hasher.hash(password.expose()).await?;
         let taken = self.core.store.user_by_email(email).await?.is_some();
-        let code = invitation_code.map(str::trim).filter(|c| !c.is_empty());
         let invitation = match code {
             Some(code) if !taken => Some(self.organizations.pending_for(code, email).await?.id),
             _ => None,
@@ -253,9 +253,16 @@ impl Challenges {
     }
 
     /// `POST /signup/challenges/verify`: creates the account and its session with the
-    /// challenge consumed, all in one transaction; accepts the challenge's invitation, if any
-    /// (the session starts in the user's default organization).
-    pub async fn verify_signup(&self, id: Uuid, code: &str, client: &ClientInfo) -> Result<SignedIn, ChallengeError> {
+    /// challenge consumed, all in one transaction; accepts the challenge's invitation, if any.
+    /// The session starts in the user's default organization (the API), or in the invited one
+    /// with [`StartIn::InvitedOrganization`] (the hosted code page, behavior.md §6.3).
+    pub async fn verify_signup(
+        &self,
+        id: Uuid,
+        code: &str,
+        start_in: StartIn,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, ChallengeError> {
         if !self.core.config.challenge.enabled {
             return Err(ChallengeError::Unavailable);
         }
@@ -275,10 +282,12 @@ impl Challenges {
             .create_user_with(&mut tx, &email, c.password_hash.as_deref(), own_org)
             .await?
             .ok_or(ChallengeError::EmailTaken)?;
+        let mut org = None;
         if let Some(invitation) = &invitation {
-            self.organizations.accept_in(&mut tx, invitation, &user).await?;
+            let accepted = self.organizations.accept_in(&mut tx, invitation, &user).await?;
+            org = (start_in == StartIn::InvitedOrganization).then_some(accepted.organization_id);
         }
-        let tokens = self.sessions.create(&mut tx, &user, Audience::App, client).await?;
+        let tokens = self.sessions.create_in(&mut tx, &user, org, Audience::App, client).await?;
         tx.consume_challenge(id, self.core.now_ms()).await?;
         tx.commit().await?;
         Ok(SignedIn { user, tokens, device: None })

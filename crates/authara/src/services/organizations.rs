@@ -16,9 +16,10 @@ pub use crate::store::invitations::InvitationRow;
 pub use crate::store::organizations::{MemberRow, MembershipRow, OrgRow, UserMembershipRow};
 
 use super::Core;
+use super::audit::Actor;
 use super::auth::Principal;
 use super::events::{DomainEvent, InvitationFacts, InvitationMail};
-use super::sessions::{Issued, hash_refresh_token, new_refresh_token};
+use super::sessions::{ClientInfo, Issued, hash_refresh_token, new_refresh_token};
 use super::token::{Grant, TokenError};
 use crate::clock::ms;
 use crate::config::OrgMode;
@@ -132,6 +133,16 @@ pub struct Invitation {
     pub metadata: Map<String, Value>,
     /// Only when the invitation was just created (create and resend).
     pub invite_url: Option<String>,
+}
+
+/// An invitation as its hosted pages show it.
+#[derive(Debug, Clone)]
+pub struct InvitationPreview {
+    pub invitation: Invitation,
+    /// The organization's name.
+    pub organization: String,
+    /// Whether an account uses the invited address.
+    pub account_exists: bool,
 }
 
 /// What an internal caller asks to invite.
@@ -638,13 +649,53 @@ impl Organizations {
         Ok(Accepted { organization_id: org, membership_created: created })
     }
 
-    /// What the accept page shows: the invitation behind `token` and its organization's name;
-    /// `None` for a token that is not one.
-    pub async fn preview(&self, token: &str) -> Result<Option<(Invitation, String)>, StoreError> {
+    /// What the invitation pages show: the invitation behind `token`, its organization's name,
+    /// and whether its address has an account already; `None` for a token that is not one.
+    pub async fn preview(&self, token: &str) -> Result<Option<InvitationPreview>, StoreError> {
         let store = &self.core.store;
         let Some(row) = store.invitation_by_token(&token_hash(token)).await? else { return Ok(None) };
-        let Some(name) = store.org_name(row.organization_id).await? else { return Ok(None) };
-        Ok(Some((self.invitation(row, None), name)))
+        let Some(organization) = store.org_name(row.organization_id).await? else { return Ok(None) };
+        let account_exists = store.user_by_email(&EmailAddress::from_stored(row.email.clone())).await?.is_some();
+        Ok(Some(InvitationPreview { invitation: self.invitation(row, None), organization, account_exists }))
+    }
+
+    /// The pending invitation behind `code`, whoever it is for (the hosted pages sign up or sign
+    /// in as its address), read without a lock: the acceptance checks it again, locked.
+    pub(crate) async fn pending(&self, code: &str) -> Result<InvitationRow, AcceptError> {
+        if self.mode() == OrgMode::Personal {
+            return Err(AcceptError::Disabled);
+        }
+        let row = self.core.store.invitation_by_token(&token_hash(code)).await?.ok_or(AcceptError::Unknown)?;
+        let email = EmailAddress::from_stored(row.email.clone());
+        self.acceptable(&row, &email, None)?;
+        Ok(row)
+    }
+
+    /// The allowlist's invitation exception (behavior.md §5.5): whether `email` may sign up or
+    /// start a session. With the allowlist on, an address not on it is admitted (put on the list,
+    /// audited as `allowlist.email_added`, committed before the caller goes on) when `code` is a
+    /// pending invitation for it.
+    pub(crate) async fn admit(
+        &self,
+        code: Option<&str>,
+        email: &EmailAddress,
+        client: &ClientInfo,
+    ) -> Result<bool, StoreError> {
+        if self.core.allowed(email).await? {
+            return Ok(true);
+        }
+        let Some(code) = code else { return Ok(false) };
+        let mut tx = self.core.store.begin().await?;
+        let row = match self.lock_by_code(&mut tx, code, email).await {
+            Ok(row) => row,
+            Err(AcceptError::Store(e)) => return Err(e),
+            Err(_) => return Ok(false),
+        };
+        tx.allow_email(email.as_str(), None, self.core.now_ms()).await?;
+        let meta = serde_json::json!({ "email": email.as_str(), "invitation_id": row.id });
+        self.core.audit(&mut tx, &Actor::anonymous(client), "allowlist.email_added", None, meta).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// A signed-in user accepts the invitation behind `token` (the hosted accept page).

@@ -17,8 +17,8 @@ use super::audit::{Actor, ActorKind};
 use super::token::{Grant, TokenError};
 use crate::clock::ms;
 use crate::config::RotationPolicy;
-use crate::domain::{Audience, SessionId, UserId, truncate};
-use crate::store::accounts::UserRow;
+use crate::domain::{Audience, OrgId, SessionId, UserId, truncate};
+use crate::store::accounts::{Membership, UserRow};
 use crate::store::refresh::NewRefresh;
 use crate::store::sessions::{NewSession, SessionInfo};
 use crate::store::{StoreError, Tx};
@@ -41,6 +41,15 @@ pub fn hash_refresh_token(token: &str) -> [u8; 32] {
 pub struct Issued {
     pub access_token: String,
     pub refresh_token: String,
+}
+
+/// Where the session of a signup or login that accepts an invitation starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartIn {
+    /// The user's default organization (the API's signups, behavior.md §1.2).
+    Default,
+    /// The invited organization (the hosted invitation pages and their code page, §9.3, §6.3).
+    InvitedOrganization,
 }
 
 /// Who is starting a session.
@@ -109,7 +118,8 @@ impl Sessions {
         Self { core }
     }
 
-    /// Creates a session in `tx` (behavior.md §2.3) and mints its tokens.
+    /// Creates a session in `tx` (behavior.md §2.3) in the user's default organization and mints
+    /// its tokens.
     pub(crate) async fn create(
         &self,
         tx: &mut Tx,
@@ -117,9 +127,30 @@ impl Sessions {
         audience: Audience,
         client: &ClientInfo,
     ) -> Result<Issued, SessionError> {
+        self.create_in(tx, user, None, audience, client).await
+    }
+
+    /// [`Self::create`], starting in `org` when given (a membership the user holds, such as the
+    /// one an invitation just made: the hosted invitation flows land there, behavior.md §9.3),
+    /// else in the default organization.
+    pub(crate) async fn create_in(
+        &self,
+        tx: &mut Tx,
+        user: &UserRow,
+        org: Option<OrgId>,
+        audience: Audience,
+        client: &ClientInfo,
+    ) -> Result<Issued, SessionError> {
         let now = self.core.now_ms();
         let cfg = &self.core.config.session;
-        let membership = tx.default_membership(user.id).await?.ok_or(SessionError::NoOrganization)?;
+        let membership = match org {
+            Some(org) => tx
+                .membership(org, user.id)
+                .await?
+                .map(|m| Membership { organization_id: m.organization_id, role: m.role }),
+            None => tx.default_membership(user.id).await?,
+        }
+        .ok_or(SessionError::NoOrganization)?;
         let roles = tx.user_roles(user.id).await?;
         if !audience.permits(&roles) {
             return Err(SessionError::AudienceForbidden);

@@ -11,10 +11,12 @@ use super::fields::{self, Password};
 use super::layout::alert;
 use super::{CsrfForm, PageCtx, PageError, PageQuery, PageUser};
 use crate::clock::rfc3339;
-use crate::domain::{NewPassword, SessionId, Username};
+use crate::config::OrgMode;
+use crate::domain::{Audience, NewPassword, OrgId, OrgKind, OrgRole, SessionId, Username};
 use crate::http::extract::Client;
 use crate::services::auth::Principal;
 use crate::services::device::describe_device;
+use crate::services::organizations::SwitchError;
 
 /// Fixed notices shown after an action (never text from the request).
 fn notice(code: Option<&str>) -> Option<&'static str> {
@@ -24,6 +26,7 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "revoked" => "That device was signed out.",
         "revoked-others" => "All other devices were signed out.",
         "email" => "Your email address was changed.",
+        "switched" => "You switched organization.",
         _ => return None,
     })
 }
@@ -51,6 +54,21 @@ fn activity(action: &str) -> &'static str {
     }
 }
 
+fn kind(k: OrgKind) -> &'static str {
+    match k {
+        OrgKind::Personal => "Personal",
+        OrgKind::Team => "Team",
+    }
+}
+
+fn role(r: OrgRole) -> &'static str {
+    match r {
+        OrgRole::Owner => "Owner",
+        OrgRole::Admin => "Admin",
+        OrgRole::Member => "Member",
+    }
+}
+
 /// The current-password field of sensitive forms: needed unless the sign-in is recent.
 fn reauth_field(id: &str) -> Markup {
     html! {
@@ -75,6 +93,12 @@ pub async fn render(
         Ok(_) => PageError::Internal("account page".to_owned()),
         Err(p) => p,
     })?;
+    let mode = ctx.state().config.org_mode;
+    // `personal` mode keeps organizations out of sight (behavior.md §9.4).
+    let organizations = match mode {
+        OrgMode::Personal => Vec::new(),
+        OrgMode::Single | OrgMode::Multi => services.organizations().mine(who).await?,
+    };
     let mut sessions = services.sessions().list(who.user_id()).await?;
     let events = services.admin().own_events(who).await?;
     let current = who.session_id();
@@ -103,6 +127,31 @@ pub async fn render(
                             input id="username" name="username" type="text" autocomplete="username" required minlength="3" maxlength="30" pattern="[A-Za-z0-9_\\-]+" value=(user.username);
                         }
                         button.secondary type="submit" { "Change username" }
+                    }
+                }
+            }
+            @if !organizations.is_empty() {
+                section.block aria-labelledby="orgs-h" {
+                    h2 id="orgs-h" { "Organizations" }
+                    ul.sessions.orgs {
+                        @for m in &organizations {
+                            @let current = m.organization.id == who.org_id();
+                            li {
+                                div {
+                                    div.device {
+                                        (m.organization.name)
+                                        @if current { span.badge { "Current" } }
+                                    }
+                                    div.meta { (kind(m.organization.kind)) " · " (role(m.role)) }
+                                }
+                                @if mode == OrgMode::Multi && !current {
+                                    form method="post" action={ "/auth/organizations/" (m.organization.id) "/switch" } {
+                                        (csrf)
+                                        button.secondary.small type="submit" aria-label={ "Switch to " (m.organization.name) } { "Switch" }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -283,6 +332,27 @@ pub async fn revoke_session(
         Err(_) => Err(copy::revoke(crate::services::sessions::RevokeError::NotFound)?),
     };
     outcome(&ctx, &who, result, "revoked").await
+}
+
+/// `POST /auth/organizations/{id}/switch` (`multi` mode): moves this session to one of the
+/// user's organizations (new cookies for it) and goes back to the account page.
+pub async fn switch_organization(
+    ctx: PageCtx,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<AccountForm>,
+) -> Result<Response, PageError> {
+    let who = ctx.user().await?;
+    let result = match uuid::Uuid::parse_str(&id) {
+        Ok(id) => match ctx.state().services.organizations().switch(&who, OrgId(id), Audience::App).await {
+            Ok(issued) => {
+                ctx.set_session(&issued);
+                Ok(())
+            }
+            Err(e) => Err(copy::switch(e)?),
+        },
+        Err(_) => Err(copy::switch(SwitchError::NotMember)?),
+    };
+    outcome(&ctx, &who, result, "switched").await
 }
 
 pub async fn revoke_others(

@@ -13,6 +13,7 @@ use super::layout::alert;
 use super::{CsrfForm, PageCtx, PageError, PageQuery};
 use crate::domain::{ChallengePurpose, EmailAddress, NewPassword};
 use crate::http::extract::Client;
+use crate::services::sessions::StartIn;
 
 fn title(purpose: ChallengePurpose) -> &'static str {
     match purpose {
@@ -120,13 +121,17 @@ pub async fn verify_post(
     let services = &ctx.state().services;
     let challenges = services.challenges();
     let error = match purpose {
-        ChallengePurpose::Signup => match challenges.verify_signup(id, code, &client).await {
-            Ok(signed) => {
-                ctx.set_session(&signed.tokens);
-                return Ok(ctx.redirect(&ctx.return_to));
+        // A signup that accepts an invitation lands in the invited organization, and replaces
+        // whoever was signed in on this browser (behavior.md §6.3, §9.3).
+        ChallengePurpose::Signup => {
+            match challenges.verify_signup(id, code, StartIn::InvitedOrganization, &client).await {
+                Ok(signed) => {
+                    ctx.replace_session(&signed).await;
+                    return Ok(ctx.redirect(&ctx.return_to));
+                }
+                Err(e) => e,
             }
-            Err(e) => e,
-        },
+        }
         ChallengePurpose::PasswordReset => match challenges.verify_password_reset(id, code, &client).await {
             Ok(()) => {
                 ctx.clear_session();

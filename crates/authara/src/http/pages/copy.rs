@@ -6,11 +6,12 @@
 use axum::http::StatusCode;
 
 use super::error::PageError;
-use crate::domain::InputError;
-use crate::services::accounts::{LoginError, SignupError};
+use crate::config::OrgMode;
+use crate::domain::{InputError, InvitationStatus};
+use crate::services::accounts::{InvitedLoginError, LoginError, SignupError};
 use crate::services::auth::ReauthError;
 use crate::services::challenges::ChallengeError;
-use crate::services::organizations::AcceptError;
+use crate::services::organizations::{AcceptError, SwitchError};
 use crate::services::profile::ProfileError;
 use crate::services::sessions::{RevokeError, SessionError};
 
@@ -23,6 +24,10 @@ pub struct Failure {
 
 const fn form(message: &'static str) -> Failure {
     Failure { status: StatusCode::UNPROCESSABLE_ENTITY, message }
+}
+
+const fn gone(message: &'static str) -> Failure {
+    Failure { status: StatusCode::GONE, message }
 }
 
 const fn limited(message: &'static str) -> Failure {
@@ -127,13 +132,99 @@ pub fn revoke(e: RevokeError) -> Result<Failure, PageError> {
 
 pub fn invitation(e: AcceptError) -> Result<Failure, PageError> {
     match e {
-        AcceptError::Unknown | AcceptError::Revoked | AcceptError::Expired | AcceptError::AcceptedByOther => {
-            Ok(form("This invitation is no longer available. Ask for a new one."))
-        }
+        AcceptError::Unknown => Ok(form("This invitation link is not valid. Ask for a new one.")),
+        AcceptError::Revoked => Ok(gone("This invitation was withdrawn. Ask for a new one.")),
+        AcceptError::Expired => Ok(gone("This invitation has expired. Ask for a new one.")),
+        AcceptError::AcceptedByOther => Ok(gone("This invitation was already used.")),
         AcceptError::WrongEmail => Ok(form("This invitation is for another email address. Sign in with that address.")),
         AcceptError::AlreadyInAnOrganization | AcceptError::Disabled => {
             Ok(form("This invitation cannot be accepted with your account."))
         }
         AcceptError::Store(s) => Err(s.into()),
+    }
+}
+
+/// The invitation login page's refusals.
+pub fn invited_login(e: InvitedLoginError) -> Result<Failure, PageError> {
+    match e {
+        InvitedLoginError::ModeForbids => {
+            Ok(Failure { status: StatusCode::FORBIDDEN, message: INVITATION_LOGIN_OFF.message })
+        }
+        InvitedLoginError::Invitation(e) => invitation(e),
+        InvitedLoginError::Login(LoginError::InvalidCredentials) => Ok(form("Incorrect password.")),
+        InvitedLoginError::Login(e) => login(e),
+    }
+}
+
+/// The account page's organization switch.
+pub fn switch(e: SwitchError) -> Result<Failure, PageError> {
+    match e {
+        SwitchError::ModeForbids => {
+            Ok(Failure { status: StatusCode::FORBIDDEN, message: "Switching organizations is not available here." })
+        }
+        SwitchError::NotMember => Ok(form("You are not a member of that organization.")),
+        SwitchError::SessionInvalid | SwitchError::Disabled => {
+            Err(PageError::Unauthenticated { login: "/auth/login".to_owned() })
+        }
+        SwitchError::AudienceForbidden => Err(PageError::NotAllowed),
+        SwitchError::Token(t) => Err(PageError::internal(&t)),
+        SwitchError::Store(s) => Err(s.into()),
+    }
+}
+
+/// An invitation link that leads nowhere: the page's status, heading and words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub message: &'static str,
+}
+
+/// A link without a token, or whose token is no invitation.
+pub const INVITATION_INVALID: Unavailable = Unavailable {
+    status: StatusCode::BAD_REQUEST,
+    title: "Invitation not found",
+    message: "This invitation link is not valid. Check that you opened the whole link from the email, or ask for a new invitation.",
+};
+
+/// `personal` mode has no invitations.
+pub const INVITATIONS_OFF: Unavailable = Unavailable {
+    status: StatusCode::FORBIDDEN,
+    title: "Invitations are not available",
+    message: "This service does not use invitations. You can create an account or sign in as usual.",
+};
+
+/// Signing in on an invitation is `multi` mode's only.
+pub const INVITATION_LOGIN_OFF: Unavailable = Unavailable {
+    status: StatusCode::FORBIDDEN,
+    title: "Sign-in is not available for invitations",
+    message: "Invitations here are accepted by creating a new account for the invited address.",
+};
+
+/// A non-pending invitation (410); `None` while it is pending.
+pub fn invitation_status(status: InvitationStatus) -> Option<Unavailable> {
+    let (title, message) = match status {
+        InvitationStatus::Pending => return None,
+        InvitationStatus::Expired => (
+            "This invitation has expired",
+            "Invitations are valid for a limited time. Ask the person who invited you to send a new one.",
+        ),
+        InvitationStatus::Revoked => {
+            ("This invitation was withdrawn", "It can no longer be used. If you still want to join, ask for a new one.")
+        }
+        InvitationStatus::Accepted => {
+            ("This invitation was already used", "Each invitation works once. If you accepted it, sign in to continue.")
+        }
+    };
+    Some(Unavailable { status: StatusCode::GONE, title, message })
+}
+
+/// The invited address has an account, so the invitation cannot create one.
+pub fn invited_account_exists(mode: OrgMode) -> &'static str {
+    match mode {
+        OrgMode::Multi => "An account with this email address already exists. Sign in to accept the invitation.",
+        OrgMode::Single | OrgMode::Personal => {
+            "An account with this email address already exists, and here an account belongs to one organization only. Ask for an invitation for another email address."
+        }
     }
 }

@@ -110,6 +110,17 @@ impl PageCtx {
         self.cookies.push(self.state.signed_in_cookies(signed));
     }
 
+    /// Signs `signed` in on this browser in place of whoever was: the session the browser came
+    /// with (if any) is logged out and its cookies cleared before the new ones are set, so the
+    /// completion of an invitation never leaves the previous session alive (behavior.md §9.3).
+    pub async fn replace_session(&self, signed: &crate::services::accounts::SignedIn) {
+        if self.access.is_some() || self.refresh.is_some() {
+            self.state.services.sessions().logout(self.refresh.as_deref(), self.access.as_deref()).await;
+            self.clear_session();
+        }
+        self.signed_in(signed);
+    }
+
     /// The device cookie as it came.
     pub fn device_token(&self) -> Option<&str> {
         self.device.as_deref()

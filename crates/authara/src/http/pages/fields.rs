@@ -18,6 +18,18 @@ pub fn email(name: &str, label: &str, value: &str, autofocus: bool) -> Markup {
     }
 }
 
+/// An email address the form is for and that cannot be changed (an invitation's): shown
+/// read-only, and hinted as the username so that password managers file the password under it.
+/// It is not submitted (no `name`); the form carries what it stands for.
+pub fn fixed_email(id: &str, label: &str, value: &str) -> Markup {
+    html! {
+        div.field {
+            label for=(id) { (label) }
+            input id=(id) type="email" autocomplete="username" readonly value=(value);
+        }
+    }
+}
+
 /// Which password a field asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Password {
