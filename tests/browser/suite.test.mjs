@@ -8,6 +8,7 @@ import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import http from 'node:http';
+import net from 'node:net';
 import { chromium } from 'playwright-core';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -187,6 +188,36 @@ function launchAuthara(extraEnv) {
   });
 }
 
+// A minimal SMTP server that keeps every message (recipients and body) in memory.
+function smtpSink() {
+  const messages = [];
+  const srv = net.createServer((sock) => {
+    let buf = '', inData = false, data = '', to = [];
+    sock.write('220 sink ESMTP\r\n');
+    sock.on('data', (chunk) => {
+      buf += chunk;
+      let i;
+      while ((i = buf.indexOf('\r\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (inData) {
+          if (line === '.') { inData = false; messages.push({ to, data }); data = ''; sock.write('250 queued\r\n'); } else { data += line + '\n'; }
+          continue;
+        }
+        const up = line.toUpperCase();
+        if (up.startsWith('EHLO') || up.startsWith('HELO')) sock.write('250-sink\r\n250 8BITMIME\r\n');
+        else if (up.startsWith('MAIL FROM')) { to = []; sock.write('250 ok\r\n'); }
+        else if (up.startsWith('RCPT TO')) { to.push(line.slice(8).replace(/[:<>\s]/g, '')); sock.write('250 ok\r\n'); }
+        else if (up === 'DATA') { inData = true; sock.write('354 go ahead\r\n'); }
+        else if (up === 'QUIT') { sock.end('221 bye\r\n'); }
+        else sock.write('250 ok\r\n');
+      }
+    });
+    sock.on('error', () => {});
+  });
+  return new Promise((ok) => srv.listen(0, '127.0.0.1', () => ok({ server: srv, port: srv.address().port, messages })));
+}
+
 // A gateway like the shared one whose authara address is asked per request (`target()`), so that
 // it can listen first and be that authara's PUBLIC_URL.
 function gatewayTo(target) {
@@ -206,13 +237,18 @@ function gatewayTo(target) {
   });
   return new Promise((ok) => gw.listen(0, '127.0.0.1', () => ok({ server: gw, base: `http://127.0.0.1:${gw.address().port}` })));
 }
-test('an invitee opens the invitation link, signs up, lands in the app and sees the organization', async () => {
+test('an invitee opens the mailed invitation link, signs up, lands in the app and sees the organization', async () => {
   // A server of its own: multi mode, the internal API, and the gateway as its PUBLIC_URL so that
   // invite_url points where the browser goes.
   const TOKEN = 'browser-internal-token-0123456789';
   let addr = null;
   const gw = await gatewayTo(() => addr);
-  const own = await launchAuthara({ AUTHARA_ORG_MODE: 'multi', AUTHARA_INTERNAL_API_TOKEN: TOKEN, PUBLIC_URL: gw.base });
+  const sink = await smtpSink();
+  const own = await launchAuthara({
+    AUTHARA_ORG_MODE: 'multi', AUTHARA_INTERNAL_API_TOKEN: TOKEN, PUBLIC_URL: gw.base,
+    AUTHARA_EMAIL_PROVIDER: 'smtp', AUTHARA_EMAIL_FROM: 'Acme <auth@example.com>', AUTHARA_EMAIL_SMTP_HOST: '127.0.0.1',
+    AUTHARA_EMAIL_SMTP_PORT: String(sink.port), AUTHARA_EMAIL_SMTP_TLS: 'false', AUTHARA_EMAIL_WORKER_POLL_INTERVAL: '100ms',
+  });
   addr = own.addr;
   const site = gw.base;
   const internal = async (path, body) => {
@@ -240,9 +276,20 @@ test('an invitee opens the invitation link, signs up, lands in the app and sees 
     assert.ok(invitation.invite_url.startsWith(`${site}/auth/invitations/accept?token=`), invitation.invite_url);
     await owner.context.close();
 
-    // The invitee, in a browser of their own, follows the link.
+    // The invitation mail arrives; its link (quoted-printable undone) is the one to follow.
+    const deadline = Date.now() + 10000;
+    let mail;
+    while (!(mail = sink.messages.find((m) => m.to.includes('invitee@example.com')))) {
+      assert.ok(Date.now() < deadline, 'the invitation mail did not arrive within 10 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const text = mail.data.replace(/=\n/g, '').replace(/=3D/g, '=');
+    const mailed = text.match(/https?:\/\/[^\s"<>]+\/auth\/invitations\/accept\?token=[A-Za-z0-9_-]+/)?.[0];
+    assert.equal(mailed, invitation.invite_url, text);
+
+    // The invitee, in a browser of their own, follows the mailed link.
     const { context, page } = await newPage();
-    const landing = await page.goto(invitation.invite_url);
+    const landing = await page.goto(mailed);
     assert.equal(landing.status(), 200);
     await page.getByRole('heading', { name: 'Join Lighthouse Labs' }).waitFor();
     assert.match(await page.locator('main').textContent(), /invitee@example\.com/);
@@ -292,6 +339,7 @@ test('an invitee opens the invitation link, signs up, lands in the app and sees 
     await context.close();
   } finally {
     gw.server.close();
+    sink.server.close();
     own.proc.kill('SIGTERM');
     rmSync(own.dir, { recursive: true, force: true });
   }

@@ -3,7 +3,7 @@
 //!
 //! One provider per process, chosen by `AUTHARA_CACHE_PROVIDER`: `memory` (the `noop` of the
 //! contract: everything in this process) or `redis` (limit windows shared by every instance,
-//! revocations and changes announced to every instance; see [`redis`](self::redis) for what
+//! revocations and changes announced to every instance; see `cache/redis.rs` for what
 //! happens while Redis is away). Callers do not know which one runs.
 
 mod bounded;
@@ -64,9 +64,14 @@ impl Cache {
         match cache {
             CacheConfig::Memory => Ok(Arc::new(Self::memory(limits, access_ttl_ms))),
             CacheConfig::Redis { host, port, password, db } => {
-                let redis =
-                    redis::Redis::new(host, *port, password.as_ref().map(|p| p.expose_secret()), i64::from(*db))
-                        .map_err(CacheError::Redis)?;
+                let redis = redis::Redis::new(
+                    host,
+                    *port,
+                    password.as_ref().map(|p| p.expose_secret()),
+                    i64::from(*db),
+                    access_ttl_ms.saturating_add(1000),
+                )
+                .map_err(CacheError::Redis)?;
                 let mut cache = Self::memory(limits, access_ttl_ms);
                 cache.provider = Provider::Redis(Arc::new(redis));
                 Ok(Arc::new(cache))

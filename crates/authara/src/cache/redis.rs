@@ -5,15 +5,18 @@
 //! Redis is an accelerator, never the source of truth. When it cannot be reached, limits fall
 //! back to this process's counters, and [`super::Cache::store_check_needed`] tells the
 //! authenticator to read the session's state from the database on every request until the
-//! subscriber is connected again and has caught up from the database. Commands are skipped for
-//! a second after a failure so an outage costs one timeout per second, not one per request.
+//! subscriber is connected again and has caught up from the database. After a failure, commands
+//! skip Redis for a second and then one caller (not every caller) probes it again, so an outage
+//! costs one bounded wait per second, not one per request. The subscriber pings Redis every two
+//! seconds, so a connection that died silently is noticed and replaced. Revocations whose
+//! announcement failed are kept (for one access-token lifetime) and announced again.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubStream};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink, PubSubStream};
 use uuid::Uuid;
 
 use super::limiter::Key;
@@ -26,6 +29,10 @@ const CHANNEL: &str = "authara:events";
 const TIMEOUT: Duration = Duration::from_millis(500);
 /// After a failure, commands skip Redis for this long (then one request probes it again).
 const RETRY_AFTER_FAILURE_MS: i64 = 1000;
+/// The subscriber pings Redis after this long without a message.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// Revocations waiting to be announced again, at most.
+const PENDING_CAPACITY: usize = 10_000;
 
 /// Checks every window first, then counts the attempt in all of them (a refused attempt counts
 /// nowhere). KEYS: the windows; ARGV: (limit, window in ms) per key. Returns 0 when allowed,
@@ -39,6 +46,7 @@ for i, k in ipairs(KEYS) do
       redis.call('PEXPIRE', k, ARGV[2 * i])
       t = tonumber(ARGV[2 * i])
     end
+    if t < 1 then t = 1 end
     return t
   end
 end
@@ -92,17 +100,30 @@ impl Announcement {
 
 /// A live subscription to the announcements channel.
 pub struct Subscription {
+    redis: Arc<Redis>,
+    sink: PubSubSink,
     stream: PubSubStream,
 }
 
 impl Subscription {
-    /// The next announcement; `None` when the connection is lost.
+    /// The next announcement; `None` when the connection is lost or a heartbeat goes
+    /// unanswered. Heartbeats also announce again what could not be announced before.
     pub async fn next(&mut self) -> Option<Announcement> {
         loop {
-            let msg = self.stream.next().await?;
-            match std::str::from_utf8(msg.get_payload_bytes()).ok().and_then(Announcement::decode) {
-                Some(a) => return Some(a),
-                None => tracing::warn!("ignoring a malformed announcement on {CHANNEL}"),
+            tokio::select! {
+                msg = self.stream.next() => {
+                    let msg = msg?;
+                    match std::str::from_utf8(msg.get_payload_bytes()).ok().and_then(Announcement::decode) {
+                        Some(a) => return Some(a),
+                        None => tracing::warn!("ignoring a malformed announcement on {CHANNEL}"),
+                    }
+                }
+                () = tokio::time::sleep(HEARTBEAT) => {
+                    match tokio::time::timeout(TIMEOUT, self.sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => self.redis.announce_pending().await,
+                        _ => return None,
+                    }
+                }
             }
         }
     }
@@ -120,6 +141,10 @@ pub(super) struct Redis {
     /// The subscriber is connected and has caught up.
     listening: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// Revocations whose announcement failed, with the time (ms since `started`) until which
+    /// their access tokens could still be presented.
+    pending: Mutex<Vec<(SessionId, i64)>>,
+    access_ttl_ms: i64,
 }
 
 impl std::fmt::Debug for Redis {
@@ -129,7 +154,13 @@ impl std::fmt::Debug for Redis {
 }
 
 impl Redis {
-    pub(super) fn new(host: &str, port: u16, password: Option<&str>, db: i64) -> Result<Self, String> {
+    pub(super) fn new(
+        host: &str,
+        port: u16,
+        password: Option<&str>,
+        db: i64,
+        access_ttl_ms: i64,
+    ) -> Result<Self, String> {
         let info = redis::ConnectionInfo {
             addr: redis::ConnectionAddr::Tcp(host.to_owned(), port),
             redis: redis::RedisConnectionInfo {
@@ -148,6 +179,8 @@ impl Redis {
             reachable: AtomicBool::new(false),
             listening: AtomicBool::new(false),
             last_error: Mutex::new(Some("not connected yet".to_owned())),
+            pending: Mutex::new(Vec::new()),
+            access_ttl_ms,
         })
     }
 
@@ -155,11 +188,23 @@ impl Redis {
         i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
     }
 
+    /// Redis could not be reached: skip it for a second, and build a fresh connection next time.
     fn failed(&self, what: &str, e: &dyn std::fmt::Display) {
         self.skip_until_ms.store(self.elapsed_ms() + RETRY_AFTER_FAILURE_MS, Ordering::Relaxed);
+        *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
         *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(format!("{what}: {e}"));
         if self.reachable.swap(false, Ordering::Relaxed) {
             tracing::warn!(error = %e, "Redis unreachable ({what}); using per-instance limits and checking revocations in the database");
+        }
+    }
+
+    /// A command failed: unreachable for I/O errors and timeouts; an error reply (out of
+    /// memory, busy script) only fails this command.
+    fn command_failed(&self, what: &str, e: &redis::RedisError) {
+        if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
+            self.failed(what, e);
+        } else {
+            tracing::warn!(error = %e, "Redis refused a command ({what}); using per-instance limits for it");
         }
     }
 
@@ -172,10 +217,20 @@ impl Redis {
         }
     }
 
-    /// A connection, unless Redis failed within the last second (`probe` ignores that).
-    async fn conn(&self, probe: bool) -> Option<ConnectionManager> {
-        if !probe && self.elapsed_ms() < self.skip_until_ms.load(Ordering::Relaxed) {
-            return None;
+    /// A connection. While Redis is failing, callers skip it for a second; then exactly one
+    /// caller (the one that moves the window on) probes it, the others skip it meanwhile.
+    async fn conn(&self) -> Option<ConnectionManager> {
+        if !self.reachable.load(Ordering::Relaxed) {
+            let now = self.elapsed_ms();
+            let until = self.skip_until_ms.load(Ordering::Relaxed);
+            if now < until
+                || self
+                    .skip_until_ms
+                    .compare_exchange(until, now + RETRY_AFTER_FAILURE_MS, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                return None;
+            }
         }
         if let Some(c) = self.conn.lock().unwrap_or_else(PoisonError::into_inner).clone() {
             return Some(c);
@@ -183,8 +238,8 @@ impl Redis {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(TIMEOUT)
             .set_response_timeout(TIMEOUT)
-            .set_number_of_retries(1);
-        match tokio::time::timeout(TIMEOUT * 2, ConnectionManager::new_with_config(self.client.clone(), config)).await {
+            .set_number_of_retries(0);
+        match tokio::time::timeout(TIMEOUT, ConnectionManager::new_with_config(self.client.clone(), config)).await {
             Ok(Ok(c)) => {
                 *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = Some(c.clone());
                 Some(c)
@@ -200,46 +255,80 @@ impl Redis {
         }
     }
 
-    /// Counts an attempt in shared windows: `Some(0)` allowed, `Some(ms)` blocked for that
-    /// long, `None` when Redis cannot answer (the caller counts locally).
-    pub(super) async fn limit(&self, plan: &[(Key, Limit)]) -> Option<i64> {
-        let mut conn = self.conn(false).await?;
-        let mut call = self.script.prepare_invoke();
-        for (key, limit) in plan {
-            let window_ms = i64::try_from(limit.window.as_millis()).unwrap_or(i64::MAX).max(1);
-            call.key(rate_key(key)).arg(limit.limit).arg(window_ms);
-        }
-        match call.invoke_async::<i64>(&mut conn).await {
-            Ok(wait) => {
+    /// Runs one command with the timeout around everything (a reconnection included).
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        command: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Option<T> {
+        match tokio::time::timeout(TIMEOUT, command).await {
+            Ok(Ok(v)) => {
                 self.succeeded();
-                Some(wait)
+                Some(v)
             }
-            Err(e) => {
-                self.failed("rate limit", &e);
+            Ok(Err(e)) => {
+                self.command_failed(what, &e);
+                None
+            }
+            Err(_) => {
+                self.failed(what, &"timed out");
                 None
             }
         }
     }
 
-    /// Tells every instance; false when Redis cannot be reached.
-    pub(super) async fn announce(&self, what: Announcement) -> bool {
-        let Some(mut conn) = self.conn(false).await else { return false };
-        let sent: redis::RedisResult<i64> =
-            redis::cmd("PUBLISH").arg(CHANNEL).arg(what.encode()).query_async(&mut conn).await;
-        match sent {
-            Ok(_) => {
-                self.succeeded();
-                true
-            }
-            Err(e) => {
-                self.failed("publishing", &e);
-                false
+    /// Counts an attempt in shared windows: `Some(0)` allowed, `Some(ms)` blocked for that
+    /// long, `None` when Redis cannot answer (the caller counts locally).
+    pub(super) async fn limit(&self, plan: &[(Key, Limit)]) -> Option<i64> {
+        let mut conn = self.conn().await?;
+        let mut call = self.script.prepare_invoke();
+        for (key, limit) in plan {
+            let window_ms = i64::try_from(limit.window.as_millis()).unwrap_or(i64::MAX).max(1);
+            call.key(rate_key(key)).arg(limit.limit).arg(window_ms);
+        }
+        self.run("rate limit", call.invoke_async::<i64>(&mut conn)).await
+    }
+
+    async fn publish(&self, what: Announcement) -> bool {
+        let Some(mut conn) = self.conn().await else { return false };
+        let cmd = redis::cmd("PUBLISH").arg(CHANNEL).arg(what.encode()).to_owned();
+        self.run::<i64>("publishing", cmd.query_async(&mut conn)).await.is_some()
+    }
+
+    /// Tells every instance. A revocation that cannot be announced now is kept and announced
+    /// again by the subscriber's next heartbeat (until its tokens have expired anyway).
+    pub(super) async fn announce(&self, what: Announcement) {
+        if self.publish(what).await {
+            return;
+        }
+        if let Announcement::Revoked(sid) = what {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if pending.len() < PENDING_CAPACITY {
+                pending.push((sid, self.elapsed_ms().saturating_add(self.access_ttl_ms)));
             }
         }
     }
 
+    /// Announces again the revocations that could not be announced.
+    async fn announce_pending(&self) {
+        let now = self.elapsed_ms();
+        let due: Vec<(SessionId, i64)> = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::take(&mut *pending).into_iter().filter(|(_, until)| *until > now).collect()
+        };
+        let mut left = Vec::new();
+        for (sid, until) in due {
+            if !left.is_empty() || !self.publish(Announcement::Revoked(sid)).await {
+                left.push((sid, until));
+            }
+        }
+        if !left.is_empty() {
+            self.pending.lock().unwrap_or_else(PoisonError::into_inner).extend(left);
+        }
+    }
+
     /// Connects a subscriber to the announcements channel.
-    pub(super) async fn subscribe(&self) -> Result<Subscription, String> {
+    pub(super) async fn subscribe(self: &Arc<Self>) -> Result<Subscription, String> {
         let mut pubsub = match tokio::time::timeout(TIMEOUT * 2, self.client.get_async_pubsub()).await {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
@@ -252,7 +341,10 @@ impl Redis {
             }
         };
         match tokio::time::timeout(TIMEOUT, pubsub.subscribe(CHANNEL)).await {
-            Ok(Ok(())) => Ok(Subscription { stream: pubsub.into_on_message() }),
+            Ok(Ok(())) => {
+                let (sink, stream) = pubsub.split();
+                Ok(Subscription { redis: Arc::clone(self), sink, stream })
+            }
             Ok(Err(e)) => {
                 self.failed("subscribing", &e);
                 Err(e.to_string())
@@ -269,7 +361,9 @@ impl Redis {
         if on {
             self.succeeded();
         } else if was {
-            self.failed("subscriber", &"connection lost");
+            *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some("subscriber connection lost".to_owned());
+            tracing::warn!("Redis subscriber disconnected; checking revocations in the database until it is back");
         }
     }
 
@@ -281,26 +375,22 @@ impl Redis {
         self.reachable.load(Ordering::Relaxed) && self.listening()
     }
 
-    /// Pings Redis (always, even right after a failure) and says what the health check shows.
+    /// Pings Redis (unless another caller is probing it right now) and says what the health
+    /// check shows.
     pub(super) async fn health(&self) -> (bool, Option<String>) {
-        if let Some(mut conn) = self.conn(true).await {
-            let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
-            match pong {
-                Ok(_) => self.succeeded(),
-                Err(e) => self.failed("ping", &e),
-            }
+        if let Some(mut conn) = self.conn().await {
+            let cmd = redis::cmd("PING");
+            self.run::<String>("ping", cmd.query_async(&mut conn)).await;
         }
         let up = self.up();
-        let detail =
-            if up {
-                None
-            } else if !self.listening() && self.reachable.load(Ordering::Relaxed) {
-                Some("Redis reachable; subscriber reconnecting".to_owned())
-            } else {
-                self.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone().map(|e| {
-                    format!("Redis unreachable ({e}); limits per instance, revocations checked in the database")
-                })
-            };
+        let detail = if up {
+            None
+        } else if self.reachable.load(Ordering::Relaxed) {
+            Some("Redis reachable; subscriber reconnecting, revocations checked in the database".to_owned())
+        } else {
+            let e = self.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone().unwrap_or_default();
+            Some(format!("Redis unreachable ({e}); limits per instance, revocations checked in the database"))
+        };
         (up, detail)
     }
 }

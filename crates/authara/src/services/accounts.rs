@@ -284,7 +284,7 @@ impl Accounts {
         Ok(Some(user))
     }
 
-    /// `POST /login`: the password check ([`Self::check_password`]), then a session in the
+    /// `POST /login`: the password check (`check_password`), then a session in the
     /// default organization, audited as `user.login`.
     pub async fn login(
         &self,
