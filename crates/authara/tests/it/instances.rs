@@ -303,7 +303,13 @@ async fn one_refresh_token_sent_to_three_instances_at_once_has_one_successor() {
 
 #[tokio::test]
 async fn without_redis_everything_keeps_working_and_recovers_when_it_returns() {
-    let mut c = Cluster::start(&[("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "1000")]).await;
+    let mut c = Cluster::start(&[
+        ("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "1000"),
+        ("AUTHARA_RATE_LIMIT_LOGIN_EMAIL_LIMIT", "1000"),
+        ("AUTHARA_RATE_LIMIT_PASSWORD_RESET_IP_LIMIT", "2"),
+        ("AUTHARA_RATE_LIMIT_PASSWORD_RESET_EMAIL_LIMIT", "1000"),
+    ])
+    .await;
     sign_up(&c.servers[0], "steady@example.com").await;
 
     c.redis.stop().await;
@@ -321,6 +327,17 @@ async fn without_redis_everything_keeps_working_and_recovers_when_it_returns() {
     assert_eq!(user_status(&c.servers[1], &access).await, 401);
     assert_eq!(user_status(&c.servers[2], &access).await, 401);
     sign_up(&c.servers[2], "during-outage@example.com").await;
+    // Limits still hold, counted by each instance on its own.
+    for s in &c.servers[..2] {
+        let script = Script::new(s).await;
+        let reset = json!({"email": "steady@example.com", "new_password": NEW_PW});
+        for _ in 0..2 {
+            let (status, body) = script.post(s, "/auth/api/v1/password-reset/challenges", &[], &reset).await;
+            assert_eq!(status, 202, "{body}");
+        }
+        let (status, body) = script.post(s, "/auth/api/v1/password-reset/challenges", &[], &reset).await;
+        assert_eq!(status, 429, "the third reset on {} is over the per-instance limit: {body}", s.base);
+    }
     // A logout during the outage that no other instance hears about or is asked about yet.
     let (status, unseen) = log_in(&c.servers[0], "steady@example.com", PW).await;
     assert_eq!(status, 200);
