@@ -43,6 +43,21 @@ impl Opts {
     }
 }
 
+impl Opts {
+    /// Options of the one-server subcommands: only `--bin` and `--secs`.
+    fn single(args: &[String], secs: u64) -> anyhow::Result<Self> {
+        Ok(Opts {
+            bin: PathBuf::from(arg(args, "--bin").context("--bin path/to/authara")?),
+            secs,
+            out: PathBuf::new(),
+            pg: None,
+            pinned: false,
+            redis: None,
+            only: None,
+        })
+    }
+}
+
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
@@ -64,29 +79,13 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(ceilings::rotation_ceiling(&engine, pg.as_deref(), secs))
         }
         "abandoned-hashes" => {
-            let opts = Opts {
-                bin: PathBuf::from(arg(&args, "--bin").context("--bin path/to/authara")?),
-                secs,
-                out: PathBuf::new(),
-                pg: None,
-                pinned: false,
-                redis: None,
-                only: None,
-            };
+            let opts = Opts::single(&args, secs)?;
             let requests = arg(&args, "--requests").map(|s| s.parse()).transpose()?.unwrap_or(200);
             rt.block_on(abuse::abandoned_hashes(&opts, requests))
         }
         "limiter-memory" => abuse::limiter_memory(),
         "webhook-latency" => {
-            let opts = Opts {
-                bin: PathBuf::from(arg(&args, "--bin").context("--bin path/to/authara")?),
-                secs,
-                out: PathBuf::new(),
-                pg: None,
-                pinned: false,
-                redis: None,
-                only: None,
-            };
+            let opts = Opts::single(&args, secs)?;
             let events = arg(&args, "--events").map(|s| s.parse()).transpose()?.unwrap_or(200);
             rt.block_on(webhooks::latency(&opts, events))
         }

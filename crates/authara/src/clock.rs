@@ -82,6 +82,12 @@ pub fn rfc3339(ms: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// For people: `2026-11-23 18:33:04 UTC` (pages and emails).
+pub fn human(ms: i64) -> String {
+    let (y, mo, d, h, mi, s, _) = split(ms);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} UTC")
+}
+
 /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-23T18:33:04.120Z` (webhook envelopes).
 pub fn rfc3339_millis(ms: i64) -> String {
     let (y, mo, d, h, mi, s, _) = split(ms);

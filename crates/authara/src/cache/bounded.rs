@@ -28,7 +28,11 @@ impl<K: Eq + Hash + Clone, V: Clone> BoundedMap<K, V> {
     }
 
     /// The value if present and not expired at `now_ms`.
-    pub fn get(&self, key: &K, now_ms: i64) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q, now_ms: i64) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
         map.get(key).filter(|e| e.expires_at_ms > now_ms).map(|e| e.value.clone())
     }
@@ -39,12 +43,14 @@ impl<K: Eq + Hash + Clone, V: Clone> BoundedMap<K, V> {
         map.get(key).map(|e| (e.value.clone(), e.written_at_ms))
     }
 
-    pub fn insert(&self, key: K, value: V, now_ms: i64, expires_at_ms: i64) {
+    /// Writes an entry; true when making room dropped live (unexpired) entries, which callers
+    /// whose entries must not be forgotten (revocations) have to make up for.
+    pub fn insert(&self, key: K, value: V, now_ms: i64, expires_at_ms: i64) -> bool {
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= self.capacity && !map.contains_key(&key) {
-            Self::evict(&mut map, self.capacity, now_ms);
-        }
+        let dropped_live =
+            map.len() >= self.capacity && !map.contains_key(&key) && Self::evict(&mut map, self.capacity, now_ms);
         map.insert(key, Entry { value, written_at_ms: now_ms, expires_at_ms });
+        dropped_live
     }
 
     /// Reads and replaces one entry under the write lock (counters). `f` gets the live value,
@@ -77,17 +83,20 @@ impl<K: Eq + Hash + Clone, V: Clone> BoundedMap<K, V> {
         self.len() == 0
     }
 
-    fn evict(map: &mut HashMap<K, Entry<V>>, capacity: usize, now_ms: i64) {
+    /// Makes room; true when live entries had to go.
+    fn evict(map: &mut HashMap<K, Entry<V>>, capacity: usize, now_ms: i64) -> bool {
         map.retain(|_, e| e.expires_at_ms > now_ms);
-        if map.len() >= capacity {
-            let mut ages: Vec<i64> = map.values().map(|e| e.written_at_ms).collect();
-            ages.sort_unstable();
-            let cutoff = ages[ages.len() / 2];
-            map.retain(|_, e| e.written_at_ms > cutoff);
-            if map.len() >= capacity {
-                map.clear();
-            }
+        if map.len() < capacity {
+            return false;
         }
+        let mut ages: Vec<i64> = map.values().map(|e| e.written_at_ms).collect();
+        let mid = ages.len() / 2;
+        let cutoff = *ages.select_nth_unstable(mid).1;
+        map.retain(|_, e| e.written_at_ms > cutoff);
+        if map.len() >= capacity {
+            map.clear();
+        }
+        true
     }
 }
 

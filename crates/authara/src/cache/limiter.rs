@@ -112,14 +112,18 @@ impl Limiter {
 
     /// Counts an attempt at `now_ms`.
     pub fn check(&self, scope: Scope, key: &LimitKey, now_ms: i64) -> Decision {
-        let plan = self.plan(scope, key);
-        for (k, limit) in &plan {
+        self.check_plan(&self.plan(scope, key), now_ms)
+    }
+
+    /// Counts an attempt against windows already planned (the Redis provider's fallback).
+    pub(super) fn check_plan(&self, plan: &[(Key, Limit)], now_ms: i64) -> Decision {
+        for (k, limit) in plan {
             if let Some(wait) = self.blocked(k, *limit, now_ms) {
                 return Decision::Blocked { retry_after_secs: wait };
             }
         }
         for (k, limit) in plan {
-            self.hit(k, limit, now_ms);
+            self.hit(*k, *limit, now_ms);
         }
         Decision::Allowed
     }

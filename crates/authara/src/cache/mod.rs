@@ -11,6 +11,7 @@ mod limiter;
 mod redis;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 pub use bounded::BoundedMap;
 pub use limiter::{Decision, LimitKey, Limiter, Scope};
@@ -38,6 +39,9 @@ pub struct Cache {
     limiter: Limiter,
     /// Revoked session → until when its access tokens could still be presented.
     revoked: BoundedMap<SessionId, ()>,
+    /// Until when revocations dropped from a full `revoked` map could still matter: the
+    /// authenticator reads sessions from the database until then.
+    revocations_lost_until_ms: AtomicI64,
     access_ttl_ms: i64,
 }
 
@@ -85,6 +89,7 @@ impl Cache {
             provider: Provider::Memory,
             limiter: Limiter::new(limits),
             revoked: BoundedMap::new(REVOKED_CAPACITY),
+            revocations_lost_until_ms: AtomicI64::new(0),
             access_ttl_ms,
         }
     }
@@ -115,15 +120,16 @@ impl Cache {
 
     /// Counts an attempt in `scope` and says whether it may proceed.
     pub async fn check_limit(&self, scope: Scope, key: &LimitKey, now_ms: i64) -> Decision {
+        let plan = self.limiter.plan(scope, key);
         if let Some(r) = self.redis()
-            && let Some(wait_ms) = r.limit(&self.limiter.plan(scope, key)).await
+            && let Some(wait_ms) = r.limit(&plan).await
         {
             return match u64::try_from(wait_ms) {
                 Ok(0) | Err(_) => Decision::Allowed,
                 Ok(ms) => Decision::Blocked { retry_after_secs: ms.div_ceil(1000).max(1) },
             };
         }
-        self.limiter.check(scope, key, now_ms)
+        self.limiter.check_plan(&plan, now_ms)
     }
 
     /// Access tokens of `session` stop working from now on, on every instance (the tokens
@@ -138,7 +144,11 @@ impl Cache {
     /// Records a revocation in this process only (one read back from the database, or one
     /// another instance announced).
     pub fn remember_revoked(&self, session: SessionId, now_ms: i64) {
-        self.revoked.insert(session, (), now_ms, now_ms.saturating_add(self.access_ttl_ms).saturating_add(1000));
+        let until = now_ms.saturating_add(self.access_ttl_ms).saturating_add(1000);
+        if self.revoked.insert(session, (), now_ms, until) {
+            tracing::warn!("revocation list full; checking sessions in the database for one access-token lifetime");
+            self.revocations_lost_until_ms.fetch_max(until, Ordering::Relaxed);
+        }
     }
 
     /// Tells the other instances that cached reads of `user` are stale (in the background:
@@ -162,11 +172,12 @@ impl Cache {
         }
     }
 
-    /// True while revocations announced by other instances may be missed (Redis is configured
-    /// but the subscriber is not connected and caught up): the authenticator then reads the
+    /// True while the in-process revocation list may miss a revocation: announcements from
+    /// other instances may be lost (Redis is configured but the subscriber is not connected and
+    /// caught up), or a full list dropped live entries. The authenticator then reads the
     /// session's state from the database.
-    pub fn store_check_needed(&self) -> bool {
-        self.redis().is_some_and(|r| !r.listening())
+    pub fn store_check_needed(&self, now_ms: i64) -> bool {
+        now_ms < self.revocations_lost_until_ms.load(Ordering::Relaxed) || self.redis().is_some_and(|r| !r.listening())
     }
 
     /// Subscribes to other instances' announcements (`None` with the memory provider).

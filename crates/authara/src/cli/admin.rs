@@ -56,8 +56,7 @@ pub async fn grant(config: Config, email: &str) -> anyhow::Result<()> {
 async fn target(app: &App, email: &str) -> anyhow::Result<crate::services::UserRow> {
     let address = EmailAddress::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
     let admin = app.services.admin();
-    let found = admin.search(&admin.cli(), address.as_str(), 1).await?;
-    found.into_iter().find(|u| u.email == address.as_str()).ok_or_else(|| anyhow::anyhow!("no user with email {email}"))
+    admin.user_by_email(&admin.cli(), &address).await?.ok_or_else(|| anyhow::anyhow!("no user with email {email}"))
 }
 
 /// `authara admin list [--query q]`.

@@ -86,16 +86,18 @@ pub struct WebhookConfig {
 }
 
 fn retry_delays(r: &mut Reader<'_>) -> Vec<Duration> {
+    let positive = |item: &str| super::duration::parse(item).ok().filter(|d| !d.negative && !d.magnitude.is_zero());
     let raw = r.string(&RETRY_DELAYS);
     let mut out = Vec::new();
     for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match super::duration::parse(item) {
-            Ok(d) if !d.negative && !d.magnitude.is_zero() => out.push(d.magnitude),
-            _ => r.invalid(&RETRY_DELAYS, format!("{item:?} is not a positive duration")),
+        match positive(item) {
+            Some(d) => out.push(d.magnitude),
+            None => r.invalid(&RETRY_DELAYS, format!("{item:?} is not a positive duration")),
         }
     }
     if out.is_empty() {
-        out.push(Duration::from_secs(30));
+        // The declared default, so the fallback cannot drift from the documentation.
+        out = RETRY_DELAYS.default.split(',').filter_map(|i| positive(i.trim())).map(|d| d.magnitude).collect();
     }
     out
 }

@@ -30,14 +30,25 @@ pub fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// `Set-Cookie` for a value living `max_age` seconds from `now_ms`.
 pub fn set(name: &str, value: &str, max_age: i64, now_ms: i64, secure: bool, http_only: bool) -> HeaderValue {
-    let expires = http_date(now_ms.saturating_add(max_age.saturating_mul(1000)));
-    build(&format!("{name}={value}; Path=/; Max-Age={max_age}; Expires={expires}"), secure, http_only)
+    set_at(name, value, "/", max_age, now_ms, secure, http_only)
 }
 
 /// The device cookie: HttpOnly, `Path=/auth` (only the login routes read it), one year.
 pub fn device(value: &str, now_ms: i64, secure: bool) -> HeaderValue {
-    let expires = http_date(now_ms.saturating_add(DEVICE_MAX_AGE.saturating_mul(1000)));
-    build(&format!("{DEVICE}={value}; Path=/auth; Max-Age={DEVICE_MAX_AGE}; Expires={expires}"), secure, true)
+    set_at(DEVICE, value, "/auth", DEVICE_MAX_AGE, now_ms, secure, true)
+}
+
+fn set_at(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: i64,
+    now_ms: i64,
+    secure: bool,
+    http_only: bool,
+) -> HeaderValue {
+    let expires = http_date(now_ms.saturating_add(max_age.saturating_mul(1000)));
+    build(&format!("{name}={value}; Path={path}; Max-Age={max_age}; Expires={expires}"), secure, http_only)
 }
 
 /// `Set-Cookie` that deletes `name`.

@@ -158,12 +158,8 @@ impl Accounts {
         password: &NewPassword,
         client: &ClientInfo,
     ) -> Result<SignedIn, SignupError> {
-        if self.core.config.challenge.enabled {
-            return Err(SignupError::Unavailable);
-        }
         let invitation = self.organizations.pending(code).await?;
         let email = EmailAddress::from_stored(invitation.email);
-        self.organizations.admit(Some(code), &email, client).await?;
         self.signup_as(&email, password, Some(code), StartIn::InvitedOrganization, client).await
     }
 
@@ -199,8 +195,8 @@ impl Accounts {
             Some(code) => Some(self.organizations.lock_by_code(&mut tx, code, email).await?),
             None => None,
         };
-        if !allowed {
-            tx.allow_email(email.as_str(), None, self.core.now_ms()).await?;
+        if !allowed && let Some(invitation) = &invitation {
+            self.organizations.admit_in(&mut tx, invitation, email, client).await?;
         }
         let own_org = self.gets_own_org(invitation.is_some());
         let user = self.create_user_with(&mut tx, email, Some(&hash), own_org).await?.ok_or(SignupError::EmailTaken)?;
@@ -324,10 +320,12 @@ impl Accounts {
         let email = EmailAddress::from_stored(invitation.email);
         let checked = self.check_password(&email, password, client, device).await?;
         let user = checked.user;
-        // Not admitted means the invitation stopped being pending: the locked read says why.
-        self.organizations.admit(Some(code), &email, client).await.map_err(LoginError::from)?;
+        let allowed = self.core.allowed(&email).await.map_err(LoginError::from)?;
         let mut tx = self.core.store.begin().await.map_err(LoginError::from)?;
         let row = self.organizations.lock_by_code(&mut tx, code, &email).await?;
+        if !allowed {
+            self.organizations.admit_in(&mut tx, &row, &email, client).await.map_err(LoginError::from)?;
+        }
         let accepted = self.organizations.accept_in(&mut tx, &row, &user).await?;
         let tokens = self
             .sessions
@@ -357,7 +355,7 @@ impl Accounts {
         client: &ClientInfo,
         device: Option<&str>,
     ) -> Result<Checked, LoginError> {
-        if password.len() > 1024 {
+        if password.len() > super::password::MAX_PASSWORD_BYTES {
             return Err(LoginError::InvalidCredentials);
         }
         let now = self.core.now_ms();
@@ -436,17 +434,14 @@ impl Accounts {
         let hash = self.core.hasher.hash(new_password.expose()).await?;
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
-        if tx.user_by_id(user_id).await?.is_none() {
-            return Err(PasswordChangeError::UnknownUser);
-        }
+        let user = tx.user_by_id(user_id).await?.ok_or(PasswordChangeError::UnknownUser)?;
         tx.set_password_hash(user_id, &hash, now).await?;
         let revoked = tx.revoke_user_sessions(user_id, now).await?;
         tx.delete_user_refresh_tokens(user_id).await?;
         self.core.record(&mut tx, &DomainEvent::UserUpdated { user_id }).await?;
         let meta = json!({ "revoked_sessions": revoked.len() });
-        let user = tx.user_by_id(user_id).await?.map(|u| u.email).unwrap_or_default();
         self.core
-            .audit(&mut tx, &Actor::user(user_id, client), "user.password_changed", Some((user_id, &user)), meta)
+            .audit(&mut tx, &Actor::user(user_id, client), "user.password_changed", Some((user_id, &user.email)), meta)
             .await?;
         tx.commit().await?;
         self.sessions.revoked(&revoked).await;

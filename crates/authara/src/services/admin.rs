@@ -72,6 +72,27 @@ pub struct UserDetail {
 }
 
 pub const PAGE_SIZE: i64 = 25;
+/// Rows per audit log page.
+pub const AUDIT_PAGE_SIZE: i64 = 50;
+/// The last page number a list serves (deeper pages are this one: no overflow, no huge OFFSET).
+pub const MAX_PAGE: i64 = 10_000;
+/// Search terms are cut to this many characters (the longest email address).
+const MAX_NEEDLE: usize = 254;
+
+/// The page number as served: 1 to [`MAX_PAGE`].
+pub fn page_number(page: Option<i64>) -> i64 {
+    page.unwrap_or(1).clamp(1, MAX_PAGE)
+}
+
+fn offset(page: i64, size: i64) -> i64 {
+    (page_number(Some(page)) - 1) * size
+}
+
+/// A search term, trimmed and bounded.
+fn needle(q: &str) -> &str {
+    let q = q.trim();
+    q.char_indices().nth(MAX_NEEDLE).map_or(q, |(i, _)| &q[..i])
+}
 
 /// The admin area.
 #[derive(Clone)]
@@ -113,10 +134,15 @@ impl Admin {
         Ok(Dashboard { stats, latest_failures, failed_webhooks })
     }
 
+    /// The user with exactly this address (the CLI's `--email`).
+    pub async fn user_by_email(&self, _: &AdminActor, email: &EmailAddress) -> Result<Option<UserRow>, StoreError> {
+        self.core.store.user_by_email(email).await
+    }
+
     /// Users by exact email first, else by email or username prefix; newest users when empty.
     pub async fn search(&self, _: &AdminActor, q: &str, page: i64) -> Result<Vec<UserRow>, StoreError> {
-        let q = q.trim().to_lowercase();
-        let offset = (page.max(1) - 1) * PAGE_SIZE;
+        let q = needle(q).to_lowercase();
+        let offset = offset(page, PAGE_SIZE);
         if q.is_empty() {
             return self.core.store.newest_users(PAGE_SIZE, offset).await;
         }
@@ -142,13 +168,12 @@ impl Admin {
     }
 
     pub async fn failures(&self, _: &AdminActor, page: i64) -> Result<Vec<FailedEmail>, StoreError> {
-        self.core.store.failed_emails(PAGE_SIZE, (page.max(1) - 1) * PAGE_SIZE).await
+        self.core.store.failed_emails(PAGE_SIZE, offset(page, PAGE_SIZE)).await
     }
 
     /// Challenges that expired unused or ran out of attempts or resends (decoys always show).
     pub async fn risky_challenges(&self, _: &AdminActor, page: i64) -> Result<Vec<RiskyChallenge>, StoreError> {
-        let offset = (page.max(1) - 1) * PAGE_SIZE;
-        self.core.store.risky_challenges(self.core.now_ms(), PAGE_SIZE, offset).await
+        self.core.store.risky_challenges(self.core.now_ms(), PAGE_SIZE, offset(page, PAGE_SIZE)).await
     }
 
     /// The newest webhook deliveries.
@@ -158,12 +183,14 @@ impl Admin {
 
     /// Queues a delivered or failed webhook delivery again (same delivery id), audited.
     pub async fn redeliver(&self, who: &AdminActor, id: Uuid) -> Result<bool, StoreError> {
-        let done = self.core.store.redeliver(id, self.core.now_ms()).await?;
+        let mut tx = self.core.store.begin().await?;
+        let done = tx.redeliver(id, self.core.now_ms()).await?;
+        if done {
+            self.core.audit(&mut tx, &who.actor, "webhook.redelivered", None, json!({ "delivery_id": id })).await?;
+        }
+        tx.commit().await?;
         if done {
             self.core.webhook_kick.notify_one();
-            let mut tx = self.core.store.begin().await?;
-            self.core.audit(&mut tx, &who.actor, "webhook.redelivered", None, json!({ "delivery_id": id })).await?;
-            tx.commit().await?;
         }
         Ok(done)
     }
@@ -175,11 +202,13 @@ impl Admin {
     }
 
     pub async fn audit(&self, _: &AdminActor, filter: &AuditFilter, page: i64) -> Result<Vec<AuditRow>, StoreError> {
-        self.core.store.audit_page(filter, 50, (page.max(1) - 1) * 50).await
+        let mut filter = filter.clone();
+        filter.action = filter.action.map(|a| needle(&a).to_owned());
+        self.core.store.audit_page(&filter, AUDIT_PAGE_SIZE, offset(page, AUDIT_PAGE_SIZE)).await
     }
 
     pub async fn allowlist(&self, _: &AdminActor, q: &str, page: i64) -> Result<Vec<AllowedEmail>, StoreError> {
-        self.core.store.allowlist(q.trim(), PAGE_SIZE, (page.max(1) - 1) * PAGE_SIZE).await
+        self.core.store.allowlist(needle(q), PAGE_SIZE, offset(page, PAGE_SIZE)).await
     }
 
     /// Disables or re-enables a user, recording `user.updated`. Disabling revokes every session

@@ -87,7 +87,7 @@ impl Authenticator {
             return Err(AuthError::Revoked);
         }
         // Other instances' revocations may not reach us right now: ask the database.
-        if self.core.cache.store_check_needed() && self.core.store.session_started_at(sid).await?.is_none() {
+        if self.core.cache.store_check_needed(now) && self.core.store.session_started_at(sid).await?.is_none() {
             self.core.cache.remember_revoked(sid, now);
             return Err(AuthError::Revoked);
         }

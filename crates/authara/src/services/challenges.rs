@@ -237,9 +237,14 @@ impl Challenges {
         }
         self.limit(Scope::Signup, client, Some(email)).await?;
         let code = invitation_code.map(str::trim).filter(|c| !c.is_empty());
-        if !self.organizations.admit(code, email, client).await? {
-            return Err(ChallengeError::NotAllowed);
-        }
+        // why (behavior.md §5.5): off the allowlist, only a pending invitation for this very
+        // address admits it, in the challenge's own transaction below.
+        let allowed = self.core.allowed(email).await?;
+        let admitted_by = match code {
+            _ if allowed => None,
+            None => return Err(ChallengeError::NotAllowed),
+            Some(code) => Some(code),
+        };
         let hash = self.core.hasher.hash(password.expose()).await?;
         let taken = self.core.store.user_by_email(email).await?.is_some();
         let invitation = match code {
@@ -247,6 +252,14 @@ impl Challenges {
             _ => None,
         };
         let mut tx = self.core.store.begin().await?;
+        if let Some(code) = admitted_by {
+            let row = match self.organizations.lock_by_code(&mut tx, code, email).await {
+                Ok(row) => row,
+                Err(AcceptError::Store(e)) => return Err(e.into()),
+                Err(_) => return Err(ChallengeError::NotAllowed),
+            };
+            self.organizations.admit_in(&mut tx, &row, email, client).await?;
+        }
         let id = self.create(&mut tx, ChallengePurpose::Signup, email, None, Some(&hash), taken, invitation).await?;
         tx.commit().await?;
         Ok(id)

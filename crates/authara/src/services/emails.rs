@@ -1,10 +1,25 @@
 //! The emails we send: plain text and HTML, compiled into the binary, with the product name.
 
-use maud::html;
+use maud::{Markup, html};
 
 use super::mailer::Email;
 
 use super::events::templates::{EMAIL_CHANGE_CODE, PASSWORD_RESET_CODE, SIGNUP_CODE};
+
+/// The HTML every email shares: the product name on a card, then `body`.
+fn frame(product: &str, body: Markup) -> Markup {
+    html! {
+        (maud::DOCTYPE)
+        html {
+            body style="font-family: system-ui, sans-serif; color: #1c1f2a; background: #f6f7fb; padding: 24px;" {
+                div style="max-width: 480px; margin: 0 auto; background: #fff; border-radius: 12px; padding: 28px;" {
+                    p style="font-weight: 700; font-size: 18px; margin: 0 0 16px;" { (product) }
+                    (body)
+                }
+            }
+        }
+    }
+}
 
 /// Renders a code email; `None` for an unknown template.
 pub fn code_email(template: &str, to: &str, code: &str, minutes: i64, product: &str) -> Option<Email> {
@@ -21,19 +36,14 @@ pub fn code_email(template: &str, to: &str, code: &str, minutes: i64, product: &
     };
     let outro = format!("The code expires in {minutes} minutes. If you did not ask for it, you can ignore this email.");
     let text = format!("{intro}\n\n    {code}\n\n{outro}\n\n-- {product}\n");
-    let html = html! {
-        (maud::DOCTYPE)
-        html {
-            body style="font-family: system-ui, sans-serif; color: #1c1f2a; background: #f6f7fb; padding: 24px;" {
-                div style="max-width: 480px; margin: 0 auto; background: #fff; border-radius: 12px; padding: 28px;" {
-                    p style="font-weight: 700; font-size: 18px; margin: 0 0 16px;" { (product) }
-                    p { (intro) }
-                    p style="font-size: 32px; font-weight: 800; letter-spacing: 6px; margin: 20px 0;" { (code) }
-                    p style="color: #5b6172; font-size: 14px;" { (outro) }
-                }
-            }
-        }
-    };
+    let html = frame(
+        product,
+        html! {
+            p { (intro) }
+            p style="font-size: 32px; font-weight: 800; letter-spacing: 6px; margin: 20px 0;" { (code) }
+            p style="color: #5b6172; font-size: 14px;" { (outro) }
+        },
+    );
     Some(Email { to: to.to_owned(), subject: subject.to_owned(), text, html: html.into_string() })
 }
 
@@ -57,22 +67,17 @@ pub fn invitation_email(to: &str, i: &Invitation<'_>, product: &str) -> Email {
         format!("The invitation expires on {}. If you did not expect it, you can ignore this email.", i.expires);
     let code_text = i.code.map(|c| format!("Invitation code: {c}\n\n")).unwrap_or_default();
     let text = format!("{intro}\n\nAccept the invitation: {}\n\n{code_text}{outro}\n\n-- {product}\n", i.url);
-    let html = html! {
-        (maud::DOCTYPE)
-        html {
-            body style="font-family: system-ui, sans-serif; color: #1c1f2a; background: #f6f7fb; padding: 24px;" {
-                div style="max-width: 480px; margin: 0 auto; background: #fff; border-radius: 12px; padding: 28px;" {
-                    p style="font-weight: 700; font-size: 18px; margin: 0 0 16px;" { (product) }
-                    p { (intro) }
-                    p { a href=(i.url) { "Accept the invitation" } }
-                    @if let Some(code) = i.code {
-                        p { "Invitation code: " code { (code) } }
-                    }
-                    p style="color: #5b6172; font-size: 14px;" { (outro) }
-                }
+    let html = frame(
+        product,
+        html! {
+            p { (intro) }
+            p { a href=(i.url) { "Accept the invitation" } }
+            @if let Some(code) = i.code {
+                p { "Invitation code: " code { (code) } }
             }
-        }
-    };
+            p style="color: #5b6172; font-size: 14px;" { (outro) }
+        },
+    );
     Email { to: to.to_owned(), subject, text, html: html.into_string() }
 }
 
@@ -83,18 +88,13 @@ pub fn email_change_notice(to: &str, new_email: &str, cancel_url: &str, product:
         format!("Someone signed in to your {product} account asked to change its email address to {new_email}.");
     let outro = "If this was you, there is nothing to do. If it was not, cancel the change with the link below and change your password.";
     let text = format!("{intro}\n\n{outro}\n\nCancel the change: {cancel_url}\n\n-- {product}\n");
-    let html = html! {
-        (maud::DOCTYPE)
-        html {
-            body style="font-family: system-ui, sans-serif; color: #1c1f2a; background: #f6f7fb; padding: 24px;" {
-                div style="max-width: 480px; margin: 0 auto; background: #fff; border-radius: 12px; padding: 28px;" {
-                    p style="font-weight: 700; font-size: 18px; margin: 0 0 16px;" { (product) }
-                    p { (intro) }
-                    p { (outro) }
-                    p { a href=(cancel_url) { "Cancel the change" } }
-                }
-            }
-        }
-    };
+    let html = frame(
+        product,
+        html! {
+            p { (intro) }
+            p { (outro) }
+            p { a href=(cancel_url) { "Cancel the change" } }
+        },
+    );
     Email { to: to.to_owned(), subject, text, html: html.into_string() }
 }

@@ -15,7 +15,7 @@ use super::emails::{Invitation, code_email, email_change_notice, invitation_emai
 use super::events::templates::{EMAIL_CHANGE_NOTICE, ORGANIZATION_INVITATION};
 use super::mailer::{Email, Mailer};
 use super::organizations::invite_url;
-use crate::clock::{ms, rfc3339};
+use crate::clock::{human, ms};
 use crate::config::EmailProvider;
 use crate::domain::InvitationStatus;
 use crate::store::StoreError;
@@ -180,7 +180,7 @@ impl Mail {
             organization: &sealed.organization_name,
             url: &url,
             code: config.organizations.invitation_email_include_code.then_some(&*token),
-            expires: &rfc3339(row.expires_at_ms).replace('T', " ").replace('Z', " UTC"),
+            expires: &human(row.expires_at_ms),
         };
         Ok(Ok(invitation_email(&job.to_email, &invitation, &config.ui.product_name)))
     }

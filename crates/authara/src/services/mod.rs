@@ -62,14 +62,10 @@ impl Core {
     /// The access policy (behavior.md §5.5): with the allowlist on, only listed emails may sign
     /// up or start sessions.
     pub(crate) async fn allowed(&self, email: &crate::domain::EmailAddress) -> Result<bool, StoreError> {
-        self.allowed_str(email.as_str()).await
-    }
-
-    pub(crate) async fn allowed_str(&self, email: &str) -> Result<bool, StoreError> {
         if !self.config.allowlist_enabled {
             return Ok(true);
         }
-        self.store.is_allowed(email).await
+        self.store.is_allowed(email.as_str()).await
     }
 
     /// Forgets what is cached about a user (after any change to them).

@@ -6,10 +6,7 @@
 //! bytes (base64url); only their SHA-256 is stored, and the invitation email receives the raw
 //! token sealed inside its email job, never in the event that webhooks deliver.
 
-use base64::Engine as _;
-use rand::RngCore as _;
 use serde_json::{Map, Value};
-use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 pub use crate::store::invitations::InvitationRow;
@@ -169,16 +166,14 @@ enum Level {
     Manager,
 }
 
-/// The SHA-256 stored for an invitation token.
+/// The SHA-256 stored for an invitation token (hashed as refresh tokens are).
 fn token_hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.trim().as_bytes()).into()
+    super::sessions::hash_refresh_token(token.trim())
 }
 
-/// 32 random bytes, base64url without padding (43 characters).
+/// Invitation tokens are made as refresh tokens are: 32 random bytes, base64url (43 characters).
 fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    super::sessions::new_refresh_token()
 }
 
 fn metadata_of(row: &InvitationRow) -> Map<String, Value> {
@@ -671,31 +666,19 @@ impl Organizations {
         Ok(row)
     }
 
-    /// The allowlist's invitation exception (behavior.md §5.5): whether `email` may sign up or
-    /// start a session. With the allowlist on, an address not on it is admitted (put on the list,
-    /// audited as `allowlist.email_added`, committed before the caller goes on) when `code` is a
-    /// pending invitation for it.
-    pub(crate) async fn admit(
+    /// With the allowlist on, puts the address of a pending invitation on the list (behavior.md
+    /// §5.5), audited as `allowlist.email_added`, in the caller's transaction: it commits or
+    /// rolls back with the signup or login it admits.
+    pub(crate) async fn admit_in(
         &self,
-        code: Option<&str>,
+        tx: &mut Tx,
+        row: &InvitationRow,
         email: &EmailAddress,
         client: &ClientInfo,
-    ) -> Result<bool, StoreError> {
-        if self.core.allowed(email).await? {
-            return Ok(true);
-        }
-        let Some(code) = code else { return Ok(false) };
-        let mut tx = self.core.store.begin().await?;
-        let row = match self.lock_by_code(&mut tx, code, email).await {
-            Ok(row) => row,
-            Err(AcceptError::Store(e)) => return Err(e),
-            Err(_) => return Ok(false),
-        };
+    ) -> Result<(), StoreError> {
         tx.allow_email(email.as_str(), None, self.core.now_ms()).await?;
         let meta = serde_json::json!({ "email": email.as_str(), "invitation_id": row.id });
-        self.core.audit(&mut tx, &Actor::anonymous(client), "allowlist.email_added", None, meta).await?;
-        tx.commit().await?;
-        Ok(true)
+        self.core.audit(tx, &Actor::anonymous(client), "allowlist.email_added", None, meta).await
     }
 
     /// A signed-in user accepts the invitation behind `token` (the hosted accept page).

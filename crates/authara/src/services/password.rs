@@ -124,6 +124,10 @@ impl PasswordHasher {
     }
 
     pub async fn verify(&self, password: &str, stored: &str) -> Result<Verified, HashError> {
+        // Longer than any password we accept: refused without spending a hash on it.
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Ok(Verified::No);
+        }
         let password = password.to_owned();
         let stored = stored.to_owned();
         let params = self.params;
@@ -133,20 +137,27 @@ impl PasswordHasher {
 
     /// Costs what a real verification costs, for unknown accounts (no timing oracle).
     pub async fn verify_dummy(&self, password: &str) -> Result<(), HashError> {
+        let dummy = self.dummy().await?.to_owned();
+        self.verify(password, &dummy).await.map(|_| ())
+    }
+
+    async fn dummy(&self) -> Result<&str, HashError> {
         let params = self.params;
         let dummy = self
             .dummy
             .get_or_try_init(|| async { self.blocking(move || hash_now("authara-dummy-password", params)).await? })
-            .await?
-            .clone();
-        self.verify(password, &dummy).await.map(|_| ())
+            .await?;
+        Ok(dummy)
     }
 
     /// Computes the dummy hash now (at start-up, in the background).
     pub async fn warm_up(&self) {
-        let _ = self.verify_dummy("").await;
+        let _ = self.dummy().await;
     }
 }
+
+/// Passwords longer than this are refused before any hashing (bounded work per attempt).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 fn argon(params: HashParams) -> Result<Argon2<'static>, HashError> {
     let p = Params::new(params.memory_kib, params.iterations, params.parallelism, Some(32))

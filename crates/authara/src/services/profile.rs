@@ -165,7 +165,7 @@ impl Profiles {
         client: &ClientInfo,
     ) -> Result<usize, ProfileError> {
         let user_id = who.user_id();
-        if self.core.store.password_hash(user_id).await?.is_some() && current.is_empty() {
+        if current.is_empty() && self.core.store.password_hash(user_id).await?.is_some() {
             return Err(ReauthError::Required.into());
         }
         self.core.require_privileged(who, Some(current)).await?;
@@ -174,6 +174,7 @@ impl Profiles {
         let mut tx = self.core.store.begin().await?;
         tx.set_password_hash(user_id, &hash, now).await?;
         let others = tx.revoke_other_sessions(user_id, who.session_id(), now).await?;
+        self.core.record(&mut tx, &DomainEvent::UserUpdated { user_id }).await?;
         let email = tx.user_by_id(user_id).await?.map(|u| u.email).unwrap_or_default();
         let meta = serde_json::json!({ "revoked_sessions": others.len() });
         self.core

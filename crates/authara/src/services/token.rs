@@ -189,7 +189,7 @@ impl TokenService {
         audience: Option<Audience>,
         now_ms: i64,
     ) -> Result<Arc<AccessClaims>, TokenError> {
-        let claims = match self.verified.get(&Box::from(token), now_ms) {
+        let claims = match self.verified.get(token, now_ms) {
             Some(c) => c,
             None => {
                 let c = Arc::new(self.verify_signature(token)?);

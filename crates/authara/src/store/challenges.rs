@@ -55,8 +55,6 @@ const SET_CODE: &str =
 const FAILED_ATTEMPT: &str = "UPDATE challenges SET attempt_count = attempt_count + 1 WHERE id = $1";
 const CONSUME: &str = "UPDATE challenges SET consumed_at_ms = $2 WHERE id = $1 AND consumed_at_ms IS NULL";
 const RESENT: &str = "UPDATE challenges SET resend_count = resend_count + 1 WHERE id = $1";
-const PENDING_FOR_USER: &str = "SELECT COUNT(*) FROM challenges WHERE user_id = $1 AND purpose = $2 \
-     AND consumed_at_ms IS NULL AND expires_at_ms > $3";
 const CANCEL_FOR_USER: &str = "UPDATE challenges SET consumed_at_ms = $3 WHERE user_id = $1 AND purpose = $2 \
      AND consumed_at_ms IS NULL";
 const DELETE_EXPIRED: &str = "DELETE FROM challenges WHERE expires_at_ms < $1";
@@ -116,17 +114,6 @@ impl Tx {
     pub async fn challenge_resent(&mut self, id: Uuid) -> Result<(), StoreError> {
         on_tx!(self, c => sqlx::query(RESENT).bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(())
-    }
-
-    /// Live, unconsumed challenges of a user for a purpose.
-    pub async fn pending_challenges(
-        &mut self,
-        user_id: UserId,
-        purpose: ChallengePurpose,
-        now_ms: i64,
-    ) -> Result<i64, StoreError> {
-        Ok(on_tx!(self, c => sqlx::query_scalar(PENDING_FOR_USER).bind(user_id).bind(purpose.as_str()).bind(now_ms)
-            .fetch_one(&mut *c).await)?)
     }
 
     /// Ends every open challenge of a user for a purpose (a newer one replaces them).

@@ -109,6 +109,12 @@ const BY_ID: &str = "SELECT id, event_id, event_type, status, attempt_count, nex
 const COUNTS: &str = "SELECT status, COUNT(*) FROM webhook_deliveries GROUP BY status";
 
 impl Tx {
+    /// Sends a delivered or failed delivery again (same id); `false` if there is no such one.
+    pub async fn redeliver(&mut self, id: Uuid, now_ms: i64) -> Result<bool, StoreError> {
+        let n = on_tx!(self, c => sqlx::query(REDELIVER).bind(id).bind(now_ms).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
     pub async fn insert_delivery(&mut self, d: &NewDelivery<'_>) -> Result<(), StoreError> {
         on_tx!(self, c => sqlx::query(INSERT).bind(d.id).bind(d.event_id).bind(d.event_seq).bind(d.event_type)
             .bind(d.aggregate_id).bind(d.payload).bind(d.now_ms).execute(&mut *c).await.map(|r| r.rows_affected()))?;
@@ -167,12 +173,11 @@ impl Store {
         Ok(n)
     }
 
-    /// Sends a delivered or failed delivery again (same id); `false` if there is no such one.
     pub async fn redeliver(&self, id: Uuid, now_ms: i64) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        let n = on_tx!(tx, c => sqlx::query(REDELIVER).bind(id).bind(now_ms).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        let done = tx.redeliver(id, now_ms).await?;
         tx.commit().await?;
-        Ok(n == 1)
+        Ok(done)
     }
 
     /// Deletes delivered rows older than `delivered_before_ms` and failed ones older than

@@ -10,7 +10,7 @@ use super::copy::{self, Failure};
 use super::fields::{self, Password};
 use super::layout::alert;
 use super::{CsrfForm, PageCtx, PageError, PageQuery, PageUser};
-use crate::clock::rfc3339;
+use crate::clock::human;
 use crate::config::OrgMode;
 use crate::domain::{Audience, NewPassword, OrgId, OrgKind, OrgRole, SessionId, Username};
 use crate::http::extract::Client;
@@ -29,10 +29,6 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "switched" => "You switched organization.",
         _ => return None,
     })
-}
-
-fn when(ms: i64) -> String {
-    rfc3339(ms).replace('T', " ").replace('Z', " UTC")
 }
 
 /// People's words for audit actions.
@@ -89,10 +85,7 @@ pub async fn render(
     error: Option<&str>,
 ) -> Result<Response, PageError> {
     let services = &ctx.state().services;
-    let user = services.profiles().user(who).await.map_err(|e| match copy::profile(e) {
-        Ok(_) => PageError::Internal("account page".to_owned()),
-        Err(p) => p,
-    })?;
+    let user = services.profiles().user(who).await.map_err(copy::profile_read)?;
     let mode = ctx.state().config.org_mode;
     // `personal` mode keeps organizations out of sight (behavior.md §9.4).
     let organizations = match mode {
@@ -117,7 +110,7 @@ pub async fn render(
                 dl.facts {
                     dt { "Email" } dd { (user.email) }
                     dt { "Username" } dd { (user.username) }
-                    dt { "Member since" } dd { (when(user.created_at_ms)) }
+                    dt { "Member since" } dd { (human(user.created_at_ms)) }
                 }
                 form method="post" action="/auth/user/username" {
                     (csrf)
@@ -187,7 +180,7 @@ pub async fn render(
                                 }
                                 div.meta {
                                     @if let Some(ip) = &x.ip { (ip) " · " }
-                                    "Signed in " (when(x.created_at_ms)) " · last active " (when(x.last_used_at_ms))
+                                    "Signed in " (human(x.created_at_ms)) " · last active " (human(x.last_used_at_ms))
                                 }
                             }
                             @if x.id != current {
@@ -220,7 +213,7 @@ pub async fn render(
                             li { div {
                                 div.device { (activity(&e.action)) }
                                 div.meta {
-                                    (when(e.created_at_ms))
+                                    (human(e.created_at_ms))
                                     @if let Some(ip) = &e.ip { " · from " (ip) }
                                     @if let Some(ua) = &e.user_agent { @if !ua.is_empty() { " · " (describe_device(ua).0) } }
                                 }

@@ -3,26 +3,25 @@
 //! `admin` role ([`AdminPage`]); every action is a CSRF-checked POST that redirects back with a
 //! notice (or re-renders with the refusal), and leaves an audit event.
 
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::fields;
 use super::layout::alert;
-use super::{CsrfForm, PageCtx, PageError, PageQuery};
-use crate::clock::rfc3339;
+use super::{CsrfForm, NoFields, PageCtx, PageError, PageQuery};
+use super::{copy, fields};
+use crate::clock::human;
 use crate::domain::{Audience, EmailAddress, PlatformRole, SessionId, UserId};
 use crate::http::extract::Client;
 use crate::http::state::AppState;
-use crate::services::StoreError;
-use crate::services::admin::{AdminActor, AdminError};
+use crate::services::admin::{AUDIT_PAGE_SIZE, AdminActor, AdminError, page_number};
 use crate::services::auth::Principal;
 use crate::services::device::describe_device;
-use crate::services::sessions::RefreshError;
 
 /// An administrator on a console page: an admin-audience access token (refreshed into that
 /// audience when needed, §1.9) of a user holding the `admin` role. Auditors and monitors get a
@@ -43,43 +42,32 @@ impl FromRequestParts<AppState> for AdminPage {
     }
 }
 
+/// A console form: the CSRF check first (nothing about the session is touched for a forged
+/// request), then the administrator, then the form's fields.
+pub struct AdminForm<T>(pub AdminPage, pub T);
+
+impl<T: DeserializeOwned + Default + Send> FromRequest<AppState> for AdminForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let ctx = PageCtx::from_request_parts(&mut parts, state).await?;
+        let client =
+            Client::from_request_parts(&mut parts, state).await.map_err(|_| PageError::BadRequest("client"))?.0;
+        let CsrfForm(form) = CsrfForm::<T>::from_request(Request::from_parts(parts, body), state).await?;
+        Ok(AdminForm(AdminPage::resolve(ctx, client).await?, form))
+    }
+}
+
 impl AdminPage {
-    /// The administrator behind a page context. POST handlers call it after their `CsrfForm`
-    /// was extracted, so that CSRF is checked before any session is touched.
+    /// The administrator behind a page context (after the CSRF check, for forms).
     pub async fn resolve(ctx: PageCtx, client: crate::services::sessions::ClientInfo) -> Result<Self, PageError> {
-        let state = ctx.state().clone();
-        let s = &state.services;
-        let who = match ctx.access_token() {
-            Some(t) => s.auth().authenticate(t, Some(Audience::Admin)).await.ok(),
-            None => None,
-        };
-        let who = match who {
-            Some(p) => p,
-            None => {
-                let login = PageError::Unauthenticated { login: ctx.login_url() };
-                let Some(refresh) = ctx.refresh_token() else { return Err(login) };
-                match s.sessions().refresh(refresh, Audience::Admin).await {
-                    Ok(issued) => {
-                        ctx.set_session(&issued);
-                        s.auth().authenticate(&issued.access_token, Some(Audience::Admin)).await?
-                    }
-                    Err(RefreshError::Forbidden) => return Err(PageError::NotAllowed),
-                    Err(e @ (RefreshError::Store(_) | RefreshError::Token(_))) => return Err(e.into()),
-                    Err(RefreshError::Invalid | RefreshError::Reused | RefreshError::Disabled) => {
-                        ctx.clear_session();
-                        return Err(login);
-                    }
-                }
-            }
-        };
+        let who = ctx.user_for(Audience::Admin).await?;
+        let s = &ctx.state().services;
         let actor =
             s.admin().authorize(&who, &client).map_err(|_| PageError::Forbidden("the admin role is required"))?;
         Ok(AdminPage { ctx, who, actor })
     }
-}
-
-fn when(ms: i64) -> String {
-    rfc3339(ms).replace('T', " ").replace('Z', " UTC")
 }
 
 fn frame(
@@ -111,10 +99,6 @@ fn frame(
     page.ctx.html(status, title, content)
 }
 
-fn store(e: StoreError) -> PageError {
-    e.into()
-}
-
 /// Fixed notices after an action (never text from the request).
 fn notice(code: Option<&str>) -> Option<&'static str> {
     Some(match code? {
@@ -143,7 +127,7 @@ pub struct ListQuery {
 
 /// `GET /auth/admin`.
 pub async fn dashboard(page: AdminPage) -> Result<Response, PageError> {
-    let d = page.ctx.state().services.admin().dashboard(&page.actor).await.map_err(store)?;
+    let d = page.ctx.state().services.admin().dashboard(&page.actor).await?;
     let body = html! {
         div.stats {
             div { strong { (d.stats.users) } "users" }
@@ -170,7 +154,7 @@ fn failure_table(rows: &[crate::services::admin::FailedEmail]) -> Markup {
             table.list {
                 thead { tr { th { "When" } th { "To" } th { "Email" } th { "Status" } th { "Attempts" } th { "Last error" } } }
                 tbody { @for f in rows { tr {
-                    td { (when(f.updated_at_ms)) } td { (f.to_email) } td { (f.template) } td { (f.status) }
+                    td { (human(f.updated_at_ms)) } td { (f.to_email) } td { (f.template) } td { (f.status) }
                     td { (f.attempt_count) } td { (f.last_error.as_deref().unwrap_or("")) }
                 } } }
             }
@@ -180,8 +164,8 @@ fn failure_table(rows: &[crate::services::admin::FailedEmail]) -> Markup {
 
 /// `GET /auth/admin/users?q=&page=`: exact email, else email/username prefix; newest first.
 pub async fn users(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Result<Response, PageError> {
-    let n = q.page.unwrap_or(1).max(1);
-    let rows = page.ctx.state().services.admin().search(&page.actor, &q.q, n).await.map_err(store)?;
+    let n = page_number(q.page);
+    let rows = page.ctx.state().services.admin().search(&page.actor, &q.q, n).await?;
     let body = html! {
         form method="get" action="/auth/admin/users" {
             div.inline {
@@ -194,7 +178,7 @@ pub async fn users(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Resul
                 thead { tr { th { "Email" } th { "Username" } th { "Created" } th { "State" } } }
                 tbody { @for u in &rows { tr {
                     td { a href={ "/auth/admin/users/" (u.id) } { (u.email) } }
-                    td { (u.username) } td { (when(u.created_at_ms)) }
+                    td { (u.username) } td { (human(u.created_at_ms)) }
                     td { @if u.disabled_at_ms.is_some() { "disabled" } @else { "active" } }
                 } } }
             }
@@ -228,8 +212,8 @@ async fn render_user(
         dl.facts {
             dt { "Email" } dd { (d.user.email) }
             dt { "Username" } dd { (d.user.username) }
-            dt { "Created" } dd { (when(d.user.created_at_ms)) }
-            dt { "State" } dd { @if let Some(at) = d.user.disabled_at_ms { "disabled since " (when(at)) } @else { "active" } }
+            dt { "Created" } dd { (human(d.user.created_at_ms)) }
+            dt { "State" } dd { @if let Some(at) = d.user.disabled_at_ms { "disabled since " (human(at)) } @else { "active" } }
             dt { "Roles" } dd { @if d.roles.is_empty() { "none" } @else { @for r in &d.roles { span.badge { (r.as_str()) } } } }
             dt { "Sign-in methods" } dd { @if d.has_password { "password" } @else { "none" } }
         }
@@ -256,7 +240,7 @@ async fn render_user(
                 @let status = if x.revoked_at_ms.is_some() { "revoked" } else if x.expires_at_ms <= now { "expired" } else { "active" };
                 tr {
                     td { (describe_device(&x.user_agent).0) } td { (x.ip.as_deref().unwrap_or("")) }
-                    td { (when(x.created_at_ms)) } td { (when(x.last_used_at_ms)) } td { (status) }
+                    td { (human(x.created_at_ms)) } td { (human(x.last_used_at_ms)) } td { (status) }
                     td { @if status == "active" {
                         form method="post" action={ (base) "/sessions/" (x.id) "/revoke" } {
                             (csrf) button.secondary.small type="submit" aria-label={ "Revoke session " (x.id) } { "Revoke" }
@@ -277,7 +261,7 @@ fn audit_table(rows: &[crate::services::admin::AuditRow]) -> Markup {
             table.list {
                 thead { tr { th { "When" } th { "Action" } th { "Actor" } th { "Target" } th { "IP" } th { "Details" } } }
                 tbody { @for e in rows { tr {
-                    td { (when(e.created_at_ms)) } td { (e.action) }
+                    td { (human(e.created_at_ms)) } td { (e.action) }
                     td { (e.actor) @if let Some(a) = e.actor_user_id { " " a href={ "/auth/admin/users/" (a) } { "(user)" } } }
                     td { (e.target_email.as_deref().unwrap_or("")) }
                     td { (e.ip.as_deref().unwrap_or("")) }
@@ -297,90 +281,54 @@ pub async fn user(
     render_user(&page, UserId(id), StatusCode::OK, notice(q.notice.as_deref()), None).await
 }
 
-#[derive(Deserialize, Default)]
-pub struct NoFields {}
-
 async fn act(page: AdminPage, id: UserId, result: Result<(), AdminError>, done: &str) -> Result<Response, PageError> {
     match result {
         Ok(()) => Ok(page.ctx.redirect(&format!("/auth/admin/users/{id}?notice={done}"))),
-        Err(AdminError::UnknownUser) => Err(PageError::NotFound),
-        Err(AdminError::Store(e)) => Err(e.into()),
         Err(e) => {
-            let message =
-                format!("{}.", e.to_string().replace("administrators", "Administrators").replace("the ", "The "));
-            render_user(&page, id, StatusCode::BAD_REQUEST, None, Some(&message)).await
+            let refused = copy::admin(e)?;
+            render_user(&page, id, refused.status, None, Some(refused.message)).await
         }
     }
 }
 
 /// `POST /auth/admin/users/{id}/disable`.
-pub async fn disable(
-    ctx: PageCtx,
-    Client(client): Client,
-    Path(id): Path<Uuid>,
-    CsrfForm(_): CsrfForm<NoFields>,
-) -> Result<Response, PageError> {
-    let page = AdminPage::resolve(ctx, client).await?;
+pub async fn disable(Path(id): Path<Uuid>, AdminForm(page, _): AdminForm<NoFields>) -> Result<Response, PageError> {
     let r = page.ctx.state().services.admin().set_disabled(&page.actor, UserId(id), true).await;
     act(page, UserId(id), r, "disabled").await
 }
 
 /// `POST /auth/admin/users/{id}/enable`.
-pub async fn enable(
-    ctx: PageCtx,
-    Client(client): Client,
-    Path(id): Path<Uuid>,
-    CsrfForm(_): CsrfForm<NoFields>,
-) -> Result<Response, PageError> {
-    let page = AdminPage::resolve(ctx, client).await?;
+pub async fn enable(Path(id): Path<Uuid>, AdminForm(page, _): AdminForm<NoFields>) -> Result<Response, PageError> {
     let r = page.ctx.state().services.admin().set_disabled(&page.actor, UserId(id), false).await;
     act(page, UserId(id), r, "enabled").await
 }
 
 /// `POST /auth/admin/users/{id}/roles/admin/grant`.
-pub async fn grant_admin(
-    ctx: PageCtx,
-    Client(client): Client,
-    Path(id): Path<Uuid>,
-    CsrfForm(_): CsrfForm<NoFields>,
-) -> Result<Response, PageError> {
-    let page = AdminPage::resolve(ctx, client).await?;
+pub async fn grant_admin(Path(id): Path<Uuid>, AdminForm(page, _): AdminForm<NoFields>) -> Result<Response, PageError> {
     let r = page.ctx.state().services.admin().set_admin(&page.actor, UserId(id), true).await;
     act(page, UserId(id), r, "granted").await
 }
 
 /// `POST /auth/admin/users/{id}/roles/admin/revoke`.
 pub async fn revoke_admin(
-    ctx: PageCtx,
-    Client(client): Client,
     Path(id): Path<Uuid>,
-    CsrfForm(_): CsrfForm<NoFields>,
+    AdminForm(page, _): AdminForm<NoFields>,
 ) -> Result<Response, PageError> {
-    let page = AdminPage::resolve(ctx, client).await?;
     let r = page.ctx.state().services.admin().set_admin(&page.actor, UserId(id), false).await;
     act(page, UserId(id), r, "revoked-admin").await
 }
 
 /// `POST /auth/admin/users/{id}/sessions/{sid}/revoke`.
 pub async fn revoke_session(
-    ctx: PageCtx,
-    Client(client): Client,
     Path((id, sid)): Path<(Uuid, Uuid)>,
-    CsrfForm(_): CsrfForm<NoFields>,
+    AdminForm(page, _): AdminForm<NoFields>,
 ) -> Result<Response, PageError> {
-    let page = AdminPage::resolve(ctx, client).await?;
     let r = page.ctx.state().services.admin().revoke_session(&page.actor, UserId(id), SessionId(sid)).await;
     act(page, UserId(id), r, "session").await
 }
 
 /// `POST /auth/admin/users/{id}/sessions/revoke-all`.
-pub async fn revoke_all(
-    ctx: PageCtx,
-    Client(client): Client,
-    Path(id): Path<Uuid>,
-    CsrfForm(_): CsrfForm<NoFields>,
-) -> Result<Response, PageError> {
-    let page = AdminPage::resolve(ctx, client).await?;
+pub async fn revoke_all(Path(id): Path<Uuid>, AdminForm(page, _): AdminForm<NoFields>) -> Result<Response, PageError> {
     let r = page.ctx.state().services.admin().revoke_all(&page.actor, UserId(id)).await.map(|_| ());
     act(page, UserId(id), r, "sessions").await
 }
@@ -388,9 +336,9 @@ pub async fn revoke_all(
 /// `GET /auth/admin/failures?page=`: failed emails and risky challenges, newest first.
 pub async fn failures(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Result<Response, PageError> {
     let admin = page.ctx.state().services.admin();
-    let n = q.page.unwrap_or(1);
-    let rows = admin.failures(&page.actor, n).await.map_err(store)?;
-    let risky = admin.risky_challenges(&page.actor, n).await.map_err(store)?;
+    let n = page_number(q.page);
+    let rows = admin.failures(&page.actor, n).await?;
+    let risky = admin.risky_challenges(&page.actor, n).await?;
     let body = html! {
         h2 { "Emails" }
         (failure_table(&rows))
@@ -399,9 +347,9 @@ pub async fn failures(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Re
             table.list {
                 thead { tr { th { "Created" } th { "Purpose" } th { "Email" } th { "Attempts" } th { "Resends" } th { "Expires" } th { "Decoy" } } }
                 tbody { @for c in &risky { tr {
-                    td { (when(c.created_at_ms)) } td { (c.purpose) } td { (c.email) }
+                    td { (human(c.created_at_ms)) } td { (c.purpose) } td { (c.email) }
                     td { (c.attempt_count) "/" (c.max_attempts) } td { (c.resend_count) "/" (c.max_resends) }
-                    td { (when(c.expires_at_ms)) } td { @if c.opaque { "yes" } @else { "no" } }
+                    td { (human(c.expires_at_ms)) } td { @if c.opaque { "yes" } @else { "no" } }
                 } } }
             }
         }
@@ -411,7 +359,7 @@ pub async fn failures(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Re
 
 /// `GET /auth/admin/webhooks`: the newest deliveries, with redelivery.
 pub async fn webhooks(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Result<Response, PageError> {
-    let rows = page.ctx.state().services.admin().deliveries(&page.actor).await.map_err(store)?;
+    let rows = page.ctx.state().services.admin().deliveries(&page.actor).await?;
     let csrf = fields::csrf(&page.ctx.csrf);
     let configured = page.ctx.state().config.webhooks.is_some();
     let body = html! {
@@ -420,7 +368,7 @@ pub async fn webhooks(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Re
             table.list {
                 thead { tr { th { "Created" } th { "Event" } th { "Status" } th { "Attempts" } th { "Response" } th { "Latency" } th { "Last error" } th {} } }
                 tbody { @for d in &rows { tr {
-                    td { (when(d.created_at_ms)) } td { (d.event_type) br; span.meta { (d.id) } } td { (d.status) }
+                    td { (human(d.created_at_ms)) } td { (d.event_type) br; span.meta { (d.id) } } td { (d.status) }
                     td { (d.attempt_count) }
                     td { (d.response_status.map(|s| s.to_string()).unwrap_or_default()) }
                     td { (d.latency_ms.map(|l| format!("{l} ms")).unwrap_or_default()) }
@@ -439,14 +387,8 @@ pub async fn webhooks(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Re
 }
 
 /// `POST /auth/admin/webhooks/{id}/redeliver`.
-pub async fn redeliver(
-    ctx: PageCtx,
-    Client(client): Client,
-    Path(id): Path<Uuid>,
-    CsrfForm(_): CsrfForm<NoFields>,
-) -> Result<Response, PageError> {
-    let page = AdminPage::resolve(ctx, client).await?;
-    if !page.ctx.state().services.admin().redeliver(&page.actor, id).await.map_err(store)? {
+pub async fn redeliver(Path(id): Path<Uuid>, AdminForm(page, _): AdminForm<NoFields>) -> Result<Response, PageError> {
+    if !page.ctx.state().services.admin().redeliver(&page.actor, id).await? {
         return Err(PageError::NotFound);
     }
     Ok(page.ctx.redirect("/auth/admin/webhooks?notice=redelivered"))
@@ -459,8 +401,8 @@ pub async fn audit(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Resul
         target: q.target.map(UserId),
         action: q.action.clone().filter(|a| !a.is_empty()),
     };
-    let n = q.page.unwrap_or(1).max(1);
-    let rows = page.ctx.state().services.admin().audit(&page.actor, &filter, n).await.map_err(store)?;
+    let n = page_number(q.page);
+    let rows = page.ctx.state().services.admin().audit(&page.actor, &filter, n).await?;
     let body = html! {
         form method="get" action="/auth/admin/audit" {
             div.inline {
@@ -471,7 +413,7 @@ pub async fn audit(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Resul
         (audit_table(&rows))
         div.row {
             @if n > 1 { a href={ "/auth/admin/audit?page=" (n - 1) } { "Newer" } }
-            @if rows.len() == 50 { a href={ "/auth/admin/audit?page=" (n + 1) } { "Older" } }
+            @if rows.len() as i64 == AUDIT_PAGE_SIZE { a href={ "/auth/admin/audit?page=" (n + 1) } { "Older" } }
         }
     };
     Ok(frame(&page, "Audit log", StatusCode::OK, None, None, body))
@@ -491,8 +433,7 @@ async fn render_allowlist(
     if !page.ctx.state().config.allowlist_enabled {
         return Err(PageError::NotFound);
     }
-    let rows =
-        page.ctx.state().services.admin().allowlist(&page.actor, &q.q, q.page.unwrap_or(1)).await.map_err(store)?;
+    let rows = page.ctx.state().services.admin().allowlist(&page.actor, &q.q, page_number(q.page)).await?;
     let csrf = fields::csrf(&page.ctx.csrf);
     let body = html! {
         form method="post" action="/auth/admin/allowlist" {
@@ -505,7 +446,7 @@ async fn render_allowlist(
         table.list {
             thead { tr { th { "Email" } th { "Added" } th {} } }
             tbody { @for e in &rows { tr {
-                td { (e.email) } td { (when(e.created_at_ms)) }
+                td { (e.email) } td { (human(e.created_at_ms)) }
                 td { form method="post" action={ "/auth/admin/allowlist/" (e.id) "/delete" } { (csrf) button.secondary.small type="submit" { "Remove" } } }
             } } }
         }
@@ -520,47 +461,33 @@ pub struct AllowForm {
 }
 
 /// `POST /auth/admin/allowlist`.
-pub async fn allow(
-    ctx: PageCtx,
-    Client(client): Client,
-    CsrfForm(form): CsrfForm<AllowForm>,
-) -> Result<Response, PageError> {
-    let page = AdminPage::resolve(ctx, client).await?;
+pub async fn allow(AdminForm(page, form): AdminForm<AllowForm>) -> Result<Response, PageError> {
     if !page.ctx.state().config.allowlist_enabled {
         return Err(PageError::NotFound);
     }
     let result = match EmailAddress::parse(&form.email) {
-        Err(_) => Err("Enter a valid email address."),
+        Err(e) => Err(copy::Failure { status: StatusCode::BAD_REQUEST, ..copy::input(e) }),
         Ok(email) => match page.ctx.state().services.admin().allow(&page.actor, &email).await {
             Ok(()) => Ok(()),
-            Err(AdminError::AlreadyAllowed) => Err("That address is already on the allowlist."),
-            Err(e) => return Err(PageError::internal(&e)),
+            Err(e) => Err(copy::admin(e)?),
         },
     };
     match result {
         Ok(()) => Ok(page.ctx.redirect("/auth/admin/allowlist?notice=allowed")),
-        Err(message) => render_allowlist(&page, &ListQuery::default(), StatusCode::BAD_REQUEST, Some(message)).await,
+        Err(f) => render_allowlist(&page, &ListQuery::default(), f.status, Some(f.message)).await,
     }
 }
 
 /// `POST /auth/admin/allowlist/{id}/delete`.
-pub async fn disallow(
-    ctx: PageCtx,
-    Client(client): Client,
-    Path(id): Path<Uuid>,
-    CsrfForm(_): CsrfForm<NoFields>,
-) -> Result<Response, PageError> {
-    let page = AdminPage::resolve(ctx, client).await?;
+pub async fn disallow(Path(id): Path<Uuid>, AdminForm(page, _): AdminForm<NoFields>) -> Result<Response, PageError> {
     if !page.ctx.state().config.allowlist_enabled {
         return Err(PageError::NotFound);
     }
     match page.ctx.state().services.admin().disallow(&page.actor, id).await {
         Ok(()) => Ok(page.ctx.redirect("/auth/admin/allowlist?notice=removed")),
-        Err(AdminError::UnknownEntry) => Err(PageError::NotFound),
-        Err(AdminError::OwnEmail) => {
-            let message = "You cannot remove your own address.";
-            render_allowlist(&page, &ListQuery::default(), StatusCode::BAD_REQUEST, Some(message)).await
+        Err(e) => {
+            let refused = copy::admin(e)?;
+            render_allowlist(&page, &ListQuery::default(), refused.status, Some(refused.message)).await
         }
-        Err(e) => Err(PageError::internal(&e)),
     }
 }

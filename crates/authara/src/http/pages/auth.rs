@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::copy::{self, Failure};
 use super::fields::{self, Password};
 use super::layout::alert;
-use super::{CsrfForm, PageCtx, PageError, PageQuery, audience_for};
+use super::{CsrfForm, NoFields, PageCtx, PageError, PageQuery, audience_for};
 use crate::domain::{Audience, ChallengePurpose, EmailAddress, NewPassword};
 use crate::http::extract::Client;
 use crate::http::state::AppState;
@@ -169,9 +169,6 @@ pub async fn signup(
     let body = signup_form(&ctx, form.email.trim(), Some(failure.message));
     Ok(ctx.html(failure.status, "Create account", body))
 }
-
-#[derive(Deserialize, Default)]
-pub struct NoFields {}
 
 /// `POST /auth/sessions/logout`: revoke, clear cookies, go to `return_to` (default `/`).
 /// why: the browser SDK's `logout()` calls this with `fetch` and follows the redirect to the

@@ -9,6 +9,7 @@ use super::error::PageError;
 use crate::config::OrgMode;
 use crate::domain::{InputError, InvitationStatus};
 use crate::services::accounts::{InvitedLoginError, LoginError, SignupError};
+use crate::services::admin::AdminError;
 use crate::services::auth::ReauthError;
 use crate::services::challenges::ChallengeError;
 use crate::services::organizations::{AcceptError, SwitchError};
@@ -32,6 +33,23 @@ const fn gone(message: &'static str) -> Failure {
 
 const fn limited(message: &'static str) -> Failure {
     Failure { status: StatusCode::TOO_MANY_REQUESTS, message }
+}
+
+const fn refused(message: &'static str) -> Failure {
+    Failure { status: StatusCode::BAD_REQUEST, message }
+}
+
+/// An administrator's action the guards refused; unknown targets are 404 pages.
+pub fn admin(e: AdminError) -> Result<Failure, PageError> {
+    match e {
+        AdminError::OnSelf => Ok(refused("Administrators cannot do this to their own account.")),
+        AdminError::LastAdmin => Ok(refused("The last active administrator cannot be disabled or demoted.")),
+        AdminError::AlreadyAllowed => Ok(refused("That address is already on the allowlist.")),
+        AdminError::OwnEmail => Ok(refused("You cannot remove your own address.")),
+        AdminError::UnknownUser | AdminError::UnknownSession | AdminError::UnknownEntry => Err(PageError::NotFound),
+        AdminError::NotAdmin => Err(PageError::NotAllowed),
+        AdminError::Store(s) => Err(s.into()),
+    }
 }
 
 pub fn input(e: InputError) -> Failure {
@@ -95,6 +113,15 @@ pub fn challenge(e: ChallengeError) -> Result<Failure, PageError> {
         ChallengeError::Session(s) => session(s),
         ChallengeError::Hash(h) => Err(h.into()),
         ChallengeError::Store(s) => Err(s.into()),
+    }
+}
+
+/// A failed read of the signed-in user's own row (only the store or a vanished user can fail
+/// it): the page's error.
+pub fn profile_read(e: ProfileError) -> PageError {
+    match profile(e) {
+        Ok(f) => PageError::Internal(f.message.to_owned()),
+        Err(p) => p,
     }
 }
 

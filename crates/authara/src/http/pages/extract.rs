@@ -143,19 +143,25 @@ impl PageCtx {
     /// access token is missing, expired or revoked (behavior.md §1.9). A refused refresh clears
     /// the session cookies, except when only the audience is refused (then back to `/`).
     pub async fn user(&self) -> Result<Principal, PageError> {
+        self.user_for(Audience::App).await
+    }
+
+    /// The same, for a token of `audience` (the admin console asks for `admin`). The rotated
+    /// cookies are set as soon as the refresh succeeds: the old refresh token is spent, so the
+    /// browser must get the new pair whatever happens next.
+    pub async fn user_for(&self, audience: Audience) -> Result<Principal, PageError> {
         let s = &self.state.services;
         if let Some(token) = &self.access
-            && let Ok(p) = s.auth().authenticate(token, Some(Audience::App)).await
+            && let Ok(p) = s.auth().authenticate(token, Some(audience)).await
         {
             return Ok(p);
         }
         let login = PageError::Unauthenticated { login: self.login_url() };
         let Some(refresh) = &self.refresh else { return Err(login) };
-        match s.sessions().refresh(refresh, Audience::App).await {
+        match s.sessions().refresh(refresh, audience).await {
             Ok(issued) => {
-                let principal = s.auth().authenticate(&issued.access_token, Some(Audience::App)).await?;
                 self.set_session(&issued);
-                Ok(principal)
+                Ok(s.auth().authenticate(&issued.access_token, Some(audience)).await?)
             }
             Err(RefreshError::Forbidden) => Err(PageError::NotAllowed),
             Err(e @ (RefreshError::Store(_) | RefreshError::Token(_))) => Err(e.into()),
@@ -166,6 +172,10 @@ impl PageCtx {
         }
     }
 }
+
+/// The body of a form that carries nothing but its CSRF token.
+#[derive(serde::Deserialize, Default)]
+pub struct NoFields {}
 
 /// The signed-in app user of a page (see [`PageCtx::user`]).
 pub struct PageUser(pub Principal);

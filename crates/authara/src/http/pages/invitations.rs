@@ -236,10 +236,7 @@ async fn visitor(ctx: &PageCtx) -> Result<Option<Principal>, PageError> {
 }
 
 async fn email_of(ctx: &PageCtx, who: &Principal) -> Result<String, PageError> {
-    let me = ctx.state().services.profiles().user(who).await.map_err(|e| match copy::profile(e) {
-        Ok(_) => PageError::Internal("invitation page".to_owned()),
-        Err(p) => p,
-    })?;
+    let me = ctx.state().services.profiles().user(who).await.map_err(copy::profile_read)?;
     Ok(me.email)
 }
 

@@ -28,7 +28,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 pub use error::PageError;
-pub use extract::{CsrfForm, PageCtx, PageQuery, PageUser, PendingCookies};
+pub use extract::{CsrfForm, NoFields, PageCtx, PageQuery, PageUser, PendingCookies};
 
 use crate::domain::Audience;
 use crate::http::state::AppState;

@@ -245,7 +245,30 @@ async fn an_invitation_admits_its_email_past_the_allowlist(engine: Engine) {
     assert!(app.store.is_allowed("guest@example.com").await.unwrap(), "and is on the list from now on");
 }
 
+/// Page numbers and search terms come from the query string: absurd ones are served (clamped,
+/// cut), never a 500 or an overflow.
+async fn any_page_number_or_search_term_is_served(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let root = admin(&app, "root@example.com").await;
+    let long = "a".repeat(10_000);
+    for path in [
+        "/auth/admin/users?page=9223372036854775807".to_owned(),
+        "/auth/admin/users?page=-9223372036854775808&q=root".to_owned(),
+        "/auth/admin/failures?page=9223372036854775807".to_owned(),
+        "/auth/admin/audit?page=9223372036854775807".to_owned(),
+        "/auth/admin/webhooks?page=9223372036854775807".to_owned(),
+        format!("/auth/admin/users?q={long}"),
+        format!("/auth/admin/audit?action={long}"),
+    ] {
+        let res = root.get(&path).await;
+        assert_eq!(res.status, 200, "{}: {}", &path[..path.len().min(60)], res.text());
+    }
+    let res = root.get("/auth/admin/users?page=9223372036854775807").await;
+    assert!(res.text().contains("Previous"), "the last page links back");
+}
+
 on_both_engines!(
+    any_page_number_or_search_term_is_served,
     an_invitation_admits_its_email_past_the_allowlist,
     users_see_their_security_activity_and_the_log_is_pruned,
     the_console_lists_and_redelivers_webhooks,
