@@ -4,67 +4,18 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import http from 'node:http';
-import net from 'node:net';
-import { chromium } from 'playwright-core';
-
-const ROOT = resolve(import.meta.dirname, '../..');
-const BIN = process.env.AUTHARA_BIN || join(ROOT, 'target/debug/authara');
-const SHOTS = join(ROOT, 'artifacts/screenshots');
-const PW = 'violet-harbor-tangent';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { BIN, SHOTS, PW, launchAuthara, smtpSink, gatewayTo, launchBrowser } from './lib.mjs';
 
 let server, dataDir, upstream, gateway, base, browser;
 
-function startAuthara() {
-  dataDir = mkdtempSync(join(tmpdir(), 'authara-browser-'));
-  const env = { PATH: process.env.PATH, AUTHARA_BIND: '127.0.0.1:0', AUTHARA_DATA_DIR: dataDir, LOG_LEVEL: 'info', AUTHARA_UI_PRODUCT_NAME: 'Acme',
-    AUTHARA_RATE_LIMIT_SIGNUP_IP_LIMIT: '100' };
-  server = spawn(BIN, ['serve', '--migrate'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error('authara did not start')), 30000);
-    let out = '';
-    const scan = (chunk) => {
-      out += chunk;
-      const m = out.match(/listening on http:\/\/([0-9.:]+)/);
-      if (m) { clearTimeout(timer); ok(m[1]); }
-    };
-    server.stdout.on('data', scan);
-    server.stderr.on('data', (c) => { out += c; });
-    server.on('exit', (code) => fail(new Error(`authara exited (${code}): ${out}`)));
-  });
-}
-
-// The test gateway: /auth/* is proxied to authara, everything else is "the app".
-function startGateway(addr) {
-  const [host, port] = addr.split(':');
-  gateway = http.createServer((req, res) => {
-    if (req.url.startsWith('/auth/')) {
-      const up = http.request({ host, port, path: req.url, method: req.method, headers: req.headers }, (r) => {
-        res.writeHead(r.statusCode, r.headers);
-        r.pipe(res);
-      });
-      up.on('error', () => { res.writeHead(502); res.end('bad gateway'); });
-      req.pipe(up);
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(`<!doctype html><title>App</title><h1>The application</h1><p id="path">${req.url.replace(/[<>&"]/g, '')}</p>`);
-  });
-  return new Promise((ok) => gateway.listen(0, '127.0.0.1', () => ok(`http://127.0.0.1:${gateway.address().port}`)));
-}
-
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
-  upstream = await startAuthara();
-  base = await startGateway(upstream);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  const started = await launchAuthara({ AUTHARA_RATE_LIMIT_SIGNUP_IP_LIMIT: '100' });
+  ({ proc: server, dir: dataDir, addr: upstream } = started);
+  ({ server: gateway, base } = await gatewayTo(() => upstream));
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -168,75 +119,6 @@ test('keyboard-only login', async () => {
   await context.close();
 });
 
-// A server of a test's own (other settings than the shared one's): `authara serve --migrate` with
-// `extraEnv` on a fresh data directory; resolves with the process, the directory and its address.
-function launchAuthara(extraEnv) {
-  const dir = mkdtempSync(join(tmpdir(), 'authara-browser-'));
-  const env = { PATH: process.env.PATH, AUTHARA_BIND: '127.0.0.1:0', AUTHARA_DATA_DIR: dir, LOG_LEVEL: 'info', AUTHARA_UI_PRODUCT_NAME: 'Acme', ...extraEnv };
-  const proc = spawn(BIN, ['serve', '--migrate'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error('authara did not start')), 30000);
-    let out = '';
-    const scan = (chunk) => {
-      out += chunk;
-      const m = out.match(/listening on http:\/\/([0-9.:]+)/);
-      if (m) { clearTimeout(timer); ok({ proc, dir, addr: m[1] }); }
-    };
-    proc.stdout.on('data', scan);
-    proc.stderr.on('data', (c) => { out += c; });
-    proc.on('exit', (code) => fail(new Error(`authara exited (${code}): ${out}`)));
-  });
-}
-
-// A minimal SMTP server that keeps every message (recipients and body) in memory.
-function smtpSink() {
-  const messages = [];
-  const srv = net.createServer((sock) => {
-    let buf = '', inData = false, data = '', to = [];
-    sock.write('220 sink ESMTP\r\n');
-    sock.on('data', (chunk) => {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        if (inData) {
-          if (line === '.') { inData = false; messages.push({ to, data }); data = ''; sock.write('250 queued\r\n'); } else { data += line + '\n'; }
-          continue;
-        }
-        const up = line.toUpperCase();
-        if (up.startsWith('EHLO') || up.startsWith('HELO')) sock.write('250-sink\r\n250 8BITMIME\r\n');
-        else if (up.startsWith('MAIL FROM')) { to = []; sock.write('250 ok\r\n'); }
-        else if (up.startsWith('RCPT TO')) { to.push(line.slice(8).replace(/[:<>\s]/g, '')); sock.write('250 ok\r\n'); }
-        else if (up === 'DATA') { inData = true; sock.write('354 go ahead\r\n'); }
-        else if (up === 'QUIT') { sock.end('221 bye\r\n'); }
-        else sock.write('250 ok\r\n');
-      }
-    });
-    sock.on('error', () => {});
-  });
-  return new Promise((ok) => srv.listen(0, '127.0.0.1', () => ok({ server: srv, port: srv.address().port, messages })));
-}
-
-// A gateway like the shared one whose authara address is asked per request (`target()`), so that
-// it can listen first and be that authara's PUBLIC_URL.
-function gatewayTo(target) {
-  const gw = http.createServer((req, res) => {
-    if (req.url.startsWith('/auth/')) {
-      const [host, port] = target().split(':');
-      const up = http.request({ host, port, path: req.url, method: req.method, headers: req.headers }, (r) => {
-        res.writeHead(r.statusCode, r.headers);
-        r.pipe(res);
-      });
-      up.on('error', () => { res.writeHead(502); res.end('bad gateway'); });
-      req.pipe(up);
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(`<!doctype html><title>App</title><h1>The application</h1><p id="path">${req.url.replace(/[<>&"]/g, '')}</p>`);
-  });
-  return new Promise((ok) => gw.listen(0, '127.0.0.1', () => ok({ server: gw, base: `http://127.0.0.1:${gw.address().port}` })));
-}
 test('an invitee opens the mailed invitation link, signs up, lands in the app and sees the organization', async () => {
   // A server of its own: multi mode, the internal API, and the gateway as its PUBLIC_URL so that
   // invite_url points where the browser goes.

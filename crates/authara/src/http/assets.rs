@@ -9,23 +9,39 @@ use sha2::{Digest as _, Sha256};
 
 use crate::http::state::AppState;
 
-/// The stylesheet with the configured accent color, and its hashed file name.
+/// The page script's sources, concatenated in this order into one asset. Each feature owns one
+/// file; `core.js` holds what they share.
+const SCRIPT_SOURCES: &[&str] = &[include_str!("pages/js/core.js")];
+
+/// The stylesheet with the configured accent color, the page script, and their hashed names.
 #[derive(Debug, Clone)]
 pub struct Assets {
     pub css: String,
     pub css_name: String,
+    pub js: String,
+    pub js_name: String,
+}
+
+/// `stem.<first 10 hex digits of the SHA-256 of content>.ext`.
+fn hashed_name(stem: &str, ext: &str, content: &str) -> String {
+    let digest = Sha256::digest(content.as_bytes());
+    let hash: String = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{stem}.{hash}.{ext}")
 }
 
 impl Assets {
     pub fn new(ui: &crate::config::UiConfig) -> Self {
         let css = include_str!("pages/style.css").replace("__ACCENT__", &ui.primary_color);
-        let digest = Sha256::digest(css.as_bytes());
-        let hash: String = digest[..5].iter().map(|b| format!("{b:02x}")).collect();
-        Assets { css_name: format!("style.{hash}.css"), css }
+        let js = SCRIPT_SOURCES.join("\n");
+        Assets { css_name: hashed_name("style", "css", &css), css, js_name: hashed_name("authara", "js", &js), js }
     }
 
     pub fn css_url(&self) -> String {
         format!("/auth/static/{}", self.css_name)
+    }
+
+    pub fn js_url(&self) -> String {
+        format!("/auth/static/{}", self.js_name)
     }
 }
 
@@ -34,6 +50,13 @@ pub async fn serve(State(state): State<AppState>, Path(name): Path<String>) -> R
         return (
             [(CONTENT_TYPE, "text/css; charset=utf-8"), (CACHE_CONTROL, "public, max-age=31536000, immutable")],
             state.assets.css.clone(),
+        )
+            .into_response();
+    }
+    if name == state.assets.js_name {
+        return (
+            [(CONTENT_TYPE, "text/javascript; charset=utf-8"), (CACHE_CONTROL, "public, max-age=31536000, immutable")],
+            state.assets.js.clone(),
         )
             .into_response();
     }

@@ -22,6 +22,7 @@ pub fn page(state: &AppState, hx: bool, title: &str, content: Markup) -> Markup 
                 meta name="referrer" content="same-origin";
                 title { (title) " · " (product) }
                 link rel="stylesheet" href=(state.assets.css_url());
+                script src=(state.assets.js_url()) defer {}
             }
             body {
                 a.sr-only href="#body" { "Skip to content" }

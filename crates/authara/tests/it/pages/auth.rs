@@ -209,7 +209,18 @@ async fn static_assets_and_error_pages() {
     assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
     let html = page.text();
     assert!(html.contains("Acme ID"));
-    assert!(!html.contains("style=") && !html.contains("<script"), "no inline styles or scripts");
+    assert!(!html.contains("style="), "no inline styles");
+    // The one script is an external, hashed file: every <script> tag has a src and no body.
+    let scripts: Vec<&str> = html.split("<script").skip(1).collect();
+    assert_eq!(scripts.len(), 1, "{html}");
+    assert!(scripts[0].starts_with(r#" src="/auth/static/authara."#) && scripts[0].contains("></script>"), "{html}");
+    let js_href = scripts[0].split('"').nth(1).unwrap().to_owned();
+    assert!(js_href.ends_with(".js"), "{js_href}");
+    let js = c.get(&js_href).await;
+    assert_eq!(js.status, 200);
+    assert_eq!(js.headers["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(js.headers["cache-control"], "public, max-age=31536000, immutable");
+    assert!(js.text().contains("X-CSRF-Token"));
     let href = html.split(r#"rel="stylesheet" href=""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
     assert!(href.starts_with("/auth/static/style.") && href.ends_with(".css"), "{href}");
     let css = c.get(&href).await;
