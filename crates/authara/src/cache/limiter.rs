@@ -37,6 +37,10 @@ pub enum Scope {
     EmailChangeUser,
     /// Email changes towards one address (target: the new address).
     EmailChangeTarget,
+    /// Passkey sign-in options (per IP).
+    PasskeyLogin,
+    /// Passkey sign-in finishes (per IP, a counter of its own).
+    PasskeyLoginFinish,
 }
 
 /// Email changes one user may start per hour, and one address may receive per day.
@@ -54,6 +58,8 @@ impl Scope {
             Scope::Reauthenticate => "reauthenticate",
             Scope::EmailChangeUser => "email_change_user",
             Scope::EmailChangeTarget => "email_change_target",
+            Scope::PasskeyLogin => "passkey_login",
+            Scope::PasskeyLoginFinish => "passkey_login_finish",
         }
     }
 }
@@ -99,6 +105,7 @@ impl Limiter {
             Scope::Reauthenticate => (None, Some(c.login_email)),
             Scope::EmailChangeUser => (None, Some(EMAIL_CHANGE_PER_USER)),
             Scope::EmailChangeTarget => (None, Some(EMAIL_CHANGE_PER_TARGET)),
+            Scope::PasskeyLogin | Scope::PasskeyLoginFinish => (Some(c.passkey_login_ip), None),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Rate limits: a count per window for each guarded action, and the limiter's housekeeping.
 //!
-//! `passkey_login_ip` is parsed and validated now for passkey sign-in (not built yet); the other
-//! limits are read by `services::ratelimit`.
+//! Every limit is read by the limiter (`cache/limiter.rs`); `passkey_login_ip` counts passkey
+//! sign-in options and finishes in two separate windows.
 
 use std::time::Duration;
 
@@ -75,7 +75,7 @@ pub struct RateLimitConfig {
     pub password_reset_ip: Limit,
     /// `AUTHARA_RATE_LIMIT_PASSWORD_RESET_EMAIL_*`.
     pub password_reset_email: Limit,
-    /// `AUTHARA_RATE_LIMIT_PASSKEY_LOGIN_IP_*`: for passkey sign-in (not built yet).
+    /// `AUTHARA_RATE_LIMIT_PASSKEY_LOGIN_IP_*`: passkey sign-in options and finishes, each counted on its own.
     pub passkey_login_ip: Limit,
     /// `AUTHARA_RATE_LIMIT_CHALLENGE_VERIFY_IP_*`.
     pub challenge_verify_ip: Limit,

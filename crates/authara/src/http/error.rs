@@ -14,6 +14,7 @@ use crate::services::accounts::{LoginError, PasswordChangeError, SignupError};
 use crate::services::auth::{AuthError, ReauthError};
 use crate::services::challenges::ChallengeError;
 use crate::services::organizations::{OrgError, SwitchError};
+use crate::services::passkeys::PasskeyError;
 use crate::services::password::HashError;
 use crate::services::sessions::{RefreshError, SessionError};
 use crate::services::token::TokenError;
@@ -297,6 +298,49 @@ impl From<SwitchError> for ApiError {
             | SwitchError::AudienceForbidden => ApiError::forbidden(e.to_string()),
             SwitchError::Token(t) => ApiError::internal(&t),
             SwitchError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<PasskeyError> for ApiError {
+    /// The sign-in's answers: whatever fails to verify is `401` (behavior.md §1.2).
+    fn from(e: PasskeyError) -> Self {
+        match e {
+            PasskeyError::Unavailable => ApiError::not_found(),
+            PasskeyError::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
+            PasskeyError::InvalidChallenge | PasskeyError::InvalidCredential | PasskeyError::PossibleClone => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "The passkey could not be verified")
+            }
+            PasskeyError::AlreadyExists => {
+                ApiError::new(StatusCode::CONFLICT, "passkey_already_exists", "This passkey is already registered")
+            }
+            PasskeyError::NotFound => ApiError::not_found(),
+            PasskeyError::LastMethod => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                "The last way to sign in cannot be removed",
+            ),
+            PasskeyError::InvalidName => ApiError::invalid_request(e.to_string()),
+            PasskeyError::Reauth(r) => r.into(),
+            PasskeyError::Session(s) => s.into(),
+            PasskeyError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl ApiError {
+    /// A registration's answers: a credential or ceremony that does not verify is
+    /// `422 passkey_registration_invalid`, a credential registered before `409`.
+    pub fn passkey_registration(e: PasskeyError) -> Self {
+        match e {
+            PasskeyError::InvalidChallenge | PasskeyError::InvalidCredential | PasskeyError::PossibleClone => {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "passkey_registration_invalid",
+                    "The passkey registration could not be verified",
+                )
+            }
+            other => other.into(),
         }
     }
 }

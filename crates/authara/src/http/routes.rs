@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
-use crate::http::api::{auth, challenges, health, internal, organizations, sessions, user};
+use crate::http::api::{auth, challenges, health, internal, organizations, passkeys, sessions, user};
 use crate::http::assets;
 use crate::http::error::ApiError;
 use crate::http::pages;
@@ -28,12 +28,16 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/api/v1/password-reset/challenges", post(challenges::start_password_reset))
         .route("/auth/api/v1/password-reset/challenges/verify", post(challenges::verify_password_reset))
         .route("/auth/api/v1/challenges/resend", post(challenges::resend))
+        .route("/auth/api/v1/passkeys/authenticate/options", post(passkeys::authenticate_options))
+        .route("/auth/api/v1/passkeys/authenticate/finish", post(passkeys::authenticate_finish))
         .route("/auth/api/v1/sessions/logout", post(sessions::logout))
         .route("/auth/api/v1/sessions/refresh", post(sessions::refresh))
         .route("/auth/api/v1/tokens/refresh", post(sessions::tokens_refresh))
         // Signed-in user (authara_access cookie, audience app).
         .route("/auth/api/v1/user", get(user::current_user))
         .route("/auth/api/v1/users/password", put(user::set_password))
+        .route("/auth/api/v1/passkeys/register/options", post(passkeys::register_options))
+        .route("/auth/api/v1/passkeys/register/finish", post(passkeys::register_finish))
         .route("/auth/api/v1/organizations", get(organizations::list))
         .route("/auth/api/v1/organizations/current", get(user::current_organization))
         .route("/auth/api/v1/organizations/current/members", get(organizations::current_members))

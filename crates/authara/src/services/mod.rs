@@ -1,7 +1,7 @@
 //! Use cases: plain Rust types in and out, all policy here, no HTTP types.
 //!
 //! One service per area (`auth`, `accounts`, `sessions`, `challenges`, `profile`, `mail`,
-//! `organizations`, `admin`, `webhooks`; next: oauth, passkeys), each built on the same small `Core` of
+//! `organizations`, `admin`, `webhooks`, `passkeys`; next: oauth), each built on the same small `Core` of
 //! shared dependencies and each with its own error enum. Fields are private: callers go through
 //! the area's methods, and [`Services`] hands out the areas.
 
@@ -17,6 +17,7 @@ pub mod keys;
 pub mod mail;
 pub mod mailer;
 pub mod organizations;
+pub mod passkeys;
 pub mod password;
 pub mod profile;
 pub mod return_to;
@@ -96,6 +97,7 @@ pub struct Services {
     webhooks: webhooks::Webhooks,
     admin: admin::Admin,
     organizations: organizations::Organizations,
+    passkeys: passkeys::Passkeys,
 }
 
 impl std::fmt::Debug for Services {
@@ -135,7 +137,20 @@ impl Services {
         let mail = mail::Mail::new(core.clone(), mailer);
         let webhooks = webhooks::Webhooks::new(core.clone())?;
         let admin = admin::Admin::new(core.clone(), sessions.clone());
-        Ok(Self { core, auth, accounts, sessions, challenges, profiles, mail, webhooks, admin, organizations })
+        let passkeys = passkeys::Passkeys::new(core.clone(), sessions.clone());
+        Ok(Self {
+            core,
+            auth,
+            accounts,
+            sessions,
+            challenges,
+            profiles,
+            mail,
+            webhooks,
+            admin,
+            organizations,
+            passkeys,
+        })
     }
 
     pub fn auth(&self) -> &auth::Authenticator {
@@ -172,6 +187,10 @@ impl Services {
 
     pub fn organizations(&self) -> &organizations::Organizations {
         &self.organizations
+    }
+
+    pub fn passkeys(&self) -> &passkeys::Passkeys {
+        &self.passkeys
     }
 
     pub fn config(&self) -> &Arc<Config> {

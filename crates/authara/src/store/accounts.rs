@@ -72,6 +72,16 @@ const DEFAULT_MEMBERSHIP: &str = "SELECT m.organization_id, m.role FROM organiza
      JOIN organizations o ON o.id = m.organization_id WHERE m.user_id = $1 \
      ORDER BY CASE WHEN o.kind = 'personal' AND o.created_by_user_id = $1 THEN 0 ELSE 1 END, m.created_at_ms, m.organization_id \
      LIMIT 1";
+/// Sign-in methods (shared with provider unlinking): a password, a linked external provider, a
+/// passkey. On PostgreSQL the user row is locked first (`LOCK_USER_PG`), so two removals cannot
+/// both see the other's method and leave none.
+const SIGN_IN_METHODS: &str = "SELECT \
+     (SELECT COUNT(*) FROM auth_providers WHERE user_id = $1 AND provider = 'password' \
+        AND password_hash IS NOT NULL AND password_hash <> '') \
+     + (SELECT COUNT(*) FROM auth_providers WHERE user_id = $1 AND provider <> 'password' \
+        AND provider_user_id IS NOT NULL AND provider_user_id <> '') \
+     + (SELECT COUNT(*) FROM passkeys WHERE user_id = $1)";
+const LOCK_USER_PG: &str = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
 const USER_COUNT: &str = "SELECT COUNT(*) FROM users";
 const SET_USERNAME: &str = "UPDATE users SET username = $2, username_normalized = $3, updated_at_ms = $4 WHERE id = $1";
 const SET_EMAIL: &str = "UPDATE users SET email = $2, updated_at_ms = $3 WHERE id = $1";
@@ -138,6 +148,17 @@ impl Store {
 }
 
 impl Tx {
+    /// How many ways the user has to sign in (behavior.md §7.3, §8): password rows with a
+    /// hash, external providers with a provider id, passkeys. Locks the user first on
+    /// PostgreSQL (SQLite's write transaction already excludes other writers), so a removal
+    /// that checks this count in its transaction cannot race another one.
+    pub async fn count_sign_in_methods(&mut self, user_id: UserId) -> Result<i64, StoreError> {
+        if let super::TxInner::Postgres(t) = &mut self.0 {
+            sqlx::query(LOCK_USER_PG).bind(user_id).fetch_optional(&mut **t).await?;
+        }
+        Ok(on_tx!(self, c => sqlx::query_scalar(SIGN_IN_METHODS).bind(user_id).fetch_one(&mut *c).await)?)
+    }
+
     /// Inserts a user; `false` when the email is taken. A taken username is `Conflict`.
     pub async fn insert_user(&mut self, u: &NewUser<'_>) -> Result<bool, StoreError> {
         let id: Option<UserId> = on_tx!(self, c => sqlx::query_scalar(INSERT_USER)

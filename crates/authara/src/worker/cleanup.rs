@@ -10,7 +10,9 @@ use crate::services::StoreError;
 pub const INTERVAL: Duration = Duration::from_secs(300);
 
 /// One pass; returns (sessions, refresh tokens) deleted.
+/// Expired passkey ceremonies go too.
 pub async fn run_once(services: &Services) -> Result<(u64, u64), StoreError> {
+    services.passkeys().cleanup().await?;
     services.sessions().cleanup().await
 }
 

@@ -21,6 +21,7 @@ mod instances;
 mod layers;
 mod migrations;
 mod pages;
+mod passkeys;
 mod serve;
 mod store;
 mod webhooks;

@@ -5,5 +5,6 @@ pub mod challenges;
 pub mod health;
 pub mod internal;
 pub mod organizations;
+pub mod passkeys;
 pub mod sessions;
 pub mod user;

@@ -1,0 +1,4 @@
+//! Passkeys through the real HTTP server, with a software authenticator that can also misbehave.
+
+mod api;
+pub mod authenticator;
