@@ -224,11 +224,13 @@ impl Challenges {
     /// `POST /signup/challenges`: `challenge_id` for a new email and for a taken one alike. For a
     /// new email, an `invitation_code` must be a pending invitation for it (else
     /// `InvalidInvitation`); verifying the challenge accepts it. A taken email gets the opaque
-    /// challenge whatever the code (behavior.md §1.2).
+    /// challenge whatever the code (behavior.md §1.2). Without a password (the hosted signup
+    /// with passkeys on) the account is created passwordless and its first sign-in method is the
+    /// passkey added next; password reset by email stays its way back in.
     pub async fn start_signup(
         &self,
         email: &EmailAddress,
-        password: &NewPassword,
+        password: Option<&NewPassword>,
         invitation_code: Option<&str>,
         client: &ClientInfo,
     ) -> Result<Uuid, ChallengeError> {
@@ -245,7 +247,10 @@ impl Challenges {
             None => return Err(ChallengeError::NotAllowed),
             Some(code) => Some(code),
         };
-        let hash = self.core.hasher.hash(password.expose()).await?;
+        let hash = match password {
+            Some(p) => Some(self.core.hasher.hash(p.expose()).await?),
+            None => None,
+        };
         let taken = self.core.store.user_by_email(email).await?.is_some();
         let invitation = match code {
             Some(code) if !taken => Some(self.organizations.pending_for(code, email).await?.id),
@@ -260,7 +265,8 @@ impl Challenges {
             };
             self.organizations.admit_in(&mut tx, &row, email, client).await?;
         }
-        let id = self.create(&mut tx, ChallengePurpose::Signup, email, None, Some(&hash), taken, invitation).await?;
+        let id =
+            self.create(&mut tx, ChallengePurpose::Signup, email, None, hash.as_deref(), taken, invitation).await?;
         tx.commit().await?;
         Ok(id)
     }

@@ -157,6 +157,11 @@ impl Profiles {
     /// The account page's password change: needs the current password (checked and rate
     /// limited per user), and signs out every other session (the reference's page leaves them
     /// signed in), keeping this one.
+    /// Whether the user has a password (a passkey-only account has none).
+    pub async fn has_password(&self, user_id: crate::domain::UserId) -> Result<bool, StoreError> {
+        Ok(self.core.store.password_hash(user_id).await?.is_some_and(|h| !h.is_empty()))
+    }
+
     pub async fn change_password(
         &self,
         who: &Principal,

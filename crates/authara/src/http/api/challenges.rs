@@ -44,8 +44,11 @@ pub async fn start_signup(
     }
     let email = EmailAddress::parse(&req.email)?;
     let password = NewPassword::parse(&req.password)?;
-    let id =
-        state.services.challenges().start_signup(&email, &password, req.invitation_code.as_deref(), &client).await?;
+    let id = state
+        .services
+        .challenges()
+        .start_signup(&email, Some(&password), req.invitation_code.as_deref(), &client)
+        .await?;
     Ok(accepted(id))
 }
 

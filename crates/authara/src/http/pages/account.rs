@@ -27,6 +27,8 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "revoked-others" => "All other devices were signed out.",
         "email" => "Your email address was changed.",
         "switched" => "You switched organization.",
+        "passkey-renamed" => "Your passkey was renamed.",
+        "passkey-removed" => "The passkey was removed.",
         _ => return None,
     })
 }
@@ -46,6 +48,10 @@ fn activity(action: &str) -> &'static str {
         "user.enabled" => "Account enabled by an administrator",
         "user.admin_granted" => "Administrator role granted",
         "user.admin_revoked" => "Administrator role removed",
+        "passkey.added" => "Passkey added",
+        "passkey.renamed" => "Passkey renamed",
+        "passkey.removed" => "Passkey removed",
+        "passkey.clone_warning" => "A passkey sign-in was refused: the passkey may have been copied",
         _ => "Account activity",
     }
 }
@@ -76,6 +82,18 @@ fn reauth_field(id: &str) -> Markup {
     }
 }
 
+/// The "Sign-in methods" section (`#linked-providers-section`, behavior.md §13), which the page
+/// script also swaps in after adding a passkey. Each sign-in feature adds its rows.
+pub async fn sign_in_methods(ctx: &PageCtx, who: &Principal) -> Result<Markup, PageError> {
+    let passkey_rows = super::passkeys::passkey_rows(ctx, who).await?;
+    Ok(html! {
+        section.block id="linked-providers-section" aria-labelledby="methods-h" {
+            h2 id="methods-h" { "Sign-in methods" }
+            (passkey_rows)
+        }
+    })
+}
+
 /// The account page, with an optional notice or error.
 pub async fn render(
     ctx: &PageCtx,
@@ -94,6 +112,8 @@ pub async fn render(
     };
     let mut sessions = services.sessions().list(who.user_id()).await?;
     let events = services.admin().own_events(who).await?;
+    let methods = sign_in_methods(ctx, who).await?;
+    let has_password = services.profiles().has_password(who.user_id()).await?;
     let current = who.session_id();
     // This device first.
     sessions.sort_by_key(|x| x.id != current);
@@ -158,13 +178,23 @@ pub async fn render(
                     div.hint { "We'll email a code to the new address to confirm it, and tell your current address." }
                 }
             }
+            (methods)
             section.block aria-labelledby="password-h" {
                 h2 id="password-h" { "Password" }
-                form method="post" action="/auth/providers/password/change" {
-                    (csrf)
-                    (fields::password("current_password", "Current password", Password::Current, false))
-                    (fields::password("new_password", "New password", Password::New, false))
-                    button.secondary type="submit" { "Change password" }
+                @if has_password {
+                    form method="post" action="/auth/providers/password/change" {
+                        (csrf)
+                        (fields::password("current_password", "Current password", Password::Current, false))
+                        (fields::password("new_password", "New password", Password::New, false))
+                        button.secondary type="submit" { "Change password" }
+                    }
+                } @else {
+                    p.meta { "You have no password: you sign in with a passkey. A password is another way in." }
+                    form method="post" action="/auth/providers/password/change" {
+                        (csrf)
+                        (fields::password("new_password", "New password", Password::New, false))
+                        button.secondary type="submit" { "Add a password" }
+                    }
                 }
             }
             section.block aria-labelledby="sessions-h" {

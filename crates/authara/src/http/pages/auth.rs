@@ -58,13 +58,31 @@ fn login_form(ctx: &PageCtx, email: &str, error: Option<&str>, notice: Option<&s
                 (fields::password("password", "Password", Password::Current, !email.is_empty()))
                 button type="submit" { "Sign in" }
             }
+            (super::passkeys::login_button(ctx))
             p.switch { a href={ "/auth/password-reset" (ctx.rt_query()) } { "Forgot your password?" } }
             p.switch { "New here? " a href={ "/auth/signup" (ctx.rt_query()) } { "Create an account" } }
         }
     }
 }
 
+/// With email codes and passkeys on, an account can start without a password: the code proves
+/// the address, and the passkey setup page follows.
+fn passwordless(ctx: &PageCtx) -> bool {
+    ctx.state().config.challenge.enabled && ctx.state().services.passkeys().available()
+}
+
+/// Where a new account goes first: the passkey setup page (behavior.md §1.4), which goes on to
+/// `return_to`.
+pub fn after_signup(ctx: &PageCtx) -> String {
+    if ctx.state().services.passkeys().available() {
+        format!("/auth/passkeys/setup?return_to={}", return_to::encode(&ctx.return_to))
+    } else {
+        ctx.return_to.clone()
+    }
+}
+
 fn signup_form(ctx: &PageCtx, email: &str, error: Option<&str>) -> Markup {
+    let passwordless = passwordless(ctx);
     html! {
         div.card {
             h1 { "Create your account" }
@@ -73,7 +91,11 @@ fn signup_form(ctx: &PageCtx, email: &str, error: Option<&str>) -> Markup {
             form method="post" action={ "/auth/signup" (ctx.rt_query()) } {
                 (fields::csrf(&ctx.csrf))
                 (fields::email("email", "Email", email, true))
-                (fields::password("password", "Password", Password::New, false))
+                @if passwordless {
+                    (fields::optional_new_password("password", "Password (optional)", "Leave it empty to use a passkey instead: you add one right after confirming your email."))
+                } @else {
+                    (fields::password("password", "Password", Password::New, false))
+                }
                 button type="submit" { "Create account" }
             }
             p.switch { "Already have an account? " a href={ "/auth/login" (ctx.rt_query()) } { "Sign in" } }
@@ -147,21 +169,26 @@ pub async fn signup(
         return Err(PageError::Forbidden("signup for the admin audience"));
     }
     let services = &ctx.state().services;
-    let parsed = EmailAddress::parse(&form.email).and_then(|e| Ok((e, NewPassword::parse(&form.password)?)));
+    let no_password = form.password.is_empty() && passwordless(&ctx);
+    let parsed = EmailAddress::parse(&form.email).and_then(|e| {
+        let password = if no_password { None } else { Some(NewPassword::parse(&form.password)?) };
+        Ok((e, password))
+    });
     let failure = match parsed {
         Err(e) => copy::input(e),
         // With challenges on, the form leads to the code page; a taken email gets the same page
         // (and no mail), so the form reveals nothing.
         Ok((email, password)) if ctx.state().config.challenge.enabled => {
-            match services.challenges().start_signup(&email, &password, None, &client).await {
+            match services.challenges().start_signup(&email, password.as_ref(), None, &client).await {
                 Ok(id) => return Ok(super::challenge::verify_page(&ctx, ChallengePurpose::Signup, id, None, None)),
                 Err(e) => copy::challenge(e)?,
             }
         }
-        Ok((email, password)) => match services.accounts().signup(&email, &password, None, &client).await {
+        Ok((_, None)) => copy::input(crate::domain::InputError::PasswordTooShort),
+        Ok((email, Some(password))) => match services.accounts().signup(&email, &password, None, &client).await {
             Ok(signed) => {
                 ctx.set_session(&signed.tokens);
-                return Ok(ctx.redirect(&ctx.return_to));
+                return Ok(ctx.redirect(&after_signup(&ctx)));
             }
             Err(e) => copy::signup(e)?,
         },

@@ -127,7 +127,7 @@ pub async fn verify_post(
             match challenges.verify_signup(id, code, StartIn::InvitedOrganization, &client).await {
                 Ok(signed) => {
                     ctx.replace_session(&signed).await;
-                    return Ok(ctx.redirect(&ctx.return_to));
+                    return Ok(ctx.redirect(&super::auth::after_signup(&ctx)));
                 }
                 Err(e) => e,
             }

@@ -13,6 +13,7 @@ use crate::services::admin::AdminError;
 use crate::services::auth::ReauthError;
 use crate::services::challenges::ChallengeError;
 use crate::services::organizations::{AcceptError, SwitchError};
+use crate::services::passkeys::PasskeyError;
 use crate::services::profile::ProfileError;
 use crate::services::sessions::{RevokeError, SessionError};
 
@@ -138,6 +139,27 @@ pub fn profile(e: ProfileError) -> Result<Failure, PageError> {
 }
 
 /// The privileged-session rule's refusals.
+/// A passkey ceremony or change that failed. Whatever does not verify gets the same words (a
+/// possible clone is not told apart from a bad signature).
+pub fn passkey(e: PasskeyError) -> Result<Failure, PageError> {
+    match e {
+        PasskeyError::Unavailable | PasskeyError::NotFound => Err(PageError::NotFound),
+        PasskeyError::RateLimited { .. } => Ok(limited("Too many passkey attempts. Wait a few minutes and try again.")),
+        PasskeyError::InvalidChallenge => Ok(form("This passkey request expired. Please try again.")),
+        PasskeyError::InvalidCredential | PasskeyError::PossibleClone => {
+            Ok(form("That passkey could not be verified. Try again, or sign in another way."))
+        }
+        PasskeyError::AlreadyExists => Ok(form("This passkey is already registered.")),
+        PasskeyError::LastMethod => {
+            Ok(form("This is your only way to sign in. Add a password or another passkey before removing it."))
+        }
+        PasskeyError::InvalidName => Ok(form("A passkey name has 1 to 255 characters.")),
+        PasskeyError::Reauth(r) => reauth(r),
+        PasskeyError::Session(s) => session(s),
+        PasskeyError::Store(s) => Err(s.into()),
+    }
+}
+
 pub fn reauth(e: ReauthError) -> Result<Failure, PageError> {
     match e {
         ReauthError::Required => {

@@ -56,3 +56,15 @@ pub fn password(name: &str, label: &str, kind: Password, autofocus: bool) -> Mar
         }
     }
 }
+
+/// A new password that may be left empty (a signup that can go passwordless).
+pub fn optional_new_password(name: &str, label: &str, hint: &str) -> Markup {
+    let hint_id = format!("{name}-hint");
+    html! {
+        div.field {
+            label for=(name) { (label) }
+            input id=(name) name=(name) type="password" autocomplete="new-password" minlength="8" maxlength="128" aria-describedby=(hint_id);
+            div.hint id=(hint_id) { (hint) " Otherwise at least 8 characters; common passwords are refused." }
+        }
+    }
+}

@@ -373,7 +373,7 @@ pub async fn signup(
         Err(e) => Ok(copy::input(e)),
         Ok(password) if ctx.state().config.challenge.enabled => {
             let email = EmailAddress::from_stored(p.invitation.row.email.clone());
-            match services.challenges().start_signup(&email, &password, Some(&token), &client).await {
+            match services.challenges().start_signup(&email, Some(&password), Some(&token), &client).await {
                 Ok(id) => return Ok(super::challenge::verify_page(&ctx, ChallengePurpose::Signup, id, None, None)),
                 Err(ChallengeError::InvalidInvitation) => {
                     refused(&ctx, &token, copy::challenge(ChallengeError::InvalidInvitation)?).await?

@@ -27,7 +27,8 @@ async fn signup_and_login_land_on_return_to(engine: Engine) {
     );
     let res = c.form("/auth/signup?return_to=/after", &[("email", "page@example.com"), ("password", PW)]).await;
     assert_eq!(res.status, 303, "{}", res.text());
-    assert_eq!(res.location().as_deref(), Some("/after"));
+    // A new account is offered a passkey first (behavior.md §1.4), then goes on to return_to.
+    assert_eq!(res.location().as_deref(), Some("/auth/passkeys/setup?return_to=%2Fafter"));
     assert!(res.set_cookie("authara_access").is_some());
     // Signed in: login and signup pages send the visitor on.
     let res = c.get("/auth/login?return_to=/dashboard").await;

@@ -47,7 +47,12 @@ async fn hosted_signup_with_a_code(engine: Engine) {
     assert_eq!(res.status, 422);
     let res =
         c.form("/auth/verify-challenge/signup?return_to=/welcome", &[("challenge_id", &id), ("code", &code)]).await;
-    assert_eq!((res.status, res.location().as_deref()), (303, Some("/welcome")), "{}", res.text());
+    assert_eq!(
+        (res.status, res.location().as_deref()),
+        (303, Some("/auth/passkeys/setup?return_to=%2Fwelcome")),
+        "{}",
+        res.text()
+    );
     assert_eq!(c.get("/auth/api/v1/user").await.json()["email"], "code@example.com");
 
     // The same form for a taken email shows the same page and sends nothing.

@@ -399,7 +399,8 @@ async fn with_challenges_the_signup_goes_through_the_code_page(engine: Engine) {
     assert_eq!(sink.to("coded@example.com").len(), 2, "the invitation, then the code");
     let code = sink.code_for("coded@example.com");
     let res = c.form("/auth/verify-challenge/signup", &[("challenge_id", &id), ("code", &code)]).await;
-    assert_eq!((res.status, res.location().as_deref()), (303, Some("/")), "{}", res.text());
+    let setup = "/auth/passkeys/setup?return_to=%2F";
+    assert_eq!((res.status, res.location().as_deref()), (303, Some(setup)), "{}", res.text());
     assert_eq!(c.get("/auth/api/v1/user").await.json()["email"], "coded@example.com");
     assert_eq!(current_org(&c).await, t, "the code page lands in the invited organization too");
     assert_eq!(events_of(&app, "organization.invitation.accepted").await.len(), 1);

@@ -2,3 +2,4 @@
 
 mod api;
 pub mod authenticator;
+mod pages;
