@@ -25,14 +25,22 @@ use crate::http::extract::Client;
 use crate::services::auth::Principal;
 use crate::services::passkeys::{Ceremony, MAX_NAME_CHARS, PasskeyError, Registration};
 use crate::services::return_to;
+use crate::services::sessions::ClientInfo;
 
 /// Largest JSON body a finish may send (behavior.md §1.4).
 const MAX_BODY: usize = 128 * 1024;
 /// The request header that asks register/finish for the sign-in methods section.
 const SECTION_HEADER: &str = "x-authara-response";
 
-fn csrf(headers: &HeaderMap) -> Result<(), ApiError> {
-    if cookies::csrf_matches(headers, None) { Ok(()) } else { Err(ApiError::forbidden("CSRF validation failed")) }
+/// The double-submit check of the script's calls (`X-CSRF-Token`); a refusal is the 403 page, as
+/// on every other page route.
+fn csrf(headers: &HeaderMap) -> Result<(), PageError> {
+    if cookies::csrf_matches(headers, None) { Ok(()) } else { Err(PageError::Csrf) }
+}
+
+/// A JSON endpoint's answer: its response, or its error in the envelope.
+fn answer(result: Result<Response, ApiError>) -> Result<Response, PageError> {
+    Ok(result.unwrap_or_else(IntoResponse::into_response))
 }
 
 fn invalid(message: &str) -> ApiError {
@@ -84,8 +92,12 @@ pub async fn authenticate_options(
     ctx: PageCtx,
     Client(client): Client,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PageError> {
     csrf(&headers)?;
+    answer(authenticate_options_json(ctx, client).await)
+}
+
+async fn authenticate_options_json(ctx: PageCtx, client: ClientInfo) -> Result<Response, ApiError> {
     Ok(options(ctx.state().services.passkeys().start_authentication(&client).await.map_err(envelope)?))
 }
 
@@ -102,8 +114,12 @@ pub async fn authenticate_finish(
     Client(client): Client,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PageError> {
     csrf(&headers)?;
+    answer(authenticate_finish_json(ctx, client, body).await)
+}
+
+async fn authenticate_finish_json(ctx: PageCtx, client: ClientInfo, body: Bytes) -> Result<Response, ApiError> {
     let req: AuthenticationFinish = json_body(&body)?;
     let target = landing(&ctx, req.return_to.as_deref());
     let signed = ctx
@@ -118,8 +134,12 @@ pub async fn authenticate_finish(
 }
 
 /// `POST /auth/passkeys/register/options`.
-pub async fn register_options(ctx: PageCtx, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn register_options(ctx: PageCtx, headers: HeaderMap) -> Result<Response, PageError> {
     csrf(&headers)?;
+    answer(register_options_json(ctx).await)
+}
+
+async fn register_options_json(ctx: PageCtx) -> Result<Response, ApiError> {
     let who = json_user(&ctx).await?;
     Ok(options(ctx.state().services.passkeys().start_registration(&who).await.map_err(envelope)?))
 }
@@ -140,8 +160,17 @@ pub async fn register_finish(
     Client(client): Client,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PageError> {
     csrf(&headers)?;
+    answer(register_finish_json(ctx, client, headers, body).await)
+}
+
+async fn register_finish_json(
+    ctx: PageCtx,
+    client: ClientInfo,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let who = json_user(&ctx).await?;
     let req: RegistrationFinish = json_body(&body)?;
     let reg = Registration { name: req.name.as_deref(), platform_hint: req.platform_hint.as_deref() };
