@@ -35,6 +35,9 @@ async function signUp(page, email, returnTo = '/after') {
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill(PW);
   await page.getByRole('button', { name: 'Create account' }).click();
+  // A new account is offered a passkey first; skipping goes on to return_to.
+  await page.waitForURL(/\/auth\/passkeys\/setup\?return_to=/);
+  await page.getByRole('link', { name: 'Skip for now' }).click();
   await page.waitForURL(`${base}${returnTo}`);
 }
 
@@ -59,7 +62,7 @@ test('a second browser signs in; the first revokes it; the second is sent to log
   await second.page.goto(`${base}/auth/login?return_to=/inside`);
   await second.page.getByLabel('Email').fill('two@example.com');
   await second.page.getByLabel('Password').fill(PW);
-  await second.page.getByRole('button', { name: 'Sign in' }).click();
+  await second.page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await second.page.waitForURL(`${base}/inside`);
 
   await first.page.goto(`${base}/auth/account`);
@@ -92,7 +95,7 @@ test('a failed login shows a visible error and keeps the email', async () => {
   await page.goto(`${base}/auth/login`);
   await page.getByLabel('Email').fill('ada@example.com');
   await page.getByLabel('Password').fill('not-the-password');
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   const alert = page.getByRole('alert');
   await alert.waitFor();
   assert.equal(await alert.isVisible(), true);
@@ -265,7 +268,7 @@ test('admin console: search a user, open them, revoke their session; their brows
   await admin.page.goto(`${base}/auth/login?return_to=/auth/admin`);
   await admin.page.getByLabel('Email').fill('root@example.com');
   await admin.page.getByLabel('Password').fill(PW);
-  await admin.page.getByRole('button', { name: 'Sign in' }).click();
+  await admin.page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await admin.page.waitForURL(`${base}/auth/admin`);
   await admin.page.getByText('sign-ups in 24 h').waitFor();
   await admin.page.screenshot({ path: join(SHOTS, 'admin-dashboard.png'), fullPage: true });

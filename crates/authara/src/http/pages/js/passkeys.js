@@ -193,10 +193,11 @@ async function autharaStartConditional(block) {
   if (!email) return;
   email.setAttribute("autocomplete", "username webauthn");
   const button = block.querySelector("[data-passkey-login]");
+  // Autofill is a convenience that runs unasked: its failures are not shown (the button, which
+  // the user presses, reports its own).
   try {
-    const failure = await autharaPasskeyLogin(button ? button.dataset.returnTo : undefined, true);
-    if (failure) autharaPasskeyError(block, failure);
-  } catch (_) { /* autofill is a convenience; the button remains */ }
+    await autharaPasskeyLogin(button ? button.dataset.returnTo : undefined, true);
+  } catch (_) { /* the button remains */ }
 }
 
 function autharaPasskeysBind(root) {
