@@ -18,7 +18,8 @@ declare_vars! {
     /// SQLite database (`authara.db`) and, in dev, the generated signing keys (`dev-jwt-keys`, `dev-ed25519.pem`).
     DATA_DIR = extra("AUTHARA_DATA_DIR", "./data");
     /// Public origin, `scheme://host[:port]` without a path or `/auth`; required in prod, in dev
-    /// `http://localhost:<port of AUTHARA_BIND>`.
+    /// `http://localhost:<port of AUTHARA_BIND>`. Also the passkeys' origin; its host is their RP
+    /// ID (a domain name: with an IP address passkeys are off).
     PUBLIC_URL = contract("PUBLIC_URL", "");
     /// Safe relative path where flows land when no `return_to` is given.
     DEFAULT_RETURN_TO = contract("AUTHARA_DEFAULT_RETURN_TO", "/");

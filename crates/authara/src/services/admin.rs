@@ -67,6 +67,8 @@ pub struct UserDetail {
     pub user: UserRow,
     pub roles: Vec<PlatformRole>,
     pub has_password: bool,
+    /// Passkeys (names, dates and flags; never key material).
+    pub passkeys: Vec<crate::store::passkeys::PasskeyRow>,
     pub sessions: Vec<SessionRow>,
     pub recent: Vec<AuditRow>,
 }
@@ -161,6 +163,7 @@ impl Admin {
         Ok(UserDetail {
             roles: store.user_roles(id).await?,
             has_password: store.password_hash(id).await?.is_some(),
+            passkeys: store.passkeys_of(id).await?,
             sessions: store.user_sessions(id).await?,
             recent: store.audit_page(&filter, 20, 0).await?,
             user,

@@ -215,7 +215,24 @@ async fn render_user(
             dt { "Created" } dd { (human(d.user.created_at_ms)) }
             dt { "State" } dd { @if let Some(at) = d.user.disabled_at_ms { "disabled since " (human(at)) } @else { "active" } }
             dt { "Roles" } dd { @if d.roles.is_empty() { "none" } @else { @for r in &d.roles { span.badge { (r.as_str()) } } } }
-            dt { "Sign-in methods" } dd { @if d.has_password { "password" } @else { "none" } }
+            dt { "Sign-in methods" } dd {
+                @if d.has_password { "password" } @else if d.passkeys.is_empty() { "none" }
+                @if !d.passkeys.is_empty() { @if d.has_password { ", " } (d.passkeys.len()) " passkey(s)" }
+            }
+        }
+        @if !d.passkeys.is_empty() {
+            h2 { "Passkeys" }
+            table.list {
+                thead { tr { th { "Name" } th { "Added" } th { "Last used" } th { "Kind" } } }
+                tbody { @for p in &d.passkeys {
+                    tr {
+                        td { (p.name) @if p.clone_warning { " " span.badge { "possibly copied" } } }
+                        td { (human(p.created_at_ms)) }
+                        td { @match p.last_used_at_ms { Some(t) => (human(t)), None => "never" } }
+                        td { @if p.backup_eligible { "synced" } @else { "device-bound" } }
+                    }
+                } }
+            }
         }
         div.row {
             @if !me {

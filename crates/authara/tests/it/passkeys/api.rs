@@ -64,6 +64,20 @@ async fn login_finish(c: &TestClient, challenge_id: &str, credential: Value) -> 
     .await
 }
 
+/// Ceremony rows in the database.
+async fn ceremonies(app: &TestApp) -> i64 {
+    use sqlx::Connection as _;
+    const COUNT: &str = "SELECT COUNT(*) FROM webauthn_challenges";
+    match &app.db.pg_database {
+        None => {
+            let url = format!("sqlite://{}", app.db.dir.path().join("authara.db").display());
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query_scalar(COUNT).fetch_one(&mut c).await.unwrap()
+        }
+        Some(db) => sqlx::query_scalar(COUNT).fetch_one(&mut crate::harness::pg_connect(db).await).await.unwrap(),
+    }
+}
+
 async fn anonymous(app: &TestApp) -> TestClient {
     let c = app.client();
     c.fetch_csrf().await;
@@ -154,6 +168,15 @@ async fn registrations_that_do_not_verify_are_refused(engine: Engine) {
     app.db.raw_sql("UPDATE webauthn_challenges SET expires_at_ms = 0 WHERE consumed_at_ms IS NULL").await;
     let res = register_finish(&b, &id, SoftAuthenticator::new().register(&options, &Knobs::default())).await;
     assert_eq!(res.status, 422, "expired");
+    // The cleanup worker removes ceremonies an hour after they expire: the ones pushed back to
+    // 1970 go, the ones of the last minutes stay until then.
+    let before = ceremonies(&app).await;
+    authara::worker::cleanup::run_once(&app.services).await.unwrap();
+    let after = ceremonies(&app).await;
+    assert!(after >= 1 && after < before, "{before} → {after}");
+    app.clock.advance(Duration::from_secs(3600 + 301));
+    authara::worker::cleanup::run_once(&app.services).await.unwrap();
+    assert_eq!(ceremonies(&app).await, 0);
 
     // Signed out: 401; a stale session (no recent sign-in): 403.
     let anon = anonymous(&app).await;

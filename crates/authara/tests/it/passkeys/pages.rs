@@ -133,6 +133,21 @@ async fn the_last_sign_in_method_cannot_be_removed(engine: Engine) {
     let res = c.form(&format!("/auth/passkeys/{}/delete", uuid::Uuid::new_v4()), &[]).await;
     assert_eq!(res.status, 404);
 
+    // The admin console lists it, without key material.
+    let password = authara::domain::NewPassword::parse(PW).unwrap();
+    app.services.accounts().create_admin(&crate::app::email("root@example.com"), &password).await.unwrap();
+    let admin = app.client();
+    admin.fetch_csrf().await;
+    let res =
+        admin.json(Method::POST, "/auth/api/v1/login", &json!({"email": "root@example.com", "password": PW})).await;
+    assert_eq!(res.status, 200);
+    let detail = admin.get(&format!("/auth/admin/users/{}", uid.0)).await;
+    assert_eq!(detail.status, 200, "{}", detail.text());
+    let detail = detail.text();
+    assert!(detail.contains("<h2>Passkeys</h2>") && detail.contains("Linux PC • Device Passkey"), "{detail}");
+    assert!(detail.contains("1 passkey(s)") && detail.contains("device-bound"), "{detail}");
+    assert!(!detail.contains(&super::authenticator::b64(&auth.credential_id)), "no credential id on the page");
+
     // With a password again (the account page offers to add one), it can go.
     let account = c.get("/auth/account").await.text();
     assert!(account.contains("Add a password"), "{account}");
