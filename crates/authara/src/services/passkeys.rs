@@ -302,12 +302,11 @@ impl Passkeys {
         let (user_uuid, credential_id) =
             webauthn.identify_discoverable_authentication(&credential).map_err(|_| PasskeyError::InvalidCredential)?;
         let user_id = UserId(user_uuid);
-        let stored = self.core.store.passkey_by_credential(credential_id, user_id).await?;
         let mut tx = self.core.store.begin().await?;
         let state = self.open_ceremony(&mut tx, challenge_id, AUTHENTICATION, None).await?;
         let state: DiscoverableAuthentication =
             serde_json::from_str(&state).map_err(|_| PasskeyError::InvalidChallenge)?;
-        let stored = stored.ok_or(PasskeyError::InvalidCredential)?;
+        let stored = tx.passkey_for_update(credential_id, user_id).await?.ok_or(PasskeyError::InvalidCredential)?;
         let mut passkey: Passkey =
             serde_json::from_str(&stored.credential).map_err(|_| PasskeyError::InvalidCredential)?;
         let now = self.core.now_ms();

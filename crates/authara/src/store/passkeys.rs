@@ -74,6 +74,8 @@ const LIST: &str = "SELECT id, user_id, name, created_at_ms, last_used_at_ms, ba
 const CREDENTIAL_IDS: &str = "SELECT credential_id FROM passkeys WHERE user_id = $1";
 const BY_CREDENTIAL: &str =
     "SELECT id, user_id, credential, sign_count FROM passkeys WHERE credential_id = $1 AND user_id = $2";
+const BY_CREDENTIAL_FOR_UPDATE: &str = "SELECT id, user_id, credential, sign_count FROM passkeys \
+     WHERE credential_id = $1 AND user_id = $2 FOR UPDATE";
 const INSERT: &str = "INSERT INTO passkeys (id, user_id, credential_id, credential, name, aaguid, attestation_format, \
      transports, sign_count, user_verified, backup_eligible, backup_state, created_at_ms, updated_at_ms) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
@@ -103,15 +105,6 @@ impl Store {
     /// The credential ids of the user's passkeys (a registration excludes them).
     pub async fn passkey_credential_ids(&self, user_id: UserId) -> Result<Vec<Vec<u8>>, StoreError> {
         Ok(on_db!(self, p => sqlx::query_scalar(CREDENTIAL_IDS).bind(user_id).fetch_all(p).await)?)
-    }
-
-    /// The passkey with this credential id, if it belongs to `user_id`.
-    pub async fn passkey_by_credential(
-        &self,
-        credential_id: &[u8],
-        user_id: UserId,
-    ) -> Result<Option<StoredPasskey>, StoreError> {
-        Ok(on_db!(self, p => sqlx::query_as(BY_CREDENTIAL).bind(credential_id).bind(user_id).fetch_optional(p).await)?)
     }
 
     /// Deletes ceremonies that expired before `before_ms`.
@@ -145,6 +138,27 @@ impl Tx {
         Ok(match &mut self.0 {
             TxInner::Sqlite(t) => sqlx::query_as(CEREMONY).bind(id).fetch_optional(&mut **t).await?,
             TxInner::Postgres(t) => sqlx::query_as(CEREMONY_FOR_UPDATE).bind(id).fetch_optional(&mut **t).await?,
+        })
+    }
+
+    /// The passkey with this credential id, if it belongs to `user_id`, locked until commit (two
+    /// sign-ins with one passkey check and advance its counter one after the other).
+    pub async fn passkey_for_update(
+        &mut self,
+        credential_id: &[u8],
+        user_id: UserId,
+    ) -> Result<Option<StoredPasskey>, StoreError> {
+        Ok(match &mut self.0 {
+            TxInner::Sqlite(t) => {
+                sqlx::query_as(BY_CREDENTIAL).bind(credential_id).bind(user_id).fetch_optional(&mut **t).await?
+            }
+            TxInner::Postgres(t) => {
+                sqlx::query_as(BY_CREDENTIAL_FOR_UPDATE)
+                    .bind(credential_id)
+                    .bind(user_id)
+                    .fetch_optional(&mut **t)
+                    .await?
+            }
         })
     }
 
