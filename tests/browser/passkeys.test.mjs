@@ -68,6 +68,8 @@ for (const engine of ENGINES) {
       await page.getByLabel('Verification code').fill(await codeFor(sink, 'passkey@example.com'));
       await page.getByRole('button', { name: 'Verify' }).click();
       await page.waitForURL(/\/auth\/passkeys\/setup\?return_to=%2Fwelcome/);
+      await page.getByRole('button', { name: 'Add a passkey' }).waitFor();
+      await page.screenshot({ path: join(SHOTS, 'passkeys-setup.png'), fullPage: true });
 
       // The setup page adds a passkey with the device's authenticator, then goes on.
       await page.getByRole('button', { name: 'Add a passkey' }).click();
