@@ -101,7 +101,10 @@ pub struct Passkeys {
 /// The relying party of `public_url`, if it can be one.
 fn relying_party(public_url: &str) -> Option<Webauthn> {
     let origin = Url::parse(public_url).ok()?;
-    let rp_id = origin.domain()?.to_owned();
+    let Some(rp_id) = origin.domain().map(str::to_owned) else {
+        tracing::info!("passkeys off: the host of PUBLIC_URL is not a domain name");
+        return None;
+    };
     match WebauthnBuilder::new(&rp_id, &origin).and_then(|b| b.rp_name("Authara").build()) {
         Ok(w) => Some(w),
         Err(e) => {

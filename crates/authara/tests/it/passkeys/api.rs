@@ -280,7 +280,41 @@ async fn passkey_sign_in_is_rate_limited_per_ip(engine: Engine) {
     assert_eq!((res.status, res.error_code().as_str()), (429, "rate_limited"));
 }
 
+async fn a_ceremony_finishes_once_on_any_instance(engine: Engine) {
+    let app = start(engine).await;
+    let a = app.signed_in("twice@example.com", PW).await;
+    // Counter 0 throughout, as synced passkeys send: only the ceremony can refuse a replay.
+    let zero = Knobs { counter: Some(0), ..Knobs::default() };
+    let mut auth = SoftAuthenticator::new();
+    register(&a, &mut auth, &zero).await;
+
+    // Started here, finished by another instance on the same database.
+    let c = anonymous(&app).await;
+    let (id, options) = login_options(&c).await;
+    let other = app.second_instance().await;
+    let client = authara::services::sessions::ClientInfo::default();
+    let credential = auth.assert(&options, &zero);
+    let signed = other
+        .passkeys()
+        .finish_authentication(id.parse().unwrap(), credential, authara::domain::Audience::App, &client)
+        .await
+        .expect("the other instance finishes the ceremony");
+    assert_eq!(signed.user.email, "twice@example.com");
+
+    // One assertion sent twice at once: exactly one session.
+    let (id, options) = login_options(&c).await;
+    let credential = auth.assert(&options, &zero);
+    let (x, y) = (anonymous(&app).await, anonymous(&app).await);
+    let (r1, r2) = tokio::join!(login_finish(&x, &id, credential.clone()), login_finish(&y, &id, credential));
+    let mut statuses = [r1.status, r2.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 401]);
+    let uid = user_id(&a).await;
+    assert!(!app.store.passkeys_of(uid).await.unwrap()[0].clone_warning, "refused by the ceremony, not the counter");
+}
+
 on_both_engines!(
+    a_ceremony_finishes_once_on_any_instance,
     register_then_sign_in_with_nothing_but_the_passkey,
     registrations_that_do_not_verify_are_refused,
     sign_ins_that_do_not_verify_are_refused_and_the_challenge_stays_usable,
