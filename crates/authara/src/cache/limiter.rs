@@ -37,11 +37,15 @@ pub enum Scope {
     EmailChangeUser,
     /// Email changes towards one address (target: the new address).
     EmailChangeTarget,
+    /// Provider sign-in flows started (each stores a flow row until it is finished or expires).
+    OAuthStart,
 }
 
 /// Email changes one user may start per hour, and one address may receive per day.
 const EMAIL_CHANGE_PER_USER: Limit = Limit { limit: 5, window: std::time::Duration::from_secs(3600) };
 const EMAIL_CHANGE_PER_TARGET: Limit = Limit { limit: 3, window: std::time::Duration::from_secs(86_400) };
+/// Provider sign-in flows one IP may start per minute.
+const OAUTH_START_PER_IP: Limit = Limit { limit: 30, window: std::time::Duration::from_secs(60) };
 
 impl Scope {
     fn name(self) -> &'static str {
@@ -54,6 +58,7 @@ impl Scope {
             Scope::Reauthenticate => "reauthenticate",
             Scope::EmailChangeUser => "email_change_user",
             Scope::EmailChangeTarget => "email_change_target",
+            Scope::OAuthStart => "oauth_start",
         }
     }
 }
@@ -99,6 +104,7 @@ impl Limiter {
             Scope::Reauthenticate => (None, Some(c.login_email)),
             Scope::EmailChangeUser => (None, Some(EMAIL_CHANGE_PER_USER)),
             Scope::EmailChangeTarget => (None, Some(EMAIL_CHANGE_PER_TARGET)),
+            Scope::OAuthStart => (Some(OAUTH_START_PER_IP), None),
         }
     }
 

@@ -72,6 +72,14 @@ const DEFAULT_MEMBERSHIP: &str = "SELECT m.organization_id, m.role FROM organiza
      JOIN organizations o ON o.id = m.organization_id WHERE m.user_id = $1 \
      ORDER BY CASE WHEN o.kind = 'personal' AND o.created_by_user_id = $1 THEN 0 ELSE 1 END, m.created_at_ms, m.organization_id \
      LIMIT 1";
+/// The ways a user can sign in (the shared rule of unlinking a provider and deleting a passkey,
+/// behavior.md §7.3): a password with a hash, and provider identities with a subject.
+// merged with passkeys: the passkeys branch adds `+ (SELECT COUNT(*) FROM passkeys WHERE user_id = $1)`.
+const SIGN_IN_METHODS: &str = "SELECT \
+     (SELECT COUNT(*) FROM auth_providers WHERE user_id = $1 AND provider = 'password' \
+        AND password_hash IS NOT NULL AND password_hash <> '') \
+     + (SELECT COUNT(*) FROM auth_providers WHERE user_id = $1 AND provider <> 'password' \
+        AND provider_user_id IS NOT NULL AND provider_user_id <> '')";
 const USER_COUNT: &str = "SELECT COUNT(*) FROM users";
 const SET_USERNAME: &str = "UPDATE users SET username = $2, username_normalized = $3, updated_at_ms = $4 WHERE id = $1";
 const SET_EMAIL: &str = "UPDATE users SET email = $2, updated_at_ms = $3 WHERE id = $1";
@@ -222,6 +230,11 @@ impl Tx {
         on_tx!(self, c => sqlx::query(DELETE_EMPTY_ORGS).bind(user_id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
         on_tx!(self, c => sqlx::query(DELETE_USER).bind(user_id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(())
+    }
+
+    /// How many ways the user has to sign in: a password, provider identities (and passkeys).
+    pub async fn count_sign_in_methods(&mut self, user_id: UserId) -> Result<i64, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query_scalar(SIGN_IN_METHODS).bind(user_id).fetch_one(&mut *c).await)?)
     }
 
     /// The organization a new session starts in, with the user's role there.

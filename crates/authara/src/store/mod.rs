@@ -14,6 +14,7 @@ pub mod migrate;
 pub mod org_mode;
 pub mod organizations;
 pub mod outbox;
+pub mod providers;
 pub mod refresh;
 pub mod sessions;
 pub mod webhooks;

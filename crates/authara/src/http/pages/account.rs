@@ -46,6 +46,8 @@ fn activity(action: &str) -> &'static str {
         "user.enabled" => "Account enabled by an administrator",
         "user.admin_granted" => "Administrator role granted",
         "user.admin_revoked" => "Administrator role removed",
+        "user.provider_linked" => "Sign-in method linked",
+        "user.provider_unlinked" => "Sign-in method removed",
         _ => "Account activity",
     }
 }
@@ -99,6 +101,7 @@ pub async fn render(
     sessions.sort_by_key(|x| x.id != current);
     let others = sessions.iter().filter(|x| x.id != current).count();
     let csrf = fields::csrf(&ctx.csrf);
+    let sign_in_methods = super::oauth::provider_rows(ctx, who).await?;
     let body: Markup = html! {
         div.card.wide {
             h1 { "Your account" }
@@ -167,6 +170,7 @@ pub async fn render(
                     button.secondary type="submit" { "Change password" }
                 }
             }
+            (sign_in_methods)
             section.block aria-labelledby="sessions-h" {
                 h2 id="sessions-h" { "Where you're signed in" }
                 ul.sessions {
@@ -254,7 +258,8 @@ pub async fn account_page(
     PageUser(who): PageUser,
     PageQuery(q): PageQuery<AccountQuery>,
 ) -> Result<Response, PageError> {
-    render(&ctx, &who, StatusCode::OK, notice(q.notice.as_deref()), None).await
+    let (flash_success, flash_error) = super::oauth::flash_messages(&ctx);
+    render(&ctx, &who, StatusCode::OK, notice(q.notice.as_deref()).or(flash_success), flash_error).await
 }
 
 /// After an action: back to the account page with its notice, or the page with the failure.

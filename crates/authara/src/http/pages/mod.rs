@@ -20,6 +20,7 @@ mod extract;
 pub mod fields;
 pub mod invitations;
 pub mod layout;
+pub mod oauth;
 
 use axum::extract::{Request, State};
 use axum::http::header::{LOCATION, SET_COOKIE};

@@ -1,0 +1,317 @@
+//! Sign-in providers on the hosted pages: the "Continue with …" buttons, the code flow's start
+//! and callback, the account-recovery link page (`/auth/provider-links/confirm`), and the
+//! account page's sign-in methods (link, unlink).
+
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::copy;
+use super::fields::{self, Password};
+use super::layout::alert;
+use super::{CsrfForm, PageCtx, PageError, PageQuery, PageUser, audience_for};
+use crate::clock::human;
+use crate::http::cookies;
+use crate::http::extract::Client;
+use crate::services::auth::Principal;
+use crate::services::oauth::{Finished, OAuthError, SignInOutcome};
+use crate::services::return_to;
+
+/// One "Continue with …" link per provider with a code flow (login and signup pages). Plain
+/// links: they work without JavaScript and need nothing from the CSP.
+pub fn provider_buttons(ctx: &PageCtx) -> Markup {
+    let providers: Vec<_> = ctx.state().services.oauth().providers().into_iter().filter(|p| p.code_flow).collect();
+    html! {
+        @if !providers.is_empty() {
+            div.providers {
+                p.divider { span { "or" } }
+                @for p in &providers {
+                    a.button.secondary.provider href={ "/auth/oauth/" (p.name) "/start" (ctx.rt_query()) } data-provider=(p.name) {
+                        "Continue with " (p.display_name)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The words of a flash left for this page, as (success, error).
+pub fn flash_messages(ctx: &PageCtx) -> (Option<&'static str>, Option<&'static str>) {
+    match ctx.take_flash() {
+        Some((kind, code)) => match copy::flash(&code) {
+            Some(text) if kind == "success" => (Some(text), None),
+            Some(text) => (None, Some(text)),
+            None => (None, None),
+        },
+        None => (None, None),
+    }
+}
+
+/// The account page's "Sign-in methods" section (`#linked-providers-section`, behavior.md
+/// §13): the password, each configured provider with link or unlink.
+pub async fn provider_rows(ctx: &PageCtx, who: &Principal) -> Result<Markup, PageError> {
+    let oauth = ctx.state().services.oauth();
+    let linked = oauth.linked(who.user_id()).await?;
+    let has_password = oauth.has_password(who.user_id()).await?;
+    let providers = oauth.providers();
+    let csrf = fields::csrf(&ctx.csrf);
+    let reauth = html! {
+        div.field {
+            label { "Current password" input name="current_password" type="password" autocomplete="current-password"; }
+            div.hint { "Needed if you signed in more than a few minutes ago." }
+        }
+    };
+    // Providers linked earlier but no longer configured are listed too, so they can be removed.
+    let mut names: Vec<(String, String, bool)> =
+        providers.iter().map(|p| (p.name.clone(), p.display_name.clone(), p.code_flow)).collect();
+    for l in &linked {
+        if !names.iter().any(|(n, _, _)| *n == l.provider) {
+            names.push((l.provider.clone(), oauth.display_name(&l.provider), false));
+        }
+    }
+    Ok(html! {
+        section.block id="linked-providers-section" aria-labelledby="methods-h" {
+            h2 id="methods-h" { "Sign-in methods" }
+            ul.sessions.methods {
+                li data-method="password" {
+                    div {
+                        div.device { "Password" }
+                        div.meta { @if has_password { "Set" } @else { "Not set" } }
+                    }
+                }
+                @for (name, display, code_flow) in &names {
+                    @let link = linked.iter().find(|l| l.provider == *name);
+                    li data-provider=(name) {
+                        div {
+                            div.device { (display) }
+                            div.meta {
+                                @if let Some(l) = link { "Linked " (human(l.created_at_ms)) } @else { "Not linked" }
+                            }
+                        }
+                        @if link.is_some() {
+                            details {
+                                summary { "Unlink" }
+                                form method="post" action={ "/auth/providers/" (name) "/unlink" } {
+                                    (csrf)
+                                    (reauth)
+                                    button.secondary.small type="submit" aria-label={ "Unlink " (display) } { "Unlink" }
+                                }
+                            }
+                        } @else if *code_flow {
+                            details {
+                                summary { "Link" }
+                                form method="post" action={ "/auth/oauth/" (name) "/link" } {
+                                    (csrf)
+                                    (reauth)
+                                    button.secondary.small type="submit" aria-label={ "Link " (display) } { "Link " (display) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// `GET /auth/oauth/{provider}/start?return_to=`: to the provider, with the flow's `state` in
+/// a cookie bound to this browser.
+pub async fn start(ctx: PageCtx, Client(client): Client, Path(provider): Path<String>) -> Result<Response, PageError> {
+    let oauth = ctx.state().services.oauth();
+    match oauth.start(&provider, None, &ctx.return_to, &client).await {
+        Ok(started) => Ok(to_provider(&ctx, &started.state, &started.authorization_url)),
+        Err(e) => fail_to_login(&ctx, e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ReauthForm {
+    current_password: String,
+}
+
+/// `POST /auth/oauth/{provider}/link`: a signed-in user links an identity (privileged session).
+pub async fn link(
+    ctx: PageCtx,
+    Client(client): Client,
+    PageUser(who): PageUser,
+    Path(provider): Path<String>,
+    CsrfForm(form): CsrfForm<ReauthForm>,
+) -> Result<Response, PageError> {
+    let oauth = ctx.state().services.oauth();
+    let password = Some(form.current_password.as_str()).filter(|p| !p.is_empty());
+    match oauth.start(&provider, Some((&who, password)), "/auth/account", &client).await {
+        Ok(started) => Ok(to_provider(&ctx, &started.state, &started.authorization_url)),
+        Err(e) => {
+            let (status, code) = copy::oauth(e)?;
+            super::account::render(&ctx, &who, status, None, copy::flash(code)).await
+        }
+    }
+}
+
+/// A plain 303 to the provider (HTMX cannot follow a cross-origin redirect: full navigation).
+fn to_provider(ctx: &PageCtx, state: &str, url: &str) -> Response {
+    let s = ctx.state();
+    ctx.push_cookie(cookies::oauth_state(state, s.services.now_ms(), s.config.secure_cookies()));
+    super::redirect(false, url)
+}
+
+/// A failure before anyone is signed in: a flash, then the login page.
+fn fail_to_login(ctx: &PageCtx, e: OAuthError) -> Result<Response, PageError> {
+    let (_, code) = copy::oauth(e)?;
+    ctx.set_flash("error", code);
+    Ok(ctx.redirect(&ctx.login_url()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /auth/oauth/{provider}/callback`: finishes the flow this browser started. Sign-in
+/// goes on to the flow's `return_to` (or the recovery-link page); a link goes back to the
+/// account page. Every failure ends on the login (or account) page with a readable message.
+pub async fn callback(
+    ctx: PageCtx,
+    Client(client): Client,
+    Path(provider): Path<String>,
+    PageQuery(q): PageQuery<CallbackQuery>,
+) -> Result<Response, PageError> {
+    let s = ctx.state();
+    ctx.push_cookie(cookies::clear_oauth_state(s.config.secure_cookies()));
+    let oauth = s.services.oauth();
+    let finished =
+        oauth.finish(&provider, q.code.as_deref(), q.state.as_deref(), ctx.oauth_state(), q.error.as_deref()).await;
+    match finished {
+        Err(e) => fail_to_login(&ctx, e),
+        Ok(Finished::Login { identity, return_to }) => {
+            let rt = if return_to::is_safe(&return_to) { return_to } else { s.config.default_return_to.clone() };
+            match oauth.sign_in(&identity, audience_for(&rt), &client, Some(&rt)).await {
+                Ok(SignInOutcome::SignedIn(signed)) => {
+                    ctx.replace_session(&signed).await;
+                    Ok(ctx.redirect(&rt))
+                }
+                Ok(SignInOutcome::LinkRequired { link_id }) => Ok(ctx.redirect(&format!(
+                    "/auth/provider-links/confirm?link_id={link_id}&return_to={}",
+                    return_to::encode(&rt)
+                ))),
+                Err(e) => fail_to_login(&ctx, e),
+            }
+        }
+        Ok(Finished::Link { identity, user, session, .. }) => {
+            let who = match ctx.user().await {
+                Ok(who) => who,
+                Err(PageError::Unauthenticated { .. }) => return fail_to_login(&ctx, OAuthError::SessionChanged),
+                Err(e) => return Err(e),
+            };
+            match oauth.complete_link(&identity, user, session, &who, &client).await {
+                Ok(()) => ctx.set_flash("success", "provider-linked"),
+                Err(e) => ctx.set_flash("error", copy::oauth(e)?.1),
+            }
+            Ok(ctx.redirect("/auth/account"))
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct LinkQuery {
+    link_id: String,
+}
+
+fn confirm_page(
+    ctx: &PageCtx,
+    status: StatusCode,
+    link: &crate::services::oauth::RecoveryLink,
+    error: Option<&str>,
+) -> Response {
+    let body = html! {
+        div.card {
+            h1 { "Link " (link.provider_display) " to your account" }
+            p.lead {
+                "An account with " strong { (link.email) } " already exists. Enter its password to link your "
+                (link.provider_display) " sign-in to it. Next time, “Continue with " (link.provider_display) "” signs you straight in."
+            }
+            (alert("error", error))
+            form method="post" action={ "/auth/provider-links/confirm" (ctx.rt_query()) } {
+                (fields::csrf(&ctx.csrf))
+                input type="hidden" name="link_id" value=(link.id);
+                (fields::fixed_email("confirm-email", "Email", &link.email))
+                (fields::password("password", "Password", Password::Current, true))
+                button type="submit" { "Link and sign in" }
+            }
+            p.switch { a href=(ctx.login_url()) { "Cancel" } }
+        }
+    };
+    ctx.html(status, "Link your account", body)
+}
+
+/// `GET /auth/provider-links/confirm?link_id=`: the account-collision page for a valid link;
+/// anything else is a flash and the login page (behavior.md §1.4).
+pub async fn confirm_get(ctx: PageCtx, PageQuery(q): PageQuery<LinkQuery>) -> Result<Response, PageError> {
+    match ctx.state().services.oauth().recovery_link(&q.link_id).await {
+        Ok(link) => Ok(confirm_page(&ctx, StatusCode::OK, &link, None)),
+        Err(e) => fail_to_login(&ctx, e),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ConfirmForm {
+    link_id: String,
+    password: String,
+}
+
+/// `POST /auth/provider-links/confirm`: proves the account with its password, links the
+/// identity, signs in, and goes on to the link's `return_to`.
+pub async fn confirm_post(
+    ctx: PageCtx,
+    Client(client): Client,
+    CsrfForm(form): CsrfForm<ConfirmForm>,
+) -> Result<Response, PageError> {
+    let oauth = ctx.state().services.oauth();
+    let link = match oauth.recovery_link(&form.link_id).await {
+        Ok(link) => link,
+        Err(e) => return fail_to_login(&ctx, e),
+    };
+    let rt = link.return_to.clone().filter(|r| return_to::is_safe(r)).unwrap_or_else(|| ctx.return_to.clone());
+    match oauth.confirm_with_password(&form.link_id, &form.password, audience_for(&rt), &client).await {
+        Ok((signed, _)) => {
+            ctx.replace_session(&signed).await;
+            Ok(ctx.redirect(&rt))
+        }
+        Err(e @ (OAuthError::WrongPassword | OAuthError::RateLimited { .. })) => {
+            let (status, code) = copy::oauth(e)?;
+            Ok(confirm_page(&ctx, status, &link, copy::flash(code)))
+        }
+        Err(e) => fail_to_login(&ctx, e),
+    }
+}
+
+/// `POST /auth/providers/{provider}/unlink`: removes a sign-in method (privileged session;
+/// the last one is refused with 422).
+pub async fn unlink(
+    ctx: PageCtx,
+    Client(client): Client,
+    PageUser(who): PageUser,
+    Path(provider): Path<String>,
+    CsrfForm(form): CsrfForm<ReauthForm>,
+) -> Result<Response, PageError> {
+    let oauth = ctx.state().services.oauth();
+    let password = Some(form.current_password.as_str()).filter(|p| !p.is_empty());
+    match oauth.unlink(&who, &provider, password, &client).await {
+        Ok(()) => {
+            ctx.set_flash("success", "provider-unlinked");
+            Ok(ctx.redirect("/auth/account"))
+        }
+        Err(e) => {
+            let (status, code) = copy::oauth(e)?;
+            super::account::render(&ctx, &who, status, None, copy::flash(code)).await
+        }
+    }
+}
