@@ -19,6 +19,48 @@ use crate::services::auth::Principal;
 use crate::services::oauth::{Finished, OAuthError, SignInOutcome};
 use crate::services::return_to;
 
+/// The origin (`scheme://host[:port]`) of a URL.
+fn origin(url: &str) -> Option<&str> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&url[..scheme.len() + 3 + host_len])
+}
+
+/// The hosted pages' Content-Security-Policy: the default one, with the origins of the
+/// providers' authorization pages in `form-action` (linking from the account page is a form
+/// post answered by a redirect there, which `form-action 'self'` would stop), and with Google's
+/// Identity Services origins when Google is configured (behavior.md §5.1).
+pub fn page_csp(config: &crate::config::Config) -> axum::http::HeaderValue {
+    use crate::config::ProviderKind;
+    let mut form_action = vec!["'self'".to_owned()];
+    for p in config.oauth.providers.iter().filter(|p| p.code_flow()) {
+        if let Some(o) = origin(&p.issuer)
+            && !form_action.iter().any(|x| x == o)
+        {
+            form_action.push(o.to_owned());
+        }
+    }
+    let google = config.oauth.providers.iter().any(|p| p.kind == ProviderKind::Google);
+    let (gsi, img, frame) = if google {
+        (
+            " https://accounts.google.com",
+            " https://www.gstatic.com https://ssl.gstatic.com",
+            "https://accounts.google.com",
+        )
+    } else {
+        ("", "", "'none'")
+    };
+    let style_gsi = if google { " https://accounts.google.com/gsi/style" } else { "" };
+    let csp = format!(
+        "default-src 'self'; base-uri 'self'; object-src 'none'; frame-ancestors 'none'; form-action {}; \
+         font-src 'self'; img-src 'self' data:{img}; connect-src 'self'{gsi}; frame-src {frame}; \
+         script-src 'self'{gsi}; style-src 'self'{style_gsi}",
+        form_action.join(" ")
+    );
+    axum::http::HeaderValue::from_str(&csp)
+        .unwrap_or_else(|_| axum::http::HeaderValue::from_static(crate::http::middleware::edge::CSP))
+}
+
 /// One "Continue with …" link per provider with a code flow (login and signup pages). Plain
 /// links: they work without JavaScript and need nothing from the CSP.
 pub fn provider_buttons(ctx: &PageCtx) -> Markup {
@@ -313,5 +355,37 @@ pub async fn unlink(
             let (status, code) = copy::oauth(e)?;
             super::account::render(&ctx, &who, status, None, copy::flash(code)).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> crate::config::Config {
+        let vars: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        crate::config::load_from_map(&vars).unwrap().0
+    }
+
+    #[test]
+    fn without_providers_the_page_policy_is_the_default_one() {
+        assert_eq!(page_csp(&config(&[])), crate::http::middleware::edge::CSP);
+    }
+
+    #[test]
+    fn providers_widen_form_action_and_google_adds_identity_services() {
+        let csp = page_csp(&config(&[
+            ("AUTHARA_OAUTH_PROVIDERS", "google,gitlab"),
+            ("AUTHARA_OAUTH_GOOGLE_CLIENT_ID", "g"),
+            ("AUTHARA_OAUTH_GITLAB_ISSUER", "https://gitlab.example.com:8443/realm/x"),
+            ("AUTHARA_OAUTH_GITLAB_CLIENT_ID", "x"),
+        ]));
+        let csp = csp.to_str().unwrap();
+        assert!(csp.contains("form-action 'self' https://gitlab.example.com:8443;"), "{csp}");
+        assert!(csp.contains("script-src 'self' https://accounts.google.com;"), "{csp}");
+        assert!(csp.contains("frame-src https://accounts.google.com;"), "{csp}");
+        assert!(!csp.contains("unsafe"), "{csp}");
     }
 }
