@@ -81,10 +81,11 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/organizations/{id}/switch", post(pages::account::switch_organization))
         // Sign-in providers (behavior.md §7; the code flow is our addition).
         .route("/auth/oauth/{provider}/start", get(pages::oauth::start))
-        .route("/auth/oauth/{provider}/callback", get(pages::oauth::callback))
+        .route("/auth/oauth/{provider}/callback", get(pages::oauth::callback).post(pages::oauth::google_callback))
         .route("/auth/oauth/{provider}/link", post(pages::oauth::link))
         .route("/auth/provider-links/confirm", get(pages::oauth::confirm_get).post(pages::oauth::confirm_post))
         .route("/auth/providers/{provider}/unlink", post(pages::oauth::unlink))
+        .route("/auth/providers/{provider}/link/start", post(pages::oauth::google_link_start))
         .route("/auth/invitations/accept", get(pages::invitations::accept_page).post(pages::invitations::accept))
         .route("/auth/invitations/signup", get(pages::invitations::signup_page).post(pages::invitations::signup))
         .route("/auth/invitations/login", get(pages::invitations::login_page).post(pages::invitations::login))

@@ -2,19 +2,24 @@
 //! and callback, the account-recovery link page (`/auth/provider-links/confirm`), and the
 //! account page's sign-in methods (link, unlink).
 
-use axum::extract::Path;
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
+use subtle::ConstantTimeEq as _;
 
 use super::copy;
 use super::fields::{self, Password};
 use super::layout::alert;
 use super::{CsrfForm, PageCtx, PageError, PageQuery, PageUser, audience_for};
 use crate::clock::human;
+use crate::domain::Audience;
 use crate::http::cookies;
-use crate::http::extract::Client;
+use crate::http::error::ApiError;
+use crate::http::extract::{AppUser, Client, Csrf};
+use crate::http::state::AppState;
 use crate::services::auth::Principal;
 use crate::services::oauth::{Finished, OAuthError, SignInOutcome};
 use crate::services::return_to;
@@ -61,14 +66,39 @@ pub fn page_csp(config: &crate::config::Config) -> axum::http::HeaderValue {
         .unwrap_or_else(|_| axum::http::HeaderValue::from_static(crate::http::middleware::edge::CSP))
 }
 
-/// One "Continue with …" link per provider with a code flow (login and signup pages). Plain
-/// links: they work without JavaScript and need nothing from the CSP.
+/// Google's own button (Google Identity Services, behavior.md §7.2): the GIS script, the
+/// `#g_id_onload` settings with this browser's nonce, and the `[data-google-flow]` element the
+/// page script reads. Shown where Google has no client secret (with one, Google gets the code
+/// flow's plain button instead).
+pub fn google_button(ctx: &PageCtx, flow: &str, link_id: Option<&str>) -> Markup {
+    let Some(client_id) = ctx.state().services.oauth().google_client_id() else { return html! {} };
+    let nonce = ctx.oauth_nonce();
+    html! {
+        script src="https://accounts.google.com/gsi/client" async {}
+        div id="g_id_onload" data-client_id=(client_id) data-nonce=(nonce) data-callback="autharaGoogleCallback"
+            data-auto_prompt="false" data-context=(if flow == "login" { "signin" } else { "use" }) {}
+        div.g_id_signin data-type="standard" data-text="continue_with" data-shape="rectangular" data-width="320" {}
+        div hidden data-google-flow=(flow) data-provider="google" data-link-id=(link_id.unwrap_or_default())
+            data-return-to=(ctx.return_to_param.as_deref().unwrap_or_default()) {}
+    }
+}
+
+/// Whether Google is configured for its ID-token flow only (no code flow).
+fn google_gis(ctx: &PageCtx) -> bool {
+    ctx.state().services.oauth().providers().iter().any(|p| p.name == "google" && !p.code_flow)
+}
+
+/// One "Continue with …" link per provider with a code flow (login and signup pages), and
+/// Google's own button for Google without a client secret. The links work without JavaScript
+/// and need nothing from the CSP.
 pub fn provider_buttons(ctx: &PageCtx) -> Markup {
     let providers: Vec<_> = ctx.state().services.oauth().providers().into_iter().filter(|p| p.code_flow).collect();
+    let gis = google_gis(ctx);
     html! {
-        @if !providers.is_empty() {
+        @if !providers.is_empty() || gis {
             div.providers {
                 p.divider { span { "or" } }
+                @if gis { (google_button(ctx, "login", None)) }
                 @for p in &providers {
                     a.button.secondary.provider href={ "/auth/oauth/" (p.name) "/start" (ctx.rt_query()) } data-provider=(p.name) {
                         "Continue with " (p.display_name)
@@ -141,6 +171,8 @@ pub async fn provider_rows(ctx: &PageCtx, who: &Principal) -> Result<Markup, Pag
                                     button.secondary.small type="submit" aria-label={ "Unlink " (display) } { "Unlink" }
                                 }
                             }
+                        } @else if name == "google" && !*code_flow {
+                            (google_button(ctx, "link", None))
                         } @else if *code_flow {
                             details {
                                 summary { "Link" }
@@ -287,6 +319,12 @@ fn confirm_page(
                 (fields::password("password", "Password", Password::Current, true))
                 button type="submit" { "Link and sign in" }
             }
+            @if google_gis(ctx) && link.provider != "google" {
+                div.providers {
+                    p.divider { span { "or prove it with Google, if it is linked to this account" } }
+                    (google_button(ctx, "proof", Some(&link.id.to_string())))
+                }
+            }
             p.switch { a href=(ctx.login_url()) { "Cancel" } }
         }
     };
@@ -388,4 +426,117 @@ mod tests {
         assert!(csp.contains("frame-src https://accounts.google.com;"), "{csp}");
         assert!(!csp.contains("unsafe"), "{csp}");
     }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct GoogleCallbackForm {
+    credential: String,
+    nonce: String,
+    flow: String,
+    link_id: String,
+}
+
+/// `200` with `X-Authara-Redirect: <location>`: how Google's page callback says where to go
+/// (the page script navigates there; behavior.md §7.2).
+fn x_redirect(location: &str) -> Response {
+    let value = HeaderValue::from_str(location).unwrap_or_else(|_| HeaderValue::from_static("/"));
+    (StatusCode::OK, [(HeaderName::from_static("x-authara-redirect"), value)]).into_response()
+}
+
+/// `POST /auth/oauth/google/callback?return_to=`: the ID token GIS gave the page, with the
+/// nonce of this browser's cookie, for `flow=login` (sign in, or the recovery link), `link`
+/// (the signed-in user links Google, with a pending link from `/link/start`) or `proof` (a
+/// recovery link proved with a Google identity already linked to the account).
+pub async fn google_callback(
+    ctx: PageCtx,
+    Client(client): Client,
+    Path(provider): Path<String>,
+    CsrfForm(form): CsrfForm<GoogleCallbackForm>,
+) -> Result<Response, PageError> {
+    let s = ctx.state();
+    let oauth = s.services.oauth();
+    if provider != "google" || oauth.google_client_id().is_none() {
+        return Err(PageError::NotFound);
+    }
+    let cookie = ctx.oauth_nonce_cookie().unwrap_or_default();
+    if form.credential.is_empty()
+        || form.nonce.is_empty()
+        || !bool::from(form.nonce.as_bytes().ct_eq(cookie.as_bytes()))
+    {
+        return fail_to_login(&ctx, OAuthError::InvalidToken("nonce".to_owned()));
+    }
+    let identity = match oauth.verify_google(&form.credential, &form.nonce).await {
+        Ok(identity) => identity,
+        Err(e) => return fail_to_login(&ctx, e),
+    };
+    ctx.push_cookie(cookies::clear_oauth_nonce(s.config.secure_cookies()));
+    let rt = ctx.return_to.clone();
+    match form.flow.as_str() {
+        "link" => {
+            // The access cookie as it is (no refresh): the session that started the link.
+            let who = match ctx.access_token() {
+                Some(token) => s.services.auth().authenticate(token, Some(Audience::App)).await.ok(),
+                None => None,
+            };
+            let result = match who {
+                Some(who) => oauth.complete_google_link(&form.link_id, &identity, &who, &client).await,
+                None => Err(OAuthError::SessionChanged),
+            };
+            match result {
+                Ok(()) => {
+                    ctx.set_flash("success", "provider-linked");
+                    Ok(x_redirect("/auth/account"))
+                }
+                Err(e) => {
+                    ctx.set_flash("error", copy::oauth(e)?.1);
+                    Ok(ctx.redirect(&format!("/auth/account{}", ctx.rt_query())))
+                }
+            }
+        }
+        "proof" => {
+            let link_rt = match oauth.recovery_link(&form.link_id).await {
+                Ok(link) => link.return_to.filter(|r| return_to::is_safe(r)).unwrap_or(rt),
+                Err(e) => return fail_to_login(&ctx, e),
+            };
+            match oauth.confirm_with_identity(&form.link_id, &identity, audience_for(&link_rt), &client).await {
+                Ok((signed, _)) => {
+                    ctx.replace_session(&signed).await;
+                    Ok(x_redirect(&link_rt))
+                }
+                Err(e) => fail_to_login(&ctx, e),
+            }
+        }
+        _ => match oauth.sign_in(&identity, audience_for(&rt), &client, Some(&rt)).await {
+            Ok(SignInOutcome::SignedIn(signed)) => {
+                ctx.replace_session(&signed).await;
+                Ok(x_redirect(&rt))
+            }
+            Ok(SignInOutcome::LinkRequired { link_id }) => Ok(x_redirect(&format!(
+                "/auth/provider-links/confirm?link_id={link_id}&return_to={}",
+                return_to::encode(&rt)
+            ))),
+            Err(e) => fail_to_login(&ctx, e),
+        },
+    }
+}
+
+#[derive(serde::Serialize)]
+struct LinkStarted {
+    link_id: String,
+}
+
+/// `POST /auth/providers/{provider}/link/start` (Google only): a pending link bound to this
+/// user and session, five minutes (behavior.md §7.2); JSON, errors in the API envelope.
+pub async fn google_link_start(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+    AppUser(who): AppUser,
+    _: Csrf,
+) -> Result<Response, ApiError> {
+    if provider != "google" {
+        return Err(ApiError::invalid_request("Only google links this way"));
+    }
+    let id = state.services.oauth().start_google_link(&who).await?;
+    Ok(Json(LinkStarted { link_id: id.to_string() }).into_response())
 }

@@ -42,6 +42,9 @@ pub use self::flow::{Finished, Started};
 const RECOVERY_LINK_TTL_MS: i64 = 10 * 60_000;
 
 const PURPOSE_RECOVERY: &str = "account_recovery_link";
+const PURPOSE_AUTHENTICATED: &str = "authenticated_link";
+/// How long an authenticated link waits (behavior.md §7.2).
+const AUTHENTICATED_LINK_TTL_MS: i64 = 5 * 60_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
@@ -348,10 +351,46 @@ impl OAuth {
                 .await;
             return Err(OAuthError::WrongPassword);
         }
+        self.finish_recovery(link.id, row.user_id, "password", audience, client).await
+    }
+
+    /// `flow=proof` of Google's page callback (behavior.md §7.2): the owner proves the account
+    /// behind a recovery link by signing in with a Google identity already linked to it.
+    pub async fn confirm_with_identity(
+        &self,
+        link_id: &str,
+        proof: &Identity,
+        audience: Audience,
+        client: &ClientInfo,
+    ) -> Result<(SignedIn, Option<String>), OAuthError> {
+        let link = self.recovery_link(link_id).await?;
+        let row = self.core.store.pending_link(link.id).await?.ok_or(OAuthError::UnknownLink)?;
+        let owner = self.core.store.user_by_provider(&proof.provider, &proof.subject).await?;
+        if owner.is_none_or(|u| u.id != row.user_id) {
+            return Err(OAuthError::LinkedElsewhere);
+        }
+        self.finish_recovery(link.id, row.user_id, &proof.provider, audience, client).await
+    }
+
+    /// Consumes a recovery link whose owner proved the account, links its identity and starts a
+    /// session, in one transaction.
+    async fn finish_recovery(
+        &self,
+        link_id: Uuid,
+        owner: UserId,
+        proof: &str,
+        audience: Audience,
+        client: &ClientInfo,
+    ) -> Result<(SignedIn, Option<String>), OAuthError> {
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
-        let row = tx.pending_link_for_update(link.id).await?.ok_or(OAuthError::UnknownLink)?;
-        if row.consumed_at_ms.is_some() || row.expires_at_ms <= now || !tx.consume_pending_link(row.id, now).await? {
+        let row = tx.pending_link_for_update(link_id).await?.ok_or(OAuthError::UnknownLink)?;
+        if row.user_id != owner
+            || row.purpose != PURPOSE_RECOVERY
+            || row.consumed_at_ms.is_some()
+            || row.expires_at_ms <= now
+            || !tx.consume_pending_link(row.id, now).await?
+        {
             return Err(OAuthError::UnknownLink);
         }
         let user = tx.user_by_id(row.user_id).await?.ok_or(OAuthError::UnknownLink)?;
@@ -359,12 +398,75 @@ impl OAuth {
         self.link_in(&mut tx, user.id, &row.provider, subject, now).await?;
         let tokens = self.sessions.create(&mut tx, &user, audience, client).await?;
         let actor = Actor::user(user.id, client);
-        let meta = json!({ "provider": row.provider, "proof": "password" });
+        let meta = json!({ "provider": row.provider, "proof": proof });
         self.core.audit(&mut tx, &actor, "user.provider_linked", Some((user.id, &user.email)), meta).await?;
         let meta = json!({ "method": row.provider, "audience": audience.as_str() });
         self.core.audit(&mut tx, &actor, "user.login", Some((user.id, &user.email)), meta).await?;
         tx.commit().await?;
+        self.core.forget_user(user.id);
         Ok((SignedIn { user, tokens, device: None }, row.return_to))
+    }
+
+    /// `POST /auth/providers/google/link/start`: a pending link bound to the signed-in user and
+    /// session, five minutes, for Google's page callback (`flow=link`). Privileged session only.
+    pub async fn start_google_link(&self, who: &Principal) -> Result<Uuid, OAuthError> {
+        if self.core.config.oauth.google().is_none() {
+            return Err(OAuthError::Disabled);
+        }
+        self.core.require_privileged(who, None).await?;
+        let id = Uuid::new_v4();
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        tx.insert_pending_link(&NewPendingLink {
+            id,
+            user_id: who.user_id(),
+            session_id: Some(who.session_id()),
+            provider: "google",
+            provider_user_id: None,
+            provider_email: None,
+            provider_email_verified: false,
+            purpose: PURPOSE_AUTHENTICATED,
+            return_to: None,
+            expires_at_ms: now.saturating_add(AUTHENTICATED_LINK_TTL_MS),
+            now_ms: now,
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// `flow=link` of Google's page callback: the pending link must be this user's and this
+    /// session's, for Google, unexpired and unused; it is consumed as the identity is linked.
+    pub async fn complete_google_link(
+        &self,
+        link_id: &str,
+        identity: &Identity,
+        who: &Principal,
+        client: &ClientInfo,
+    ) -> Result<(), OAuthError> {
+        let id = Uuid::parse_str(link_id.trim()).map_err(|_| OAuthError::UnknownLink)?;
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        let row = tx.pending_link_for_update(id).await?.ok_or(OAuthError::UnknownLink)?;
+        if row.purpose != PURPOSE_AUTHENTICATED
+            || row.provider != identity.provider
+            || row.user_id != who.user_id()
+            || row.session_id != Some(who.session_id())
+            || row.consumed_at_ms.is_some()
+            || row.expires_at_ms <= now
+            || !tx.consume_pending_link(row.id, now).await?
+        {
+            return Err(OAuthError::UnknownLink);
+        }
+        let user = tx.user_by_id(row.user_id).await?.ok_or(OAuthError::UnknownLink)?;
+        self.link_in(&mut tx, user.id, &identity.provider, &identity.subject, now).await?;
+        let meta = json!({ "provider": identity.provider, "proof": "session" });
+        self.core
+            .audit(&mut tx, &Actor::user(user.id, client), "user.provider_linked", Some((user.id, &user.email)), meta)
+            .await?;
+        tx.commit().await?;
+        self.core.forget_user(user.id);
+        Ok(())
     }
 
     /// Links `subject` at `provider` to `user` in `tx`, with the constraints of §7.3.

@@ -3,6 +3,7 @@
 
 mod code_flow;
 mod google;
+mod google_pages;
 pub mod provider;
 
 use crate::app::TestApp;
