@@ -241,7 +241,35 @@ async fn a_signed_in_user_links_and_unlinks(engine: Engine) {
     assert_eq!(start.status, 303);
 }
 
+async fn github_signs_in_with_the_verified_primary_email(engine: Engine) {
+    let idp = Provider::start().await;
+    let env = idp.github_env();
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::start_with(engine, &pairs).await;
+    assert!(app.client().get("/auth/signup").await.text().contains("Continue with GitHub"));
+
+    idp.sign_in_as(Person::new("583231", "Octo@Example.com"));
+    let c = app.client();
+    let start = c.get("/auth/oauth/github/start?return_to=%2Frepos").await;
+    assert!(start.location().unwrap().starts_with(&format!("{}/login/oauth/authorize?", idp.github_env()[3].1)));
+    assert!(!start.location().unwrap().contains("nonce="), "GitHub is not OpenID");
+    let (_, res) = via_provider(&c, start).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/repos")), "{}", res.text());
+    assert_eq!(c.get("/auth/api/v1/user").await.json()["email"], "octo@example.com");
+    let octo = app.store.user_by_provider("github", "583231").await.unwrap().unwrap();
+    assert_eq!(octo.email, "octo@example.com");
+
+    // An unverified primary address signs nobody in (the verified secondary one does not count).
+    idp.sign_in_as(Person { verified: false, ..Person::new("99", "new@example.com") });
+    let d = app.client();
+    let start = d.get("/auth/oauth/github/start").await;
+    let (_, res) = via_provider(&d, start).await;
+    assert!(login_page_error(&d, &res).await.contains("not verified"));
+    assert_eq!(app.store.user_count().await.unwrap(), 1);
+}
+
 on_both_engines!(
+    github_signs_in_with_the_verified_primary_email,
     first_login_signs_up_and_the_next_signs_in,
     an_existing_account_proves_ownership_with_its_password,
     bad_provider_answers_end_on_the_login_page,

@@ -91,6 +91,11 @@ impl Provider {
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/userinfo", get(userinfo))
+            // GitHub's OAuth endpoints and API (GitHub is OAuth 2 without OpenID).
+            .route("/login/oauth/authorize", get(authorize))
+            .route("/login/oauth/access_token", post(github_token))
+            .route("/user", get(github_user))
+            .route("/user/emails", get(github_emails))
             .with_state(inner.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -108,6 +113,17 @@ impl Provider {
             ("AUTHARA_OAUTH_STUB_CLIENT_ID", CLIENT_ID.to_owned()),
             ("AUTHARA_OAUTH_STUB_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
             ("AUTHARA_OAUTH_STUB_DISPLAY_NAME", "Stub ID".to_owned()),
+        ]
+    }
+
+    /// The environment of an app with this provider as GitHub (web and API at the same address).
+    pub fn github_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AUTHARA_OAUTH_PROVIDERS", "github".to_owned()),
+            ("AUTHARA_OAUTH_GITHUB_CLIENT_ID", CLIENT_ID.to_owned()),
+            ("AUTHARA_OAUTH_GITHUB_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
+            ("AUTHARA_OAUTH_GITHUB_URL", self.0.base.clone()),
+            ("AUTHARA_OAUTH_GITHUB_API_URL", self.0.base.clone()),
         ]
     }
 
@@ -178,7 +194,7 @@ async fn authorize(State(s): State<Arc<Inner>>, Query(q): Query<HashMap<String, 
     assert_eq!(get("response_type"), "code");
     assert_eq!(get("client_id"), CLIENT_ID);
     assert_eq!(get("code_challenge_method"), "S256");
-    assert!(!get("nonce").is_empty() && !get("state").is_empty() && get("code_challenge").len() == 43);
+    assert!(!get("state").is_empty() && get("code_challenge").len() == 43);
     let redirect_uri = get("redirect_uri");
     let code = uuid::Uuid::new_v4().simple().to_string();
     let person = s.next.lock().unwrap().clone();
@@ -231,6 +247,51 @@ async fn userinfo(State(s): State<Arc<Inner>>, headers: axum::http::HeaderMap) -
     let person = token.and_then(|t| s.access.lock().unwrap().get(t).cloned());
     match person {
         Some(p) => axum::Json(json!({"sub": p.sub, "email": p.email, "email_verified": p.verified})).into_response(),
+        None => StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+/// GitHub's token endpoint: client credentials in the form, the PKCE verifier checked.
+async fn github_token(State(s): State<Arc<Inner>>, Form(f): Form<HashMap<String, String>>) -> Response {
+    s.token_hits.fetch_add(1, Ordering::SeqCst);
+    if f.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+        || f.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
+    {
+        return axum::Json(json!({"error": "incorrect_client_credentials"})).into_response();
+    }
+    let Some(p) = s.codes.lock().unwrap().remove(f.get("code").map(String::as_str).unwrap_or_default()) else {
+        return axum::Json(json!({"error": "bad_verification_code"})).into_response();
+    };
+    let verifier = f.get("code_verifier").cloned().unwrap_or_default();
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    if challenge != p.challenge {
+        return axum::Json(json!({"error": "bad_verification_code"})).into_response();
+    }
+    let access = uuid::Uuid::new_v4().simple().to_string();
+    s.access.lock().unwrap().insert(access.clone(), p.person);
+    axum::Json(json!({"access_token": access, "token_type": "bearer", "scope": "read:user,user:email"})).into_response()
+}
+
+fn github_person(s: &Inner, headers: &axum::http::HeaderMap) -> Option<Person> {
+    let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))?;
+    s.access.lock().unwrap().get(token).cloned()
+}
+
+async fn github_user(State(s): State<Arc<Inner>>, headers: axum::http::HeaderMap) -> Response {
+    match github_person(&s, &headers) {
+        Some(p) => axum::Json(json!({"id": p.sub.parse::<u64>().unwrap(), "login": "octo"})).into_response(),
+        None => StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+/// A verified secondary address first: only the primary one counts.
+async fn github_emails(State(s): State<Arc<Inner>>, headers: axum::http::HeaderMap) -> Response {
+    match github_person(&s, &headers) {
+        Some(p) => axum::Json(json!([
+            {"email": "secondary@example.com", "primary": false, "verified": true},
+            {"email": p.email, "primary": true, "verified": p.verified},
+        ]))
+        .into_response(),
         None => StatusCode::UNAUTHORIZED.into_response(),
     }
 }
