@@ -84,7 +84,7 @@ fn build(r: &mut Reader<'_>) -> Config {
     let session = session::build(r, jwt.access_ttl);
     let (org_mode, organizations) = organizations::build(r);
     let access = access::build(r);
-    let oauth = oauth::build(r);
+    let oauth = oauth::build(r, prod);
     let rate_limits = limits::build(r);
     let webhooks = webhooks::build(r, prod);
     let challenge = challenge::build(r);

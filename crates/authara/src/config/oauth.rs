@@ -27,7 +27,7 @@ declare_vars! {
     GITHUB_URL = extra("AUTHARA_OAUTH_GITHUB_URL", "https://github.com");
     /// GitHub's API address (GitHub Enterprise: `https://<host>/api/v3`).
     GITHUB_API_URL = extra("AUTHARA_OAUTH_GITHUB_API_URL", "https://api.github.com");
-    /// Pattern: the issuer of the OpenID provider `NAME` (discovery at `<issuer>/.well-known/openid-configuration`); required for each generic provider.
+    /// Pattern: the issuer of the OpenID provider `NAME` (discovery at `<issuer>/.well-known/openid-configuration`); required for each generic provider; https in prod (so are the Google and GitHub addresses).
     OIDC_ISSUER = extra("AUTHARA_OAUTH_<NAME>_ISSUER", "");
     /// Pattern: the client id registered at provider `NAME` (required).
     OIDC_CLIENT_ID = extra("AUTHARA_OAUTH_<NAME>_CLIENT_ID", "");
@@ -122,10 +122,12 @@ pub fn is_provider_var(var: &str, providers: &[ProviderConfig]) -> bool {
     providers.iter().any(|p| PROVIDER_SUFFIXES.iter().any(|s| provider_var(&p.name, s) == base))
 }
 
-/// An issuer without its trailing slash.
-fn issuer_url(r: &mut Reader<'_>, var_name: &str, value: String) -> String {
+/// An issuer without its trailing slash; `https` in prod (codes, secrets and tokens travel there).
+fn issuer_url(r: &mut Reader<'_>, prod: bool, var_name: &str, value: String) -> String {
     if let Err(e) = validate_http_url(&value) {
         r.error(format!("{var_name}: {e}"));
+    } else if prod && !value.starts_with("https://") {
+        r.error(format!("{var_name}: must use https when APP_ENV=prod"));
     }
     value.trim_end_matches('/').to_owned()
 }
@@ -139,7 +141,7 @@ fn capitalized(name: &str) -> String {
 }
 
 /// Reads this area: every listed provider with its settings.
-pub(super) fn build(r: &mut Reader<'_>) -> OAuthConfig {
+pub(super) fn build(r: &mut Reader<'_>, prod: bool) -> OAuthConfig {
     let mut providers = Vec::new();
     let Some(list) = r.raw(&PROVIDERS) else { return OAuthConfig::default() };
     let mut seen: Vec<String> = Vec::new();
@@ -150,9 +152,9 @@ pub(super) fn build(r: &mut Reader<'_>) -> OAuthConfig {
         }
         seen.push(name.clone());
         let provider = match name.as_str() {
-            "google" => google(r),
-            "github" => github(r),
-            other if valid_name(other) && !RESERVED.contains(&other) => oidc(r, other),
+            "google" => google(r, prod),
+            "github" => github(r, prod),
+            other if valid_name(other) && !RESERVED.contains(&other) => oidc(r, prod, other),
             other => {
                 r.invalid(
                     &PROVIDERS,
@@ -169,10 +171,10 @@ pub(super) fn build(r: &mut Reader<'_>) -> OAuthConfig {
     OAuthConfig { providers }
 }
 
-fn google(r: &mut Reader<'_>) -> ProviderConfig {
+fn google(r: &mut Reader<'_>, prod: bool) -> ProviderConfig {
     let client_id = r.required(&GOOGLE_CLIENT_ID, &format!(" when {} contains google", PROVIDERS.name));
     let issuer = r.string(&GOOGLE_ISSUER);
-    let issuer = issuer_url(r, GOOGLE_ISSUER.name, issuer);
+    let issuer = issuer_url(r, prod, GOOGLE_ISSUER.name, issuer);
     ProviderConfig {
         name: "google".to_owned(),
         kind: ProviderKind::Google,
@@ -185,7 +187,7 @@ fn google(r: &mut Reader<'_>) -> ProviderConfig {
     }
 }
 
-fn github(r: &mut Reader<'_>) -> ProviderConfig {
+fn github(r: &mut Reader<'_>, prod: bool) -> ProviderConfig {
     let why = format!(" when {} contains github", PROVIDERS.name);
     let client_id = r.required(&GITHUB_CLIENT_ID, &why);
     let client_secret = r.secret(&GITHUB_CLIENT_SECRET);
@@ -200,17 +202,17 @@ fn github(r: &mut Reader<'_>) -> ProviderConfig {
         display_name: "GitHub".to_owned(),
         client_id,
         client_secret,
-        issuer: issuer_url(r, GITHUB_URL.name, url),
-        api_url: issuer_url(r, GITHUB_API_URL.name, api),
+        issuer: issuer_url(r, prod, GITHUB_URL.name, url),
+        api_url: issuer_url(r, prod, GITHUB_API_URL.name, api),
         scopes: vec!["read:user".to_owned(), "user:email".to_owned()],
     }
 }
 
-fn oidc(r: &mut Reader<'_>, name: &str) -> ProviderConfig {
+fn oidc(r: &mut Reader<'_>, prod: bool, name: &str) -> ProviderConfig {
     let var = |suffix| provider_var(name, suffix);
     let why = format!(" for the OpenID provider {name:?} listed in {}", PROVIDERS.name);
     let issuer = match r.raw_named(&var("ISSUER")) {
-        Some(v) => issuer_url(r, &var("ISSUER"), v),
+        Some(v) => issuer_url(r, prod, &var("ISSUER"), v),
         None => {
             r.error(format!("{} is required{why}", var("ISSUER")));
             String::new()
@@ -252,7 +254,7 @@ mod tests {
     fn read(pairs: &[(&str, &str)]) -> (OAuthConfig, Vec<String>) {
         let vars: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let mut r = Reader::new(&vars);
-        let c = build(&mut r);
+        let c = build(&mut r, false);
         (c, r.errors)
     }
 
@@ -297,5 +299,16 @@ mod tests {
         ]);
         let text = errors.join("\n");
         assert!(text.contains("AUTHARA_OAUTH_OKTA_ISSUER") && text.contains("must include openid"), "{text}");
+        let vars: HashMap<String, String> = [
+            ("AUTHARA_OAUTH_PROVIDERS", "okta"),
+            ("AUTHARA_OAUTH_OKTA_ISSUER", "http://okta.example.com"),
+            ("AUTHARA_OAUTH_OKTA_CLIENT_ID", "x"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let mut r = Reader::new(&vars);
+        build(&mut r, true);
+        assert!(r.errors.join("\n").contains("must use https when APP_ENV=prod"), "{:?}", r.errors);
     }
 }
