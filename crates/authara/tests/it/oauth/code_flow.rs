@@ -221,6 +221,10 @@ async fn a_signed_in_user_links_and_unlinks(engine: Engine) {
     let res = c.form("/auth/providers/stub/unlink", &[]).await;
     assert_eq!(res.status, 303, "{}", res.text());
     assert!(app.store.user_by_provider("stub", "s-link").await.unwrap().is_none());
+    let filter = authara::store::audit::AuditFilter { actor: None, target: Some(user.id), action: None };
+    let actions: Vec<String> =
+        app.store.audit_page(&filter, 10, 0).await.unwrap().into_iter().map(|a| a.action).collect();
+    assert_eq!(actions[..2], ["user.provider_unlinked", "user.provider_linked"], "{actions:?}");
 
     // A provider-only account cannot remove its last way to sign in.
     idp.sign_in_as(Person::new("s-only", "only@example.com"));
