@@ -18,7 +18,7 @@ use crate::clock::human;
 use crate::domain::Audience;
 use crate::http::cookies;
 use crate::http::error::ApiError;
-use crate::http::extract::{AppUser, Client, Csrf};
+use crate::http::extract::{AppUser, Client};
 use crate::http::state::AppState;
 use crate::services::auth::Principal;
 use crate::services::oauth::{Finished, OAuthError, SignInOutcome};
@@ -527,12 +527,13 @@ struct LinkStarted {
 }
 
 /// `POST /auth/providers/{provider}/link/start` (Google only): a pending link bound to this
-/// user and session, five minutes (behavior.md §7.2); JSON, errors in the API envelope.
+/// user and session, five minutes (behavior.md §7.2); JSON, errors in the API envelope, except
+/// a failed CSRF check, which is the 403 page of every page route.
 pub async fn google_link_start(
     State(state): State<AppState>,
     Path(provider): Path<String>,
     AppUser(who): AppUser,
-    _: Csrf,
+    CsrfForm(_): CsrfForm<super::NoFields>,
 ) -> Result<Response, ApiError> {
     if provider != "google" {
         return Err(ApiError::invalid_request("Only google links this way"));
