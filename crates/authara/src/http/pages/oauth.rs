@@ -190,12 +190,34 @@ pub async fn provider_rows(ctx: &PageCtx, who: &Principal) -> Result<Markup, Pag
     })
 }
 
+#[derive(serde::Serialize)]
+struct Authorization {
+    authorization_url: String,
+}
+
 /// `GET /auth/oauth/{provider}/start?return_to=`: to the provider, with the flow's `state` in
-/// a cookie bound to this browser.
-pub async fn start(ctx: PageCtx, Client(client): Client, Path(provider): Path<String>) -> Result<Response, PageError> {
+/// a cookie bound to this browser. A JSON client (`Accept: application/json`, from the
+/// browser that will sign in) gets `{"authorization_url": …}` and the same cookie instead, and
+/// sends the browser there itself; the callback finishes the flow the same way.
+pub async fn start(
+    ctx: PageCtx,
+    Client(client): Client,
+    headers: axum::http::HeaderMap,
+    Path(provider): Path<String>,
+) -> Result<Response, PageError> {
+    let json = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
     let oauth = ctx.state().services.oauth();
     match oauth.start(&provider, None, &ctx.return_to, &client).await {
+        Ok(started) if json => {
+            let s = ctx.state();
+            ctx.push_cookie(cookies::oauth_state(&started.state, s.services.now_ms(), s.config.secure_cookies()));
+            Ok(Json(Authorization { authorization_url: started.authorization_url }).into_response())
+        }
         Ok(started) => Ok(to_provider(&ctx, &started.state, &started.authorization_url)),
+        Err(e) if json => Ok(ApiError::from(e).into_response()),
         Err(e) => fail_to_login(&ctx, e),
     }
 }

@@ -4,6 +4,7 @@
 //! and no half-created user.
 
 use authara::services::return_to::encode;
+use reqwest::Method;
 
 use super::app_with;
 use super::provider::{Person, Provider, TokenMode};
@@ -69,6 +70,22 @@ async fn first_login_signs_up_and_the_next_signs_in(engine: Engine) {
     assert_eq!(res.status, 303);
     assert_eq!(d.get("/auth/api/v1/user").await.json()["id"], me.json()["id"]);
     assert_eq!(app.store.user_count().await.unwrap(), 1);
+
+    // A JSON client starts the same flow and sends the browser to the provider itself.
+    let e = app.client();
+    let res =
+        e.send(Method::GET, "/auth/oauth/stub/start?return_to=%2Fspa", None, &[("accept", "application/json")]).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let url = res.json()["authorization_url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&format!("{}/authorize?", idp.env()[2].1)), "{url}");
+    assert!(res.set_cookie("authara_oauth_state").is_some());
+    let back = crate::harness::client().get(&url).send().await.unwrap();
+    let location = back.headers()["location"].to_str().unwrap().to_owned();
+    let res = e.get(&location[location.find("/auth/oauth/").unwrap()..]).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/spa")));
+    assert_eq!(e.get("/auth/api/v1/user").await.json()["id"], me.json()["id"]);
+    let res = e.send(Method::GET, "/auth/oauth/nope/start", None, &[("accept", "application/json")]).await;
+    assert_eq!((res.status, res.error_code().as_str()), (404, "not_found"));
 }
 
 async fn an_existing_account_proves_ownership_with_its_password(engine: Engine) {
