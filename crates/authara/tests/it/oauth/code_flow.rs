@@ -280,13 +280,25 @@ async fn github_signs_in_with_the_verified_primary_email(engine: Engine) {
     let octo = app.store.user_by_provider("github", "583231").await.unwrap().unwrap();
     assert_eq!(octo.email, "octo@example.com");
 
+    // The admin console lists the user's sign-in methods.
+    let password = authara::domain::NewPassword::parse(PW).unwrap();
+    app.services.accounts().create_admin(&crate::app::email("root@example.com"), &password).await.unwrap();
+    let root = app.client();
+    root.fetch_csrf().await;
+    let res = root
+        .json(Method::POST, "/auth/api/v1/login", &serde_json::json!({"email": "root@example.com", "password": PW}))
+        .await;
+    assert_eq!(res.status, 200);
+    let detail = root.get(&format!("/auth/admin/users/{}", octo.id)).await;
+    assert!(detail.text().contains("<span class=\"badge\">github</span>"), "{}", detail.text());
+
     // An unverified primary address signs nobody in (the verified secondary one does not count).
     idp.sign_in_as(Person { verified: false, ..Person::new("99", "new@example.com") });
     let d = app.client();
     let start = d.get("/auth/oauth/github/start").await;
     let (_, res) = via_provider(&d, start).await;
     assert!(login_page_error(&d, &res).await.contains("not verified"));
-    assert_eq!(app.store.user_count().await.unwrap(), 1);
+    assert_eq!(app.store.user_count().await.unwrap(), 2, "octo and root only");
 }
 
 on_both_engines!(
