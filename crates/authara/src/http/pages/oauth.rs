@@ -74,7 +74,9 @@ pub fn google_button(ctx: &PageCtx, flow: &str, link_id: Option<&str>) -> Markup
     let Some(client_id) = ctx.state().services.oauth().google_client_id() else { return html! {} };
     let nonce = ctx.oauth_nonce();
     html! {
-        script src="https://accounts.google.com/gsi/client" async {}
+        // `defer`, not `async`: deferred scripts run in document order, so the page script (in
+        // `<head>`) has defined `autharaGoogleCallback` before GIS looks it up by name.
+        script src="https://accounts.google.com/gsi/client" defer {}
         div id="g_id_onload" data-client_id=(client_id) data-nonce=(nonce) data-callback="autharaGoogleCallback"
             data-auto_prompt="false" data-context=(if flow == "login" { "signin" } else { "use" }) {}
         div.g_id_signin data-type="standard" data-text="continue_with" data-shape="rectangular" data-width="320" {}
