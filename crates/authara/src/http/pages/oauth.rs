@@ -358,6 +358,12 @@ fn confirm_page(
 /// `GET /auth/provider-links/confirm?link_id=`: the account-collision page for a valid link;
 /// anything else is a flash and the login page (behavior.md §1.4).
 pub async fn confirm_get(ctx: PageCtx, PageQuery(q): PageQuery<LinkQuery>) -> Result<Response, PageError> {
+    // Signed in already (either audience): on to return_to, as the login page does (§1.9).
+    if let Some(token) = ctx.access_token()
+        && ctx.state().services.auth().authenticate(token, None).await.is_ok()
+    {
+        return Ok(ctx.redirect(&ctx.return_to));
+    }
     match ctx.state().services.oauth().recovery_link(&q.link_id).await {
         Ok(link) => Ok(confirm_page(&ctx, StatusCode::OK, &link, None)),
         Err(e) => fail_to_login(&ctx, e),

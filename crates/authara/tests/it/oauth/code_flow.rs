@@ -112,6 +112,8 @@ async fn an_existing_account_proves_ownership_with_its_password(engine: Engine) 
     let ok = c.form("/auth/provider-links/confirm", &[("link_id", &link_id), ("password", PW)]).await;
     assert_eq!((ok.status, ok.location().as_deref()), (303, Some("/projects")), "{}", ok.text());
     assert_eq!(c.get("/auth/api/v1/user").await.json()["email"], "owner@example.com");
+    // Signed in now: the link page sends the browser on to return_to.
+    assert_eq!(c.get(&confirm).await.location().as_deref(), Some("/projects"));
     assert_eq!(app.store.user_count().await.unwrap(), 1);
 
     // The link is spent.
