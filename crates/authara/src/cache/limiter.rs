@@ -41,11 +41,15 @@ pub enum Scope {
     PasskeyLogin,
     /// Passkey sign-in finishes (per IP, a counter of its own).
     PasskeyLoginFinish,
+    /// Provider sign-in flows started (each stores a flow row until it is finished or expires).
+    OAuthStart,
 }
 
 /// Email changes one user may start per hour, and one address may receive per day.
 const EMAIL_CHANGE_PER_USER: Limit = Limit { limit: 5, window: std::time::Duration::from_secs(3600) };
 const EMAIL_CHANGE_PER_TARGET: Limit = Limit { limit: 3, window: std::time::Duration::from_secs(86_400) };
+/// Provider sign-in flows one IP may start per minute.
+const OAUTH_START_PER_IP: Limit = Limit { limit: 30, window: std::time::Duration::from_secs(60) };
 
 impl Scope {
     fn name(self) -> &'static str {
@@ -60,6 +64,7 @@ impl Scope {
             Scope::EmailChangeTarget => "email_change_target",
             Scope::PasskeyLogin => "passkey_login",
             Scope::PasskeyLoginFinish => "passkey_login_finish",
+            Scope::OAuthStart => "oauth_start",
         }
     }
 }
@@ -106,6 +111,7 @@ impl Limiter {
             Scope::EmailChangeUser => (None, Some(EMAIL_CHANGE_PER_USER)),
             Scope::EmailChangeTarget => (None, Some(EMAIL_CHANGE_PER_TARGET)),
             Scope::PasskeyLogin | Scope::PasskeyLoginFinish => (Some(c.passkey_login_ip), None),
+            Scope::OAuthStart => (Some(OAUTH_START_PER_IP), None),
         }
     }
 

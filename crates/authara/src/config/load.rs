@@ -47,19 +47,25 @@ pub fn load_from_env() -> Result<(Config, Vec<String>), ConfigErrors> {
 pub fn load_from_map(vars: &HashMap<String, String>) -> Result<(Config, Vec<String>), ConfigErrors> {
     let mut r = Reader::new(vars);
     let config = build(&mut r);
-    if r.errors.is_empty() { Ok((config, unknown_variables(vars))) } else { Err(ConfigErrors(r.errors)) }
+    if r.errors.is_empty() {
+        let warnings = unknown_variables(vars, &config.oauth.providers);
+        Ok((config, warnings))
+    } else {
+        Err(ConfigErrors(r.errors))
+    }
 }
 
 /// Warnings for `AUTHARA_*` / `POSTGRESQL_*` variables (or their `_FILE` forms) that no area
 /// declares; `AUTHARA_TEST_*` belong to the test suites.
-fn unknown_variables(vars: &HashMap<String, String>) -> Vec<String> {
+/// The variables of each listed OpenID provider (`AUTHARA_OAUTH_<NAME>_*`) are known too.
+fn unknown_variables(vars: &HashMap<String, String>, providers: &[oauth::ProviderConfig]) -> Vec<String> {
     let mut warnings: Vec<String> = vars
         .keys()
         .filter(|k| k.starts_with("AUTHARA_") || k.starts_with("POSTGRESQL_"))
         .filter(|k| !k.starts_with("AUTHARA_TEST_"))
         .filter(|k| {
             let base = k.strip_suffix("_FILE").unwrap_or(k);
-            !all_vars().any(|v| v.name == base)
+            !all_vars().any(|v| v.name == base) && !oauth::is_provider_var(k, providers)
         })
         .map(|k| format!("unknown variable {k} is ignored (typo?)"))
         .collect();
@@ -78,7 +84,7 @@ fn build(r: &mut Reader<'_>) -> Config {
     let session = session::build(r, jwt.access_ttl);
     let (org_mode, organizations) = organizations::build(r);
     let access = access::build(r);
-    let oauth_google_client_id = oauth::build(r);
+    let oauth = oauth::build(r, prod);
     let rate_limits = limits::build(r);
     let webhooks = webhooks::build(r, prod);
     let challenge = challenge::build(r);
@@ -100,7 +106,7 @@ fn build(r: &mut Reader<'_>) -> Config {
         org_mode,
         organizations,
         internal_api_token: access.internal_api_token,
-        oauth_google_client_id,
+        oauth,
         rate_limits,
         webhooks,
         allowlist_enabled: access.allowlist_enabled,

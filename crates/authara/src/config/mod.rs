@@ -38,6 +38,7 @@ pub use email::{EmailConfig, EmailProvider, SmtpConfig};
 pub use jwt::{JwtAlgorithm, JwtConfig, JwtKeySource};
 pub use limits::{Limit, RateLimitConfig};
 pub use load::{ConfigErrors, load_from_env, load_from_map};
+pub use oauth::{OAuthConfig, ProviderConfig, ProviderKind};
 pub use organizations::{OrgMode, OrganizationConfig};
 pub use password::HashParams;
 pub use return_path::is_safe_return_path;
@@ -81,8 +82,8 @@ pub struct Config {
     pub organizations: OrganizationConfig,
     /// `AUTHARA_INTERNAL_API_TOKEN`: empty rejects every internal call.
     pub internal_api_token: Option<SecretString>,
-    /// `AUTHARA_OAUTH_PROVIDERS` and the Google client id (for OAuth sign-in, not built yet).
-    pub oauth_google_client_id: Option<String>,
+    /// `AUTHARA_OAUTH_*`: the sign-in providers.
+    pub oauth: OAuthConfig,
     /// `AUTHARA_RATE_LIMIT_*`.
     pub rate_limits: RateLimitConfig,
     /// `AUTHARA_WEBHOOK_*`, when the URL and secret are set.

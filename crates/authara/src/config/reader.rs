@@ -48,10 +48,21 @@ impl<'a> Reader<'a> {
     /// A secret: the value as given (untrimmed), else the content of the file named by
     /// `NAME_FILE` without its trailing newline. `None` when neither is set.
     pub(super) fn secret(&mut self, var: &Var) -> Option<SecretString> {
-        if let Some(v) = self.vars.get(var.name).filter(|v| !v.is_empty()) {
+        self.secret_named(var.name)
+    }
+
+    /// The trimmed value of a variable whose name is built at run time (a pattern's instance,
+    /// such as `AUTHARA_OAUTH_<NAME>_ISSUER`); `None` when unset or blank.
+    pub(super) fn raw_named(&self, name: &str) -> Option<String> {
+        self.trimmed(name)
+    }
+
+    /// [`Self::secret`] for a variable whose name is built at run time.
+    pub(super) fn secret_named(&mut self, name: &str) -> Option<SecretString> {
+        if let Some(v) = self.vars.get(name).filter(|v| !v.is_empty()) {
             return Some(SecretString::new(v.clone()));
         }
-        let file_var = format!("{}_FILE", var.name);
+        let file_var = format!("{name}_FILE");
         let path = self.trimmed(&file_var)?;
         match std::fs::read_to_string(&path) {
             Ok(s) => Some(SecretString::new(s.trim_end_matches(['\r', '\n']).to_owned())),

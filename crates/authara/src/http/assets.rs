@@ -11,7 +11,8 @@ use crate::http::state::AppState;
 
 /// The page script's sources, concatenated in this order into one asset. Each feature owns one
 /// file; `core.js` holds what they share.
-const SCRIPT_SOURCES: &[&str] = &[include_str!("pages/js/core.js"), include_str!("pages/js/passkeys.js")];
+const SCRIPT_SOURCES: &[&str] =
+    &[include_str!("pages/js/core.js"), include_str!("pages/js/passkeys.js"), include_str!("pages/js/google.js")];
 
 /// The stylesheet with the configured accent color, the page script, and their hashed names.
 #[derive(Debug, Clone)]

@@ -11,6 +11,15 @@ pub const REFRESH: &str = "authara_refresh";
 pub const CSRF: &str = "authara_csrf";
 /// The device cookie of clients that logged in before (our addition; `Path=/auth`).
 pub const DEVICE: &str = "authara_device";
+/// The nonce of Google's ID-token flow (behavior.md §4: `Path=/auth`, 10 minutes).
+pub const OAUTH_NONCE: &str = "authara_oauth_nonce";
+/// The `state` of an authorization-code flow, binding its callback to this browser (our
+/// addition: HttpOnly, `Path=/auth/oauth`, 10 minutes).
+pub const OAUTH_STATE: &str = "authara_oauth_state";
+/// A one-shot message for the next login or account page (behavior.md §4: never `Secure`).
+pub const FLASH: &str = "authara_flash";
+/// Ten minutes.
+pub const OAUTH_MAX_AGE: i64 = 600;
 /// One year.
 pub const DEVICE_MAX_AGE: i64 = 31_536_000;
 /// 30 days.
@@ -36,6 +45,45 @@ pub fn set(name: &str, value: &str, max_age: i64, now_ms: i64, secure: bool, htt
 /// The device cookie: HttpOnly, `Path=/auth` (only the login routes read it), one year.
 pub fn device(value: &str, now_ms: i64, secure: bool) -> HeaderValue {
     set_at(DEVICE, value, "/auth", DEVICE_MAX_AGE, now_ms, secure, true)
+}
+
+/// The Google nonce cookie.
+pub fn oauth_nonce(value: &str, now_ms: i64, secure: bool) -> HeaderValue {
+    set_at(OAUTH_NONCE, value, "/auth", OAUTH_MAX_AGE, now_ms, secure, true)
+}
+
+/// Clears the Google nonce cookie (`Max-Age=-1`, no `Expires`, as the reference).
+pub fn clear_oauth_nonce(secure: bool) -> HeaderValue {
+    build(&format!("{OAUTH_NONCE}=; Path=/auth; Max-Age=-1"), secure, true)
+}
+
+/// The `state` cookie of a code flow.
+pub fn oauth_state(value: &str, now_ms: i64, secure: bool) -> HeaderValue {
+    set_at(OAUTH_STATE, value, "/auth/oauth", OAUTH_MAX_AGE, now_ms, secure, true)
+}
+
+/// Clears the `state` cookie.
+pub fn clear_oauth_state(secure: bool) -> HeaderValue {
+    build(&format!("{OAUTH_STATE}=; Path=/auth/oauth; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"), secure, true)
+}
+
+/// A flash message (60 seconds, HttpOnly, never `Secure`).
+pub fn flash(value: &str, now_ms: i64) -> HeaderValue {
+    set_at(FLASH, value, "/", 60, now_ms, false, true)
+}
+
+/// Clears the flash cookie.
+pub fn clear_flash() -> HeaderValue {
+    clear(FLASH, false, true)
+}
+
+/// A new random value (32 bytes, base64url): CSRF tokens and nonces.
+pub fn random_value() -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn set_at(

@@ -13,6 +13,7 @@ use crate::services::StoreError;
 use crate::services::accounts::{LoginError, PasswordChangeError, SignupError};
 use crate::services::auth::{AuthError, ReauthError};
 use crate::services::challenges::ChallengeError;
+use crate::services::oauth::OAuthError;
 use crate::services::organizations::{OrgError, SwitchError};
 use crate::services::passkeys::PasskeyError;
 use crate::services::password::HashError;
@@ -341,6 +342,53 @@ impl ApiError {
                 )
             }
             other => other.into(),
+        }
+    }
+}
+
+impl From<OAuthError> for ApiError {
+    fn from(e: OAuthError) -> Self {
+        match e {
+            OAuthError::Disabled => ApiError::not_found(),
+            OAuthError::Missing(what) => ApiError::invalid_request(format!("{what} is required")),
+            OAuthError::InvalidToken(ref why) => {
+                tracing::info!(reason = %why, "provider identity refused");
+                ApiError::unauthorized()
+            }
+            OAuthError::EmailUnverified => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "The provider has not verified this email")
+            }
+            OAuthError::InvalidState | OAuthError::Denied(_) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Invalid or expired sign-in state")
+            }
+            OAuthError::NotAllowed => ApiError::forbidden("This email is not allowed"),
+            OAuthError::LinkRequired => ApiError::new(
+                StatusCode::CONFLICT,
+                "account_link_required",
+                "An account with this email exists; sign in to it and link this provider",
+            ),
+            OAuthError::Provider(ref p) => {
+                tracing::warn!(error = %p, "sign-in provider failed");
+                // 500 is what the contract declares for these routes.
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "The sign-in provider is unavailable",
+                )
+            }
+            OAuthError::LinkedElsewhere
+            | OAuthError::AlreadyLinked
+            | OAuthError::NotLinked
+            | OAuthError::LastMethod => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string())
+            }
+            OAuthError::UnknownLink | OAuthError::SessionChanged => ApiError::invalid_request(e.to_string()),
+            OAuthError::WrongPassword => ApiError::unauthorized(),
+            OAuthError::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
+            OAuthError::Reauth(r) => r.into(),
+            OAuthError::Session(s) => s.into(),
+            OAuthError::Hash(h) => h.into(),
+            OAuthError::Store(s) => s.into(),
         }
     }
 }

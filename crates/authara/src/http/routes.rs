@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
-use crate::http::api::{auth, challenges, health, internal, organizations, passkeys, sessions, user};
+use crate::http::api::{auth, challenges, health, internal, oauth, organizations, passkeys, sessions, user};
 use crate::http::assets;
 use crate::http::error::ApiError;
 use crate::http::pages;
@@ -21,6 +21,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/.well-known/jwks.json", get(health::jwks))
         // JSON API, in contract order. Public: CSRF on every POST except tokens/refresh.
         .route("/auth/api/v1/csrf", get(auth::csrf))
+        .route("/auth/api/v1/oauth/google/options", get(oauth::google_options))
+        .route("/auth/api/v1/oauth/google", post(oauth::google_login))
         .route("/auth/api/v1/login", post(auth::login))
         .route("/auth/api/v1/signup/direct", post(auth::signup_direct))
         .route("/auth/api/v1/signup/challenges", post(challenges::start_signup))
@@ -88,6 +90,13 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/user/delete", post(pages::account::delete_account))
         .route("/auth/successful-deletion", get(pages::account::deleted))
         .route("/auth/organizations/{id}/switch", post(pages::account::switch_organization))
+        // Sign-in providers (behavior.md §7; the code flow is our addition).
+        .route("/auth/oauth/{provider}/start", get(pages::oauth::start))
+        .route("/auth/oauth/{provider}/callback", get(pages::oauth::callback).post(pages::oauth::google_callback))
+        .route("/auth/oauth/{provider}/link", post(pages::oauth::link))
+        .route("/auth/provider-links/confirm", get(pages::oauth::confirm_get).post(pages::oauth::confirm_post))
+        .route("/auth/providers/{provider}/unlink", post(pages::oauth::unlink))
+        .route("/auth/providers/{provider}/link/start", post(pages::oauth::google_link_start))
         .route("/auth/invitations/accept", get(pages::invitations::accept_page).post(pages::invitations::accept))
         .route("/auth/invitations/signup", get(pages::invitations::signup_page).post(pages::invitations::signup))
         .route("/auth/invitations/login", get(pages::invitations::login_page).post(pages::invitations::login))

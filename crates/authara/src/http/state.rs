@@ -14,6 +14,9 @@ pub struct HttpState {
     pub config: Arc<Config>,
     pub services: Services,
     pub assets: Assets,
+    /// The Content-Security-Policy of the hosted pages (the default one, widened for the
+    /// configured sign-in providers).
+    pub page_csp: HeaderValue,
 }
 
 /// What handlers and extractors hold.
@@ -22,7 +25,8 @@ pub type AppState = Arc<HttpState>;
 impl HttpState {
     pub fn new(services: Services) -> AppState {
         let config = services.config().clone();
-        Arc::new(Self { assets: Assets::new(&config.ui), config, services })
+        let page_csp = crate::http::pages::oauth::page_csp(&config);
+        Arc::new(Self { assets: Assets::new(&config.ui), page_csp, config, services })
     }
 
     /// `authara_access` and `authara_refresh` for freshly issued tokens (behavior.md §4).

@@ -1,7 +1,7 @@
 //! Use cases: plain Rust types in and out, all policy here, no HTTP types.
 //!
 //! One service per area (`auth`, `accounts`, `sessions`, `challenges`, `profile`, `mail`,
-//! `organizations`, `admin`, `webhooks`, `passkeys`; next: oauth), each built on the same small `Core` of
+//! `organizations`, `admin`, `webhooks`, `oauth`, `passkeys`), each built on the same small `Core` of
 //! shared dependencies and each with its own error enum. Fields are private: callers go through
 //! the area's methods, and [`Services`] hands out the areas.
 
@@ -16,6 +16,7 @@ pub mod events;
 pub mod keys;
 pub mod mail;
 pub mod mailer;
+pub mod oauth;
 pub mod organizations;
 pub mod passkeys;
 pub mod password;
@@ -97,6 +98,7 @@ pub struct Services {
     webhooks: webhooks::Webhooks,
     admin: admin::Admin,
     organizations: organizations::Organizations,
+    oauth: oauth::OAuth,
     passkeys: passkeys::Passkeys,
 }
 
@@ -137,6 +139,7 @@ impl Services {
         let mail = mail::Mail::new(core.clone(), mailer);
         let webhooks = webhooks::Webhooks::new(core.clone())?;
         let admin = admin::Admin::new(core.clone(), sessions.clone());
+        let oauth = oauth::OAuth::new(core.clone(), sessions.clone(), accounts.clone())?;
         let passkeys = passkeys::Passkeys::new(core.clone(), sessions.clone());
         Ok(Self {
             core,
@@ -149,6 +152,7 @@ impl Services {
             webhooks,
             admin,
             organizations,
+            oauth,
             passkeys,
         })
     }
@@ -187,6 +191,10 @@ impl Services {
 
     pub fn organizations(&self) -> &organizations::Organizations {
         &self.organizations
+    }
+
+    pub fn oauth(&self) -> &oauth::OAuth {
+        &self.oauth
     }
 
     pub fn passkeys(&self) -> &passkeys::Passkeys {

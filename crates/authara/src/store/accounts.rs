@@ -72,10 +72,10 @@ const DEFAULT_MEMBERSHIP: &str = "SELECT m.organization_id, m.role FROM organiza
      JOIN organizations o ON o.id = m.organization_id WHERE m.user_id = $1 \
      ORDER BY CASE WHEN o.kind = 'personal' AND o.created_by_user_id = $1 THEN 0 ELSE 1 END, m.created_at_ms, m.organization_id \
      LIMIT 1";
-/// Sign-in methods (shared with provider unlinking): a password, a linked external provider, a
-/// passkey. (Merged with OAuth: its links are the `auth_providers` rows other than `password`;
-/// the one count serves "unlink provider" and "delete passkey".) On PostgreSQL the user row is locked first (`LOCK_USER_PG`), so two removals cannot
-/// both see the other's method and leave none.
+/// The ways a user can sign in (the shared rule of unlinking a provider and deleting a passkey,
+/// behavior.md §7.3): a password with a hash, provider identities with a subject, and passkeys.
+/// On PostgreSQL the user row is locked first (`LOCK_USER_PG`), so two removals cannot both see
+/// the other's method and leave none.
 const SIGN_IN_METHODS: &str = "SELECT \
      (SELECT COUNT(*) FROM auth_providers WHERE user_id = $1 AND provider = 'password' \
         AND password_hash IS NOT NULL AND password_hash <> '') \

@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "webhooks"),
     migration!(6, "organizations"),
     migration!(7, "admin"),
+    migration!(8, "oauth"),
     migration!(9, "passkeys"),
 ];
 

@@ -15,6 +15,7 @@ pub mod org_mode;
 pub mod organizations;
 pub mod outbox;
 pub mod passkeys;
+pub mod providers;
 pub mod refresh;
 pub mod sessions;
 pub mod webhooks;

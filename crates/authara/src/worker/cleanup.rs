@@ -1,4 +1,4 @@
-//! Session cleanup: every 5 minutes, delete expired sessions, sessions revoked longer than one
+//! Session cleanup: every 5 minutes, delete abandoned provider sign-in flows, expired sessions, sessions revoked longer than one
 //! access-token lifetime ago, and expired refresh tokens. Consumed refresh tokens that have not
 //! expired are kept: they are how reuse is detected.
 
@@ -13,6 +13,10 @@ pub const INTERVAL: Duration = Duration::from_secs(300);
 /// Expired passkey ceremonies go too.
 pub async fn run_once(services: &Services) -> Result<(u64, u64), StoreError> {
     services.passkeys().cleanup().await?;
+    let flows = services.oauth().cleanup().await?;
+    if flows > 0 {
+        tracing::debug!(flows, "abandoned sign-in flows deleted");
+    }
     services.sessions().cleanup().await
 }
 

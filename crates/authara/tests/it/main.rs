@@ -20,6 +20,7 @@ mod health;
 mod instances;
 mod layers;
 mod migrations;
+mod oauth;
 mod pages;
 mod passkeys;
 mod serve;

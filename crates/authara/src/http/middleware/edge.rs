@@ -84,7 +84,10 @@ pub async fn edge(State(limit): State<Duration>, req: Request, next: Next) -> Re
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    // Pages that embed a sign-in provider set their own, wider policy (pages::oauth::page_csp).
+    if !h.contains_key(CONTENT_SECURITY_POLICY) {
+        h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    }
     h.insert(X_REQUEST_ID.clone(), id);
     res
 }

@@ -52,6 +52,8 @@ fn activity(action: &str) -> &'static str {
         "passkey.renamed" => "Passkey renamed",
         "passkey.removed" => "Passkey removed",
         "passkey.clone_warning" => "A passkey sign-in was refused: the passkey may have been copied",
+        "user.provider_linked" => "Sign-in method linked",
+        "user.provider_unlinked" => "Sign-in method removed",
         _ => "Account activity",
     }
 }
@@ -85,10 +87,12 @@ fn reauth_field(id: &str) -> Markup {
 /// The "Sign-in methods" section (`#linked-providers-section`, behavior.md §13), which the page
 /// script also swaps in after adding a passkey. Each sign-in feature adds its rows.
 pub async fn sign_in_methods(ctx: &PageCtx, who: &Principal) -> Result<Markup, PageError> {
+    let provider_rows = super::oauth::provider_rows(ctx, who).await?;
     let passkey_rows = super::passkeys::passkey_rows(ctx, who).await?;
     Ok(html! {
         section.block id="linked-providers-section" aria-labelledby="methods-h" {
             h2 id="methods-h" { "Sign-in methods" }
+            (provider_rows)
             (passkey_rows)
         }
     })
@@ -284,7 +288,8 @@ pub async fn account_page(
     PageUser(who): PageUser,
     PageQuery(q): PageQuery<AccountQuery>,
 ) -> Result<Response, PageError> {
-    render(&ctx, &who, StatusCode::OK, notice(q.notice.as_deref()), None).await
+    let (flash_success, flash_error) = super::oauth::flash_messages(&ctx);
+    render(&ctx, &who, StatusCode::OK, notice(q.notice.as_deref()).or(flash_success), flash_error).await
 }
 
 /// After an action: back to the account page with its notice, or the page with the failure.

@@ -208,6 +208,7 @@ async fn render_user(
     let me = page.who.user_id() == id;
     let csrf = fields::csrf(&page.ctx.csrf);
     let base = format!("/auth/admin/users/{id}");
+    let linked = page.ctx.state().services.oauth().linked(id).await?;
     let body = html! {
         dl.facts {
             dt { "Email" } dd { (d.user.email) }
@@ -216,8 +217,10 @@ async fn render_user(
             dt { "State" } dd { @if let Some(at) = d.user.disabled_at_ms { "disabled since " (human(at)) } @else { "active" } }
             dt { "Roles" } dd { @if d.roles.is_empty() { "none" } @else { @for r in &d.roles { span.badge { (r.as_str()) } } } }
             dt { "Sign-in methods" } dd {
-                @if d.has_password { "password" } @else if d.passkeys.is_empty() { "none" }
-                @if !d.passkeys.is_empty() { @if d.has_password { ", " } (d.passkeys.len()) " passkey(s)" }
+                @if d.has_password { span.badge { "password" } }
+                @for p in &linked { span.badge { (p.provider) } }
+                @if !d.passkeys.is_empty() { span.badge { (d.passkeys.len()) " passkey(s)" } }
+                @if !d.has_password && linked.is_empty() && d.passkeys.is_empty() { "none" }
             }
         }
         @if !d.passkeys.is_empty() {

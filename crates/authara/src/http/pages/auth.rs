@@ -59,6 +59,7 @@ fn login_form(ctx: &PageCtx, email: &str, error: Option<&str>, notice: Option<&s
                 button type="submit" { "Sign in" }
             }
             (super::passkeys::login_button(ctx))
+            (super::oauth::provider_buttons(ctx))
             p.switch { a href={ "/auth/password-reset" (ctx.rt_query()) } { "Forgot your password?" } }
             p.switch { "New here? " a href={ "/auth/signup" (ctx.rt_query()) } { "Create an account" } }
         }
@@ -98,6 +99,7 @@ fn signup_form(ctx: &PageCtx, email: &str, error: Option<&str>) -> Markup {
                 }
                 button type="submit" { "Create account" }
             }
+            (super::oauth::provider_buttons(ctx))
             p.switch { "Already have an account? " a href={ "/auth/login" (ctx.rt_query()) } { "Sign in" } }
         }
     }
@@ -115,7 +117,8 @@ pub async fn login_page(ctx: PageCtx, PageQuery(q): PageQuery<LoginQuery>) -> Re
     }
     let notice = (q.notice.as_deref() == Some("password-reset"))
         .then_some("Your password was changed. Sign in with your new password.");
-    Ok(ctx.html(StatusCode::OK, "Sign in", login_form(&ctx, "", None, notice)))
+    let (flash_success, flash_error) = super::oauth::flash_messages(&ctx);
+    Ok(ctx.html(StatusCode::OK, "Sign in", login_form(&ctx, "", flash_error, notice.or(flash_success))))
 }
 
 pub async fn signup_page(ctx: PageCtx) -> Result<Response, PageError> {

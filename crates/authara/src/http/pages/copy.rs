@@ -12,6 +12,7 @@ use crate::services::accounts::{InvitedLoginError, LoginError, SignupError};
 use crate::services::admin::AdminError;
 use crate::services::auth::ReauthError;
 use crate::services::challenges::ChallengeError;
+use crate::services::oauth::OAuthError;
 use crate::services::organizations::{AcceptError, SwitchError};
 use crate::services::passkeys::PasskeyError;
 use crate::services::profile::ProfileError;
@@ -276,4 +277,75 @@ pub fn invited_account_exists(mode: OrgMode) -> &'static str {
             "An account with this email address already exists, and here an account belongs to one organization only. Ask for an invitation for another email address."
         }
     }
+}
+
+/// The fixed messages a flash cookie may name (behavior.md §4's `authara_flash`). The cookie
+/// carries the code, never the words, so nobody can put their own text on our pages.
+const FLASH: &[(&str, &str)] = &[
+    ("oauth-state", "That sign-in took too long or was already used. Please try again."),
+    ("oauth-denied", "The sign-in was cancelled at the provider."),
+    ("oauth-unavailable", "We could not reach the sign-in provider. Please try again in a moment."),
+    ("oauth-invalid", "The sign-in provider's answer could not be verified. Please try again."),
+    ("oauth-unverified", "Your email address is not verified at that provider."),
+    ("oauth-not-allowed", "This account cannot sign in here."),
+    ("oauth-linked-elsewhere", "That account at the provider is already linked to another user."),
+    ("oauth-already-linked", "An account at this provider is already linked."),
+    ("oauth-not-linked", "That sign-in method is not linked to your account."),
+    ("oauth-last-method", "This is your only way to sign in. Add another before removing it."),
+    ("oauth-session", "Your session changed while linking. Please sign in and try again."),
+    ("oauth-disabled", "This sign-in provider is not available."),
+    ("oauth-limited", "Too many sign-in attempts. Please wait a minute and try again."),
+    ("oauth-reauth", "For your security, enter your current password to do this."),
+    ("oauth-wrong-password", "Incorrect password."),
+    ("oauth-link-required", "An account with this email already exists. Sign in with your password to link it."),
+    ("link-invalid", "That link has expired or was already used. Please sign in again."),
+    ("provider-linked", "The sign-in method was linked to your account."),
+    ("provider-unlinked", "The sign-in method was removed from your account."),
+];
+
+/// The words of a flash code; `None` for a code we did not write.
+pub fn flash(code: &str) -> Option<&'static str> {
+    FLASH.iter().find(|(c, _)| *c == code).map(|(_, text)| *text)
+}
+
+/// A sign-in provider failure: its status on a form, and its flash code.
+pub fn oauth(e: OAuthError) -> Result<(StatusCode, &'static str), PageError> {
+    let (status, code) = match e {
+        OAuthError::Disabled => (StatusCode::NOT_FOUND, "oauth-disabled"),
+        OAuthError::InvalidState | OAuthError::Missing(_) => (StatusCode::BAD_REQUEST, "oauth-state"),
+        OAuthError::Denied(_) => (StatusCode::BAD_REQUEST, "oauth-denied"),
+        OAuthError::Provider(ref p) => {
+            tracing::warn!(error = %p, "sign-in provider failed");
+            (StatusCode::BAD_GATEWAY, "oauth-unavailable")
+        }
+        OAuthError::InvalidToken(ref why) => {
+            tracing::warn!(reason = %why, "provider identity refused");
+            (StatusCode::UNAUTHORIZED, "oauth-invalid")
+        }
+        OAuthError::EmailUnverified => (StatusCode::UNAUTHORIZED, "oauth-unverified"),
+        OAuthError::NotAllowed => (StatusCode::FORBIDDEN, "oauth-not-allowed"),
+        OAuthError::LinkRequired => (StatusCode::CONFLICT, "oauth-link-required"),
+        OAuthError::LinkedElsewhere => (StatusCode::UNPROCESSABLE_ENTITY, "oauth-linked-elsewhere"),
+        OAuthError::AlreadyLinked => (StatusCode::UNPROCESSABLE_ENTITY, "oauth-already-linked"),
+        OAuthError::NotLinked => (StatusCode::UNPROCESSABLE_ENTITY, "oauth-not-linked"),
+        OAuthError::LastMethod => (StatusCode::UNPROCESSABLE_ENTITY, "oauth-last-method"),
+        OAuthError::UnknownLink => (StatusCode::GONE, "link-invalid"),
+        OAuthError::WrongPassword => (StatusCode::UNPROCESSABLE_ENTITY, "oauth-wrong-password"),
+        OAuthError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "oauth-limited"),
+        OAuthError::SessionChanged => (StatusCode::FORBIDDEN, "oauth-session"),
+        OAuthError::Reauth(ReauthError::Required | ReauthError::WrongPassword) => {
+            (StatusCode::FORBIDDEN, "oauth-reauth")
+        }
+        OAuthError::Reauth(ReauthError::RateLimited { .. }) => (StatusCode::TOO_MANY_REQUESTS, "oauth-limited"),
+        OAuthError::Reauth(ReauthError::Hash(h)) | OAuthError::Hash(h) => return Err(h.into()),
+        OAuthError::Reauth(ReauthError::Store(s)) | OAuthError::Store(s) => return Err(s.into()),
+        OAuthError::Session(s) => match s {
+            SessionError::Disabled | SessionError::AudienceForbidden | SessionError::NotAllowed => {
+                (StatusCode::FORBIDDEN, "oauth-not-allowed")
+            }
+            SessionError::NoOrganization | SessionError::Token(_) => return Err(PageError::internal(&s)),
+            SessionError::Store(st) => return Err(st.into()),
+        },
+    };
+    Ok((status, code))
 }

@@ -49,6 +49,10 @@ pub struct PageCtx {
     access: Option<String>,
     refresh: Option<String>,
     device: Option<String>,
+    /// Sign-in provider cookies as they came: Google's nonce, a code flow's `state`, a flash.
+    oauth_nonce: Option<String>,
+    oauth_state: Option<String>,
+    flash: Option<String>,
     cookies: PendingCookies,
 }
 
@@ -79,6 +83,9 @@ impl FromRequestParts<AppState> for PageCtx {
             access: read(cookies::ACCESS),
             refresh: read(cookies::REFRESH),
             device: read(cookies::DEVICE),
+            oauth_nonce: read(cookies::OAUTH_NONCE).filter(|n| n.len() <= 128),
+            oauth_state: read(cookies::OAUTH_STATE),
+            flash: read(cookies::FLASH),
             cookies,
         };
         parts.extensions.insert(ctx.clone());
@@ -124,6 +131,50 @@ impl PageCtx {
     /// The device cookie as it came.
     pub fn device_token(&self) -> Option<&str> {
         self.device.as_deref()
+    }
+
+    /// Adds a cookie to the response.
+    pub fn push_cookie(&self, cookie: HeaderValue) {
+        self.cookies.push([cookie]);
+    }
+
+    /// Google's nonce (behavior.md §7.2): the cookie's value, else a new one set now.
+    pub fn oauth_nonce(&self) -> String {
+        if let Some(n) = &self.oauth_nonce {
+            return n.clone();
+        }
+        let n = cookies::random_value();
+        self.push_cookie(cookies::oauth_nonce(&n, self.state.services.now_ms(), self.state.config.secure_cookies()));
+        n
+    }
+
+    /// Google's nonce cookie as it came.
+    pub fn oauth_nonce_cookie(&self) -> Option<&str> {
+        self.oauth_nonce.as_deref()
+    }
+
+    /// A code flow's `state` cookie as it came.
+    pub fn oauth_state(&self) -> Option<&str> {
+        self.oauth_state.as_deref()
+    }
+
+    /// Leaves a message for the next login or account page: `kind` is `error` or `success`,
+    /// `code` one of the fixed messages of `copy::flash`.
+    pub fn set_flash(&self, kind: &str, code: &str) {
+        use base64::Engine as _;
+        let json = serde_json::json!({ "kind": kind, "message": code }).to_string();
+        let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+        self.push_cookie(cookies::flash(&value, self.state.services.now_ms()));
+    }
+
+    /// The flash left by an earlier response, read and cleared: `(kind, code)`.
+    pub fn take_flash(&self) -> Option<(String, String)> {
+        use base64::Engine as _;
+        let raw = self.flash.as_deref()?;
+        self.push_cookie(cookies::clear_flash());
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        Some((v["kind"].as_str()?.to_owned(), v["message"].as_str()?.to_owned()))
     }
 
     pub fn clear_session(&self) {

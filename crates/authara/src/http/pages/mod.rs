@@ -20,6 +20,7 @@ mod extract;
 pub mod fields;
 pub mod invitations;
 pub mod layout;
+pub mod oauth;
 pub mod passkeys;
 
 use axum::extract::{Request, State};
@@ -57,7 +58,9 @@ impl PageCtx {
     /// A page in the site's frame (or its body alone for HTMX).
     pub fn html(&self, status: StatusCode, title: &str, content: maud::Markup) -> Response {
         let markup = layout::page(self.state(), self.hx, title, content);
-        (status, axum::response::Html(markup.into_string())).into_response()
+        let csp = self.state().page_csp.clone();
+        (status, [(axum::http::header::CONTENT_SECURITY_POLICY, csp)], axum::response::Html(markup.into_string()))
+            .into_response()
     }
 
     /// A redirect (303, or 200 + `HX-Redirect` for HTMX).

@@ -1,0 +1,312 @@
+//! The authorization-code flow against the local OpenID provider (`stub`): sign-up, sign-in,
+//! the recovery link for an existing account, link and unlink from the account page, and every
+//! way a provider's answer can be bad, each ending on the login page with a readable message
+//! and no half-created user.
+
+use authara::services::return_to::encode;
+use reqwest::Method;
+
+use super::app_with;
+use super::provider::{Person, Provider, TokenMode};
+use crate::app::{Res, TestApp, TestClient};
+use crate::harness::{Engine, on_both_engines};
+
+const PW: &str = "violet-harbor-tangent";
+
+/// Starts a flow on `c` and follows the provider's answer; returns (the provider's redirect
+/// back to our callback as a path, the callback's response).
+async fn via_provider(c: &TestClient, start: Res) -> (String, Res) {
+    assert_eq!(start.status, 303, "{}", start.text());
+    let authorize = start.location().unwrap();
+    let state_cookie = start.set_cookie("authara_oauth_state").unwrap();
+    assert!(
+        state_cookie.contains("Path=/auth/oauth;")
+            && state_cookie.contains("HttpOnly")
+            && state_cookie.contains("SameSite=Lax"),
+        "{state_cookie}"
+    );
+    let back = crate::harness::client().get(&authorize).send().await.unwrap();
+    assert_eq!(back.status(), 303);
+    let location = back.headers()["location"].to_str().unwrap().to_owned();
+    let path = location[location.find("/auth/oauth/").unwrap()..].to_owned();
+    let res = c.get(&path).await;
+    (path, res)
+}
+
+async fn login(c: &TestClient, return_to: &str) -> (String, Res) {
+    let start = c.get(&format!("/auth/oauth/stub/start?return_to={}", encode(return_to))).await;
+    via_provider(c, start).await
+}
+
+/// The message the login page shows after a failed flow (the flash is read once).
+async fn login_page_error(c: &TestClient, res: &Res) -> String {
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert!(res.location().unwrap().starts_with("/auth/login"), "{:?}", res.location());
+    let page = c.get(&res.location().unwrap()).await;
+    assert_eq!(page.status, 200, "{:?} -> {:?} {:?}", res.location(), page.location(), c.jar.lock().unwrap().keys());
+    let text = page.text();
+    let start = text.find("role=\"alert\">").map(|i| i + 13).expect("the login page shows an error");
+    text[start..start + text[start..].find('<').unwrap()].to_owned()
+}
+
+async fn first_login_signs_up_and_the_next_signs_in(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[]).await;
+    let page = app.client().get("/auth/login?return_to=%2Fdashboard").await;
+    assert!(page.text().contains("href=\"/auth/oauth/stub/start?return_to=%2Fdashboard\""), "a button per provider");
+    assert!(page.text().contains("Continue with Stub ID"));
+
+    idp.sign_in_as(Person::new("s-1", "Sam@Example.com"));
+    let c = app.client();
+    let (_, res) = login(&c, "/dashboard").await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/dashboard")), "{}", res.text());
+    assert!(c.cookie("authara_oauth_state").is_none(), "the state cookie is cleared");
+    let me = c.get("/auth/api/v1/user").await;
+    assert_eq!(me.json()["email"], "sam@example.com");
+    assert_eq!(app.store.user_count().await.unwrap(), 1);
+
+    let d = app.client();
+    let (_, res) = login(&d, "/").await;
+    assert_eq!(res.status, 303);
+    assert_eq!(d.get("/auth/api/v1/user").await.json()["id"], me.json()["id"]);
+    assert_eq!(app.store.user_count().await.unwrap(), 1);
+
+    // A JSON client starts the same flow and sends the browser to the provider itself.
+    let e = app.client();
+    let res =
+        e.send(Method::GET, "/auth/oauth/stub/start?return_to=%2Fspa", None, &[("accept", "application/json")]).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let url = res.json()["authorization_url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&format!("{}/authorize?", idp.env()[2].1)), "{url}");
+    assert!(res.set_cookie("authara_oauth_state").is_some());
+    let back = crate::harness::client().get(&url).send().await.unwrap();
+    let location = back.headers()["location"].to_str().unwrap().to_owned();
+    let res = e.get(&location[location.find("/auth/oauth/").unwrap()..]).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/spa")));
+    assert_eq!(e.get("/auth/api/v1/user").await.json()["id"], me.json()["id"]);
+    let res = e.send(Method::GET, "/auth/oauth/nope/start", None, &[("accept", "application/json")]).await;
+    assert_eq!((res.status, res.error_code().as_str()), (404, "not_found"));
+}
+
+async fn an_existing_account_proves_ownership_with_its_password(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[]).await;
+    app.signed_in("owner@example.com", PW).await;
+    idp.sign_in_as(Person::new("s-owner", "owner@example.com"));
+    let c = app.client();
+    let (_, res) = login(&c, "/projects").await;
+    let confirm = res.location().unwrap();
+    assert!(confirm.starts_with("/auth/provider-links/confirm?link_id="), "{confirm}");
+    assert!(c.cookie("authara_access").is_none(), "not signed in on the strength of the email");
+    let page = c.get(&confirm).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("owner@example.com") && page.text().contains("Link Stub ID"), "{}", page.text());
+    let link_id = confirm.split("link_id=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+
+    let wrong =
+        c.form("/auth/provider-links/confirm", &[("link_id", &link_id), ("password", "not-the-password")]).await;
+    assert_eq!(wrong.status, 422);
+    assert!(wrong.text().contains("Incorrect password"));
+    assert!(app.store.user_by_provider("stub", "s-owner").await.unwrap().is_none());
+
+    let ok = c.form("/auth/provider-links/confirm", &[("link_id", &link_id), ("password", PW)]).await;
+    assert_eq!((ok.status, ok.location().as_deref()), (303, Some("/projects")), "{}", ok.text());
+    assert_eq!(c.get("/auth/api/v1/user").await.json()["email"], "owner@example.com");
+    // Signed in now: the link page sends the browser on to return_to.
+    assert_eq!(c.get(&confirm).await.location().as_deref(), Some("/projects"));
+    assert_eq!(app.store.user_count().await.unwrap(), 1);
+
+    // The link is spent.
+    let again = app.client();
+    again.get("/auth/login").await;
+    let res = again.form("/auth/provider-links/confirm", &[("link_id", &link_id), ("password", PW)]).await;
+    assert!(login_page_error(&again, &res).await.contains("expired or was already used"));
+    assert_eq!(again.get(&confirm).await.status, 303);
+
+    // From now on the provider signs the owner straight in.
+    let d = app.client();
+    let (_, res) = login(&d, "/").await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/")));
+    assert_eq!(d.get("/auth/api/v1/user").await.json()["email"], "owner@example.com");
+}
+
+async fn bad_provider_answers_end_on_the_login_page(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[]).await;
+    idp.sign_in_as(Person::new("s-bad", "bad@example.com"));
+    let c = app.client();
+
+    // The provider reports an error (the user cancelled).
+    let start = c.get("/auth/oauth/stub/start").await;
+    let state = start.location().unwrap().split("state=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let res = c.get(&format!("/auth/oauth/stub/callback?error=access_denied&state={state}")).await;
+    assert!(login_page_error(&c, &res).await.contains("cancelled"));
+
+    // Missing code.
+    let start = c.get("/auth/oauth/stub/start").await;
+    let state = start.location().unwrap().split("state=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let res = c.get(&format!("/auth/oauth/stub/callback?state={state}")).await;
+    assert!(login_page_error(&c, &res).await.contains("try again"));
+
+    // Replayed state: the first callback signs in, the same URL again is refused.
+    let other = app.client();
+    let (path, res) = login(&other, "/").await;
+    assert_eq!(res.status, 303);
+    let replay = app.client();
+    replay.set_cookie("authara_oauth_state", path.split("state=").nth(1).unwrap());
+    let res = replay.get(&path).await;
+    assert!(login_page_error(&replay, &res).await.contains("already used"));
+    let app = app_with_same(app, &idp).await;
+
+    // Forged state: a callback with a state this browser did not start.
+    let c = app.client();
+    let victim = app.client();
+    let start = victim.get("/auth/oauth/stub/start").await;
+    let back = crate::harness::client().get(start.location().unwrap()).send().await.unwrap();
+    let location = back.headers()["location"].to_str().unwrap().to_owned();
+    let path = &location[location.find("/auth/oauth/").unwrap()..];
+    let res = c.get(path).await;
+    assert!(login_page_error(&c, &res).await.contains("try again"), "a callback from another browser is refused");
+    let users_before = app.store.user_count().await.unwrap();
+    assert_eq!(idp.token_hits(), 1, "only the one good callback reached the token endpoint");
+
+    // A token whose nonce is not the flow's.
+    idp.sign_in_as(Person::new("s-nonce", "nonce@example.com"));
+    idp.set_mode(TokenMode::WrongNonce);
+    let (_, res) = login(&c, "/").await;
+    assert!(login_page_error(&c, &res).await.contains("could not be verified"));
+
+    // Token endpoint down.
+    idp.set_mode(TokenMode::Down);
+    let (_, res) = login(&c, "/").await;
+    assert!(login_page_error(&c, &res).await.contains("could not reach"));
+
+    // Token endpoint slower than our timeout.
+    idp.set_mode(TokenMode::Slow);
+    let started = std::time::Instant::now();
+    let (_, res) = login(&c, "/").await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(14), "the provider timeout bounds the wait");
+    assert!(login_page_error(&c, &res).await.contains("could not reach"));
+
+    // An unverified email.
+    idp.set_mode(TokenMode::Normal);
+    idp.sign_in_as(Person { verified: false, ..Person::new("s-unv", "unverified@example.com") });
+    let (_, res) = login(&c, "/").await;
+    assert!(login_page_error(&c, &res).await.contains("not verified"));
+
+    assert_eq!(app.store.user_count().await.unwrap(), users_before, "no failure left a user behind");
+    assert!(c.cookie("authara_access").is_none());
+    // An unknown provider is a readable refusal too.
+    let res = c.get("/auth/oauth/nope/start").await;
+    assert!(login_page_error(&c, &res).await.contains("not available"));
+}
+
+/// The same app (database and all), started again: a fresh instance finishes what another
+/// began as well as the first would.
+async fn app_with_same(app: TestApp, idp: &Provider) -> TestApp {
+    let (db, clock) = app.stop().await;
+    let env = idp.env();
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    TestApp::start_on(db, &pairs, Some(clock)).await
+}
+
+async fn a_signed_in_user_links_and_unlinks(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[]).await;
+    let c = app.signed_in("linker@example.com", PW).await;
+    let account = c.get("/auth/account").await;
+    assert!(account.text().contains("id=\"linked-providers-section\""));
+    assert!(account.text().contains("action=\"/auth/oauth/stub/link\""));
+
+    // The provider account's email need not be the account's.
+    idp.sign_in_as(Person::new("s-link", "elsewhere@example.com"));
+    let start = c.form("/auth/oauth/stub/link", &[]).await;
+    let (_, res) = via_provider(&c, start).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/auth/account")), "{}", res.text());
+    let account = c.get("/auth/account").await;
+    assert!(account.text().contains("The sign-in method was linked"), "{}", account.text());
+    assert!(account.text().contains("action=\"/auth/providers/stub/unlink\""));
+    let user = app.store.user_by_email(&crate::app::email("linker@example.com")).await.unwrap().unwrap();
+    assert_eq!(app.store.user_by_provider("stub", "s-link").await.unwrap().map(|u| u.id), Some(user.id));
+
+    // Another user cannot link the same identity.
+    let other = app.signed_in("other@example.com", PW).await;
+    let start = other.form("/auth/oauth/stub/link", &[]).await;
+    let (_, res) = via_provider(&other, start).await;
+    assert_eq!(res.location().as_deref(), Some("/auth/account"));
+    assert!(other.get("/auth/account").await.text().contains("already linked to another user"));
+
+    // Unlink (a recent sign-in is privileged enough).
+    let res = c.form("/auth/providers/stub/unlink", &[]).await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert!(app.store.user_by_provider("stub", "s-link").await.unwrap().is_none());
+    let filter = authara::store::audit::AuditFilter { actor: None, target: Some(user.id), action: None };
+    let actions: Vec<String> =
+        app.store.audit_page(&filter, 10, 0).await.unwrap().into_iter().map(|a| a.action).collect();
+    assert_eq!(actions[..2], ["user.provider_unlinked", "user.provider_linked"], "{actions:?}");
+
+    // A provider-only account cannot remove its last way to sign in.
+    idp.sign_in_as(Person::new("s-only", "only@example.com"));
+    let d = app.client();
+    login(&d, "/").await;
+    d.get("/auth/account").await;
+    let res = d.form("/auth/providers/stub/unlink", &[]).await;
+    assert_eq!(res.status, 422, "{}", res.text());
+    assert!(res.text().contains("only way to sign in"));
+    assert!(app.store.user_by_provider("stub", "s-only").await.unwrap().is_some());
+
+    // An old session needs the current password to link.
+    app.clock.advance(std::time::Duration::from_secs(3600));
+    let start = c.form("/auth/oauth/stub/link", &[]).await;
+    assert_eq!(start.status, 403, "{}", start.text());
+    assert!(start.text().contains("enter your current password"));
+    let start = c.form("/auth/oauth/stub/link", &[("current_password", PW)]).await;
+    assert_eq!(start.status, 303);
+}
+
+async fn github_signs_in_with_the_verified_primary_email(engine: Engine) {
+    let idp = Provider::start().await;
+    let env = idp.github_env();
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::start_with(engine, &pairs).await;
+    assert!(app.client().get("/auth/signup").await.text().contains("Continue with GitHub"));
+
+    idp.sign_in_as(Person::new("583231", "Octo@Example.com"));
+    let c = app.client();
+    let start = c.get("/auth/oauth/github/start?return_to=%2Frepos").await;
+    assert!(start.location().unwrap().starts_with(&format!("{}/login/oauth/authorize?", idp.github_env()[3].1)));
+    assert!(!start.location().unwrap().contains("nonce="), "GitHub is not OpenID");
+    let (_, res) = via_provider(&c, start).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/repos")), "{}", res.text());
+    assert_eq!(c.get("/auth/api/v1/user").await.json()["email"], "octo@example.com");
+    let octo = app.store.user_by_provider("github", "583231").await.unwrap().unwrap();
+    assert_eq!(octo.email, "octo@example.com");
+
+    // The admin console lists the user's sign-in methods.
+    let password = authara::domain::NewPassword::parse(PW).unwrap();
+    app.services.accounts().create_admin(&crate::app::email("root@example.com"), &password).await.unwrap();
+    let root = app.client();
+    root.fetch_csrf().await;
+    let res = root
+        .json(Method::POST, "/auth/api/v1/login", &serde_json::json!({"email": "root@example.com", "password": PW}))
+        .await;
+    assert_eq!(res.status, 200);
+    let detail = root.get(&format!("/auth/admin/users/{}", octo.id)).await;
+    assert!(detail.text().contains("<span class=\"badge\">github</span>"), "{}", detail.text());
+
+    // An unverified primary address signs nobody in (the verified secondary one does not count).
+    idp.sign_in_as(Person { verified: false, ..Person::new("99", "new@example.com") });
+    let d = app.client();
+    let start = d.get("/auth/oauth/github/start").await;
+    let (_, res) = via_provider(&d, start).await;
+    assert!(login_page_error(&d, &res).await.contains("not verified"));
+    assert_eq!(app.store.user_count().await.unwrap(), 2, "octo and root only");
+}
+
+on_both_engines!(
+    github_signs_in_with_the_verified_primary_email,
+    first_login_signs_up_and_the_next_signs_in,
+    an_existing_account_proves_ownership_with_its_password,
+    bad_provider_answers_end_on_the_login_page,
+    a_signed_in_user_links_and_unlinks,
+);

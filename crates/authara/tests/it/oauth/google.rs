@@ -1,0 +1,157 @@
+//! `GET /oauth/google/options` and `POST /oauth/google`: ID tokens checked against a local
+//! issuer standing in for Google (`AUTHARA_OAUTH_GOOGLE_ISSUER`).
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::app_with;
+use super::provider::{OTHER_KEY, Provider};
+use crate::app::{TestApp, TestClient};
+use crate::harness::{Engine, on_both_engines};
+
+const PW: &str = "violet-harbor-tangent";
+
+/// A client holding a CSRF cookie and Google's nonce; returns the nonce.
+async fn with_nonce(app: &TestApp) -> (TestClient, String) {
+    let c = app.client();
+    c.fetch_csrf().await;
+    let res = c.get("/auth/api/v1/oauth/google/options").await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    let body = res.json();
+    assert_eq!(body["client_id"], super::provider::CLIENT_ID);
+    let cookie = res.set_cookie("authara_oauth_nonce").unwrap();
+    assert!(
+        cookie.contains("Path=/auth;") && cookie.contains("Max-Age=600") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    let nonce = body["nonce"].as_str().unwrap().to_owned();
+    assert_eq!(c.cookie("authara_oauth_nonce").as_deref(), Some(nonce.as_str()));
+    (c, nonce)
+}
+
+async fn post(c: &TestClient, credential: &str, nonce: &str) -> crate::app::Res {
+    c.json(Method::POST, "/auth/api/v1/oauth/google", &json!({"credential": credential, "nonce": nonce})).await
+}
+
+async fn first_login_creates_the_user_and_the_next_finds_them(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[]).await;
+    let (c, nonce) = with_nonce(&app).await;
+    // The options reuse the nonce the browser already holds.
+    assert_eq!(c.get("/auth/api/v1/oauth/google/options").await.json()["nonce"], nonce.as_str());
+
+    let token = idp.id_token(json!({"nonce": nonce, "sub": "g-1", "email": "Grace@Example.com"}));
+    let res = post(&c, &token, &nonce).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.json()["user"]["email"], "grace@example.com");
+    assert!(res.set_cookie("authara_access").is_some() && res.set_cookie("authara_refresh").is_some());
+    let clear = res.set_cookie("authara_oauth_nonce").unwrap();
+    assert!(clear.contains("Max-Age=-1") && !clear.contains("Expires"), "{clear}");
+    assert_eq!(c.get("/auth/api/v1/user").await.json()["email"], "grace@example.com");
+    let user_id = res.json()["user"]["id"].clone();
+    let kinds: Vec<String> = app.store.events_since(0, 100).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["organization.created", "organization.membership.created", "user.created"]);
+
+    // Another browser, the same Google account (its email changed at Google): the same user.
+    let (d, nonce) = with_nonce(&app).await;
+    let token = idp.id_token(json!({"nonce": nonce, "sub": "g-1", "email": "grace.new@example.com"}));
+    let res = post(&d, &token, &nonce).await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(res.json()["user"]["id"], user_id);
+    assert_eq!(res.json()["user"]["email"], "grace@example.com", "the email is not updated from the provider");
+    assert_eq!(app.store.user_count().await.unwrap(), 1);
+    // The keys were fetched once for both logins.
+    assert_eq!(idp.jwks_hits(), 1);
+}
+
+async fn every_refusal_has_its_contract_status(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[]).await;
+    let (c, nonce) = with_nonce(&app).await;
+    let ok = |extra: Value| {
+        let mut claims = json!({"nonce": nonce, "sub": "g-2", "email": "h@example.com"});
+        for (k, v) in extra.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        idp.id_token(claims)
+    };
+    let cases: Vec<(&str, String, String)> = vec![
+        ("body nonce differs from the cookie", ok(json!({})), "other".to_owned()),
+        ("token nonce differs", ok(json!({"nonce": "other"})), nonce.clone()),
+        ("token without nonce", ok(json!({"nonce": null})), nonce.clone()),
+        ("wrong audience", ok(json!({"aud": "someone-else"})), nonce.clone()),
+        ("wrong issuer", ok(json!({"iss": "https://evil.example.com"})), nonce.clone()),
+        ("expired", ok(json!({"exp": 1_000_000})), nonce.clone()),
+        ("unverified email", ok(json!({"email_verified": false})), nonce.clone()),
+        ("no email", ok(json!({"email": null})), nonce.clone()),
+        (
+            "forged signature",
+            idp.id_token_with(json!({"nonce": nonce, "sub": "g-2"}), OTHER_KEY, super::provider::KID),
+            nonce.clone(),
+        ),
+        ("garbage", "not.a.jwt".to_owned(), nonce.clone()),
+    ];
+    for (what, token, body_nonce) in cases {
+        let res = post(&c, &token, &body_nonce).await;
+        assert_eq!((res.status, res.error_code().as_str()), (401, "unauthorized"), "{what}: {}", res.text());
+        assert!(res.set_cookie("authara_access").is_none(), "{what}");
+    }
+    // Unknown key ids: refused, and the key set is fetched again at most once per floor, however
+    // many forged kids arrive.
+    let before = idp.jwks_hits();
+    for i in 0..5 {
+        let token = idp.id_token_with(json!({"nonce": nonce}), super::provider::KEY, &format!("forged-{i}"));
+        let res = post(&c, &token, &nonce).await;
+        assert_eq!(res.status, 401, "unknown kid: {}", res.text());
+    }
+    assert!(idp.jwks_hits() - before <= 1, "JWKS fetched {} times for 5 forged kids", idp.jwks_hits() - before);
+
+    let res = c.json(Method::POST, "/auth/api/v1/oauth/google", &json!({"credential": "", "nonce": nonce})).await;
+    assert_eq!((res.status, res.error_code().as_str()), (400, "invalid_request"));
+    let res = c.json(Method::POST, "/auth/api/v1/oauth/google", &json!({"nonce": nonce})).await;
+    assert_eq!(res.status, 400);
+    // CSRF first.
+    *c.send_csrf.lock().unwrap() = false;
+    assert_eq!(post(&c, &ok(json!({})), &nonce).await.status, 403);
+    *c.send_csrf.lock().unwrap() = true;
+    assert_eq!(app.store.user_count().await.unwrap(), 0, "no refusal created a user");
+
+    // An existing password account with this email: 409, never linked by email.
+    app.signed_in("h@example.com", PW).await;
+    let res = post(&c, &ok(json!({})), &nonce).await;
+    assert_eq!((res.status, res.error_code().as_str()), (409, "account_link_required"), "{}", res.text());
+    assert_eq!(app.store.user_count().await.unwrap(), 1);
+    assert!(app.store.user_by_provider("google", "g-2").await.unwrap().is_none());
+}
+
+async fn the_allowlist_refuses_new_google_users(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[("AUTHARA_ACCESS_POLICY_ALLOWLIST_ENABLED", "true")]).await;
+    let (c, nonce) = with_nonce(&app).await;
+    let res = post(&c, &idp.id_token(json!({"nonce": nonce, "email": "stranger@example.com"})), &nonce).await;
+    assert_eq!((res.status, res.error_code().as_str()), (403, "forbidden"), "{}", res.text());
+    assert_eq!(app.store.user_count().await.unwrap(), 0);
+}
+
+async fn google_is_404_when_not_configured(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let c = app.client();
+    c.fetch_csrf().await;
+    assert_eq!(c.get("/auth/api/v1/oauth/google/options").await.status, 404);
+    let res = post(&c, "x", "y").await;
+    assert_eq!((res.status, res.error_code().as_str()), (404, "not_found"));
+    // CSRF is checked before availability (behavior.md §1.2).
+    *c.send_csrf.lock().unwrap() = false;
+    assert_eq!(post(&c, "x", "y").await.status, 403);
+    // No provider buttons, no nonce cookie on pages.
+    let page = app.client().get("/auth/login").await;
+    assert!(!page.text().contains("Continue with"));
+    assert!(page.set_cookie("authara_oauth_nonce").is_none());
+}
+
+on_both_engines!(
+    first_login_creates_the_user_and_the_next_finds_them,
+    every_refusal_has_its_contract_status,
+    the_allowlist_refuses_new_google_users,
+    google_is_404_when_not_configured,
+);

@@ -1,0 +1,19 @@
+//! Sign-in providers: Google's ID-token API, the authorization-code flow against a local
+//! OpenID provider, recovery links, linking and unlinking.
+
+mod code_flow;
+mod google;
+mod google_pages;
+pub mod provider;
+
+use crate::app::TestApp;
+use crate::harness::Engine;
+use provider::Provider;
+
+/// An app with `provider` configured as Google and as the generic provider `stub`.
+pub async fn app_with(engine: Engine, provider: &Provider, extra: &[(&str, &str)]) -> TestApp {
+    let env = provider.env();
+    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    pairs.extend_from_slice(extra);
+    TestApp::start_with(engine, &pairs).await
+}
