@@ -73,17 +73,6 @@ fn role(r: OrgRole) -> &'static str {
     }
 }
 
-/// The current-password field of sensitive forms: needed unless the sign-in is recent.
-fn reauth_field(id: &str) -> Markup {
-    html! {
-        div.field {
-            label for=(id) { "Current password" }
-            input id=(id) name="current_password" type="password" autocomplete="current-password";
-            div.hint { "Needed if you signed in more than a few minutes ago." }
-        }
-    }
-}
-
 /// The "Sign-in methods" section (`#linked-providers-section`, behavior.md §13), which the page
 /// script also swaps in after adding a passkey. Each sign-in feature adds its rows.
 pub async fn sign_in_methods(ctx: &PageCtx, who: &Principal) -> Result<Markup, PageError> {
@@ -177,7 +166,7 @@ pub async fn render(
                 form method="post" action="/auth/email-change" {
                     (csrf)
                     (fields::email("new_email", "New email address", "", false))
-                    (reauth_field("email_current_password"))
+                    (fields::reauth("email_current_password"))
                     button.secondary type="submit" { "Send a code" }
                     div.hint { "We'll email a code to the new address to confirm it, and tell your current address." }
                 }
@@ -267,7 +256,7 @@ pub async fn render(
                             label for="confirm" { "Type your email to confirm" }
                             input id="confirm" name="confirm" type="email" autocomplete="off" required;
                         }
-                        (reauth_field("delete_current_password"))
+                        (fields::reauth("delete_current_password"))
                         button.danger type="submit" { "Delete my account" }
                     }
                 }

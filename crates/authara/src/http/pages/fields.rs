@@ -68,3 +68,15 @@ pub fn optional_new_password(name: &str, label: &str, hint: &str) -> Markup {
         }
     }
 }
+
+/// The current-password field of sensitive forms: needed unless the sign-in is recent (the
+/// privileged-session rule). `id` tells several on one page apart.
+pub fn reauth(id: &str) -> Markup {
+    html! {
+        div.field {
+            label for=(id) { "Current password" }
+            input id=(id) name="current_password" type="password" autocomplete="current-password";
+            div.hint { "Needed if you signed in more than a few minutes ago." }
+        }
+    }
+}

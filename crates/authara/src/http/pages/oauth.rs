@@ -132,12 +132,6 @@ pub async fn provider_rows(ctx: &PageCtx, who: &Principal) -> Result<Markup, Pag
     let has_password = oauth.has_password(who.user_id()).await?;
     let providers = oauth.providers();
     let csrf = fields::csrf(&ctx.csrf);
-    let reauth = html! {
-        div.field {
-            label { "Current password" input name="current_password" type="password" autocomplete="current-password"; }
-            div.hint { "Needed if you signed in more than a few minutes ago." }
-        }
-    };
     // Providers linked earlier but no longer configured are listed too, so they can be removed.
     let mut names: Vec<(String, String, bool)> =
         providers.iter().map(|p| (p.name.clone(), p.display_name.clone(), p.code_flow)).collect();
@@ -168,7 +162,7 @@ pub async fn provider_rows(ctx: &PageCtx, who: &Principal) -> Result<Markup, Pag
                                 summary { "Unlink" }
                                 form method="post" action={ "/auth/providers/" (name) "/unlink" } {
                                     (csrf)
-                                    (reauth)
+                                    (fields::reauth(&format!("unlink-{name}-password")))
                                     button.secondary.small type="submit" aria-label={ "Unlink " (display) } { "Unlink" }
                                 }
                             }
@@ -179,7 +173,7 @@ pub async fn provider_rows(ctx: &PageCtx, who: &Principal) -> Result<Markup, Pag
                                 summary { "Link" }
                                 form method="post" action={ "/auth/oauth/" (name) "/link" } {
                                     (csrf)
-                                    (reauth)
+                                    (fields::reauth(&format!("link-{name}-password")))
                                     button.secondary.small type="submit" aria-label={ "Link " (display) } { "Link " (display) }
                                 }
                             }

@@ -263,11 +263,7 @@ pub async fn passkey_rows(ctx: &PageCtx, who: &Principal) -> Result<Markup, Page
                                 }
                                 form method="post" action={ "/auth/passkeys/" (p.id) "/delete" } {
                                     (csrf)
-                                    div.field {
-                                        label for={ "pk-pw-" (p.id) } { "Current password" }
-                                        input id={ "pk-pw-" (p.id) } name="current_password" type="password" autocomplete="current-password";
-                                        div.hint { "Needed if you signed in more than a few minutes ago." }
-                                    }
+                                    (super::fields::reauth(&format!("pk-pw-{}", p.id)))
                                     button.danger.small type="submit" aria-label={ "Remove " (p.name) } { "Remove passkey" }
                                 }
                             }
