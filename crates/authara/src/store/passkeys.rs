@@ -85,6 +85,10 @@ const CLONE_WARNING: &str = "UPDATE passkeys SET clone_warning = TRUE, updated_a
 const RENAME: &str = "UPDATE passkeys SET name = $3, updated_at_ms = $4 WHERE id = $1 AND user_id = $2";
 const DELETE: &str = "DELETE FROM passkeys WHERE id = $1 AND user_id = $2";
 const NAME: &str = "SELECT name FROM passkeys WHERE id = $1 AND user_id = $2";
+/// A user's earlier registrations still open: a new one replaces them, so a signed-in client
+/// cannot pile up ceremony rows (sign-ins are bounded by their per-IP limit instead).
+const DROP_OPEN_REGISTRATIONS: &str = "DELETE FROM webauthn_challenges \
+     WHERE user_id = $1 AND purpose = 'registration' AND consumed_at_ms IS NULL";
 const INSERT_CEREMONY: &str = "INSERT INTO webauthn_challenges (id, user_id, purpose, session_data, created_at_ms, \
      expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6)";
 const CEREMONY: &str = "SELECT id, user_id, purpose, session_data, expires_at_ms, consumed_at_ms \
@@ -127,6 +131,10 @@ impl Tx {
         now_ms: i64,
         expires_at_ms: i64,
     ) -> Result<(), StoreError> {
+        if let Some(user) = user_id.filter(|_| purpose == "registration") {
+            on_tx!(self, c => sqlx::query(DROP_OPEN_REGISTRATIONS).bind(user)
+                .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        }
         on_tx!(self, c => sqlx::query(INSERT_CEREMONY).bind(id).bind(user_id).bind(purpose).bind(session_data)
             .bind(now_ms).bind(expires_at_ms).execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(())

@@ -94,6 +94,9 @@ const INSERT_FLOW: &str = "INSERT INTO oauth_flows (state_hash, provider, nonce,
 const TAKE_FLOW: &str = "DELETE FROM oauth_flows WHERE state_hash = $1 RETURNING provider, nonce, pkce_verifier, \
      purpose, user_id, session_id, return_to, expires_at_ms";
 const DELETE_EXPIRED_FLOWS: &str = "DELETE FROM oauth_flows WHERE expires_at_ms < $1";
+/// Pending links are kept a day past their expiry (the reference never purges them).
+const DELETE_EXPIRED_LINKS: &str = "DELETE FROM pending_provider_links WHERE expires_at_ms < $1";
+const EXPIRED_LINKS_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
 
 fn select_pending(for_update: bool) -> String {
     let lock = if for_update { " FOR UPDATE" } else { "" };
@@ -136,10 +139,12 @@ impl Store {
         Ok(row)
     }
 
-    /// Deletes abandoned flows.
+    /// Deletes abandoned flows, and pending links a day after they expired; returns the flows.
     pub async fn delete_expired_flows(&self, now_ms: i64) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
         let n = on_tx!(tx, c => sqlx::query(DELETE_EXPIRED_FLOWS).bind(now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        on_tx!(tx, c => sqlx::query(DELETE_EXPIRED_LINKS).bind(now_ms - EXPIRED_LINKS_KEPT_MS)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
         tx.commit().await?;
         Ok(n)

@@ -75,6 +75,22 @@ async fn login_flow_signs_in_and_sends_existing_accounts_to_the_recovery_link(en
     assert!(res.set_cookie("authara_access").is_none());
     let page = d.get(&to).await;
     assert!(page.text().contains("Link Google to your account"), "{}", page.text());
+
+    // An abandoned link is purged by the cleanup worker a day after it expired, not kept forever.
+    app.clock.advance(std::time::Duration::from_secs(10 * 60 + 1));
+    assert!(d.get(&to).await.location().is_some_and(|l| l.starts_with("/auth/login")), "expired");
+    authara::worker::cleanup::run_once(&app.services).await.unwrap();
+    assert_eq!(
+        app.store.pending_link(link_uuid(&to)).await.unwrap().map(|l| l.purpose).as_deref(),
+        Some("account_recovery_link")
+    );
+    app.clock.advance(std::time::Duration::from_secs(24 * 3600));
+    authara::worker::cleanup::run_once(&app.services).await.unwrap();
+    assert!(app.store.pending_link(link_uuid(&to)).await.unwrap().is_none(), "purged");
+}
+
+fn link_uuid(confirm: &str) -> uuid::Uuid {
+    confirm.split("link_id=").nth(1).unwrap().split('&').next().unwrap().parse().unwrap()
 }
 
 async fn proof_links_with_an_identity_already_linked(engine: Engine) {

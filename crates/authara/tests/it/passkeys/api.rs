@@ -163,8 +163,16 @@ async fn registrations_that_do_not_verify_are_refused(engine: Engine) {
     let res = register_finish(&b, &id, auth.register(&options, &Knobs::default())).await;
     assert_eq!((res.status, res.error_code().as_str()), (409, "passkey_already_exists"));
 
-    // An expired ceremony.
+    // A new registration replaces the user's open one: a signed-in client cannot pile up rows.
+    let open_before = ceremonies(&app).await;
+    let (replaced, replaced_options) = (id, options);
     let (id, options) = register_options(&b).await;
+    assert_eq!(ceremonies(&app).await, open_before, "the open registration was replaced");
+    let res =
+        register_finish(&b, &replaced, SoftAuthenticator::new().register(&replaced_options, &Knobs::default())).await;
+    assert_eq!(res.status, 422, "a replaced registration cannot be finished");
+
+    // An expired ceremony.
     app.db.raw_sql("UPDATE webauthn_challenges SET expires_at_ms = 0 WHERE consumed_at_ms IS NULL").await;
     let res = register_finish(&b, &id, SoftAuthenticator::new().register(&options, &Knobs::default())).await;
     assert_eq!(res.status, 422, "expired");
