@@ -1,5 +1,8 @@
 //! The authorization-code flow with PKCE (S256), `state` and `nonce`, for Google (with a
-//! client secret), GitHub and any OpenID Connect issuer.
+//! client secret), GitHub and any OpenID Connect issuer. The protocol steps (authorization URL,
+//! PKCE, the code exchange and its client authentication, the token response) are the `oauth2`
+//! crate's, over our [`ProviderHttp`](super::client::ProviderHttp); ID tokens are verified by our
+//! [`Issuer`](super::issuer::Issuer).
 //!
 //! `start` stores the flow server-side (keyed by the SHA-256 of `state`, ten minutes) and
 //! returns the provider's authorization URL; the browser keeps `state` in a short-lived cookie
@@ -8,13 +11,20 @@
 //! with the verifier at the token endpoint, and turns the answer into an [`Identity`]: a
 //! verified ID token (OpenID) or GitHub's user and verified primary email.
 
-use base64::Engine as _;
-use rand::RngCore as _;
-use serde::Deserialize;
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, StandardRevocableToken,
+    StandardTokenResponse, TokenResponse as _, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use super::client::ProviderError;
 use super::{Identity, OAuth, OAuthError, identity};
 use crate::cache::{LimitKey, Scope};
 use crate::config::{ProviderConfig, ProviderKind};
@@ -43,14 +53,82 @@ pub enum Finished {
     Link { identity: Identity, user: UserId, session: SessionId, return_to: String },
 }
 
-#[derive(Deserialize)]
-struct TokenResponse {
-    #[serde(default)]
-    access_token: Option<String>,
+/// The token response's field beyond OAuth's: OpenID Connect's ID token.
+#[derive(Debug, Deserialize, Serialize)]
+struct IdTokenField {
     #[serde(default)]
     id_token: Option<String>,
-    #[serde(default)]
-    error: Option<String>,
+}
+
+impl ExtraTokenFields for IdTokenField {}
+
+type Tokens = StandardTokenResponse<IdTokenField, BasicTokenType>;
+
+/// An `oauth2` client with its authorization and token endpoints set.
+type CodeClient = oauth2::Client<
+    BasicErrorResponse,
+    Tokens,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// Where a provider's endpoints are, and how it takes client credentials.
+struct Endpoints {
+    authorize: String,
+    token: String,
+    auth_type: AuthType,
+}
+
+fn code_client(p: &ProviderConfig, e: &Endpoints, redirect_uri: &str) -> Result<CodeClient, OAuthError> {
+    let url = |what: &str, e: oauth2::url::ParseError| ProviderError::Malformed(format!("{what} endpoint: {e}"));
+    let mut client = oauth2::Client::new(ClientId::new(p.client_id.clone()))
+        .set_auth_uri(AuthUrl::new(e.authorize.clone()).map_err(|err| url("authorization", err))?)
+        .set_token_uri(TokenUrl::new(e.token.clone()).map_err(|err| url("token", err))?)
+        .set_redirect_uri(RedirectUrl::new(redirect_uri.to_owned()).map_err(|err| url("redirect", err))?)
+        .set_auth_type(e.auth_type.clone());
+    if let Some(secret) = &p.client_secret {
+        client = client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
+    }
+    Ok(client)
+}
+
+/// The authorization URL with a fresh `state` and PKCE challenge (and `nonce`, for OpenID).
+fn authorization_url(
+    p: &ProviderConfig,
+    client: &CodeClient,
+    nonce: &str,
+) -> (oauth2::url::Url, CsrfToken, PkceCodeVerifier) {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = client
+        .authorize_url(random_token)
+        .set_pkce_challenge(challenge)
+        .add_scopes(p.scopes.iter().map(|s| oauth2::Scope::new(s.clone())));
+    if p.kind != ProviderKind::GitHub {
+        request = request.add_extra_param("nonce", nonce);
+    }
+    let (url, state) = request.url();
+    (url, state, verifier)
+}
+
+/// A token endpoint's failure, as the flow reports it.
+fn token_error(e: RequestTokenError<ProviderError, BasicErrorResponse>) -> OAuthError {
+    let refused = |r: &BasicErrorResponse| ProviderError::Refused(r.error().to_string().chars().take(64).collect());
+    OAuthError::Provider(match e {
+        RequestTokenError::Request(p) => p,
+        RequestTokenError::ServerResponse(r) => refused(&r),
+        // GitHub answers errors with 200 and an error object.
+        RequestTokenError::Parse(_, body) => match serde_json::from_slice::<BasicErrorResponse>(&body) {
+            Ok(r) => refused(&r),
+            Err(_) => ProviderError::Malformed("token response".to_owned()),
+        },
+        RequestTokenError::Other(why) => ProviderError::Malformed(why),
+    })
 }
 
 #[derive(Deserialize)]
@@ -76,20 +154,13 @@ struct GitHubEmail {
     verified: bool,
 }
 
-fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+/// A `state` or `nonce`: 32 random bytes, base64url.
+fn random_token() -> CsrfToken {
+    CsrfToken::new_random_len(32)
 }
 
 fn sha256(s: &str) -> Vec<u8> {
     Sha256::digest(s.as_bytes()).to_vec()
-}
-
-fn with_query(endpoint: &str, params: &[(&str, &str)]) -> String {
-    let q = serde_urlencoded::to_string(params).unwrap_or_default();
-    let sep = if endpoint.contains('?') { '&' } else { '?' };
-    format!("{endpoint}{sep}{q}")
 }
 
 impl OAuth {
@@ -101,6 +172,29 @@ impl OAuth {
     fn code_provider(&self, name: &str) -> Result<&ProviderConfig, OAuthError> {
         let p = self.provider(name)?;
         if p.code_flow() { Ok(p) } else { Err(OAuthError::Disabled) }
+    }
+
+    /// The provider's endpoints: GitHub's fixed ones, or the issuer's discovery document.
+    async fn endpoints(&self, p: &ProviderConfig) -> Result<Endpoints, OAuthError> {
+        Ok(match p.kind {
+            ProviderKind::GitHub => Endpoints {
+                authorize: format!("{}/login/oauth/authorize", p.issuer),
+                token: format!("{}/login/oauth/access_token", p.issuer),
+                auth_type: AuthType::RequestBody,
+            },
+            ProviderKind::Google | ProviderKind::Oidc => {
+                let d = self.issuer(&p.name)?.discovery().await?;
+                // client_secret_basic unless the provider only takes client_secret_post.
+                let post_only = d.token_endpoint_auth_methods_supported.as_ref().is_some_and(|m| {
+                    m.iter().any(|x| x == "client_secret_post") && !m.iter().any(|x| x == "client_secret_basic")
+                });
+                Endpoints {
+                    authorize: d.authorization_endpoint,
+                    token: d.token_endpoint,
+                    auth_type: if post_only { AuthType::RequestBody } else { AuthType::BasicAuth },
+                }
+            }
+        })
     }
 
     /// Starts a flow to sign in (`link: None`) or to link an identity to the signed-in user
@@ -121,14 +215,11 @@ impl OAuth {
             .limit(Scope::OAuthStart, &key)
             .await
             .map_err(|retry_after_secs| OAuthError::RateLimited { retry_after_secs })?;
-        let endpoint = match p.kind {
-            ProviderKind::GitHub => format!("{}/login/oauth/authorize", p.issuer),
-            ProviderKind::Google | ProviderKind::Oidc => {
-                self.issuer(provider)?.discovery().await?.authorization_endpoint
-            }
-        };
-        let (state, nonce, verifier) = (random_token(), random_token(), random_token());
-        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let endpoints = self.endpoints(p).await?;
+        let client = code_client(p, &endpoints, &self.redirect_uri(provider))?;
+        let nonce = random_token();
+        let (url, state, verifier) = authorization_url(p, &client, nonce.secret());
+        let state = state.secret().clone();
         let now = self.core.now_ms();
         let state_hash = sha256(&state);
         self.core
@@ -136,8 +227,8 @@ impl OAuth {
             .insert_flow(&NewFlow {
                 state_hash: &state_hash,
                 provider,
-                nonce: &nonce,
-                pkce_verifier: &verifier,
+                nonce: nonce.secret(),
+                pkce_verifier: verifier.secret(),
                 purpose: if link.is_some() { "link" } else { "login" },
                 user_id: link.map(|(who, _)| who.user_id()),
                 session_id: link.map(|(who, _)| who.session_id()),
@@ -146,21 +237,7 @@ impl OAuth {
                 now_ms: now,
             })
             .await?;
-        let redirect_uri = self.redirect_uri(provider);
-        let scope = p.scopes.join(" ");
-        let mut params = vec![
-            ("response_type", "code"),
-            ("client_id", p.client_id.as_str()),
-            ("redirect_uri", redirect_uri.as_str()),
-            ("scope", scope.as_str()),
-            ("state", state.as_str()),
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-        ];
-        if p.kind != ProviderKind::GitHub {
-            params.push(("nonce", nonce.as_str()));
-        }
-        Ok(Started { authorization_url: with_query(&endpoint, &params), state })
+        Ok(Started { authorization_url: url.into(), state })
     }
 
     /// Finishes a flow at its callback: `state` must equal the browser's `cookie_state` and name
@@ -188,12 +265,16 @@ impl OAuth {
             return Err(OAuthError::Denied(e.chars().take(64).collect()));
         }
         let code = code.filter(|c| !c.is_empty()).ok_or(OAuthError::Missing("code"))?;
-        let redirect_uri = self.redirect_uri(provider);
+        let client = code_client(p, &self.endpoints(p).await?, &self.redirect_uri(provider))?;
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(flow.pkce_verifier))
+            .request_async(&self.http)
+            .await
+            .map_err(token_error)?;
         let identity = match p.kind {
-            ProviderKind::GitHub => self.github_identity(p, code, &redirect_uri, &flow.pkce_verifier).await?,
-            ProviderKind::Google | ProviderKind::Oidc => {
-                self.oidc_identity(p, code, &redirect_uri, &flow.pkce_verifier, &flow.nonce).await?
-            }
+            ProviderKind::GitHub => self.github_identity(p, &tokens).await?,
+            ProviderKind::Google | ProviderKind::Oidc => self.oidc_identity(p, &tokens, &flow.nonce).await?,
         };
         Ok(match (flow.purpose.as_str(), flow.user_id, flow.session_id) {
             ("link", Some(user), Some(session)) => {
@@ -204,54 +285,24 @@ impl OAuth {
         })
     }
 
-    async fn oidc_identity(
-        &self,
-        p: &ProviderConfig,
-        code: &str,
-        redirect_uri: &str,
-        verifier: &str,
-        nonce: &str,
-    ) -> Result<Identity, OAuthError> {
+    async fn oidc_identity(&self, p: &ProviderConfig, tokens: &Tokens, nonce: &str) -> Result<Identity, OAuthError> {
         let issuer = self.issuer(&p.name)?;
         let d = issuer.discovery().await?;
-        let secret = p.client_secret.as_ref().map(|s| s.expose_secret());
-        let mut form = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", redirect_uri),
-            ("code_verifier", verifier),
-        ];
-        // client_secret_basic unless the provider only takes client_secret_post.
-        let post_only = d.token_endpoint_auth_methods_supported.as_ref().is_some_and(|m| {
-            m.iter().any(|x| x == "client_secret_post") && !m.iter().any(|x| x == "client_secret_basic")
-        });
-        let basic = match secret {
-            Some(secret) if !post_only => Some((p.client_id.as_str(), secret)),
-            Some(secret) => {
-                form.push(("client_id", &p.client_id));
-                form.push(("client_secret", secret));
-                None
-            }
-            None => {
-                form.push(("client_id", &p.client_id));
-                None
-            }
-        };
-        let tokens: TokenResponse = self.http.post_form(&d.token_endpoint, &form, basic).await?;
-        if let Some(e) = tokens.error {
-            return Err(OAuthError::Denied(e.chars().take(64).collect()));
-        }
-        let id_token = tokens.id_token.ok_or_else(|| OAuthError::InvalidToken("no id_token".to_owned()))?;
-        let claims = issuer.verify(&id_token, &p.client_id, nonce, self.core.now_ms()).await?;
+        let id_token = tokens
+            .extra_fields()
+            .id_token
+            .as_deref()
+            .ok_or_else(|| OAuthError::InvalidToken("no id_token".to_owned()))?;
+        let claims = issuer.verify(id_token, &p.client_id, nonce, self.core.now_ms()).await?;
         if claims.email.as_deref().is_some_and(|e| !e.trim().is_empty()) {
             let verified = claims.email_verified();
             return identity(&p.name, claims.sub, claims.email.as_deref(), verified);
         }
         // Providers that keep profile claims out of the ID token give them at userinfo.
-        let (Some(url), Some(access)) = (d.userinfo_endpoint.as_deref(), tokens.access_token.as_deref()) else {
+        let Some(url) = d.userinfo_endpoint.as_deref() else {
             return Err(OAuthError::InvalidToken("no email".to_owned()));
         };
-        let info: UserInfo = self.http.get_json(url, Some(access)).await?;
+        let info: UserInfo = self.http.get_json(url, Some(tokens.access_token().secret())).await?;
         if info.sub != claims.sub {
             return Err(OAuthError::InvalidToken("userinfo subject differs".to_owned()));
         }
@@ -260,29 +311,10 @@ impl OAuth {
         identity(&p.name, claims.sub, info.email.as_deref(), verified)
     }
 
-    async fn github_identity(
-        &self,
-        p: &ProviderConfig,
-        code: &str,
-        redirect_uri: &str,
-        verifier: &str,
-    ) -> Result<Identity, OAuthError> {
-        let secret = p.client_secret.as_ref().map(|s| s.expose_secret()).unwrap_or_default();
-        let form = [
-            ("client_id", p.client_id.as_str()),
-            ("client_secret", secret),
-            ("code", code),
-            ("redirect_uri", redirect_uri),
-            ("code_verifier", verifier),
-        ];
-        let url = format!("{}/login/oauth/access_token", p.issuer);
-        let tokens: TokenResponse = self.http.post_form(&url, &form, None).await?;
-        if let Some(e) = tokens.error {
-            return Err(OAuthError::Denied(e.chars().take(64).collect()));
-        }
-        let access = tokens.access_token.ok_or_else(|| OAuthError::InvalidToken("no access_token".to_owned()))?;
-        let user: GitHubUser = self.http.get_json(&format!("{}/user", p.api_url), Some(&access)).await?;
-        let emails: Vec<GitHubEmail> = self.http.get_json(&format!("{}/user/emails", p.api_url), Some(&access)).await?;
+    async fn github_identity(&self, p: &ProviderConfig, tokens: &Tokens) -> Result<Identity, OAuthError> {
+        let access = tokens.access_token().secret();
+        let user: GitHubUser = self.http.get_json(&format!("{}/user", p.api_url), Some(access)).await?;
+        let emails: Vec<GitHubEmail> = self.http.get_json(&format!("{}/user/emails", p.api_url), Some(access)).await?;
         let primary = emails.iter().find(|e| e.primary);
         let Some(primary) = primary else { return Err(OAuthError::InvalidToken("no primary email".to_owned())) };
         identity(&p.name, user.id.to_string(), Some(&primary.email), primary.verified)
@@ -320,9 +352,85 @@ impl OAuth {
 mod tests {
     use super::*;
 
+    fn provider(kind: ProviderKind) -> ProviderConfig {
+        ProviderConfig {
+            name: "idp".to_owned(),
+            kind,
+            display_name: "IdP".to_owned(),
+            client_id: "client 1".to_owned(),
+            client_secret: None,
+            issuer: "https://idp.example".to_owned(),
+            api_url: String::new(),
+            scopes: vec!["openid".to_owned(), "email".to_owned()],
+        }
+    }
+
+    fn query(url: &oauth2::url::Url) -> Vec<(String, String)> {
+        url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    }
+
     #[test]
-    fn authorization_urls_keep_existing_queries() {
-        assert_eq!(with_query("https://idp/auth", &[("a", "1 2")]), "https://idp/auth?a=1+2");
-        assert_eq!(with_query("https://idp/auth?x=y", &[("a", "b")]), "https://idp/auth?x=y&a=b");
+    fn authorization_urls_carry_pkce_state_nonce_and_keep_existing_queries() {
+        let p = provider(ProviderKind::Oidc);
+        let endpoints = Endpoints {
+            authorize: "https://idp.example/auth?x=y".to_owned(),
+            token: "https://idp.example/token".to_owned(),
+            auth_type: AuthType::BasicAuth,
+        };
+        let client = code_client(&p, &endpoints, "https://app.example/auth/oauth/idp/callback").unwrap();
+        let (url, state, verifier) = authorization_url(&p, &client, "n-1");
+        assert_eq!(url.path(), "/auth");
+        let q = query(&url);
+        let get = |k: &str| q.iter().find(|(name, _)| name == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("x"), Some("y"));
+        assert_eq!(get("response_type"), Some("code"));
+        assert_eq!(get("client_id"), Some("client 1"));
+        assert_eq!(get("redirect_uri"), Some("https://app.example/auth/oauth/idp/callback"));
+        assert_eq!(get("scope"), Some("openid email"));
+        assert_eq!(get("state"), Some(state.secret().as_str()));
+        assert_eq!(get("nonce"), Some("n-1"));
+        assert_eq!(get("code_challenge_method"), Some("S256"));
+        let challenge = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            Sha256::digest(verifier.secret().as_bytes()),
+        );
+        assert_eq!(get("code_challenge"), Some(challenge.as_str()));
+        // Fresh every time.
+        let (_, again, _) = authorization_url(&p, &client, "n-1");
+        assert_ne!(again.secret(), state.secret());
+        assert_eq!(state.secret().len(), 43, "32 random bytes");
+    }
+
+    #[test]
+    fn github_gets_no_nonce() {
+        let p = provider(ProviderKind::GitHub);
+        let endpoints = Endpoints {
+            authorize: "https://github.example/login/oauth/authorize".to_owned(),
+            token: "https://github.example/login/oauth/access_token".to_owned(),
+            auth_type: AuthType::RequestBody,
+        };
+        let client = code_client(&p, &endpoints, "https://app.example/cb").unwrap();
+        let (url, _, _) = authorization_url(&p, &client, "n-1");
+        assert!(query(&url).iter().all(|(k, _)| k != "nonce"));
+    }
+
+    #[test]
+    fn token_endpoint_errors_read_as_provider_failures() {
+        let github = br#"{"error":"bad_verification_code","error_description":"The code is wrong."}"#.to_vec();
+        let parse = serde_path_to_error::deserialize::<_, Tokens>(&mut serde_json::Deserializer::from_slice(&github))
+            .map(|_| ())
+            .unwrap_err();
+        let e = token_error(RequestTokenError::Parse(parse, github));
+        assert!(
+            matches!(e, OAuthError::Provider(ProviderError::Refused(ref c)) if c == "bad_verification_code"),
+            "{e:?}"
+        );
+        let e = token_error(RequestTokenError::Parse(
+            serde_path_to_error::deserialize::<_, Tokens>(&mut serde_json::Deserializer::from_slice(b"<html>"))
+                .map(|_| ())
+                .unwrap_err(),
+            b"<html>".to_vec(),
+        ));
+        assert!(matches!(e, OAuthError::Provider(ProviderError::Malformed(_))), "{e:?}");
     }
 }

@@ -188,6 +188,16 @@ async fn bad_provider_answers_end_on_the_login_page(engine: Engine) {
     assert!(started.elapsed() < std::time::Duration::from_secs(14), "the provider timeout bounds the wait");
     assert!(login_page_error(&c, &res).await.contains("could not reach"));
 
+    // The token endpoint refuses the code.
+    idp.set_mode(TokenMode::Refuse);
+    let (_, res) = login(&c, "/").await;
+    assert!(login_page_error(&c, &res).await.contains("could not reach"));
+
+    // The token endpoint redirects: the code and the client secret are not sent on.
+    idp.set_mode(TokenMode::Moved);
+    let (_, res) = login(&c, "/").await;
+    assert!(login_page_error(&c, &res).await.contains("could not reach"), "token requests follow no redirects");
+
     // An unverified email.
     idp.set_mode(TokenMode::Normal);
     idp.sign_in_as(Person { verified: false, ..Person::new("s-unv", "unverified@example.com") });

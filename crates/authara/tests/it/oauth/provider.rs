@@ -49,6 +49,10 @@ pub enum TokenMode {
     Slow,
     /// Signs the ID token with another nonce.
     WrongNonce,
+    /// Refuses the code: 400 `invalid_grant`.
+    Refuse,
+    /// Redirects (307) to `/token-moved`, which would answer as the token endpoint does.
+    Moved,
 }
 
 struct Pending {
@@ -90,6 +94,7 @@ impl Provider {
             .route("/jwks", get(jwks))
             .route("/authorize", get(authorize))
             .route("/token", post(token))
+            .route("/token-moved", post(token_moved))
             .route("/userinfo", get(userinfo))
             // GitHub's OAuth endpoints and API (GitHub is OAuth 2 without OpenID).
             .route("/login/oauth/authorize", get(authorize))
@@ -216,8 +221,32 @@ async fn token(
     match mode {
         TokenMode::Down => return (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response(),
         TokenMode::Slow => tokio::time::sleep(Duration::from_secs(15)).await,
+        TokenMode::Refuse => {
+            return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant"}))).into_response();
+        }
+        TokenMode::Moved => {
+            return (StatusCode::TEMPORARY_REDIRECT, [(axum::http::header::LOCATION, "/token-moved")]).into_response();
+        }
         TokenMode::Normal | TokenMode::WrongNonce => {}
     }
+    answer_token(s, mode, headers, f)
+}
+
+/// Where `TokenMode::Moved` sends token requests: a client that followed would sign in.
+async fn token_moved(
+    State(s): State<Arc<Inner>>,
+    headers: axum::http::HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> Response {
+    answer_token(s, TokenMode::Normal, headers, f)
+}
+
+fn answer_token(
+    s: Arc<Inner>,
+    mode: TokenMode,
+    headers: axum::http::HeaderMap,
+    f: HashMap<String, String>,
+) -> Response {
     let basic =
         format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}")));
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(basic.as_str()) {
