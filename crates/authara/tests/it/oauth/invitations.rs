@@ -231,7 +231,36 @@ async fn the_code_flow_signs_up_on_an_invitation(engine: Engine) {
     assert!(rows.iter().any(|r| r.action == "allowlist.email_added"), "the admission is audited");
 }
 
+async fn in_single_mode_the_new_account_joins_only_the_invited_organization(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_in(engine, &idp, "single", &[]).await;
+    let a = app.signed_in("sol-host@example.com", PW).await;
+    let a_id = user_id(&app, "sol-host@example.com").await;
+    let t = current_org(&a).await;
+    let token = token_of(&invite(&app, &t, &a_id, "sam@example.com", "member").await);
+    let page = format!("/auth/invitations/signup?token={token}");
+    let c = app.client();
+    let res = google(&c, &idp, &page, "g-sam", "sam@example.com").await;
+    assert_eq!(redirect_header(&res), "/");
+    assert_eq!(current_org(&c).await, t);
+    let sam = user_id(&app, "sam@example.com").await;
+    let memberships: Vec<_> = events_of(&app, "organization.membership.created")
+        .await
+        .into_iter()
+        .filter(|e| e["user_id"] == sam.as_str())
+        .collect();
+    assert_eq!(memberships.len(), 1, "no own organization in single mode: {memberships:?}");
+
+    // The login page is for multi mode only: a provider sign-in from there is refused.
+    let login = format!("/auth/invitations/login?token={token}");
+    let d = app.client();
+    let res = google(&d, &idp, &login, "g-sam", "sam@example.com").await;
+    assert_eq!(redirect_header(&res), login);
+    assert!(res.set_cookie("authara_access").is_none());
+}
+
 on_both_engines!(
+    in_single_mode_the_new_account_joins_only_the_invited_organization,
     google_signup_on_an_invitation_joins_the_organization,
     existing_accounts_sign_in_on_the_login_page_not_the_signup_page,
     an_account_without_the_identity_proves_it_and_joins,
