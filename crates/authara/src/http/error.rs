@@ -383,6 +383,12 @@ impl From<OAuthError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string())
             }
             OAuthError::UnknownLink | OAuthError::SessionChanged => ApiError::invalid_request(e.to_string()),
+            // Only the invitation pages sign in on an invitation; the API never gets here.
+            OAuthError::Invitation(crate::services::organizations::AcceptError::Store(s)) => s.into(),
+            OAuthError::Invitation(_)
+            | OAuthError::InvitedAccountExists
+            | OAuthError::InvitedNoAccount
+            | OAuthError::InvitationLoginOff => ApiError::invalid_request(e.to_string()),
             OAuthError::WrongPassword => ApiError::unauthorized(),
             OAuthError::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
             OAuthError::Reauth(r) => r.into(),

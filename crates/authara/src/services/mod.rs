@@ -139,7 +139,7 @@ impl Services {
         let mail = mail::Mail::new(core.clone(), mailer);
         let webhooks = webhooks::Webhooks::new(core.clone())?;
         let admin = admin::Admin::new(core.clone(), sessions.clone());
-        let oauth = oauth::OAuth::new(core.clone(), sessions.clone(), accounts.clone())?;
+        let oauth = oauth::OAuth::new(core.clone(), sessions.clone(), accounts.clone(), organizations.clone())?;
         let passkeys = passkeys::Passkeys::new(core.clone(), sessions.clone());
         Ok(Self {
             core,

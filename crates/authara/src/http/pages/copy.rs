@@ -301,6 +301,18 @@ const FLASH: &[(&str, &str)] = &[
     ("link-invalid", "That link has expired or was already used. Please sign in again."),
     ("provider-linked", "The sign-in method was linked to your account."),
     ("provider-unlinked", "The sign-in method was removed from your account."),
+    ("invite-invalid", "This invitation link is not valid. Ask for a new one."),
+    ("invite-revoked", "This invitation was withdrawn. Ask for a new one."),
+    ("invite-expired", "This invitation has expired. Ask for a new one."),
+    ("invite-used", "This invitation was already used."),
+    (
+        "invite-wrong-email",
+        "This invitation is for another email address. Continue with the account at the provider that uses the invited address.",
+    ),
+    ("invite-cannot-accept", "This invitation cannot be accepted with your account."),
+    ("invite-account-exists", "An account with this email address already exists. Sign in to accept the invitation."),
+    ("invite-no-account", "No account uses this email address yet. Create yours to accept the invitation."),
+    ("invite-login-off", "Signing in to accept an invitation is not available here."),
 ];
 
 /// The words of a flash code; `None` for a code we did not write.
@@ -333,6 +345,20 @@ pub fn oauth(e: OAuthError) -> Result<(StatusCode, &'static str), PageError> {
         OAuthError::WrongPassword => (StatusCode::UNPROCESSABLE_ENTITY, "oauth-wrong-password"),
         OAuthError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "oauth-limited"),
         OAuthError::SessionChanged => (StatusCode::FORBIDDEN, "oauth-session"),
+        OAuthError::Invitation(e) => match e {
+            AcceptError::Unknown => (StatusCode::BAD_REQUEST, "invite-invalid"),
+            AcceptError::Revoked => (StatusCode::GONE, "invite-revoked"),
+            AcceptError::Expired => (StatusCode::GONE, "invite-expired"),
+            AcceptError::AcceptedByOther => (StatusCode::GONE, "invite-used"),
+            AcceptError::WrongEmail => (StatusCode::UNPROCESSABLE_ENTITY, "invite-wrong-email"),
+            AcceptError::AlreadyInAnOrganization | AcceptError::Disabled => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invite-cannot-accept")
+            }
+            AcceptError::Store(s) => return Err(s.into()),
+        },
+        OAuthError::InvitedAccountExists => (StatusCode::UNPROCESSABLE_ENTITY, "invite-account-exists"),
+        OAuthError::InvitedNoAccount => (StatusCode::UNPROCESSABLE_ENTITY, "invite-no-account"),
+        OAuthError::InvitationLoginOff => (StatusCode::FORBIDDEN, "invite-login-off"),
         OAuthError::Reauth(ReauthError::Required | ReauthError::WrongPassword) => {
             (StatusCode::FORBIDDEN, "oauth-reauth")
         }

@@ -63,6 +63,22 @@ fn page_url(ctx: &PageCtx, page: &str, token: &str) -> String {
     format!("/auth/invitations/{page}?token={}{rt}", return_to::encode(token))
 }
 
+/// The `return_to` of a provider sign-in from an invitation page: the page itself (which makes
+/// the sign-in the invitation's flow, behavior.md §7.2). The page's own `return_to` rides along
+/// when it is a plain path (a nested, percent-encoded one would not pass as a safe `return_to`);
+/// otherwise the browser lands on the default path once joined.
+fn provider_return(ctx: &PageCtx, page: &str, token: &str) -> String {
+    let base = format!("/auth/invitations/{page}?token={}", return_to::encode(token));
+    match ctx.return_to_param.as_deref() {
+        Some(rt)
+            if !rt.contains(['?', '&', '#', '%', '+']) && return_to::is_safe(&format!("{base}&return_to={rt}")) =>
+        {
+            format!("{base}&return_to={rt}")
+        }
+        _ => base,
+    }
+}
+
 fn role_phrase(role: OrgRole) -> &'static str {
     match role {
         OrgRole::Owner => "an owner",
@@ -155,6 +171,7 @@ fn signup_card(ctx: &PageCtx, p: &InvitationPreview, token: &str, error: Option<
                 (fields::password("password", "Password", Password::New, true))
                 button type="submit" { "Create account and join" }
             }
+            (super::oauth::invitation_buttons(ctx, &provider_return(ctx, "signup", token)))
             @if mode(ctx) == OrgMode::Multi {
                 p.switch { "Already have an account? " a href=(page_url(ctx, "login", token)) { "Sign in to accept" } }
             }
@@ -176,6 +193,7 @@ fn login_card(ctx: &PageCtx, p: &InvitationPreview, token: &str, error: Option<&
                 (fields::password("password", "Password", Password::Current, true))
                 button type="submit" { "Sign in and join" }
             }
+            (super::oauth::invitation_buttons(ctx, &provider_return(ctx, "login", token)))
             p.switch { a href={ "/auth/password-reset?return_to=" (back) } { "Forgot your password?" } }
             p.switch { "No account yet? " a href=(page_url(ctx, "signup", token)) { "Create one" } }
         }
@@ -341,10 +359,12 @@ pub async fn signup_page(ctx: PageCtx, PageQuery(q): PageQuery<TokenForm>) -> Re
     };
     let token = q.token.trim();
     let title = format!("Join {}", p.organization);
+    // A provider sign-in refused here says why (behavior.md §9.3).
+    let (_, error) = super::oauth::flash_messages(&ctx);
     if p.account_exists {
         return Ok(ctx.html(StatusCode::UNPROCESSABLE_ENTITY, &title, account_exists_card(&ctx, &p, token)));
     }
-    Ok(ctx.html(StatusCode::OK, &title, signup_card(&ctx, &p, token, None)))
+    Ok(ctx.html(StatusCode::OK, &title, signup_card(&ctx, &p, token, error)))
 }
 
 /// `POST /auth/invitations/signup`: form `token`, `password`. With challenges on, the code page
@@ -410,10 +430,11 @@ pub async fn login_page(ctx: PageCtx, PageQuery(q): PageQuery<TokenForm>) -> Res
     };
     let token = q.token.trim();
     let title = format!("Join {}", p.organization);
+    let (_, error) = super::oauth::flash_messages(&ctx);
     if !p.account_exists {
         return Ok(ctx.html(StatusCode::OK, &title, no_account_card(&ctx, &p, token)));
     }
-    Ok(ctx.html(StatusCode::OK, &title, login_card(&ctx, &p, token, None)))
+    Ok(ctx.html(StatusCode::OK, &title, login_card(&ctx, &p, token, error)))
 }
 
 /// `POST /auth/invitations/login` (`multi` mode): form `token`, `password`. Signs in as the

@@ -21,8 +21,9 @@ use crate::http::error::ApiError;
 use crate::http::extract::{AppUser, Client};
 use crate::http::state::AppState;
 use crate::services::auth::Principal;
-use crate::services::oauth::{Finished, OAuthError, SignInOutcome};
+use crate::services::oauth::{Finished, Identity, InvitationTarget, OAuthError, SignInOutcome};
 use crate::services::return_to;
+use crate::services::sessions::ClientInfo;
 
 /// The origin (`scheme://host[:port]`) of a URL.
 fn origin(url: &str) -> Option<&str> {
@@ -71,6 +72,12 @@ pub fn page_csp(config: &crate::config::Config) -> axum::http::HeaderValue {
 /// page script reads. Shown where Google has no client secret (with one, Google gets the code
 /// flow's plain button instead).
 pub fn google_button(ctx: &PageCtx, flow: &str, link_id: Option<&str>) -> Markup {
+    google_button_to(ctx, flow, link_id, ctx.return_to_param.as_deref().unwrap_or_default())
+}
+
+/// [`google_button`], going on to `return_to` (an invitation page, say) instead of this
+/// request's `return_to`.
+fn google_button_to(ctx: &PageCtx, flow: &str, link_id: Option<&str>, return_to: &str) -> Markup {
     let Some(client_id) = ctx.state().services.oauth().google_client_id() else { return html! {} };
     let nonce = ctx.oauth_nonce();
     html! {
@@ -81,7 +88,7 @@ pub fn google_button(ctx: &PageCtx, flow: &str, link_id: Option<&str>) -> Markup
             data-auto_prompt="false" data-context=(if flow == "login" { "signin" } else { "use" }) {}
         div.g_id_signin data-type="standard" data-text="continue_with" data-shape="rectangular" data-width="320" {}
         div hidden data-google-flow=(flow) data-provider="google" data-link-id=(link_id.unwrap_or_default())
-            data-return-to=(ctx.return_to_param.as_deref().unwrap_or_default()) {}
+            data-return-to=(return_to) {}
     }
 }
 
@@ -94,15 +101,28 @@ fn google_gis(ctx: &PageCtx) -> bool {
 /// Google's own button for Google without a client secret. The links work without JavaScript
 /// and need nothing from the CSP.
 pub fn provider_buttons(ctx: &PageCtx) -> Markup {
+    buttons(ctx, ctx.return_to_param.as_deref().unwrap_or_default())
+}
+
+/// The provider buttons of an invitation page: each sign-in comes back to `page` (the
+/// invitation's signup or login page, as `return_to`), which makes it the invitation flow
+/// (behavior.md §9.3).
+pub fn invitation_buttons(ctx: &PageCtx, page: &str) -> Markup {
+    buttons(ctx, page)
+}
+
+fn buttons(ctx: &PageCtx, return_to: &str) -> Markup {
+    let rt_query =
+        if return_to.is_empty() { String::new() } else { format!("?return_to={}", return_to::encode(return_to)) };
     let providers: Vec<_> = ctx.state().services.oauth().providers().into_iter().filter(|p| p.code_flow).collect();
     let gis = google_gis(ctx);
     html! {
         @if !providers.is_empty() || gis {
             div.providers {
                 p.divider { span { "or" } }
-                @if gis { (google_button(ctx, "login", None)) }
+                @if gis { (google_button_to(ctx, "login", None, return_to)) }
                 @for p in &providers {
-                    a.button.secondary.provider href={ "/auth/oauth/" (p.name) "/start" (ctx.rt_query()) } data-provider=(p.name) {
+                    a.button.secondary.provider href={ "/auth/oauth/" (p.name) "/start" (rt_query) } data-provider=(p.name) {
                         "Continue with " (p.display_name)
                     }
                 }
@@ -255,6 +275,42 @@ fn fail_to_login(ctx: &PageCtx, e: OAuthError) -> Result<Response, PageError> {
     Ok(ctx.redirect(&ctx.login_url()))
 }
 
+/// Where a sign-in that started from `return_to` lands: the page itself, except an invitation
+/// page, which is done with once joined: its own `return_to`, else the default.
+fn landing(ctx: &PageCtx, return_to: &str) -> String {
+    match InvitationTarget::parse(return_to) {
+        Some(target) => target.next.unwrap_or_else(|| ctx.state().config.default_return_to.clone()),
+        None => return_to.to_owned(),
+    }
+}
+
+/// The sign-in of a verified identity from an invitation page (`return_to`, behavior.md
+/// §9.3): where the browser goes next. Joined: the session is set, on to [`landing`]; an
+/// existing account without this identity: the recovery-link page (carrying the invitation
+/// page); refused: back to the invitation page with a flash saying why.
+async fn invited(
+    ctx: &PageCtx,
+    client: &ClientInfo,
+    identity: &Identity,
+    target: &InvitationTarget,
+    return_to: &str,
+) -> Result<String, PageError> {
+    let oauth = ctx.state().services.oauth();
+    match oauth.sign_in_invited(identity, target, return_to, client).await {
+        Ok(SignInOutcome::SignedIn(signed)) => {
+            ctx.replace_session(&signed).await;
+            Ok(landing(ctx, return_to))
+        }
+        Ok(SignInOutcome::LinkRequired { link_id }) => {
+            Ok(format!("/auth/provider-links/confirm?link_id={link_id}&return_to={}", return_to::encode(return_to)))
+        }
+        Err(e) => {
+            ctx.set_flash("error", copy::oauth(e)?.1);
+            Ok(return_to.to_owned())
+        }
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct CallbackQuery {
@@ -281,6 +337,10 @@ pub async fn callback(
         Err(e) => fail_to_login(&ctx, e),
         Ok(Finished::Login { identity, return_to }) => {
             let rt = if return_to::is_safe(&return_to) { return_to } else { s.config.default_return_to.clone() };
+            if let Some(target) = InvitationTarget::parse(&rt) {
+                let to = invited(&ctx, &client, &identity, &target, &rt).await?;
+                return Ok(ctx.redirect(&to));
+            }
             match oauth.sign_in(&identity, audience_for(&rt), &client, Some(&rt)).await {
                 Ok(SignInOutcome::SignedIn(signed)) => {
                     ctx.replace_session(&signed).await;
@@ -326,6 +386,9 @@ fn confirm_page(
             p.lead {
                 "An account with " strong { (link.email) } " already exists. Enter its password to link your "
                 (link.provider_display) " sign-in to it. Next time, “Continue with " (link.provider_display) "” signs you straight in."
+            }
+            @if link.return_to.as_deref().and_then(InvitationTarget::parse).is_some() {
+                p { "Then you accept the invitation and join its organization." }
             }
             (alert("error", error))
             form method="post" action={ "/auth/provider-links/confirm" (ctx.rt_query()) } {
@@ -385,14 +448,23 @@ pub async fn confirm_post(
     match oauth.confirm_with_password(&form.link_id, &form.password, audience_for(&rt), &client).await {
         Ok((signed, _)) => {
             ctx.replace_session(&signed).await;
-            Ok(ctx.redirect(&rt))
+            Ok(ctx.redirect(&landing(&ctx, &rt)))
         }
         Err(e @ (OAuthError::WrongPassword | OAuthError::RateLimited { .. })) => {
             let (status, code) = copy::oauth(e)?;
             Ok(confirm_page(&ctx, status, &link, copy::flash(code)))
         }
+        Err(e) if invitation_refusal(&e) && InvitationTarget::parse(&rt).is_some() => {
+            ctx.set_flash("error", copy::oauth(e)?.1);
+            Ok(ctx.redirect(&rt))
+        }
         Err(e) => fail_to_login(&ctx, e),
     }
+}
+
+/// Whether a recovery link failed on its invitation (said on the invitation page).
+fn invitation_refusal(e: &OAuthError) -> bool {
+    matches!(e, OAuthError::Invitation(_) | OAuthError::InvitationLoginOff)
 }
 
 /// `POST /auth/providers/{provider}/unlink`: removes a sign-in method (privileged session;
@@ -524,22 +596,32 @@ pub async fn google_callback(
             match oauth.confirm_with_identity(&form.link_id, &identity, audience_for(&link_rt), &client).await {
                 Ok((signed, _)) => {
                     ctx.replace_session(&signed).await;
+                    Ok(x_redirect(&landing(&ctx, &link_rt)))
+                }
+                Err(e) if invitation_refusal(&e) && InvitationTarget::parse(&link_rt).is_some() => {
+                    ctx.set_flash("error", copy::oauth(e)?.1);
                     Ok(x_redirect(&link_rt))
                 }
                 Err(e) => fail_to_login(&ctx, e),
             }
         }
-        _ => match oauth.sign_in(&identity, audience_for(&rt), &client, Some(&rt)).await {
-            Ok(SignInOutcome::SignedIn(signed)) => {
-                ctx.replace_session(&signed).await;
-                Ok(x_redirect(&rt))
+        _ => {
+            // flow=login from an invitation page is the invitation's flow (behavior.md §7.2).
+            if let Some(target) = InvitationTarget::parse(&rt) {
+                return Ok(x_redirect(&invited(&ctx, &client, &identity, &target, &rt).await?));
             }
-            Ok(SignInOutcome::LinkRequired { link_id }) => Ok(x_redirect(&format!(
-                "/auth/provider-links/confirm?link_id={link_id}&return_to={}",
-                return_to::encode(&rt)
-            ))),
-            Err(e) => fail_to_login(&ctx, e),
-        },
+            match oauth.sign_in(&identity, audience_for(&rt), &client, Some(&rt)).await {
+                Ok(SignInOutcome::SignedIn(signed)) => {
+                    ctx.replace_session(&signed).await;
+                    Ok(x_redirect(&rt))
+                }
+                Ok(SignInOutcome::LinkRequired { link_id }) => Ok(x_redirect(&format!(
+                    "/auth/provider-links/confirm?link_id={link_id}&return_to={}",
+                    return_to::encode(&rt)
+                ))),
+                Err(e) => fail_to_login(&ctx, e),
+            }
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod client;
 mod flow;
+mod invited;
 pub mod issuer;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ use super::Core;
 use super::accounts::{Accounts, SignedIn};
 use super::audit::Actor;
 use super::auth::{Principal, ReauthError};
+use super::organizations::{AcceptError, Organizations};
 use super::password::{HashError, Verified};
 use super::sessions::{ClientInfo, SessionError, Sessions};
 use crate::cache::{LimitKey, Scope};
@@ -37,6 +39,7 @@ use crate::store::StoreError;
 use crate::store::providers::{LinkedProvider, NewPendingLink};
 
 pub use self::flow::{Finished, Started};
+pub use self::invited::{InvitationPage, InvitationTarget};
 
 /// How long an account-recovery link waits for its owner (behavior.md §7.2).
 const RECOVERY_LINK_TTL_MS: i64 = 10 * 60_000;
@@ -97,6 +100,19 @@ pub enum OAuthError {
     /// The signed-in session of a link flow is gone or is another one.
     #[error("the session that started this link is no longer signed in")]
     SessionChanged,
+    /// The invitation cannot be accepted (unknown, expired, withdrawn, used, another
+    /// address's, or not in this mode).
+    #[error(transparent)]
+    Invitation(#[from] AcceptError),
+    /// From an invitation's signup page: the invited address (or this identity) has an account.
+    #[error("an account with the invited email exists")]
+    InvitedAccountExists,
+    /// From an invitation's login page: no account has the invited address.
+    #[error("no account has the invited email")]
+    InvitedNoAccount,
+    /// Signing in on an invitation is for `multi` mode only.
+    #[error("signing in on an invitation is only available in multi mode")]
+    InvitationLoginOff,
     #[error(transparent)]
     Reauth(#[from] ReauthError),
     #[error(transparent)]
@@ -160,13 +176,19 @@ pub struct OAuth {
     core: Core,
     sessions: Sessions,
     accounts: Accounts,
+    organizations: Organizations,
     http: ProviderHttp,
     /// One issuer per OpenID provider (Google included), by provider name.
     issuers: Arc<HashMap<String, Issuer>>,
 }
 
 impl OAuth {
-    pub(crate) fn new(core: Core, sessions: Sessions, accounts: Accounts) -> Result<Self, String> {
+    pub(crate) fn new(
+        core: Core,
+        sessions: Sessions,
+        accounts: Accounts,
+        organizations: Organizations,
+    ) -> Result<Self, String> {
         let http = ProviderHttp::new()?;
         let issuers = core
             .config
@@ -176,7 +198,7 @@ impl OAuth {
             .filter(|p| matches!(p.kind, ProviderKind::Google | ProviderKind::Oidc))
             .map(|p| (p.name.clone(), Issuer::new(&p.issuer, http.clone())))
             .collect();
-        Ok(Self { core, sessions, accounts, http, issuers: Arc::new(issuers) })
+        Ok(Self { core, sessions, accounts, organizations, http, issuers: Arc::new(issuers) })
     }
 
     fn provider(&self, name: &str) -> Result<&ProviderConfig, OAuthError> {
@@ -373,7 +395,9 @@ impl OAuth {
     }
 
     /// Consumes a recovery link whose owner proved the account, links its identity and starts a
-    /// session, in one transaction.
+    /// session, in one transaction. A link made on an invitation's login page (its `return_to`)
+    /// accepts the invitation in that transaction too, and the session starts in the invited
+    /// organization (behavior.md §9.3).
     async fn finish_recovery(
         &self,
         link_id: Uuid,
@@ -382,6 +406,10 @@ impl OAuth {
         audience: Audience,
         client: &ClientInfo,
     ) -> Result<(SignedIn, Option<String>), OAuthError> {
+        let allowed = match self.core.store.user_by_id(owner).await? {
+            Some(user) => self.core.allowed(&EmailAddress::from_stored(user.email)).await?,
+            None => return Err(OAuthError::UnknownLink),
+        };
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
         let row = tx.pending_link_for_update(link_id).await?.ok_or(OAuthError::UnknownLink)?;
@@ -396,11 +424,21 @@ impl OAuth {
         let user = tx.user_by_id(row.user_id).await?.ok_or(OAuthError::UnknownLink)?;
         let subject = row.provider_user_id.as_deref().ok_or(OAuthError::UnknownLink)?;
         self.link_in(&mut tx, user.id, &row.provider, subject, now).await?;
-        let tokens = self.sessions.create(&mut tx, &user, audience, client).await?;
+        let invitation = row.return_to.as_deref().and_then(InvitationTarget::parse);
+        let (org, audience) = match &invitation {
+            Some(target) => {
+                (Some(self.accept_for(&mut tx, &target.token, &user, allowed, client).await?), Audience::App)
+            }
+            None => (None, audience),
+        };
+        let tokens = self.sessions.create_in(&mut tx, &user, org, audience, client).await?;
         let actor = Actor::user(user.id, client);
         let meta = json!({ "provider": row.provider, "proof": proof });
         self.core.audit(&mut tx, &actor, "user.provider_linked", Some((user.id, &user.email)), meta).await?;
-        let meta = json!({ "method": row.provider, "audience": audience.as_str() });
+        let mut meta = json!({ "method": row.provider, "audience": audience.as_str() });
+        if org.is_some() {
+            meta["invitation"] = json!(true);
+        }
         self.core.audit(&mut tx, &actor, "user.login", Some((user.id, &user.email)), meta).await?;
         tx.commit().await?;
         self.core.forget_user(user.id);

@@ -4,6 +4,7 @@
 mod code_flow;
 mod google;
 mod google_pages;
+mod invitations;
 pub mod provider;
 
 use crate::app::TestApp;

@@ -1,0 +1,268 @@
+//! Sign-in providers on the invitation pages (behavior.md §7.2 `flow=login`, §9.3): the
+//! pages offer the providers with the invitation page as `return_to`; signing in from there
+//! joins the invited organization (a new account from the signup page, an account already
+//! linked to the identity from the login page, the recovery link for an account without it),
+//! and every refusal goes back to the invitation page with a message and nothing created.
+
+use authara::services::return_to::encode;
+use serde_json::json;
+
+use super::code_flow::via_provider;
+use super::provider::{Person, Provider};
+use crate::api::organizations::{PW, current_org, events_of, invitation_id, invite, team, token_of, user_id};
+use crate::app::{Res, TestApp, TestClient};
+use crate::harness::{Engine, on_both_engines};
+
+/// An app in `mode` with `idp` as Google and as the code-flow provider `stub`.
+async fn app_in(engine: Engine, idp: &Provider, mode: &str, extra: &[(&str, &str)]) -> TestApp {
+    let env = idp.env();
+    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    pairs.extend_from_slice(extra);
+    crate::api::organizations::start(engine, mode, &pairs).await
+}
+
+/// The owner of a team organization: (owner id, team id).
+async fn host(app: &TestApp, email: &str, name: &str) -> (String, String) {
+    app.signed_in(email, PW).await;
+    let id = user_id(app, email).await;
+    let t = team(app, &id, name).await;
+    (id, t)
+}
+
+/// Loads `path` (a page with Google's button): its text and the nonce it embeds.
+async fn page_nonce(c: &TestClient, path: &str) -> (String, String) {
+    let page = c.get(path).await;
+    let text = page.text();
+    assert!(text.contains("data-callback=\"autharaGoogleCallback\""), "{path} embeds GIS: {text}");
+    let at = text.find("data-nonce=\"").expect("data-nonce") + 12;
+    let nonce = text[at..at + text[at..].find('"').unwrap()].to_owned();
+    (text, nonce)
+}
+
+/// Google's page callback, `flow=login`, from `return_to`, with an ID token for `sub`/`email`
+/// (the browser's nonce from the login page).
+async fn google(c: &TestClient, idp: &Provider, return_to: &str, sub: &str, email: &str) -> Res {
+    let (_, nonce) = page_nonce(c, "/auth/login").await;
+    let token = idp.id_token(json!({"nonce": nonce, "sub": sub, "email": email}));
+    c.form(
+        &format!("/auth/oauth/google/callback?return_to={}", encode(return_to)),
+        &[("credential", &token), ("nonce", &nonce), ("flow", "login")],
+    )
+    .await
+}
+
+fn redirect_header(res: &Res) -> String {
+    assert_eq!(res.status, 200, "{}", res.text());
+    res.headers.get("x-authara-redirect").expect("X-Authara-Redirect").to_str().unwrap().to_owned()
+}
+
+async fn current_role(c: &TestClient) -> String {
+    c.get("/auth/api/v1/organizations/current").await.json()["role"].as_str().unwrap().to_owned()
+}
+
+async fn google_signup_on_an_invitation_joins_the_organization(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_in(engine, &idp, "multi", &[]).await;
+    let (a_id, t) = host(&app, "gil-host@example.com", "Gull").await;
+    let inv = invite(&app, &t, &a_id, "nia@example.com", "admin").await;
+    let token = token_of(&inv);
+    let page = format!("/auth/invitations/signup?token={token}");
+
+    // The signup page offers the providers, each coming back to this page.
+    let c = app.client();
+    let (html, _) = page_nonce(&c, &page).await;
+    assert!(html.contains(&format!("data-return-to=\"{page}\"")), "{html}");
+    assert!(html.contains(&format!("href=\"/auth/oauth/stub/start?return_to={}\"", encode(&page))), "{html}");
+    assert!(html.contains("name=\"password\""), "the password form stays");
+    let users = app.store.user_count().await.unwrap();
+
+    // Another Google account's email: back to the invitation page, which says why; nobody made.
+    let res = google(&c, &idp, &page, "g-other", "someone.else@example.com").await;
+    assert_eq!(redirect_header(&res), page);
+    assert!(res.set_cookie("authara_access").is_none());
+    let again = c.get(&page).await;
+    assert_eq!(again.status, 200);
+    assert!(again.text().contains("This invitation is for another email address"), "{}", again.text());
+    assert_eq!(app.store.user_count().await.unwrap(), users);
+    assert!(app.store.user_by_provider("google", "g-other").await.unwrap().is_none());
+
+    // The invited address: a new account in the organization, with the invitation's role.
+    let res = google(&c, &idp, &page, "g-nia", "Nia@Example.com").await;
+    assert_eq!(redirect_header(&res), "/");
+    assert!(res.set_cookie("authara_access").is_some());
+    assert_eq!(c.get("/auth/api/v1/user").await.json()["email"], "nia@example.com");
+    assert_eq!(current_org(&c).await, t, "the session is in the invited organization");
+    assert_eq!(current_role(&c).await, "admin");
+    let nia = user_id(&app, "nia@example.com").await;
+    assert_eq!(
+        app.store.user_by_provider("google", "g-nia").await.unwrap().map(|u| u.id.to_string()),
+        Some(nia.clone())
+    );
+    assert_eq!(app.store.user_count().await.unwrap(), users + 1);
+
+    // Its events: the user, the acceptance, the membership by invitation.
+    assert!(events_of(&app, "user.created").await.iter().any(|e| e["user_id"] == nia.as_str()));
+    let accepted = events_of(&app, "organization.invitation.accepted").await;
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted[0]["accepted_by_user_id"], nia.as_str());
+    let joined: Vec<_> = events_of(&app, "organization.membership.created")
+        .await
+        .into_iter()
+        .filter(|e| e["user_id"] == nia.as_str() && e["organization_id"] == t.as_str())
+        .collect();
+    assert_eq!(joined.len(), 1);
+    assert_eq!(joined[0]["role"], "admin");
+    assert_eq!(joined[0]["is_initial_membership"], false);
+    assert_eq!(joined[0]["invitation_id"], invitation_id(&inv).as_str());
+
+    // The invitation is spent.
+    assert_eq!(app.client().get(&page).await.status, 410);
+}
+
+async fn existing_accounts_sign_in_on_the_login_page_not_the_signup_page(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_in(engine, &idp, "multi", &[]).await;
+    let (a_id, t) = host(&app, "ola-host@example.com", "Otter").await;
+    // Pat signed up with Google earlier.
+    let p = app.client();
+    assert_eq!(redirect_header(&google(&p, &idp, "/", "g-pat", "pat@example.com").await), "/");
+    let inv = invite(&app, &t, &a_id, "pat@example.com", "member").await;
+    let token = token_of(&inv);
+    let users = app.store.user_count().await.unwrap();
+
+    // From the signup page: refused, back there; the invitation is still pending.
+    let c = app.client();
+    let signup = format!("/auth/invitations/signup?token={token}");
+    let res = google(&c, &idp, &signup, "g-pat", "pat@example.com").await;
+    assert_eq!(redirect_header(&res), signup);
+    assert!(res.set_cookie("authara_access").is_none());
+    assert_eq!(app.store.user_count().await.unwrap(), users);
+    assert!(events_of(&app, "organization.invitation.accepted").await.is_empty());
+
+    // From the login page (multi mode), the linked identity accepts and lands in the team; the
+    // invitation page's own return_to is where it goes.
+    let login = format!("/auth/invitations/login?token={token}&return_to=/welcome");
+    let (html, _) = page_nonce(&c, &login).await;
+    assert!(html.contains("Sign in and join") && html.contains("data-google-flow=\"login\""), "{html}");
+    let res = google(&c, &idp, &login, "g-pat", "pat@example.com").await;
+    assert_eq!(redirect_header(&res), "/welcome");
+    assert_eq!(current_org(&c).await, t);
+    assert_eq!(current_role(&c).await, "member");
+    assert_eq!(events_of(&app, "organization.invitation.accepted").await.len(), 1);
+    assert_eq!(app.store.user_count().await.unwrap(), users);
+}
+
+async fn an_account_without_the_identity_proves_it_and_joins(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_in(engine, &idp, "multi", &[]).await;
+    let (a_id, t) = host(&app, "rho-host@example.com", "Raven").await;
+    app.signed_in("rae@example.com", PW).await;
+    let rae = user_id(&app, "rae@example.com").await;
+    let token = token_of(&invite(&app, &t, &a_id, "rae@example.com", "admin").await);
+    let login = format!("/auth/invitations/login?token={token}");
+
+    // The email has an account without this Google identity: the recovery link, no session.
+    let c = app.client();
+    let res = google(&c, &idp, &login, "g-rae", "rae@example.com").await;
+    let confirm = redirect_header(&res);
+    assert!(
+        confirm.starts_with("/auth/provider-links/confirm?link_id=")
+            && confirm.ends_with(&format!("&return_to={}", encode(&login))),
+        "{confirm}"
+    );
+    assert!(res.set_cookie("authara_access").is_none());
+    assert!(events_of(&app, "organization.invitation.accepted").await.is_empty());
+    let page = c.get(&confirm).await;
+    assert_eq!(page.status, 200);
+    let link_id = confirm.split("link_id=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+
+    // A wrong password changes nothing.
+    let wrong = c.form("/auth/provider-links/confirm", &[("link_id", &link_id), ("password", "not-it-at-all")]).await;
+    assert_eq!(wrong.status, 422);
+    assert!(app.store.user_by_provider("google", "g-rae").await.unwrap().is_none());
+
+    // The password proves it: linked, joined, signed in in the team.
+    let ok = c.form("/auth/provider-links/confirm", &[("link_id", &link_id), ("password", PW)]).await;
+    assert_eq!((ok.status, ok.location().as_deref()), (303, Some("/")), "{}", ok.text());
+    assert_eq!(current_org(&c).await, t);
+    assert_eq!(current_role(&c).await, "admin");
+    assert_eq!(app.store.user_by_provider("google", "g-rae").await.unwrap().map(|u| u.id.to_string()), Some(rae));
+    assert_eq!(events_of(&app, "organization.invitation.accepted").await.len(), 1);
+    assert_eq!(app.client().get(&login).await.status, 410, "the invitation is spent");
+}
+
+async fn the_code_flow_signs_up_on_an_invitation(engine: Engine) {
+    let idp = Provider::start().await;
+    // With the allowlist on: the pending invitation admits its address, as for passwords.
+    let app = app_in(engine, &idp, "multi", &[("AUTHARA_ACCESS_POLICY_ALLOWLIST_ENABLED", "true")]).await;
+    let password = authara::domain::NewPassword::parse(PW).unwrap();
+    app.services.accounts().create_admin(&crate::app::email("cap@example.com"), &password).await.unwrap();
+    let a_id = user_id(&app, "cap@example.com").await;
+    let t = team(&app, &a_id, "Cove").await;
+    let inv = invite(&app, &t, &a_id, "cody@example.com", "member").await;
+    let token = token_of(&inv);
+    let signup = format!("/auth/invitations/signup?token={token}");
+    let users = app.store.user_count().await.unwrap();
+
+    // Another address at the provider: back on the invitation page with the reason.
+    idp.sign_in_as(Person::new("s-stranger", "stranger@example.com"));
+    let c = app.client();
+    let start = c.get(&format!("/auth/oauth/stub/start?return_to={}", encode(&signup))).await;
+    let (_, res) = via_provider(&c, start).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some(signup.as_str())), "{}", res.text());
+    assert!(c.get(&signup).await.text().contains("This invitation is for another email address"));
+    assert_eq!(app.store.user_count().await.unwrap(), users);
+
+    idp.sign_in_as(Person::new("s-cody", "cody@example.com"));
+    let start = c.get(&format!("/auth/oauth/stub/start?return_to={}", encode(&signup))).await;
+    let (_, res) = via_provider(&c, start).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/")), "{}", res.text());
+    assert_eq!(current_org(&c).await, t);
+    assert_eq!(current_role(&c).await, "member");
+    let cody = user_id(&app, "cody@example.com").await;
+    assert_eq!(
+        app.store.user_by_provider("stub", "s-cody").await.unwrap().map(|u| u.id.to_string()),
+        Some(cody.clone())
+    );
+    assert!(events_of(&app, "user.created").await.iter().any(|e| e["user_id"] == cody.as_str()));
+    assert_eq!(events_of(&app, "organization.invitation.accepted").await.len(), 1);
+    let admin = app.services.admin();
+    let rows = admin.audit(&admin.cli(), &Default::default(), 1).await.unwrap();
+    assert!(rows.iter().any(|r| r.action == "allowlist.email_added"), "the admission is audited");
+}
+
+async fn in_single_mode_the_new_account_joins_only_the_invited_organization(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_in(engine, &idp, "single", &[]).await;
+    let a = app.signed_in("sol-host@example.com", PW).await;
+    let a_id = user_id(&app, "sol-host@example.com").await;
+    let t = current_org(&a).await;
+    let token = token_of(&invite(&app, &t, &a_id, "sam@example.com", "member").await);
+    let page = format!("/auth/invitations/signup?token={token}");
+    let c = app.client();
+    let res = google(&c, &idp, &page, "g-sam", "sam@example.com").await;
+    assert_eq!(redirect_header(&res), "/");
+    assert_eq!(current_org(&c).await, t);
+    let sam = user_id(&app, "sam@example.com").await;
+    let memberships: Vec<_> = events_of(&app, "organization.membership.created")
+        .await
+        .into_iter()
+        .filter(|e| e["user_id"] == sam.as_str())
+        .collect();
+    assert_eq!(memberships.len(), 1, "no own organization in single mode: {memberships:?}");
+
+    // The login page is for multi mode only: a provider sign-in from there is refused.
+    let login = format!("/auth/invitations/login?token={token}");
+    let d = app.client();
+    let res = google(&d, &idp, &login, "g-sam", "sam@example.com").await;
+    assert_eq!(redirect_header(&res), login);
+    assert!(res.set_cookie("authara_access").is_none());
+}
+
+on_both_engines!(
+    in_single_mode_the_new_account_joins_only_the_invited_organization,
+    google_signup_on_an_invitation_joins_the_organization,
+    existing_accounts_sign_in_on_the_login_page_not_the_signup_page,
+    an_account_without_the_identity_proves_it_and_joins,
+    the_code_flow_signs_up_on_an_invitation,
+);
