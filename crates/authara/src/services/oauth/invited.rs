@@ -17,16 +17,14 @@
 //! session) is one transaction.
 
 use serde_json::json;
-use uuid::Uuid;
 
-use super::{Identity, OAuth, OAuthError, PURPOSE_RECOVERY, RECOVERY_LINK_TTL_MS, SignInOutcome};
+use super::{Identity, OAuth, OAuthError, SignInOutcome};
 use crate::config::OrgMode;
 use crate::domain::{Audience, EmailAddress, OrgId};
 use crate::services::accounts::SignedIn;
 use crate::services::audit::Actor;
 use crate::services::sessions::ClientInfo;
 use crate::store::accounts::UserRow;
-use crate::store::providers::NewPendingLink;
 use crate::store::{StoreError, Tx};
 
 /// Which invitation page a provider sign-in started from.
@@ -120,24 +118,7 @@ impl OAuth {
                     Ok(SignInOutcome::SignedIn(SignedIn { user, tokens, device: None }))
                 }
                 (None, Some(existing)) => {
-                    let link_id = Uuid::new_v4();
-                    let now = self.core.now_ms();
-                    let mut tx = self.core.store.begin().await?;
-                    tx.insert_pending_link(&NewPendingLink {
-                        id: link_id,
-                        user_id: existing.id,
-                        session_id: None,
-                        provider: &identity.provider,
-                        provider_user_id: Some(&identity.subject),
-                        provider_email: Some(identity.email.as_str()),
-                        provider_email_verified: true,
-                        purpose: PURPOSE_RECOVERY,
-                        return_to: Some(return_to),
-                        expires_at_ms: now.saturating_add(RECOVERY_LINK_TTL_MS),
-                        now_ms: now,
-                    })
-                    .await?;
-                    tx.commit().await?;
+                    let link_id = self.create_recovery_link(existing.id, identity, return_to).await?;
                     Ok(SignInOutcome::LinkRequired { link_id })
                 }
                 (None, None) => Err(OAuthError::InvitedNoAccount),

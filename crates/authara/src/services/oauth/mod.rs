@@ -276,24 +276,7 @@ impl OAuth {
         }
         if let Some(existing) = self.core.store.user_by_email(&identity.email).await? {
             let Some(return_to) = recovery else { return Err(OAuthError::LinkRequired) };
-            let link_id = Uuid::new_v4();
-            let now = self.core.now_ms();
-            let mut tx = self.core.store.begin().await?;
-            tx.insert_pending_link(&NewPendingLink {
-                id: link_id,
-                user_id: existing.id,
-                session_id: None,
-                provider: &identity.provider,
-                provider_user_id: Some(&identity.subject),
-                provider_email: Some(identity.email.as_str()),
-                provider_email_verified: true,
-                purpose: PURPOSE_RECOVERY,
-                return_to: Some(return_to),
-                expires_at_ms: now.saturating_add(RECOVERY_LINK_TTL_MS),
-                now_ms: now,
-            })
-            .await?;
-            tx.commit().await?;
+            let link_id = self.create_recovery_link(existing.id, identity, return_to).await?;
             return Ok(SignInOutcome::LinkRequired { link_id });
         }
         if !self.core.allowed(&identity.email).await? {
@@ -321,6 +304,35 @@ impl OAuth {
             .await?;
         tx.commit().await?;
         Ok(SignInOutcome::SignedIn(SignedIn { user, tokens, device: None }))
+    }
+
+    /// Records an account-recovery link (behavior.md §7.2): `identity` may be linked to the
+    /// account `user` once its owner proves it, then the browser goes on to `return_to`.
+    pub(super) async fn create_recovery_link(
+        &self,
+        user: UserId,
+        identity: &Identity,
+        return_to: &str,
+    ) -> Result<Uuid, OAuthError> {
+        let link_id = Uuid::new_v4();
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        tx.insert_pending_link(&NewPendingLink {
+            id: link_id,
+            user_id: user,
+            session_id: None,
+            provider: &identity.provider,
+            provider_user_id: Some(&identity.subject),
+            provider_email: Some(identity.email.as_str()),
+            provider_email_verified: true,
+            purpose: PURPOSE_RECOVERY,
+            return_to: Some(return_to),
+            expires_at_ms: now.saturating_add(RECOVERY_LINK_TTL_MS),
+            now_ms: now,
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(link_id)
     }
 
     /// A valid (unconsumed, unexpired) recovery link, for its confirmation page.
