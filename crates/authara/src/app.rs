@@ -53,8 +53,12 @@ impl App {
         }
         let cache = Cache::from_config(&config.cache, &config.rate_limits, ms(config.jwt.access_ttl))?;
         let services = Services::new(config.clone(), store.clone(), cache, clock, &keys).map_err(anyhow::Error::msg)?;
-        let revoked = services.sessions().load_revocations().await.context("loading recent revocations")?;
-        tracing::debug!(sessions = revoked, "revocation list loaded");
+        // With Redis, the subscriber catches up from the database each time it connects (and
+        // the authenticator reads the database until then): loading here would be done twice.
+        if services.cache().kind() == "memory" {
+            let revoked = services.sessions().load_revocations().await.context("loading recent revocations")?;
+            tracing::debug!(sessions = revoked, "revocation list loaded");
+        }
         Ok(App { config, store, services, generated_keys: keys.generated })
     }
 

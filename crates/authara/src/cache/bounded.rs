@@ -47,8 +47,7 @@ impl<K: Eq + Hash + Clone, V: Clone> BoundedMap<K, V> {
     /// whose entries must not be forgotten (revocations) have to make up for.
     pub fn insert(&self, key: K, value: V, now_ms: i64, expires_at_ms: i64) -> bool {
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-        let dropped_live =
-            map.len() >= self.capacity && !map.contains_key(&key) && Self::evict(&mut map, self.capacity, now_ms);
+        let dropped_live = self.make_room(&mut map, &key, now_ms);
         map.insert(key, Entry { value, written_at_ms: now_ms, expires_at_ms });
         dropped_live
     }
@@ -59,11 +58,14 @@ impl<K: Eq + Hash + Clone, V: Clone> BoundedMap<K, V> {
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         let current = map.get(&key).filter(|e| e.expires_at_ms > now_ms).map(|e| &e.value);
         let (value, expires_at_ms, out) = f(current);
-        if map.len() >= self.capacity && !map.contains_key(&key) {
-            Self::evict(&mut map, self.capacity, now_ms);
-        }
+        self.make_room(&mut map, &key, now_ms);
         map.insert(key, Entry { value, written_at_ms: now_ms, expires_at_ms });
         out
+    }
+
+    /// Before writing `key`: a full map without it evicts; true when live entries went.
+    fn make_room(&self, map: &mut HashMap<K, Entry<V>>, key: &K, now_ms: i64) -> bool {
+        map.len() >= self.capacity && !map.contains_key(key) && Self::evict(map, self.capacity, now_ms)
     }
 
     pub fn remove(&self, key: &K) {

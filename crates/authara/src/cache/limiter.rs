@@ -124,6 +124,7 @@ impl Limiter {
     }
 
     /// Counts an attempt at `now_ms`.
+    #[cfg(test)]
     pub fn check(&self, scope: Scope, key: &LimitKey, now_ms: i64) -> Decision {
         self.check_plan(&self.plan(scope, key), now_ms)
     }

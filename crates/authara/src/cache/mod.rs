@@ -42,7 +42,8 @@ pub struct Cache {
     /// Until when revocations dropped from a full `revoked` map could still matter: the
     /// authenticator reads sessions from the database until then.
     revocations_lost_until_ms: AtomicI64,
-    access_ttl_ms: i64,
+    /// How long a revocation matters: one access-token lifetime, plus a second of clock slack.
+    revocation_ttl_ms: i64,
 }
 
 #[derive(Debug)]
@@ -56,6 +57,11 @@ enum Provider {
 pub enum CacheError {
     #[error("{0}")]
     Redis(String),
+}
+
+/// One access-token lifetime plus a second of clock slack.
+fn revocation_ttl(access_ttl_ms: i64) -> i64 {
+    access_ttl_ms.saturating_add(1000)
 }
 
 impl Cache {
@@ -73,7 +79,7 @@ impl Cache {
                     *port,
                     password.as_ref().map(|p| p.expose_secret()),
                     i64::from(*db),
-                    access_ttl_ms.saturating_add(1000),
+                    revocation_ttl(access_ttl_ms),
                 )
                 .map_err(CacheError::Redis)?;
                 let mut cache = Self::memory(limits, access_ttl_ms);
@@ -90,8 +96,14 @@ impl Cache {
             limiter: Limiter::new(limits),
             revoked: BoundedMap::new(REVOKED_CAPACITY),
             revocations_lost_until_ms: AtomicI64::new(0),
-            access_ttl_ms,
+            revocation_ttl_ms: revocation_ttl(access_ttl_ms),
         }
+    }
+
+    /// How long after a revocation the session's access tokens could still be presented (one
+    /// access-token lifetime, plus a second): how far back revocations are loaded and kept.
+    pub fn revocation_ttl_ms(&self) -> i64 {
+        self.revocation_ttl_ms
     }
 
     pub fn kind(&self) -> &'static str {
@@ -135,16 +147,23 @@ impl Cache {
     /// Access tokens of `session` stop working from now on, on every instance (the tokens
     /// already issued live at most one access-token lifetime, so the entry expires after that).
     pub async fn revoke_session(&self, session: SessionId, now_ms: i64) {
-        self.remember_revoked(session, now_ms);
+        self.revoke_sessions(&[session], now_ms).await;
+    }
+
+    /// [`Cache::revoke_session`] for several sessions, announced in one round trip.
+    pub async fn revoke_sessions(&self, sessions: &[SessionId], now_ms: i64) {
+        for sid in sessions {
+            self.remember_revoked(*sid, now_ms);
+        }
         if let Some(r) = self.redis() {
-            r.announce(Announcement::Revoked(session)).await;
+            r.announce_revoked(sessions).await;
         }
     }
 
     /// Records a revocation in this process only (one read back from the database, or one
     /// another instance announced).
     pub fn remember_revoked(&self, session: SessionId, now_ms: i64) {
-        let until = now_ms.saturating_add(self.access_ttl_ms).saturating_add(1000);
+        let until = now_ms.saturating_add(self.revocation_ttl_ms);
         if self.revoked.insert(session, (), now_ms, until) {
             tracing::warn!("revocation list full; checking sessions in the database for one access-token lifetime");
             self.revocations_lost_until_ms.fetch_max(until, Ordering::Relaxed);

@@ -23,13 +23,17 @@ use super::limiter::Key;
 use crate::config::Limit;
 use crate::domain::{OrgId, SessionId, UserId};
 
-/// The channel every instance publishes to and listens on.
-const CHANNEL: &str = "authara:events";
+/// The channel every instance publishes to and listens on (pub/sub ignores the database
+/// number, so the channel carries it: two deployments on one server do not hear each other).
+fn channel(db: i64) -> String {
+    format!("authara:{db}:events")
+}
 /// Connection and response timeout of every command.
 const TIMEOUT: Duration = Duration::from_millis(500);
 /// After a failure, commands skip Redis for this long (then one request probes it again).
 const RETRY_AFTER_FAILURE_MS: i64 = 1000;
-/// The subscriber pings Redis after this long without a message.
+/// The subscriber pings Redis, and announces again what could not be announced, this often
+/// (whatever the traffic on the channel).
 const HEARTBEAT: Duration = Duration::from_secs(2);
 /// Revocations waiting to be announced again, at most.
 const PENDING_CAPACITY: usize = 10_000;
@@ -58,12 +62,9 @@ end
 return 0
 ";
 
-fn rate_key(key: &Key) -> String {
-    use std::fmt::Write as _;
-    key.iter().fold(String::from("authara:rl:"), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+/// A window's Redis key: the prefix and the key's bytes (Redis keys are binary-safe).
+fn rate_key(key: &Key) -> Vec<u8> {
+    [b"authara:rl:".as_slice(), key.as_slice()].concat()
 }
 
 /// What another instance announced.
@@ -78,23 +79,28 @@ pub enum Announcement {
 }
 
 impl Announcement {
-    fn encode(self) -> String {
+    /// `<sender>:<kind>:<id>`: the sender's instance id lets it skip its own announcements.
+    fn encode(self, sender: u64) -> String {
         match self {
-            Announcement::Revoked(s) => format!("rev:{s}"),
-            Announcement::User(u) => format!("user:{u}"),
-            Announcement::Org(o) => format!("org:{o}"),
+            Announcement::Revoked(s) => format!("{sender:x}:rev:{s}"),
+            Announcement::User(u) => format!("{sender:x}:user:{u}"),
+            Announcement::Org(o) => format!("{sender:x}:org:{o}"),
         }
     }
 
-    fn decode(text: &str) -> Option<Self> {
+    /// The sender and the announcement.
+    fn decode(text: &str) -> Option<(u64, Self)> {
+        let (sender, text) = text.split_once(':')?;
+        let sender = u64::from_str_radix(sender, 16).ok()?;
         let (kind, id) = text.split_once(':')?;
         let id = Uuid::parse_str(id).ok()?;
-        match kind {
-            "rev" => Some(Announcement::Revoked(SessionId(id))),
-            "user" => Some(Announcement::User(UserId(id))),
-            "org" => Some(Announcement::Org(OrgId(id))),
-            _ => None,
-        }
+        let a = match kind {
+            "rev" => Announcement::Revoked(SessionId(id)),
+            "user" => Announcement::User(UserId(id)),
+            "org" => Announcement::Org(OrgId(id)),
+            _ => return None,
+        };
+        Some((sender, a))
     }
 }
 
@@ -103,22 +109,26 @@ pub struct Subscription {
     redis: Arc<Redis>,
     sink: PubSubSink,
     stream: PubSubStream,
+    heartbeat: tokio::time::Interval,
 }
 
 impl Subscription {
-    /// The next announcement; `None` when the connection is lost or a heartbeat goes
-    /// unanswered. Heartbeats also announce again what could not be announced before.
+    /// The next announcement of another instance (this one's own are skipped: it applied them
+    /// when it made them); `None` when the connection is lost or a heartbeat goes unanswered.
+    /// Heartbeats run on a fixed beat however busy the channel is, and announce again what
+    /// could not be announced before.
     pub async fn next(&mut self) -> Option<Announcement> {
         loop {
             tokio::select! {
                 msg = self.stream.next() => {
                     let msg = msg?;
                     match std::str::from_utf8(msg.get_payload_bytes()).ok().and_then(Announcement::decode) {
-                        Some(a) => return Some(a),
-                        None => tracing::warn!("ignoring a malformed announcement on {CHANNEL}"),
+                        Some((sender, _)) if sender == self.redis.instance => {}
+                        Some((_, a)) => return Some(a),
+                        None => tracing::warn!("ignoring a malformed announcement on {}", self.redis.channel),
                     }
                 }
-                () = tokio::time::sleep(HEARTBEAT) => {
+                _ = self.heartbeat.tick() => {
                     match tokio::time::timeout(TIMEOUT, self.sink.ping::<redis::Value>()).await {
                         Ok(Ok(_)) => self.redis.announce_pending().await,
                         _ => return None,
@@ -131,6 +141,9 @@ impl Subscription {
 
 pub(super) struct Redis {
     client: redis::Client,
+    channel: String,
+    /// This process's id on the channel.
+    instance: u64,
     conn: Mutex<Option<ConnectionManager>>,
     script: redis::Script,
     started: Instant,
@@ -138,9 +151,10 @@ pub(super) struct Redis {
     skip_until_ms: AtomicI64,
     /// The last command succeeded.
     reachable: AtomicBool,
+    /// The last command got an error reply (logged once until a command succeeds).
+    refusing: AtomicBool,
     /// The subscriber is connected and has caught up.
     listening: AtomicBool,
-    last_error: Mutex<Option<String>>,
     /// Revocations whose announcement failed, with the time (ms since `started`) until which
     /// their access tokens could still be presented.
     pending: Mutex<Vec<(SessionId, i64)>>,
@@ -172,13 +186,15 @@ impl Redis {
         let client = redis::Client::open(info).map_err(|e| format!("invalid Redis settings: {e}"))?;
         Ok(Redis {
             client,
+            channel: channel(db),
+            instance: rand::random(),
             conn: Mutex::new(None),
             script: redis::Script::new(LIMIT_SCRIPT),
             started: Instant::now(),
             skip_until_ms: AtomicI64::new(0),
             reachable: AtomicBool::new(false),
+            refusing: AtomicBool::new(false),
             listening: AtomicBool::new(false),
-            last_error: Mutex::new(Some("not connected yet".to_owned())),
             pending: Mutex::new(Vec::new()),
             access_ttl_ms,
         })
@@ -192,19 +208,19 @@ impl Redis {
     fn failed(&self, what: &str, e: &dyn std::fmt::Display) {
         self.skip_until_ms.store(self.elapsed_ms() + RETRY_AFTER_FAILURE_MS, Ordering::Relaxed);
         *self.conn.lock().unwrap_or_else(PoisonError::into_inner) = None;
-        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(format!("{what}: {e}"));
         if self.reachable.swap(false, Ordering::Relaxed) {
             tracing::warn!(error = %e, "Redis unreachable ({what}); using per-instance limits and checking revocations in the database");
         }
     }
 
     /// A command failed: unreachable for I/O errors and timeouts; an error reply (out of
-    /// memory, busy script) only fails this command.
+    /// memory, read-only replica, missing permission) only fails this command, and is logged
+    /// once until a command succeeds again.
     fn command_failed(&self, what: &str, e: &redis::RedisError) {
         if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
             self.failed(what, e);
-        } else {
-            tracing::warn!(error = %e, "Redis refused a command ({what}); using per-instance limits for it");
+        } else if !self.refusing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(error = %e, "Redis refuses commands ({what}); using per-instance limits for them");
         }
     }
 
@@ -212,8 +228,8 @@ impl Redis {
         if !self.reachable.swap(true, Ordering::Relaxed) {
             tracing::info!("Redis reachable");
         }
-        if self.listening.load(Ordering::Relaxed) {
-            *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        if self.refusing.swap(false, Ordering::Relaxed) {
+            tracing::info!("Redis accepts commands again");
         }
     }
 
@@ -291,39 +307,54 @@ impl Redis {
 
     async fn publish(&self, what: Announcement) -> bool {
         let Some(mut conn) = self.conn().await else { return false };
-        let cmd = redis::cmd("PUBLISH").arg(CHANNEL).arg(what.encode()).to_owned();
+        let cmd = redis::cmd("PUBLISH").arg(&self.channel).arg(what.encode(self.instance)).to_owned();
         self.run::<i64>("publishing", cmd.query_async(&mut conn)).await.is_some()
     }
 
-    /// Tells every instance. A revocation that cannot be announced now is kept and announced
-    /// again by the subscriber's next heartbeat (until its tokens have expired anyway).
-    pub(super) async fn announce(&self, what: Announcement) {
-        if self.publish(what).await {
-            return;
+    /// Announces revocations, all in one round trip.
+    async fn publish_revoked(&self, sessions: &[SessionId]) -> bool {
+        let Some(mut conn) = self.conn().await else { return false };
+        let mut pipe = redis::pipe();
+        for sid in sessions {
+            pipe.cmd("PUBLISH").arg(&self.channel).arg(Announcement::Revoked(*sid).encode(self.instance)).ignore();
         }
-        if let Announcement::Revoked(sid) = what {
-            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            if pending.len() < PENDING_CAPACITY {
-                pending.push((sid, self.elapsed_ms().saturating_add(self.access_ttl_ms)));
-            }
-        }
+        self.run::<()>("publishing", pipe.query_async(&mut conn)).await.is_some()
     }
 
-    /// Announces again the revocations that could not be announced.
+    /// Tells every instance that a user or an organization changed.
+    pub(super) async fn announce(&self, what: Announcement) {
+        self.publish(what).await;
+    }
+
+    /// Tells every instance that these sessions are revoked. Revocations that cannot be
+    /// announced now are kept and announced again by the subscriber's next heartbeat (until
+    /// their tokens have expired anyway).
+    pub(super) async fn announce_revoked(&self, sessions: &[SessionId]) {
+        if sessions.is_empty() || self.publish_revoked(sessions).await {
+            return;
+        }
+        let until = self.elapsed_ms().saturating_add(self.access_ttl_ms);
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let room = PENDING_CAPACITY.saturating_sub(pending.len());
+        if sessions.len() > room {
+            tracing::warn!(
+                lost = sessions.len() - room,
+                "too many revocations waiting for Redis; some are not announced again"
+            );
+        }
+        pending.extend(sessions.iter().take(room).map(|sid| (*sid, until)));
+    }
+
+    /// Announces again the revocations that could not be announced, in one round trip.
     async fn announce_pending(&self) {
         let now = self.elapsed_ms();
         let due: Vec<(SessionId, i64)> = {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             std::mem::take(&mut *pending).into_iter().filter(|(_, until)| *until > now).collect()
         };
-        let mut left = Vec::new();
-        for (sid, until) in due {
-            if !left.is_empty() || !self.publish(Announcement::Revoked(sid)).await {
-                left.push((sid, until));
-            }
-        }
-        if !left.is_empty() {
-            self.pending.lock().unwrap_or_else(PoisonError::into_inner).extend(left);
+        let ids: Vec<SessionId> = due.iter().map(|(sid, _)| *sid).collect();
+        if !ids.is_empty() && !self.publish_revoked(&ids).await {
+            self.pending.lock().unwrap_or_else(PoisonError::into_inner).extend(due);
         }
     }
 
@@ -340,10 +371,12 @@ impl Redis {
                 return Err("timed out".to_owned());
             }
         };
-        match tokio::time::timeout(TIMEOUT, pubsub.subscribe(CHANNEL)).await {
+        match tokio::time::timeout(TIMEOUT, pubsub.subscribe(&self.channel)).await {
             Ok(Ok(())) => {
                 let (sink, stream) = pubsub.split();
-                Ok(Subscription { redis: Arc::clone(self), sink, stream })
+                let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+                heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                Ok(Subscription { redis: Arc::clone(self), sink, stream, heartbeat })
             }
             Ok(Err(e)) => {
                 self.failed("subscribing", &e);
@@ -361,8 +394,6 @@ impl Redis {
         if on {
             self.succeeded();
         } else if was {
-            *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) =
-                Some("subscriber connection lost".to_owned());
             tracing::warn!("Redis subscriber disconnected; checking revocations in the database until it is back");
         }
     }
@@ -388,8 +419,9 @@ impl Redis {
         } else if self.reachable.load(Ordering::Relaxed) {
             Some("Redis reachable; subscriber reconnecting, revocations checked in the database".to_owned())
         } else {
-            let e = self.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone().unwrap_or_default();
-            Some(format!("Redis unreachable ({e}); limits per instance, revocations checked in the database"))
+            // The reason (which may name hosts or quote Redis's replies) is in the log, not on
+            // this unauthenticated route.
+            Some("Redis unreachable; limits per instance, revocations checked in the database".to_owned())
         };
         (up, detail)
     }
@@ -406,10 +438,11 @@ mod tests {
             Announcement::User(UserId::new()),
             Announcement::Org(OrgId::new()),
         ] {
-            assert_eq!(Announcement::decode(&a.encode()), Some(a));
+            assert_eq!(Announcement::decode(&a.encode(0xab)), Some((0xab, a)));
         }
-        assert_eq!(Announcement::decode("rev:not-a-uuid"), None);
-        assert_eq!(Announcement::decode("boom:00000000-0000-0000-0000-000000000000"), None);
+        assert_eq!(Announcement::decode("ab:rev:not-a-uuid"), None);
+        assert_eq!(Announcement::decode("ab:boom:00000000-0000-0000-0000-000000000000"), None);
+        assert_eq!(Announcement::decode("rev:00000000-0000-0000-0000-000000000000"), None, "no sender");
         assert_eq!(Announcement::decode(""), None);
     }
 }

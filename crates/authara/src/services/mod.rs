@@ -70,6 +70,11 @@ impl Core {
         self.store.is_allowed(email.as_str()).await
     }
 
+    /// [`Core::allowed`] inside a transaction (what the change commits with).
+    pub(crate) async fn allowed_in(&self, tx: &mut crate::store::Tx, email: &str) -> Result<bool, StoreError> {
+        Ok(!self.config.allowlist_enabled || tx.is_allowed(email).await?)
+    }
+
     /// Forgets what is cached about a user (after any change to them).
     pub(crate) fn forget_user(&self, user: crate::domain::UserId) {
         self.users.forget(user);

@@ -158,7 +158,7 @@ impl Sessions {
         if user.disabled_at_ms.is_some() {
             return Err(SessionError::Disabled);
         }
-        if self.core.config.allowlist_enabled && !tx.is_allowed(&user.email).await? {
+        if !self.core.allowed_in(tx, &user.email).await? {
             return Err(SessionError::NotAllowed);
         }
         let session_id = SessionId::new();
@@ -348,10 +348,7 @@ impl Sessions {
 
     /// Makes the access tokens of sessions revoked in a committed transaction stop at once.
     pub(crate) async fn revoked(&self, sessions: &[SessionId]) {
-        let now = self.core.now_ms();
-        for sid in sessions {
-            self.core.cache.revoke_session(*sid, now).await;
-        }
+        self.core.cache.revoke_sessions(sessions, self.core.now_ms()).await;
     }
 
     /// Active sessions of a user, newest first.
@@ -395,7 +392,7 @@ impl Sessions {
     /// so a restart does not revive their access tokens.
     pub async fn load_revocations(&self) -> Result<usize, StoreError> {
         let now = self.core.now_ms();
-        let since = now - self.core.tokens.ttl_secs().saturating_mul(1000) - 1000;
+        let since = now - self.core.cache.revocation_ttl_ms();
         let ids = self.core.store.sessions_revoked_since(since).await?;
         for sid in &ids {
             self.core.cache.remember_revoked(*sid, now);
@@ -407,7 +404,6 @@ impl Sessions {
     /// and expired refresh tokens. Returns (sessions, refresh tokens) deleted.
     pub async fn cleanup(&self) -> Result<(u64, u64), StoreError> {
         let now = self.core.now_ms();
-        let keep_revoked_ms = self.core.tokens.ttl_secs().saturating_mul(1000) + 1000;
-        self.core.store.cleanup_sessions(now, now - keep_revoked_ms).await
+        self.core.store.cleanup_sessions(now, now - self.core.cache.revocation_ttl_ms()).await
     }
 }

@@ -46,6 +46,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "admin"),
     migration!(8, "oauth"),
     migration!(9, "passkeys"),
+    migration!(11, "session_revocations"),
 ];
 
 /// The schema version this binary needs.

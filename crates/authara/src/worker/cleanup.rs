@@ -1,6 +1,7 @@
-//! Session cleanup: every 5 minutes, delete abandoned provider sign-in flows, expired sessions, sessions revoked longer than one
-//! access-token lifetime ago, and expired refresh tokens. Consumed refresh tokens that have not
-//! expired are kept: they are how reuse is detected.
+//! Session cleanup: every 5 minutes, delete abandoned provider sign-in flows and passkey
+//! ceremonies, expired sessions, sessions revoked longer than one access-token lifetime ago,
+//! and expired refresh tokens. Consumed refresh tokens that have not expired are kept: they
+//! are how reuse is detected.
 
 use std::time::Duration;
 
@@ -9,13 +10,16 @@ use crate::services::StoreError;
 
 pub const INTERVAL: Duration = Duration::from_secs(300);
 
-/// One pass; returns (sessions, refresh tokens) deleted.
-/// Expired passkey ceremonies go too.
+/// One pass; returns (sessions, refresh tokens) deleted. Expired passkey ceremonies and
+/// abandoned provider sign-in flows go too; each kind is cleaned even when another fails.
 pub async fn run_once(services: &Services) -> Result<(u64, u64), StoreError> {
-    services.passkeys().cleanup().await?;
-    let flows = services.oauth().cleanup().await?;
-    if flows > 0 {
-        tracing::debug!(flows, "abandoned sign-in flows deleted");
+    if let Err(e) = services.passkeys().cleanup().await {
+        tracing::warn!(error = %e, "passkey ceremony cleanup failed");
+    }
+    match services.oauth().cleanup().await {
+        Ok(0) => {}
+        Ok(flows) => tracing::debug!(flows, "abandoned sign-in flows deleted"),
+        Err(e) => tracing::warn!(error = %e, "sign-in flow cleanup failed"),
     }
     services.sessions().cleanup().await
 }
