@@ -110,7 +110,8 @@ pub async fn rotation_ceiling(engine: &str, pg_url: Option<&str>, secs: u64) -> 
         let user = UserId::new();
         let org = OrgId::new();
         let email = EmailAddress::parse(&format!("d{i}-{}@bench.local", user.0.simple()))?;
-        tx.insert_user(&NewUser { id: user, email: &email, username: email.as_str(), now_ms: 1 }).await?;
+        tx.insert_user(&NewUser { id: user, email: &email, username: email.as_str(), verified: false, now_ms: 1 })
+            .await?;
         tx.insert_org(&NewOrg { id: org, name: "bench", kind: OrgKind::Team, created_by: user, now_ms: 1 }).await?;
         tx.insert_membership(org, user, OrgRole::Owner, 1).await?;
         let sid = SessionId::new();

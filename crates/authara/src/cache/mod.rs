@@ -9,6 +9,7 @@
 mod bounded;
 mod limiter;
 mod redis;
+mod views;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 pub use bounded::BoundedMap;
 pub use limiter::{Decision, LimitKey, Limiter, Scope};
 pub use redis::{Announcement, Subscription};
+pub use views::{PROFILE_TTL_MS, USER_STATE_TTL_MS, UserState, UserViews};
 
 use crate::config::{CacheConfig, RateLimitConfig};
 use crate::domain::{OrgId, SessionId, UserId};
@@ -155,6 +157,13 @@ impl Cache {
         for sid in sessions {
             self.remember_revoked(*sid, now_ms);
         }
+        if let Some(r) = self.redis() {
+            r.announce_revoked(sessions).await;
+        }
+    }
+
+    /// Announces revocations already remembered here to the other instances (Redis only).
+    pub async fn announce_revoked(&self, sessions: &[SessionId]) {
         if let Some(r) = self.redis() {
             r.announce_revoked(sessions).await;
         }

@@ -78,7 +78,7 @@ pub async fn set_disabled(config: Config, email: &str, disabled: bool) -> anyhow
     let result = async {
         let user = target(&app, email).await?;
         let admin = app.services.admin();
-        admin.set_disabled(&admin.cli(), user.id, disabled).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        admin.set_disabled(&admin.cli(), user.id, disabled, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         anyhow::Ok(user)
     }
     .await;
@@ -94,7 +94,7 @@ pub async fn revoke_sessions(config: Config, email: &str) -> anyhow::Result<()> 
     let result = async {
         let user = target(&app, email).await?;
         let admin = app.services.admin();
-        let n = admin.revoke_all(&admin.cli(), user.id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let n = admin.revoke_all(&admin.cli(), user.id, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         anyhow::Ok((user, n))
     }
     .await;

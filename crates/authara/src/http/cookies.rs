@@ -16,6 +16,9 @@ pub const OAUTH_NONCE: &str = "authara_oauth_nonce";
 /// The `state` of an authorization-code flow, binding its callback to this browser (our
 /// addition: HttpOnly, `Path=/auth/oauth`, 10 minutes).
 pub const OAUTH_STATE: &str = "authara_oauth_state";
+/// Binds a pending provider link or invitation signup to the browser that made it (our
+/// addition: HttpOnly, `Path=/auth`, 10 minutes). A link opened elsewhere is refused.
+pub const LINK: &str = "authara_link";
 /// A one-shot message for the next login or account page (behavior.md §4: never `Secure`).
 pub const FLASH: &str = "authara_flash";
 /// Ten minutes.
@@ -65,6 +68,11 @@ pub fn oauth_state(value: &str, now_ms: i64, secure: bool) -> HeaderValue {
 /// Clears the `state` cookie.
 pub fn clear_oauth_state(secure: bool) -> HeaderValue {
     build(&format!("{OAUTH_STATE}=; Path=/auth/oauth; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"), secure, true)
+}
+
+/// The link-binding cookie.
+pub fn link(value: &str, now_ms: i64, secure: bool) -> HeaderValue {
+    set_at(LINK, value, "/auth", OAUTH_MAX_AGE, now_ms, secure, true)
 }
 
 /// A flash message (60 seconds, HttpOnly, never `Secure`).

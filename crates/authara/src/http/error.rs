@@ -284,6 +284,8 @@ impl From<OrgError> for ApiError {
             OrgError::InvitationAlreadyAccepted => with(StatusCode::CONFLICT, "invitation_already_accepted"),
             OrgError::InvitationRevoked => with(StatusCode::CONFLICT, "invitation_revoked"),
             OrgError::InvitationExpired => with(StatusCode::CONFLICT, "invitation_expired"),
+            OrgError::LastOwner => with(StatusCode::CONFLICT, "last_owner"),
+            OrgError::PersonalOrganization => with(StatusCode::CONFLICT, "personal_organization"),
             OrgError::Store(s) => s.into(),
         }
     }
@@ -383,12 +385,10 @@ impl From<OAuthError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string())
             }
             OAuthError::UnknownLink | OAuthError::SessionChanged => ApiError::invalid_request(e.to_string()),
+            OAuthError::Replayed => ApiError::unauthorized(),
             // Only the invitation pages sign in on an invitation; the API never gets here.
-            OAuthError::Invitation(crate::services::organizations::AcceptError::Store(s)) => s.into(),
-            OAuthError::Invitation(_)
-            | OAuthError::InvitedAccountExists
-            | OAuthError::InvitedNoAccount
-            | OAuthError::InvitationLoginOff => ApiError::invalid_request(e.to_string()),
+            OAuthError::Invitation(crate::services::invitations::AcceptError::Store(s)) => s.into(),
+            OAuthError::Invitation(_) | OAuthError::InvitedAccountExists => ApiError::invalid_request(e.to_string()),
             OAuthError::WrongPassword => ApiError::unauthorized(),
             OAuthError::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
             OAuthError::Reauth(r) => r.into(),

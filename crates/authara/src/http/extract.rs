@@ -10,11 +10,11 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::domain::Audience;
+use crate::domain::ClientInfo;
 use crate::http::cookies;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::services::auth::Principal;
-use crate::services::sessions::ClientInfo;
 
 /// The client's IP (behavior.md §0.2, stricter). Without `AUTHARA_TRUST_PROXY_HEADERS`: the TCP
 /// peer. With it: the rightmost `X-Forwarded-For` hop that is not a trusted proxy, walking from

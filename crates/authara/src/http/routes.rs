@@ -44,6 +44,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/api/v1/organizations/current", get(user::current_organization))
         .route("/auth/api/v1/organizations/current/members", get(organizations::current_members))
         .route("/auth/api/v1/organizations/{organizationID}/switch", post(organizations::switch))
+        // Ours (contract/extensions.yaml): a member leaves an organization they joined.
+        .route("/auth/api/v1/organizations/{organizationID}/leave", post(organizations::leave))
         .route("/auth/api/v1/capabilities", get(user::capabilities))
         // Public organization management: the session's organization only, 404 unless
         // AUTHARA_PUBLIC_ORGANIZATION_MANAGEMENT_ENABLED (behavior.md §9.5).
@@ -90,13 +92,14 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/user/delete", post(pages::account::delete_account))
         .route("/auth/successful-deletion", get(pages::account::deleted))
         .route("/auth/organizations/{id}/switch", post(pages::account::switch_organization))
+        .route("/auth/organizations/{id}/leave", post(pages::account::leave_organization))
         // Sign-in providers (behavior.md §7; the code flow is our addition).
         .route("/auth/oauth/{provider}/start", get(pages::oauth::start))
-        .route("/auth/oauth/{provider}/callback", get(pages::oauth::callback).post(pages::oauth::google_callback))
+        .route("/auth/oauth/{provider}/callback", get(pages::oauth::callback).post(pages::google::callback))
         .route("/auth/oauth/{provider}/link", post(pages::oauth::link))
         .route("/auth/provider-links/confirm", get(pages::oauth::confirm_get).post(pages::oauth::confirm_post))
         .route("/auth/providers/{provider}/unlink", post(pages::oauth::unlink))
-        .route("/auth/providers/{provider}/link/start", post(pages::oauth::google_link_start))
+        .route("/auth/providers/{provider}/link/start", post(pages::google::link_start))
         .route("/auth/invitations/accept", get(pages::invitations::accept_page).post(pages::invitations::accept))
         .route("/auth/invitations/signup", get(pages::invitations::signup_page).post(pages::invitations::signup))
         .route("/auth/invitations/login", get(pages::invitations::login_page).post(pages::invitations::login))

@@ -7,6 +7,7 @@ use axum::http::HeaderValue;
 use crate::config::Config;
 use crate::http::assets::Assets;
 use crate::http::cookies;
+use crate::http::pages::csp::PageCsp;
 use crate::services::Services;
 use crate::services::sessions::Issued;
 
@@ -14,9 +15,9 @@ pub struct HttpState {
     pub config: Arc<Config>,
     pub services: Services,
     pub assets: Assets,
-    /// The Content-Security-Policy of the hosted pages (the default one, widened for the
-    /// configured sign-in providers).
-    pub page_csp: HeaderValue,
+    /// The Content-Security-Policies of the hosted pages (widened for the configured sign-in
+    /// providers; Google's origins only where its button is).
+    pub page_csp: PageCsp,
 }
 
 /// What handlers and extractors hold.
@@ -25,7 +26,7 @@ pub type AppState = Arc<HttpState>;
 impl HttpState {
     pub fn new(services: Services) -> AppState {
         let config = services.config().clone();
-        let page_csp = crate::http::pages::oauth::page_csp(&config);
+        let page_csp = PageCsp::new(&config);
         Arc::new(Self { assets: Assets::new(&config.ui), page_csp, config, services })
     }
 
@@ -53,6 +54,11 @@ impl HttpState {
     pub fn cleared_session_cookies(&self) -> [HeaderValue; 2] {
         let secure = self.config.secure_cookies();
         [cookies::clear(cookies::ACCESS, secure, true), cookies::clear(cookies::REFRESH, secure, true)]
+    }
+
+    /// The `authara_link` cookie binding a pending link or signup to this browser.
+    pub fn link_cookie(&self, binding: &str) -> HeaderValue {
+        cookies::link(binding, self.services.now_ms(), self.config.secure_cookies())
     }
 
     /// A new CSRF token and its cookie.

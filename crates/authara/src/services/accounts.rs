@@ -1,22 +1,26 @@
-//! Accounts: direct signup, password login, password change, bootstrap of admins, and the one
-//! place a user (with their first organization) is created.
-
-use serde_json::json;
+//! Accounts: direct signup, password login, password change, bootstrap of admins, the one
+//! place a user (with their first organization) is created, and the first proof of an address.
+//!
+//! Signup and login only verify someone; finishing the sign-in (policy, session, audit) is
+//! `services::signin`'s.
 
 use super::Core;
 use super::audit::Actor;
 use super::auth::{Principal, ReauthError};
-use super::events::DomainEvent;
-use super::organizations::{AcceptError, Organizations};
-use super::password::{HashError, Verified};
-use super::sessions::{ClientInfo, Issued, SessionError, Sessions, StartIn};
+use super::events::{DomainEvent, UserChange};
+use super::invitations::{AcceptError, Invitations, Which};
+use super::password::{HashError, Verified as Hash};
+use super::sessions::{SessionError, Sessions};
+use super::signin::{Method, SignIns, StartIn, Verified};
 use crate::cache::{LimitKey, Scope};
 use crate::config::OrgMode;
 use crate::domain::{
-    Audience, EmailAddress, NewPassword, OrgId, OrgKind, OrgRole, PlatformRole, UserId, generate_username,
+    Audience, ClientInfo, EmailAddress, NewPassword, OrgId, OrgKind, OrgRole, PlatformRole, UserId, generate_username,
 };
 use crate::store::accounts::{NewOrg, NewUser, UserRow};
 use crate::store::{StoreError, Tx};
+
+pub use super::signin::SignedIn;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignupError {
@@ -81,13 +85,26 @@ pub enum InvitedLoginError {
     Login(#[from] LoginError),
 }
 
-/// A signed-in user and their new session's tokens.
-#[derive(Debug, Clone)]
-pub struct SignedIn {
-    pub user: UserRow,
-    pub tokens: Issued,
-    /// After a password login: the device token this client keeps (see [`Accounts::login`]).
-    pub device: Option<String>,
+impl From<StoreError> for InvitedLoginError {
+    fn from(e: StoreError) -> Self {
+        InvitedLoginError::Login(e.into())
+    }
+}
+
+impl From<SessionError> for InvitedLoginError {
+    fn from(e: SessionError) -> Self {
+        InvitedLoginError::Login(e.into())
+    }
+}
+
+/// The invitation a signup accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct Invited<'a> {
+    /// The invitation token (`invitation_code`, or the hosted page's `token`).
+    pub code: &'a str,
+    /// The session starts in the invited organization (the hosted invitation pages, behavior.md
+    /// §9.3), not the default one (the API's `invitation_code`, §1.2).
+    pub land_there: bool,
 }
 
 /// A password that checked out, and the device token its client keeps.
@@ -119,12 +136,13 @@ impl From<AcceptError> for SignupError {
 pub struct Accounts {
     core: Core,
     sessions: Sessions,
-    organizations: Organizations,
+    signins: SignIns,
+    invitations: Invitations,
 }
 
 impl Accounts {
-    pub(crate) fn new(core: Core, sessions: Sessions, organizations: Organizations) -> Self {
-        Self { core, sessions, organizations }
+    pub(crate) fn new(core: Core, sessions: Sessions, signins: SignIns, invitations: Invitations) -> Self {
+        Self { core, sessions, signins, invitations }
     }
 
     /// Whether a new account gets its own organization: always, except an invited signup in
@@ -133,57 +151,30 @@ impl Accounts {
         !(invited && self.core.config.org_mode == OrgMode::Single)
     }
 
-    /// `POST /signup/direct`: rate-limit, hash, then create user, password, organization,
-    /// membership, session and their events in one transaction. With `invitation_code`, a pending
-    /// invitation for this email is accepted in the same transaction (the session starts in the
-    /// user's default organization).
+    /// `POST /signup/direct`, and the hosted signup and invitation signup forms: rate-limit,
+    /// hash, then the user, password, organization, membership, events, the accepted invitation
+    /// (`invited`) and the session in one transaction. A signup on an invitation proves the
+    /// address (its token came by mail); a plain one does not.
     pub async fn signup(
         &self,
         email: &EmailAddress,
         password: &NewPassword,
-        invitation_code: Option<&str>,
-        client: &ClientInfo,
-    ) -> Result<SignedIn, SignupError> {
-        self.signup_as(email, password, invitation_code, StartIn::Default, client).await
-    }
-
-    /// The hosted invitation signup (behavior.md §9.3): an account for the address of the
-    /// pending invitation behind `code`, accepting it, with the session started in the invited
-    /// organization. The allowlist admits the address on the invitation's strength (§5.5). Any
-    /// problem with the invitation is `InvalidInvitation`; the page reads the invitation again to
-    /// say which.
-    pub async fn signup_invited(
-        &self,
-        code: &str,
-        password: &NewPassword,
-        client: &ClientInfo,
-    ) -> Result<SignedIn, SignupError> {
-        let invitation = self.organizations.pending(code).await?;
-        let email = EmailAddress::from_stored(invitation.email);
-        self.signup_as(&email, password, Some(code), StartIn::InvitedOrganization, client).await
-    }
-
-    async fn signup_as(
-        &self,
-        email: &EmailAddress,
-        password: &NewPassword,
-        invitation_code: Option<&str>,
-        start_in: StartIn,
+        invited: Option<Invited<'_>>,
         client: &ClientInfo,
     ) -> Result<SignedIn, SignupError> {
         if self.core.config.challenge.enabled {
             return Err(SignupError::Unavailable);
         }
-        let code = invitation_code.map(str::trim).filter(|c| !c.is_empty());
+        let invited = invited.map(|i| Invited { code: i.code.trim(), ..i }).filter(|i| !i.code.is_empty());
         let key = LimitKey { ip: client.ip, target: Some(email.as_str().to_owned()) };
         self.core
             .limit(Scope::Signup, &key)
             .await
             .map_err(|retry_after_secs| SignupError::RateLimited { retry_after_secs })?;
         // why (behavior.md §5.5): a pending invitation for this very email admits it to the
-        // allowlist; anything else off the list is refused before any work.
-        let allowed = self.core.allowed(email).await?;
-        if !allowed && code.is_none() {
+        // allowlist (in the transaction below); anything else off the list is refused before
+        // any work.
+        if invited.is_none() && !self.core.allowed(email).await? {
             return Err(SignupError::NotAllowed);
         }
         if self.core.store.user_by_email(email).await?.is_some() {
@@ -191,23 +182,19 @@ impl Accounts {
         }
         let hash = self.core.hasher.hash(password.expose()).await?;
         let mut tx = self.core.store.begin().await?;
-        let invitation = match code {
-            Some(code) => Some(self.organizations.lock_by_code(&mut tx, code, email).await?),
-            None => None,
-        };
-        if !allowed && let Some(invitation) = &invitation {
-            self.organizations.admit_in(&mut tx, invitation, email, client).await?;
+        let new =
+            NewAccount { email, password_hash: Some(&hash), invited: invited.is_some(), verified: invited.is_some() };
+        let user = self.create_user(&mut tx, &new, &Actor::anonymous(client)).await?.ok_or(SignupError::EmailTaken)?;
+        let mut verified = Verified::new(user.clone(), Method::Password).with("created", true);
+        let mut start_in = StartIn::Default;
+        if let Some(i) = invited {
+            let accepted = self.invitations.join(&mut tx, Which::Code(i.code), &user, client).await?;
+            verified = verified.with("invitation_id", accepted.invitation_id.to_string());
+            if i.land_there {
+                start_in = StartIn::Organization(accepted.organization_id);
+            }
         }
-        let own_org = self.gets_own_org(invitation.is_some());
-        let user = self.create_user_with(&mut tx, email, Some(&hash), own_org).await?.ok_or(SignupError::EmailTaken)?;
-        let mut org = None;
-        if let Some(invitation) = &invitation {
-            let accepted = self.organizations.accept_in(&mut tx, invitation, &user).await?;
-            org = (start_in == StartIn::InvitedOrganization).then_some(accepted.organization_id);
-        }
-        let tokens = self.sessions.create_in(&mut tx, &user, org, Audience::App, client).await?;
-        tx.commit().await?;
-        Ok(SignedIn { user, tokens, device: None })
+        Ok(self.signins.complete(tx, verified, Audience::App, start_in, client).await?)
     }
 
     /// Creates a user with a generated username, an optional password, and the default
@@ -217,28 +204,18 @@ impl Accounts {
     pub(crate) async fn create_user(
         &self,
         tx: &mut Tx,
-        email: &EmailAddress,
-        password_hash: Option<&str>,
-    ) -> Result<Option<UserRow>, StoreError> {
-        self.create_user_with(tx, email, password_hash, true).await
-    }
-
-    /// [`Self::create_user`], without the first organization when `own_org` is false (an invited
-    /// signup in `single` mode, which joins the invited organization instead).
-    pub(crate) async fn create_user_with(
-        &self,
-        tx: &mut Tx,
-        email: &EmailAddress,
-        password_hash: Option<&str>,
-        own_org: bool,
+        new: &NewAccount<'_>,
+        actor: &Actor,
     ) -> Result<Option<UserRow>, StoreError> {
         let now = self.core.now_ms();
         let id = UserId::new();
+        let email = new.email;
         // A generated username can collide; try a few suffixes (the reference answers 500).
         let mut username = generate_username(email);
         let mut attempt = 0;
+        let verified = new.verified;
         let inserted = loop {
-            match tx.insert_user(&NewUser { id, email, username: &username, now_ms: now }).await {
+            match tx.insert_user(&NewUser { id, email, username: &username, verified, now_ms: now }).await {
                 Err(StoreError::Conflict) if attempt < 5 => {
                     attempt += 1;
                     username = generate_username(email);
@@ -249,39 +226,85 @@ impl Accounts {
         if !inserted {
             return Ok(None);
         }
-        if let Some(hash) = password_hash {
+        if let Some(hash) = new.password_hash {
             tx.set_password_hash(id, hash, now).await?;
         }
         let user = UserRow { id, email: email.as_str().to_owned(), username, created_at_ms: now, disabled_at_ms: None };
-        if !own_org {
-            self.core.record(tx, &DomainEvent::UserCreated { user_id: id }).await?;
-            return Ok(Some(user));
+        if self.gets_own_org(new.invited) {
+            let username = &user.username;
+            let kind = match self.core.config.org_mode {
+                OrgMode::Personal | OrgMode::Multi => OrgKind::Personal,
+                OrgMode::Single => OrgKind::Team,
+            };
+            let org_id = OrgId::new();
+            let name = if username.trim().is_empty() { "Personal workspace" } else { username.trim() };
+            tx.insert_org(&NewOrg { id: org_id, name, kind, created_by: id, now_ms: now }).await?;
+            tx.insert_membership(org_id, id, OrgRole::Owner, now).await?;
+            let created = DomainEvent::OrganizationCreated { org_id, name, kind, created_by: Some(id) };
+            self.core.record(tx, actor, &created).await?;
+            let membership = DomainEvent::MembershipCreated {
+                org_id,
+                user_id: id,
+                role: OrgRole::Owner,
+                is_initial: true,
+                invitation_id: None,
+                metadata: None,
+            };
+            self.core.record(tx, actor, &membership).await?;
         }
-        let username = &user.username;
-        let kind = match self.core.config.org_mode {
-            OrgMode::Personal | OrgMode::Multi => OrgKind::Personal,
-            OrgMode::Single => OrgKind::Team,
-        };
-        let org_id = OrgId::new();
-        let name = if username.trim().is_empty() { "Personal workspace" } else { username.trim() };
-        tx.insert_org(&NewOrg { id: org_id, name, kind, created_by: id, now_ms: now }).await?;
-        tx.insert_membership(org_id, id, OrgRole::Owner, now).await?;
-        self.core.record(tx, &DomainEvent::OrganizationCreated { org_id, name, kind, created_by: Some(id) }).await?;
-        let membership = DomainEvent::MembershipCreated {
-            org_id,
-            user_id: id,
-            role: OrgRole::Owner,
-            is_initial: true,
-            invitation_id: None,
-            metadata: None,
-        };
-        self.core.record(tx, &membership).await?;
-        self.core.record(tx, &DomainEvent::UserCreated { user_id: id }).await?;
+        self.core.record(tx, actor, &DomainEvent::UserCreated { user_id: id }).await?;
         Ok(Some(user))
     }
 
-    /// `POST /login`: the password check (`check_password`), then a session in the
-    /// default organization, audited as `user.login`.
+    /// Records in `tx` that `user`'s address is proven now (`how`: an email code, a verified
+    /// provider identity, an invitation's token). The first time only, when `remove_earlier`:
+    /// the passkeys and provider identities added before this proof are removed, and the owner
+    /// is told which, by mail.
+    ///
+    /// why: with direct signup anyone can register someone else's address and add their own
+    /// passkey or provider identity while the fresh session is privileged; when the owner later
+    /// proves the address without any credential of the account (a reset by email code), those
+    /// must not survive. Proofs made by someone already holding a credential of the account
+    /// (a recovery link's password, a signed-in link) keep what is there: whoever holds a
+    /// credential and the address is the owner.
+    pub(crate) async fn prove_address(
+        &self,
+        tx: &mut Tx,
+        user: &UserRow,
+        how: &str,
+        remove_earlier: bool,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        let now = self.core.now_ms();
+        if !tx.prove_address(user.id, now).await? {
+            return Ok(());
+        }
+        let mut removed = Vec::new();
+        if remove_earlier {
+            for name in tx.delete_passkeys_before(user.id, now).await? {
+                removed.push(format!("passkey “{name}”"));
+            }
+            for provider in tx.unlink_providers_before(user.id, now).await? {
+                let shown =
+                    self.core.config.oauth.provider(&provider).map_or(provider.clone(), |p| p.display_name.clone());
+                removed.push(format!("{shown} sign-in"));
+            }
+        }
+        let event = DomainEvent::AddressProven { user_id: user.id, email: &user.email, how, removed: &removed };
+        self.core.record(tx, actor, &event).await?;
+        if !removed.is_empty() {
+            self.core.forget_user(user.id);
+        }
+        Ok(())
+    }
+
+    /// Ends every session of `user` in `tx` (see `Sessions::end_all`); how many.
+    pub(crate) async fn end_sessions(&self, tx: &mut Tx, user: UserId) -> Result<usize, StoreError> {
+        Ok(self.sessions.end_all(tx, user, None).await?.len())
+    }
+
+    /// `POST /login`, the hosted login form: the password check, then the completion in the
+    /// default organization.
     pub async fn login(
         &self,
         email: &EmailAddress,
@@ -291,21 +314,15 @@ impl Accounts {
         device: Option<&str>,
     ) -> Result<SignedIn, LoginError> {
         let checked = self.check_password(email, password, client, device).await?;
-        let user = checked.user;
-        let mut tx = self.core.store.begin().await?;
-        let tokens = self.sessions.create(&mut tx, &user, audience, client).await?;
-        let meta = json!({ "method": "password", "audience": audience.as_str() });
-        self.core
-            .audit(&mut tx, &Actor::user(user.id, client), "user.login", Some((user.id, &user.email)), meta)
-            .await?;
-        tx.commit().await?;
-        Ok(SignedIn { user, tokens, device: Some(checked.device) })
+        let tx = self.core.store.begin().await?;
+        let mut verified = Verified::new(checked.user, Method::Password);
+        verified.device = Some(checked.device);
+        Ok(self.signins.complete(tx, verified, audience, StartIn::Default, client).await?)
     }
 
     /// The hosted invitation login (`multi` mode, behavior.md §9.3): a password login as the
-    /// address of the pending invitation behind `code` (rate limit `login` on that address, as
-    /// [`Self::login`]), which accepts it; the new app session starts in the invited
-    /// organization. The allowlist admits the address on the invitation's strength (§5.5).
+    /// address of the pending invitation behind `code`, which it accepts (the form shows the
+    /// invitation: the person acts on it); the app session starts in the invited organization.
     pub async fn login_invited(
         &self,
         code: &str,
@@ -316,29 +333,18 @@ impl Accounts {
         if self.core.config.org_mode != OrgMode::Multi {
             return Err(InvitedLoginError::ModeForbids);
         }
-        let invitation = self.organizations.pending(code).await?;
+        let invitation = self.invitations.pending(code).await?;
         let email = EmailAddress::from_stored(invitation.email);
         let checked = self.check_password(&email, password, client, device).await?;
-        let user = checked.user;
-        let allowed = self.core.allowed(&email).await.map_err(LoginError::from)?;
-        let mut tx = self.core.store.begin().await.map_err(LoginError::from)?;
-        let row = self.organizations.lock_by_code(&mut tx, code, &email).await?;
-        if !allowed {
-            self.organizations.admit_in(&mut tx, &row, &email, client).await.map_err(LoginError::from)?;
-        }
-        let accepted = self.organizations.accept_in(&mut tx, &row, &user).await?;
-        let tokens = self
-            .sessions
-            .create_in(&mut tx, &user, Some(accepted.organization_id), Audience::App, client)
-            .await
-            .map_err(LoginError::from)?;
-        let meta = json!({ "method": "password", "audience": Audience::App.as_str(), "invitation_id": row.id });
-        self.core
-            .audit(&mut tx, &Actor::user(user.id, client), "user.login", Some((user.id, &user.email)), meta)
-            .await
-            .map_err(LoginError::from)?;
-        tx.commit().await.map_err(LoginError::from)?;
-        Ok(SignedIn { user, tokens, device: Some(checked.device) })
+        let mut tx = self.core.store.begin().await?;
+        let accepted = self.invitations.join(&mut tx, Which::Code(code), &checked.user, client).await?;
+        let actor = Actor::user(checked.user.id, client);
+        self.prove_address(&mut tx, &checked.user, "invitation", false, &actor).await?;
+        let mut verified =
+            Verified::new(checked.user, Method::Password).with("invitation_id", accepted.invitation_id.to_string());
+        verified.device = Some(checked.device);
+        let org = StartIn::Organization(accepted.organization_id);
+        Ok(self.signins.complete(tx, verified, Audience::App, org, client).await?)
     }
 
     /// The password check of a login: the same answer and the same cost for an unknown email, a
@@ -346,7 +352,8 @@ impl Accounts {
     ///
     /// why (design.md decision 12): a per-email limit alone lets anyone lock the owner out by
     /// failing on purpose. A client presenting a valid `device` token for this account (issued
-    /// at an earlier successful login, OWASP's "device cookies") is limited on its own budget
+    /// at an earlier successful login, OWASP's "device cookies", and not before the password's
+    /// last change: a changed or reset password voids them) is limited on its own budget
     /// instead, so strangers' failures do not block it; everyone else shares the per-email one.
     async fn check_password(
         &self,
@@ -359,10 +366,13 @@ impl Accounts {
             return Err(LoginError::InvalidCredentials);
         }
         let now = self.core.now_ms();
-        let device_id =
-            device.and_then(|t| self.core.secrets.device_id(t, email.as_str(), now, DEVICE_TOKEN_MAX_AGE_MS));
+        let found = self.core.store.login_lookup(email).await?;
+        let changed_at = found.as_ref().map_or(i64::MAX, |f| f.password_changed_at_ms);
+        let device_id = device
+            .and_then(|t| self.core.secrets.device_id(t, email.as_str(), now, DEVICE_TOKEN_MAX_AGE_MS))
+            .filter(|(_, issued)| *issued >= changed_at);
         let target = match &device_id {
-            Some(id) => format!("device:{id}"),
+            Some((id, _)) => format!("device:{id}"),
             None => email.as_str().to_owned(),
         };
         let key = LimitKey { ip: client.ip, target: Some(target) };
@@ -371,14 +381,19 @@ impl Accounts {
             .await
             .map_err(|retry_after_secs| LoginError::RateLimited { retry_after_secs })?;
         let failed = |target: Option<UserId>| {
-            let meta = json!({ "method": "password", "email": email.as_str() });
+            let event = DomainEvent::SignInFailed {
+                user_id: target,
+                email: email.as_str(),
+                method: "password",
+                detail: serde_json::json!({}),
+            };
             let actor = Actor::anonymous(client);
             async move {
-                self.core.audit_alone(&actor, "user.login_failed", target.map(|t| (t, email.as_str())), meta).await;
+                self.core.record_alone(&actor, &event).await;
                 Err(LoginError::InvalidCredentials)
             }
         };
-        let Some(found) = self.core.store.login_lookup(email).await? else {
+        let Some(found) = found else {
             self.core.hasher.verify_dummy(password).await?;
             return failed(None).await;
         };
@@ -388,9 +403,9 @@ impl Accounts {
         };
         let user = found.user;
         match self.core.hasher.verify(password, &stored).await? {
-            Verified::No => return failed(Some(user.id)).await,
-            Verified::Yes => {}
-            Verified::YesRehash => self.rehash_later(user.id, password, stored),
+            Hash::No => return failed(Some(user.id)).await,
+            Hash::Yes => {}
+            Hash::YesRehash => self.rehash_later(user.id, password, stored),
         }
         let device = match (device, device_id) {
             (Some(kept), Some(_)) => kept.to_owned(),
@@ -415,9 +430,9 @@ impl Accounts {
         });
     }
 
-    /// `PUT /users/password`: sets the password, revokes every session of the user (including
-    /// the caller's) and deletes their refresh tokens, in one transaction that also records
-    /// `user.updated`; their access tokens stop working at once (behavior.md §2.7).
+    /// `PUT /users/password`: sets the password and ends every session of the user (including
+    /// the caller's), in one transaction that records `user.updated`; their access tokens stop
+    /// working at once (behavior.md §2.7).
     ///
     /// why: the reference sets a new password on the strength of the access cookie alone. Here
     /// the session must be privileged: `current_password` (our optional addition to the
@@ -435,17 +450,19 @@ impl Accounts {
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
         let user = tx.user_by_id(user_id).await?.ok_or(PasswordChangeError::UnknownUser)?;
+        let added = tx.password_hash(user_id).await?.is_none();
         tx.set_password_hash(user_id, &hash, now).await?;
-        let revoked = tx.revoke_user_sessions(user_id, now).await?;
-        tx.delete_user_refresh_tokens(user_id).await?;
-        self.core.record(&mut tx, &DomainEvent::UserUpdated { user_id }).await?;
-        let meta = json!({ "revoked_sessions": revoked.len() });
+        let revoked = self.sessions.end_all(&mut tx, user_id, None).await?.len();
+        let change = UserChange::Password { revoked, added };
         self.core
-            .audit(&mut tx, &Actor::user(user_id, client), "user.password_changed", Some((user_id, &user.email)), meta)
+            .record(
+                &mut tx,
+                &Actor::user(user_id, client),
+                &DomainEvent::UserUpdated { user_id, email: &user.email, change },
+            )
             .await?;
         tx.commit().await?;
-        self.sessions.revoked(&revoked).await;
-        Ok(revoked.len())
+        Ok(revoked)
     }
 
     /// `authara admin create`: a user with the `admin` platform role.
@@ -453,11 +470,10 @@ impl Accounts {
     pub async fn create_admin(&self, email: &EmailAddress, password: &NewPassword) -> Result<UserRow, SignupError> {
         let hash = self.core.hasher.hash(password.expose()).await?;
         let mut tx = self.core.store.begin().await?;
-        let user = self.create_user(&mut tx, email, Some(&hash)).await?.ok_or(SignupError::EmailTaken)?;
-        tx.grant_role(user.id, PlatformRole::Admin, self.core.now_ms()).await?;
-        if self.core.config.allowlist_enabled {
-            tx.allow_email(email.as_str(), None, self.core.now_ms()).await?;
-        }
+        let new = NewAccount { email, password_hash: Some(&hash), invited: false, verified: false };
+        let actor = Actor::cli();
+        let user = self.create_user(&mut tx, &new, &actor).await?.ok_or(SignupError::EmailTaken)?;
+        self.grant_in(&mut tx, &user, &actor).await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -466,12 +482,36 @@ impl Accounts {
     pub async fn grant_admin(&self, email: &EmailAddress) -> Result<Option<UserRow>, StoreError> {
         let Some(user) = self.core.store.user_by_email(email).await? else { return Ok(None) };
         let mut tx = self.core.store.begin().await?;
-        tx.grant_role(user.id, PlatformRole::Admin, self.core.now_ms()).await?;
-        if self.core.config.allowlist_enabled {
-            tx.allow_email(email.as_str(), None, self.core.now_ms()).await?;
-        }
+        self.grant_in(&mut tx, &user, &Actor::cli()).await?;
         tx.commit().await?;
         self.core.forget_user(user.id);
         Ok(Some(user))
     }
+
+    async fn grant_in(&self, tx: &mut Tx, user: &UserRow, actor: &Actor) -> Result<(), StoreError> {
+        let now = self.core.now_ms();
+        tx.grant_role(user.id, PlatformRole::Admin, now).await?;
+        self.core
+            .record(tx, actor, &DomainEvent::AdminRoleChanged { user_id: user.id, email: &user.email, granted: true })
+            .await?;
+        if self.core.config.allowlist_enabled && tx.allow_email(&user.email, None, now).await? {
+            let event =
+                DomainEvent::AllowlistChanged { entry: None, email: &user.email, added: true, invitation_id: None };
+            self.core.record(tx, actor, &event).await?;
+        }
+        Ok(())
+    }
+}
+
+/// An account to create.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewAccount<'a> {
+    pub email: &'a EmailAddress,
+    pub password_hash: Option<&'a str>,
+    /// Made on an invitation: in `single` mode the account gets no organization of its own (it
+    /// joins the invited one).
+    pub invited: bool,
+    /// The address is proven as the account is made: an email code, a verified provider
+    /// identity, or an invitation's token (it came to the address by mail).
+    pub verified: bool,
 }

@@ -3,25 +3,26 @@
 //! (the server's shell) make: authorization is visible in the signature. Each action writes its
 //! audit event, and the domain event where the contract has one, in the action's transaction.
 
-use serde_json::json;
 use uuid::Uuid;
 
 use super::Core;
-use super::audit::{Actor, ActorKind};
-use super::auth::Principal;
-use super::events::DomainEvent;
-use super::sessions::{ClientInfo, Sessions};
-use crate::domain::{EmailAddress, PlatformRole, SessionId, UserId};
-use crate::store::StoreError;
+use super::audit::Actor;
+use super::auth::{Principal, ReauthError};
+use super::events::{DomainEvent, UserChange};
+use super::sessions::Sessions;
+use crate::domain::{ActorKind, ClientInfo, EmailAddress, PlatformRole, SessionId, UserId};
 use crate::store::accounts::UserRow;
 pub use crate::store::admin::{AllowedEmail, FailedEmail, RiskyChallenge, SessionRow, Stats};
 pub use crate::store::audit::{AuditFilter, AuditRow};
 pub use crate::store::webhooks::DeliveryRow;
+use crate::store::{StoreError, Tx};
 
 /// Proof that the caller may administer: built only by [`Admin::authorize`] and [`Admin::cli`].
 #[derive(Debug, Clone)]
 pub struct AdminActor {
     actor: Actor,
+    /// The administrator's session (none for the shell).
+    principal: Option<Principal>,
 }
 
 impl AdminActor {
@@ -48,6 +49,9 @@ pub enum AdminError {
     UnknownEntry,
     #[error("administrators cannot remove their own email from the allowlist")]
     OwnEmail,
+    /// Changing roles, disabling and ending sessions need a recent sign-in (or the password).
+    #[error(transparent)]
+    Reauth(#[from] ReauthError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -120,12 +124,23 @@ impl Admin {
             ip: client.ip,
             user_agent: client.user_agent.clone(),
         };
-        Ok(AdminActor { actor })
+        Ok(AdminActor { actor, principal: Some(who.clone()) })
     }
 
     /// The server's shell (`authara admin …`).
     pub fn cli(&self) -> AdminActor {
-        AdminActor { actor: Actor::cli() }
+        AdminActor { actor: Actor::cli(), principal: None }
+    }
+
+    /// The privileged-session rule for the console's sensitive actions (roles, disabling,
+    /// sessions): a sign-in within `AUTHARA_PRIVILEGED_SESSION_MAX_AGE`, or the administrator's
+    /// current password. A stolen admin session older than that cannot lock others out or take
+    /// the console over. The shell is trusted.
+    async fn privileged(&self, who: &AdminActor, current_password: Option<&str>) -> Result<(), AdminError> {
+        match &who.principal {
+            Some(p) => Ok(self.core.require_privileged(p, current_password).await?),
+            None => Ok(()),
+        }
     }
 
     pub async fn dashboard(&self, _: &AdminActor) -> Result<Dashboard, StoreError> {
@@ -189,7 +204,7 @@ impl Admin {
         let mut tx = self.core.store.begin().await?;
         let done = tx.redeliver(id, self.core.now_ms()).await?;
         if done {
-            self.core.audit(&mut tx, &who.actor, "webhook.redelivered", None, json!({ "delivery_id": id })).await?;
+            self.core.record(&mut tx, &who.actor, &DomainEvent::WebhookRedelivered { delivery_id: id }).await?;
         }
         tx.commit().await?;
         if done {
@@ -205,8 +220,7 @@ impl Admin {
     }
 
     pub async fn audit(&self, _: &AdminActor, filter: &AuditFilter, page: i64) -> Result<Vec<AuditRow>, StoreError> {
-        let mut filter = filter.clone();
-        filter.action = filter.action.map(|a| needle(&a).to_owned());
+        let filter = filter.clone();
         self.core.store.audit_page(&filter, AUDIT_PAGE_SIZE, offset(page, AUDIT_PAGE_SIZE)).await
     }
 
@@ -214,101 +228,119 @@ impl Admin {
         self.core.store.allowlist(needle(q), PAGE_SIZE, offset(page, PAGE_SIZE)).await
     }
 
-    /// Disables or re-enables a user, recording `user.updated`. Disabling revokes every session
+    /// Disables or re-enables a user, recording `user.updated`. Disabling ends every session
     /// at once; nobody disables themselves or the last active administrator.
-    pub async fn set_disabled(&self, who: &AdminActor, target: UserId, disabled: bool) -> Result<(), AdminError> {
+    pub async fn set_disabled(
+        &self,
+        who: &AdminActor,
+        target: UserId,
+        disabled: bool,
+        current_password: Option<&str>,
+    ) -> Result<(), AdminError> {
         if who.actor.user == Some(target) {
             return Err(AdminError::OnSelf);
         }
+        self.privileged(who, current_password).await?;
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
-        tx.lock_admin_role().await?;
         let user = tx.user_by_id(target).await?.ok_or(AdminError::UnknownUser)?;
-        let mut revoked = Vec::new();
         if disabled {
-            let roles = tx.user_roles(target).await?;
-            if roles.contains(&PlatformRole::Admin)
-                && user.disabled_at_ms.is_none()
-                && tx.other_active_admins(target).await? == 0
-            {
+            if self.core.is_last_admin(&mut tx, &user).await? {
                 return Err(AdminError::LastAdmin);
             }
             tx.set_user_disabled(target, Some(now), now).await?;
-            revoked = tx.revoke_user_sessions(target, now).await?;
-            tx.delete_user_refresh_tokens(target).await?;
+            self.sessions.end_all(&mut tx, target, None).await?;
         } else {
             tx.set_user_disabled(target, None, now).await?;
         }
-        self.core.record(&mut tx, &DomainEvent::UserUpdated { user_id: target }).await?;
-        let action = if disabled { "user.disabled" } else { "user.enabled" };
-        self.core.audit(&mut tx, &who.actor, action, Some((target, &user.email)), json!({})).await?;
+        let change = if disabled { UserChange::Disabled } else { UserChange::Enabled };
+        self.core
+            .record(&mut tx, &who.actor, &DomainEvent::UserUpdated { user_id: target, email: &user.email, change })
+            .await?;
         tx.commit().await?;
         self.core.forget_user(target);
-        self.sessions.revoked(&revoked).await;
         Ok(())
     }
 
     /// Grants or revokes the `admin` role. Revoking ends the user's sessions; nobody demotes
     /// themselves or the last active administrator.
-    pub async fn set_admin(&self, who: &AdminActor, target: UserId, grant: bool) -> Result<(), AdminError> {
+    pub async fn set_admin(
+        &self,
+        who: &AdminActor,
+        target: UserId,
+        grant: bool,
+        current_password: Option<&str>,
+    ) -> Result<(), AdminError> {
         if !grant && who.actor.user == Some(target) {
             return Err(AdminError::OnSelf);
         }
+        self.privileged(who, current_password).await?;
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
-        tx.lock_admin_role().await?;
         let user = tx.user_by_id(target).await?.ok_or(AdminError::UnknownUser)?;
-        let mut revoked = Vec::new();
         if grant {
             tx.grant_role(target, PlatformRole::Admin, now).await?;
         } else {
-            if user.disabled_at_ms.is_none() && tx.other_active_admins(target).await? == 0 {
+            if self.core.is_last_admin(&mut tx, &user).await? {
                 return Err(AdminError::LastAdmin);
             }
             if tx.revoke_role(target, PlatformRole::Admin).await? {
-                revoked = tx.revoke_user_sessions(target, now).await?;
-                tx.delete_user_refresh_tokens(target).await?;
+                self.sessions.end_all(&mut tx, target, None).await?;
             }
         }
-        let action = if grant { "user.admin_granted" } else { "user.admin_revoked" };
-        self.core.audit(&mut tx, &who.actor, action, Some((target, &user.email)), json!({})).await?;
+        let event = DomainEvent::AdminRoleChanged { user_id: target, email: &user.email, granted: grant };
+        self.core.record(&mut tx, &who.actor, &event).await?;
         tx.commit().await?;
         self.core.forget_user(target);
-        self.sessions.revoked(&revoked).await;
         Ok(())
     }
 
     /// Revokes one session of `target`; its access tokens stop at once.
-    pub async fn revoke_session(&self, who: &AdminActor, target: UserId, session: SessionId) -> Result<(), AdminError> {
-        let now = self.core.now_ms();
+    pub async fn revoke_session(
+        &self,
+        who: &AdminActor,
+        target: UserId,
+        session: SessionId,
+        current_password: Option<&str>,
+    ) -> Result<(), AdminError> {
+        self.privileged(who, current_password).await?;
         let mut tx = self.core.store.begin().await?;
         let user = tx.user_by_id(target).await?.ok_or(AdminError::UnknownUser)?;
         if tx.session_owner(session).await? != Some(target) {
             return Err(AdminError::UnknownSession);
         }
-        tx.revoke_own_session(target, session, now).await?;
-        let meta = json!({ "session_id": session });
-        self.core.audit(&mut tx, &who.actor, "user.session_revoked", Some((target, &user.email)), meta).await?;
+        self.sessions.end(&mut tx, vec![session]).await?;
+        let event = DomainEvent::SessionsEnded {
+            user_id: target,
+            email: &user.email,
+            count: 1,
+            session: Some(session),
+            reuse: false,
+        };
+        self.core.record(&mut tx, &who.actor, &event).await?;
         tx.commit().await?;
-        self.sessions.revoked(&[session]).await;
         Ok(())
     }
 
-    /// Revokes every session of `target` (not one's own account). Returns how many.
-    pub async fn revoke_all(&self, who: &AdminActor, target: UserId) -> Result<usize, AdminError> {
+    /// Ends every session of `target` (not one's own account). Returns how many.
+    pub async fn revoke_all(
+        &self,
+        who: &AdminActor,
+        target: UserId,
+        current_password: Option<&str>,
+    ) -> Result<usize, AdminError> {
         if who.actor.user == Some(target) {
             return Err(AdminError::OnSelf);
         }
-        let now = self.core.now_ms();
+        self.privileged(who, current_password).await?;
         let mut tx = self.core.store.begin().await?;
         let user = tx.user_by_id(target).await?.ok_or(AdminError::UnknownUser)?;
-        let revoked = tx.revoke_user_sessions(target, now).await?;
-        tx.delete_user_refresh_tokens(target).await?;
-        let meta = json!({ "revoked_sessions": revoked.len() });
-        self.core.audit(&mut tx, &who.actor, "user.sessions_revoked", Some((target, &user.email)), meta).await?;
+        let count = self.sessions.end_all(&mut tx, target, None).await?.len();
+        let event =
+            DomainEvent::SessionsEnded { user_id: target, email: &user.email, count, session: None, reuse: false };
+        self.core.record(&mut tx, &who.actor, &event).await?;
         tx.commit().await?;
-        self.sessions.revoked(&revoked).await;
-        Ok(revoked.len())
+        Ok(count)
     }
 
     /// Adds an email to the sign-up allowlist.
@@ -317,8 +349,9 @@ impl Admin {
         if !tx.allow_email(email.as_str(), who.actor.user, self.core.now_ms()).await? {
             return Err(AdminError::AlreadyAllowed);
         }
-        let meta = json!({ "email": email.as_str() });
-        self.core.audit(&mut tx, &who.actor, "allowlist.email_added", None, meta).await?;
+        let event =
+            DomainEvent::AllowlistChanged { entry: None, email: email.as_str(), added: true, invitation_id: None };
+        self.core.record(&mut tx, &who.actor, &event).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -334,8 +367,8 @@ impl Admin {
         if own.as_deref() == Some(email.as_str()) {
             return Err(AdminError::OwnEmail);
         }
-        let meta = json!({ "allowed_email_id": id, "email": email });
-        self.core.audit(&mut tx, &who.actor, "allowlist.email_removed", None, meta).await?;
+        let event = DomainEvent::AllowlistChanged { entry: Some(id), email: &email, added: false, invitation_id: None };
+        self.core.record(&mut tx, &who.actor, &event).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -344,5 +377,19 @@ impl Admin {
     pub async fn cleanup_audit(&self) -> Result<u64, StoreError> {
         let days = i64::from(self.core.config.admin_audit_retention_days);
         self.core.store.cleanup_audit(self.core.now_ms() - days * 86_400_000).await
+    }
+}
+
+impl Core {
+    /// Whether `user` is the last active administrator, asked under the admin-role lock: the
+    /// one place the last-admin rule is read, so that two changes at once (two administrators
+    /// demoting each other, or deleting their accounts) cannot both see the other and leave
+    /// none. Holds the lock until `tx` ends.
+    pub(crate) async fn is_last_admin(&self, tx: &mut Tx, user: &UserRow) -> Result<bool, StoreError> {
+        tx.lock_admin_role().await?;
+        let roles = tx.user_roles(user.id).await?;
+        Ok(roles.contains(&PlatformRole::Admin)
+            && user.disabled_at_ms.is_none()
+            && tx.other_active_admins(user.id).await? == 0)
     }
 }

@@ -1,16 +1,14 @@
-//! The audit writer: admin actions and security-relevant user events, written in the same
-//! transaction as what they describe (design.md decision 14), with metadata sanitized as
-//! behavior.md §10 says: keys naming secrets are dropped, strings cut at 512 bytes.
+//! Who acted, and the audit log's sanitizing rule. Audit rows are not written here: they are
+//! one consumer of the domain events that [`Core::record`](super::Core::record) writes (see
+//! `services::events`), in the same transaction as the change they describe (design.md
+//! decision 14). Metadata is sanitized as behavior.md §10 says: keys naming secrets are dropped,
+//! strings cut at 512 bytes.
 
 use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
-use super::Core;
-use super::sessions::ClientInfo;
-use crate::domain::{UserId, truncate};
-use crate::store::audit::NewAudit;
-use crate::store::{StoreError, Tx};
+use crate::domain::{ActorKind, ClientInfo, UserId, truncate};
 
 /// Who acted.
 #[derive(Debug, Clone)]
@@ -21,40 +19,30 @@ pub struct Actor {
     pub user_agent: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ActorKind {
-    /// A user acting on their own account (or signing in).
-    User,
-    /// An administrator in the console.
-    Admin,
-    /// `authara admin …` on the server's shell.
-    Cli,
-    /// Nobody identified (a failed sign-in).
-    Anonymous,
-}
-
-impl ActorKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            ActorKind::User => "user",
-            ActorKind::Admin => "admin",
-            ActorKind::Cli => "cli",
-            ActorKind::Anonymous => "anonymous",
-        }
-    }
-}
-
 impl Actor {
+    /// A user acting on their own account (or signing in).
     pub fn user(user: UserId, client: &ClientInfo) -> Self {
         Actor { user: Some(user), kind: ActorKind::User, ip: client.ip, user_agent: client.user_agent.clone() }
     }
 
+    /// Nobody identified (a failed sign-in, a replayed refresh token).
     pub fn anonymous(client: &ClientInfo) -> Self {
         Actor { user: None, kind: ActorKind::Anonymous, ip: client.ip, user_agent: client.user_agent.clone() }
     }
 
+    /// `authara admin …` on the server's shell.
     pub fn cli() -> Self {
         Actor { user: None, kind: ActorKind::Cli, ip: None, user_agent: "authara cli".to_owned() }
+    }
+
+    /// An application backend through `/auth/internal/v1` (its bearer token).
+    pub fn internal_api(client: &ClientInfo) -> Self {
+        Actor { user: None, kind: ActorKind::InternalApi, ip: client.ip, user_agent: client.user_agent.clone() }
+    }
+
+    /// The server itself (workers, changes no request asked for).
+    pub fn system() -> Self {
+        Actor { user: None, kind: ActorKind::System, ip: None, user_agent: String::new() }
     }
 }
 
@@ -77,53 +65,6 @@ pub fn sanitize(value: Value) -> Value {
         Value::Array(items) => Value::Array(items.into_iter().map(sanitize).collect()),
         Value::String(s) => Value::String(truncate(&s, 512).to_owned()),
         other => other,
-    }
-}
-
-impl Core {
-    /// Writes an audit event in `tx`.
-    pub(crate) async fn audit(
-        &self,
-        tx: &mut Tx,
-        actor: &Actor,
-        action: &str,
-        target: Option<(UserId, &str)>,
-        metadata: Value,
-    ) -> Result<(), StoreError> {
-        let metadata = sanitize(metadata).to_string();
-        let ip = actor.ip.map(|ip| ip.to_string());
-        tx.insert_audit(&NewAudit {
-            actor_user_id: actor.user,
-            actor: actor.kind.as_str(),
-            action,
-            target_user_id: target.map(|(id, _)| id),
-            target_email: target.map(|(_, email)| truncate(email, 255)),
-            metadata: &metadata,
-            ip: ip.as_deref(),
-            user_agent: Some(truncate(&actor.user_agent, 512)),
-            now_ms: self.now_ms(),
-        })
-        .await
-    }
-
-    /// Writes an audit event in a transaction of its own (events with no change around them,
-    /// such as a failed sign-in). Failures are logged, never reported.
-    pub(crate) async fn audit_alone(
-        &self,
-        actor: &Actor,
-        action: &str,
-        target: Option<(UserId, &str)>,
-        metadata: Value,
-    ) {
-        let result: Result<(), StoreError> = async {
-            let mut tx = self.store.begin().await?;
-            self.audit(&mut tx, actor, action, target, metadata).await?;
-            tx.commit().await
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, action, "audit event not written");
-        }
     }
 }
 

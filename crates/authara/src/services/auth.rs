@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use super::Core;
 use super::password::{HashError, Verified};
-use super::profile::{USER_STATE_TTL_MS, UserState};
 use super::token::{AccessClaims, TokenError};
-use crate::cache::{LimitKey, Scope};
+use crate::cache::{LimitKey, Scope, USER_STATE_TTL_MS, UserState};
 use crate::clock::ms;
 use crate::domain::{Audience, OrgId, OrgRole, PlatformRole, SessionId, UserId};
 use crate::store::StoreError;

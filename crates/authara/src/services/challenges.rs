@@ -10,16 +10,17 @@ use rand::Rng as _;
 use uuid::Uuid;
 
 use super::Core;
-use super::accounts::{Accounts, SignedIn};
+use super::accounts::{Accounts, NewAccount, SignedIn};
 use super::audit::Actor;
 use super::auth::{Principal, ReauthError};
-use super::events::DomainEvent;
-use super::organizations::{AcceptError, Organizations};
+use super::events::{DomainEvent, UserChange};
+use super::invitations::{AcceptError, Invitations, Which};
 use super::password::HashError;
-use super::sessions::{ClientInfo, SessionError, Sessions, StartIn};
+use super::sessions::SessionError;
+use super::signin::{Method, SignIns, StartIn, Verified};
 use crate::cache::{LimitKey, Scope};
 use crate::clock::ms;
-use crate::domain::{Audience, ChallengePurpose, EmailAddress, NewPassword, UserId};
+use crate::domain::{Audience, ChallengePurpose, ClientInfo, EmailAddress, NewPassword, UserId};
 use crate::store::challenges::{ChallengeRow, NewChallenge};
 use crate::store::{StoreError, Tx};
 
@@ -92,13 +93,13 @@ fn is_code(code: &str) -> bool {
 pub struct Challenges {
     core: Core,
     accounts: Accounts,
-    sessions: Sessions,
-    organizations: Organizations,
+    signins: SignIns,
+    invitations: Invitations,
 }
 
 impl Challenges {
-    pub(crate) fn new(core: Core, accounts: Accounts, sessions: Sessions, organizations: Organizations) -> Self {
-        Self { core, accounts, sessions, organizations }
+    pub(crate) fn new(core: Core, accounts: Accounts, signins: SignIns, invitations: Invitations) -> Self {
+        Self { core, accounts, signins, invitations }
     }
 
     async fn limit(
@@ -132,7 +133,7 @@ impl Challenges {
             sealed_code,
             code_expires_at_ms: code_expires,
         };
-        self.core.record(tx, &event).await?;
+        self.core.record(tx, &Actor::system(), &event).await?;
         Ok(())
     }
 
@@ -253,17 +254,17 @@ impl Challenges {
         };
         let taken = self.core.store.user_by_email(email).await?.is_some();
         let invitation = match code {
-            Some(code) if !taken => Some(self.organizations.pending_for(code, email).await?.id),
+            Some(code) if !taken => Some(self.invitations.pending_for(code, email).await?.id),
             _ => None,
         };
         let mut tx = self.core.store.begin().await?;
         if let Some(code) = admitted_by {
-            let row = match self.organizations.lock_by_code(&mut tx, code, email).await {
+            let row = match self.invitations.lock_by_code(&mut tx, code, email).await {
                 Ok(row) => row,
                 Err(AcceptError::Store(e)) => return Err(e.into()),
                 Err(_) => return Err(ChallengeError::NotAllowed),
             };
-            self.organizations.admit_in(&mut tx, &row, email, client).await?;
+            self.invitations.admit_in(&mut tx, &row, email, client).await?;
         }
         let id =
             self.create(&mut tx, ChallengePurpose::Signup, email, None, hash.as_deref(), taken, invitation).await?;
@@ -271,15 +272,16 @@ impl Challenges {
         Ok(id)
     }
 
-    /// `POST /signup/challenges/verify`: creates the account and its session with the
-    /// challenge consumed, all in one transaction; accepts the challenge's invitation, if any.
-    /// The session starts in the user's default organization (the API), or in the invited one
-    /// with [`StartIn::InvitedOrganization`] (the hosted code page, behavior.md §6.3).
+    /// `POST /signup/challenges/verify`: creates the account (its address proven by the code)
+    /// and signs it in with the challenge consumed, all in one transaction; accepts the
+    /// challenge's invitation, if any. The session starts in the user's default organization
+    /// (the API), or in the invited one with `land_there` (the hosted code page, behavior.md
+    /// §6.3).
     pub async fn verify_signup(
         &self,
         id: Uuid,
         code: &str,
-        start_in: StartIn,
+        land_there: bool,
         client: &ClientInfo,
     ) -> Result<SignedIn, ChallengeError> {
         if !self.core.config.challenge.enabled {
@@ -291,25 +293,25 @@ impl Challenges {
         self.limit(Scope::ChallengeVerify, client, None).await?;
         let (mut tx, c) = self.check_code(id, ChallengePurpose::Signup, code).await?;
         let email = EmailAddress::from_stored(c.email.clone());
-        let invitation = match c.invitation_id {
-            Some(id) => Some(self.organizations.lock_by_id(&mut tx, id).await?),
-            None => None,
+        let new = NewAccount {
+            email: &email,
+            password_hash: c.password_hash.as_deref(),
+            invited: c.invitation_id.is_some(),
+            verified: true,
         };
-        let own_org = self.accounts.gets_own_org(invitation.is_some());
-        let user = self
-            .accounts
-            .create_user_with(&mut tx, &email, c.password_hash.as_deref(), own_org)
-            .await?
-            .ok_or(ChallengeError::EmailTaken)?;
-        let mut org = None;
-        if let Some(invitation) = &invitation {
-            let accepted = self.organizations.accept_in(&mut tx, invitation, &user).await?;
-            org = (start_in == StartIn::InvitedOrganization).then_some(accepted.organization_id);
+        let actor = Actor::anonymous(client);
+        let user = self.accounts.create_user(&mut tx, &new, &actor).await?.ok_or(ChallengeError::EmailTaken)?;
+        let mut verified = Verified::new(user.clone(), Method::EmailCode).with("created", true);
+        let mut start_in = StartIn::Default;
+        if let Some(invitation) = c.invitation_id {
+            let accepted = self.invitations.join(&mut tx, Which::Id(invitation), &user, client).await?;
+            verified = verified.with("invitation_id", invitation.to_string());
+            if land_there {
+                start_in = StartIn::Organization(accepted.organization_id);
+            }
         }
-        let tokens = self.sessions.create_in(&mut tx, &user, org, Audience::App, client).await?;
         tx.consume_challenge(id, self.core.now_ms()).await?;
-        tx.commit().await?;
-        Ok(SignedIn { user, tokens, device: None })
+        Ok(self.signins.complete(tx, verified, Audience::App, start_in, client).await?)
     }
 
     /// `POST /password-reset/challenges`: always a `challenge_id`, known email or not, at the
@@ -333,8 +335,10 @@ impl Challenges {
         Ok(id)
     }
 
-    /// `POST /password-reset/challenges/verify`: sets the new password and revokes every
-    /// session of the account.
+    /// `POST /password-reset/challenges/verify`: sets the new password and ends every session
+    /// of the account (their refresh tokens deleted, their access tokens refused at once). The
+    /// code proves the address: the first such proof removes the passkeys and provider
+    /// identities added before it (see `Accounts::prove_address`).
     pub async fn verify_password_reset(&self, id: Uuid, code: &str, client: &ClientInfo) -> Result<(), ChallengeError> {
         if !is_code(code) {
             return Err(ChallengeError::MalformedCode);
@@ -345,14 +349,16 @@ impl Challenges {
         let (Some(user_id), Some(hash)) = (c.user_id, c.password_hash.as_deref()) else {
             return Err(ChallengeError::Unknown);
         };
+        let user = tx.user_by_id(user_id).await?.ok_or(ChallengeError::Unknown)?;
+        let actor = Actor::user(user_id, client);
+        self.accounts.prove_address(&mut tx, &user, "password_reset", true, &actor).await?;
         tx.set_password_hash(user_id, hash, now).await?;
-        let revoked = tx.revoke_user_sessions(user_id, now).await?;
+        let revoked = self.accounts.end_sessions(&mut tx, user_id).await?;
         tx.consume_challenge(id, now).await?;
-        let meta = serde_json::json!({ "revoked_sessions": revoked.len() });
-        let target = Some((user_id, c.email.as_str()));
-        self.core.audit(&mut tx, &Actor::user(user_id, client), "user.password_reset", target, meta).await?;
+        let change = UserChange::PasswordReset { revoked };
+        self.core.record(&mut tx, &actor, &DomainEvent::UserUpdated { user_id, email: &user.email, change }).await?;
         tx.commit().await?;
-        self.sessions.revoked(&revoked).await;
+        self.core.forget_user(user_id);
         Ok(())
     }
 
@@ -418,7 +424,7 @@ impl Challenges {
             new_email: email.as_str(),
             cancel_url,
         };
-        self.core.record(&mut tx, &notice).await?;
+        self.core.record(&mut tx, &Actor::system(), &notice).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -460,12 +466,10 @@ impl Challenges {
             Err(StoreError::Conflict) => return Err(ChallengeError::EmailTaken),
             other => other?,
         }
+        tx.set_address_proven(user_id, now).await?;
         tx.consume_challenge(id, now).await?;
-        self.core.record(&mut tx, &DomainEvent::UserUpdated { user_id }).await?;
-        let target = Some((user_id, c.email.as_str()));
-        self.core
-            .audit(&mut tx, &Actor::user(user_id, client), "user.email_changed", target, serde_json::json!({}))
-            .await?;
+        let event = DomainEvent::UserUpdated { user_id, email: &c.email, change: UserChange::Email };
+        self.core.record(&mut tx, &Actor::user(user_id, client), &event).await?;
         tx.commit().await?;
         self.core.forget_user(user_id);
         Ok(())

@@ -1,7 +1,7 @@
 //! Use cases: plain Rust types in and out, all policy here, no HTTP types.
 //!
-//! One service per area (`auth`, `accounts`, `sessions`, `challenges`, `profile`, `mail`,
-//! `organizations`, `admin`, `webhooks`, `oauth`, `passkeys`), each built on the same small `Core` of
+//! One service per area (`auth`, `accounts`, `sessions`, `signin`, `challenges`, `profile`,
+//! `mail`, `organizations`, `invitations`, `admin`, `webhooks`, `oauth`, `passkeys`), each built on the same small `Core` of
 //! shared dependencies and each with its own error enum. Fields are private: callers go through
 //! the area's methods, and [`Services`] hands out the areas.
 
@@ -13,6 +13,7 @@ pub mod challenges;
 pub mod device;
 pub mod emails;
 pub mod events;
+pub mod invitations;
 pub mod keys;
 pub mod mail;
 pub mod mailer;
@@ -24,6 +25,7 @@ pub mod profile;
 pub mod return_to;
 pub mod secrets;
 pub mod sessions;
+pub mod signin;
 pub mod token;
 pub mod webhooks;
 
@@ -103,6 +105,7 @@ pub struct Services {
     webhooks: webhooks::Webhooks,
     admin: admin::Admin,
     organizations: organizations::Organizations,
+    invitations: invitations::Invitations,
     oauth: oauth::OAuth,
     passkeys: passkeys::Passkeys,
 }
@@ -136,16 +139,18 @@ impl Services {
         };
         let auth = auth::Authenticator::new(core.clone());
         let sessions = sessions::Sessions::new(core.clone());
-        let organizations = organizations::Organizations::new(core.clone());
-        let accounts = accounts::Accounts::new(core.clone(), sessions.clone(), organizations.clone());
+        let signins = signin::SignIns::new(core.clone(), sessions.clone());
+        let organizations = organizations::Organizations::new(core.clone(), sessions.clone());
+        let invitations = invitations::Invitations::new(core.clone(), organizations.clone());
+        let accounts = accounts::Accounts::new(core.clone(), sessions.clone(), signins.clone(), invitations.clone());
         let challenges =
-            challenges::Challenges::new(core.clone(), accounts.clone(), sessions.clone(), organizations.clone());
+            challenges::Challenges::new(core.clone(), accounts.clone(), signins.clone(), invitations.clone());
         let profiles = profile::Profiles::new(core.clone(), sessions.clone());
         let mail = mail::Mail::new(core.clone(), mailer);
         let webhooks = webhooks::Webhooks::new(core.clone())?;
         let admin = admin::Admin::new(core.clone(), sessions.clone());
-        let oauth = oauth::OAuth::new(core.clone(), sessions.clone(), accounts.clone(), organizations.clone())?;
-        let passkeys = passkeys::Passkeys::new(core.clone(), sessions.clone());
+        let oauth = oauth::OAuth::new(core.clone(), accounts.clone(), signins.clone(), invitations.clone())?;
+        let passkeys = passkeys::Passkeys::new(core.clone(), signins);
         Ok(Self {
             core,
             auth,
@@ -157,6 +162,7 @@ impl Services {
             webhooks,
             admin,
             organizations,
+            invitations,
             oauth,
             passkeys,
         })
@@ -198,6 +204,10 @@ impl Services {
         &self.organizations
     }
 
+    pub fn invitations(&self) -> &invitations::Invitations {
+        &self.invitations
+    }
+
     pub fn oauth(&self) -> &oauth::OAuth {
         &self.oauth
     }
@@ -212,6 +222,19 @@ impl Services {
 
     pub fn now_ms(&self) -> i64 {
         self.core.now_ms()
+    }
+
+    /// Seals a short text for a browser to carry back (the pages' flash messages): only this
+    /// server (or one sharing its keys) can make or read one, so no other site, nor a sibling
+    /// subdomain that can set cookies, can put its words on our pages.
+    pub fn seal_message(&self, text: &str) -> String {
+        self.core.secrets.seal(text.as_bytes(), b"flash-message")
+    }
+
+    /// Opens a text sealed by [`Self::seal_message`]; `None` for anything else.
+    pub fn open_message(&self, sealed: &str) -> Option<String> {
+        let bytes = self.core.secrets.open(sealed, b"flash-message").ok()?;
+        String::from_utf8(bytes).ok()
     }
 
     /// The token service (JWKS, signing-key health).

@@ -23,9 +23,12 @@ use super::Core;
 use super::accounts::SignedIn;
 use super::audit::Actor;
 use super::auth::{Principal, ReauthError};
-use super::sessions::{ClientInfo, SessionError, Sessions};
+use super::events::{Credential as SignInMethod, DomainEvent};
+use super::sessions::SessionError;
+use super::signin::{Method, SignIns, StartIn, Verified};
 use crate::cache::{LimitKey, Scope};
 use crate::clock::http_date;
+use crate::domain::ClientInfo;
 use crate::domain::{Audience, UserId};
 use crate::store::passkeys::{NewPasskey, PasskeyRow, PasskeyUse};
 use crate::store::{StoreError, Tx};
@@ -94,7 +97,7 @@ pub struct Registration<'a> {
 #[derive(Clone)]
 pub struct Passkeys {
     core: Core,
-    sessions: Sessions,
+    signins: SignIns,
     webauthn: Option<Arc<Webauthn>>,
 }
 
@@ -128,9 +131,9 @@ fn require_resident_key(options: &mut Value) {
 }
 
 impl Passkeys {
-    pub(crate) fn new(core: Core, sessions: Sessions) -> Self {
+    pub(crate) fn new(core: Core, signins: SignIns) -> Self {
         let webauthn = relying_party(&core.config.public_url).map(Arc::new);
-        Self { core, sessions, webauthn }
+        Self { core, signins, webauthn }
     }
 
     /// Whether passkeys work on this server (pages hide them otherwise).
@@ -215,9 +218,14 @@ impl Passkeys {
         let state = self.open_ceremony(&mut tx, challenge_id, REGISTRATION, Some(user_id)).await?;
         let state: PasskeyRegistration = serde_json::from_str(&state).map_err(|_| PasskeyError::InvalidChallenge)?;
         // A failure returns with the transaction dropped: the ceremony stays usable.
-        let passkey = webauthn.finish_passkey_registration(&credential, &state).map_err(|e| {
-            tracing::debug!(error = %e, "passkey registration refused");
-            PasskeyError::InvalidCredential
+        let passkey = webauthn.finish_passkey_registration(&credential, &state).map_err(|e| match e {
+            // webauthn-rs's name for a credential of the ceremony's `excludeCredentials`: one of
+            // this user's own passkeys, registered again.
+            WebauthnError::CredentialAlteredAlgFromRequest => PasskeyError::AlreadyExists,
+            e => {
+                tracing::debug!(error = %e, "passkey registration refused");
+                PasskeyError::InvalidCredential
+            }
         })?;
         let cred: Credential = passkey.clone().into();
         if !cred.user_verified {
@@ -259,8 +267,9 @@ impl Passkeys {
         }
         tx.consume_ceremony(challenge_id, now).await?;
         let email = tx.user_by_id(user_id).await?.map(|u| u.email).unwrap_or_default();
-        let meta = json!({ "passkey_id": id, "name": name, "synced": cred.backup_eligible });
-        self.core.audit(&mut tx, &Actor::user(user_id, client), "passkey.added", Some((user_id, &email)), meta).await?;
+        let credential = SignInMethod::Passkey { id, name: &name, synced: cred.backup_eligible };
+        let event = DomainEvent::CredentialAdded { user_id, email: &email, credential };
+        self.core.record(&mut tx, &Actor::user(user_id, client), &event).await?;
         tx.commit().await?;
         Ok(PasskeyRow {
             id,
@@ -322,10 +331,13 @@ impl Passkeys {
             Err(WebauthnError::CredentialPossibleCompromise) => {
                 tx.set_passkey_clone_warning(stored.id, now).await?;
                 let email = tx.user_by_id(user_id).await?.map(|u| u.email).unwrap_or_default();
-                let meta = json!({ "passkey_id": stored.id, "stored_counter": stored.sign_count });
-                self.core
-                    .audit(&mut tx, &Actor::anonymous(client), "passkey.clone_warning", Some((user_id, &email)), meta)
-                    .await?;
+                let event = DomainEvent::PasskeyCloneWarning {
+                    user_id,
+                    email: &email,
+                    id: stored.id,
+                    stored_counter: stored.sign_count,
+                };
+                self.core.record(&mut tx, &Actor::anonymous(client), &event).await?;
                 tx.commit().await?;
                 tracing::warn!(passkey_id = %stored.id, "passkey signature counter went backwards; sign-in refused");
                 return Err(PasskeyError::PossibleClone);
@@ -351,14 +363,10 @@ impl Passkeys {
         })
         .await?;
         let user = tx.user_by_id(user_id).await?.ok_or(PasskeyError::InvalidCredential)?;
-        let tokens = self.sessions.create(&mut tx, &user, audience, client).await?;
         tx.consume_ceremony(challenge_id, now).await?;
-        let meta = json!({ "method": "passkey", "audience": audience.as_str(), "passkey_id": stored.id });
-        self.core
-            .audit(&mut tx, &Actor::user(user.id, client), "user.login", Some((user.id, &user.email)), meta)
-            .await?;
-        tx.commit().await?;
-        Ok(SignedIn { user, tokens, device: None })
+        let method = Method::Passkey { id: stored.id, synced: result.backup_eligible() };
+        let verified = Verified::new(user, method).with("passkey_id", stored.id.to_string());
+        Ok(self.signins.complete(tx, verified, audience, StartIn::Default, client).await?)
     }
 
     /// The user's passkeys, oldest first.
@@ -375,10 +383,8 @@ impl Passkeys {
             return Err(PasskeyError::NotFound);
         }
         let email = tx.user_by_id(user_id).await?.map(|u| u.email).unwrap_or_default();
-        let meta = json!({ "passkey_id": id, "name": name });
-        self.core
-            .audit(&mut tx, &Actor::user(user_id, client), "passkey.renamed", Some((user_id, &email)), meta)
-            .await?;
+        let event = DomainEvent::PasskeyRenamed { user_id, email: &email, id, name: &name };
+        self.core.record(&mut tx, &Actor::user(user_id, client), &event).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -401,10 +407,9 @@ impl Passkeys {
         }
         tx.delete_passkey(user_id, id).await?;
         let email = tx.user_by_id(user_id).await?.map(|u| u.email).unwrap_or_default();
-        let meta = json!({ "passkey_id": id, "name": name });
-        self.core
-            .audit(&mut tx, &Actor::user(user_id, client), "passkey.removed", Some((user_id, &email)), meta)
-            .await?;
+        let credential = SignInMethod::Passkey { id, name: &name, synced: false };
+        let event = DomainEvent::CredentialRemoved { user_id, email: &email, credential };
+        self.core.record(&mut tx, &Actor::user(user_id, client), &event).await?;
         tx.commit().await?;
         Ok(())
     }

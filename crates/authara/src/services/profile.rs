@@ -1,18 +1,17 @@
 //! The signed-in user's own account: the profile behind `GET /user`, username, password,
 //! deletion. Also the per-user views cached between requests.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use super::Core;
 use super::audit::Actor;
 use super::auth::{Principal, ReauthError};
-use super::events::DomainEvent;
+use super::events::{DomainEvent, UserChange};
 use super::password::HashError;
-use super::sessions::ClientInfo;
 use super::sessions::Sessions;
-use crate::cache::BoundedMap;
-use crate::domain::{NewPassword, OrgId, PlatformRole, SessionId, UserId, Username};
+use crate::cache::PROFILE_TTL_MS;
+use crate::domain::ClientInfo;
+use crate::domain::{NewPassword, Username};
 use crate::store::StoreError;
 use crate::store::accounts::UserRow;
 
@@ -23,58 +22,8 @@ pub struct Profile {
     pub org_name: String,
 }
 
-/// How long a profile read for `GET /user` is reused. Session checks are the hot path of an
-/// auth server; two queries per check would make the database their bottleneck. Changes made
-/// on this instance drop the entry at once; other instances see them within twice this time
-/// (an expired entry is still served while one request reads it again, so that expiry does
-/// not send every concurrent request to the database at once).
-pub const PROFILE_TTL_MS: i64 = 2_000;
-/// How long a user's state read from the store is trusted by access checks (same rule).
-pub(crate) const USER_STATE_TTL_MS: i64 = 2_000;
-const CAPACITY: usize = 50_000;
-
-/// A user's state as access checks need it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum UserState {
-    Active,
-    Disabled,
-}
-
-/// Per-user reads cached between requests, dropped together when the user changes.
-#[derive(Debug)]
-pub(crate) struct UserViews {
-    pub(crate) states: BoundedMap<UserId, UserState>,
-    profiles: BoundedMap<(UserId, OrgId), Arc<Profile>>,
-    /// Profile keys being read again right now.
-    refreshing: Mutex<HashSet<(UserId, OrgId)>>,
-}
-
-impl Default for UserViews {
-    fn default() -> Self {
-        Self { states: BoundedMap::new(CAPACITY), profiles: BoundedMap::new(CAPACITY), refreshing: Mutex::default() }
-    }
-}
-
-impl UserViews {
-    pub(crate) fn forget(&self, user: UserId) {
-        self.states.remove(&user);
-        self.profiles.remove_where(|(u, _)| *u == user);
-    }
-
-    /// Drops every profile showing this organization (after a rename).
-    pub(crate) fn forget_org(&self, org: OrgId) {
-        self.profiles.remove_where(|(_, o)| *o == org);
-    }
-
-    /// True for the one caller that should read the key again.
-    fn claim(&self, key: (UserId, OrgId)) -> bool {
-        self.refreshing.lock().unwrap_or_else(PoisonError::into_inner).insert(key)
-    }
-
-    fn release(&self, key: (UserId, OrgId)) {
-        self.refreshing.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
-    }
-}
+/// The per-user views the services keep (see [`crate::cache::UserViews`]).
+pub(crate) type UserViews = crate::cache::UserViews<Profile>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -140,7 +89,12 @@ impl Profiles {
     }
 
     /// Renames the user, recording `user.updated`.
-    pub async fn change_username(&self, who: &Principal, username: &Username) -> Result<(), ProfileError> {
+    pub async fn change_username(
+        &self,
+        who: &Principal,
+        username: &Username,
+        client: &ClientInfo,
+    ) -> Result<(), ProfileError> {
         let user_id = who.user_id();
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
@@ -148,7 +102,9 @@ impl Profiles {
             Err(StoreError::Conflict) => return Err(ProfileError::UsernameTaken),
             other => other?,
         }
-        self.core.record(&mut tx, &DomainEvent::UserUpdated { user_id }).await?;
+        let email = tx.user_by_id(user_id).await?.map(|u| u.email).unwrap_or_default();
+        let event = DomainEvent::UserUpdated { user_id, email: &email, change: UserChange::Username };
+        self.core.record(&mut tx, &Actor::user(user_id, client), &event).await?;
         tx.commit().await?;
         self.core.forget_user(user_id);
         Ok(())
@@ -177,46 +133,52 @@ impl Profiles {
         let hash = self.core.hasher.hash(new.expose()).await?;
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
+        let added = tx.password_hash(user_id).await?.is_none();
         tx.set_password_hash(user_id, &hash, now).await?;
-        let others = tx.revoke_other_sessions(user_id, who.session_id(), now).await?;
-        self.core.record(&mut tx, &DomainEvent::UserUpdated { user_id }).await?;
+        let revoked = self.sessions.end_all(&mut tx, user_id, Some(who.session_id())).await?.len();
         let email = tx.user_by_id(user_id).await?.map(|u| u.email).unwrap_or_default();
-        let meta = serde_json::json!({ "revoked_sessions": others.len() });
+        let change = UserChange::Password { revoked, added };
         self.core
-            .audit(&mut tx, &Actor::user(user_id, client), "user.password_changed", Some((user_id, &email)), meta)
+            .record(
+                &mut tx,
+                &Actor::user(user_id, client),
+                &DomainEvent::UserUpdated { user_id, email: &email, change },
+            )
             .await?;
         tx.commit().await?;
-        self.sessions.revoked(&others).await;
-        Ok(others.len())
+        Ok(revoked)
     }
 
     /// Deletes the account and everything that belongs only to it, in one transaction that
     /// records `user.deleted`. `confirmation` must be the account's email; the session must be
-    /// privileged (a recent login, or `current_password`).
+    /// privileged (a recent login, or `current_password`). The last active administrator cannot
+    /// delete their account (checked under the admin-role lock, so two administrators deleting
+    /// themselves at once leave one).
     pub async fn delete_account(
         &self,
         who: &Principal,
         confirmation: &str,
         current_password: Option<&str>,
+        client: &ClientInfo,
     ) -> Result<(), ProfileError> {
         let user_id = who.user_id();
         self.core.require_privileged(who, current_password).await?;
-        let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
         let user = tx.user_by_id(user_id).await?.ok_or(ProfileError::Gone)?;
         if confirmation.trim().to_lowercase() != user.email {
             return Err(ProfileError::ConfirmationMismatch);
         }
-        let roles = tx.user_roles(user_id).await?;
-        if roles.contains(&PlatformRole::Admin) && tx.other_active_admins(user_id).await? == 0 {
+        if self.core.is_last_admin(&mut tx, &user).await? {
             return Err(ProfileError::LastAdmin);
         }
-        let sessions: Vec<SessionId> = tx.revoke_user_sessions(user_id, now).await?;
+        self.sessions.end_all(&mut tx, user_id, None).await?;
+        // Recorded first: the audit row names the user before the row it points at goes (its
+        // reference is then cleared, the address kept).
+        let event = DomainEvent::UserDeleted { user_id, email: &user.email };
+        self.core.record(&mut tx, &Actor::user(user_id, client), &event).await?;
         tx.delete_user(user_id).await?;
-        self.core.record(&mut tx, &DomainEvent::UserDeleted { user_id }).await?;
         tx.commit().await?;
         self.core.forget_user(user_id);
-        self.sessions.revoked(&sessions).await;
         Ok(())
     }
 }

@@ -79,8 +79,9 @@ impl Secrets {
         format!("{}.{}", b64.encode(body), b64.encode(&tag[..16]))
     }
 
-    /// The device id of a token issued for `email` no longer than `max_age_ms` ago.
-    pub fn device_id(&self, token: &str, email: &str, now_ms: i64, max_age_ms: i64) -> Option<String> {
+    /// The device id of a token issued for `email` no longer than `max_age_ms` ago, and when
+    /// it was issued.
+    pub fn device_id(&self, token: &str, email: &str, now_ms: i64, max_age_ms: i64) -> Option<(String, i64)> {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let (body_b64, tag_b64) = token.split_once('.')?;
@@ -94,7 +95,7 @@ impl Secrets {
             return None;
         }
         let issued = i64::from_be_bytes(body[16..].try_into().ok()?);
-        (now_ms.saturating_sub(issued) <= max_age_ms).then(|| b64.encode(&body[..16]))
+        (now_ms.saturating_sub(issued) <= max_age_ms).then(|| (b64.encode(&body[..16]), issued))
     }
 
     fn device_tag(&self, email: &str, body: &[u8]) -> Vec<u8> {
@@ -167,6 +168,7 @@ mod tests {
         let s = secrets(1);
         let t = s.device_token("a@example.com", 1_000);
         let id = s.device_id(&t, "a@example.com", 2_000, 10_000).unwrap();
+        assert_eq!(id.1, 1_000, "the issue time comes back");
         assert_eq!(s.device_id(&t, "a@example.com", 5_000, 10_000), Some(id), "stable id");
         assert!(s.device_id(&t, "b@example.com", 2_000, 10_000).is_none(), "bound to the account");
         assert!(s.device_id(&t, "a@example.com", 20_000, 10_000).is_none(), "expired");

@@ -7,17 +7,16 @@
 //! between tabs, not an attack: every one of them receives the same successor (derived from the
 //! consumed token under a server key), so each rotation step leaves exactly one live token.
 
-use std::net::IpAddr;
-
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
 use super::Core;
-use super::audit::{Actor, ActorKind};
+use super::audit::Actor;
+use super::events::DomainEvent;
 use super::token::{Grant, TokenError};
 use crate::clock::ms;
 use crate::config::RotationPolicy;
-use crate::domain::{Audience, OrgId, SessionId, UserId, truncate};
+use crate::domain::{Audience, ClientInfo, PlatformRole, SessionId, UserId, truncate};
 use crate::store::accounts::{Membership, UserRow};
 use crate::store::refresh::NewRefresh;
 use crate::store::sessions::{NewSession, SessionInfo};
@@ -41,22 +40,6 @@ pub fn hash_refresh_token(token: &str) -> [u8; 32] {
 pub struct Issued {
     pub access_token: String,
     pub refresh_token: String,
-}
-
-/// Where the session of a signup or login that accepts an invitation starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartIn {
-    /// The user's default organization (the API's signups, behavior.md §1.2).
-    Default,
-    /// The invited organization (the hosted invitation pages and their code page, §9.3, §6.3).
-    InvitedOrganization,
-}
-
-/// Who is starting a session.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    pub ip: Option<IpAddr>,
-    pub user_agent: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,49 +101,20 @@ impl Sessions {
         Self { core }
     }
 
-    /// Creates a session in `tx` (behavior.md §2.3) in the user's default organization and mints
-    /// its tokens.
-    pub(crate) async fn create(
+    /// Starts a session in `tx` (behavior.md §2.3) in `membership`'s organization and mints its
+    /// tokens. Only the sign-in completion (`services::signin`) calls this: every policy check
+    /// (disabled, allowlist, audience) is done there first.
+    pub(crate) async fn start(
         &self,
         tx: &mut Tx,
         user: &UserRow,
+        membership: Membership,
+        roles: &[PlatformRole],
         audience: Audience,
         client: &ClientInfo,
-    ) -> Result<Issued, SessionError> {
-        self.create_in(tx, user, None, audience, client).await
-    }
-
-    /// [`Self::create`], starting in `org` when given (a membership the user holds, such as the
-    /// one an invitation just made: the hosted invitation flows land there, behavior.md §9.3),
-    /// else in the default organization.
-    pub(crate) async fn create_in(
-        &self,
-        tx: &mut Tx,
-        user: &UserRow,
-        org: Option<OrgId>,
-        audience: Audience,
-        client: &ClientInfo,
-    ) -> Result<Issued, SessionError> {
+    ) -> Result<(SessionId, Issued), SessionError> {
         let now = self.core.now_ms();
         let cfg = &self.core.config.session;
-        let membership = match org {
-            Some(org) => tx
-                .membership(org, user.id)
-                .await?
-                .map(|m| Membership { organization_id: m.organization_id, role: m.role }),
-            None => tx.default_membership(user.id).await?,
-        }
-        .ok_or(SessionError::NoOrganization)?;
-        let roles = tx.user_roles(user.id).await?;
-        if !audience.permits(&roles) {
-            return Err(SessionError::AudienceForbidden);
-        }
-        if user.disabled_at_ms.is_some() {
-            return Err(SessionError::Disabled);
-        }
-        if !self.core.allowed_in(tx, &user.email).await? {
-            return Err(SessionError::NotAllowed);
-        }
         let session_id = SessionId::new();
         let session_expires = now.saturating_add(ms(cfg.session_ttl));
         let ip = client.ip.map(|ip| ip.to_string());
@@ -189,12 +143,68 @@ impl Sessions {
                 session: session_id,
                 org: membership.organization_id,
                 org_role: membership.role,
-                roles: &roles,
+                roles,
                 audience,
             },
             now,
         )?;
-        Ok(Issued { access_token, refresh_token })
+        Ok((session_id, Issued { access_token, refresh_token }))
+    }
+
+    /// Ends every session of `user` (but `keep`, when given) in `tx`: revoked, their refresh
+    /// tokens deleted, and, once `tx` commits, their access tokens refused at once on this
+    /// instance and announced to the others. The one way a user's sessions end together
+    /// (password change or reset, disabling, demotion, deletion, "sign out everywhere").
+    pub(crate) async fn end_all(
+        &self,
+        tx: &mut Tx,
+        user: UserId,
+        keep: Option<SessionId>,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let now = self.core.now_ms();
+        let ended = match keep {
+            Some(keep) => {
+                let ids = tx.revoke_other_sessions(user, keep, now).await?;
+                tx.delete_user_refresh_tokens_except(user, keep).await?;
+                ids
+            }
+            None => {
+                let ids = tx.revoke_user_sessions(user, now).await?;
+                tx.delete_user_refresh_tokens(user).await?;
+                ids
+            }
+        };
+        self.after_commit_revoke(tx, ended.clone());
+        Ok(ended)
+    }
+
+    /// Ends these sessions in `tx` (one organization's sessions of a member who left it, say),
+    /// with the same effect as [`Self::end_all`].
+    pub(crate) async fn end(&self, tx: &mut Tx, sessions: Vec<SessionId>) -> Result<(), StoreError> {
+        let now = self.core.now_ms();
+        for sid in &sessions {
+            tx.revoke_session(*sid, now).await?;
+            tx.delete_session_refresh_tokens(*sid).await?;
+        }
+        self.after_commit_revoke(tx, sessions);
+        Ok(())
+    }
+
+    fn after_commit_revoke(&self, tx: &mut Tx, ended: Vec<SessionId>) {
+        if ended.is_empty() {
+            return;
+        }
+        let cache = self.core.cache.clone();
+        let clock = self.core.clock.clone();
+        tx.after_commit(move || {
+            let now = clock.now_ms();
+            for sid in &ended {
+                cache.remember_revoked(*sid, now);
+            }
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { cache.announce_revoked(&ended).await });
+            }
+        });
     }
 
     /// Exchanges a refresh token for a new access token (and, when rotation is due, a new
@@ -232,12 +242,16 @@ impl Sessions {
                 // Reuse: revoke the whole session, and commit that revocation.
                 if tx.revoke_session(row.session_id, now).await? {
                     tracing::warn!(session_id = %row.session_id, "refresh token reused; session revoked");
-                    let actor = Actor { user: None, kind: ActorKind::Anonymous, ip: None, user_agent: String::new() };
-                    let meta = serde_json::json!({ "session_id": row.session_id });
                     let email = tx.user_by_id(row.user_id).await?.map(|u| u.email).unwrap_or_default();
-                    self.core
-                        .audit(&mut tx, &actor, "session.reuse_detected", Some((row.user_id, &email)), meta)
-                        .await?;
+                    let event = DomainEvent::SessionsEnded {
+                        user_id: row.user_id,
+                        email: &email,
+                        count: 1,
+                        session: Some(row.session_id),
+                        reuse: true,
+                    };
+                    let actor = Actor::anonymous(&ClientInfo::default());
+                    self.core.record(&mut tx, &actor, &event).await?;
                 }
                 tx.commit().await?;
                 self.core.cache.revoke_session(row.session_id, now).await;
@@ -363,28 +377,25 @@ impl Sessions {
         if !tx.revoke_own_session(user, session, now).await? {
             return Err(RevokeError::NotFound);
         }
+        tx.delete_session_refresh_tokens(session).await?;
+        self.after_commit_revoke(&mut tx, vec![session]);
         let email = tx.user_by_id(user).await?.map(|u| u.email).unwrap_or_default();
-        let meta = serde_json::json!({ "session_id": session });
-        self.core
-            .audit(&mut tx, &Actor::user(user, client), "user.session_revoked", Some((user, &email)), meta)
-            .await?;
+        let event =
+            DomainEvent::SessionsEnded { user_id: user, email: &email, count: 1, session: Some(session), reuse: false };
+        self.core.record(&mut tx, &Actor::user(user, client), &event).await?;
         tx.commit().await?;
-        self.revoked(&[session]).await;
         Ok(())
     }
 
     /// Signs out everywhere but `keep`.
     pub async fn revoke_others(&self, user: UserId, keep: SessionId, client: &ClientInfo) -> Result<usize, StoreError> {
-        let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
-        let ids = tx.revoke_other_sessions(user, keep, now).await?;
+        let ids = self.end_all(&mut tx, user, Some(keep)).await?;
         let email = tx.user_by_id(user).await?.map(|u| u.email).unwrap_or_default();
-        let meta = serde_json::json!({ "revoked_sessions": ids.len() });
-        self.core
-            .audit(&mut tx, &Actor::user(user, client), "user.sessions_revoked", Some((user, &email)), meta)
-            .await?;
+        let event =
+            DomainEvent::SessionsEnded { user_id: user, email: &email, count: ids.len(), session: None, reuse: false };
+        self.core.record(&mut tx, &Actor::user(user, client), &event).await?;
         tx.commit().await?;
-        self.revoked(&ids).await;
         Ok(ids.len())
     }
 

@@ -19,6 +19,8 @@ pub struct LoginRow {
     #[sqlx(flatten)]
     pub user: UserRow,
     pub password_hash: Option<String>,
+    /// When the owner last set the password (device cookies older than this are void).
+    pub password_changed_at_ms: i64,
 }
 
 /// A user to insert.
@@ -27,6 +29,9 @@ pub struct NewUser<'a> {
     pub id: UserId,
     pub email: &'a EmailAddress,
     pub username: &'a str,
+    /// The address is proven as the account is made (an email code, a verified provider
+    /// email, an invitation's link).
+    pub verified: bool,
     pub now_ms: i64,
 }
 
@@ -49,15 +54,23 @@ pub struct Membership {
 
 const USER_BY_ID: &str = "SELECT id, email, username, created_at_ms, disabled_at_ms FROM users WHERE id = $1";
 const USER_BY_EMAIL: &str = "SELECT id, email, username, created_at_ms, disabled_at_ms FROM users WHERE email = $1";
-const LOGIN_LOOKUP: &str = "SELECT u.id, u.email, u.username, u.created_at_ms, u.disabled_at_ms, p.password_hash \
+const LOGIN_LOOKUP: &str = "SELECT u.id, u.email, u.username, u.created_at_ms, u.disabled_at_ms, p.password_hash, \
+     u.password_changed_at_ms \
      FROM users u LEFT JOIN auth_providers p ON p.user_id = u.id AND p.provider = 'password' WHERE u.email = $1";
 const PASSWORD_HASH: &str = "SELECT password_hash FROM auth_providers WHERE user_id = $1 AND provider = 'password'";
 const ROLES: &str = "SELECT role FROM user_platform_roles WHERE user_id = $1 ORDER BY role";
 const REPLACE_HASH: &str = "UPDATE auth_providers SET password_hash = $3, updated_at_ms = $4 \
      WHERE user_id = $1 AND provider = 'password' AND password_hash = $2";
 const ORG_NAME: &str = "SELECT name FROM organizations WHERE id = $1";
-const INSERT_USER: &str = "INSERT INTO users (id, email, username, username_normalized, created_at_ms, updated_at_ms) \
-     VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (email) DO NOTHING RETURNING id";
+const INSERT_USER: &str = "INSERT INTO users (id, email, username, username_normalized, created_at_ms, updated_at_ms, \
+     email_verified_at_ms, password_changed_at_ms) VALUES ($1, $2, $3, $4, $5, $5, $6, $5) \
+     ON CONFLICT (email) DO NOTHING RETURNING id";
+/// Records the first proof of the address; no row when it was proven before.
+const PROVE_ADDRESS: &str = "UPDATE users SET email_verified_at_ms = $2 WHERE id = $1 AND email_verified_at_ms IS NULL";
+const ADDRESS_PROVEN_NOW: &str = "UPDATE users SET email_verified_at_ms = $2 WHERE id = $1";
+const ADDRESS_PROVEN: &str = "SELECT email_verified_at_ms FROM users WHERE id = $1";
+const PASSWORD_CHANGED: &str = "UPDATE users SET password_changed_at_ms = $2 WHERE id = $1";
+const DELETE_PASSWORD: &str = "DELETE FROM auth_providers WHERE user_id = $1 AND provider = 'password'";
 const SET_PASSWORD: &str = "INSERT INTO auth_providers (id, user_id, provider, password_hash, created_at_ms, updated_at_ms) \
      VALUES ($1, $2, 'password', $3, $4, $4) \
      ON CONFLICT (user_id, provider) DO UPDATE SET password_hash = excluded.password_hash, updated_at_ms = excluded.updated_at_ms";
@@ -164,7 +177,7 @@ impl Tx {
     pub async fn insert_user(&mut self, u: &NewUser<'_>) -> Result<bool, StoreError> {
         let id: Option<UserId> = on_tx!(self, c => sqlx::query_scalar(INSERT_USER)
             .bind(u.id).bind(u.email.as_str()).bind(u.username).bind(u.username.trim().to_lowercase()).bind(u.now_ms)
-            .fetch_optional(&mut *c).await)?;
+            .bind(u.verified.then_some(u.now_ms)).fetch_optional(&mut *c).await)?;
         Ok(id.is_some())
     }
 
@@ -172,15 +185,54 @@ impl Tx {
         Ok(on_tx!(self, c => sqlx::query_as(USER_BY_ID).bind(id).fetch_optional(&mut *c).await)?)
     }
 
+    pub async fn password_hash(&mut self, user_id: UserId) -> Result<Option<String>, StoreError> {
+        let row: Option<Option<String>> =
+            on_tx!(self, c => sqlx::query_scalar(PASSWORD_HASH).bind(user_id).fetch_optional(&mut *c).await)?;
+        Ok(row.flatten().filter(|h| !h.is_empty()))
+    }
+
     pub async fn user_roles(&mut self, user_id: UserId) -> Result<Vec<PlatformRole>, StoreError> {
         roles(on_tx!(self, c => sqlx::query_scalar(ROLES).bind(user_id).fetch_all(&mut *c).await)?)
     }
 
-    /// Creates or replaces the password credential.
+    /// Creates or replaces the password credential, as its owner sets it (device cookies issued
+    /// before stop vouching for their browser).
     pub async fn set_password_hash(&mut self, user_id: UserId, hash: &str, now_ms: i64) -> Result<(), StoreError> {
         on_tx!(self, c => sqlx::query(SET_PASSWORD).bind(uuid::Uuid::new_v4()).bind(user_id).bind(hash).bind(now_ms)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        on_tx!(self, c => sqlx::query(PASSWORD_CHANGED).bind(user_id).bind(now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(())
+    }
+
+    /// Removes the password credential; `true` when there was one.
+    pub async fn delete_password(&mut self, user_id: UserId, now_ms: i64) -> Result<bool, StoreError> {
+        let n = on_tx!(self, c => sqlx::query(DELETE_PASSWORD).bind(user_id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        on_tx!(self, c => sqlx::query(PASSWORD_CHANGED).bind(user_id).bind(now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+
+    /// Records that the user's address is proven now; `true` only the first time.
+    pub async fn prove_address(&mut self, user_id: UserId, now_ms: i64) -> Result<bool, StoreError> {
+        let n = on_tx!(self, c => sqlx::query(PROVE_ADDRESS).bind(user_id).bind(now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Records that the user's (new) address is proven now, whatever was proven before (an
+    /// email change proves the address it moves to).
+    pub async fn set_address_proven(&mut self, user_id: UserId, now_ms: i64) -> Result<(), StoreError> {
+        on_tx!(self, c => sqlx::query(ADDRESS_PROVEN_NOW).bind(user_id).bind(now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// When the user's address was first proven, if it was.
+    pub async fn address_proven_at(&mut self, user_id: UserId) -> Result<Option<i64>, StoreError> {
+        let row: Option<Option<i64>> =
+            on_tx!(self, c => sqlx::query_scalar(ADDRESS_PROVEN).bind(user_id).fetch_optional(&mut *c).await)?;
+        Ok(row.flatten())
     }
 
     pub async fn grant_role(&mut self, user_id: UserId, role: PlatformRole, now_ms: i64) -> Result<(), StoreError> {

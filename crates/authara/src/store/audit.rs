@@ -3,15 +3,14 @@
 use uuid::Uuid;
 
 use super::{Store, StoreError, Tx, on_db, on_tx};
-use crate::domain::UserId;
+use crate::domain::{ActorKind, AuditAction, UserId};
 
 /// An audit event to insert.
 #[derive(Debug, Clone)]
 pub struct NewAudit<'a> {
     pub actor_user_id: Option<UserId>,
-    /// `user`, `admin`, `cli` or `anonymous`.
-    pub actor: &'a str,
-    pub action: &'a str,
+    pub actor: ActorKind,
+    pub action: AuditAction,
     pub target_user_id: Option<UserId>,
     pub target_email: Option<&'a str>,
     /// Sanitized JSON object text.
@@ -26,8 +25,8 @@ pub struct NewAudit<'a> {
 pub struct AuditRow {
     pub id: Uuid,
     pub actor_user_id: Option<UserId>,
-    pub actor: String,
-    pub action: String,
+    pub actor: ActorKind,
+    pub action: AuditAction,
     pub target_user_id: Option<UserId>,
     pub target_email: Option<String>,
     pub metadata: String,
@@ -41,7 +40,7 @@ pub struct AuditRow {
 pub struct AuditFilter {
     pub actor: Option<UserId>,
     pub target: Option<UserId>,
-    pub action: Option<String>,
+    pub action: Option<AuditAction>,
 }
 
 const INSERT: &str = "INSERT INTO audit_events (id, actor_user_id, actor, action, target_user_id, target_email, \
@@ -53,7 +52,7 @@ const CLEAN: &str = "DELETE FROM audit_events WHERE created_at_ms < $1";
 
 impl Tx {
     pub async fn insert_audit(&mut self, a: &NewAudit<'_>) -> Result<(), StoreError> {
-        on_tx!(self, c => sqlx::query(INSERT).bind(Uuid::new_v4()).bind(a.actor_user_id).bind(a.actor).bind(a.action)
+        on_tx!(self, c => sqlx::query(INSERT).bind(Uuid::new_v4()).bind(a.actor_user_id).bind(a.actor.as_str()).bind(a.action.as_str())
             .bind(a.target_user_id).bind(a.target_email).bind(a.metadata).bind(a.ip).bind(a.user_agent).bind(a.now_ms)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(())
@@ -63,7 +62,7 @@ impl Tx {
 impl Store {
     /// A page of the log, newest first.
     pub async fn audit_page(&self, f: &AuditFilter, limit: i64, offset: i64) -> Result<Vec<AuditRow>, StoreError> {
-        Ok(on_db!(self, p => sqlx::query_as(PAGE).bind(f.actor).bind(f.target).bind(f.action.as_deref())
+        Ok(on_db!(self, p => sqlx::query_as(PAGE).bind(f.actor).bind(f.target).bind(f.action.map(AuditAction::as_str))
             .bind(limit).bind(offset).fetch_all(p).await)?)
     }
 

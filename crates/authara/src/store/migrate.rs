@@ -47,6 +47,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(8, "oauth"),
     migration!(9, "passkeys"),
     migration!(11, "session_revocations"),
+    migration!(12, "email_verified"),
+    migration!(13, "sign_in"),
 ];
 
 /// The schema version this binary needs.

@@ -2,7 +2,7 @@
 //! organizations are inserted with the user, in `accounts`).
 
 use super::{Store, StoreError, Tx, on_db, on_tx};
-use crate::domain::{EmailAddress, OrgId, OrgKind, OrgRole, UserId};
+use crate::domain::{EmailAddress, OrgId, OrgKind, OrgRole, SessionId, UserId};
 
 /// An organization.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -79,6 +79,17 @@ const USER_MEMBERSHIPS: &str = "SELECT o.id, o.name, o.kind, o.created_by_user_i
 const MEMBER_BY_EMAIL: &str = "SELECT COUNT(*) FROM organization_memberships m JOIN users u ON u.id = m.user_id \
      WHERE m.organization_id = $1 AND u.email = $2";
 const MEMBERSHIP_COUNT: &str = "SELECT COUNT(*) FROM organization_memberships WHERE user_id = $1";
+const LOCK_ORG_PG: &str = "SELECT id FROM organizations WHERE id = $1 FOR UPDATE";
+const OWNER_COUNT: &str = "SELECT COUNT(*) FROM organization_memberships WHERE organization_id = $1 AND role = 'owner'";
+const MEMBER_COUNT: &str = "SELECT COUNT(*) FROM organization_memberships WHERE organization_id = $1";
+const DELETE_MEMBERSHIP: &str =
+    "DELETE FROM organization_memberships WHERE organization_id = $1 AND user_id = $2 RETURNING role";
+const SET_ROLE: &str =
+    "UPDATE organization_memberships SET role = $3, updated_at_ms = $4 WHERE organization_id = $1 AND user_id = $2";
+/// Live sessions in an organization (of one user when `$2` is set).
+const SESSIONS_IN_ORG: &str = "SELECT id FROM sessions WHERE active_organization_id = $1 \
+     AND ($2 IS NULL OR user_id = $2) AND revoked_at_ms IS NULL";
+const DELETE_ORG: &str = "DELETE FROM organizations WHERE id = $1";
 const JOIN: &str = "INSERT INTO organization_memberships (organization_id, user_id, role, created_at_ms, updated_at_ms) \
      VALUES ($1, $2, $3, $4, $4) ON CONFLICT (organization_id, user_id) DO NOTHING RETURNING role";
 
@@ -137,5 +148,51 @@ impl Tx {
         let created: Option<OrgRole> = on_tx!(self, c => sqlx::query_scalar(JOIN).bind(org).bind(user)
             .bind(role.as_str()).bind(now_ms).fetch_optional(&mut *c).await)?;
         Ok(created.is_some())
+    }
+
+    /// Locks the organization until commit (PostgreSQL; SQLite's write transaction already
+    /// excludes other writers), so that changes to its owners are made one after the other.
+    pub async fn lock_org(&mut self, org: OrgId) -> Result<bool, StoreError> {
+        Ok(match &mut self.0 {
+            super::TxInner::Postgres(t) => sqlx::query(LOCK_ORG_PG).bind(org).fetch_optional(&mut **t).await?.is_some(),
+            super::TxInner::Sqlite(_) => self.org_by_id(org).await?.is_some(),
+        })
+    }
+
+    pub async fn owner_count(&mut self, org: OrgId) -> Result<i64, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query_scalar(OWNER_COUNT).bind(org).fetch_one(&mut *c).await)?)
+    }
+
+    pub async fn member_count(&mut self, org: OrgId) -> Result<i64, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query_scalar(MEMBER_COUNT).bind(org).fetch_one(&mut *c).await)?)
+    }
+
+    /// Ends a membership; the role it had, `None` if there was none.
+    pub async fn delete_membership(&mut self, org: OrgId, user: UserId) -> Result<Option<OrgRole>, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query_scalar(DELETE_MEMBERSHIP).bind(org).bind(user).fetch_optional(&mut *c).await)?)
+    }
+
+    pub async fn set_member_role(
+        &mut self,
+        org: OrgId,
+        user: UserId,
+        role: OrgRole,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, c => sqlx::query(SET_ROLE).bind(org).bind(user).bind(role.as_str()).bind(now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Live sessions whose active organization is `org` (of `user` only, when given).
+    pub async fn sessions_in_org(&mut self, org: OrgId, user: Option<UserId>) -> Result<Vec<SessionId>, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query_scalar(SESSIONS_IN_ORG).bind(org).bind(user).fetch_all(&mut *c).await)?)
+    }
+
+    /// Deletes an organization (memberships, invitations and its sessions' refresh tokens
+    /// cascade).
+    pub async fn delete_org(&mut self, org: OrgId) -> Result<(), StoreError> {
+        on_tx!(self, c => sqlx::query(DELETE_ORG).bind(org).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(())
     }
 }

@@ -85,6 +85,8 @@ const CLONE_WARNING: &str = "UPDATE passkeys SET clone_warning = TRUE, updated_a
 const RENAME: &str = "UPDATE passkeys SET name = $3, updated_at_ms = $4 WHERE id = $1 AND user_id = $2";
 const DELETE: &str = "DELETE FROM passkeys WHERE id = $1 AND user_id = $2";
 const NAME: &str = "SELECT name FROM passkeys WHERE id = $1 AND user_id = $2";
+/// Passkeys added before `$2` (the first proof of the address removes them).
+const DELETE_BEFORE: &str = "DELETE FROM passkeys WHERE user_id = $1 AND created_at_ms < $2 RETURNING name";
 /// A user's earlier registrations still open: a new one replaces them, so a signed-in client
 /// cannot pile up ceremony rows (sign-ins are bounded by their per-IP limit instead).
 const DROP_OPEN_REGISTRATIONS: &str = "DELETE FROM webauthn_challenges \
@@ -220,6 +222,11 @@ impl Tx {
     }
 
     /// Deletes one of the user's passkeys; `false` when they have no such passkey.
+    /// Removes the user's passkeys added before `before_ms`; their names.
+    pub async fn delete_passkeys_before(&mut self, user_id: UserId, before_ms: i64) -> Result<Vec<String>, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query_scalar(DELETE_BEFORE).bind(user_id).bind(before_ms).fetch_all(&mut *c).await)?)
+    }
+
     pub async fn delete_passkey(&mut self, user_id: UserId, id: Uuid) -> Result<bool, StoreError> {
         let n = on_tx!(self, c => sqlx::query(DELETE).bind(id).bind(user_id)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;

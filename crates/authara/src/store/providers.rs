@@ -28,6 +28,8 @@ pub struct PendingLinkRow {
     pub return_to: Option<String>,
     pub expires_at_ms: i64,
     pub consumed_at_ms: Option<i64>,
+    /// SHA-256 of the value of the `authara_link` cookie of the browser that made it.
+    pub binding_hash: Option<Vec<u8>>,
 }
 
 /// A pending link to insert.
@@ -42,6 +44,33 @@ pub struct NewPendingLink<'a> {
     pub provider_email_verified: bool,
     pub purpose: &'a str,
     pub return_to: Option<&'a str>,
+    pub binding_hash: Option<&'a [u8]>,
+    pub expires_at_ms: i64,
+    pub now_ms: i64,
+}
+
+/// A verified identity waiting on an invitation's signup page (migration 13).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PendingSignupRow {
+    pub id: Uuid,
+    pub invitation_id: Uuid,
+    pub provider: String,
+    pub provider_user_id: String,
+    pub provider_email: String,
+    pub binding_hash: Vec<u8>,
+    pub expires_at_ms: i64,
+    pub consumed_at_ms: Option<i64>,
+}
+
+/// A pending signup to insert.
+#[derive(Debug, Clone)]
+pub struct NewPendingSignup<'a> {
+    pub id: Uuid,
+    pub invitation_id: Uuid,
+    pub provider: &'a str,
+    pub provider_user_id: &'a str,
+    pub provider_email: &'a str,
+    pub binding_hash: &'a [u8],
     pub expires_at_ms: i64,
     pub now_ms: i64,
 }
@@ -82,11 +111,24 @@ const LINKED: &str = "SELECT provider, created_at_ms FROM auth_providers \
 const INSERT_LINK: &str = "INSERT INTO auth_providers (id, user_id, provider, provider_user_id, created_at_ms, updated_at_ms) \
      VALUES ($1, $2, $3, $4, $5, $5)";
 const DELETE_LINK: &str = "DELETE FROM auth_providers WHERE user_id = $1 AND provider = $2";
+/// Provider identities linked before `$2` (the first proof of the address removes them).
+const DELETE_LINKS_BEFORE: &str = "DELETE FROM auth_providers WHERE user_id = $1 AND provider <> 'password' \
+     AND created_at_ms < $2 RETURNING provider";
 const PENDING_COLUMNS: &str = "id, user_id, session_id, provider, provider_user_id, provider_email, \
-     provider_email_verified, purpose, return_to, expires_at_ms, consumed_at_ms";
+     provider_email_verified, purpose, return_to, expires_at_ms, consumed_at_ms, binding_hash";
 const INSERT_PENDING: &str = "INSERT INTO pending_provider_links (id, user_id, session_id, provider, provider_user_id, \
-     provider_email, provider_email_verified, purpose, return_to, expires_at_ms, created_at_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+     provider_email, provider_email_verified, purpose, return_to, expires_at_ms, created_at_ms, binding_hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+const SIGNUP_COLUMNS: &str = "id, invitation_id, provider, provider_user_id, provider_email, binding_hash, \
+     expires_at_ms, consumed_at_ms";
+const INSERT_SIGNUP: &str = "INSERT INTO pending_provider_signups (id, invitation_id, provider, provider_user_id, \
+     provider_email, binding_hash, expires_at_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const CONSUME_SIGNUP: &str =
+    "UPDATE pending_provider_signups SET consumed_at_ms = $2 WHERE id = $1 AND consumed_at_ms IS NULL";
+const DELETE_EXPIRED_SIGNUPS: &str = "DELETE FROM pending_provider_signups WHERE expires_at_ms < $1";
+const SPEND_ID_TOKEN: &str = "INSERT INTO spent_id_tokens (token_hash, expires_at_ms) VALUES ($1, $2) \
+     ON CONFLICT (token_hash) DO NOTHING";
+const DELETE_SPENT_ID_TOKENS: &str = "DELETE FROM spent_id_tokens WHERE expires_at_ms < $1";
 const CONSUME_PENDING: &str =
     "UPDATE pending_provider_links SET consumed_at_ms = $2 WHERE id = $1 AND consumed_at_ms IS NULL";
 const INSERT_FLOW: &str = "INSERT INTO oauth_flows (state_hash, provider, nonce, pkce_verifier, purpose, user_id, \
@@ -101,6 +143,11 @@ const EXPIRED_LINKS_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
 fn select_pending(for_update: bool) -> String {
     let lock = if for_update { " FOR UPDATE" } else { "" };
     format!("SELECT {PENDING_COLUMNS} FROM pending_provider_links WHERE id = $1{lock}")
+}
+
+fn select_signup(for_update: bool) -> String {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    format!("SELECT {SIGNUP_COLUMNS} FROM pending_provider_signups WHERE id = $1{lock}")
 }
 
 impl Store {
@@ -146,8 +193,28 @@ impl Store {
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
         on_tx!(tx, c => sqlx::query(DELETE_EXPIRED_LINKS).bind(now_ms - EXPIRED_LINKS_KEPT_MS)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        on_tx!(tx, c => sqlx::query(DELETE_EXPIRED_SIGNUPS).bind(now_ms - EXPIRED_LINKS_KEPT_MS)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        on_tx!(tx, c => sqlx::query(DELETE_SPENT_ID_TOKENS).bind(now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
         tx.commit().await?;
         Ok(n)
+    }
+
+    /// A pending signup, consumed or not.
+    pub async fn pending_signup(&self, id: Uuid) -> Result<Option<PendingSignupRow>, StoreError> {
+        let sql = select_signup(false);
+        Ok(on_db!(self, p => sqlx::query_as(&sql).bind(id).fetch_optional(p).await)?)
+    }
+
+    /// Records that an ID token (its SHA-256) signed someone in; `false` when it already had
+    /// (on any instance): a token is good for one sign-in.
+    pub async fn spend_id_token(&self, token_hash: &[u8], expires_at_ms: i64) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let n = on_tx!(tx, c => sqlx::query(SPEND_ID_TOKEN).bind(token_hash).bind(expires_at_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        Ok(n == 1)
     }
 }
 
@@ -181,8 +248,41 @@ impl Tx {
     pub async fn insert_pending_link(&mut self, l: &NewPendingLink<'_>) -> Result<(), StoreError> {
         on_tx!(self, c => sqlx::query(INSERT_PENDING).bind(l.id).bind(l.user_id).bind(l.session_id).bind(l.provider)
             .bind(l.provider_user_id).bind(l.provider_email).bind(l.provider_email_verified).bind(l.purpose)
-            .bind(l.return_to).bind(l.expires_at_ms).bind(l.now_ms).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+            .bind(l.return_to).bind(l.expires_at_ms).bind(l.now_ms).bind(l.binding_hash)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(())
+    }
+
+    /// Removes the provider identities linked before `before_ms`; their provider names.
+    pub async fn unlink_providers_before(
+        &mut self,
+        user_id: UserId,
+        before_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query_scalar(DELETE_LINKS_BEFORE).bind(user_id).bind(before_ms)
+            .fetch_all(&mut *c).await)?)
+    }
+
+    pub async fn insert_pending_signup(&mut self, s: &NewPendingSignup<'_>) -> Result<(), StoreError> {
+        on_tx!(self, c => sqlx::query(INSERT_SIGNUP).bind(s.id).bind(s.invitation_id).bind(s.provider)
+            .bind(s.provider_user_id).bind(s.provider_email).bind(s.binding_hash).bind(s.expires_at_ms).bind(s.now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Reads a pending signup and locks it until commit.
+    pub async fn pending_signup_for_update(&mut self, id: Uuid) -> Result<Option<PendingSignupRow>, StoreError> {
+        Ok(match &mut self.0 {
+            TxInner::Sqlite(t) => sqlx::query_as(&select_signup(false)).bind(id).fetch_optional(&mut **t).await?,
+            TxInner::Postgres(t) => sqlx::query_as(&select_signup(true)).bind(id).fetch_optional(&mut **t).await?,
+        })
+    }
+
+    /// Marks a pending signup used; `false` if it already was.
+    pub async fn consume_pending_signup(&mut self, id: Uuid, now_ms: i64) -> Result<bool, StoreError> {
+        let n = on_tx!(self, c => sqlx::query(CONSUME_SIGNUP).bind(id).bind(now_ms)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
     }
 
     /// Reads a pending link and locks it until commit (`FOR UPDATE` on PostgreSQL; SQLite's

@@ -152,6 +152,8 @@ const BY_HASH: &str = "SELECT t.id, t.session_id, t.organization_id, t.created_a
 const CONSUME: &str = "UPDATE refresh_tokens SET consumed_at_ms = $2 WHERE id = $1 AND consumed_at_ms IS NULL";
 const DELETE_USER_TOKENS: &str =
     "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)";
+const DELETE_USER_TOKENS_EXCEPT: &str =
+    "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2)";
 const DELETE_SESSION_TOKENS: &str = "DELETE FROM refresh_tokens WHERE session_id = $1";
 const LIVE_FOR_SESSION: &str =
     "SELECT COUNT(*) FROM refresh_tokens WHERE session_id = $1 AND consumed_at_ms IS NULL AND expires_at_ms >= $2";
@@ -246,6 +248,16 @@ impl Tx {
 
     pub async fn delete_user_refresh_tokens(&mut self, user_id: UserId) -> Result<u64, StoreError> {
         Ok(on_tx!(self, c => sqlx::query(DELETE_USER_TOKENS).bind(user_id)
+            .execute(&mut *c).await.map(|r| r.rows_affected()))?)
+    }
+
+    /// The refresh tokens of the user's sessions but `keep`.
+    pub async fn delete_user_refresh_tokens_except(
+        &mut self,
+        user_id: UserId,
+        keep: SessionId,
+    ) -> Result<u64, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query(DELETE_USER_TOKENS_EXCEPT).bind(user_id).bind(keep)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?)
     }
 

@@ -190,6 +190,15 @@ impl Res {
 pub const INTERNAL_TOKEN: &str = "internal-test-token-0123456789";
 
 impl TestClient {
+    /// An account-page action's answer: a 303 back to the account page, whose text (with the
+    /// message the action left) comes back.
+    pub async fn back_on_account(&self, res: &Res) -> String {
+        assert_eq!((res.status, res.location().as_deref()), (303, Some("/auth/account")), "{}", res.text());
+        let page = self.get("/auth/account").await;
+        assert_eq!(page.status, 200);
+        page.text()
+    }
+
     /// A server-to-server POST to the internal API with the bearer token (use a fresh client: a
     /// server sends no cookies).
     pub async fn internal(&self, path: &str, body: Option<&Value>) -> Res {

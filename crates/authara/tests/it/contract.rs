@@ -30,10 +30,37 @@ fn to_json(y: &Yaml) -> Value {
     }
 }
 
-pub static SPEC: LazyLock<Value> = LazyLock::new(|| {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contract/openapi.yaml");
+fn load(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contract").join(name);
     let text = std::fs::read_to_string(path).unwrap();
     to_json(&YamlLoader::load_from_str(&text).unwrap()[0])
+}
+
+/// Adds `extra`'s keys to `base`, recursively for objects present in both; lists are joined.
+fn merge(base: &mut Value, extra: &Value) {
+    match (base, extra) {
+        (Value::Object(b), Value::Object(e)) => {
+            for (k, v) in e {
+                match b.get_mut(k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(b), Value::Array(e)) => {
+            b.extend(e.iter().filter(|v| !b.contains(v)).cloned().collect::<Vec<_>>())
+        }
+        (b, e) => *b = e.clone(),
+    }
+}
+
+/// The reference's contract with our documented additions (`contract/extensions.yaml`) merged in.
+pub static SPEC: LazyLock<Value> = LazyLock::new(|| {
+    let mut spec = load("openapi.yaml");
+    merge(&mut spec, &load("extensions.yaml"));
+    spec
 });
 
 fn resolve(v: &Value) -> &Value {

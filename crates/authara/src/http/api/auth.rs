@@ -15,7 +15,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::{AudienceParam, Client, Csrf, JsonBody};
 use crate::http::state::AppState;
 use crate::services::UserRow;
-use crate::services::accounts::{LoginError, SignedIn};
+use crate::services::accounts::{Invited, LoginError, SignedIn};
 
 #[derive(Serialize)]
 struct CsrfToken<'a> {
@@ -118,6 +118,7 @@ pub async fn signup_direct(
     }
     let email = EmailAddress::parse(&req.email)?;
     let password = NewPassword::parse(&req.password)?;
-    let signed = state.services.accounts().signup(&email, &password, req.invitation_code.as_deref(), &client).await?;
+    let invited = req.invitation_code.as_deref().map(|code| Invited { code, land_there: false });
+    let signed = state.services.accounts().signup(&email, &password, invited, &client).await?;
     Ok(signed_in(&state, StatusCode::CREATED, signed))
 }

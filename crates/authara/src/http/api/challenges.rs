@@ -12,7 +12,6 @@ use crate::domain::{Audience, EmailAddress, NewPassword};
 use crate::http::error::ApiError;
 use crate::http::extract::{AudienceParam, Client, Csrf, JsonBody};
 use crate::http::state::AppState;
-use crate::services::sessions::StartIn;
 
 #[derive(Serialize)]
 struct ChallengeReference {
@@ -70,8 +69,7 @@ pub async fn verify_signup(
     if audience != Audience::App {
         return Err(ApiError::invalid_request("signup only issues app sessions"));
     }
-    let signed =
-        state.services.challenges().verify_signup(req.challenge_id, &req.code, StartIn::Default, &client).await?;
+    let signed = state.services.challenges().verify_signup(req.challenge_id, &req.code, false, &client).await?;
     Ok(signed_in(&state, StatusCode::CREATED, signed))
 }
 

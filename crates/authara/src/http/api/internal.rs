@@ -14,7 +14,7 @@ use crate::domain::{EmailAddress, OrgId, OrgRole, UserId};
 use crate::http::error::ApiError;
 use crate::http::extract::{ApiPath, InternalCaller, JsonBody};
 use crate::http::state::AppState;
-use crate::services::organizations::NewInvite;
+use crate::services::invitations::NewInvite;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +62,7 @@ pub async fn create_invitation(
         _ => return Err(ApiError::invalid_request("role must be member or admin")),
     };
     let invite = NewInvite { actor: UserId(req.actor_user_id), email, role, metadata: req.metadata };
-    let created = state.services.organizations().invite(OrgId(org), &invite).await?;
+    let created = state.services.invitations().invite(OrgId(org), &invite).await?;
     Ok((StatusCode::CREATED, invitation_envelope(&created)).into_response())
 }
 
@@ -73,6 +73,6 @@ pub async fn resend_invitation(
     ApiPath((org, id)): ApiPath<(Uuid, Uuid)>,
     _: InternalCaller,
 ) -> Result<Response, ApiError> {
-    let fresh = state.services.organizations().resend(OrgId(org), id).await?;
+    let fresh = state.services.invitations().resend(OrgId(org), id).await?;
     Ok((StatusCode::CREATED, invitation_envelope(&fresh)).into_response())
 }

@@ -68,7 +68,10 @@ pub async fn google_login(
     let outcome = oauth.sign_in(&identity, audience, &client, None).await;
     let mut res = match outcome {
         Ok(SignInOutcome::SignedIn(s)) => signed_in(&state, StatusCode::OK, s),
-        Ok(SignInOutcome::LinkRequired { .. }) => ApiError::from(OAuthError::LinkRequired).into_response(),
+        // Without a recovery page (the JSON flow) an existing account is the contract's 409.
+        Ok(SignInOutcome::LinkRequired { .. } | SignInOutcome::SignupPending { .. }) => {
+            ApiError::from(OAuthError::LinkRequired).into_response()
+        }
         Err(e) => ApiError::from(e).into_response(),
     };
     // The token was verified: its nonce is spent whatever the sign-in decided.

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -14,9 +14,10 @@ use crate::clock::rfc3339;
 use crate::domain::{OrgId, UserId};
 use crate::http::cookies;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiPath, AppUser, AudienceParam, Csrf, JsonBody, PublicManagement};
+use crate::http::extract::{ApiPath, AppUser, AudienceParam, Client, Csrf, JsonBody, PublicManagement};
 use crate::http::state::AppState;
-use crate::services::organizations::{Invitation, MemberRow, MembershipRow, OrgRow, UserMembershipRow};
+use crate::services::invitations::Invitation;
+use crate::services::organizations::{MemberRow, MembershipRow, OrgRow, UserMembershipRow};
 
 /// `Organization` of the contract.
 #[derive(Serialize)]
@@ -204,6 +205,19 @@ pub async fn switch(
     Ok((headers, Json(body)).into_response())
 }
 
+/// `POST /organizations/{id}/leave` (ours): the caller leaves the organization; `204`. Their
+/// sessions in it end (this one too, when it is the session's organization).
+pub async fn leave(
+    State(state): State<AppState>,
+    ApiPath(org): ApiPath<Uuid>,
+    Client(client): Client,
+    user: AppUser,
+    _: Csrf,
+) -> Result<Response, ApiError> {
+    state.services.organizations().leave(&user.0, OrgId(org), &client).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 fn organization_envelope(org: &OrgRow) -> Response {
     Json(serde_json::json!({ "organization": Organization::from(org) })).into_response()
 }
@@ -268,7 +282,7 @@ pub async fn invitations(
     user: AppUser,
     _: PublicManagement,
 ) -> Result<Response, ApiError> {
-    let list = state.services.organizations().invitations(&user.0, OrgId(org)).await?;
+    let list = state.services.invitations().invitations(&user.0, OrgId(org)).await?;
     let invitations: Vec<InvitationBody<'_>> = list.iter().map(InvitationBody::from).collect();
     Ok(Json(serde_json::json!({ "invitations": invitations })).into_response())
 }
@@ -280,7 +294,7 @@ pub async fn invitation(
     user: AppUser,
     _: PublicManagement,
 ) -> Result<Response, ApiError> {
-    let found = state.services.organizations().invitation_of(&user.0, OrgId(org), id).await?;
+    let found = state.services.invitations().invitation_of(&user.0, OrgId(org), id).await?;
     Ok(invitation_envelope(&found).into_response())
 }
 
@@ -292,7 +306,7 @@ pub async fn revoke(
     _: PublicManagement,
     _: Csrf,
 ) -> Result<Response, ApiError> {
-    let revoked = state.services.organizations().revoke(&user.0, OrgId(org), id).await?;
+    let revoked = state.services.invitations().revoke(&user.0, OrgId(org), id).await?;
     Ok(invitation_envelope(&revoked).into_response())
 }
 

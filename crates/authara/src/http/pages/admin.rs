@@ -16,7 +16,7 @@ use super::layout::alert;
 use super::{CsrfForm, NoFields, PageCtx, PageError, PageQuery};
 use super::{copy, fields};
 use crate::clock::human;
-use crate::domain::{Audience, EmailAddress, PlatformRole, SessionId, UserId};
+use crate::domain::{Audience, AuditAction, EmailAddress, PlatformRole, SessionId, UserId};
 use crate::http::extract::Client;
 use crate::http::state::AppState;
 use crate::services::admin::{AUDIT_PAGE_SIZE, AdminActor, AdminError, page_number};
@@ -61,7 +61,7 @@ impl<T: DeserializeOwned + Default + Send> FromRequest<AppState> for AdminForm<T
 
 impl AdminPage {
     /// The administrator behind a page context (after the CSRF check, for forms).
-    pub async fn resolve(ctx: PageCtx, client: crate::services::sessions::ClientInfo) -> Result<Self, PageError> {
+    pub async fn resolve(ctx: PageCtx, client: crate::domain::ClientInfo) -> Result<Self, PageError> {
         let who = ctx.user_for(Audience::Admin).await?;
         let s = &ctx.state().services;
         let actor =
@@ -237,20 +237,21 @@ async fn render_user(
                 } }
             }
         }
+        p.meta { "Changing roles, disabling and ending sessions need a recent sign-in: if yours is older, type your password with the action." }
         div.row {
             @if !me {
                 @if d.user.disabled_at_ms.is_some() {
-                    form method="post" action={ (base) "/enable" } { (csrf) button.secondary.small type="submit" { "Enable" } }
+                    (privileged(&csrf, &format!("{base}/enable"), "Enable", "secondary", "enable"))
                 } @else {
-                    form method="post" action={ (base) "/disable" } { (csrf) button.danger.small type="submit" { "Disable" } }
+                    (privileged(&csrf, &format!("{base}/disable"), "Disable", "danger", "disable"))
                 }
                 @if is_admin {
-                    form method="post" action={ (base) "/roles/admin/revoke" } { (csrf) button.secondary.small type="submit" { "Revoke admin" } }
+                    (privileged(&csrf, &format!("{base}/roles/admin/revoke"), "Revoke admin", "secondary", "revoke-admin"))
                 }
-                form method="post" action={ (base) "/sessions/revoke-all" } { (csrf) button.secondary.small type="submit" { "Revoke all sessions" } }
+                (privileged(&csrf, &format!("{base}/sessions/revoke-all"), "Revoke all sessions", "secondary", "revoke-all"))
             }
             @if !is_admin {
-                form method="post" action={ (base) "/roles/admin/grant" } { (csrf) button.secondary.small type="submit" { "Grant admin" } }
+                (privileged(&csrf, &format!("{base}/roles/admin/grant"), "Grant admin", "secondary", "grant-admin"))
             }
         }
         h2 { "Sessions" }
@@ -262,9 +263,7 @@ async fn render_user(
                     td { (describe_device(&x.user_agent).0) } td { (x.ip.as_deref().unwrap_or("")) }
                     td { (human(x.created_at_ms)) } td { (human(x.last_used_at_ms)) } td { (status) }
                     td { @if status == "active" {
-                        form method="post" action={ (base) "/sessions/" (x.id) "/revoke" } {
-                            (csrf) button.secondary.small type="submit" aria-label={ "Revoke session " (x.id) } { "Revoke" }
-                        }
+                        (privileged(&csrf, &format!("{base}/sessions/{}/revoke", x.id), "Revoke", "secondary", &format!("session-{}", x.id)))
                     } }
                 }
             } }
@@ -301,6 +300,32 @@ pub async fn user(
     render_user(&page, UserId(id), StatusCode::OK, notice(q.notice.as_deref()), None).await
 }
 
+/// A sensitive action's form: its button and the administrator's current password, asked for
+/// when the sign-in is not recent (the privileged-session rule).
+fn privileged(csrf: &Markup, action: &str, label: &str, class: &str, id: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            (csrf)
+            input id={ "pw-" (id) } name="current_password" type="password" autocomplete="current-password"
+                placeholder="Your password" aria-label={ "Your password, to " (label.to_lowercase()) };
+            button.small class=(class) type="submit" { (label) }
+        }
+    }
+}
+
+/// What a sensitive action's form sends besides its CSRF token.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ReauthFields {
+    current_password: String,
+}
+
+impl ReauthFields {
+    fn password(&self) -> Option<&str> {
+        Some(self.current_password.as_str()).filter(|p| !p.is_empty())
+    }
+}
+
 async fn act(page: AdminPage, id: UserId, result: Result<(), AdminError>, done: &str) -> Result<Response, PageError> {
     match result {
         Ok(()) => Ok(page.ctx.redirect(&format!("/auth/admin/users/{id}?notice={done}"))),
@@ -312,44 +337,51 @@ async fn act(page: AdminPage, id: UserId, result: Result<(), AdminError>, done: 
 }
 
 /// `POST /auth/admin/users/{id}/disable`.
-pub async fn disable(Path(id): Path<Uuid>, AdminForm(page, _): AdminForm<NoFields>) -> Result<Response, PageError> {
-    let r = page.ctx.state().services.admin().set_disabled(&page.actor, UserId(id), true).await;
+pub async fn disable(Path(id): Path<Uuid>, AdminForm(page, f): AdminForm<ReauthFields>) -> Result<Response, PageError> {
+    let r = page.ctx.state().services.admin().set_disabled(&page.actor, UserId(id), true, f.password()).await;
     act(page, UserId(id), r, "disabled").await
 }
 
 /// `POST /auth/admin/users/{id}/enable`.
-pub async fn enable(Path(id): Path<Uuid>, AdminForm(page, _): AdminForm<NoFields>) -> Result<Response, PageError> {
-    let r = page.ctx.state().services.admin().set_disabled(&page.actor, UserId(id), false).await;
+pub async fn enable(Path(id): Path<Uuid>, AdminForm(page, f): AdminForm<ReauthFields>) -> Result<Response, PageError> {
+    let r = page.ctx.state().services.admin().set_disabled(&page.actor, UserId(id), false, f.password()).await;
     act(page, UserId(id), r, "enabled").await
 }
 
 /// `POST /auth/admin/users/{id}/roles/admin/grant`.
-pub async fn grant_admin(Path(id): Path<Uuid>, AdminForm(page, _): AdminForm<NoFields>) -> Result<Response, PageError> {
-    let r = page.ctx.state().services.admin().set_admin(&page.actor, UserId(id), true).await;
+pub async fn grant_admin(
+    Path(id): Path<Uuid>,
+    AdminForm(page, f): AdminForm<ReauthFields>,
+) -> Result<Response, PageError> {
+    let r = page.ctx.state().services.admin().set_admin(&page.actor, UserId(id), true, f.password()).await;
     act(page, UserId(id), r, "granted").await
 }
 
 /// `POST /auth/admin/users/{id}/roles/admin/revoke`.
 pub async fn revoke_admin(
     Path(id): Path<Uuid>,
-    AdminForm(page, _): AdminForm<NoFields>,
+    AdminForm(page, f): AdminForm<ReauthFields>,
 ) -> Result<Response, PageError> {
-    let r = page.ctx.state().services.admin().set_admin(&page.actor, UserId(id), false).await;
+    let r = page.ctx.state().services.admin().set_admin(&page.actor, UserId(id), false, f.password()).await;
     act(page, UserId(id), r, "revoked-admin").await
 }
 
 /// `POST /auth/admin/users/{id}/sessions/{sid}/revoke`.
 pub async fn revoke_session(
     Path((id, sid)): Path<(Uuid, Uuid)>,
-    AdminForm(page, _): AdminForm<NoFields>,
+    AdminForm(page, f): AdminForm<ReauthFields>,
 ) -> Result<Response, PageError> {
-    let r = page.ctx.state().services.admin().revoke_session(&page.actor, UserId(id), SessionId(sid)).await;
+    let r =
+        page.ctx.state().services.admin().revoke_session(&page.actor, UserId(id), SessionId(sid), f.password()).await;
     act(page, UserId(id), r, "session").await
 }
 
 /// `POST /auth/admin/users/{id}/sessions/revoke-all`.
-pub async fn revoke_all(Path(id): Path<Uuid>, AdminForm(page, _): AdminForm<NoFields>) -> Result<Response, PageError> {
-    let r = page.ctx.state().services.admin().revoke_all(&page.actor, UserId(id)).await.map(|_| ());
+pub async fn revoke_all(
+    Path(id): Path<Uuid>,
+    AdminForm(page, f): AdminForm<ReauthFields>,
+) -> Result<Response, PageError> {
+    let r = page.ctx.state().services.admin().revoke_all(&page.actor, UserId(id), f.password()).await.map(|_| ());
     act(page, UserId(id), r, "sessions").await
 }
 
@@ -416,17 +448,31 @@ pub async fn redeliver(Path(id): Path<Uuid>, AdminForm(page, _): AdminForm<NoFie
 
 /// `GET /auth/admin/audit?page=&action=&actor=&target=`: newest first.
 pub async fn audit(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Result<Response, PageError> {
+    let wanted = q.action.as_deref().map(str::trim).filter(|a| !a.is_empty());
+    let action = wanted.map(AuditAction::parse);
     let filter = crate::services::admin::AuditFilter {
         actor: q.actor.map(UserId),
         target: q.target.map(UserId),
-        action: q.action.clone().filter(|a| !a.is_empty()),
+        action: action.clone().and_then(Result::ok),
     };
     let n = page_number(q.page);
-    let rows = page.ctx.state().services.admin().audit(&page.actor, &filter, n).await?;
+    // An action that does not exist has no rows (rather than every row).
+    let rows = match action {
+        Some(Err(_)) => Vec::new(),
+        _ => page.ctx.state().services.admin().audit(&page.actor, &filter, n).await?,
+    };
     let body = html! {
         form method="get" action="/auth/admin/audit" {
             div.inline {
-                div.field { label for="action" { "Action" } input id="action" name="action" type="text" value=(q.action.as_deref().unwrap_or("")) placeholder="e.g. user.disabled"; }
+                div.field {
+                    label for="action" { "Action" }
+                    select id="action" name="action" {
+                        option value="" { "Any action" }
+                        @for a in AuditAction::ALL {
+                            option value=(a.as_str()) selected[q.action.as_deref() == Some(a.as_str())] { (a.as_str()) }
+                        }
+                    }
+                }
                 button.secondary type="submit" { "Filter" }
             }
         }

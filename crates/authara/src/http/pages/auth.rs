@@ -72,16 +72,6 @@ fn passwordless(ctx: &PageCtx) -> bool {
     ctx.state().config.challenge.enabled && ctx.state().services.passkeys().available()
 }
 
-/// Where a new account goes first: the passkey setup page (behavior.md §1.4), which goes on to
-/// `return_to`.
-pub fn after_signup(ctx: &PageCtx) -> String {
-    if ctx.state().services.passkeys().available() {
-        format!("/auth/passkeys/setup?return_to={}", return_to::encode(&ctx.return_to))
-    } else {
-        ctx.return_to.clone()
-    }
-}
-
 fn signup_form(ctx: &PageCtx, email: &str, error: Option<&str>) -> Markup {
     let passwordless = passwordless(ctx);
     html! {
@@ -115,10 +105,10 @@ pub async fn login_page(ctx: PageCtx, PageQuery(q): PageQuery<LoginQuery>) -> Re
     if already_signed_in(&ctx).await? {
         return Ok(ctx.redirect(&ctx.return_to));
     }
-    let notice = (q.notice.as_deref() == Some("password-reset"))
-        .then_some("Your password was changed. Sign in with your new password.");
-    let (flash_success, flash_error) = super::oauth::flash_messages(&ctx);
-    Ok(ctx.html(StatusCode::OK, "Sign in", login_form(&ctx, "", flash_error, notice.or(flash_success))))
+    let notice = (q.notice.as_deref() == Some("password-reset")).then_some(super::copy::done::PASSWORD_RESET);
+    let (success, error) = ctx.take_flash();
+    let body = login_form(&ctx, "", error.as_deref(), notice.or(success.as_deref()));
+    Ok(ctx.html(StatusCode::OK, "Sign in", body))
 }
 
 pub async fn signup_page(ctx: PageCtx) -> Result<Response, PageError> {
@@ -153,7 +143,7 @@ pub async fn login(
         };
         match result {
             Ok(signed) => {
-                ctx.signed_in(&signed);
+                ctx.finish(&signed).await;
                 return Ok(ctx.redirect(&ctx.return_to));
             }
             Err(e) => copy::login(e)?,
@@ -190,8 +180,8 @@ pub async fn signup(
         Ok((_, None)) => copy::input(crate::domain::InputError::PasswordTooShort),
         Ok((email, Some(password))) => match services.accounts().signup(&email, &password, None, &client).await {
             Ok(signed) => {
-                ctx.set_session(&signed.tokens);
-                return Ok(ctx.redirect(&after_signup(&ctx)));
+                ctx.finish(&signed).await;
+                return Ok(ctx.redirect(&ctx.after_signup()));
             }
             Err(e) => copy::signup(e)?,
         },

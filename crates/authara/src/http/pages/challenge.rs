@@ -10,10 +10,9 @@ use uuid::Uuid;
 use super::copy::{self, Failure};
 use super::fields::{self, Password};
 use super::layout::alert;
-use super::{CsrfForm, PageCtx, PageError, PageQuery};
+use super::{CsrfForm, Flash, PageCtx, PageError, PageQuery, UserForm};
 use crate::domain::{ChallengePurpose, EmailAddress, NewPassword};
 use crate::http::extract::Client;
-use crate::services::sessions::StartIn;
 
 fn title(purpose: ChallengePurpose) -> &'static str {
     match purpose {
@@ -123,15 +122,13 @@ pub async fn verify_post(
     let error = match purpose {
         // A signup that accepts an invitation lands in the invited organization, and replaces
         // whoever was signed in on this browser (behavior.md §6.3, §9.3).
-        ChallengePurpose::Signup => {
-            match challenges.verify_signup(id, code, StartIn::InvitedOrganization, &client).await {
-                Ok(signed) => {
-                    ctx.replace_session(&signed).await;
-                    return Ok(ctx.redirect(&super::auth::after_signup(&ctx)));
-                }
-                Err(e) => e,
+        ChallengePurpose::Signup => match challenges.verify_signup(id, code, true, &client).await {
+            Ok(signed) => {
+                ctx.finish(&signed).await;
+                return Ok(ctx.redirect(&ctx.after_signup()));
             }
-        }
+            Err(e) => e,
+        },
         ChallengePurpose::PasswordReset => match challenges.verify_password_reset(id, code, &client).await {
             Ok(()) => {
                 ctx.clear_session();
@@ -143,7 +140,10 @@ pub async fn verify_post(
         ChallengePurpose::EmailChange => {
             let user = ctx.user().await?;
             match challenges.verify_email_change(user.user_id(), id, code, &client).await {
-                Ok(()) => return Ok(ctx.redirect("/auth/account?notice=email")),
+                Ok(()) => {
+                    ctx.flash(Flash::Success, copy::done::EMAIL);
+                    return Ok(ctx.redirect("/auth/account"));
+                }
                 Err(e) => e,
             }
         }
@@ -230,8 +230,10 @@ pub struct EmailChangeForm {
 }
 
 /// `POST /auth/email-change`: the code goes to the new address.
-pub async fn email_change(ctx: PageCtx, CsrfForm(form): CsrfForm<EmailChangeForm>) -> Result<Response, PageError> {
-    let user = ctx.user().await?;
+pub async fn email_change(
+    ctx: PageCtx,
+    UserForm(user, form): UserForm<EmailChangeForm>,
+) -> Result<Response, PageError> {
     let result = match EmailAddress::parse(&form.new_email) {
         Err(e) => Err(copy::input(e)),
         Ok(email) => {
@@ -244,7 +246,10 @@ pub async fn email_change(ctx: PageCtx, CsrfForm(form): CsrfForm<EmailChangeForm
     };
     match result {
         Ok(id) => Ok(verify_page(&ctx, ChallengePurpose::EmailChange, id, None, None)),
-        Err(failure) => super::account::render(&ctx, &user, failure.status, None, Some(failure.message)).await,
+        Err(failure) => {
+            ctx.flash(Flash::Error, failure.message);
+            Ok(ctx.redirect("/auth/account"))
+        }
     }
 }
 

@@ -12,8 +12,9 @@ use crate::services::accounts::{InvitedLoginError, LoginError, SignupError};
 use crate::services::admin::AdminError;
 use crate::services::auth::ReauthError;
 use crate::services::challenges::ChallengeError;
+use crate::services::invitations::AcceptError;
 use crate::services::oauth::OAuthError;
-use crate::services::organizations::{AcceptError, SwitchError};
+use crate::services::organizations::{OrgError, SwitchError};
 use crate::services::passkeys::PasskeyError;
 use crate::services::profile::ProfileError;
 use crate::services::sessions::{RevokeError, SessionError};
@@ -50,6 +51,7 @@ pub fn admin(e: AdminError) -> Result<Failure, PageError> {
         AdminError::OwnEmail => Ok(refused("You cannot remove your own address.")),
         AdminError::UnknownUser | AdminError::UnknownSession | AdminError::UnknownEntry => Err(PageError::NotFound),
         AdminError::NotAdmin => Err(PageError::NotAllowed),
+        AdminError::Reauth(r) => reauth(r),
         AdminError::Store(s) => Err(s.into()),
     }
 }
@@ -222,6 +224,52 @@ pub fn switch(e: SwitchError) -> Result<Failure, PageError> {
     }
 }
 
+/// Leaving an organization.
+pub fn leave(e: OrgError) -> Result<Failure, PageError> {
+    match e {
+        OrgError::LastOwner => Ok(refused("You are its only owner: hand it to another member before leaving.")),
+        OrgError::PersonalOrganization => Ok(refused("Your personal organization cannot be left.")),
+        OrgError::NotMember | OrgError::ModeForbids => Ok(form("You are not a member of that organization.")),
+        OrgError::Store(s) => Err(s.into()),
+        // Not what leaving answers.
+        e @ (OrgError::NotActiveOrganization
+        | OrgError::NotManager
+        | OrgError::NotSelf
+        | OrgError::MembershipGone
+        | OrgError::InvalidName
+        | OrgError::InvalidActor
+        | OrgError::InvalidRole
+        | OrgError::ActorNotMember
+        | OrgError::ActorNotAllowed
+        | OrgError::OrganizationNotFound
+        | OrgError::UserNotFound
+        | OrgError::MembershipNotFound
+        | OrgError::InvitationNotFound
+        | OrgError::AlreadyMember
+        | OrgError::InvitationAlreadyPending
+        | OrgError::InvitationAlreadyAccepted
+        | OrgError::InvitationRevoked
+        | OrgError::InvitationExpired) => Err(PageError::internal(&e)),
+    }
+}
+
+/// What the account page says after an action went well.
+pub mod done {
+    pub const USERNAME: &str = "Your username was changed.";
+    pub const PASSWORD: &str = "Your password was changed. Other devices were signed out.";
+    pub const REVOKED: &str = "That device was signed out.";
+    pub const REVOKED_OTHERS: &str = "All other devices were signed out.";
+    pub const EMAIL: &str = "Your email address was changed.";
+    pub const SWITCHED: &str = "You switched organization.";
+    pub const LEFT: &str = "You left the organization.";
+    pub const PASSKEY_RENAMED: &str = "Your passkey was renamed.";
+    pub const PASSKEY_REMOVED: &str = "The passkey was removed.";
+    pub const PROVIDER_LINKED: &str = "The sign-in method was linked to your account.";
+    pub const PROVIDER_UNLINKED: &str = "The sign-in method was removed from your account.";
+    pub const PASSWORD_RESET: &str = "Your password was changed. Sign in with your new password.";
+    pub const INVITATION_SIGNED_IN: &str = "You are signed in. Accept the invitation to join.";
+}
+
 /// An invitation link that leads nowhere: the page's status, heading and words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unavailable {
@@ -279,9 +327,8 @@ pub fn invited_account_exists(mode: OrgMode) -> &'static str {
     }
 }
 
-/// The fixed messages a flash cookie may name (behavior.md §4's `authara_flash`). The cookie
-/// carries the code, never the words, so nobody can put their own text on our pages.
-const FLASH: &[(&str, &str)] = &[
+/// What a sign-in provider's failures say, by code.
+const PROVIDER_MESSAGES: &[(&str, &str)] = &[
     ("oauth-state", "That sign-in took too long or was already used. Please try again."),
     ("oauth-denied", "The sign-in was cancelled at the provider."),
     ("oauth-unavailable", "We could not reach the sign-in provider. Please try again in a moment."),
@@ -311,17 +358,15 @@ const FLASH: &[(&str, &str)] = &[
     ),
     ("invite-cannot-accept", "This invitation cannot be accepted with your account."),
     ("invite-account-exists", "An account with this email address already exists. Sign in to accept the invitation."),
-    ("invite-no-account", "No account uses this email address yet. Create yours to accept the invitation."),
-    ("invite-login-off", "Signing in to accept an invitation is not available here."),
+    ("oauth-replayed", "That sign-in was already used. Please sign in again."),
 ];
 
-/// The words of a flash code; `None` for a code we did not write.
-pub fn flash(code: &str) -> Option<&'static str> {
-    FLASH.iter().find(|(c, _)| *c == code).map(|(_, text)| *text)
+fn provider_message(code: &str) -> &'static str {
+    PROVIDER_MESSAGES.iter().find(|(c, _)| *c == code).map_or("Something went wrong. Please try again.", |(_, t)| *t)
 }
 
-/// A sign-in provider failure: its status on a form, and its flash code.
-pub fn oauth(e: OAuthError) -> Result<(StatusCode, &'static str), PageError> {
+/// A sign-in provider failure: its status on a form, and its words.
+pub fn oauth(e: OAuthError) -> Result<Failure, PageError> {
     let (status, code) = match e {
         OAuthError::Disabled => (StatusCode::NOT_FOUND, "oauth-disabled"),
         OAuthError::InvalidState | OAuthError::Missing(_) => (StatusCode::BAD_REQUEST, "oauth-state"),
@@ -342,6 +387,7 @@ pub fn oauth(e: OAuthError) -> Result<(StatusCode, &'static str), PageError> {
         OAuthError::NotLinked => (StatusCode::UNPROCESSABLE_ENTITY, "oauth-not-linked"),
         OAuthError::LastMethod => (StatusCode::UNPROCESSABLE_ENTITY, "oauth-last-method"),
         OAuthError::UnknownLink => (StatusCode::GONE, "link-invalid"),
+        OAuthError::Replayed => (StatusCode::UNAUTHORIZED, "oauth-replayed"),
         OAuthError::WrongPassword => (StatusCode::UNPROCESSABLE_ENTITY, "oauth-wrong-password"),
         OAuthError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "oauth-limited"),
         OAuthError::SessionChanged => (StatusCode::FORBIDDEN, "oauth-session"),
@@ -357,8 +403,6 @@ pub fn oauth(e: OAuthError) -> Result<(StatusCode, &'static str), PageError> {
             AcceptError::Store(s) => return Err(s.into()),
         },
         OAuthError::InvitedAccountExists => (StatusCode::UNPROCESSABLE_ENTITY, "invite-account-exists"),
-        OAuthError::InvitedNoAccount => (StatusCode::UNPROCESSABLE_ENTITY, "invite-no-account"),
-        OAuthError::InvitationLoginOff => (StatusCode::FORBIDDEN, "invite-login-off"),
         OAuthError::Reauth(ReauthError::Required | ReauthError::WrongPassword) => {
             (StatusCode::FORBIDDEN, "oauth-reauth")
         }
@@ -373,5 +417,5 @@ pub fn oauth(e: OAuthError) -> Result<(StatusCode, &'static str), PageError> {
             SessionError::Store(st) => return Err(st.into()),
         },
     };
-    Ok((status, code))
+    Ok(Failure { status, message: provider_message(code) })
 }

@@ -1,6 +1,7 @@
 //! Page extractors: the request's page context (CSRF token, HTMX flag, `return_to`, cookies to
 //! set), the signed-in user with transparent refresh, CSRF-checked forms and typed queries.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::body::Bytes;
@@ -14,6 +15,7 @@ use super::error::PageError;
 use crate::domain::Audience;
 use crate::http::cookies;
 use crate::http::state::AppState;
+use crate::services::accounts::SignedIn;
 use crate::services::auth::Principal;
 use crate::services::return_to;
 use crate::services::sessions::{Issued, RefreshError};
@@ -53,7 +55,11 @@ pub struct PageCtx {
     oauth_nonce: Option<String>,
     oauth_state: Option<String>,
     flash: Option<String>,
+    /// The `authara_link` cookie: which pending link or signup this browser made.
+    link: Option<String>,
     cookies: PendingCookies,
+    /// Google's button is on the page being rendered (its CSP allows Google's origins).
+    google_button: Arc<AtomicBool>,
 }
 
 impl FromRequestParts<AppState> for PageCtx {
@@ -86,7 +92,9 @@ impl FromRequestParts<AppState> for PageCtx {
             oauth_nonce: read(cookies::OAUTH_NONCE).filter(|n| n.len() <= 128),
             oauth_state: read(cookies::OAUTH_STATE),
             flash: read(cookies::FLASH),
+            link: read(cookies::LINK).filter(|l| l.len() <= 128),
             cookies,
+            google_button: Arc::default(),
         };
         parts.extensions.insert(ctx.clone());
         Ok(ctx)
@@ -108,24 +116,53 @@ impl PageCtx {
         format!("/auth/login?return_to={}", return_to::encode(&self.return_to))
     }
 
+    /// Sets the cookies of refreshed or switched tokens (the same session).
     pub fn set_session(&self, issued: &Issued) {
         self.cookies.push(self.state.session_cookies(issued));
     }
 
-    /// The cookies of a login (session and device).
-    pub fn signed_in(&self, signed: &crate::services::accounts::SignedIn) {
-        self.cookies.push(self.state.signed_in_cookies(signed));
-    }
-
-    /// Signs `signed` in on this browser in place of whoever was: the session the browser came
-    /// with (if any) is logged out and its cookies cleared before the new ones are set, so the
-    /// completion of an invitation never leaves the previous session alive (behavior.md §9.3).
-    pub async fn replace_session(&self, signed: &crate::services::accounts::SignedIn) {
+    /// Signs `signed` in on this browser: the one way a page finishes a sign-in (password,
+    /// code, passkey, provider, recovery link, invitation). Whoever was signed in on this
+    /// browser before is logged out first (their session revoked, not just its cookies
+    /// replaced), then the new session's cookies, and the device cookie of a password login,
+    /// are set.
+    pub async fn finish(&self, signed: &SignedIn) {
         if self.access.is_some() || self.refresh.is_some() {
             self.state.services.sessions().logout(self.refresh.as_deref(), self.access.as_deref()).await;
             self.clear_session();
         }
-        self.signed_in(signed);
+        self.cookies.push(self.state.signed_in_cookies(signed));
+    }
+
+    /// Where a new account goes first: the passkey setup page (behavior.md §1.4) when passkeys
+    /// are available, which goes on to `return_to`.
+    pub fn after_signup(&self) -> String {
+        if self.state.services.passkeys().available() {
+            format!("/auth/passkeys/setup?return_to={}", return_to::encode(&self.return_to))
+        } else {
+            self.return_to.clone()
+        }
+    }
+
+    /// Keeps `binding` in this browser's `authara_link` cookie (a pending link or signup it made).
+    pub fn bind_link(&self, binding: &str) {
+        self.push_cookie(self.state.link_cookie(binding));
+    }
+
+    /// The `authara_link` cookie as it came.
+    pub fn link_binding(&self) -> Option<&str> {
+        self.link.as_deref()
+    }
+
+    /// Notes that the page shows Google's button (its CSP must allow Google's origins).
+    pub fn uses_google_button(&self) {
+        self.google_button.store(true, Ordering::Relaxed);
+    }
+
+    /// The Content-Security-Policy of the page being rendered.
+    pub fn csp(&self) -> HeaderValue {
+        let csp = &self.state.page_csp;
+        if self.google_button.load(Ordering::Relaxed) { csp.with_google.clone() } else { csp.default.clone() }
     }
 
     /// The device cookie as it came.
@@ -158,23 +195,28 @@ impl PageCtx {
         self.oauth_state.as_deref()
     }
 
-    /// Leaves a message for the next login or account page: `kind` is `error` or `success`,
-    /// `code` one of the fixed messages of `copy::flash`.
-    pub fn set_flash(&self, kind: &str, code: &str) {
-        use base64::Engine as _;
-        let json = serde_json::json!({ "kind": kind, "message": code }).to_string();
-        let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+    /// Leaves a message for the next page that shows messages (login, account, invitation
+    /// pages): `success` or `error`. The one channel from an action to the page it returns to.
+    /// The cookie is sealed (see `Services::seal_message`): nobody else can put words on our
+    /// pages.
+    pub fn flash(&self, kind: Flash, message: &str) {
+        let json = serde_json::json!({ "kind": kind.as_str(), "message": message }).to_string();
+        let value = self.state.services.seal_message(&json);
         self.push_cookie(cookies::flash(&value, self.state.services.now_ms()));
     }
 
-    /// The flash left by an earlier response, read and cleared: `(kind, code)`.
-    pub fn take_flash(&self) -> Option<(String, String)> {
-        use base64::Engine as _;
-        let raw = self.flash.as_deref()?;
+    /// The message left by an earlier response, read and cleared: (success, error).
+    pub fn take_flash(&self) -> (Option<String>, Option<String>) {
+        let Some(raw) = self.flash.as_deref() else { return (None, None) };
         self.push_cookie(cookies::clear_flash());
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-        Some((v["kind"].as_str()?.to_owned(), v["message"].as_str()?.to_owned()))
+        let opened = self.state.services.open_message(raw);
+        let v: serde_json::Value = opened.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+        let message = v["message"].as_str().map(str::to_owned);
+        match v["kind"].as_str() {
+            Some("success") => (message, None),
+            Some("error") => (None, message),
+            _ => (None, None),
+        }
     }
 
     pub fn clear_session(&self) {
@@ -224,6 +266,22 @@ impl PageCtx {
     }
 }
 
+/// What a flash message says: it went well, or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flash {
+    Success,
+    Error,
+}
+
+impl Flash {
+    fn as_str(self) -> &'static str {
+        match self {
+            Flash::Success => "success",
+            Flash::Error => "error",
+        }
+    }
+}
+
 /// The body of a form that carries nothing but its CSRF token.
 #[derive(serde::Deserialize, Default)]
 pub struct NoFields {}
@@ -251,33 +309,56 @@ struct CsrfField {
 /// field, or else a `csrf_token` query parameter. Missing fields take their defaults.
 pub struct CsrfForm<T>(pub T);
 
+/// Reads an urlencoded form and checks its CSRF token before anything else (no session is
+/// refreshed, nothing is written, for a request that fails it). The page context comes back too.
+async fn checked_form<T: DeserializeOwned + Default>(
+    req: Request,
+    state: &AppState,
+) -> Result<(PageCtx, T), PageError> {
+    let (mut parts, body) = req.into_parts();
+    // The page context first, so the CSRF cookie exists for the page a refusal renders.
+    let ctx = PageCtx::from_request_parts(&mut parts, state).await?;
+    let query_token = parts
+        .uri
+        .query()
+        .and_then(|q| serde_urlencoded::from_str::<CsrfField>(q).ok())
+        .map(|f| f.csrf_token)
+        .filter(|t| !t.is_empty());
+    let req = Request::from_parts(parts, body);
+    let headers = req.headers().clone();
+    let bytes = Bytes::from_request(req, state).await.map_err(|_| PageError::BadRequest("unreadable form body"))?;
+    let field = serde_urlencoded::from_bytes::<CsrfField>(&bytes).unwrap_or_default().csrf_token;
+    let token = Some(field).filter(|t| !t.is_empty()).or(query_token);
+    if !cookies::csrf_matches(&headers, token.as_deref()) {
+        return Err(PageError::Csrf);
+    }
+    let form = if bytes.is_empty() {
+        T::default()
+    } else {
+        serde_urlencoded::from_bytes(&bytes).map_err(|_| PageError::BadRequest("malformed form"))?
+    };
+    Ok((ctx, form))
+}
+
 impl<T: DeserializeOwned + Default> FromRequest<AppState> for CsrfForm<T> {
     type Rejection = PageError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (mut parts, body) = req.into_parts();
-        // The page context first, so the CSRF cookie exists for the page a refusal renders.
-        PageCtx::from_request_parts(&mut parts, state).await?;
-        let query_token = parts
-            .uri
-            .query()
-            .and_then(|q| serde_urlencoded::from_str::<CsrfField>(q).ok())
-            .map(|f| f.csrf_token)
-            .filter(|t| !t.is_empty());
-        let req = Request::from_parts(parts, body);
-        let headers = req.headers().clone();
-        let bytes = Bytes::from_request(req, state).await.map_err(|_| PageError::BadRequest("unreadable form body"))?;
-        let field = serde_urlencoded::from_bytes::<CsrfField>(&bytes).unwrap_or_default().csrf_token;
-        let token = Some(field).filter(|t| !t.is_empty()).or(query_token);
-        if !cookies::csrf_matches(&headers, token.as_deref()) {
-            return Err(PageError::Csrf);
-        }
-        let form = if bytes.is_empty() {
-            T::default()
-        } else {
-            serde_urlencoded::from_bytes(&bytes).map_err(|_| PageError::BadRequest("malformed form"))?
-        };
-        Ok(CsrfForm(form))
+        Ok(CsrfForm(checked_form(req, state).await?.1))
+    }
+}
+
+/// A signed-in app user's form: the CSRF check first, then the user (with transparent
+/// refresh, which rotates the refresh token: never for a request that fails the check). Every
+/// page post that acts for a signed-in user takes this.
+pub struct UserForm<T>(pub Principal, pub T);
+
+impl<T: DeserializeOwned + Default + Send> FromRequest<AppState> for UserForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (ctx, form) = checked_form(req, state).await?;
+        Ok(UserForm(ctx.user().await?, form))
     }
 }
 

@@ -9,7 +9,9 @@
 //! * `/auth/invitations/login?token=…` (`multi` mode): an existing account signs in and joins.
 //!
 //! Each ends with the browser's previous session logged out and the new session in the invited
-//! organization. A link that leads nowhere gets a page saying why: 400 (no such invitation), 403
+//! organization. An invitation is accepted only by one of these forms' posts, with the
+//! invitation shown: a provider round trip (which a link from another site can start) lands
+//! back here signed in, or with its identity waiting for the "create account and join" click. A link that leads nowhere gets a page saying why: 400 (no such invitation), 403
 //! (invitations off, or signing in on one outside `multi` mode), 410 (expired, withdrawn, used).
 
 use axum::http::{StatusCode, Uri};
@@ -20,14 +22,16 @@ use serde::Deserialize;
 use super::copy::{self, Failure, Unavailable};
 use super::fields::{self, Password};
 use super::layout::alert;
-use super::{CsrfForm, PageCtx, PageError, PageQuery, audience_for};
+use super::{CsrfForm, PageCtx, PageError, PageQuery, UserForm, audience_for};
 use crate::config::OrgMode;
 use crate::domain::{Audience, ChallengePurpose, EmailAddress, InvitationStatus, NewPassword, OrgRole};
 use crate::http::extract::Client;
-use crate::services::accounts::{InvitedLoginError, SignupError};
+use crate::services::accounts::{Invited, InvitedLoginError, SignupError};
 use crate::services::auth::Principal;
 use crate::services::challenges::ChallengeError;
-use crate::services::organizations::{InvitationPreview, SwitchError};
+use crate::services::invitations::InvitationPreview;
+use crate::services::oauth::{OAuthError, PendingSignup};
+use crate::services::organizations::SwitchError;
 use crate::services::return_to;
 
 #[derive(Deserialize, Default)]
@@ -41,6 +45,15 @@ pub struct TokenForm {
 pub struct InviteForm {
     token: String,
     password: String,
+    /// A pending signup with a provider identity (see `services::oauth::invited`).
+    signup_id: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct SignupQuery {
+    token: String,
+    signup_id: String,
 }
 
 /// The form's token, else the query's (`POST /auth/invitations/signup?token=…`).
@@ -111,7 +124,7 @@ async fn pending(ctx: &PageCtx, token: &str) -> Result<Result<InvitationPreview,
     if mode(ctx) == OrgMode::Personal {
         return Ok(Err(unavailable(ctx, copy::INVITATIONS_OFF, false)));
     }
-    let Some(preview) = ctx.state().services.organizations().preview(token).await? else {
+    let Some(preview) = ctx.state().services.invitations().preview(token).await? else {
         return Ok(Err(unavailable(ctx, copy::INVITATION_INVALID, false)));
     };
     let status = preview.invitation.status;
@@ -175,6 +188,29 @@ fn signup_card(ctx: &PageCtx, p: &InvitationPreview, token: &str, error: Option<
             @if mode(ctx) == OrgMode::Multi {
                 p.switch { "Already have an account? " a href=(page_url(ctx, "login", token)) { "Sign in to accept" } }
             }
+        }
+    }
+}
+
+/// The invitation's signup page after a provider round trip: create the account with that
+/// identity and join, by this click (never by the round trip itself).
+fn provider_signup_card(ctx: &PageCtx, p: &InvitationPreview, token: &str, pending: &PendingSignup) -> Markup {
+    html! {
+        div.card {
+            h1 { "Join " (p.organization) }
+            p.lead { "Create your account with " (pending.provider_display) " " (invited(p)) }
+            dl.facts {
+                dt { "Organization" } dd { (p.organization) }
+                dt { "Email" } dd { (pending.email) }
+                dt { "Sign in with" } dd { (pending.provider_display) }
+            }
+            form method="post" action={ "/auth/invitations/signup" (ctx.rt_query()) } {
+                (fields::csrf(&ctx.csrf))
+                input type="hidden" name="token" value=(token);
+                input type="hidden" name="signup_id" value=(pending.id);
+                button type="submit" { "Create account and join" }
+            }
+            p.switch { a href=(page_url(ctx, "signup", token)) { "Use a password instead" } }
         }
     }
 }
@@ -272,7 +308,11 @@ pub async fn accept_page(ctx: PageCtx, PageQuery(q): PageQuery<TokenForm>) -> Re
         (OrgMode::Multi, Some(who)) => {
             let email = email_of(&ctx, &who).await?;
             if email == p.invitation.row.email {
-                accept_card(&ctx, &p, token, None)
+                let (notice, error) = ctx.take_flash();
+                html! {
+                    (alert("success", notice.as_deref()))
+                    (accept_card(&ctx, &p, token, error.as_deref()))
+                }
             } else {
                 html! {
                     div.card {
@@ -314,16 +354,15 @@ pub async fn accept_page(ctx: PageCtx, PageQuery(q): PageQuery<TokenForm>) -> Re
 }
 
 /// `POST /auth/invitations/accept` (`multi` mode, signed in): joins the organization, moves
-/// the session there, and goes to the default return path.
-pub async fn accept(ctx: PageCtx, CsrfForm(form): CsrfForm<TokenForm>) -> Result<Response, PageError> {
+/// the session there, and goes on to `return_to`.
+pub async fn accept(ctx: PageCtx, UserForm(who, form): UserForm<TokenForm>) -> Result<Response, PageError> {
     if mode(&ctx) != OrgMode::Multi {
         return Err(PageError::Forbidden("invitation page outside multi mode"));
     }
-    let who = ctx.user().await?;
     let state = ctx.state().clone();
     let orgs = state.services.organizations();
     let token = form.token.trim();
-    let failure: Failure = match orgs.accept(&who, token).await {
+    let failure: Failure = match state.services.invitations().accept(&who, token).await {
         Ok(accepted) => {
             match orgs.switch(&who, accepted.organization_id, Audience::App).await {
                 Ok(issued) => ctx.set_session(&issued),
@@ -338,7 +377,7 @@ pub async fn accept(ctx: PageCtx, CsrfForm(form): CsrfForm<TokenForm>) -> Result
                 Err(SwitchError::Token(t)) => return Err(PageError::internal(&t)),
                 Err(SwitchError::Store(s)) => return Err(s.into()),
             }
-            return Ok(ctx.redirect(&state.config.default_return_to));
+            return Ok(ctx.redirect(&ctx.return_to));
         }
         Err(e) => copy::invitation(e)?,
     };
@@ -351,8 +390,10 @@ pub async fn accept(ctx: PageCtx, CsrfForm(form): CsrfForm<TokenForm>) -> Result
     }
 }
 
-/// `GET /auth/invitations/signup?token=…`: the signup form for the invited address.
-pub async fn signup_page(ctx: PageCtx, PageQuery(q): PageQuery<TokenForm>) -> Result<Response, PageError> {
+/// `GET /auth/invitations/signup?token=…[&signup_id=…]`: the signup form for the invited
+/// address, or, after a provider round trip made in this browser, the offer to create the
+/// account with that identity.
+pub async fn signup_page(ctx: PageCtx, PageQuery(q): PageQuery<SignupQuery>) -> Result<Response, PageError> {
     let p = match pending(&ctx, &q.token).await? {
         Ok(p) => p,
         Err(page) => return Ok(page),
@@ -360,11 +401,24 @@ pub async fn signup_page(ctx: PageCtx, PageQuery(q): PageQuery<TokenForm>) -> Re
     let token = q.token.trim();
     let title = format!("Join {}", p.organization);
     // A provider sign-in refused here says why (behavior.md §9.3).
-    let (_, error) = super::oauth::flash_messages(&ctx);
+    let (_, error) = ctx.take_flash();
     if p.account_exists {
         return Ok(ctx.html(StatusCode::UNPROCESSABLE_ENTITY, &title, account_exists_card(&ctx, &p, token)));
     }
-    Ok(ctx.html(StatusCode::OK, &title, signup_card(&ctx, &p, token, error)))
+    if !q.signup_id.is_empty() {
+        let oauth = ctx.state().services.oauth();
+        match oauth.pending_signup(&q.signup_id, ctx.link_binding()).await {
+            Ok(s) if s.invitation_id == p.invitation.row.id => {
+                return Ok(ctx.html(StatusCode::OK, &title, provider_signup_card(&ctx, &p, token, &s)));
+            }
+            Ok(_) | Err(OAuthError::UnknownLink) => {
+                let failure = copy::oauth(OAuthError::UnknownLink)?;
+                return Ok(ctx.html(failure.status, &title, signup_card(&ctx, &p, token, Some(failure.message))));
+            }
+            Err(e) => return Err(copy::oauth(e).err().unwrap_or(PageError::NotFound)),
+        }
+    }
+    Ok(ctx.html(StatusCode::OK, &title, signup_card(&ctx, &p, token, error.as_deref())))
 }
 
 /// `POST /auth/invitations/signup`: form `token`, `password`. With challenges on, the code page
@@ -389,6 +443,22 @@ pub async fn signup(
         return Ok(ctx.html(StatusCode::UNPROCESSABLE_ENTITY, &title, account_exists_card(&ctx, &p, &token)));
     }
     let services = &ctx.state().services;
+    if !form.signup_id.trim().is_empty() {
+        let result = services.oauth().confirm_signup(&form.signup_id, ctx.link_binding(), &client).await;
+        return match result {
+            Ok(signed) => {
+                ctx.finish(&signed).await;
+                Ok(ctx.redirect(&ctx.return_to))
+            }
+            Err(e) => {
+                let failure = copy::oauth(e)?;
+                match refused(&ctx, &token, failure).await? {
+                    Ok(f) => Ok(ctx.html(f.status, &title, signup_card(&ctx, &p, &token, Some(f.message)))),
+                    Err(page) => Ok(page),
+                }
+            }
+        };
+    }
     let result = match NewPassword::parse(&form.password) {
         Err(e) => Ok(copy::input(e)),
         Ok(password) if ctx.state().config.challenge.enabled => {
@@ -401,16 +471,20 @@ pub async fn signup(
                 Err(e) => Ok(copy::challenge(e)?),
             }
         }
-        Ok(password) => match services.accounts().signup_invited(&token, &password, &client).await {
-            Ok(signed) => {
-                ctx.replace_session(&signed).await;
-                return Ok(ctx.redirect(&ctx.return_to));
+        Ok(password) => {
+            let email = EmailAddress::from_stored(p.invitation.row.email.clone());
+            let invited = Invited { code: &token, land_there: true };
+            match services.accounts().signup(&email, &password, Some(invited), &client).await {
+                Ok(signed) => {
+                    ctx.finish(&signed).await;
+                    return Ok(ctx.redirect(&ctx.return_to));
+                }
+                Err(SignupError::InvalidInvitation) => {
+                    refused(&ctx, &token, copy::signup(SignupError::InvalidInvitation)?).await?
+                }
+                Err(e) => Ok(copy::signup(e)?),
             }
-            Err(SignupError::InvalidInvitation) => {
-                refused(&ctx, &token, copy::signup(SignupError::InvalidInvitation)?).await?
-            }
-            Err(e) => Ok(copy::signup(e)?),
-        },
+        }
     };
     match result {
         Ok(failure) => Ok(ctx.html(failure.status, &title, signup_card(&ctx, &p, &token, Some(failure.message)))),
@@ -430,11 +504,11 @@ pub async fn login_page(ctx: PageCtx, PageQuery(q): PageQuery<TokenForm>) -> Res
     };
     let token = q.token.trim();
     let title = format!("Join {}", p.organization);
-    let (_, error) = super::oauth::flash_messages(&ctx);
+    let (_, error) = ctx.take_flash();
     if !p.account_exists {
         return Ok(ctx.html(StatusCode::OK, &title, no_account_card(&ctx, &p, token)));
     }
-    Ok(ctx.html(StatusCode::OK, &title, login_card(&ctx, &p, token, error)))
+    Ok(ctx.html(StatusCode::OK, &title, login_card(&ctx, &p, token, error.as_deref())))
 }
 
 /// `POST /auth/invitations/login` (`multi` mode): form `token`, `password`. Signs in as the
@@ -463,7 +537,7 @@ pub async fn login(
         let accounts = ctx.state().services.accounts();
         match accounts.login_invited(&token, &form.password, &client, ctx.device_token()).await {
             Ok(signed) => {
-                ctx.replace_session(&signed).await;
+                ctx.finish(&signed).await;
                 return Ok(ctx.redirect(&ctx.return_to));
             }
             Err(InvitedLoginError::Invitation(e)) => refused(&ctx, &token, copy::invitation(e)?).await?,

@@ -3,9 +3,10 @@
 //! body without the layout (behavior.md §1.7).
 //!
 //! Every page route runs inside [`page_layer`]: extractors ([`PageCtx`], [`PageUser`],
-//! [`CsrfForm`], [`PageQuery`]) and handlers only push cookies and return `PageError`s; the
-//! layer renders the errors and puts the cookies on whatever response leaves. UI copy lives in
-//! [`copy`], shared form fields in [`fields`].
+//! [`CsrfForm`], [`UserForm`], [`PageQuery`]) and handlers only push cookies and return
+//! `PageError`s; the layer renders the errors and puts the cookies on whatever response leaves.
+//! Every sign-in ends in [`PageCtx::finish`]; every action reports to the page it returns to
+//! through [`PageCtx::flash`]. UI copy lives in [`copy`], shared form fields in [`fields`].
 //!
 //! Templates are `maud` markup compiled into the binary: checked by the compiler, escaped by
 //! default, nothing to embed or load at run time.
@@ -15,13 +16,17 @@ pub mod admin;
 pub mod auth;
 pub mod challenge;
 pub mod copy;
+pub mod csp;
 pub mod error;
 mod extract;
 pub mod fields;
+pub mod google;
 pub mod invitations;
 pub mod layout;
+pub mod methods;
 pub mod oauth;
 pub mod passkeys;
+pub mod verified;
 
 use axum::extract::{Request, State};
 use axum::http::header::{LOCATION, SET_COOKIE};
@@ -30,7 +35,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 pub use error::PageError;
-pub use extract::{CsrfForm, NoFields, PageCtx, PageQuery, PageUser, PendingCookies};
+pub use extract::{CsrfForm, Flash, NoFields, PageCtx, PageQuery, PageUser, PendingCookies, UserForm};
 
 use crate::domain::Audience;
 use crate::http::state::AppState;
@@ -58,7 +63,7 @@ impl PageCtx {
     /// A page in the site's frame (or its body alone for HTMX).
     pub fn html(&self, status: StatusCode, title: &str, content: maud::Markup) -> Response {
         let markup = layout::page(self.state(), self.hx, title, content);
-        let csp = self.state().page_csp.clone();
+        let csp = self.csp();
         (status, [(axum::http::header::CONTENT_SECURITY_POLICY, csp)], axum::response::Html(markup.into_string()))
             .into_response()
     }

@@ -1,7 +1,7 @@
 //! Passkeys on the hosted pages (behavior.md §1.4, §13): the JSON endpoints the page script
 //! calls (`/auth/passkeys/{register,authenticate}/{options,finish}`), the post-signup prompt
-//! (`/auth/passkeys/setup`), rename and delete (plain forms, no script needed), the passkey rows
-//! of the account page's sign-in methods and the login page's passkey button.
+//! (`/auth/passkeys/setup`), rename and delete (plain forms, no script needed) and the login
+//! page's passkey button. The account page's passkey rows are `pages::methods`.
 //!
 //! The JSON endpoints check the CSRF header (`X-CSRF-Token`, double submit) and answer errors
 //! in the API's envelope; the script shows the message.
@@ -17,15 +17,14 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::copy::{self, Failure};
-use super::{CsrfForm, PageCtx, PageError, PageUser, audience_for};
-use crate::clock::human;
+use super::{Flash, PageCtx, PageError, PageUser, UserForm, audience_for};
+use crate::domain::ClientInfo;
 use crate::http::cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::Client;
 use crate::services::auth::Principal;
-use crate::services::passkeys::{Ceremony, MAX_NAME_CHARS, PasskeyError, Registration};
+use crate::services::passkeys::{Ceremony, PasskeyError, Registration};
 use crate::services::return_to;
-use crate::services::sessions::ClientInfo;
 
 /// Largest JSON body a finish may send (behavior.md §1.4).
 const MAX_BODY: usize = 128 * 1024;
@@ -129,7 +128,7 @@ async fn authenticate_finish_json(ctx: PageCtx, client: ClientInfo, body: Bytes)
         .finish_authentication(req.challenge_id, req.credential, audience_for(&target), &client)
         .await
         .map_err(envelope)?;
-    ctx.signed_in(&signed);
+    ctx.finish(&signed).await;
     Ok(axum::Json(json!({ "ok": true, "return_to": target })).into_response())
 }
 
@@ -181,7 +180,7 @@ async fn register_finish_json(
         .await
         .map_err(envelope)?;
     if headers.get(SECTION_HEADER).is_some_and(|v| v == "linked-providers-section") {
-        let section = super::account::sign_in_methods(&ctx, &who).await.map_err(|e| match e {
+        let section = super::methods::sign_in_methods(&ctx, &who).await.map_err(|e| match e {
             PageError::Unavailable(d) => ApiError::unavailable(&d),
             other => ApiError::internal(&format!("{other:?}")),
         })?;
@@ -222,61 +221,6 @@ pub async fn setup_page(ctx: PageCtx, PageUser(who): PageUser) -> Result<Respons
     Ok(ctx.html(StatusCode::OK, "Add a passkey", body))
 }
 
-/// The passkey rows of the account page's sign-in methods (name, created, last used, synced or
-/// device-bound), each with rename and delete forms, and the button that adds one.
-pub async fn passkey_rows(ctx: &PageCtx, who: &Principal) -> Result<Markup, PageError> {
-    let passkeys = ctx.state().services.passkeys();
-    if !passkeys.available() {
-        return Ok(html! {});
-    }
-    let list = passkeys.list(who.user_id()).await?;
-    let csrf = super::fields::csrf(&ctx.csrf);
-    Ok(html! {
-        h3 { "Passkeys" }
-        @if list.is_empty() {
-            p.meta { "No passkeys yet." }
-        } @else {
-            ul.sessions.passkeys {
-                @for p in &list {
-                    li data-passkey-row {
-                        div {
-                            div.device {
-                                span data-passkey-name { (p.name) }
-                                @if p.backup_eligible { span.badge { "Synced" } } @else { span.badge { "This device only" } }
-                                @if p.clone_warning { span.badge.warn { "Possibly copied" } }
-                            }
-                            div.meta {
-                                "Added " (human(p.created_at_ms)) " · "
-                                @match p.last_used_at_ms { Some(t) => { "last used " (human(t)) }, None => "never used" }
-                            }
-                            details {
-                                summary { "Rename or remove" }
-                                form method="post" action={ "/auth/passkeys/" (p.id) "/rename" } {
-                                    (csrf)
-                                    div.inline {
-                                        div.field {
-                                            label for={ "pk-name-" (p.id) } { "Name" }
-                                            input id={ "pk-name-" (p.id) } name="name" type="text" required maxlength=(MAX_NAME_CHARS) value=(p.name);
-                                        }
-                                        button.secondary.small type="submit" { "Rename" }
-                                    }
-                                }
-                                form method="post" action={ "/auth/passkeys/" (p.id) "/delete" } {
-                                    (csrf)
-                                    (super::fields::reauth(&format!("pk-pw-{}", p.id)))
-                                    button.danger.small type="submit" aria-label={ "Remove " (p.name) } { "Remove passkey" }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        div.alert.error role="alert" hidden data-passkey-error {}
-        button.secondary type="button" hidden data-passkey-register { "Add a passkey" }
-    })
-}
-
 /// The login page's passkey button (shown by the page script where WebAuthn works), which also
 /// asks for browser autofill of passkeys on the email field (conditional mediation).
 pub fn login_button(ctx: &PageCtx) -> Markup {
@@ -302,8 +246,8 @@ fn passkey_id(id: &str) -> Result<Uuid, PageError> {
     Uuid::parse_str(id).map_err(|_| PageError::NotFound)
 }
 
-/// The account page after a change, or with the failure; the section alone when the script
-/// asks for it.
+/// After a change: the sign-in methods section alone when the script asks for it (with the
+/// failure's status), else back to the account page saying how it went.
 async fn after_change(
     ctx: &PageCtx,
     who: &Principal,
@@ -317,12 +261,13 @@ async fn after_change(
     };
     if headers.get(SECTION_HEADER).is_some_and(|v| v == "linked-providers-section") {
         let status = failure.map_or(StatusCode::OK, |f| f.status);
-        return Ok((status, Html(super::account::sign_in_methods(ctx, who).await?.into_string())).into_response());
+        return Ok((status, Html(super::methods::sign_in_methods(ctx, who).await?.into_string())).into_response());
     }
     match failure {
-        None => Ok(ctx.redirect(&format!("/auth/account?notice={done}"))),
-        Some(f) => super::account::render(ctx, who, f.status, None, Some(f.message)).await,
+        None => ctx.flash(Flash::Success, done),
+        Some(f) => ctx.flash(Flash::Error, f.message),
     }
+    Ok(ctx.redirect("/auth/account"))
 }
 
 /// `POST /auth/passkeys/{id}/rename`.
@@ -331,12 +276,11 @@ pub async fn rename(
     Path(id): Path<String>,
     Client(client): Client,
     headers: HeaderMap,
-    CsrfForm(form): CsrfForm<PasskeyForm>,
+    UserForm(who, form): UserForm<PasskeyForm>,
 ) -> Result<Response, PageError> {
-    let who = ctx.user().await?;
     let id = passkey_id(&id)?;
     let result = ctx.state().services.passkeys().rename(&who, id, &form.name, &client).await;
-    after_change(&ctx, &who, &headers, result, "passkey-renamed").await
+    after_change(&ctx, &who, &headers, result, copy::done::PASSKEY_RENAMED).await
 }
 
 /// `POST /auth/passkeys/{id}/delete`: never the last sign-in method (422); a privileged session.
@@ -345,11 +289,10 @@ pub async fn delete(
     Path(id): Path<String>,
     Client(client): Client,
     headers: HeaderMap,
-    CsrfForm(form): CsrfForm<PasskeyForm>,
+    UserForm(who, form): UserForm<PasskeyForm>,
 ) -> Result<Response, PageError> {
-    let who = ctx.user().await?;
     let id = passkey_id(&id)?;
     let current = Some(form.current_password.as_str()).filter(|p| !p.is_empty());
     let result = ctx.state().services.passkeys().delete(&who, id, current, &client).await;
-    after_change(&ctx, &who, &headers, result, "passkey-removed").await
+    after_change(&ctx, &who, &headers, result, copy::done::PASSKEY_REMOVED).await
 }

@@ -20,7 +20,6 @@ use oauth2::{
     StandardTokenResponse, TokenResponse as _, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
@@ -28,10 +27,9 @@ use super::client::ProviderError;
 use super::{Identity, OAuth, OAuthError, identity};
 use crate::cache::{LimitKey, Scope};
 use crate::config::{ProviderConfig, ProviderKind};
+use crate::domain::ClientInfo;
 use crate::domain::{SessionId, UserId};
-use crate::services::audit::Actor;
 use crate::services::auth::Principal;
-use crate::services::sessions::ClientInfo;
 use crate::store::providers::NewFlow;
 
 /// How long a started flow may take to come back.
@@ -334,17 +332,8 @@ impl OAuth {
         if who.user_id() != user || who.session_id() != session {
             return Err(OAuthError::SessionChanged);
         }
-        let now = self.core.now_ms();
-        let mut tx = self.core.store.begin().await?;
-        let row = tx.user_by_id(user).await?.ok_or(OAuthError::SessionChanged)?;
-        self.link_in(&mut tx, user, &identity.provider, &identity.subject, now).await?;
-        let meta = json!({ "provider": identity.provider, "proof": "session" });
-        self.core
-            .audit(&mut tx, &Actor::user(user, client), "user.provider_linked", Some((user, &row.email)), meta)
-            .await?;
-        tx.commit().await?;
-        self.core.forget_user(user);
-        Ok(())
+        let tx = self.core.store.begin().await?;
+        self.link_to_signed_in(tx, user, identity, client).await
     }
 }
 

@@ -1,31 +1,32 @@
 //! Provider sign-in on the invitation pages (behavior.md §7.2 `flow=login`, §9.3): when a
-//! sign-in's `return_to` is `/auth/invitations/{signup|login}?token=…`, the identity joins the
-//! invited organization instead of a plain sign-in.
+//! sign-in's `return_to` is `/auth/invitations/{signup|login}?token=…`, the provider round trip
+//! never accepts the invitation by itself. A link from another site can start that round trip
+//! in a victim's browser, so acceptance waits for the person's own click on our page:
 //!
-//! - The provider's verified email must be the invited address.
-//! - From the signup page: no account may have that address (nor this identity); a new account
-//!   is created with the identity (its own organization as the mode says for invited signups),
-//!   accepts the invitation and starts its session in the invited organization.
-//! - From the login page (`multi` mode only): the identity must already be linked to the
-//!   invited account, which accepts and starts its session in the invited organization. An
-//!   account with the address but without this identity gets the recovery link, carrying the
-//!   invitation page: proving the account there (password or a linked Google identity) links
-//!   the identity and accepts the invitation, in one transaction.
+//! - an identity that has an account (linked, or by its email through the recovery link) signs
+//!   in as any provider sign-in does and lands on the invitation's accept page, signed in, where
+//!   the Accept button joins;
+//! - a new identity whose verified email is the invited address gets a pending signup, bound to
+//!   this browser: the invitation's signup page offers "create the account and join" with it,
+//!   and that form's post creates the account, links the identity, accepts the invitation and
+//!   starts the session in the invited organization, in one transaction.
 //!
 //! As for the password invitation pages, the allowlist admits the address on the strength of
-//! the pending invitation, and every step of a change (user, identity, acceptance, events,
-//! session) is one transaction.
+//! the pending invitation.
 
-use serde_json::json;
+use uuid::Uuid;
 
-use super::{Identity, OAuth, OAuthError, SignInOutcome};
+use super::{Identity, OAuth, OAuthError, SignInOutcome, bound, new_binding, refused};
 use crate::config::OrgMode;
-use crate::domain::{Audience, EmailAddress, OrgId};
-use crate::services::accounts::SignedIn;
+use crate::domain::{Audience, ClientInfo};
+use crate::services::accounts::{NewAccount, SignedIn};
 use crate::services::audit::Actor;
-use crate::services::sessions::ClientInfo;
-use crate::store::accounts::UserRow;
-use crate::store::{StoreError, Tx};
+use crate::services::invitations::{AcceptError, Which};
+use crate::services::signin::{Method, StartIn, Verified};
+use crate::store::providers::NewPendingSignup;
+
+/// How long a pending signup waits for its form to be posted.
+const SIGNUP_TTL_MS: i64 = 10 * 60_000;
 
 /// Which invitation page a provider sign-in started from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,121 +70,125 @@ impl InvitationTarget {
             .filter(|v| crate::services::return_to::is_safe(v) && Self::parse(v).is_none());
         Some(InvitationTarget { page, token, next })
     }
+
+    /// The invitation's accept page, where a signed-in visitor accepts (carrying the
+    /// invitation page's own `return_to`).
+    pub fn accept_page(&self) -> String {
+        self.page_url("accept")
+    }
+
+    /// `/auth/invitations/{page}?token=…`, carrying the invitation page's own `return_to` when
+    /// it is a plain path (a nested, percent-encoded one would not pass as a safe `return_to`).
+    pub fn page_url(&self, page: &str) -> String {
+        let base = format!("/auth/invitations/{page}?token={}", crate::services::return_to::encode(&self.token));
+        match &self.next {
+            Some(next) if !next.contains(['?', '&', '#', '%', '+']) => format!("{base}&return_to={next}"),
+            _ => base,
+        }
+    }
+}
+
+/// A pending signup, as the invitation's signup page offers it.
+#[derive(Debug, Clone)]
+pub struct PendingSignup {
+    pub id: Uuid,
+    pub provider: String,
+    pub provider_display: String,
+    pub email: String,
+    pub invitation_id: Uuid,
 }
 
 impl OAuth {
-    /// Signs in (or up) with a verified identity from the invitation page `target`
-    /// (`return_to` is that page's URL, kept by a recovery link). The session is an app
-    /// session in the invited organization.
-    pub async fn sign_in_invited(
+    /// A verified identity coming back to the invitation page `target` (see the module docs).
+    pub async fn sign_in_from_invitation(
         &self,
         identity: &Identity,
         target: &InvitationTarget,
-        return_to: &str,
         client: &ClientInfo,
     ) -> Result<SignInOutcome, OAuthError> {
         if self.core.config.org_mode == OrgMode::Personal {
-            return Err(OAuthError::Invitation(crate::services::organizations::AcceptError::Disabled));
+            return Err(OAuthError::Invitation(AcceptError::Disabled));
         }
-        if target.page == InvitationPage::Login && self.core.config.org_mode != OrgMode::Multi {
-            return Err(OAuthError::InvitationLoginOff);
-        }
-        let invitation = self.organizations.pending(&target.token).await?;
-        if invitation.email != identity.email.as_str() {
-            return Err(OAuthError::Invitation(crate::services::organizations::AcceptError::WrongEmail));
-        }
-        let email = identity.email.clone();
+        let invitation = self.invitations.pending(&target.token).await?;
         let linked = self.core.store.user_by_provider(&identity.provider, &identity.subject).await?;
-        let by_email = self.core.store.user_by_email(&email).await?;
-        let allowed = self.core.allowed(&email).await?;
-        match target.page {
-            InvitationPage::Signup => {
-                if linked.is_some() || by_email.is_some() {
-                    return Err(OAuthError::InvitedAccountExists);
-                }
-                self.signup_invited(identity, &target.token, allowed, client).await.map(SignInOutcome::SignedIn)
-            }
-            InvitationPage::Login => match (linked, by_email) {
-                (Some(user), _) => {
-                    let mut tx = self.core.store.begin().await?;
-                    let org = self.accept_for(&mut tx, &target.token, &user, allowed, client).await?;
-                    let tokens = self.sessions.create_in(&mut tx, &user, Some(org), Audience::App, client).await?;
-                    let meta = json!({
-                        "method": identity.provider, "audience": Audience::App.as_str(), "invitation_id": invitation.id,
-                    });
-                    self.core
-                        .audit(&mut tx, &Actor::user(user.id, client), "user.login", Some((user.id, &user.email)), meta)
-                        .await?;
-                    tx.commit().await?;
-                    Ok(SignInOutcome::SignedIn(SignedIn { user, tokens, device: None }))
-                }
-                (None, Some(existing)) => {
-                    let link_id = self.create_recovery_link(existing.id, identity, return_to).await?;
-                    Ok(SignInOutcome::LinkRequired { link_id })
-                }
-                (None, None) => Err(OAuthError::InvitedNoAccount),
-            },
+        let taken = self.core.store.user_by_email(&identity.email).await?;
+        if linked.is_some() || taken.is_some() {
+            return self.sign_in(identity, Audience::App, client, Some(&target.accept_page())).await;
         }
+        if invitation.email != identity.email.as_str() {
+            return Err(OAuthError::Invitation(AcceptError::WrongEmail));
+        }
+        let (binding, binding_hash) = new_binding();
+        let id = Uuid::new_v4();
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        tx.insert_pending_signup(&NewPendingSignup {
+            id,
+            invitation_id: invitation.id,
+            provider: &identity.provider,
+            provider_user_id: &identity.subject,
+            provider_email: identity.email.as_str(),
+            binding_hash: &binding_hash,
+            expires_at_ms: now.saturating_add(SIGNUP_TTL_MS),
+            now_ms: now,
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(SignInOutcome::SignupPending { signup_id: id, binding })
     }
 
-    /// A new account for the invited address with the identity, the acceptance and an app
-    /// session in the invited organization, in one transaction (`user.created`, the
-    /// organization events of the mode, `organization.invitation.accepted`,
-    /// `organization.membership.created`).
-    async fn signup_invited(
+    /// A valid pending signup made in this browser (`binding`), for the invitation's signup page.
+    pub async fn pending_signup(&self, id: &str, binding: Option<&str>) -> Result<PendingSignup, OAuthError> {
+        let id = Uuid::parse_str(id.trim()).map_err(|_| OAuthError::UnknownLink)?;
+        let row = self.core.store.pending_signup(id).await?.ok_or(OAuthError::UnknownLink)?;
+        if row.consumed_at_ms.is_some()
+            || row.expires_at_ms <= self.core.now_ms()
+            || !bound(Some(&row.binding_hash), binding)
+        {
+            return Err(OAuthError::UnknownLink);
+        }
+        Ok(PendingSignup {
+            id: row.id,
+            provider_display: self.display_name(&row.provider),
+            provider: row.provider,
+            email: row.provider_email,
+            invitation_id: row.invitation_id,
+        })
+    }
+
+    /// The invitation signup page's post with a pending signup: the account for the invited
+    /// address with the identity, the accepted invitation and an app session in the invited
+    /// organization, in one transaction.
+    pub async fn confirm_signup(
         &self,
-        identity: &Identity,
-        token: &str,
-        allowed: bool,
+        id: &str,
+        binding: Option<&str>,
         client: &ClientInfo,
     ) -> Result<SignedIn, OAuthError> {
+        let id = Uuid::parse_str(id.trim()).map_err(|_| OAuthError::UnknownLink)?;
         let now = self.core.now_ms();
-        let email = &identity.email;
         let mut tx = self.core.store.begin().await?;
-        let row = self.organizations.lock_by_code(&mut tx, token, email).await?;
-        if !allowed {
-            self.organizations.admit_in(&mut tx, &row, email, client).await?;
+        let row = tx.pending_signup_for_update(id).await?.ok_or(OAuthError::UnknownLink)?;
+        if row.consumed_at_ms.is_some()
+            || row.expires_at_ms <= now
+            || !bound(Some(&row.binding_hash), binding)
+            || !tx.consume_pending_signup(row.id, now).await?
+        {
+            return Err(OAuthError::UnknownLink);
         }
-        let own_org = self.accounts.gets_own_org(true);
-        let Some(user) = self.accounts.create_user_with(&mut tx, email, None, own_org).await? else {
+        let email = crate::domain::EmailAddress::from_stored(row.provider_email.clone());
+        let new = NewAccount { email: &email, password_hash: None, invited: true, verified: true };
+        let Some(user) = self.accounts.create_user(&mut tx, &new, &Actor::anonymous(client)).await? else {
             return Err(OAuthError::InvitedAccountExists);
         };
-        match tx.link_provider(user.id, &identity.provider, &identity.subject, now).await {
-            Err(StoreError::Conflict) => return Err(OAuthError::LinkedElsewhere),
-            other => other?,
-        }
-        let accepted = self.organizations.accept_in(&mut tx, &row, &user).await?;
-        let tokens =
-            self.sessions.create_in(&mut tx, &user, Some(accepted.organization_id), Audience::App, client).await?;
-        let meta = json!({
-            "method": identity.provider, "audience": Audience::App.as_str(), "created": true, "invitation_id": row.id,
-        });
-        self.core
-            .audit(&mut tx, &Actor::user(user.id, client), "user.login", Some((user.id, &user.email)), meta)
-            .await?;
-        tx.commit().await?;
-        Ok(SignedIn { user, tokens, device: None })
-    }
-
-    /// Accepts the invitation behind `token` for `user` in `tx` (the allowlist admitting the
-    /// address when `allowed` is false); the invited organization.
-    pub(super) async fn accept_for(
-        &self,
-        tx: &mut Tx,
-        token: &str,
-        user: &UserRow,
-        allowed: bool,
-        client: &ClientInfo,
-    ) -> Result<OrgId, OAuthError> {
-        if self.core.config.org_mode != OrgMode::Multi {
-            return Err(OAuthError::InvitationLoginOff);
-        }
-        let email = EmailAddress::from_stored(user.email.clone());
-        let row = self.organizations.lock_by_code(tx, token, &email).await?;
-        if !allowed {
-            self.organizations.admit_in(tx, &row, &email, client).await?;
-        }
-        Ok(self.organizations.accept_in(tx, &row, user).await?.organization_id)
+        let identity = Identity { provider: row.provider.clone(), subject: row.provider_user_id.clone(), email };
+        self.link_new(&mut tx, &user, &identity, "invitation", client).await?;
+        let accepted = self.invitations.join(&mut tx, Which::Id(row.invitation_id), &user, client).await?;
+        let verified = Verified::new(user, Method::Provider { name: row.provider })
+            .with("created", true)
+            .with("invitation_id", row.invitation_id.to_string());
+        let start_in = StartIn::Organization(accepted.organization_id);
+        self.signins.complete(tx, verified, Audience::App, start_in, client).await.map_err(refused)
     }
 }
 

@@ -9,8 +9,14 @@
 //!   the recovery-link page, and only then is it linked;
 //! - otherwise a new account is created (no password), with its first organization per mode.
 //!
+//! A verified identity is then signed in by the one completion (`services::signin`). Pending
+//! links and signups are bound to the browser that made them (a random value in its
+//! `authara_link` cookie, stored hashed), so a link started from another site cannot be
+//! finished anywhere else. Google ID tokens sign in once: a replayed token is refused on every
+//! instance until it expires.
+//!
 //! Linking from the account page and unlinking need a privileged session; unlinking refuses
-//! to remove the last way to sign in.
+//! to remove the last way to sign in. Adding and removing a sign-in method mails the owner.
 
 pub mod client;
 mod flow;
@@ -26,20 +32,22 @@ use uuid::Uuid;
 use self::client::{ProviderError, ProviderHttp};
 use self::issuer::{IdTokenError, Issuer};
 use super::Core;
-use super::accounts::{Accounts, SignedIn};
+use super::accounts::{Accounts, NewAccount, SignedIn};
 use super::audit::Actor;
 use super::auth::{Principal, ReauthError};
-use super::organizations::{AcceptError, Organizations};
-use super::password::{HashError, Verified};
-use super::sessions::{ClientInfo, SessionError, Sessions};
+use super::events::{Credential, DomainEvent};
+use super::invitations::{AcceptError, Invitations};
+use super::password::{HashError, Verified as Hash};
+use super::sessions::SessionError;
+use super::signin::{Method, SignIns, StartIn, Verified};
 use crate::cache::{LimitKey, Scope};
 use crate::config::{ProviderConfig, ProviderKind};
-use crate::domain::{Audience, EmailAddress, UserId};
-use crate::store::StoreError;
+use crate::domain::{Audience, ClientInfo, EmailAddress, UserId};
 use crate::store::providers::{LinkedProvider, NewPendingLink};
+use crate::store::{StoreError, Tx};
 
 pub use self::flow::{Finished, Started};
-pub use self::invited::{InvitationPage, InvitationTarget};
+pub use self::invited::{InvitationPage, InvitationTarget, PendingSignup};
 
 /// How long an account-recovery link waits for its owner (behavior.md §7.2).
 const RECOVERY_LINK_TTL_MS: i64 = 10 * 60_000;
@@ -90,9 +98,13 @@ pub enum OAuthError {
     /// Removing this would leave no way to sign in.
     #[error("the last sign-in method cannot be removed")]
     LastMethod,
-    /// A recovery or authenticated link that is unknown, expired, used, or someone else's.
+    /// A recovery or authenticated link that is unknown, expired, used, someone else's, or
+    /// made in another browser.
     #[error("invalid or expired link")]
     UnknownLink,
+    /// The Google ID token already signed someone in (a leaked token is good for nothing).
+    #[error("this sign-in was already used")]
+    Replayed,
     #[error("incorrect password")]
     WrongPassword,
     #[error("rate limited")]
@@ -104,15 +116,9 @@ pub enum OAuthError {
     /// address's, or not in this mode).
     #[error(transparent)]
     Invitation(#[from] AcceptError),
-    /// From an invitation's signup page: the invited address (or this identity) has an account.
+    /// A pending invitation signup whose address got an account in the meantime.
     #[error("an account with the invited email exists")]
     InvitedAccountExists,
-    /// From an invitation's login page: no account has the invited address.
-    #[error("no account has the invited email")]
-    InvitedNoAccount,
-    /// Signing in on an invitation is for `multi` mode only.
-    #[error("signing in on an invitation is only available in multi mode")]
-    InvitationLoginOff,
     #[error(transparent)]
     Reauth(#[from] ReauthError),
     #[error(transparent)]
@@ -145,10 +151,36 @@ pub struct Identity {
 pub enum SignInOutcome {
     SignedIn(SignedIn),
     /// The email belongs to an account without this identity; the owner proves it on the
-    /// recovery-link page (`/auth/provider-links/confirm?link_id=`).
+    /// recovery-link page (`/auth/provider-links/confirm?link_id=`), in this browser only: it
+    /// keeps `binding` in its `authara_link` cookie.
     LinkRequired {
         link_id: Uuid,
+        binding: String,
     },
+    /// From an invitation page, a new identity: the invitation's signup page offers to create
+    /// the account with it and join (`signup_id`), in this browser only (`binding`).
+    SignupPending {
+        signup_id: Uuid,
+        binding: String,
+    },
+}
+
+/// A random value for a browser's `authara_link` cookie, and the hash stored with what it binds.
+fn new_binding() -> (String, [u8; 32]) {
+    let value = super::sessions::new_refresh_token();
+    let hash = super::sessions::hash_refresh_token(&value);
+    (value, hash)
+}
+
+/// Whether the browser's `authara_link` cookie is the one `stored` was made for.
+fn bound(stored: Option<&[u8]>, cookie: Option<&str>) -> bool {
+    match (stored, cookie.filter(|c| !c.is_empty() && c.len() <= 128)) {
+        (Some(stored), Some(cookie)) => {
+            let given = super::sessions::hash_refresh_token(cookie);
+            bool::from(subtle::ConstantTimeEq::ct_eq(stored, given.as_slice()))
+        }
+        _ => false,
+    }
 }
 
 /// A recovery link, as its confirmation page shows it.
@@ -174,9 +206,9 @@ pub struct ProviderInfo {
 #[derive(Clone)]
 pub struct OAuth {
     core: Core,
-    sessions: Sessions,
     accounts: Accounts,
-    organizations: Organizations,
+    signins: SignIns,
+    invitations: Invitations,
     http: ProviderHttp,
     /// One issuer per OpenID provider (Google included), by provider name.
     issuers: Arc<HashMap<String, Issuer>>,
@@ -185,9 +217,9 @@ pub struct OAuth {
 impl OAuth {
     pub(crate) fn new(
         core: Core,
-        sessions: Sessions,
         accounts: Accounts,
-        organizations: Organizations,
+        signins: SignIns,
+        invitations: Invitations,
     ) -> Result<Self, String> {
         let http = ProviderHttp::new()?;
         let issuers = core
@@ -198,7 +230,7 @@ impl OAuth {
             .filter(|p| matches!(p.kind, ProviderKind::Google | ProviderKind::Oidc))
             .map(|p| (p.name.clone(), Issuer::new(&p.issuer, http.clone())))
             .collect();
-        Ok(Self { core, sessions, accounts, organizations, http, issuers: Arc::new(issuers) })
+        Ok(Self { core, accounts, signins, invitations, http, issuers: Arc::new(issuers) })
     }
 
     fn provider(&self, name: &str) -> Result<&ProviderConfig, OAuthError> {
@@ -248,7 +280,16 @@ impl OAuth {
         let claims =
             self.issuer("google")?.verify(credential.trim(), &google.client_id, nonce, self.core.now_ms()).await?;
         let verified = claims.email_verified();
-        identity("google", claims.sub, claims.email.as_deref(), verified)
+        let identity = identity("google", claims.sub.clone(), claims.email.as_deref(), verified)?;
+        // why: the reference accepts an ID token as often as it is presented until it expires,
+        // so a leaked one (a log, a proxy, a browser extension) signs in again and again. Each
+        // token signs in once, on every instance sharing the database.
+        let spent = super::sessions::hash_refresh_token(credential.trim());
+        let expires_ms = claims.exp.saturating_mul(1000);
+        if !self.core.store.spend_id_token(&spent, expires_ms).await? {
+            return Err(OAuthError::Replayed);
+        }
+        Ok(identity)
     }
 
     /// Signs in with a verified identity (behavior.md §7.3). With `recovery`, an email that
@@ -261,23 +302,17 @@ impl OAuth {
         client: &ClientInfo,
         recovery: Option<&str>,
     ) -> Result<SignInOutcome, OAuthError> {
-        let method = json!({ "method": identity.provider, "audience": audience.as_str() });
+        let method = Method::Provider { name: identity.provider.clone() };
         if let Some(user) = self.core.store.user_by_provider(&identity.provider, &identity.subject).await? {
-            if !self.core.allowed(&EmailAddress::from_stored(user.email.clone())).await? {
-                return Err(OAuthError::NotAllowed);
-            }
-            let mut tx = self.core.store.begin().await?;
-            let tokens = self.sessions.create(&mut tx, &user, audience, client).await?;
-            self.core
-                .audit(&mut tx, &Actor::user(user.id, client), "user.login", Some((user.id, &user.email)), method)
-                .await?;
-            tx.commit().await?;
-            return Ok(SignInOutcome::SignedIn(SignedIn { user, tokens, device: None }));
+            let tx = self.core.store.begin().await?;
+            let signed =
+                self.signins.complete(tx, Verified::new(user, method), audience, StartIn::Default, client).await;
+            return Ok(SignInOutcome::SignedIn(signed.map_err(refused)?));
         }
         if let Some(existing) = self.core.store.user_by_email(&identity.email).await? {
             let Some(return_to) = recovery else { return Err(OAuthError::LinkRequired) };
-            let link_id = self.create_recovery_link(existing.id, identity, return_to).await?;
-            return Ok(SignInOutcome::LinkRequired { link_id });
+            let (link_id, binding) = self.create_recovery_link(existing.id, identity, return_to).await?;
+            return Ok(SignInOutcome::LinkRequired { link_id, binding });
         }
         if !self.core.allowed(&identity.email).await? {
             return Err(OAuthError::NotAllowed);
@@ -286,35 +321,49 @@ impl OAuth {
             // A new account has no admin role: the session would be refused anyway.
             return Err(OAuthError::Session(SessionError::AudienceForbidden));
         }
-        let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
-        let Some(user) = self.accounts.create_user(&mut tx, &identity.email, None).await? else {
+        let new = NewAccount { email: &identity.email, password_hash: None, invited: false, verified: true };
+        let Some(user) = self.accounts.create_user(&mut tx, &new, &Actor::anonymous(client)).await? else {
             // The email was taken in between: the same answer as above, next time.
             return Err(OAuthError::LinkRequired);
         };
-        match tx.link_provider(user.id, &identity.provider, &identity.subject, now).await {
+        self.link_new(&mut tx, &user, identity, "signup", client).await?;
+        let verified = Verified::new(user, method).with("created", true);
+        let signed = self.signins.complete(tx, verified, audience, StartIn::Default, client).await;
+        Ok(SignInOutcome::SignedIn(signed.map_err(refused)?))
+    }
+
+    /// Links `identity` to a user created in `tx` (it cannot be anyone's: `LinkedElsewhere`
+    /// otherwise), recording it.
+    async fn link_new(
+        &self,
+        tx: &mut Tx,
+        user: &crate::store::accounts::UserRow,
+        identity: &Identity,
+        proof: &str,
+        client: &ClientInfo,
+    ) -> Result<(), OAuthError> {
+        match tx.link_provider(user.id, &identity.provider, &identity.subject, self.core.now_ms()).await {
             Err(StoreError::Conflict) => return Err(OAuthError::LinkedElsewhere),
             other => other?,
         }
-        let tokens = self.sessions.create(&mut tx, &user, audience, client).await?;
-        let mut meta = method;
-        meta["created"] = json!(true);
-        self.core
-            .audit(&mut tx, &Actor::user(user.id, client), "user.login", Some((user.id, &user.email)), meta)
-            .await?;
-        tx.commit().await?;
-        Ok(SignInOutcome::SignedIn(SignedIn { user, tokens, device: None }))
+        let credential = Credential::Provider { name: &identity.provider, proof };
+        let event = DomainEvent::CredentialAdded { user_id: user.id, email: &user.email, credential };
+        self.core.record(tx, &Actor::user(user.id, client), &event).await?;
+        Ok(())
     }
 
     /// Records an account-recovery link (behavior.md §7.2): `identity` may be linked to the
-    /// account `user` once its owner proves it, then the browser goes on to `return_to`.
+    /// account `user` once its owner proves it, in the browser that keeps the returned binding,
+    /// then the browser goes on to `return_to`.
     pub(super) async fn create_recovery_link(
         &self,
         user: UserId,
         identity: &Identity,
         return_to: &str,
-    ) -> Result<Uuid, OAuthError> {
+    ) -> Result<(Uuid, String), OAuthError> {
         let link_id = Uuid::new_v4();
+        let (binding, binding_hash) = new_binding();
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
         tx.insert_pending_link(&NewPendingLink {
@@ -327,19 +376,25 @@ impl OAuth {
             provider_email_verified: true,
             purpose: PURPOSE_RECOVERY,
             return_to: Some(return_to),
+            binding_hash: Some(&binding_hash),
             expires_at_ms: now.saturating_add(RECOVERY_LINK_TTL_MS),
             now_ms: now,
         })
         .await?;
         tx.commit().await?;
-        Ok(link_id)
+        Ok((link_id, binding))
     }
 
-    /// A valid (unconsumed, unexpired) recovery link, for its confirmation page.
-    pub async fn recovery_link(&self, id: &str) -> Result<RecoveryLink, OAuthError> {
+    /// A valid (unconsumed, unexpired) recovery link made in this browser (`binding`: its
+    /// `authara_link` cookie), for its confirmation page.
+    pub async fn recovery_link(&self, id: &str, binding: Option<&str>) -> Result<RecoveryLink, OAuthError> {
         let id = Uuid::parse_str(id.trim()).map_err(|_| OAuthError::UnknownLink)?;
         let row = self.core.store.pending_link(id).await?.ok_or(OAuthError::UnknownLink)?;
-        if row.purpose != PURPOSE_RECOVERY || row.consumed_at_ms.is_some() || row.expires_at_ms <= self.core.now_ms() {
+        if row.purpose != PURPOSE_RECOVERY
+            || row.consumed_at_ms.is_some()
+            || row.expires_at_ms <= self.core.now_ms()
+            || !bound(row.binding_hash.as_deref(), binding)
+        {
             return Err(OAuthError::UnknownLink);
         }
         Ok(RecoveryLink {
@@ -352,16 +407,17 @@ impl OAuth {
     }
 
     /// `POST /auth/provider-links/confirm`: the owner of the account proves it with its
-    /// password (rate limit `login` on the link's email); the identity is linked and a session
-    /// starts, in one transaction that consumes the link.
+    /// password (rate limit `login` on the link's email), in the browser that made the link;
+    /// the identity is linked and a session starts, in one transaction that consumes the link.
     pub async fn confirm_with_password(
         &self,
         link_id: &str,
+        binding: Option<&str>,
         password: &str,
         audience: Audience,
         client: &ClientInfo,
     ) -> Result<(SignedIn, Option<String>), OAuthError> {
-        let link = self.recovery_link(link_id).await?;
+        let link = self.recovery_link(link_id, binding).await?;
         let key = LimitKey { ip: client.ip, target: Some(link.email.clone()) };
         self.core
             .limit(Scope::Login, &key)
@@ -371,7 +427,7 @@ impl OAuth {
         let stored = self.core.store.password_hash(row.user_id).await?;
         let ok = match stored {
             Some(stored) if password.len() <= super::password::MAX_PASSWORD_BYTES => {
-                self.core.hasher.verify(password, &stored).await? != Verified::No
+                self.core.hasher.verify(password, &stored).await? != Hash::No
             }
             _ => {
                 self.core.hasher.verify_dummy(password).await?;
@@ -379,13 +435,16 @@ impl OAuth {
             }
         };
         if !ok {
-            let meta = json!({ "method": "password", "link": link.provider });
-            self.core
-                .audit_alone(&Actor::anonymous(client), "user.login_failed", Some((row.user_id, &link.email)), meta)
-                .await;
+            let event = DomainEvent::SignInFailed {
+                user_id: Some(row.user_id),
+                email: &link.email,
+                method: "password",
+                detail: json!({ "link": link.provider }),
+            };
+            self.core.record_alone(&Actor::anonymous(client), &event).await;
             return Err(OAuthError::WrongPassword);
         }
-        self.finish_recovery(link.id, row.user_id, "password", audience, client).await
+        self.finish_recovery(link.id, binding, row.user_id, Method::Password, audience, client).await
     }
 
     /// `flow=proof` of Google's page callback (behavior.md §7.2): the owner proves the account
@@ -393,35 +452,33 @@ impl OAuth {
     pub async fn confirm_with_identity(
         &self,
         link_id: &str,
+        binding: Option<&str>,
         proof: &Identity,
         audience: Audience,
         client: &ClientInfo,
     ) -> Result<(SignedIn, Option<String>), OAuthError> {
-        let link = self.recovery_link(link_id).await?;
+        let link = self.recovery_link(link_id, binding).await?;
         let row = self.core.store.pending_link(link.id).await?.ok_or(OAuthError::UnknownLink)?;
         let owner = self.core.store.user_by_provider(&proof.provider, &proof.subject).await?;
         if owner.is_none_or(|u| u.id != row.user_id) {
             return Err(OAuthError::LinkedElsewhere);
         }
-        self.finish_recovery(link.id, row.user_id, &proof.provider, audience, client).await
+        let method = Method::Provider { name: proof.provider.clone() };
+        self.finish_recovery(link.id, binding, row.user_id, method, audience, client).await
     }
 
-    /// Consumes a recovery link whose owner proved the account, links its identity and starts a
-    /// session, in one transaction. A link made on an invitation's login page (its `return_to`)
-    /// accepts the invitation in that transaction too, and the session starts in the invited
-    /// organization (behavior.md §9.3).
+    /// Consumes a recovery link whose owner proved the account (`proof`), links its identity
+    /// (whose verified email proves the address too) and completes the sign-in, in one
+    /// transaction; the link's `return_to` comes back.
     async fn finish_recovery(
         &self,
         link_id: Uuid,
+        binding: Option<&str>,
         owner: UserId,
-        proof: &str,
+        proof: Method,
         audience: Audience,
         client: &ClientInfo,
     ) -> Result<(SignedIn, Option<String>), OAuthError> {
-        let allowed = match self.core.store.user_by_id(owner).await? {
-            Some(user) => self.core.allowed(&EmailAddress::from_stored(user.email)).await?,
-            None => return Err(OAuthError::UnknownLink),
-        };
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
         let row = tx.pending_link_for_update(link_id).await?.ok_or(OAuthError::UnknownLink)?;
@@ -429,6 +486,7 @@ impl OAuth {
             || row.purpose != PURPOSE_RECOVERY
             || row.consumed_at_ms.is_some()
             || row.expires_at_ms <= now
+            || !bound(row.binding_hash.as_deref(), binding)
             || !tx.consume_pending_link(row.id, now).await?
         {
             return Err(OAuthError::UnknownLink);
@@ -436,25 +494,17 @@ impl OAuth {
         let user = tx.user_by_id(row.user_id).await?.ok_or(OAuthError::UnknownLink)?;
         let subject = row.provider_user_id.as_deref().ok_or(OAuthError::UnknownLink)?;
         self.link_in(&mut tx, user.id, &row.provider, subject, now).await?;
-        let invitation = row.return_to.as_deref().and_then(InvitationTarget::parse);
-        let (org, audience) = match &invitation {
-            Some(target) => {
-                (Some(self.accept_for(&mut tx, &target.token, &user, allowed, client).await?), Audience::App)
-            }
-            None => (None, audience),
-        };
-        let tokens = self.sessions.create_in(&mut tx, &user, org, audience, client).await?;
         let actor = Actor::user(user.id, client);
-        let meta = json!({ "provider": row.provider, "proof": proof });
-        self.core.audit(&mut tx, &actor, "user.provider_linked", Some((user.id, &user.email)), meta).await?;
-        let mut meta = json!({ "method": row.provider, "audience": audience.as_str() });
-        if org.is_some() {
-            meta["invitation"] = json!(true);
-        }
-        self.core.audit(&mut tx, &actor, "user.login", Some((user.id, &user.email)), meta).await?;
-        tx.commit().await?;
-        self.core.forget_user(user.id);
-        Ok((SignedIn { user, tokens, device: None }, row.return_to))
+        let credential = Credential::Provider { name: &row.provider, proof: proof.name() };
+        let event = DomainEvent::CredentialAdded { user_id: user.id, email: &user.email, credential };
+        self.core.record(&mut tx, &actor, &event).await?;
+        // The provider vouched for this very address, and whoever proves the link holds a
+        // credential of the account: the address is proven, nothing is removed.
+        self.accounts.prove_address(&mut tx, &user, &row.provider, false, &actor).await?;
+        let verified = Verified::new(user, proof).with("link", row.provider.clone());
+        let signed = self.signins.complete(tx, verified, audience, StartIn::Default, client).await.map_err(refused)?;
+        self.core.forget_user(signed.user.id);
+        Ok((signed, row.return_to))
     }
 
     /// `POST /auth/providers/google/link/start`: a pending link bound to the signed-in user and
@@ -477,6 +527,7 @@ impl OAuth {
             provider_email_verified: false,
             purpose: PURPOSE_AUTHENTICATED,
             return_to: None,
+            binding_hash: None,
             expires_at_ms: now.saturating_add(AUTHENTICATED_LINK_TTL_MS),
             now_ms: now,
         })
@@ -508,12 +559,28 @@ impl OAuth {
         {
             return Err(OAuthError::UnknownLink);
         }
-        let user = tx.user_by_id(row.user_id).await?.ok_or(OAuthError::UnknownLink)?;
+        self.link_to_signed_in(tx, row.user_id, identity, client).await
+    }
+
+    /// Links `identity` to the signed-in `user` in `tx` (with the constraints of §7.3), records
+    /// it, and commits. An identity whose verified email is the account's proves the address.
+    pub(super) async fn link_to_signed_in(
+        &self,
+        mut tx: Tx,
+        user: UserId,
+        identity: &Identity,
+        client: &ClientInfo,
+    ) -> Result<(), OAuthError> {
+        let now = self.core.now_ms();
+        let user = tx.user_by_id(user).await?.ok_or(OAuthError::SessionChanged)?;
         self.link_in(&mut tx, user.id, &identity.provider, &identity.subject, now).await?;
-        let meta = json!({ "provider": identity.provider, "proof": "session" });
-        self.core
-            .audit(&mut tx, &Actor::user(user.id, client), "user.provider_linked", Some((user.id, &user.email)), meta)
-            .await?;
+        let actor = Actor::user(user.id, client);
+        let credential = Credential::Provider { name: &identity.provider, proof: "session" };
+        let event = DomainEvent::CredentialAdded { user_id: user.id, email: &user.email, credential };
+        self.core.record(&mut tx, &actor, &event).await?;
+        if identity.email.as_str() == user.email {
+            self.accounts.prove_address(&mut tx, &user, &identity.provider, false, &actor).await?;
+        }
         tx.commit().await?;
         self.core.forget_user(user.id);
         Ok(())
@@ -572,13 +639,20 @@ impl OAuth {
         if !tx.unlink_provider(user_id, provider).await? {
             return Err(OAuthError::NotLinked);
         }
-        let meta = json!({ "provider": provider });
-        self.core
-            .audit(&mut tx, &Actor::user(user_id, client), "user.provider_unlinked", Some((user_id, &user.email)), meta)
-            .await?;
+        let credential = Credential::Provider { name: provider, proof: "session" };
+        let event = DomainEvent::CredentialRemoved { user_id, email: &user.email, credential };
+        self.core.record(&mut tx, &Actor::user(user_id, client), &event).await?;
         tx.commit().await?;
         self.core.forget_user(user_id);
         Ok(())
+    }
+}
+
+/// A refused completion, as provider sign-ins report it.
+fn refused(e: SessionError) -> OAuthError {
+    match e {
+        SessionError::NotAllowed => OAuthError::NotAllowed,
+        other => OAuthError::Session(other),
     }
 }
 

@@ -82,9 +82,14 @@ pub async fn signup_with_code(app: &TestApp, email: &str, code: &str) -> (TestCl
 }
 
 /// (type, data) of every recorded event, oldest first.
+/// The domain changes recorded (the public events, and the internal ones that send mail), in
+/// order; the audit-only facts (sign-ins, sessions ended…) are left out.
 pub async fn events(app: &TestApp) -> Vec<(String, Value)> {
     let rows = app.store.events_since(0, 1000).await.unwrap();
-    rows.into_iter().map(|e| (e.kind, serde_json::from_str(&e.data).unwrap())).collect()
+    rows.into_iter()
+        .filter(|e| crate::events::is_change(&e.kind))
+        .map(|e| (e.kind, serde_json::from_str(&e.data).unwrap()))
+        .collect()
 }
 
 pub async fn events_of(app: &TestApp, kind: &str) -> Vec<Value> {
@@ -520,8 +525,8 @@ async fn single_mode_invited_signup_joins_only_the_invited_org(engine: Engine) {
     let inv = invite(&app, &org, &a_id, "settled@example.com", "member").await;
     let access = c.cookie("authara_access").unwrap();
     let who = app.services.auth().authenticate(&access, Some(Audience::App)).await.unwrap();
-    let err = app.services.organizations().accept(&who, &token_of(&inv)).await.unwrap_err();
-    assert!(matches!(err, authara::services::organizations::AcceptError::AlreadyInAnOrganization), "{err:?}");
+    let err = app.services.invitations().accept(&who, &token_of(&inv)).await.unwrap_err();
+    assert!(matches!(err, authara::services::invitations::AcceptError::AlreadyInAnOrganization), "{err:?}");
 }
 
 async fn personal_mode_has_no_invitations_or_member_lists(engine: Engine) {
@@ -643,7 +648,7 @@ async fn concurrent_acceptances_create_one_membership(engine: Engine) {
     let access = b.cookie("authara_access").unwrap();
     let who = app.services.auth().authenticate(&access, Some(Audience::App)).await.unwrap();
 
-    let (orgs_1, orgs_2) = (app.services.organizations().clone(), app.services.organizations().clone());
+    let (orgs_1, orgs_2) = (app.services.invitations().clone(), app.services.invitations().clone());
     let (w1, w2, t1, t2) = (who.clone(), who.clone(), token.clone(), token.clone());
     let first = tokio::spawn(async move { orgs_1.accept(&w1, &t1).await });
     let second = tokio::spawn(async move { orgs_2.accept(&w2, &t2).await });
@@ -664,13 +669,13 @@ async fn concurrent_acceptances_create_one_membership(engine: Engine) {
     assert_eq!(joined.len(), 1);
     assert_eq!(events_of(&app, "organization.invitation.accepted").await.len(), 1);
     // Again, later: the same answer, nothing new.
-    let again = app.services.organizations().accept(&who, &token).await.unwrap();
+    let again = app.services.invitations().accept(&who, &token).await.unwrap();
     assert!(!again.membership_created);
     // Someone else cannot use it.
     let c = app.signed_in("intruder@example.com", PW).await;
     let other =
         app.services.auth().authenticate(&c.cookie("authara_access").unwrap(), Some(Audience::App)).await.unwrap();
-    assert!(app.services.organizations().accept(&other, &token).await.is_err());
+    assert!(app.services.invitations().accept(&other, &token).await.is_err());
 }
 
 async fn user_memberships_are_self_only(engine: Engine) {

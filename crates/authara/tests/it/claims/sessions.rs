@@ -36,7 +36,8 @@ async fn signing_out_everywhere_else_ends_the_other_access_tokens_at_once(engine
     assert_eq!(access_status(&app, &other).await, 200);
 
     let res = this.form("/auth/sessions/revoke-other", &[]).await;
-    assert_eq!((res.status, res.location().as_deref()), (303, Some("/auth/account?notice=revoked-others")));
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/auth/account")));
+    assert!(this.get("/auth/account").await.text().contains("All other devices were signed out."));
     assert_eq!(access_status(&app, &other).await, 401, "the other device's access token is dead at once");
     assert_eq!(access_status(&app, &this).await, 200, "this device keeps working");
 }
@@ -48,7 +49,8 @@ async fn a_hosted_password_change_ends_the_other_access_tokens_at_once(engine: E
     assert_eq!(access_status(&app, &other).await, 200);
 
     let res = this.form("/auth/providers/password/change", &[("current_password", PW), ("new_password", NEW_PW)]).await;
-    assert_eq!((res.status, res.location().as_deref()), (303, Some("/auth/account?notice=password")));
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/auth/account")));
+    assert!(this.get("/auth/account").await.text().contains("Your password was changed."));
     assert_eq!(access_status(&app, &other).await, 401, "the other device's access token is dead at once");
     assert_eq!(access_status(&app, &this).await, 200, "this device keeps working");
 }

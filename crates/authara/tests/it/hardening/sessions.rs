@@ -27,7 +27,7 @@ async fn a_disabled_user_is_refused_at_once(engine: Engine) {
     let other = app.signed_in("off2@example.com", PW).await;
     let user2 = app.store.user_by_email(&crate::app::email("off2@example.com")).await.unwrap().unwrap();
     let admin = app.services.admin();
-    admin.set_disabled(&admin.cli(), user2.id, true).await.unwrap();
+    admin.set_disabled(&admin.cli(), user2.id, true, None).await.unwrap();
     assert_eq!(other.get("/auth/api/v1/user").await.status, 401, "no waiting");
 }
 

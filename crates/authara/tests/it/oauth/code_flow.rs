@@ -252,8 +252,9 @@ async fn a_signed_in_user_links_and_unlinks(engine: Engine) {
     assert!(app.store.user_by_provider("stub", "s-link").await.unwrap().is_none());
     let filter = authara::store::audit::AuditFilter { actor: None, target: Some(user.id), action: None };
     let actions: Vec<String> =
-        app.store.audit_page(&filter, 10, 0).await.unwrap().into_iter().map(|a| a.action).collect();
-    assert_eq!(actions[..2], ["user.provider_unlinked", "user.provider_linked"], "{actions:?}");
+        app.store.audit_page(&filter, 10, 0).await.unwrap().into_iter().map(|a| a.action.as_str().to_owned()).collect();
+    assert_eq!(actions[0], "user.provider_unlinked", "{actions:?}");
+    assert!(actions.contains(&"user.provider_linked".to_owned()), "{actions:?}");
 
     // A provider-only account cannot remove its last way to sign in.
     idp.sign_in_as(Person::new("s-only", "only@example.com"));
@@ -261,15 +262,13 @@ async fn a_signed_in_user_links_and_unlinks(engine: Engine) {
     login(&d, "/").await;
     d.get("/auth/account").await;
     let res = d.form("/auth/providers/stub/unlink", &[]).await;
-    assert_eq!(res.status, 422, "{}", res.text());
-    assert!(res.text().contains("only way to sign in"));
+    assert!(d.back_on_account(&res).await.contains("only way to sign in"));
     assert!(app.store.user_by_provider("stub", "s-only").await.unwrap().is_some());
 
     // An old session needs the current password to link.
     app.clock.advance(std::time::Duration::from_secs(3600));
     let start = c.form("/auth/oauth/stub/link", &[]).await;
-    assert_eq!(start.status, 403, "{}", start.text());
-    assert!(start.text().contains("enter your current password"));
+    assert!(c.back_on_account(&start).await.contains("enter your current password"));
     let start = c.form("/auth/oauth/stub/link", &[("current_password", PW)]).await;
     assert_eq!(start.status, 303);
 }

@@ -1,8 +1,10 @@
 //! Sign-in providers on the invitation pages (behavior.md §7.2 `flow=login`, §9.3): the
-//! pages offer the providers with the invitation page as `return_to`; signing in from there
-//! joins the invited organization (a new account from the signup page, an account already
-//! linked to the identity from the login page, the recovery link for an account without it),
-//! and every refusal goes back to the invitation page with a message and nothing created.
+//! pages offer the providers with the invitation page as `return_to`. The provider round trip
+//! (which a link from any site can start in a victim's browser) never accepts by itself: an
+//! identity with an account signs in and lands on the accept page, where the person clicks
+//! Accept; a new identity for the invited address is offered "create account and join" on the
+//! signup page, in the browser that made the round trip only. Every refusal goes back to the
+//! invitation page with a message and nothing created.
 
 use authara::services::return_to::encode;
 use serde_json::json;
@@ -60,6 +62,12 @@ async fn current_role(c: &TestClient) -> String {
     c.get("/auth/api/v1/organizations/current").await.json()["role"].as_str().unwrap().to_owned()
 }
 
+/// The pending signup a round trip offered: (the page URL, its id).
+fn offered(res_location: &str, page: &str) -> String {
+    assert!(res_location.starts_with(&format!("{page}&signup_id=")), "{res_location}");
+    res_location.split("signup_id=").nth(1).unwrap().to_owned()
+}
+
 async fn google_signup_on_an_invitation_joins_the_organization(engine: Engine) {
     let idp = Provider::start().await;
     let app = app_in(engine, &idp, "multi", &[]).await;
@@ -86,9 +94,26 @@ async fn google_signup_on_an_invitation_joins_the_organization(engine: Engine) {
     assert_eq!(app.store.user_count().await.unwrap(), users);
     assert!(app.store.user_by_provider("google", "g-other").await.unwrap().is_none());
 
-    // The invited address: a new account in the organization, with the invitation's role.
+    // The invited address: the round trip creates nothing and signs nobody in; the signup
+    // page offers to create the account with this identity, to this browser only.
     let res = google(&c, &idp, &page, "g-nia", "Nia@Example.com").await;
-    assert_eq!(redirect_header(&res), "/");
+    let offer = redirect_header(&res);
+    let signup_id = offered(&offer, &page);
+    assert!(res.set_cookie("authara_access").is_none());
+    assert!(res.set_cookie("authara_link").is_some_and(|c| c.contains("HttpOnly")));
+    assert_eq!(app.store.user_count().await.unwrap(), users);
+    let elsewhere = app.client();
+    let theirs = elsewhere.get(&offer).await;
+    assert!(!theirs.text().contains("name=\"signup_id\""), "another browser is not offered it");
+    let res = elsewhere.form("/auth/invitations/signup", &[("token", &token), ("signup_id", &signup_id)]).await;
+    assert!(res.set_cookie("authara_access").is_none(), "nor can it post it: {}", res.text());
+    assert_eq!(app.store.user_count().await.unwrap(), users);
+    let html = c.get(&offer).await.text();
+    assert!(html.contains("Create account and join") && html.contains("nia@example.com"), "{html}");
+
+    // The click creates the account in the organization, with the invitation's role.
+    let res = c.form("/auth/invitations/signup", &[("token", &token), ("signup_id", &signup_id)]).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/")), "{}", res.text());
     assert!(res.set_cookie("authara_access").is_some());
     assert_eq!(c.get("/auth/api/v1/user").await.json()["email"], "nia@example.com");
     assert_eq!(current_org(&c).await, t, "the session is in the invited organization");
@@ -115,41 +140,63 @@ async fn google_signup_on_an_invitation_joins_the_organization(engine: Engine) {
     assert_eq!(joined[0]["is_initial_membership"], false);
     assert_eq!(joined[0]["invitation_id"], invitation_id(&inv).as_str());
 
-    // The invitation is spent.
+    // The invitation is spent, and the offer with it.
     assert_eq!(app.client().get(&page).await.status, 410);
+    let res = c.form("/auth/invitations/signup", &[("token", &token), ("signup_id", &signup_id)]).await;
+    assert_eq!(res.status, 410);
 }
 
-async fn existing_accounts_sign_in_on_the_login_page_not_the_signup_page(engine: Engine) {
+/// Path 2 of the takeover review: a provider round trip started by a link from another site
+/// (the victim's browser, already signed in at the provider) signs the victim in at most; the
+/// invitation waits for their own click on the accept page.
+async fn a_round_trip_signs_in_and_the_invitation_waits_for_the_click(engine: Engine) {
     let idp = Provider::start().await;
     let app = app_in(engine, &idp, "multi", &[]).await;
     let (a_id, t) = host(&app, "ola-host@example.com", "Otter").await;
     // Pat signed up with Google earlier.
     let p = app.client();
     assert_eq!(redirect_header(&google(&p, &idp, "/", "g-pat", "pat@example.com").await), "/");
+    let pat_org = current_org(&p).await;
     let inv = invite(&app, &t, &a_id, "pat@example.com", "member").await;
     let token = token_of(&inv);
     let users = app.store.user_count().await.unwrap();
 
-    // From the signup page: refused, back there; the invitation is still pending.
-    let c = app.client();
-    let signup = format!("/auth/invitations/signup?token={token}");
-    let res = google(&c, &idp, &signup, "g-pat", "pat@example.com").await;
-    assert_eq!(redirect_header(&res), signup);
-    assert!(res.set_cookie("authara_access").is_none());
-    assert_eq!(app.store.user_count().await.unwrap(), users);
+    for page in [
+        format!("/auth/invitations/signup?token={token}"),
+        format!("/auth/invitations/login?token={token}&return_to=/welcome"),
+    ] {
+        let c = app.client();
+        let res = google(&c, &idp, &page, "g-pat", "pat@example.com").await;
+        let accept = redirect_header(&res);
+        assert!(accept.starts_with(&format!("/auth/invitations/accept?token={token}")), "{accept}");
+        assert!(res.set_cookie("authara_access").is_some(), "signed in as Pat");
+        assert_eq!(app.store.user_count().await.unwrap(), users);
+        assert!(events_of(&app, "organization.invitation.accepted").await.is_empty(), "not accepted by the round trip");
+        assert_eq!(current_org(&c).await, pat_org, "still in Pat's own organization");
+        let html = c.get(&accept).await.text();
+        assert!(html.contains("Accept the invitation") && html.contains("Accept the invitation to join"), "{html}");
+    }
+
+    // The code flow too, started from the victim's browser by a link from anywhere.
+    idp.sign_in_as(Person::new("s-pat", "pat@example.com"));
+    let v = app.client();
+    let start = v
+        .get(&format!("/auth/oauth/stub/start?return_to={}", encode(&format!("/auth/invitations/login?token={token}"))))
+        .await;
+    let (_, res) = via_provider(&v, start).await;
+    assert_eq!(res.status, 303);
     assert!(events_of(&app, "organization.invitation.accepted").await.is_empty());
 
-    // From the login page (multi mode), the linked identity accepts and lands in the team; the
-    // invitation page's own return_to is where it goes.
+    // Pat's own click joins, and goes on to the invitation page's return_to.
+    let c = app.client();
     let login = format!("/auth/invitations/login?token={token}&return_to=/welcome");
-    let (html, _) = page_nonce(&c, &login).await;
-    assert!(html.contains("Sign in and join") && html.contains("data-google-flow=\"login\""), "{html}");
-    let res = google(&c, &idp, &login, "g-pat", "pat@example.com").await;
-    assert_eq!(redirect_header(&res), "/welcome");
+    let accept = redirect_header(&google(&c, &idp, &login, "g-pat", "pat@example.com").await);
+    c.get(&accept).await;
+    let res = c.form(&accept, &[("token", &token)]).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/welcome")), "{}", res.text());
     assert_eq!(current_org(&c).await, t);
     assert_eq!(current_role(&c).await, "member");
     assert_eq!(events_of(&app, "organization.invitation.accepted").await.len(), 1);
-    assert_eq!(app.store.user_count().await.unwrap(), users);
 }
 
 async fn an_account_without_the_identity_proves_it_and_joins(engine: Engine) {
@@ -160,6 +207,7 @@ async fn an_account_without_the_identity_proves_it_and_joins(engine: Engine) {
     let rae = user_id(&app, "rae@example.com").await;
     let token = token_of(&invite(&app, &t, &a_id, "rae@example.com", "admin").await);
     let login = format!("/auth/invitations/login?token={token}");
+    let accept = format!("/auth/invitations/accept?token={token}");
 
     // The email has an account without this Google identity: the recovery link, no session.
     let c = app.client();
@@ -167,7 +215,7 @@ async fn an_account_without_the_identity_proves_it_and_joins(engine: Engine) {
     let confirm = redirect_header(&res);
     assert!(
         confirm.starts_with("/auth/provider-links/confirm?link_id=")
-            && confirm.ends_with(&format!("&return_to={}", encode(&login))),
+            && confirm.ends_with(&format!("&return_to={}", encode(&accept))),
         "{confirm}"
     );
     assert!(res.set_cookie("authara_access").is_none());
@@ -176,17 +224,29 @@ async fn an_account_without_the_identity_proves_it_and_joins(engine: Engine) {
     assert_eq!(page.status, 200);
     let link_id = confirm.split("link_id=").nth(1).unwrap().split('&').next().unwrap().to_owned();
 
+    // Path 3: the link belongs to the browser that made it; another one (who knows the
+    // password) cannot confirm it, nor even see it.
+    let other = app.client();
+    let seen = other.get(&confirm).await;
+    assert_eq!(seen.status, 303, "another browser is sent to the login page");
+    let res = other.form("/auth/provider-links/confirm", &[("link_id", &link_id), ("password", PW)]).await;
+    assert!(res.set_cookie("authara_access").is_none(), "{}", res.text());
+    assert!(app.store.user_by_provider("google", "g-rae").await.unwrap().is_none());
+
     // A wrong password changes nothing.
     let wrong = c.form("/auth/provider-links/confirm", &[("link_id", &link_id), ("password", "not-it-at-all")]).await;
     assert_eq!(wrong.status, 422);
     assert!(app.store.user_by_provider("google", "g-rae").await.unwrap().is_none());
 
-    // The password proves it: linked, joined, signed in in the team.
+    // The password proves it: linked, signed in, on the accept page; the click joins.
     let ok = c.form("/auth/provider-links/confirm", &[("link_id", &link_id), ("password", PW)]).await;
-    assert_eq!((ok.status, ok.location().as_deref()), (303, Some("/")), "{}", ok.text());
+    assert_eq!((ok.status, ok.location().as_deref()), (303, Some(accept.as_str())), "{}", ok.text());
+    assert_eq!(app.store.user_by_provider("google", "g-rae").await.unwrap().map(|u| u.id.to_string()), Some(rae));
+    assert!(events_of(&app, "organization.invitation.accepted").await.is_empty());
+    let res = c.form(&accept, &[("token", &token)]).await;
+    assert_eq!(res.status, 303, "{}", res.text());
     assert_eq!(current_org(&c).await, t);
     assert_eq!(current_role(&c).await, "admin");
-    assert_eq!(app.store.user_by_provider("google", "g-rae").await.unwrap().map(|u| u.id.to_string()), Some(rae));
     assert_eq!(events_of(&app, "organization.invitation.accepted").await.len(), 1);
     assert_eq!(app.client().get(&login).await.status, 410, "the invitation is spent");
 }
@@ -216,6 +276,10 @@ async fn the_code_flow_signs_up_on_an_invitation(engine: Engine) {
     idp.sign_in_as(Person::new("s-cody", "cody@example.com"));
     let start = c.get(&format!("/auth/oauth/stub/start?return_to={}", encode(&signup))).await;
     let (_, res) = via_provider(&c, start).await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let signup_id = offered(res.location().as_deref().unwrap(), &signup);
+    assert_eq!(app.store.user_count().await.unwrap(), users, "nothing yet");
+    let res = c.form("/auth/invitations/signup", &[("token", &token), ("signup_id", &signup_id)]).await;
     assert_eq!((res.status, res.location().as_deref()), (303, Some("/")), "{}", res.text());
     assert_eq!(current_org(&c).await, t);
     assert_eq!(current_role(&c).await, "member");
@@ -228,7 +292,10 @@ async fn the_code_flow_signs_up_on_an_invitation(engine: Engine) {
     assert_eq!(events_of(&app, "organization.invitation.accepted").await.len(), 1);
     let admin = app.services.admin();
     let rows = admin.audit(&admin.cli(), &Default::default(), 1).await.unwrap();
-    assert!(rows.iter().any(|r| r.action == "allowlist.email_added"), "the admission is audited");
+    assert!(
+        rows.iter().any(|r| r.action.as_str() == "allowlist.email_added" && r.actor.as_str() == "anonymous"),
+        "the admission is audited"
+    );
 }
 
 async fn in_single_mode_the_new_account_joins_only_the_invited_organization(engine: Engine) {
@@ -241,7 +308,9 @@ async fn in_single_mode_the_new_account_joins_only_the_invited_organization(engi
     let page = format!("/auth/invitations/signup?token={token}");
     let c = app.client();
     let res = google(&c, &idp, &page, "g-sam", "sam@example.com").await;
-    assert_eq!(redirect_header(&res), "/");
+    let signup_id = offered(&redirect_header(&res), &page);
+    let res = c.form("/auth/invitations/signup", &[("token", &token), ("signup_id", &signup_id)]).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/")), "{}", res.text());
     assert_eq!(current_org(&c).await, t);
     let sam = user_id(&app, "sam@example.com").await;
     let memberships: Vec<_> = events_of(&app, "organization.membership.created")
@@ -251,7 +320,7 @@ async fn in_single_mode_the_new_account_joins_only_the_invited_organization(engi
         .collect();
     assert_eq!(memberships.len(), 1, "no own organization in single mode: {memberships:?}");
 
-    // The login page is for multi mode only: a provider sign-in from there is refused.
+    // The invitation is spent: a provider sign-in from its login page is refused.
     let login = format!("/auth/invitations/login?token={token}");
     let d = app.client();
     let res = google(&d, &idp, &login, "g-sam", "sam@example.com").await;
@@ -262,7 +331,7 @@ async fn in_single_mode_the_new_account_joins_only_the_invited_organization(engi
 on_both_engines!(
     in_single_mode_the_new_account_joins_only_the_invited_organization,
     google_signup_on_an_invitation_joins_the_organization,
-    existing_accounts_sign_in_on_the_login_page_not_the_signup_page,
+    a_round_trip_signs_in_and_the_invitation_waits_for_the_click,
     an_account_without_the_identity_proves_it_and_joins,
     the_code_flow_signs_up_on_an_invitation,
 );

@@ -300,7 +300,7 @@ async fn a_ceremony_finishes_once_on_any_instance(engine: Engine) {
     let c = anonymous(&app).await;
     let (id, options) = login_options(&c).await;
     let other = app.second_instance().await;
-    let client = authara::services::sessions::ClientInfo::default();
+    let client = authara::domain::ClientInfo::default();
     let credential = auth.assert(&options, &zero);
     let signed = other
         .passkeys()

@@ -16,7 +16,7 @@ pub(super) async fn add_user(store: &Store, email: &str, username: &str) -> User
     let id = UserId::new();
     let email = EmailAddress::parse(email).unwrap();
     let mut tx = store.begin().await.unwrap();
-    assert!(tx.insert_user(&NewUser { id, email: &email, username, now_ms: 1 }).await.unwrap());
+    assert!(tx.insert_user(&NewUser { id, email: &email, username, verified: false, now_ms: 1 }).await.unwrap());
     let org = OrgId::new();
     tx.insert_org(&NewOrg { id: org, name: username, kind: OrgKind::Personal, created_by: id, now_ms: 1 })
         .await
@@ -31,12 +31,16 @@ async fn an_email_belongs_to_one_user_and_a_username_too(engine: Engine) {
     add_user(&store, "one@example.com", "one").await;
     let email = EmailAddress::parse("one@example.com").unwrap();
     let mut tx = store.begin().await.unwrap();
-    let taken = tx.insert_user(&NewUser { id: UserId::new(), email: &email, username: "two", now_ms: 1 }).await;
+    let taken = tx
+        .insert_user(&NewUser { id: UserId::new(), email: &email, username: "two", verified: false, now_ms: 1 })
+        .await;
     assert!(!taken.unwrap(), "a taken email is reported, not an error");
     drop(tx);
     let other = EmailAddress::parse("other@example.com").unwrap();
     let mut tx = store.begin().await.unwrap();
-    let clash = tx.insert_user(&NewUser { id: UserId::new(), email: &other, username: "one", now_ms: 1 }).await;
+    let clash = tx
+        .insert_user(&NewUser { id: UserId::new(), email: &other, username: "one", verified: false, now_ms: 1 })
+        .await;
     assert!(matches!(clash, Err(StoreError::Conflict)), "a taken username is a conflict: {clash:?}");
     drop(tx);
     assert_eq!(store.user_count().await.unwrap(), 1, "a rolled-back insert leaves nothing");

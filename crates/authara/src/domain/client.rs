@@ -1,0 +1,11 @@
+//! Who is on the other end of a request, as services record it.
+
+use std::net::IpAddr;
+
+/// The client of a request: its address (the trusted one, see `http::extract::Client`) and its
+/// user agent, as sessions and audit rows keep them.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<IpAddr>,
+    pub user_agent: String,
+}
