@@ -1,13 +1,10 @@
 //! Static assets under `/auth/static/`, compiled into the binary. Names carry a content hash
 //! (`style.<hash>.css`) so they are served with a one-year immutable cache lifetime.
 
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest as _, Sha256};
-
-use crate::http::state::AppState;
 
 /// The page script's sources, concatenated in this order into one asset. Each feature owns one
 /// file; `core.js` holds what they share.
@@ -46,20 +43,19 @@ impl Assets {
     }
 }
 
-pub async fn serve(State(state): State<AppState>, Path(name): Path<String>) -> Response {
-    if name == state.assets.css_name {
-        return (
-            [(CONTENT_TYPE, "text/css; charset=utf-8"), (CACHE_CONTROL, "public, max-age=31536000, immutable")],
-            state.assets.css.clone(),
-        )
-            .into_response();
+impl Assets {
+    /// The asset named `name` (with its content hash), immutable-cached; 404 otherwise.
+    pub fn response(&self, name: &str) -> Response {
+        let cached = |ct: &'static str, body: &str| {
+            ([(CONTENT_TYPE, ct), (CACHE_CONTROL, "public, max-age=31536000, immutable")], body.to_owned())
+                .into_response()
+        };
+        if name == self.css_name {
+            return cached("text/css; charset=utf-8", &self.css);
+        }
+        if name == self.js_name {
+            return cached("text/javascript; charset=utf-8", &self.js);
+        }
+        (StatusCode::NOT_FOUND, "404 page not found").into_response()
     }
-    if name == state.assets.js_name {
-        return (
-            [(CONTENT_TYPE, "text/javascript; charset=utf-8"), (CACHE_CONTROL, "public, max-age=31536000, immutable")],
-            state.assets.js.clone(),
-        )
-            .into_response();
-    }
-    (StatusCode::NOT_FOUND, "404 page not found").into_response()
 }

@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
 use crate::http::api::{auth, challenges, health, internal, oauth, organizations, passkeys, sessions, user};
-use crate::http::assets;
 use crate::http::error::ApiError;
 use crate::http::pages;
 use crate::http::state::AppState;
@@ -122,10 +121,18 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/admin/allowlist/{id}/delete", post(pages::admin::disallow))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), pages::page_layer));
     api.merge(pages)
-        .route("/auth/static/{name}", get(assets::serve))
+        .route("/auth/static/{name}", get(static_asset))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// `GET /auth/static/{name}`: the stylesheet and the page script, by content-hashed name.
+async fn static_asset(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    state.assets.response(&name)
 }
 
 fn is_api(uri: &Uri) -> bool {

@@ -147,7 +147,8 @@ impl Admin {
         let now = self.core.now_ms();
         let stats = self.core.store.stats(now - 86_400_000, now).await?;
         let latest_failures = self.core.store.failed_emails(5, 0).await?;
-        let failed_webhooks = self.core.store.delivery_counts().await?.get("failed").copied().unwrap_or(0);
+        let failed_webhooks =
+            self.core.store.delivery_counts().await?.get(&crate::domain::DeliveryStatus::Failed).copied().unwrap_or(0);
         Ok(Dashboard { stats, latest_failures, failed_webhooks })
     }
 

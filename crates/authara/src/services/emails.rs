@@ -98,3 +98,73 @@ pub fn email_change_notice(to: &str, new_email: &str, cancel_url: &str, product:
     );
     Email { to: to.to_owned(), subject, text, html: html.into_string() }
 }
+
+/// What a security notice says (`email_jobs.template_data` of a `security_notice` job).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Notice {
+    pub notice: String,
+    #[serde(default)]
+    pub detail: Option<String>,
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
+/// The mail to an account's address when a way to sign in to it changed: what happened, and
+/// what to do if it was not the owner. `None` for a notice we do not know.
+pub fn security_notice(to: &str, n: &Notice, product: &str) -> Option<Email> {
+    let detail = n.detail.as_deref().unwrap_or_default();
+    let (subject, what) = match n.notice.as_str() {
+        "password_changed" => {
+            (format!("Your {product} password was changed"), "The password of your account was changed.".to_owned())
+        }
+        "password_added" => (
+            format!("A password was added to your {product} account"),
+            "A password was added to your account.".to_owned(),
+        ),
+        "password_reset" => (
+            format!("Your {product} password was reset"),
+            "The password of your account was reset with a code sent to this address, and every device was signed out."
+                .to_owned(),
+        ),
+        "password_removed" => (
+            format!("The password was removed from your {product} account"),
+            "The password of your account was removed; it signs in with its other methods.".to_owned(),
+        ),
+        "passkey_added" => (
+            format!("A passkey was added to your {product} account"),
+            format!("A passkey named “{detail}” was added to your account."),
+        ),
+        "passkey_removed" => (
+            format!("A passkey was removed from your {product} account"),
+            format!("The passkey named “{detail}” was removed from your account."),
+        ),
+        "provider_linked" => (
+            format!("A sign-in method was added to your {product} account"),
+            format!("Signing in with {detail} was linked to your account."),
+        ),
+        "provider_unlinked" => (
+            format!("A sign-in method was removed from your {product} account"),
+            format!("Signing in with {detail} was removed from your account."),
+        ),
+        "credentials_removed" => (
+            format!("Your {product} email address was confirmed"),
+            format!(
+                "Your email address was just confirmed. These ways to sign in were added to the account before it \
+                 was, by whoever held it then, and were removed: {}. Add again any that were yours.",
+                n.removed.join(", ")
+            ),
+        ),
+        _ => return None,
+    };
+    let outro = "If this was you, there is nothing to do. If it was not, reset your password now and review where \
+                 you are signed in, from your account page.";
+    let text = format!("{what}\n\n{outro}\n\n-- {product}\n");
+    let html = frame(
+        product,
+        html! {
+            p { (what) }
+            p style="color: #5b6172; font-size: 14px;" { (outro) }
+        },
+    );
+    Some(Email { to: to.to_owned(), subject, text, html: html.into_string() })
+}

@@ -436,15 +436,31 @@ impl DomainEvent<'_> {
                 let data = json!({"sealed_token": mail.sealed_token, "organization_name": mail.organization_name});
                 Some((invitation.email, templates::ORGANIZATION_INVITATION, None, data))
             }
-            DomainEvent::UserUpdated {
-                email,
-                change: UserChange::Password { .. } | UserChange::PasswordReset { .. },
-                ..
+            DomainEvent::UserUpdated { email, change: UserChange::Password { added, .. }, .. } => {
+                let notice = if *added { "password_added" } else { "password_changed" };
+                Some((email, templates::SECURITY_NOTICE, None, json!({ "notice": notice })))
             }
-            | DomainEvent::CredentialAdded { email, .. }
-            | DomainEvent::CredentialRemoved { email, .. } => Some((email, templates::SECURITY_NOTICE, None, none())),
+            DomainEvent::UserUpdated { email, change: UserChange::PasswordReset { .. }, .. } => {
+                Some((email, templates::SECURITY_NOTICE, None, json!({ "notice": "password_reset" })))
+            }
+            DomainEvent::CredentialAdded { email, credential, .. } => {
+                let data = match credential {
+                    Credential::Passkey { name, .. } => json!({ "notice": "passkey_added", "detail": name }),
+                    Credential::Provider { name, .. } => json!({ "notice": "provider_linked", "detail": name }),
+                };
+                Some((email, templates::SECURITY_NOTICE, None, data))
+            }
+            DomainEvent::CredentialRemoved { email, credential, .. } => {
+                let data = match credential {
+                    Credential::Passkey { name, .. } => json!({ "notice": "passkey_removed", "detail": name }),
+                    Credential::Provider { name: "password", .. } => json!({ "notice": "password_removed" }),
+                    Credential::Provider { name, .. } => json!({ "notice": "provider_unlinked", "detail": name }),
+                };
+                Some((email, templates::SECURITY_NOTICE, None, data))
+            }
             DomainEvent::AddressProven { email, removed, .. } if !removed.is_empty() => {
-                Some((email, templates::SECURITY_NOTICE, None, none()))
+                let data = json!({ "notice": "credentials_removed", "removed": removed });
+                Some((email, templates::SECURITY_NOTICE, None, data))
             }
             _ => None,
         }

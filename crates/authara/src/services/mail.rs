@@ -11,8 +11,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::Core;
-use super::emails::{Invitation, code_email, email_change_notice, invitation_email};
-use super::events::templates::{EMAIL_CHANGE_NOTICE, ORGANIZATION_INVITATION};
+use super::emails::{Invitation, Notice, code_email, email_change_notice, invitation_email, security_notice};
+use super::events::templates::{EMAIL_CHANGE_NOTICE, ORGANIZATION_INVITATION, SECURITY_NOTICE};
 use super::invitations::invite_url;
 use super::mailer::{Email, Mailer};
 use crate::clock::{human, ms};
@@ -140,6 +140,18 @@ impl Mail {
         if job.template == ORGANIZATION_INVITATION {
             return self.render_invitation(job, &event.data).await;
         }
+        if job.template == SECURITY_NOTICE {
+            let Ok(mut notice) = serde_json::from_str::<Notice>(&job.template_data) else {
+                return Ok(Err("the job does not describe a notice"));
+            };
+            // A provider by the name people know it by.
+            if notice.notice.starts_with("provider_")
+                && let Some(p) = notice.detail.as_deref().and_then(|d| self.core.config.oauth.provider(d))
+            {
+                notice.detail = Some(p.display_name.clone());
+            }
+            return Ok(security_notice(&job.to_email, &notice, product).ok_or("unknown notice"));
+        }
         let Ok(data) = serde_json::from_str::<CodeIssued>(&event.data) else {
             return Ok(Err("the event carries no code"));
         };
@@ -199,7 +211,7 @@ impl Mail {
     }
 
     /// Jobs per status (`pending`, `sending`, `sent`, `failed`).
-    pub async fn counts(&self) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+    pub async fn counts(&self) -> Result<std::collections::HashMap<crate::domain::JobStatus, i64>, StoreError> {
         self.core.store.email_counts().await
     }
 }

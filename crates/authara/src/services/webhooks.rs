@@ -177,7 +177,7 @@ impl Webhooks {
     }
 
     /// Deliveries per status.
-    pub async fn counts(&self) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+    pub async fn counts(&self) -> Result<std::collections::HashMap<crate::domain::DeliveryStatus, i64>, StoreError> {
         self.core.store.delivery_counts().await
     }
 

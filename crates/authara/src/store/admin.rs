@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::accounts::UserRow;
 use super::{Store, StoreError, Tx, TxInner, on_db, on_tx};
-use crate::domain::{PlatformRole, SessionId, UserId};
+use crate::domain::{JobStatus, PlatformRole, SessionId, UserId};
 
 /// The dashboard's figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub struct FailedEmail {
     pub id: Uuid,
     pub to_email: String,
     pub template: String,
-    pub status: String,
+    pub status: JobStatus,
     pub attempt_count: i32,
     pub last_error: Option<String>,
     pub updated_at_ms: i64,

@@ -7,6 +7,7 @@
 use uuid::Uuid;
 
 use super::{Store, StoreError, Tx, TxInner, on_db, on_tx};
+use crate::domain::JobStatus;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EmailJob {
@@ -114,8 +115,8 @@ impl Store {
     }
 
     /// Jobs per status (`pending`, `sending`, `sent`, `failed`).
-    pub async fn email_counts(&self) -> Result<std::collections::HashMap<String, i64>, StoreError> {
-        let rows: Vec<(String, i64)> = on_db!(self, p => sqlx::query_as(COUNTS).fetch_all(p).await)?;
+    pub async fn email_counts(&self) -> Result<std::collections::HashMap<JobStatus, i64>, StoreError> {
+        let rows: Vec<(JobStatus, i64)> = on_db!(self, p => sqlx::query_as(COUNTS).fetch_all(p).await)?;
         Ok(rows.into_iter().collect())
     }
 }

@@ -10,6 +10,7 @@
 use uuid::Uuid;
 
 use super::{Store, StoreError, Tx, TxInner, on_db, on_tx};
+use crate::domain::DeliveryStatus;
 
 /// A delivery to write with its event.
 #[derive(Debug, Clone)]
@@ -41,7 +42,7 @@ pub struct DeliveryRow {
     pub id: Uuid,
     pub event_id: Uuid,
     pub event_type: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempt_count: i32,
     pub next_attempt_at_ms: i64,
     pub last_error: Option<String>,
@@ -200,8 +201,8 @@ impl Store {
     }
 
     /// Deliveries per status.
-    pub async fn delivery_counts(&self) -> Result<std::collections::HashMap<String, i64>, StoreError> {
-        let rows: Vec<(String, i64)> = on_db!(self, p => sqlx::query_as(COUNTS).fetch_all(p).await)?;
+    pub async fn delivery_counts(&self) -> Result<std::collections::HashMap<DeliveryStatus, i64>, StoreError> {
+        let rows: Vec<(DeliveryStatus, i64)> = on_db!(self, p => sqlx::query_as(COUNTS).fetch_all(p).await)?;
         Ok(rows.into_iter().collect())
     }
 }

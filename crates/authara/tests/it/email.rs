@@ -282,7 +282,7 @@ async fn smtp_outage_is_retried_until_delivered_once(engine: Engine) {
     app.clock.advance(Duration::from_secs(11));
     assert_eq!(drain(&app).await, vec![Outcome::Sent]);
     assert_eq!(sink.to("outage@example.com").len(), 1, "delivered exactly once");
-    assert_eq!(app.store.email_counts().await.unwrap().get("sent"), Some(&1));
+    assert_eq!(app.store.email_counts().await.unwrap().get(&authara::domain::JobStatus::Sent), Some(&1));
 
     // Sent jobs are cleaned after AUTHARA_EMAIL_CLEANUP_SENT_AFTER (720h), not before.
     let now = app.clock_now();
@@ -318,7 +318,7 @@ async fn a_worker_killed_mid_send_delivers_once_after_restart(engine: Engine) {
     let services = app.services.clone();
     let worker = tokio::spawn(async move { run_once(&services).await });
     for _ in 0..200 {
-        if app.store.email_counts().await.unwrap().get("sending") == Some(&1) {
+        if app.store.email_counts().await.unwrap().get(&authara::domain::JobStatus::Sending) == Some(&1) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

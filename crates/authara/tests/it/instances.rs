@@ -367,6 +367,8 @@ async fn a_killed_instance_loses_no_committed_signup_and_the_others_keep_serving
     .await;
     let victim = c.servers.remove(0);
     let base = victim.base.clone();
+    let acknowledged = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = acknowledged.clone();
     // Signups against the victim, as fast as they go, until it dies.
     let load = tokio::spawn(async move {
         let script = Script::new_at(&base).await;
@@ -381,14 +383,23 @@ async fn a_killed_instance_loses_no_committed_signup_and_the_others_keep_serving
                 .send()
                 .await;
             match res {
-                Ok(r) if r.status() == 201 => committed.push(email),
+                Ok(r) if r.status() == 201 => {
+                    committed.push(email);
+                    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 Ok(r) => panic!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
                 Err(_) => break,
             }
         }
         committed
     });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Killed in the middle of the load: after a few acknowledged signups (however slow the
+    // machine), with more in flight.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acknowledged.load(std::sync::atomic::Ordering::Relaxed) < 8 {
+        assert!(Instant::now() < deadline, "the victim acknowledged fewer than 8 signups in 30 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     victim.kill().await;
     let committed = load.await.unwrap();
     assert!(committed.len() > 5, "the load ran before the kill: {}", committed.len());

@@ -136,7 +136,7 @@ async fn failures_are_retried_then_visible_and_redeliverable(engine: Engine) {
     app.signed_in("gone@example.com", PW).await;
     assert_eq!(drain(&app).await, [Outcome::Failed], "a 4xx is not retried");
     let recent = app.services.webhooks().recent(10).await.unwrap();
-    let failed = recent.iter().find(|d| d.status == "failed").unwrap();
+    let failed = recent.iter().find(|d| d.status == authara::domain::DeliveryStatus::Failed).unwrap();
     assert_eq!((failed.attempt_count, failed.response_status), (1, Some(404)));
     assert!(failed.last_error.as_deref().unwrap().contains("404"));
     assert!(app.services.webhooks().redeliver(failed.id).await.unwrap());

@@ -3,7 +3,7 @@
 //! `admin` role ([`AdminPage`]); every action is a CSRF-checked POST that redirects back with a
 //! notice (or re-renders with the refusal), and leaves an audit event.
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -13,10 +13,10 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::layout::alert;
-use super::{CsrfForm, NoFields, PageCtx, PageError, PageQuery};
+use super::{CsrfForm, NoFields, PageCtx, PageError, PagePath, PageQuery};
 use super::{copy, fields};
 use crate::clock::human;
-use crate::domain::{Audience, AuditAction, EmailAddress, PlatformRole, SessionId, UserId};
+use crate::domain::{Audience, AuditAction, DeliveryStatus, EmailAddress, PlatformRole, SessionId, UserId};
 use crate::http::extract::Client;
 use crate::http::state::AppState;
 use crate::services::admin::{AUDIT_PAGE_SIZE, AdminActor, AdminError, page_number};
@@ -294,7 +294,7 @@ fn audit_table(rows: &[crate::services::admin::AuditRow]) -> Markup {
 /// `GET /auth/admin/users/{id}`.
 pub async fn user(
     page: AdminPage,
-    Path(id): Path<Uuid>,
+    PagePath(id): PagePath<Uuid>,
     PageQuery(q): PageQuery<ListQuery>,
 ) -> Result<Response, PageError> {
     render_user(&page, UserId(id), StatusCode::OK, notice(q.notice.as_deref()), None).await
@@ -308,7 +308,7 @@ fn privileged(csrf: &Markup, action: &str, label: &str, class: &str, id: &str) -
             (csrf)
             input id={ "pw-" (id) } name="current_password" type="password" autocomplete="current-password"
                 placeholder="Your password" aria-label={ "Your password, to " (label.to_lowercase()) };
-            button.small class=(class) type="submit" { (label) }
+            button class={ "small " (class) } type="submit" { (label) }
         }
     }
 }
@@ -337,20 +337,26 @@ async fn act(page: AdminPage, id: UserId, result: Result<(), AdminError>, done: 
 }
 
 /// `POST /auth/admin/users/{id}/disable`.
-pub async fn disable(Path(id): Path<Uuid>, AdminForm(page, f): AdminForm<ReauthFields>) -> Result<Response, PageError> {
+pub async fn disable(
+    PagePath(id): PagePath<Uuid>,
+    AdminForm(page, f): AdminForm<ReauthFields>,
+) -> Result<Response, PageError> {
     let r = page.ctx.state().services.admin().set_disabled(&page.actor, UserId(id), true, f.password()).await;
     act(page, UserId(id), r, "disabled").await
 }
 
 /// `POST /auth/admin/users/{id}/enable`.
-pub async fn enable(Path(id): Path<Uuid>, AdminForm(page, f): AdminForm<ReauthFields>) -> Result<Response, PageError> {
+pub async fn enable(
+    PagePath(id): PagePath<Uuid>,
+    AdminForm(page, f): AdminForm<ReauthFields>,
+) -> Result<Response, PageError> {
     let r = page.ctx.state().services.admin().set_disabled(&page.actor, UserId(id), false, f.password()).await;
     act(page, UserId(id), r, "enabled").await
 }
 
 /// `POST /auth/admin/users/{id}/roles/admin/grant`.
 pub async fn grant_admin(
-    Path(id): Path<Uuid>,
+    PagePath(id): PagePath<Uuid>,
     AdminForm(page, f): AdminForm<ReauthFields>,
 ) -> Result<Response, PageError> {
     let r = page.ctx.state().services.admin().set_admin(&page.actor, UserId(id), true, f.password()).await;
@@ -359,7 +365,7 @@ pub async fn grant_admin(
 
 /// `POST /auth/admin/users/{id}/roles/admin/revoke`.
 pub async fn revoke_admin(
-    Path(id): Path<Uuid>,
+    PagePath(id): PagePath<Uuid>,
     AdminForm(page, f): AdminForm<ReauthFields>,
 ) -> Result<Response, PageError> {
     let r = page.ctx.state().services.admin().set_admin(&page.actor, UserId(id), false, f.password()).await;
@@ -368,7 +374,7 @@ pub async fn revoke_admin(
 
 /// `POST /auth/admin/users/{id}/sessions/{sid}/revoke`.
 pub async fn revoke_session(
-    Path((id, sid)): Path<(Uuid, Uuid)>,
+    PagePath((id, sid)): PagePath<(Uuid, Uuid)>,
     AdminForm(page, f): AdminForm<ReauthFields>,
 ) -> Result<Response, PageError> {
     let r =
@@ -378,7 +384,7 @@ pub async fn revoke_session(
 
 /// `POST /auth/admin/users/{id}/sessions/revoke-all`.
 pub async fn revoke_all(
-    Path(id): Path<Uuid>,
+    PagePath(id): PagePath<Uuid>,
     AdminForm(page, f): AdminForm<ReauthFields>,
 ) -> Result<Response, PageError> {
     let r = page.ctx.state().services.admin().revoke_all(&page.actor, UserId(id), f.password()).await.map(|_| ());
@@ -425,7 +431,7 @@ pub async fn webhooks(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Re
                     td { (d.response_status.map(|s| s.to_string()).unwrap_or_default()) }
                     td { (d.latency_ms.map(|l| format!("{l} ms")).unwrap_or_default()) }
                     td { (d.last_error.as_deref().unwrap_or("")) }
-                    td { @if d.status == "failed" || d.status == "delivered" {
+                    td { @if matches!(d.status, DeliveryStatus::Failed | DeliveryStatus::Delivered) {
                         form method="post" action={ "/auth/admin/webhooks/" (d.id) "/redeliver" } {
                             (csrf) button.secondary.small type="submit" { "Redeliver" }
                         }
@@ -439,7 +445,10 @@ pub async fn webhooks(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Re
 }
 
 /// `POST /auth/admin/webhooks/{id}/redeliver`.
-pub async fn redeliver(Path(id): Path<Uuid>, AdminForm(page, _): AdminForm<NoFields>) -> Result<Response, PageError> {
+pub async fn redeliver(
+    PagePath(id): PagePath<Uuid>,
+    AdminForm(page, _): AdminForm<NoFields>,
+) -> Result<Response, PageError> {
     if !page.ctx.state().services.admin().redeliver(&page.actor, id).await? {
         return Err(PageError::NotFound);
     }
@@ -545,7 +554,10 @@ pub async fn allow(AdminForm(page, form): AdminForm<AllowForm>) -> Result<Respon
 }
 
 /// `POST /auth/admin/allowlist/{id}/delete`.
-pub async fn disallow(Path(id): Path<Uuid>, AdminForm(page, _): AdminForm<NoFields>) -> Result<Response, PageError> {
+pub async fn disallow(
+    PagePath(id): PagePath<Uuid>,
+    AdminForm(page, _): AdminForm<NoFields>,
+) -> Result<Response, PageError> {
     if !page.ctx.state().config.allowlist_enabled {
         return Err(PageError::NotFound);
     }

@@ -362,6 +362,21 @@ impl<T: DeserializeOwned + Default + Send> FromRequest<AppState> for UserForm<T>
     }
 }
 
+/// Typed path parameters; one that does not parse (`/auth/admin/users/search`) is the 404
+/// page, not the framework's plain-text rejection.
+pub struct PagePath<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for PagePath<T> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(PagePath(v)),
+            Err(_) => Err(PageError::NotFound),
+        }
+    }
+}
+
 /// A typed query string; a malformed one is a 400 page.
 pub struct PageQuery<T>(pub T);
 

@@ -35,7 +35,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 pub use error::PageError;
-pub use extract::{CsrfForm, Flash, NoFields, PageCtx, PageQuery, PageUser, PendingCookies, UserForm};
+pub use extract::{CsrfForm, Flash, NoFields, PageCtx, PagePath, PageQuery, PageUser, PendingCookies, UserForm};
 
 use crate::domain::Audience;
 use crate::http::state::AppState;

@@ -699,6 +699,66 @@ async fn user_memberships_are_self_only(engine: Engine) {
     }
 }
 
+/// A member leaves an organization they joined (API and account page): the membership and its
+/// sessions there end, `organization.membership.deleted` goes out; the last owner and one's own
+/// personal organization are refused.
+async fn members_leave_organizations_they_joined(engine: Engine) {
+    let app = start(engine, "multi", &[]).await;
+    let owner = app.signed_in("lv-owner@example.com", PW).await;
+    let owner_id = user_id(&app, "lv-owner@example.com").await;
+    let t = team(&app, &owner_id, "Leavers").await;
+    let (m, res) = signup_with_code(
+        &app,
+        "lv-member@example.com",
+        &token_of(&invite(&app, &t, &owner_id, "lv-member@example.com", "member").await),
+    )
+    .await;
+    assert_eq!(res.status, 201, "{}", res.text());
+    let personal = current_org(&m).await;
+    // A second session of the member, in the team.
+    let there = app.client();
+    there.fetch_csrf().await;
+    let login = json!({"email": "lv-member@example.com", "password": PW});
+    assert_eq!(there.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200);
+    assert_eq!(switch(&there, &t).await.status, 200);
+    assert_eq!(there.get("/auth/api/v1/user").await.status, 200);
+
+    // Their own personal organization cannot be left, nor a team by its only owner.
+    let res = m.post(&format!("/auth/api/v1/organizations/{personal}/leave")).await;
+    assert_eq!((res.status, res.error_code().as_str()), (409, "personal_organization"));
+    switch(&owner, &t).await;
+    let res = owner.post(&format!("/auth/api/v1/organizations/{t}/leave")).await;
+    assert_eq!((res.status, res.error_code().as_str()), (409, "last_owner"));
+    let res = m.post(&format!("/auth/api/v1/organizations/{}/leave", uuid::Uuid::new_v4())).await;
+    assert_eq!(res.status, 403, "not a member");
+
+    // The member leaves from the personal session: the team session ends at once.
+    let res = m.post(&format!("/auth/api/v1/organizations/{t}/leave")).await;
+    assert_eq!(res.status, 204, "{}", res.text());
+    assert_eq!(there.get("/auth/api/v1/user").await.status, 401, "the session in the team ended");
+    assert_eq!(m.get("/auth/api/v1/user").await.status, 200, "the one elsewhere goes on");
+    let orgs = m.get("/auth/api/v1/organizations").await.json();
+    assert_eq!(orgs["organizations"].as_array().unwrap().len(), 1);
+    let left = events_of(&app, "organization.membership.deleted").await;
+    let member_id = user_id(&app, "lv-member@example.com").await;
+    assert_eq!(left, [json!({"organization_id": t, "user_id": member_id, "role": "member"})]);
+    let admin = app.services.admin();
+    let rows = admin.audit(&admin.cli(), &Default::default(), 1).await.unwrap();
+    assert!(rows.iter().any(|r| r.action.as_str() == "organization.left"), "audited");
+
+    // From the account page: a Leave button per team organization not one's own.
+    let token = token_of(&invite(&app, &t, &owner_id, "lv-member@example.com", "admin").await);
+    m.get(&format!("/auth/invitations/accept?token={token}")).await;
+    assert_eq!(m.form("/auth/invitations/accept", &[("token", &token)]).await.status, 303);
+    let html = m.get("/auth/account").await.text();
+    assert!(html.contains(&format!("/auth/organizations/{t}/leave")), "{html}");
+    assert!(!html.contains(&format!("/auth/organizations/{personal}/leave")), "{html}");
+    switch(&m, &personal).await;
+    let res = m.form(&format!("/auth/organizations/{t}/leave"), &[]).await;
+    assert!(m.back_on_account(&res).await.contains("You left the organization."));
+    assert_eq!(events_of(&app, "organization.membership.deleted").await.len(), 2);
+}
+
 on_both_engines!(
     memberships_and_current_members_per_mode,
     switch_moves_the_session_and_replaces_its_refresh_tokens,
@@ -716,4 +776,5 @@ on_both_engines!(
     foreign_unknown_and_expired_codes_are_400,
     concurrent_acceptances_create_one_membership,
     user_memberships_are_self_only,
+    members_leave_organizations_they_joined,
 );

@@ -68,7 +68,7 @@ async fn a_job_fails_for_good_once_its_attempts_run_out(engine: Engine) {
         assert_eq!(run_once(&app.services).await.unwrap(), expected, "attempt {attempt}, {wait:?} later");
     }
     let counts = app.services.mail().counts().await.unwrap();
-    let count = |status: &str| counts.get(status).copied().unwrap_or(0);
+    let count = |status: &str| counts.get(&authara::domain::JobStatus::parse(status).unwrap()).copied().unwrap_or(0);
     assert_eq!((count("failed"), count("pending"), count("sending")), (1, 0, 0), "{counts:?}");
     sink.set_mode(Mode::Accept);
     app.clock.advance(Duration::from_secs(3600));
@@ -114,7 +114,7 @@ async fn a_rolled_back_change_leaves_nothing_in_the_outbox(engine: Engine) {
         .await;
     let res = c.form("/auth/email-change", &[("new_email", "moved@example.com")]).await;
     assert_eq!(res.status, 200, "{}", res.text());
-    assert_eq!(app.services.mail().counts().await.unwrap().get("pending"), Some(&2));
+    assert_eq!(app.services.mail().counts().await.unwrap().get(&authara::domain::JobStatus::Pending), Some(&2));
 }
 
 /// `authara serve` delivers on its own: no `run_once`, only the binary's worker loop polling
@@ -145,7 +145,7 @@ async fn the_real_worker_loop_delivers_a_password_reset_mail(engine: Engine) {
     let store = db.store().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let sent = store.email_counts().await.unwrap().get("sent").copied().unwrap_or(0);
+        let sent = store.email_counts().await.unwrap().get(&authara::domain::JobStatus::Sent).copied().unwrap_or(0);
         if !sink.to("worker@example.com").is_empty() && sent == 1 {
             break;
         }

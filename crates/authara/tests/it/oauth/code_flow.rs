@@ -15,7 +15,7 @@ const PW: &str = "violet-harbor-tangent";
 
 /// Starts a flow on `c` and follows the provider's answer; returns (the provider's redirect
 /// back to our callback as a path, the callback's response).
-pub(super) async fn via_provider(c: &TestClient, start: Res) -> (String, Res) {
+pub async fn via_provider(c: &TestClient, start: Res) -> (String, Res) {
     assert_eq!(start.status, 303, "{}", start.text());
     let authorize = start.location().unwrap();
     let state_cookie = start.set_cookie("authara_oauth_state").unwrap();

@@ -1,7 +1,7 @@
 //! Sign-in providers: Google's ID-token API, the authorization-code flow against a local
 //! OpenID provider, recovery links, linking and unlinking.
 
-mod code_flow;
+pub mod code_flow;
 mod google;
 mod google_pages;
 mod invitations;

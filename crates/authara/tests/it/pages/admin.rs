@@ -265,6 +265,15 @@ async fn any_page_number_or_search_term_is_served(engine: Engine) {
     }
     let res = root.get("/auth/admin/users?page=9223372036854775807").await;
     assert!(res.text().contains("Previous"), "the last page links back");
+    // A path parameter that is not an id is our 404 page, not the framework's plain text.
+    for path in ["/auth/admin/users/search", "/auth/admin/users/%E2%80%AE"] {
+        let res = root.get(path).await;
+        assert_eq!(res.status, 404, "{path}");
+        let ct = res.headers.get("content-type").unwrap().to_str().unwrap().to_owned();
+        assert!(ct.starts_with("text/html") && res.text().contains("<main"), "{path}: {ct} {}", res.text());
+    }
+    let res = root.form("/auth/admin/users/not-an-id/disable", &[]).await;
+    assert_eq!(res.status, 404);
 }
 
 on_both_engines!(

@@ -82,6 +82,12 @@ pub fn unb64(s: &str) -> Vec<u8> {
     B64.decode(s.trim_end_matches('=')).unwrap()
 }
 
+impl Default for SoftAuthenticator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl SoftAuthenticator {
     pub fn new() -> Self {
         let rng = SystemRandom::new();
