@@ -38,7 +38,7 @@ impl App {
                         tracing::info!(version = m.version, name = m.name, "applied migration");
                     }
                 }
-                Err(e @ MigrateError::DatabaseNewer { .. }) => bail!("{e}"),
+                Err(e @ (MigrateError::DatabaseNewer { .. } | MigrateError::UnknownApplied { .. })) => bail!("{e}"),
                 Err(e) => return Err(e).context("migrating"),
             }
         }
@@ -108,6 +108,15 @@ async fn check_schema(store: &Store) -> anyhow::Result<()> {
             "schema version mismatch: the database is at version {}, newer than this binary needs ({}); \
              run a newer authara",
             status.current,
+            status.required
+        );
+    }
+    let unknown = status.unknown();
+    if !unknown.is_empty() {
+        bail!(
+            "schema version mismatch: the database holds migration(s) {} that this binary (version {}) does not know; \
+             it was migrated by a newer authara: run that version",
+            unknown.join(", "),
             status.required
         );
     }

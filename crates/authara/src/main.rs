@@ -59,6 +59,11 @@ fn main() -> ExitCode {
             Some(Command::Webhooks { action: WebhooksAction::Redeliver { id } }) => {
                 authara::cli::webhooks::redeliver(config, id).await.map(|()| true)
             }
+            Some(Command::Import { undo: Some(batch), .. }) => authara::cli::import::undo(config, &batch).await,
+            Some(Command::Import { from: Some(file), dry_run, undo: None }) => {
+                authara::cli::import::run(config, &file, dry_run).await
+            }
+            Some(Command::Import { from: None, undo: None, .. }) => Ok(false),
             Some(Command::Healthcheck) => Ok(authara::cli::healthcheck::run(&config).await),
             Some(Command::Keys { .. }) => Ok(true),
         }

@@ -1,7 +1,9 @@
-//! Command line: `serve`, `migrate`, `healthcheck`, `keys`, `admin`, `webhooks`.
+//! Command line: `serve`, `migrate`, `healthcheck`, `keys`, `admin`, `webhooks`, `import`, `backup`,
+//! `restore`.
 
 pub mod admin;
 pub mod healthcheck;
+pub mod import;
 pub mod keys;
 pub mod migrate;
 pub mod serve;
@@ -45,6 +47,18 @@ pub enum Command {
     Webhooks {
         #[command(subcommand)]
         action: WebhooksAction,
+    },
+    /// Import users from a JSON Lines file (one user a line; docs/operations.md), or undo an import.
+    Import {
+        /// The file to import.
+        #[arg(long, value_name = "FILE", required_unless_present = "undo", conflicts_with = "undo")]
+        from: Option<std::path::PathBuf>,
+        /// Check every line and print the counts and problems; write nothing.
+        #[arg(long, requires = "from")]
+        dry_run: bool,
+        /// Remove every user and organization that import batch BATCH added.
+        #[arg(long, value_name = "BATCH")]
+        undo: Option<String>,
     },
 }
 

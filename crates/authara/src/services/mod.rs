@@ -13,6 +13,7 @@ pub mod challenges;
 pub mod device;
 pub mod emails;
 pub mod events;
+pub mod import;
 pub mod keys;
 pub mod mail;
 pub mod mailer;
@@ -200,6 +201,11 @@ impl Services {
 
     pub fn oauth(&self) -> &oauth::OAuth {
         &self.oauth
+    }
+
+    /// `authara import`: users brought from another system.
+    pub fn importer(&self) -> import::Importer {
+        import::Importer::new(self.core.clone())
     }
 
     pub fn passkeys(&self) -> &passkeys::Passkeys {

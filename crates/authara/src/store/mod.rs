@@ -9,6 +9,7 @@ pub mod admin;
 pub mod audit;
 pub mod challenges;
 pub mod events;
+pub mod import;
 pub mod invitations;
 pub mod migrate;
 pub mod org_mode;
