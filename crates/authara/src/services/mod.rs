@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod challenges;
 pub mod device;
 pub mod emails;
@@ -201,6 +202,11 @@ impl Services {
 
     pub fn oauth(&self) -> &oauth::OAuth {
         &self.oauth
+    }
+
+    /// Database snapshots (`authara backup`, scheduled backups).
+    pub fn backups(&self) -> backup::Backups {
+        backup::Backups::new(self.core.clone())
     }
 
     /// `authara import`: users brought from another system.
