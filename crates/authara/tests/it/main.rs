@@ -21,6 +21,7 @@ mod instances;
 mod layers;
 mod migrations;
 mod oauth;
+mod operations;
 mod pages;
 mod passkeys;
 mod serve;
