@@ -114,8 +114,11 @@ impl App {
 pub async fn snapshot_before_migrate(store: &Store, config: &Config, now_ms: i64) -> anyhow::Result<Option<PathBuf>> {
     let crate::config::DatabaseConfig::Sqlite { path } = &config.database else { return Ok(None) };
     let keep = config.backup.migrate_snapshots_keep as usize;
+    if keep == 0 {
+        return Ok(None);
+    }
     let status = store.migration_status().await.context("reading the schema version")?;
-    if keep == 0 || status.current == 0 || status.pending().next().is_none() {
+    if status.current == 0 || status.pending().next().is_none() {
         return Ok(None);
     }
     let name = path.file_name().map_or_else(|| "authara.db".to_owned(), |n| n.to_string_lossy().into_owned());
