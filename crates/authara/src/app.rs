@@ -32,13 +32,16 @@ impl App {
         let keys = keys::load(&config).context("loading signing keys")?;
         let store = Store::connect(&config).await.context("opening the database")?;
         if migrate {
+            if let Some(path) = snapshot_before_migrate(&store, &config, clock.now_ms()).await? {
+                tracing::info!(snapshot = %path.display(), "snapshot taken before migrating");
+            }
             match store.migrate(clock.now_ms()).await {
                 Ok(applied) => {
                     for m in applied {
                         tracing::info!(version = m.version, name = m.name, "applied migration");
                     }
                 }
-                Err(e @ MigrateError::DatabaseNewer { .. }) => bail!("{e}"),
+                Err(e @ (MigrateError::DatabaseNewer { .. } | MigrateError::UnknownApplied { .. })) => bail!("{e}"),
                 Err(e) => return Err(e).context("migrating"),
             }
         }
@@ -67,8 +70,9 @@ impl App {
         crate::http::router(HttpState::new(self.services.clone()))
     }
 
-    /// Starts the background workers: session cleanup, the email workers and their cleanup, and,
-    /// when webhooks are configured, the webhook dispatchers, their reaper and cleanup.
+    /// Starts the background workers: session cleanup, the email workers and their cleanup,
+    /// when webhooks are configured, the webhook dispatchers, their reaper and cleanup, and with
+    /// `AUTHARA_BACKUP_DIR`, the scheduled backups.
     /// why (design.md decision 3): the reference starts email workers only with challenges on,
     /// so password-reset mail was never sent otherwise. Ours always run.
     pub fn spawn_workers(&self) -> Vec<tokio::task::JoinHandle<()>> {
@@ -87,6 +91,10 @@ impl App {
             workers.push(tokio::spawn(crate::worker::webhooks::cleanup(s.clone(), hooks.cleanup_interval)));
         }
         workers.push(tokio::spawn(crate::worker::cleanup::audit(s.clone())));
+        if let Some(dir) = &self.config.backup.dir {
+            let b = &self.config.backup;
+            workers.push(tokio::spawn(crate::worker::backup::run(s.clone(), dir.clone(), b.interval, b.keep)));
+        }
         let warm = s.clone();
         workers.push(tokio::spawn(async move { warm.warm_up().await }));
         workers
@@ -96,6 +104,45 @@ impl App {
     pub async fn close(&self) {
         self.store.close().await;
     }
+}
+
+/// SQLite, before migrations are applied to a database that has a schema already: a snapshot
+/// beside it (`authara.db.pre-migrate-v<version>-<UTC time>`), then the oldest such snapshots
+/// removed until `AUTHARA_MIGRATE_SNAPSHOTS_KEEP` remain. `None` when nothing is pending, the
+/// database is new, the engine is PostgreSQL (back it up with `authara backup` or pg_dump), or
+/// the setting is 0.
+pub async fn snapshot_before_migrate(store: &Store, config: &Config, now_ms: i64) -> anyhow::Result<Option<PathBuf>> {
+    let crate::config::DatabaseConfig::Sqlite { path } = &config.database else { return Ok(None) };
+    let keep = config.backup.migrate_snapshots_keep as usize;
+    if keep == 0 {
+        return Ok(None);
+    }
+    let status = store.migration_status().await.context("reading the schema version")?;
+    if status.current == 0 || status.pending().next().is_none() {
+        return Ok(None);
+    }
+    let name = path.file_name().map_or_else(|| "authara.db".to_owned(), |n| n.to_string_lossy().into_owned());
+    let prefix = format!("{name}.pre-migrate-");
+    let snapshot =
+        path.with_file_name(format!("{prefix}v{}-{}", status.current, crate::services::backup::stamp(now_ms)));
+    crate::services::backup::private_empty_file(&snapshot).context("creating the pre-migration snapshot")?;
+    store.sqlite_snapshot(&snapshot).await.context("taking the pre-migration snapshot")?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    // Names sort by time only within one version: order by modification time instead.
+    let mut taken: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
+        .context("listing pre-migration snapshots")?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            e.file_name().to_str()?.starts_with(&prefix).then_some(())?;
+            Some((e.metadata().ok()?.modified().ok()?, e.path()))
+        })
+        .collect();
+    taken.sort();
+    let excess = taken.len().saturating_sub(keep);
+    for (_, old) in taken.into_iter().take(excess) {
+        std::fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
+    }
+    Ok(Some(snapshot))
 }
 
 async fn check_schema(store: &Store) -> anyhow::Result<()> {
@@ -108,6 +155,15 @@ async fn check_schema(store: &Store) -> anyhow::Result<()> {
             "schema version mismatch: the database is at version {}, newer than this binary needs ({}); \
              run a newer authara",
             status.current,
+            status.required
+        );
+    }
+    let unknown = status.unknown();
+    if !unknown.is_empty() {
+        bail!(
+            "schema version mismatch: the database holds migration(s) {} that this binary (version {}) does not know; \
+             it was migrated by a newer authara: run that version",
+            unknown.join(", "),
             status.required
         );
     }

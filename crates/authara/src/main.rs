@@ -27,12 +27,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `migrate --check` answers 3 when migrations are pending (CI and init containers).
+    if let Some(Command::Migrate { check: true, .. }) = cli.command {
+        return match runtime.block_on(authara::cli::migrate::check(&config)) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(3),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = runtime.block_on(async move {
         match cli.command {
             None => authara::cli::serve::run(config, false).await.map(|()| true),
             Some(Command::Serve { migrate }) => authara::cli::serve::run(config, migrate).await.map(|()| true),
-            Some(Command::Migrate { action: None }) => authara::cli::migrate::run(&config).await.map(|()| true),
-            Some(Command::Migrate { action: Some(MigrateAction::Status) }) => {
+            Some(Command::Migrate { check: true, .. }) => Ok(true),
+            Some(Command::Backup { to }) => authara::cli::backup::run(config, &to).await.map(|()| true),
+            Some(Command::Restore { from }) => authara::cli::restore::run(config, &from).await.map(|()| true),
+            Some(Command::Migrate { action: None, .. }) => authara::cli::migrate::run(&config).await.map(|()| true),
+            Some(Command::Migrate { action: Some(MigrateAction::Status), .. }) => {
                 authara::cli::migrate::status(&config).await
             }
             Some(Command::Admin { action: AdminAction::Create { email } }) => {
@@ -59,6 +73,11 @@ fn main() -> ExitCode {
             Some(Command::Webhooks { action: WebhooksAction::Redeliver { id } }) => {
                 authara::cli::webhooks::redeliver(config, id).await.map(|()| true)
             }
+            Some(Command::Import { undo: Some(batch), .. }) => authara::cli::import::undo(config, &batch).await,
+            Some(Command::Import { from: Some(file), dry_run, undo: None }) => {
+                authara::cli::import::run(config, &file, dry_run).await
+            }
+            Some(Command::Import { from: None, undo: None, .. }) => Ok(false),
             Some(Command::Healthcheck) => Ok(authara::cli::healthcheck::run(&config).await),
             Some(Command::Keys { .. }) => Ok(true),
         }

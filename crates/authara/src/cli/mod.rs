@@ -1,9 +1,13 @@
-//! Command line: `serve`, `migrate`, `healthcheck`, `keys`, `admin`, `webhooks`.
+//! Command line: `serve`, `migrate`, `healthcheck`, `keys`, `admin`, `webhooks`, `import`, `backup`,
+//! `restore`.
 
 pub mod admin;
+pub mod backup;
 pub mod healthcheck;
+pub mod import;
 pub mod keys;
 pub mod migrate;
+pub mod restore;
 pub mod serve;
 pub mod webhooks;
 
@@ -24,10 +28,27 @@ pub enum Command {
         #[arg(long)]
         migrate: bool,
     },
-    /// Apply pending migrations (or `migrate status`).
+    /// Apply pending migrations (or `migrate status`). On SQLite, a snapshot of the database is
+    /// taken beside it first (`AUTHARA_MIGRATE_SNAPSHOTS_KEEP`).
     Migrate {
+        /// Apply nothing: list the pending migrations, one a line; exit 0 when there are none,
+        /// 3 when there are some.
+        #[arg(long)]
+        check: bool,
         #[command(subcommand)]
         action: Option<MigrateAction>,
+    },
+    /// Write a consistent snapshot of the database to FILE while the server runs (SQLite: a
+    /// copy of the database file; PostgreSQL: a pg_dump archive of POSTGRESQL_SCHEMA).
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        to: std::path::PathBuf,
+    },
+    /// Replace the database with a snapshot taken by `authara backup`; refused while the database
+    /// is in use or when the snapshot's schema is newer than this binary.
+    Restore {
+        #[arg(long, value_name = "FILE")]
+        from: std::path::PathBuf,
     },
     /// Exit 0 only if the server on the configured address reports healthy.
     Healthcheck,
@@ -45,6 +66,18 @@ pub enum Command {
     Webhooks {
         #[command(subcommand)]
         action: WebhooksAction,
+    },
+    /// Import users from a JSON Lines file (one user a line; docs/operations.md), or undo an import.
+    Import {
+        /// The file to import.
+        #[arg(long, value_name = "FILE", required_unless_present = "undo", conflicts_with = "undo")]
+        from: Option<std::path::PathBuf>,
+        /// Check every line and print the counts and problems; write nothing.
+        #[arg(long, requires = "from")]
+        dry_run: bool,
+        /// Remove every user and organization that import batch BATCH added.
+        #[arg(long, value_name = "BATCH")]
+        undo: Option<String>,
     },
 }
 

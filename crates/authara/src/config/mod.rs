@@ -9,6 +9,7 @@
 //! This module is the ground floor: it imports nothing else of this crate.
 
 pub mod access;
+pub mod backup;
 pub mod cache;
 pub mod challenge;
 pub mod database;
@@ -31,6 +32,7 @@ pub mod webhooks;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use backup::BackupConfig;
 pub use cache::CacheConfig;
 pub use challenge::ChallengeConfig;
 pub use database::{DatabaseConfig, PoolConfig, PostgresConfig};
@@ -104,6 +106,8 @@ pub struct Config {
     pub password_hash: HashParams,
     /// `AUTHARA_PASSWORD_HASH_QUEUE`: requests that may wait for a hashing slot.
     pub password_hash_queue: u32,
+    /// `AUTHARA_BACKUP_*` and `AUTHARA_MIGRATE_SNAPSHOTS_KEEP`.
+    pub backup: BackupConfig,
 }
 
 impl Config {

@@ -2,7 +2,8 @@
 //! variable reference rendered from them into `docs/configuration.md`.
 
 use super::{
-    access, cache, challenge, database, email, jwt, limits, oauth, organizations, password, server, session, webhooks,
+    access, backup, cache, challenge, database, email, jwt, limits, oauth, organizations, password, server, session,
+    webhooks,
 };
 
 /// One configuration variable, declared once in its area module: the reader takes its name and
@@ -66,6 +67,7 @@ pub const AREAS: &[Area] = &[
     Area { title: "Email challenges", vars: challenge::VARS },
     Area { title: "Email", vars: email::VARS },
     Area { title: "Password hashing", vars: password::VARS },
+    Area { title: "Backups", vars: backup::VARS },
 ];
 
 /// Every variable this server reads: the union of all areas.

@@ -31,6 +31,8 @@ closed_set!(
         AllowlistAdded => "allowlist.email_added",
         AllowlistRemoved => "allowlist.email_removed",
         WebhookRedelivered => "webhook.redelivered",
+        UsersImported => "users.imported",
+        ImportUndone => "users.import_undone",
     }
 );
 
@@ -72,6 +74,8 @@ closed_set!(
         AdminRoleChanged => "user.admin_role_changed",
         AllowlistChanged => "allowlist.changed",
         WebhookRedelivered => "webhook.redelivered",
+        UsersImported => "users.imported",
+        ImportUndone => "users.import_undone",
         EmailChangeRequested => "user.email_change_requested",
         CodeIssued => "challenge.code_issued",
     }

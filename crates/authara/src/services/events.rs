@@ -275,6 +275,13 @@ pub enum DomainEvent<'a> {
     WebhookRedelivered {
         delivery_id: Uuid,
     },
+    /// `authara import` wrote a batch (`undone`: `authara import --undo` removed one); `detail`
+    /// says which and how many.
+    Imported {
+        batch: &'a str,
+        undone: bool,
+        detail: Value,
+    },
 }
 
 /// An audit row an event writes: action, target, metadata.
@@ -314,6 +321,8 @@ impl DomainEvent<'_> {
             DomainEvent::AdminRoleChanged { .. } => EventType::AdminRoleChanged,
             DomainEvent::AllowlistChanged { .. } => EventType::AllowlistChanged,
             DomainEvent::WebhookRedelivered { .. } => EventType::WebhookRedelivered,
+            DomainEvent::Imported { undone: false, .. } => EventType::UsersImported,
+            DomainEvent::Imported { undone: true, .. } => EventType::ImportUndone,
         }
     }
 
@@ -344,6 +353,7 @@ impl DomainEvent<'_> {
             DomainEvent::CodeIssued { challenge_id, .. } => ("challenge", *challenge_id),
             DomainEvent::AllowlistChanged { entry, .. } => ("allowlist", entry.unwrap_or_else(Uuid::nil)),
             DomainEvent::WebhookRedelivered { delivery_id } => ("webhook", *delivery_id),
+            DomainEvent::Imported { .. } => ("import", Uuid::nil()),
         }
     }
 
@@ -563,6 +573,12 @@ impl DomainEvent<'_> {
             DomainEvent::WebhookRedelivered { delivery_id } => {
                 let meta = json!({ "delivery_id": delivery_id });
                 return Some(AuditFacts { action: AuditAction::WebhookRedelivered, target: None, metadata: meta });
+            }
+            DomainEvent::Imported { batch, undone, detail } => {
+                let action = if *undone { AuditAction::ImportUndone } else { AuditAction::UsersImported };
+                let mut meta = json!({ "batch": batch });
+                merge(&mut meta, detail);
+                return Some(AuditFacts { action, target: None, metadata: meta });
             }
             DomainEvent::UserCreated { .. }
             | DomainEvent::OrganizationCreated { .. }

@@ -9,10 +9,12 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod challenges;
 pub mod device;
 pub mod emails;
 pub mod events;
+pub mod import;
 pub mod invitations;
 pub mod keys;
 pub mod mail;
@@ -210,6 +212,16 @@ impl Services {
 
     pub fn oauth(&self) -> &oauth::OAuth {
         &self.oauth
+    }
+
+    /// Database snapshots (`authara backup`, scheduled backups).
+    pub fn backups(&self) -> backup::Backups {
+        backup::Backups::new(self.core.clone())
+    }
+
+    /// `authara import`: users brought from another system.
+    pub fn importer(&self) -> import::Importer {
+        import::Importer::new(self.core.clone())
     }
 
     pub fn passkeys(&self) -> &passkeys::Passkeys {

@@ -4,6 +4,14 @@
 //! the reference's own format (`$argon2id$v=1$t=3$m=65536$p=4$salt$hash`, behavior.md §5.4)
 //! keep verifying, and are rehashed to PHC on the next successful login, as are hashes whose
 //! parameters differ from the configured ones.
+//!
+//! Imported hashes (`authara import`, docs/operations.md) verify as they are and are replaced
+//! the same way at the next login: PHC argon2i, bcrypt (`$2a$`, `$2b$`, `$2y$`), PHC scrypt
+//! (`$scrypt$ln=…,r=…,p=…$salt$hash`), Firebase's modified scrypt with its project parameters
+//! (`$firescrypt$ln=<mem_cost>,r=<rounds>,p=1$salt$hash$salt_separator$signer_key`, the form Ory
+//! Kratos imports) and Django's PBKDF2-SHA256 (`pbkdf2_sha256$<iterations>$<salt>$<hash>`).
+//! [`inspect`] recognizes a hash and bounds its cost before it is stored; every verification
+//! runs on the same bounded pool as argon2.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -174,8 +182,14 @@ fn hash_now(password: &str, params: HashParams) -> Result<String, HashError> {
 }
 
 fn verify_now(password: &str, stored: &str, params: HashParams) -> Verified {
-    if stored.starts_with("$argon2id$v=1$") {
-        return if verify_reference(password, stored) { Verified::YesRehash } else { Verified::No };
+    let rehash = |ok: bool| if ok { Verified::YesRehash } else { Verified::No };
+    match format_of(stored) {
+        Some(HashFormat::Reference) => return rehash(verify_reference(password, stored)),
+        Some(HashFormat::Bcrypt) => return rehash(bcrypt::verify(password, stored).unwrap_or(false)),
+        Some(HashFormat::Scrypt) => return rehash(verify_scrypt(password, stored)),
+        Some(HashFormat::FirebaseScrypt) => return rehash(verify_firebase_scrypt(password, stored)),
+        Some(HashFormat::Pbkdf2Sha256) => return rehash(verify_django_pbkdf2(password, stored)),
+        Some(HashFormat::Argon2id | HashFormat::Argon2i) | None => {}
     }
     let Ok(parsed) = PasswordHash::new(stored) else { return Verified::No };
     let Ok(stored_params) = Params::try_from(&parsed) else { return Verified::No };
@@ -220,6 +234,271 @@ fn verify_reference(password: &str, stored: &str) -> bool {
         return false;
     }
     out.ct_eq(&expected).into()
+}
+
+/// A password hash format this server verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashFormat {
+    /// PHC `$argon2id$v=19$…` (ours).
+    Argon2id,
+    /// PHC `$argon2i$v=19$…`.
+    Argon2i,
+    /// The reference's `$argon2id$v=1$t=…$m=…$p=…$salt$hash`.
+    Reference,
+    /// `$2a$`, `$2b$`, `$2y$` bcrypt.
+    Bcrypt,
+    /// PHC `$scrypt$ln=…,r=…,p=…$salt$hash`.
+    Scrypt,
+    /// `$firescrypt$ln=…,r=…,p=1$salt$hash$separator$signer_key` (Firebase's modified scrypt).
+    FirebaseScrypt,
+    /// Django's `pbkdf2_sha256$iterations$salt$hash`.
+    Pbkdf2Sha256,
+}
+
+impl HashFormat {
+    /// The name used in messages and counts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HashFormat::Argon2id => "argon2id",
+            HashFormat::Argon2i => "argon2i",
+            HashFormat::Reference => "authara-argon2id",
+            HashFormat::Bcrypt => "bcrypt",
+            HashFormat::Scrypt => "scrypt",
+            HashFormat::FirebaseScrypt => "firebase-scrypt",
+            HashFormat::Pbkdf2Sha256 => "pbkdf2-sha256",
+        }
+    }
+}
+
+/// Why [`inspect`] refuses a hash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HashFormatError {
+    #[error(
+        "unknown password hash format (accepted: $argon2id$, $argon2i$, $2a$/$2b$/$2y$ bcrypt, $scrypt$, \
+         $firescrypt$, pbkdf2_sha256$)"
+    )]
+    Unknown,
+    #[error("malformed {format} hash: {why}")]
+    Malformed { format: &'static str, why: &'static str },
+    /// Parameters that would make each login cost too much (or nothing at all).
+    #[error("{format} hash parameters out of bounds: {why}")]
+    OutOfBounds { format: &'static str, why: &'static str },
+}
+
+/// Longest hash string accepted (the Firebase form with its signer key is the longest, ~300).
+pub const MAX_HASH_LEN: usize = 1024;
+/// Memory bound for imported memory-hard hashes (argon2, scrypt): 256 MiB per verification.
+const MAX_HASH_MEMORY_KIB: u64 = 256 * 1024;
+/// Cost bounds of imported hashes: bcrypt 2^16 rounds at most, PBKDF2 10 million iterations.
+const MAX_BCRYPT_COST: u32 = 16;
+const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+
+fn format_of(stored: &str) -> Option<HashFormat> {
+    if stored.starts_with("$argon2id$v=1$") {
+        Some(HashFormat::Reference)
+    } else if stored.starts_with("$argon2id$") {
+        Some(HashFormat::Argon2id)
+    } else if stored.starts_with("$argon2i$") {
+        Some(HashFormat::Argon2i)
+    } else if ["$2a$", "$2b$", "$2y$"].iter().any(|p| stored.starts_with(p)) {
+        Some(HashFormat::Bcrypt)
+    } else if stored.starts_with("$scrypt$") {
+        Some(HashFormat::Scrypt)
+    } else if stored.starts_with("$firescrypt$") {
+        Some(HashFormat::FirebaseScrypt)
+    } else if stored.starts_with("pbkdf2_sha256$") {
+        Some(HashFormat::Pbkdf2Sha256)
+    } else {
+        None
+    }
+}
+
+/// Recognizes a hash brought from elsewhere and checks it can be verified at a bounded cost:
+/// the import refuses what this returns an error for, so a stored hash always parses.
+pub fn inspect(stored: &str) -> Result<HashFormat, HashFormatError> {
+    let format = format_of(stored).ok_or(HashFormatError::Unknown)?;
+    let name = format.as_str();
+    let malformed = |why| HashFormatError::Malformed { format: name, why };
+    let bounds = |why| HashFormatError::OutOfBounds { format: name, why };
+    if stored.len() > MAX_HASH_LEN {
+        return Err(malformed("longer than 1024 characters"));
+    }
+    match format {
+        HashFormat::Argon2id | HashFormat::Argon2i => {
+            let parsed = PasswordHash::new(stored).map_err(|_| malformed("not a PHC string"))?;
+            let p = Params::try_from(&parsed).map_err(|_| malformed("bad parameters"))?;
+            if parsed.hash.is_none() || parsed.salt.is_none() {
+                return Err(malformed("no salt or hash"));
+            }
+            if parsed.version != Some(0x13) {
+                return Err(malformed("version must be v=19"));
+            }
+            if u64::from(p.m_cost()) > MAX_HASH_MEMORY_KIB || p.t_cost() > 16 || p.p_cost() > 16 {
+                return Err(bounds("at most m=262144 (256 MiB), t=16, p=16"));
+            }
+        }
+        HashFormat::Reference => {
+            let parts: Vec<&str> = stored.split('$').collect();
+            let num = |i: usize, prefix: &str| parts.get(i)?.strip_prefix(prefix)?.parse::<u32>().ok();
+            let (Some(t), Some(m), Some(p)) = (num(3, "t="), num(4, "m="), num(5, "p=")) else {
+                return Err(malformed("expected $argon2id$v=1$t=…$m=…$p=…$salt$hash"));
+            };
+            if parts.len() != 8 || b64_any(parts[6]).is_none() || b64_any(parts[7]).is_none() {
+                return Err(malformed("expected $argon2id$v=1$t=…$m=…$p=…$salt$hash"));
+            }
+            if u64::from(m) > MAX_HASH_MEMORY_KIB || t > 16 || p > 16 || Params::new(m, t, p, None).is_err() {
+                return Err(bounds("at most m=262144 (256 MiB), t=16, p=16"));
+            }
+        }
+        HashFormat::Bcrypt => {
+            let cost = stored.get(4..6).and_then(|c| c.parse::<u32>().ok()).ok_or(malformed("no cost"))?;
+            let body = stored.get(7..).unwrap_or("");
+            if stored.as_bytes().get(6) != Some(&b'$') || body.len() != 53 || !body.bytes().all(is_bcrypt_b64) {
+                return Err(malformed("expected $2b$<cost>$<53 characters>"));
+            }
+            if !(4..=MAX_BCRYPT_COST).contains(&cost) {
+                return Err(bounds("cost must be 4 to 16"));
+            }
+        }
+        HashFormat::Scrypt => {
+            let s = parse_scrypt(stored).ok_or(malformed("expected $scrypt$ln=…,r=…,p=…$salt$hash"))?;
+            check_scrypt_cost(s.log_n, s.r, s.p).map_err(bounds)?;
+        }
+        HashFormat::FirebaseScrypt => {
+            let f = parse_firebase(stored)
+                .ok_or(malformed("expected $firescrypt$ln=…,r=…,p=1$salt$hash$salt_separator$signer_key"))?;
+            check_scrypt_cost(f.scrypt.log_n, f.scrypt.r, 1).map_err(bounds)?;
+        }
+        HashFormat::Pbkdf2Sha256 => {
+            let d =
+                parse_django(stored).ok_or(malformed("expected pbkdf2_sha256$<iterations>$<salt>$<base64 hash>"))?;
+            if !(1..=MAX_PBKDF2_ITERATIONS).contains(&d.iterations) {
+                return Err(bounds("iterations must be 1 to 10000000"));
+            }
+        }
+    }
+    Ok(format)
+}
+
+fn is_bcrypt_b64(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'.' || b == b'/'
+}
+
+/// Standard base64 with or without padding (exports differ).
+fn b64_any(s: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    STANDARD.decode(s).or_else(|_| STANDARD_NO_PAD.decode(s)).ok()
+}
+
+fn check_scrypt_cost(log_n: u8, r: u32, p: u32) -> Result<(), &'static str> {
+    let memory_kib = (128u64 * u64::from(r)) << log_n >> 10;
+    if log_n == 0 || log_n > 20 || r == 0 || r > 32 || p == 0 || p > 16 || memory_kib > MAX_HASH_MEMORY_KIB {
+        return Err("at most ln=20, r=32, p=16 and 256 MiB (128 x r x 2^ln bytes)");
+    }
+    Ok(())
+}
+
+struct ScryptHash {
+    log_n: u8,
+    r: u32,
+    p: u32,
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+/// `ln=…,r=…,p=…` into (ln, r, p).
+fn scrypt_params(text: &str) -> Option<(u8, u32, u32)> {
+    let mut ln = None;
+    let mut r = None;
+    let mut p = None;
+    for pair in text.split(',') {
+        let (k, v) = pair.split_once('=')?;
+        match k {
+            "ln" => ln = Some(v.parse::<u8>().ok()?),
+            "r" => r = Some(v.parse::<u32>().ok()?),
+            "p" => p = Some(v.parse::<u32>().ok()?),
+            _ => return None,
+        }
+    }
+    Some((ln?, r?, p?))
+}
+
+fn parse_scrypt(stored: &str) -> Option<ScryptHash> {
+    let parts: Vec<&str> = stored.split('$').collect();
+    let ["", "scrypt", params, salt, hash] = parts.as_slice() else { return None };
+    let (log_n, r, p) = scrypt_params(params)?;
+    let (salt, hash) = (b64_any(salt)?, b64_any(hash)?);
+    (!salt.is_empty() && !hash.is_empty() && hash.len() <= 128).then_some(ScryptHash { log_n, r, p, salt, hash })
+}
+
+fn verify_scrypt(password: &str, stored: &str) -> bool {
+    let Some(s) = parse_scrypt(stored) else { return false };
+    let Ok(params) = scrypt::Params::new(s.log_n, s.r, s.p, s.hash.len()) else { return false };
+    let mut out = vec![0u8; s.hash.len()];
+    if scrypt::scrypt(password.as_bytes(), &s.salt, &params, &mut out).is_err() {
+        return false;
+    }
+    out.ct_eq(&s.hash).into()
+}
+
+struct FirebaseHash {
+    scrypt: ScryptHash,
+    separator: Vec<u8>,
+    signer_key: Vec<u8>,
+}
+
+fn parse_firebase(stored: &str) -> Option<FirebaseHash> {
+    let parts: Vec<&str> = stored.split('$').collect();
+    let ["", "firescrypt", params, salt, hash, separator, signer_key] = parts.as_slice() else { return None };
+    let (log_n, r, p) = scrypt_params(params)?;
+    let (salt, hash) = (b64_any(salt)?, b64_any(hash)?);
+    let (separator, signer_key) = (b64_any(separator)?, b64_any(signer_key)?);
+    let ok = p == 1 && !salt.is_empty() && !signer_key.is_empty() && hash.len() == signer_key.len();
+    ok.then_some(FirebaseHash { scrypt: ScryptHash { log_n, r, p, salt, hash }, separator, signer_key })
+}
+
+/// Firebase's modified scrypt: the key derived by scrypt(password, salt ‖ separator, 2^ln, r, 1)
+/// encrypts the project's signer key with AES-256-CTR (zero IV); the result is the hash.
+fn verify_firebase_scrypt(password: &str, stored: &str) -> bool {
+    use aes::cipher::{KeyIvInit as _, StreamCipher as _};
+    let Some(f) = parse_firebase(stored) else { return false };
+    let Ok(params) = scrypt::Params::new(f.scrypt.log_n, f.scrypt.r, 1, 64) else { return false };
+    let mut salt = f.scrypt.salt;
+    salt.extend_from_slice(&f.separator);
+    let mut key = [0u8; 64];
+    if scrypt::scrypt(password.as_bytes(), &salt, &params, &mut key).is_err() {
+        return false;
+    }
+    let mut block = f.signer_key;
+    let mut cipher = ctr::Ctr128BE::<aes::Aes256>::new(key[..32].into(), &[0u8; 16].into());
+    cipher.apply_keystream(&mut block);
+    block.ct_eq(&f.scrypt.hash).into()
+}
+
+struct DjangoHash<'a> {
+    iterations: u32,
+    salt: &'a str,
+    hash: Vec<u8>,
+}
+
+fn parse_django(stored: &str) -> Option<DjangoHash<'_>> {
+    let parts: Vec<&str> = stored.split('$').collect();
+    let ["pbkdf2_sha256", iterations, salt, hash] = parts.as_slice() else { return None };
+    let hash = b64_any(hash)?;
+    (!salt.is_empty() && !hash.is_empty() && hash.len() <= 64).then_some(DjangoHash {
+        iterations: iterations.parse().ok()?,
+        salt,
+        hash,
+    })
+}
+
+/// Django's `pbkdf2_sha256$<iterations>$<salt>$<base64 of PBKDF2-HMAC-SHA256>`: the salt is used
+/// as the text it is, the derived key is as long as the stored one (32 bytes for Django).
+fn verify_django_pbkdf2(password: &str, stored: &str) -> bool {
+    let Some(d) = parse_django(stored) else { return false };
+    let mut out = vec![0u8; d.hash.len()];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), d.salt.as_bytes(), d.iterations, &mut out);
+    out.ct_eq(&d.hash).into()
 }
 
 #[cfg(test)]
@@ -278,5 +557,67 @@ mod tests {
         assert_eq!(verify_now("legacy password", &stored, FAST), Verified::YesRehash);
         assert_eq!(verify_now("legacy passwore", &stored, FAST), Verified::No);
         assert_eq!(verify_now("legacy password", &stored.replace("v=1", "v=2"), FAST), Verified::No);
+    }
+
+    /// Each imported format, with a vector computed elsewhere: verifies, asks for the upgrade
+    /// to argon2id, and refuses a wrong password.
+    #[test]
+    fn imported_formats_verify_with_known_vectors_and_ask_for_a_rehash() {
+        let vectors: &[(&str, &str, HashFormat)] = &[
+            // OpenBSD's bcrypt test vector, under each prefix.
+            ("U*U", "$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", HashFormat::Bcrypt),
+            ("U*U", "$2b$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", HashFormat::Bcrypt),
+            ("U*U", "$2y$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW", HashFormat::Bcrypt),
+            // RFC 7914's scrypt vector (N=1024, r=8, p=16) as a PHC string.
+            (
+                "password",
+                "$scrypt$ln=10,r=8,p=16$TmFDbA$/bq+HJ00cgB4VucZDQHp/nxq18vII3gw53N2Y0s3MWIurzDZLiKjiG/xCSedmDDaxyevuUqD7m2DYMvfoswGQA",
+                HashFormat::Scrypt,
+            ),
+            // Firebase's published example (firebase/scrypt README): mem_cost 14, rounds 8.
+            (
+                "user1password",
+                "$firescrypt$ln=14,r=8,p=1$42xEC+ixf3L2lw==$lSrfV15cpx95/sZS2W9c9Kp6i/LVgQNDNC/qzrCnh1SAyZvqmZqAjTdn3aoItz+VHjoZilo78198JAdRuid5lQ==$Bw==$jxspr8Ki0RYycVU8zykbdLGjFQ3McFUH0uiiTvC8pVMXAn210wjLNmdZJzxUECKbm0QsEmYUSDzZvpjeJ9WmXA==",
+                HashFormat::FirebaseScrypt,
+            ),
+            // Django 3.2's own test vector for make_password('lètmein', 'seasalt').
+            (
+                "lètmein",
+                "pbkdf2_sha256$260000$seasalt$YlZ2Vggtqdc61YjArZuoApoBh9JNGYoDRBUGu6tcJQo=",
+                HashFormat::Pbkdf2Sha256,
+            ),
+            // The argon2 reference implementation's argon2i test vector (m=65536, t=2, p=1).
+            (
+                "password",
+                "$argon2i$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$wWKIMhR9lyDFvRz9YTZweHKfbftvj+qf+YFY4NeBbtA",
+                HashFormat::Argon2i,
+            ),
+        ];
+        for (password, stored, format) in vectors {
+            assert_eq!(inspect(stored), Ok(*format), "{stored}");
+            assert_eq!(verify_now(password, stored, FAST), Verified::YesRehash, "{stored}");
+            assert_eq!(verify_now("wrong password", stored, FAST), Verified::No, "{stored}");
+        }
+    }
+
+    #[test]
+    fn inspect_refuses_unknown_malformed_and_costly_hashes() {
+        assert_eq!(inspect("{SSHA}abcdef"), Err(HashFormatError::Unknown));
+        assert_eq!(inspect("5f4dcc3b5aa765d61d8327deb882cf99"), Err(HashFormatError::Unknown));
+        assert!(matches!(inspect("$2b$05$short"), Err(HashFormatError::Malformed { .. })));
+        assert!(matches!(
+            inspect("$2b$31$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW"),
+            Err(HashFormatError::OutOfBounds { .. })
+        ));
+        assert!(matches!(inspect("$scrypt$ln=24,r=8,p=1$c2FsdA$aGFzaA"), Err(HashFormatError::OutOfBounds { .. })));
+        assert!(matches!(inspect("$scrypt$ln=10,r=8$c2FsdA$aGFzaA"), Err(HashFormatError::Malformed { .. })));
+        assert!(matches!(
+            inspect("$argon2id$v=19$m=4194304,t=3,p=4$c29tZXNhbHQ$wWKIMhR9lyDFvRz9YTZweHKfbftvj+qf+YFY4NeBbtA"),
+            Err(HashFormatError::OutOfBounds { .. })
+        ));
+        assert!(matches!(inspect("pbkdf2_sha256$0$salt$aGFzaA=="), Err(HashFormatError::OutOfBounds { .. })));
+        assert!(matches!(inspect("pbkdf2_sha256$x$salt$aGFzaA=="), Err(HashFormatError::Malformed { .. })));
+        let ours = hash_now("correct horse battery", FAST).unwrap();
+        assert_eq!(inspect(&ours), Ok(HashFormat::Argon2id));
     }
 }

@@ -3,7 +3,10 @@
 //! `migrations/sqlite/` and `migrations/postgres/` hold the same numbers and names; a test keeps
 //! the two folders and [`MIGRATIONS`] in agreement. Each `migrate` run applies every pending
 //! migration in one transaction (both engines have transactional DDL), under a lock, so two
-//! instances starting together cannot apply one twice.
+//! instances starting together cannot apply one twice, and a run interrupted at any point (even
+//! by kill -9) leaves the database exactly as it was: the previous binary still starts on it and
+//! the next run applies everything again. A database holding a migration this binary does not
+//! know was migrated by a newer authara and is refused, naming both versions.
 
 use super::{Db, Store, StoreError, TxInner, on_tx};
 
@@ -49,6 +52,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(11, "session_revocations"),
     migration!(12, "email_verified"),
     migration!(13, "sign_in"),
+    migration!(20, "import_batches"),
 ];
 
 /// The schema version this binary needs.
@@ -66,6 +70,13 @@ pub enum MigrateError {
          run a newer authara or restore a matching backup"
     )]
     DatabaseNewer { current: i64, required: i64 },
+    /// Migrations this binary does not know are recorded (a newer release added them below the
+    /// highest version this binary has, in a gap).
+    #[error(
+        "the database holds migration(s) {unknown} that this binary (schema version {required}) does not know; \
+         it was migrated by a newer authara: run that version or restore a matching backup"
+    )]
+    UnknownApplied { unknown: String, required: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -82,6 +93,16 @@ pub struct Status {
 impl Status {
     pub fn pending(&self) -> impl Iterator<Item = &'static Migration> + '_ {
         MIGRATIONS.iter().filter(|m| !self.applied.iter().any(|(v, _)| *v == m.version))
+    }
+
+    /// Applied migrations this binary does not have, as `"<version> <name>"`: a newer authara
+    /// migrated the database.
+    pub fn unknown(&self) -> Vec<String> {
+        self.applied
+            .iter()
+            .filter(|(v, _)| !MIGRATIONS.iter().any(|m| m.version == *v))
+            .map(|(v, name)| format!("{v} {name}"))
+            .collect()
     }
 }
 
@@ -125,6 +146,12 @@ impl Store {
 
     /// Applies every pending migration; a no-op when none is pending. Returns what was applied.
     pub async fn migrate(&self, now_ms: i64) -> Result<Vec<&'static Migration>, MigrateError> {
+        self.migrate_to(now_ms, None).await
+    }
+
+    /// Applies the pending migrations up to `target` (every one when `None`), in one transaction.
+    /// Tests use a target to build the database an older release left.
+    pub async fn migrate_to(&self, now_ms: i64, target: Option<i64>) -> Result<Vec<&'static Migration>, MigrateError> {
         let mut tx = self.begin().await?;
         if let (Db::Postgres { schema, .. }, TxInner::Postgres(t)) = (&self.db, &mut tx.0) {
             // Serializes concurrent migrators across instances until commit.
@@ -136,16 +163,26 @@ impl Store {
         }
         on_tx!(&mut tx, c => sqlx::raw_sql(VERSION_TABLE).execute(&mut *c).await.map(|r| r.rows_affected()))
             .map_err(StoreError::from)?;
-        let applied: Vec<i64> = on_tx!(&mut tx, c => sqlx::query_scalar("SELECT version FROM authara_schema_version")
+        let recorded: Vec<(i64, String)> =
+            on_tx!(&mut tx, c => sqlx::query_as("SELECT version, name FROM authara_schema_version")
             .fetch_all(&mut *c)
             .await)
-        .map_err(StoreError::from)?;
-        let current = applied.iter().copied().max().unwrap_or(0);
-        if current > required_version() {
-            return Err(MigrateError::DatabaseNewer { current, required: required_version() });
+            .map_err(StoreError::from)?;
+        let status = Status {
+            current: recorded.iter().map(|(v, _)| *v).max().unwrap_or(0),
+            required: required_version(),
+            applied: recorded,
+        };
+        if status.current > status.required {
+            return Err(MigrateError::DatabaseNewer { current: status.current, required: status.required });
+        }
+        let unknown = status.unknown();
+        if !unknown.is_empty() {
+            return Err(MigrateError::UnknownApplied { unknown: unknown.join(", "), required: status.required });
         }
         let mut done = Vec::new();
-        for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        let wanted = |m: &&Migration| target.is_none_or(|t| m.version <= t);
+        for m in status.pending().filter(wanted) {
             match &mut tx.0 {
                 TxInner::Sqlite(t) => sqlx::raw_sql(m.sqlite).execute(&mut **t).await.map(|r| r.rows_affected()),
                 TxInner::Postgres(t) => sqlx::raw_sql(m.postgres).execute(&mut **t).await.map(|r| r.rows_affected()),

@@ -7,8 +7,10 @@
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod backup;
 pub mod challenges;
 pub mod events;
+pub mod import;
 pub mod invitations;
 pub mod migrate;
 pub mod org_mode;
@@ -235,6 +237,8 @@ impl Store {
             .port(pg.port)
             .database(&pg.database)
             .username(&pg.username)
+            // `authara restore` recognizes a running server by this name.
+            .application_name("authara")
             .options([("search_path", format!("{},public", pg.schema).as_str()), ("timezone", pg.timezone.as_str())]);
         opts = if pg.host.starts_with('/') { opts.socket(&pg.host) } else { opts.host(&pg.host) };
         if !pg.password.is_empty() {

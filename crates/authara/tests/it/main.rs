@@ -21,6 +21,7 @@ mod instances;
 mod layers;
 mod migrations;
 pub mod oauth;
+mod operations;
 mod pages;
 pub mod passkeys;
 mod serve;

@@ -56,7 +56,9 @@ fn activity(action: AuditAction) -> &'static str {
         AuditAction::OrganizationDeleted
         | AuditAction::AllowlistAdded
         | AuditAction::AllowlistRemoved
-        | AuditAction::WebhookRedelivered => "Account activity",
+        | AuditAction::WebhookRedelivered
+        | AuditAction::UsersImported
+        | AuditAction::ImportUndone => "Account activity",
     }
 }
 
