@@ -289,7 +289,7 @@ test('admin console: search a user, open them, revoke their session; their brows
   assert.equal(await member.page.getByRole('heading', { name: 'Sign in' }).count(), 1, 'the revoked browser is signed out');
 
   await admin.page.goto(`${base}/auth/admin/audit`);
-  await admin.page.getByText('user.session_revoked').first().waitFor();
+  await admin.page.locator('td', { hasText: 'user.session_revoked' }).first().waitFor();
   await admin.page.screenshot({ path: join(SHOTS, 'admin-audit.png'), fullPage: true });
   await admin.page.goto(`${base}/auth/admin/failures`);
   await admin.page.screenshot({ path: join(SHOTS, 'admin-failures.png'), fullPage: true });

@@ -132,6 +132,15 @@ impl Admin {
         AdminActor { actor: Actor::cli(), principal: None }
     }
 
+    /// Whether the administrator's session is privileged now (a recent sign-in): the console
+    /// asks for the password with sensitive actions only when it is not.
+    pub async fn privileged_now(&self, who: &AdminActor) -> Result<bool, StoreError> {
+        let Some(p) = &who.principal else { return Ok(true) };
+        let started = self.core.store.session_started_at(p.session_id()).await?;
+        let max = crate::clock::ms(self.core.config.session.privileged_max_age);
+        Ok(started.is_some_and(|s| self.core.now_ms().saturating_sub(s) <= max))
+    }
+
     /// The privileged-session rule for the console's sensitive actions (roles, disabling,
     /// sessions): a sign-in within `AUTHARA_PRIVILEGED_SESSION_MAX_AGE`, or the administrator's
     /// current password. A stolen admin session older than that cannot lock others out or take

@@ -204,6 +204,8 @@ async fn render_user(
         Err(e) => return Err(PageError::internal(&e)),
     };
     let now = page.ctx.state().services.now_ms();
+    // The password is asked for with the sensitive actions only when the sign-in is not recent.
+    let ask = !page.ctx.state().services.admin().privileged_now(&page.actor).await?;
     let is_admin = d.roles.contains(&PlatformRole::Admin);
     let me = page.who.user_id() == id;
     let csrf = fields::csrf(&page.ctx.csrf);
@@ -237,21 +239,23 @@ async fn render_user(
                 } }
             }
         }
-        p.meta { "Changing roles, disabling and ending sessions need a recent sign-in: if yours is older, type your password with the action." }
+        @if ask {
+            p.meta { "Changing roles, disabling and ending sessions need a recent sign-in: yours is older, so type your password with the action." }
+        }
         div.row {
             @if !me {
                 @if d.user.disabled_at_ms.is_some() {
-                    (privileged(&csrf, &format!("{base}/enable"), "Enable", "secondary", "enable"))
+                    (privileged(&csrf, ask, &format!("{base}/enable"), "Enable", "secondary", "Enable"))
                 } @else {
-                    (privileged(&csrf, &format!("{base}/disable"), "Disable", "danger", "disable"))
+                    (privileged(&csrf, ask, &format!("{base}/disable"), "Disable", "danger", "Disable"))
                 }
                 @if is_admin {
-                    (privileged(&csrf, &format!("{base}/roles/admin/revoke"), "Revoke admin", "secondary", "revoke-admin"))
+                    (privileged(&csrf, ask, &format!("{base}/roles/admin/revoke"), "Revoke admin", "secondary", "Revoke admin"))
                 }
-                (privileged(&csrf, &format!("{base}/sessions/revoke-all"), "Revoke all sessions", "secondary", "revoke-all"))
+                (privileged(&csrf, ask, &format!("{base}/sessions/revoke-all"), "Revoke all sessions", "secondary", "Revoke all sessions"))
             }
             @if !is_admin {
-                (privileged(&csrf, &format!("{base}/roles/admin/grant"), "Grant admin", "secondary", "grant-admin"))
+                (privileged(&csrf, ask, &format!("{base}/roles/admin/grant"), "Grant admin", "secondary", "Grant admin"))
             }
         }
         h2 { "Sessions" }
@@ -263,7 +267,7 @@ async fn render_user(
                     td { (describe_device(&x.user_agent).0) } td { (x.ip.as_deref().unwrap_or("")) }
                     td { (human(x.created_at_ms)) } td { (human(x.last_used_at_ms)) } td { (status) }
                     td { @if status == "active" {
-                        (privileged(&csrf, &format!("{base}/sessions/{}/revoke", x.id), "Revoke", "secondary", &format!("session-{}", x.id)))
+                        (privileged(&csrf, ask, &format!("{base}/sessions/{}/revoke", x.id), "Revoke", "secondary", &format!("Revoke session {}", x.id)))
                     } }
                 }
             } }
@@ -302,13 +306,15 @@ pub async fn user(
 
 /// A sensitive action's form: its button and the administrator's current password, asked for
 /// when the sign-in is not recent (the privileged-session rule).
-fn privileged(csrf: &Markup, action: &str, label: &str, class: &str, id: &str) -> Markup {
+fn privileged(csrf: &Markup, ask: bool, action: &str, label: &str, class: &str, name: &str) -> Markup {
     html! {
-        form.inline method="post" action=(action) {
+        form.inline.privileged method="post" action=(action) {
             (csrf)
-            input id={ "pw-" (id) } name="current_password" type="password" autocomplete="current-password"
-                placeholder="Your password" aria-label={ "Your password, to " (label.to_lowercase()) };
-            button class={ "small " (class) } type="submit" { (label) }
+            @if ask {
+                input name="current_password" type="password" autocomplete="current-password"
+                    placeholder="Your password" aria-label={ "Your password, to " (name.to_lowercase()) };
+            }
+            button class={ "small " (class) } type="submit" aria-label=(name) { (label) }
         }
     }
 }

@@ -265,17 +265,21 @@ fn no_account_card(ctx: &PageCtx, p: &InvitationPreview, token: &str) -> Markup 
     }
 }
 
-fn accept_card(ctx: &PageCtx, p: &InvitationPreview, token: &str, error: Option<&str>) -> Markup {
+/// The signed-in invitee's page: the invitation, the account it would join, and the choice.
+fn accept_card(ctx: &PageCtx, p: &InvitationPreview, token: &str, notice: Option<&str>, error: Option<&str>) -> Markup {
     html! {
         div.card {
             h1 { "Join " (p.organization) }
             p.lead { "You are invited " (invited(p)) }
+            (alert("success", notice))
             (alert("error", error))
-            form method="post" action="/auth/invitations/accept" {
+            p.meta { "You are signed in as " strong { (p.invitation.row.email) } "." }
+            form method="post" action={ "/auth/invitations/accept" (ctx.rt_query()) } {
                 (fields::csrf(&ctx.csrf))
                 input type="hidden" name="token" value=(token);
                 button type="submit" { "Accept the invitation" }
             }
+            p.switch { a href=(ctx.return_to) { "Not now" } }
         }
     }
 }
@@ -309,10 +313,7 @@ pub async fn accept_page(ctx: PageCtx, PageQuery(q): PageQuery<TokenForm>) -> Re
             let email = email_of(&ctx, &who).await?;
             if email == p.invitation.row.email {
                 let (notice, error) = ctx.take_flash();
-                html! {
-                    (alert("success", notice.as_deref()))
-                    (accept_card(&ctx, &p, token, error.as_deref()))
-                }
+                accept_card(&ctx, &p, token, notice.as_deref(), error.as_deref())
             } else {
                 html! {
                     div.card {
@@ -383,7 +384,7 @@ pub async fn accept(ctx: PageCtx, UserForm(who, form): UserForm<TokenForm>) -> R
     };
     match pending(&ctx, token).await? {
         Ok(p) => {
-            let card = accept_card(&ctx, &p, token, Some(failure.message));
+            let card = accept_card(&ctx, &p, token, None, Some(failure.message));
             Ok(ctx.html(failure.status, "Invitation", card))
         }
         Err(page) => Ok(page),

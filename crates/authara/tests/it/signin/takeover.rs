@@ -236,10 +236,16 @@ async fn admin_actions_need_a_privileged_session(engine: Engine) {
     root.get("/auth/login").await;
     let res = root.form("/auth/login?return_to=%2Fadmin", &[("email", "root@example.com"), ("password", PW)]).await;
     assert_eq!(res.status, 303);
+    let base = format!("/auth/admin/users/{target}");
+    let page = root.get(&base).await.text();
+    assert!(
+        page.contains("Disable") && !page.contains("name=\"current_password\""),
+        "a fresh sign-in: no password asked"
+    );
     // An hour later (the session still refreshes; the privilege window is 15 minutes).
     app.clock.advance(Duration::from_secs(3600));
     root.get("/auth/admin").await;
-    let base = format!("/auth/admin/users/{target}");
+    assert!(root.get(&base).await.text().contains("name=\"current_password\""), "now the actions ask for it");
     for action in ["disable", "roles/admin/grant", "sessions/revoke-all"] {
         let res = root.form(&format!("{base}/{action}"), &[]).await;
         assert_eq!(res.status, 422, "{action}: {}", res.text());
