@@ -1,6 +1,7 @@
-//! Hosted HTML pages: login, signup, logout, code verification, account, invitation acceptance. They work without
-//! JavaScript; HTMX requests (`HX-Request: true`) get `HX-Redirect` instead of 303 and the page
-//! body without the layout (behavior.md §1.7).
+//! Hosted HTML pages: login, signup, logout, code verification, password reset and email change,
+//! the account page, sign-in providers and passkeys, the invitation pages, and the admin
+//! console. They work without JavaScript; HTMX requests (`HX-Request: true`) get `HX-Redirect`
+//! instead of 303 and the page body without the layout (behavior.md §1.7).
 //!
 //! Every page route runs inside [`page_layer`]: extractors ([`PageCtx`], [`PageUser`],
 //! [`CsrfForm`], [`UserForm`], [`PageQuery`]) and handlers only push cookies and return
