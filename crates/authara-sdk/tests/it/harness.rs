@@ -201,14 +201,46 @@ impl Server {
         Session::from(&s.1)
     }
 
+    /// A team organization of `owner` (created through the internal API) and the access token
+    /// of a new member invited to it, whose session is in that team.
+    pub async fn team_member(&self, owner: &str, email: &str) -> (uuid::Uuid, String) {
+        use authara_sdk::client::{InternalClient, NewInvitation};
+        let internal = InternalClient::new(&self.base, INTERNAL_TOKEN).unwrap();
+        let owner = owner.parse().unwrap();
+        let team = internal.create_organization("Crew", owner).await.unwrap().organization.id;
+        let invitation = internal.create_invitation(team, &NewInvitation::new(owner, email)).await.unwrap();
+        let code = invitation.invite_url.unwrap().split_once("token=").unwrap().1.to_owned();
+        let body = json!({"email": email, "password": PW, "invitation_code": code});
+        let (status, body) = self.api(reqwest::Method::POST, "/auth/api/v1/signup/direct", &body).await;
+        assert_eq!(status, 201, "{body}");
+        (team, self.switch(body["access_token"].as_str().unwrap(), team).await)
+    }
+
+    /// Switches the session of `access_token` to `org`: the new access token.
+    pub async fn switch(&self, access_token: &str, org: uuid::Uuid) -> String {
+        let path = format!("/auth/api/v1/organizations/{org}/switch");
+        let (status, body) = self.api_as(Some(access_token), reqwest::Method::POST, &path, &json!({})).await;
+        assert_eq!(status, 200, "switch: {body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
     /// A JSON API call as a browser makes it: CSRF cookie and header.
     pub async fn api(&self, method: reqwest::Method, path: &str, body: &Value) -> (u16, Value) {
+        self.api_as(None, method, path, body).await
+    }
+
+    /// [`api`](Self::api) with the session's access cookie.
+    pub async fn api_as(&self, access: Option<&str>, method: reqwest::Method, path: &str, body: &Value) -> (u16, Value) {
         let http = client();
         let csrf = http.get(self.url("/auth/api/v1/csrf")).send().await.unwrap();
         let token = csrf.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_owned();
+        let mut cookie = format!("authara_csrf={token}");
+        if let Some(access) = access {
+            cookie.push_str(&format!("; authara_access={access}"));
+        }
         let res = http
             .request(method, self.url(path))
-            .header("cookie", format!("authara_csrf={token}"))
+            .header("cookie", cookie)
             .header("x-csrf-token", &token)
             .json(body)
             .send()

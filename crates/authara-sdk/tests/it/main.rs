@@ -4,3 +4,5 @@
 
 mod harness;
 mod verify;
+mod axum_app;
+mod actix_app;
