@@ -6,3 +6,5 @@ mod harness;
 mod verify;
 mod axum_app;
 mod actix_app;
+mod webhooks;
+mod client;
