@@ -35,7 +35,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse, ResponseError, web};
 
-use crate::guard::{Authara, AuthUser, Denied, Refusal, Requirement, access_token};
+use crate::guard::{AuthUser, Authara, Denied, Refusal, Requirement, access_token};
 use crate::webhooks::{DELIVERY_HEADER, Webhook, WebhookError, WebhookHeaders, WebhookRejection, WebhookVerifier};
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;

@@ -36,7 +36,7 @@ use ::axum::http::request::Parts;
 use ::axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use ::axum::response::{IntoResponse, Response};
 
-use crate::guard::{Authara, AuthUser, Denied, Refusal, Requirement, access_token};
+use crate::guard::{AuthUser, Authara, Denied, Refusal, Requirement, access_token};
 use crate::webhooks::{DELIVERY_HEADER, Webhook, WebhookError, WebhookHeaders, WebhookRejection, WebhookVerifier};
 
 impl Authara {
@@ -198,8 +198,7 @@ impl<S: Send + Sync> FromRequest<S> for Webhook {
         if declared.is_some_and(|n| n > verifier.body_limit() as u64) {
             return Err(WebhookRejection::Invalid(WebhookError::TooLarge));
         }
-        let bytes =
-            ::axum::body::to_bytes(body, verifier.body_limit()).await.map_err(|_| WebhookRejection::Body)?;
+        let bytes = ::axum::body::to_bytes(body, verifier.body_limit()).await.map_err(|_| WebhookRejection::Body)?;
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let event =
             verifier.verify_event(WebhookHeaders::from_fn(header), &bytes).map_err(WebhookRejection::Invalid)?;

@@ -149,15 +149,22 @@ impl std::fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
-/// A refusal as HTTP: what both web integrations send.
-pub(crate) struct Answer {
-    pub(crate) status: u16,
-    pub(crate) headers: Vec<(&'static str, String)>,
-    pub(crate) body: Option<String>,
+/// A [`Refusal`] as HTTP: what the axum and actix-web integrations send, for applications on
+/// other frameworks to send the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// Headers to set, lowercase names.
+    pub headers: Vec<(&'static str, String)>,
+    /// The JSON body, if any (`content-type: application/json` is among the headers then).
+    pub body: Option<String>,
 }
 
 impl Refusal {
-    pub(crate) fn answer(&self) -> Answer {
+    /// The HTTP answer (see the table above).
+    pub fn answer(&self) -> Answer {
         let mut headers = Vec::new();
         let status = match self {
             Refusal::Redirect { location } => {
@@ -336,6 +343,7 @@ impl Authara {
     }
 
     /// Verifies the token and checks the requirement.
+    #[cfg(any(feature = "axum", feature = "actix"))]
     pub(crate) async fn admit(&self, token: Option<&str>, requirement: &Requirement) -> Result<AuthUser, Denied> {
         let user = self.authenticate(token).await.map_err(|_| Denied::Anonymous)?;
         if requirement.is_met_by(&user) { Ok(user) } else { Err(Denied::Forbidden) }
@@ -343,6 +351,7 @@ impl Authara {
 }
 
 /// Why [`Authara::admit`] refused: the integrations turn `Anonymous` into the configured answer.
+#[cfg(any(feature = "axum", feature = "actix"))]
 pub(crate) enum Denied {
     Anonymous,
     Forbidden,

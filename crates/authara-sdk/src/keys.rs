@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use base64::Engine as _;
-use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
+
+use crate::jws::VerifyKey;
 
 /// Why a key list or a key set document was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,16 +98,18 @@ impl HmacKeys {
         self.keys.iter().map(|(k, _)| k.as_str())
     }
 
-    pub(crate) fn decoding_keys(&self) -> impl Iterator<Item = (String, DecodingKey)> + '_ {
-        self.keys.iter().map(|(kid, secret)| (kid.clone(), DecodingKey::from_secret(secret)))
+    pub(crate) fn verify_keys(&self) -> impl Iterator<Item = (String, VerifyKey)> + '_ {
+        self.keys
+            .iter()
+            .map(|(kid, secret)| (kid.clone(), VerifyKey::Hmac(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret))))
     }
 
     /// Each kid with a SHA-256 of its secret: tells two key lists apart without keeping more
     /// copies of the secrets.
     pub(crate) fn fingerprint(&self) -> impl Iterator<Item = (String, Vec<u8>)> + '_ {
-        self.keys.iter().map(|(kid, secret)| {
-            (kid.clone(), ring::digest::digest(&ring::digest::SHA256, secret).as_ref().to_vec())
-        })
+        self.keys
+            .iter()
+            .map(|(kid, secret)| (kid.clone(), ring::digest::digest(&ring::digest::SHA256, secret).as_ref().to_vec()))
     }
 }
 
@@ -122,8 +125,8 @@ impl FromStr for HmacKeys {
 /// of the set it is in, so a token cannot pick another algorithm for a known key.
 #[derive(Default)]
 pub(crate) struct KeySet {
-    pub(crate) hs256: HashMap<String, DecodingKey>,
-    pub(crate) eddsa: HashMap<String, DecodingKey>,
+    pub(crate) hs256: HashMap<String, VerifyKey>,
+    pub(crate) eddsa: HashMap<String, VerifyKey>,
 }
 
 impl KeySet {
@@ -154,7 +157,7 @@ pub(crate) struct JwksKey {
     pub(crate) kid: String,
     /// The public key, base64url.
     pub(crate) x: String,
-    pub(crate) key: DecodingKey,
+    pub(crate) key: VerifyKey,
 }
 
 /// The Ed25519 keys of a JWKS document. Keys of other types or uses are skipped (the server
@@ -170,11 +173,10 @@ pub(crate) fn parse_jwks(body: &[u8]) -> Result<Vec<JwksKey>, KeyError> {
             && key.use_.as_deref().is_none_or(|u| u == "sig")
             && !key.kid.is_empty();
         // An Ed25519 public key is 32 bytes (43 base64url characters).
-        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&key.x).map(|b| b.len());
-        if usable && decoded == Ok(32) && !keys.iter().any(|k| k.kid == key.kid) {
-            if let Ok(decoding) = DecodingKey::from_ed_components(&key.x) {
-                keys.push(JwksKey { kid: key.kid, x: key.x, key: decoding });
-            }
+        let public = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&key.x).ok();
+        let public: Option<[u8; 32]> = public.and_then(|b| b.try_into().ok());
+        if let Some(public) = public.filter(|_| usable && !keys.iter().any(|k| k.kid == key.kid)) {
+            keys.push(JwksKey { kid: key.kid, x: key.x, key: VerifyKey::Ed25519(public) });
         }
     }
     Ok(keys)

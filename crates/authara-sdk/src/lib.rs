@@ -75,6 +75,8 @@
 //! - `axum` (default): the axum extractors and tower layers;
 //! - `actix`: the actix-web extractors and middleware.
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "actix")]
 pub mod actix;
 #[cfg(feature = "axum")]
@@ -83,6 +85,7 @@ mod claims;
 pub mod client;
 mod clock;
 mod guard;
+mod jws;
 mod key_store;
 mod keys;
 mod verified;
@@ -91,7 +94,9 @@ pub mod webhooks;
 
 pub use claims::{Audience, Claims, OrgRole, PlatformRole};
 pub use clock::{Clock, SystemClock};
-pub use guard::{ACCESS_COOKIE, AuthUser, Authara, LOGIN_PATH, Refusal, Requirement, Unauthenticated, access_token};
+pub use guard::{
+    ACCESS_COOKIE, Answer, AuthUser, Authara, LOGIN_PATH, Refusal, Requirement, Unauthenticated, access_token,
+};
 pub use key_store::KeyFetchError;
 pub use keys::{HmacKeys, KeyError};
 pub use uuid::Uuid;

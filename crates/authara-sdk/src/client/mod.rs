@@ -217,7 +217,11 @@ impl InternalClient {
 
     /// `POST /organizations/{id}/invitations/{invitation}/resend`: replaces the invitation
     /// with a fresh one (new link and expiry) and mails it.
-    pub async fn resend_invitation(&self, organization_id: Uuid, invitation_id: Uuid) -> Result<Invitation, ClientError> {
+    pub async fn resend_invitation(
+        &self,
+        organization_id: Uuid,
+        invitation_id: Uuid,
+    ) -> Result<Invitation, ClientError> {
         let path = format!("/auth/internal/v1/organizations/{organization_id}/invitations/{invitation_id}/resend");
         let envelope: types::InvitationEnvelope = self.post::<(), _>(&path, None).await?;
         Ok(envelope.invitation)

@@ -1,7 +1,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use base64::Engine as _;
-use jsonwebtoken::{EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use uuid::Uuid;
 
 use super::*;
@@ -89,8 +89,7 @@ async fn issuer_audience_and_claims_are_checked() {
     let mut c = claims(NOW_S);
     c["aud"] = serde_json::json!(["admin"]);
     assert_eq!(v.verify(&hs256("k1", &k1(), &c)).await, Err(VerifyError::WrongAudience));
-    let admin =
-        Verifier::builder("authara").hs256_keys(K1.parse().unwrap()).audience(Audience::Admin).build().unwrap();
+    let admin = Verifier::builder("authara").hs256_keys(K1.parse().unwrap()).audience(Audience::Admin).build().unwrap();
     assert_eq!(admin.verify(&hs256("k1", &k1(), &claims(NOW_S))).await.err(), Some(VerifyError::WrongAudience));
     let mut c = claims(NOW_S);
     c["org_id"] = serde_json::json!(Uuid::nil());
@@ -108,10 +107,8 @@ async fn forgeries_are_refused() {
     assert_eq!(v.verify(&hs256("k1", &secret(9), &claims(NOW_S))).await, Err(VerifyError::BadSignature));
     // A changed payload.
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-    let mut c: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&parts[1]).unwrap(),
-    )
-    .unwrap();
+    let mut c: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
     c["roles"] = serde_json::json!(["authara:admin", "authara:auditor"]);
     parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c.to_string());
     assert_eq!(v.verify(&parts.join(".")).await, Err(VerifyError::BadSignature));

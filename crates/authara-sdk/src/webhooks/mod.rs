@@ -91,7 +91,11 @@ pub struct WebhookHeaders<'a> {
 impl<'a> WebhookHeaders<'a> {
     /// Reads the three headers through `get` (a lookup by lowercase header name).
     pub fn from_fn(get: impl Fn(&str) -> Option<&'a str>) -> Self {
-        Self { signature: get(SIGNATURE_HEADER), timestamp: get(TIMESTAMP_HEADER), signature_v2: get(SIGNATURE_V2_HEADER) }
+        Self {
+            signature: get(SIGNATURE_HEADER),
+            timestamp: get(TIMESTAMP_HEADER),
+            signature_v2: get(SIGNATURE_V2_HEADER),
+        }
     }
 }
 

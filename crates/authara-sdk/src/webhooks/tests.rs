@@ -104,7 +104,10 @@ fn the_contract_signature_alone_is_accepted_only_when_allowed() {
     let wrong = sign("nope", BODY);
     let forged = WebhookHeaders { signature: Some(&wrong), timestamp: None, signature_v2: None };
     assert_eq!(verifier().allow_untimestamped(true).verify(forged, BODY), Err(WebhookError::InvalidSignature));
-    assert_eq!(verifier().allow_untimestamped(true).verify(WebhookHeaders::default(), BODY), Err(WebhookError::MissingSignature));
+    assert_eq!(
+        verifier().allow_untimestamped(true).verify(WebhookHeaders::default(), BODY),
+        Err(WebhookError::MissingSignature)
+    );
     assert!(WebhookVerifier::new("").is_err(), "an empty secret is refused");
 }
 
@@ -117,8 +120,11 @@ fn bodies_over_the_limit_are_refused() {
 
 /// A sample `data` for every type the contract lists, as the server writes it.
 fn sample(kind: &str) -> serde_json::Value {
-    let (org, user, inv) =
-        ("0b3d9c1e-5f7a-4e2b-8c6d-1a2b3c4d5e6f", "6f1c2a4e-1d0b-4c36-9a43-2f4e51a7b9c1", "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d");
+    let (org, user, inv) = (
+        "0b3d9c1e-5f7a-4e2b-8c6d-1a2b3c4d5e6f",
+        "6f1c2a4e-1d0b-4c36-9a43-2f4e51a7b9c1",
+        "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d",
+    );
     let invitation = |extra: serde_json::Value| {
         let mut v = serde_json::json!({"invitation_id": inv, "organization_id": org, "email": "a@example.com",
             "role": "member", "metadata": {"plan": "pro"}});
@@ -150,11 +156,13 @@ fn sample(kind: &str) -> serde_json::Value {
 
 #[test]
 fn every_event_of_the_contract_parses_into_its_typed_variant() {
-    let contract = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../contract/webhooks.yaml")).unwrap();
+    let contract =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../contract/webhooks.yaml")).unwrap();
     let kinds: Vec<&str> = contract.lines().filter_map(|l| l.trim().strip_prefix("- type: ")).collect();
     assert_eq!(kinds.len(), 12, "the contract lists twelve events");
     for kind in kinds {
-        let body = serde_json::json!({"id": "d", "type": kind, "created_at": "2026-01-02T03:04:05Z", "data": sample(kind)});
+        let body =
+            serde_json::json!({"id": "d", "type": kind, "created_at": "2026-01-02T03:04:05Z", "data": sample(kind)});
         let event = WebhookEvent::parse(body.to_string().as_bytes()).unwrap_or_else(|e| panic!("{kind}: {e}"));
         assert_eq!(event.event.kind(), kind);
         assert!(!matches!(event.event, Event::Other { .. }), "{kind} has a typed variant");

@@ -1,9 +1,9 @@
 //! The actix-web integration (feature `actix`) in an application on a real socket, with tokens
 //! of the real server: the same answers as the axum integration.
 
+use actix_web::{App, HttpResponse, HttpServer, web};
 use authara_sdk::actix::Require;
 use authara_sdk::{AuthUser, Authara, OrgRole, PlatformRole, Requirement, Unauthenticated};
-use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 
 use crate::axum_app::{assert_anonymous_answers, get_with};
@@ -106,8 +106,7 @@ async fn without_the_handle_the_extractor_answers_500_and_the_option_none() {
 
 #[tokio::test]
 async fn redirects_can_be_turned_off() {
-    let verifier =
-        authara_sdk::Verifier::builder("x").hs256_keys(crate::harness::K1.parse().unwrap()).build().unwrap();
+    let verifier = authara_sdk::Verifier::builder("x").hs256_keys(crate::harness::K1.parse().unwrap()).build().unwrap();
     let base = serve(Some(Authara::new(verifier).unauthenticated(Unauthenticated::new().redirect(false))));
     let res = get_with(&format!("{base}/me"), &[("accept", "text/html")]).await;
     assert_eq!((res.status, res.json()["error"]["code"].as_str()), (401, Some("unauthorized")));

@@ -194,8 +194,8 @@ async fn redirects_can_be_turned_off_and_the_login_page_moved() {
         let res = get_with(&format!("{base}/me"), headers).await;
         assert_eq!(res.status, 401, "{headers:?}");
     }
-    let elsewhere = Authara::new(verifier)
-        .unauthenticated(Unauthenticated::new().login_url("https://id.example.com/auth/login"));
+    let elsewhere =
+        Authara::new(verifier).unauthenticated(Unauthenticated::new().login_url("https://id.example.com/auth/login"));
     let base = serve(app(&elsewhere)).await;
     let res = get_with(&format!("{base}/me?a=1"), &[("accept", "text/html")]).await;
     assert_eq!(res.header("location"), Some("https://id.example.com/auth/login?return_to=%2Fme%3Fa%3D1"));

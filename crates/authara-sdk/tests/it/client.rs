@@ -116,7 +116,8 @@ async fn transport_failures_and_foreign_answers_are_told_apart() {
     assert!(matches!(err, ClientError::Transport(_)), "{err:?}");
 
     // A proxy in the way answers with its own page; a broken server with a wrong body.
-    let proxy = Router::new().route("/auth/internal/v1/organizations", post(|| async { (StatusCode::BAD_GATEWAY, "<h1>502</h1>") }));
+    let proxy = Router::new()
+        .route("/auth/internal/v1/organizations", post(|| async { (StatusCode::BAD_GATEWAY, "<h1>502</h1>") }));
     let client = InternalClient::new(&serve(proxy).await, INTERNAL_TOKEN).unwrap();
     let err = client.create_organization("x", uuid::Uuid::new_v4()).await.unwrap_err();
     assert!(matches!(err, ClientError::UnexpectedStatus { status: 502 }), "{err:?}");
@@ -125,7 +126,8 @@ async fn transport_failures_and_foreign_answers_are_told_apart() {
     let err = client.create_organization("x", uuid::Uuid::new_v4()).await.unwrap_err();
     assert!(matches!(err, ClientError::InvalidResponse(_)), "{err:?}");
 
-    for (base, token) in [("authara:8080", INTERNAL_TOKEN), ("ftp://authara", INTERNAL_TOKEN), ("http://authara", "  ")] {
+    for (base, token) in [("authara:8080", INTERNAL_TOKEN), ("ftp://authara", INTERNAL_TOKEN), ("http://authara", "  ")]
+    {
         assert!(matches!(InternalClient::new(base, token), Err(ClientError::Config(_))), "{base} {token:?}");
     }
     assert!(!format!("{:?}", InternalClient::new("http://authara", INTERNAL_TOKEN).unwrap()).contains(INTERNAL_TOKEN));

@@ -188,7 +188,9 @@ impl Server {
 
     /// Signs up an account through the API; the access token of its first session.
     pub async fn sign_up(&self, email: &str) -> Session {
-        let s = self.api(reqwest::Method::POST, "/auth/api/v1/signup/direct", &json!({"email": email, "password": PW})).await;
+        let s = self
+            .api(reqwest::Method::POST, "/auth/api/v1/signup/direct", &json!({"email": email, "password": PW}))
+            .await;
         assert_eq!(s.0, 201, "signup {email}: {}", s.1);
         Session::from(&s.1)
     }
@@ -230,7 +232,13 @@ impl Server {
     }
 
     /// [`api`](Self::api) with the session's access cookie.
-    pub async fn api_as(&self, access: Option<&str>, method: reqwest::Method, path: &str, body: &Value) -> (u16, Value) {
+    pub async fn api_as(
+        &self,
+        access: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> (u16, Value) {
         let http = client();
         let csrf = http.get(self.url("/auth/api/v1/csrf")).send().await.unwrap();
         let token = csrf.json::<Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_owned();
@@ -310,7 +318,11 @@ pub fn collect_output(
 
 /// An HTTP client that does not follow redirects.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// A clock the test moves by hand, starting at the real time (the server's tokens are minted

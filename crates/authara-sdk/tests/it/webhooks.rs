@@ -73,14 +73,20 @@ async fn deliveries_of_the_real_server_are_verified_and_typed_and_replays_refuse
     let user = server.sign_up("hooked@example.com").await.user_id;
 
     let arrived = eventually(Duration::from_secs(15), || {
-        log.events.lock().unwrap().iter().any(|h| matches!(&h.event.event, Event::UserCreated(u) if u.user_id.to_string() == user))
+        log.events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|h| matches!(&h.event.event, Event::UserCreated(u) if u.user_id.to_string() == user))
     })
     .await;
     assert!(arrived, "user.created arrives: {:#?}", server.logs());
     assert!(
         eventually(Duration::from_secs(15), || {
-            log.events.lock().unwrap().iter().any(|h| matches!(&h.event.event, Event::MembershipCreated(m)
-                if m.user_id.to_string() == user && m.is_initial_membership))
+            log.events.lock().unwrap().iter().any(|h| {
+                matches!(&h.event.event, Event::MembershipCreated(m)
+                if m.user_id.to_string() == user && m.is_initial_membership)
+            })
         })
         .await,
         "the first membership arrives typed"
