@@ -5,11 +5,11 @@
 //!
 //! | you need | use |
 //! |---|---|
-//! | the user of a request, in axum | [`AuthUser`] / `Option<AuthUser>` with [`Authara::layer`] |
+//! | the user of a request, in axum | [`AuthUser`] / `Option<AuthUser>` with `Authara::layer` |
 //! | the same in actix-web (feature `actix`) | [`AuthUser`] with `App::app_data(authara)` |
-//! | a guard on a router or scope | [`Authara::require`] (axum), [`actix::Require`] |
+//! | a guard on a router or scope | `Authara::require` (axum), `actix::Require` (actix-web) |
 //! | to verify a token yourself | [`Verifier::verify`] |
-//! | a webhook endpoint | [`webhooks::Webhook`] extractor, or [`webhooks::WebhookVerifier`] |
+//! | a webhook endpoint | the [`webhooks::Webhook`] extractor, or [`webhooks::WebhookVerifier`] |
 //! | to create teams and invitations | [`client::InternalClient`] |
 //!
 //! ## Verification

@@ -44,6 +44,10 @@ pub enum ErrorCode {
     InvitationAlreadyAccepted,
     /// `invitation_revoked`
     InvitationRevoked,
+    /// `invitation_expired`
+    InvitationExpired,
+    /// `membership_not_found`
+    MembershipNotFound,
     /// `not_found`: no such route (an older server).
     NotFound,
     /// `rate_limited`
@@ -69,6 +73,8 @@ impl ErrorCode {
             "invitation_already_pending" => Self::InvitationAlreadyPending,
             "invitation_already_accepted" => Self::InvitationAlreadyAccepted,
             "invitation_revoked" => Self::InvitationRevoked,
+            "invitation_expired" => Self::InvitationExpired,
+            "membership_not_found" => Self::MembershipNotFound,
             "not_found" => Self::NotFound,
             "rate_limited" => Self::RateLimited,
             "internal_error" => Self::InternalError,
