@@ -114,7 +114,7 @@ impl Requirement {
 /// | `Forbidden` | `403`, `{"error":{"code":"forbidden",…}}` |
 /// | `NotConfigured` | `500`, `{"error":{"code":"internal_error",…}}` |
 ///
-/// The first three carry `Vary: Accept, HX-Request` and `Cache-Control: no-store`.
+/// The first three carry `Vary: Accept, HX-Request`; all carry `Cache-Control: no-store`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Refusal {
