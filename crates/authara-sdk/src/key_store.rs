@@ -13,8 +13,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use jsonwebtoken::{Algorithm, DecodingKey};
+
 use crate::clock::Clock;
-use crate::jws::{Alg, VerifyKey};
 use crate::keys::{HmacKeys, KeyError, KeySet, parse_jwks};
 use crate::verifier::VerifyError;
 
@@ -57,10 +58,12 @@ pub(crate) struct Loaded {
 }
 
 impl Loaded {
-    pub(crate) fn get(&self, alg: Alg, kid: &str) -> Option<&VerifyKey> {
+    /// The key of `kid` for `alg`: only HS256 and EdDSA have keys.
+    pub(crate) fn get(&self, alg: Algorithm, kid: &str) -> Option<&DecodingKey> {
         match alg {
-            Alg::Hs256 => self.keys.hs256.get(kid),
-            Alg::EdDsa => self.keys.eddsa.get(kid),
+            Algorithm::HS256 => self.keys.hs256.get(kid),
+            Algorithm::EdDSA => self.keys.eddsa.get(kid),
+            _ => None,
         }
     }
 }
@@ -87,7 +90,7 @@ pub(crate) struct KeyStore {
 impl KeyStore {
     pub(crate) fn new(sources: Sources, clock: Arc<dyn Clock>) -> Self {
         let mut fingerprint = Vec::new();
-        let fixed: HashMap<String, VerifyKey> = sources.fixed.verify_keys().collect();
+        let fixed: HashMap<String, DecodingKey> = sources.fixed.decoding_keys().collect();
         fingerprint_hmac(&mut fingerprint, &sources.fixed);
         fingerprint.sort();
         let loaded = Loaded {
@@ -146,7 +149,12 @@ impl KeyStore {
 
     /// The key set holding `kid` for `alg`: `seen` if it does, else the set reloaded for the
     /// new kid, within the refetch bound.
-    pub(crate) async fn lookup(&self, seen: Arc<Loaded>, alg: Alg, kid: &str) -> Result<Arc<Loaded>, VerifyError> {
+    pub(crate) async fn lookup(
+        &self,
+        seen: Arc<Loaded>,
+        alg: Algorithm,
+        kid: &str,
+    ) -> Result<Arc<Loaded>, VerifyError> {
         if seen.get(alg, kid).is_some() {
             return Ok(seen);
         }
@@ -176,12 +184,12 @@ impl KeyStore {
         }
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let mut fingerprint = Vec::new();
-        let mut hs256: HashMap<String, VerifyKey> = self.sources.fixed.verify_keys().collect();
+        let mut hs256: HashMap<String, DecodingKey> = self.sources.fixed.decoding_keys().collect();
         fingerprint_hmac(&mut fingerprint, &self.sources.fixed);
         if let Some(path) = &self.sources.file {
             let file = read_key_file(path).await?;
             fingerprint_hmac(&mut fingerprint, &file);
-            hs256.extend(file.verify_keys());
+            hs256.extend(file.decoding_keys());
         }
         let mut eddsa = HashMap::new();
         if let Some(url) = &self.sources.jwks {

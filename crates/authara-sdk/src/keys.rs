@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use base64::Engine as _;
+use jsonwebtoken::DecodingKey;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use serde::Deserialize;
-
-use crate::jws::VerifyKey;
 
 /// Why a key list or a key set document was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,10 +98,8 @@ impl HmacKeys {
         self.keys.iter().map(|(k, _)| k.as_str())
     }
 
-    pub(crate) fn verify_keys(&self) -> impl Iterator<Item = (String, VerifyKey)> + '_ {
-        self.keys
-            .iter()
-            .map(|(kid, secret)| (kid.clone(), VerifyKey::Hmac(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret))))
+    pub(crate) fn decoding_keys(&self) -> impl Iterator<Item = (String, DecodingKey)> + '_ {
+        self.keys.iter().map(|(kid, secret)| (kid.clone(), DecodingKey::from_secret(secret)))
     }
 
     /// Each kid with a SHA-256 of its secret: tells two key lists apart without keeping more
@@ -125,8 +123,8 @@ impl FromStr for HmacKeys {
 /// of the set it is in, so a token cannot pick another algorithm for a known key.
 #[derive(Default)]
 pub(crate) struct KeySet {
-    pub(crate) hs256: HashMap<String, VerifyKey>,
-    pub(crate) eddsa: HashMap<String, VerifyKey>,
+    pub(crate) hs256: HashMap<String, DecodingKey>,
+    pub(crate) eddsa: HashMap<String, DecodingKey>,
 }
 
 impl KeySet {
@@ -140,43 +138,36 @@ struct JwksDocument {
     keys: Vec<serde_json::Value>,
 }
 
-#[derive(Deserialize)]
-struct OkpKey {
-    kty: String,
-    crv: String,
-    x: String,
-    kid: String,
-    #[serde(default)]
-    alg: Option<String>,
-    #[serde(default, rename = "use")]
-    use_: Option<String>,
-}
-
 /// An Ed25519 public key of a JWKS document.
 pub(crate) struct JwksKey {
     pub(crate) kid: String,
     /// The public key, base64url.
     pub(crate) x: String,
-    pub(crate) key: VerifyKey,
+    pub(crate) key: DecodingKey,
 }
 
-/// The Ed25519 keys of a JWKS document. Keys of other types or uses are skipped (the server
-/// publishes only Ed25519 signing keys); a document that is not a JWKS is an error.
+/// The Ed25519 keys of a JWKS document, read as jsonwebtoken's JWKs. Keys of other types or
+/// uses, and entries it cannot read, are skipped (the server publishes only Ed25519 signing
+/// keys); a document that is not a JWKS is an error.
 pub(crate) fn parse_jwks(body: &[u8]) -> Result<Vec<JwksKey>, KeyError> {
     let doc: JwksDocument = serde_json::from_slice(body).map_err(|_| KeyError::Jwks)?;
     let mut keys: Vec<JwksKey> = Vec::new();
     for value in doc.keys {
-        let Ok(key) = serde_json::from_value::<OkpKey>(value) else { continue };
-        let usable = key.kty == "OKP"
-            && key.crv == "Ed25519"
-            && key.alg.as_deref().is_none_or(|a| a == "EdDSA")
-            && key.use_.as_deref().is_none_or(|u| u == "sig")
-            && !key.kid.is_empty();
-        // An Ed25519 public key is 32 bytes (43 base64url characters).
-        let public = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&key.x).ok();
-        let public: Option<[u8; 32]> = public.and_then(|b| b.try_into().ok());
-        if let Some(public) = public.filter(|_| usable && !keys.iter().any(|k| k.kid == key.kid)) {
-            keys.push(JwksKey { kid: key.kid, x: key.x, key: VerifyKey::Ed25519(public) });
+        let Ok(jwk) = serde_json::from_value::<Jwk>(value) else { continue };
+        let AlgorithmParameters::OctetKeyPair(okp) = &jwk.algorithm else { continue };
+        let Some(kid) = jwk.common.key_id.as_deref().filter(|k| !k.is_empty()) else { continue };
+        let usable = okp.curve == EllipticCurve::Ed25519
+            && jwk.common.key_algorithm.is_none_or(|a| a == KeyAlgorithm::EdDSA)
+            && jwk.common.public_key_use.as_ref().is_none_or(|u| *u == PublicKeyUse::Signature)
+            && !keys.iter().any(|k| k.kid == kid);
+        // An Ed25519 public key is 32 bytes (43 base64url characters); one of another length
+        // could verify nothing.
+        let ed25519 = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&okp.x).is_ok_and(|b| b.len() == 32);
+        if !(usable && ed25519) {
+            continue;
+        }
+        if let Ok(key) = DecodingKey::from_jwk(&jwk) {
+            keys.push(JwksKey { kid: kid.to_owned(), x: okp.x.clone(), key });
         }
     }
     Ok(keys)
@@ -208,16 +199,24 @@ mod tests {
     #[test]
     fn only_ed25519_signing_keys_are_taken_from_a_jwks() {
         let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let other = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([8u8; 32]);
         let doc = serde_json::json!({"keys": [
             {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "ed-1", "alg": "EdDSA", "use": "sig"},
             {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "ed-enc", "use": "enc"},
             {"kty": "OKP", "crv": "X25519", "x": x, "kid": "x"},
             {"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "rsa"},
             {"kty": "OKP", "crv": "Ed25519", "x": "AAAA", "kid": "short"},
+            {"kty": "OKP", "crv": "Ed25519", "x": format!("{x}="), "kid": "padded"},
+            {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "rs", "alg": "RS256"},
+            {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": ""},
+            {"kty": "OKP", "crv": "Ed25519", "x": x},
+            {"kty": "OKP", "crv": "Ed25519", "x": other, "kid": "ed-1"},
+            {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "ed-2"},
             "junk"
         ]});
         let keys = parse_jwks(doc.to_string().as_bytes()).unwrap();
-        assert_eq!(keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["ed-1"]);
+        assert_eq!(keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["ed-1", "ed-2"]);
+        assert_eq!(keys[0].x, x, "the first key of a kid counts");
         assert!(parse_jwks(b"{}").is_err());
         assert!(parse_jwks(b"<html>").is_err());
     }

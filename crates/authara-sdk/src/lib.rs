@@ -24,7 +24,8 @@
 //! - **EdDSA** (`AUTHARA_JWT_ALGORITHM=EdDSA`): the server's public keys at
 //!   `/auth/.well-known/jwks.json` ([`VerifierBuilder::jwks_url`]).
 //!
-//! A kid verifies only its own algorithm, so `alg: none` and algorithm confusion fail. The
+//! Tokens are read and checked with `jsonwebtoken` (the server's JWT library), each key under
+//! a `Validation` pinned to its one algorithm, so `alg: none` and algorithm confusion fail. The
 //! key file and the JWKS are read at the first verification and cached; they are read again
 //! when a token names an unknown kid (a key rotation) or when they are older than
 //! [`max_key_age`](VerifierBuilder::max_key_age) (5 min, so a key the server dropped stops
@@ -85,7 +86,6 @@ mod claims;
 pub mod client;
 mod clock;
 mod guard;
-mod jws;
 mod key_store;
 mod keys;
 mod verified;

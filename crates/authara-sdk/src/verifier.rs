@@ -1,13 +1,21 @@
 //! Access-token verification: signature by kid and algorithm, issuer, audience, expiry with a
 //! small leeway, and the claims the server always sets.
+//!
+//! The compact JWS is read and checked by `jsonwebtoken`: `decode_header` for the kid and
+//! algorithm, then `decode` with the key of that kid for that algorithm and a `Validation`
+//! pinned to it, which also checks the issuer and the audience. Expiry is checked here, against
+//! the verifier's clock, because remembered tokens need it on every call too.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::claims::{Audience, Claims, ClaimsProblem, RawClaims};
+use base64::Engine as _;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+
+use crate::claims::{Audience, Claims, RawClaims};
 use crate::clock::{Clock, SystemClock};
-use crate::jws::{JwsError, Unverified};
 use crate::key_store::{KeyFetchError, KeyStore, Sources};
 use crate::keys::HmacKeys;
 use crate::verified::VerifiedCache;
@@ -28,10 +36,12 @@ pub enum VerifyError {
     /// The request carries no access token.
     #[error("no access token")]
     Missing,
-    /// Not a JWT, too long, or without a `kid`.
+    /// Not a JWT, too long, without a `kid`, or with a header that cannot be read: an `alg`
+    /// no JOSE library signs with (`none` among them), or an extension marked critical
+    /// (`crit`), none being understood.
     #[error("malformed token")]
     Malformed,
-    /// An algorithm other than HS256 or EdDSA.
+    /// A JOSE algorithm other than HS256 or EdDSA (`HS512`, `RS256`, …).
     #[error("unsupported algorithm")]
     UnsupportedAlgorithm,
     /// No key with the token's kid (for its algorithm), even after refetching within the bound.
@@ -40,7 +50,7 @@ pub enum VerifyError {
     /// The JWKS could not be fetched yet, so no EdDSA token can be checked.
     #[error("verification keys unavailable")]
     KeysUnavailable,
-    /// The signature does not match.
+    /// The signature does not match (or is not base64url).
     #[error("bad signature")]
     BadSignature,
     /// Past `exp` plus the leeway.
@@ -105,6 +115,10 @@ pub struct Verifier {
 struct Inner {
     issuer: String,
     audience: Audience,
+    /// What `jsonwebtoken::decode` checks, one per algorithm: that algorithm only, the issuer,
+    /// the audience, and that `iss`, `aud` and `exp` are there.
+    hs256: Validation,
+    eddsa: Validation,
     leeway_s: i64,
     keys: KeyStore,
     verified: VerifiedCache,
@@ -174,16 +188,20 @@ impl Verifier {
         if let Some(claims) = inner.verified.get(token, keys.generation) {
             return self.unexpired(claims);
         }
-        let jws = Unverified::parse(token).map_err(jws_error)?;
-        let loaded = inner.keys.lookup(keys, jws.alg, &jws.kid).await?;
-        let key = loaded.get(jws.alg, &jws.kid).ok_or(VerifyError::UnknownKey)?;
-        let payload = jws.verify(key).map_err(jws_error)?;
-        let raw: RawClaims = serde_json::from_slice(&payload).map_err(|_| VerifyError::InvalidClaims)?;
-        let claims = raw.check(&inner.issuer, inner.audience).map_err(|p| match p {
-            ClaimsProblem::Issuer => VerifyError::WrongIssuer,
-            ClaimsProblem::Audience => VerifyError::WrongAudience,
-            ClaimsProblem::Invalid => VerifyError::InvalidClaims,
-        })?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+        let validation = match header.alg {
+            Algorithm::HS256 => &inner.hs256,
+            Algorithm::EdDSA => &inner.eddsa,
+            _ => return Err(VerifyError::UnsupportedAlgorithm),
+        };
+        let kid = header.kid.filter(|k| !k.is_empty()).ok_or(VerifyError::Malformed)?;
+        if marks_critical(token) {
+            return Err(VerifyError::Malformed);
+        }
+        let loaded = inner.keys.lookup(keys, header.alg, &kid).await?;
+        let key = loaded.get(header.alg, &kid).ok_or(VerifyError::UnknownKey)?;
+        let raw = jsonwebtoken::decode::<RawClaims>(token, key, validation).map_err(decode_error)?.claims;
+        let claims = raw.check().ok_or(VerifyError::InvalidClaims)?;
         let claims = self.unexpired(Arc::new(claims))?;
         let now_s = inner.clock.now_ms().div_euclid(1000);
         inner.verified.insert(token, claims.clone(), loaded.generation, now_s.saturating_sub(inner.leeway_s));
@@ -199,12 +217,46 @@ impl Verifier {
     }
 }
 
-fn jws_error(e: JwsError) -> VerifyError {
-    match e {
-        JwsError::Malformed => VerifyError::Malformed,
-        JwsError::Algorithm => VerifyError::UnsupportedAlgorithm,
-        JwsError::Signature => VerifyError::BadSignature,
+/// The checks of `jsonwebtoken::decode` for one algorithm. Its own expiry check is off: it
+/// reads the system clock, and the verifier checks `exp` against its own, with the leeway.
+fn validation(alg: Algorithm, issuer: &str, audience: Audience) -> Validation {
+    let mut v = Validation::new(alg);
+    v.set_issuer(&[issuer]);
+    v.set_audience(&[audience.as_str()]);
+    v.set_required_spec_claims(&["iss", "aud", "exp"]);
+    v.validate_exp = false;
+    v
+}
+
+/// What a `jsonwebtoken::decode` error means here. The header was read before, so a JSON error
+/// is the claims', and a base64 one the signature's (or, past a valid signature, the claims').
+fn decode_error(e: jsonwebtoken::errors::Error) -> VerifyError {
+    match e.kind() {
+        ErrorKind::InvalidSignature | ErrorKind::Base64(_) => VerifyError::BadSignature,
+        ErrorKind::InvalidAlgorithm => VerifyError::UnsupportedAlgorithm,
+        ErrorKind::InvalidIssuer => VerifyError::WrongIssuer,
+        ErrorKind::InvalidAudience => VerifyError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => VerifyError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => VerifyError::InvalidClaims,
+        _ => VerifyError::Malformed,
     }
+}
+
+/// Whether the header marks an extension critical. jsonwebtoken 9 ignores `crit`, but a
+/// reader that does not understand a critical extension must refuse the token (RFC 7515
+/// §4.1.11), and none is understood here. Called once `decode_header` has read the header.
+fn marks_critical(token: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Crit {
+        #[serde(default)]
+        crit: Option<serde::de::IgnoredAny>,
+    }
+    let header = token.split('.').next().unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|json| serde_json::from_slice::<Crit>(&json).ok())
+        .is_none_or(|h| h.crit.is_some())
 }
 
 /// Settings of a [`Verifier`]; see [`Verifier::builder`].
@@ -344,6 +396,8 @@ impl VerifierBuilder {
         };
         Ok(Verifier {
             inner: Arc::new(Inner {
+                hs256: validation(Algorithm::HS256, &self.issuer, self.audience),
+                eddsa: validation(Algorithm::EdDSA, &self.issuer, self.audience),
                 issuer: self.issuer,
                 audience: self.audience,
                 leeway_s: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),

@@ -1,7 +1,9 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ring::signature::KeyPair as _;
 use uuid::Uuid;
 
 use super::*;
@@ -114,7 +116,7 @@ async fn forgeries_are_refused() {
     assert_eq!(v.verify(&parts.join(".")).await, Err(VerifyError::BadSignature));
     // alg: none, with and without a signature.
     let none = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k1","typ":"JWT"}"#);
-    assert!(v.verify(&format!("{none}.{}.", parts[1])).await.is_err());
+    assert_eq!(v.verify(&format!("{none}.{}.", parts[1])).await, Err(VerifyError::Malformed));
     // Another algorithm for a known kid.
     let hs512 = {
         let mut h = Header::new(Algorithm::HS512);
@@ -131,27 +133,186 @@ async fn forgeries_are_refused() {
     assert_eq!(v.verify(&"a".repeat(9000)).await, Err(VerifyError::Malformed));
 }
 
-#[tokio::test]
-async fn an_hmac_kid_never_verifies_eddsa_and_an_eddsa_kid_never_hmac() {
-    // The classic confusion: an HS256 token keyed with an Ed25519 public key, under its kid.
-    let public = [7u8; 32];
-    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public);
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), K1).unwrap();
-    let v = Verifier::builder("authara").hs256_keys_file(file.path()).clock(ManualClock::at(NOW_S)).build().unwrap();
-    v.refresh_keys().await.unwrap();
-    let forged = hs256(&format!("ed-{x}"), &public, &claims(NOW_S));
-    assert_eq!(v.verify(&forged).await, Err(VerifyError::UnknownKey));
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some("k1".into());
-    let b64 = header_b64(&header);
-    let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims(NOW_S).to_string());
-    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0u8; 64]);
-    assert_eq!(v.verify(&format!("{b64}.{body}.{sig}")).await, Err(VerifyError::UnknownKey));
+/// A token assembled by hand: `header` and `claims` as given, signed (HS256) with `key` over
+/// exactly the segments written, so that only what a case changes is wrong.
+fn hand_signed(header: &str, claims: &str, key: &[u8]) -> String {
+    let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
+    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag))
 }
 
-fn header_b64(h: &Header) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_string(h).unwrap())
+fn segments(token: &str) -> [String; 3] {
+    let parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts.try_into().unwrap()
+}
+
+#[tokio::test]
+async fn headers_that_cannot_be_read_are_malformed() {
+    let v = verifier(ManualClock::at(NOW_S));
+    let c = claims(NOW_S).to_string();
+    let [header, body, sig] = segments(&hs256("k1", &k1(), &claims(NOW_S)));
+    assert!(v.verify(&format!("{header}.{body}.{sig}")).await.is_ok(), "the pieces verify as they are");
+    let cases = [
+        (format!("{header}.{body}"), "two segments"),
+        (format!("{header}.{body}.{sig}.{sig}"), "four segments"),
+        (format!("{header}.{body}.{sig}.{sig}.{sig}"), "five segments (JWE)"),
+        (format!(".{body}.{sig}"), "an empty header"),
+        (format!("{header}=.{body}.{sig}"), "a padded header"),
+        (format!("{}.{body}.{sig}", header.replace('J', "+")), "standard, not url-safe, base64"),
+        (format!("!!!!.{body}.{sig}"), "a header that is not base64"),
+        (format!("{}.{body}.{sig}", URL_SAFE_NO_PAD.encode("not json")), "a header that is not JSON"),
+        (hand_signed(r#"{"alg":"none","kid":"k1"}"#, &c, &k1()), "alg none, signed"),
+        (format!("{}.{body}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k1"}"#)), "alg none, unsigned"),
+        (hand_signed(r#"{"alg":"hs256","kid":"k1"}"#, &c, &k1()), "an algorithm name in the wrong case"),
+        (hand_signed(r#"{"kid":"k1"}"#, &c, &k1()), "no alg"),
+        (hand_signed(r#"{"alg":"HS256"}"#, &c, &k1()), "no kid"),
+        (hand_signed(r#"{"alg":"HS256","kid":""}"#, &c, &k1()), "an empty kid"),
+        (hand_signed(r#"{"alg":"HS256","kid":1}"#, &c, &k1()), "a kid that is not a string"),
+        (hand_signed(r#"{"alg":"HS256","kid":"k1","crit":["exp"]}"#, &c, &k1()), "a critical extension"),
+        (hand_signed(r#"{"alg":"HS256","kid":"k1","b64":false,"crit":["b64"]}"#, &c, &k1()), "unencoded payload"),
+    ];
+    for (token, case) in cases {
+        assert_eq!(v.verify(&token).await, Err(VerifyError::Malformed), "{case}");
+    }
+    assert!(v.verify(&hand_signed(r#"{"alg":"HS256","kid":"k1","crit":null}"#, &c, &k1())).await.is_ok());
+    for alg in ["HS384", "HS512", "RS256", "PS256", "ES256"] {
+        let token = hand_signed(&format!(r#"{{"alg":"{alg}","kid":"k1"}}"#), &c, &k1());
+        assert_eq!(v.verify(&token).await, Err(VerifyError::UnsupportedAlgorithm), "{alg}");
+    }
+}
+
+#[tokio::test]
+async fn signatures_and_payloads_that_were_not_signed_are_refused() {
+    let v = verifier(ManualClock::at(NOW_S));
+    let [header, body, sig] = segments(&hs256("k1", &k1(), &claims(NOW_S)));
+    // The last character of a 32-byte tag carries 2 unused bits: another value that decodes
+    // to the same bytes is not the tag's encoding.
+    const URL_SAFE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let last = URL_SAFE.iter().position(|&b| b == *sig.as_bytes().last().unwrap()).unwrap();
+    let loose = format!("{}{}", &sig[..sig.len() - 1], char::from(URL_SAFE[last | 1]));
+    let mut c: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&body).unwrap()).unwrap();
+    c["roles"] = serde_json::json!(["authara:admin", "authara:auditor"]);
+    let tampered = URL_SAFE_NO_PAD.encode(c.to_string());
+    let cases = [
+        (format!("{header}.{body}."), "no signature"),
+        (format!("{header}.{body}.{sig}="), "a padded signature"),
+        (format!("{header}.{body}.{loose}"), "a signature with its unused bits set"),
+        (format!("{header}.{body}.{}", &sig[..40]), "a truncated signature"),
+        (format!("{header}.{body}.!!!!"), "a signature that is not base64"),
+        (format!("{header}.{tampered}.{sig}"), "a changed payload"),
+        (format!("{header}.{body}x.{sig}"), "a payload with one more character"),
+        (format!("{header}.!!!!.{sig}"), "a payload that is not base64"),
+        (hs256("k1", &secret(9), &claims(NOW_S)), "another secret under a known kid"),
+    ];
+    for (token, case) in cases {
+        assert_eq!(v.verify(&token).await, Err(VerifyError::BadSignature), "{case}");
+    }
+}
+
+#[tokio::test]
+async fn signed_claims_without_the_registered_ones_are_refused() {
+    let v = verifier(ManualClock::at(NOW_S));
+    let header = r#"{"alg":"HS256","kid":"k1","typ":"JWT"}"#;
+    let with = |edit: &dyn Fn(&mut serde_json::Map<String, serde_json::Value>)| {
+        let mut c = claims(NOW_S);
+        edit(c.as_object_mut().unwrap());
+        hand_signed(header, &c.to_string(), &k1())
+    };
+    assert!(v.verify(&with(&|_| {})).await.is_ok());
+    let single_aud = v.verify(&with(&|c| drop(c.insert("aud".into(), "app".into())))).await.unwrap();
+    assert_eq!(single_aud.aud, ["app"], "a single-string aud is accepted");
+    assert_eq!(v.verify(&with(&|c| drop(c.remove("aud")))).await, Err(VerifyError::WrongAudience));
+    assert_eq!(
+        v.verify(&with(&|c| drop(c.insert("aud".into(), serde_json::json!([]))))).await,
+        Err(VerifyError::WrongAudience)
+    );
+    assert_eq!(
+        v.verify(&with(&|c| drop(c.insert("aud".into(), "admin".into())))).await,
+        Err(VerifyError::WrongAudience)
+    );
+    assert_eq!(v.verify(&with(&|c| drop(c.remove("iss")))).await, Err(VerifyError::InvalidClaims));
+    assert_eq!(
+        v.verify(&with(&|c| drop(c.insert("iss".into(), serde_json::json!(["authara"]))))).await,
+        Err(VerifyError::InvalidClaims),
+        "one issuer, as a string"
+    );
+    assert_eq!(v.verify(&with(&|c| drop(c.remove("exp")))).await, Err(VerifyError::InvalidClaims));
+    assert_eq!(v.verify(&with(&|c| drop(c.remove("iat")))).await, Err(VerifyError::InvalidClaims));
+    assert_eq!(
+        v.verify(&with(&|c| drop(c.insert("exp".into(), "soon".into())))).await,
+        Err(VerifyError::InvalidClaims)
+    );
+    for not_claims in ["[1,2]", "null", "\"text\"", "{", "not json"] {
+        assert_eq!(
+            v.verify(&hand_signed(header, not_claims, &k1())).await,
+            Err(VerifyError::InvalidClaims),
+            "{not_claims}"
+        );
+    }
+}
+
+/// Serves `jwks` on 127.0.0.1 for the test's lifetime; the document's URL.
+async fn serve_jwks(jwks: serde_json::Value) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}{}", listener.local_addr().unwrap(), crate::JWKS_PATH);
+    let app = axum::Router::new()
+        .route(crate::JWKS_PATH, axum::routing::get(move || std::future::ready(axum::Json(jwks.clone()))));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// A new Ed25519 key: its signing key for jsonwebtoken and its public key.
+fn ed25519() -> (EncodingKey, [u8; 32]) {
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    (EncodingKey::from_ed_der(pkcs8.as_ref()), pair.public_key().as_ref().try_into().unwrap())
+}
+
+fn eddsa(kid: &str, key: &EncodingKey, claims: &serde_json::Value) -> String {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
+#[tokio::test]
+async fn an_hmac_kid_never_verifies_eddsa_and_an_eddsa_kid_never_hmac() {
+    // One verifier with both: HMAC keys k1 and hs-only, Ed25519 keys k1 (the same kid) and ed-only.
+    let (signing, public) = ed25519();
+    let x = URL_SAFE_NO_PAD.encode(public);
+    let okp = |kid: &str| serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"});
+    let url = serve_jwks(serde_json::json!({"keys": [okp("k1"), okp("ed-only")]})).await;
+    let hs_only = base64::engine::general_purpose::STANDARD.encode(secret(5));
+    let v = Verifier::builder("authara")
+        .hs256_keys(format!("{K1},hs-only:{hs_only}").parse().unwrap())
+        .jwks_url(url)
+        .clock(ManualClock::at(NOW_S))
+        .build()
+        .unwrap();
+    v.refresh_keys().await.unwrap();
+    let c = claims(NOW_S);
+    assert!(v.verify(&hs256("k1", &k1(), &c)).await.is_ok());
+    assert!(v.verify(&eddsa("k1", &signing, &c)).await.is_ok());
+    assert!(v.verify(&eddsa("ed-only", &signing, &c)).await.is_ok());
+
+    // The classic confusion: HS256 keyed with the published public key, as bytes or as text.
+    for secret in [public.to_vec(), x.clone().into_bytes()] {
+        assert_eq!(v.verify(&hs256("k1", &secret, &c)).await, Err(VerifyError::BadSignature), "k1's HMAC key");
+        assert_eq!(v.verify(&hs256("ed-only", &secret, &c)).await, Err(VerifyError::UnknownKey));
+    }
+    // An Ed25519 key of the attacker's under the kids of the verifier.
+    let (other, _) = ed25519();
+    assert_eq!(v.verify(&eddsa("k1", &other, &c)).await, Err(VerifyError::BadSignature));
+    assert_eq!(v.verify(&eddsa("hs-only", &other, &c)).await, Err(VerifyError::UnknownKey));
+    assert_eq!(v.verify(&eddsa("hs-only", &signing, &c)).await, Err(VerifyError::UnknownKey));
+    // An EdDSA header over an HMAC tag of k1's secret.
+    let [_, body, tag] = segments(&hs256("k1", &k1(), &c));
+    let ed_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"EdDSA","kid":"k1"}"#);
+    assert_eq!(v.verify(&format!("{ed_header}.{body}.{tag}")).await, Err(VerifyError::BadSignature));
+    // EdDSA signatures that are not one.
+    let [header, body, sig] = segments(&eddsa("k1", &signing, &c));
+    for bad in [String::new(), format!("{sig}="), "!!!!".to_owned(), sig[..sig.len() - 2].to_owned()] {
+        assert_eq!(v.verify(&format!("{header}.{body}.{bad}")).await, Err(VerifyError::BadSignature), "{bad:?}");
+    }
 }
 
 #[tokio::test]

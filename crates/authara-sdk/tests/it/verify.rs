@@ -214,6 +214,43 @@ fn kid(token: &str) -> String {
 }
 
 #[tokio::test]
+async fn the_servers_public_key_signs_nothing_but_eddsa() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let server = Server::start(Alg::EdDsa).await;
+    let token = server.sign_up("confusion@example.com").await.access_token;
+    // A verifier that takes HS256 tokens too, so that the confusion has somewhere to go.
+    let verifier = verifier_for(&server, Alg::EdDsa).hs256_keys(K1.parse().unwrap()).build().unwrap();
+    assert!(verifier.verify(&token).await.is_ok());
+
+    let jwks: serde_json::Value = reqwest::get(server.jwks_url()).await.unwrap().json().await.unwrap();
+    let published = &jwks["keys"][0];
+    let (server_kid, x) = (published["kid"].as_str().unwrap(), published["x"].as_str().unwrap());
+    assert_eq!(server_kid, kid(&token));
+    let parts: Vec<&str> = token.split('.').collect();
+    let (header, body, sig) = (parts[0], parts[1], parts[2]);
+    let mut claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap();
+
+    // The published key as an HMAC secret (raw or as its text), under the server's kid.
+    for secret in [URL_SAFE_NO_PAD.decode(x).unwrap(), x.as_bytes().to_vec()] {
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some(server_kid.to_owned());
+        let forged = jsonwebtoken::encode(&h, &claims, &EncodingKey::from_secret(&secret)).unwrap();
+        assert_eq!(verifier.verify(&forged).await, Err(VerifyError::UnknownKey));
+    }
+    // alg none under the server's kid, with and without the server's signature.
+    let none = URL_SAFE_NO_PAD.encode(serde_json::json!({"alg": "none", "kid": server_kid}).to_string());
+    assert_eq!(verifier.verify(&format!("{none}.{body}.")).await, Err(VerifyError::Malformed));
+    assert_eq!(verifier.verify(&format!("{none}.{body}.{sig}")).await, Err(VerifyError::Malformed));
+    // The server's signature over claims raised to platform admin.
+    claims["roles"] = serde_json::json!(["authara:admin"]);
+    let raised = URL_SAFE_NO_PAD.encode(claims.to_string());
+    assert_eq!(verifier.verify(&format!("{header}.{raised}.{sig}")).await, Err(VerifyError::BadSignature));
+    assert!(verifier.verify(&token).await.is_ok(), "the genuine token still verifies");
+}
+
+#[tokio::test]
 async fn an_unreachable_jwks_leaves_tokens_unverifiable_not_accepted() {
     let server = Server::start(Alg::EdDsa).await;
     let token = server.sign_up("down@example.com").await.access_token;
