@@ -112,8 +112,10 @@ async fn deliveries_of_the_real_server_are_verified_and_typed_and_replays_refuse
     let mut unsigned = headers.clone();
     unsigned.remove("x-authara-signature-v2");
     assert_eq!(post_raw(&hooks, &unsigned, body.clone()).await, 401, "the timestamped signature is required");
-    // Replayed later than the tolerance (5 min).
-    clock.advance(Duration::from_secs(301));
+    // Replayed later than the tolerance (5 min) after its timestamp (the clock started before
+    // the server did, so the delivery was signed some seconds after the clock's start).
+    let behind_ms = (ts * 1000 - authara_sdk::Clock::now_ms(&*clock)).max(0);
+    clock.advance(Duration::from_millis(u64::try_from(behind_ms).unwrap()) + Duration::from_secs(301));
     let (status, reply) = post_raw_reply(&hooks, &headers, body).await;
     assert_eq!(status, 401);
     let envelope: serde_json::Value = serde_json::from_str(&reply).unwrap();
