@@ -43,6 +43,8 @@ pub enum Scope {
     PasskeyLoginFinish,
     /// Provider sign-in flows started (each stores a flow row until it is finished or expires).
     OAuthStart,
+    /// Second-factor codes (target: the user): a few a minute, whatever the IP.
+    SecondFactor,
 }
 
 /// Email changes one user may start per hour, and one address may receive per day.
@@ -65,6 +67,7 @@ impl Scope {
             Scope::PasskeyLogin => "passkey_login",
             Scope::PasskeyLoginFinish => "passkey_login_finish",
             Scope::OAuthStart => "oauth_start",
+            Scope::SecondFactor => "second_factor",
         }
     }
 }
@@ -112,6 +115,9 @@ impl Limiter {
             Scope::EmailChangeTarget => (None, Some(EMAIL_CHANGE_PER_TARGET)),
             Scope::PasskeyLogin | Scope::PasskeyLoginFinish => (Some(c.passkey_login_ip), None),
             Scope::OAuthStart => (Some(OAUTH_START_PER_IP), None),
+            // Three codes are good at a time (±1 step): the 100 failures before the lock give a
+            // guesser 3 chances in 10,000, over 20 minutes at the default 5 a minute.
+            Scope::SecondFactor => (None, Some(c.mfa_user)),
         }
     }
 
@@ -212,6 +218,7 @@ mod tests {
             passkey_login_ip: ip,
             challenge_verify_ip: ip,
             challenge_resend_ip: ip,
+            mfa_user: email,
             cleanup_every: 200,
             max_entries,
         })

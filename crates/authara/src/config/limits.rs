@@ -45,6 +45,10 @@ declare_vars! {
     CHALLENGE_RESEND_IP_LIMIT = contract("AUTHARA_RATE_LIMIT_CHALLENGE_RESEND_IP_LIMIT", "10");
     /// Code resend window.
     CHALLENGE_RESEND_IP_WINDOW = contract("AUTHARA_RATE_LIMIT_CHALLENGE_RESEND_IP_WINDOW", "1h");
+    /// Second-factor codes (app or recovery) per user per window, whatever the IP (100 consecutive failures lock the app factor anyway).
+    MFA_USER_LIMIT = extra("AUTHARA_RATE_LIMIT_MFA_USER_LIMIT", "5");
+    /// Second-factor code window.
+    MFA_USER_WINDOW = extra("AUTHARA_RATE_LIMIT_MFA_USER_WINDOW", "1m");
     /// The in-process limiter sweeps expired entries every this many calls.
     CLEANUP_EVERY = contract("AUTHARA_RATE_LIMIT_CLEANUP_EVERY", "200");
     /// Memory cap of the in-process limiter, in entries.
@@ -81,6 +85,8 @@ pub struct RateLimitConfig {
     pub challenge_verify_ip: Limit,
     /// `AUTHARA_RATE_LIMIT_CHALLENGE_RESEND_IP_*`.
     pub challenge_resend_ip: Limit,
+    /// `AUTHARA_RATE_LIMIT_MFA_USER_*`.
+    pub mfa_user: Limit,
     /// `AUTHARA_RATE_LIMIT_CLEANUP_EVERY`.
     pub cleanup_every: u32,
     /// `AUTHARA_RATE_LIMIT_MAX_ENTRIES`.
@@ -99,6 +105,7 @@ pub(super) fn build(r: &mut Reader<'_>) -> RateLimitConfig {
         passkey_login_ip: r.limit(&PASSKEY_LOGIN_IP_LIMIT, &PASSKEY_LOGIN_IP_WINDOW),
         challenge_verify_ip: r.limit(&CHALLENGE_VERIFY_IP_LIMIT, &CHALLENGE_VERIFY_IP_WINDOW),
         challenge_resend_ip: r.limit(&CHALLENGE_RESEND_IP_LIMIT, &CHALLENGE_RESEND_IP_WINDOW),
+        mfa_user: r.limit(&MFA_USER_LIMIT, &MFA_USER_WINDOW),
         cleanup_every: r.positive(&CLEANUP_EVERY),
         max_entries: r.positive(&MAX_ENTRIES),
     }

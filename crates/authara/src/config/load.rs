@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use super::reader::Reader;
 use super::{
-    Config, access, all_vars, backup, cache, challenge, database, email, jwt, limits, oauth, organizations, password,
-    server, session, webhooks,
+    Config, access, all_vars, backup, cache, challenge, database, email, jwt, limits, mfa, oauth, organizations,
+    password, server, session, webhooks,
 };
 
 /// Every problem found in the configuration, reported together.
@@ -91,6 +91,7 @@ fn build(r: &mut Reader<'_>) -> Config {
     let email = email::build(r, prod, challenge.enabled);
     let (password_hash, password_hash_queue) = password::build(r);
     let backup = backup::build(r);
+    let mfa = mfa::build(r);
     Config {
         app_env: server.app_env,
         log_level: server.log_level,
@@ -119,6 +120,7 @@ fn build(r: &mut Reader<'_>) -> Config {
         password_hash,
         password_hash_queue,
         backup,
+        mfa,
     }
 }
 

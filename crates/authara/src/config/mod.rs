@@ -18,6 +18,7 @@ pub mod email;
 pub mod jwt;
 pub mod limits;
 mod load;
+pub mod mfa;
 pub mod oauth;
 pub mod organizations;
 pub mod password;
@@ -40,6 +41,7 @@ pub use email::{EmailConfig, EmailProvider, SmtpConfig};
 pub use jwt::{JwtAlgorithm, JwtConfig, JwtKeySource};
 pub use limits::{Limit, RateLimitConfig};
 pub use load::{ConfigErrors, load_from_env, load_from_map};
+pub use mfa::{MfaConfig, MfaPolicy};
 pub use oauth::{OAuthConfig, ProviderConfig, ProviderKind};
 pub use organizations::{OrgMode, OrganizationConfig};
 pub use password::HashParams;
@@ -108,6 +110,7 @@ pub struct Config {
     pub password_hash_queue: u32,
     /// `AUTHARA_BACKUP_*` and `AUTHARA_MIGRATE_SNAPSHOTS_KEEP`.
     pub backup: BackupConfig,
+    pub mfa: MfaConfig,
 }
 
 impl Config {

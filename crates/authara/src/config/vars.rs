@@ -2,8 +2,8 @@
 //! variable reference rendered from them into `docs/configuration.md`.
 
 use super::{
-    access, backup, cache, challenge, database, email, jwt, limits, oauth, organizations, password, server, session,
-    webhooks,
+    access, backup, cache, challenge, database, email, jwt, limits, mfa, oauth, organizations, password, server,
+    session, webhooks,
 };
 
 /// One configuration variable, declared once in its area module: the reader takes its name and
@@ -68,6 +68,7 @@ pub const AREAS: &[Area] = &[
     Area { title: "Email", vars: email::VARS },
     Area { title: "Password hashing", vars: password::VARS },
     Area { title: "Backups", vars: backup::VARS },
+    Area { title: "Two-step verification", vars: mfa::VARS },
 ];
 
 /// Every variable this server reads: the union of all areas.

@@ -33,6 +33,12 @@ closed_set!(
         WebhookRedelivered => "webhook.redelivered",
         UsersImported => "users.imported",
         ImportUndone => "users.import_undone",
+        MfaEnabled => "mfa.enabled",
+        MfaDisabled => "mfa.disabled",
+        MfaReset => "mfa.reset",
+        MfaLocked => "mfa.locked",
+        RecoveryCodeUsed => "mfa.recovery_code_used",
+        RecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
     }
 );
 
@@ -77,6 +83,7 @@ closed_set!(
         UsersImported => "users.imported",
         ImportUndone => "users.import_undone",
         EmailChangeRequested => "user.email_change_requested",
+        SecondFactorChanged => "user.second_factor_changed",
         CodeIssued => "challenge.code_issued",
     }
 );

@@ -8,4 +8,7 @@ use std::net::IpAddr;
 pub struct ClientInfo {
     pub ip: Option<IpAddr>,
     pub user_agent: String,
+    /// The browser's "remember this browser" cookie (`authara_mfa_remember`), as it came: a
+    /// sign-in of the user it names may skip the second step here (`services::mfa`).
+    pub remembered: Option<String>,
 }

@@ -8,8 +8,12 @@ use sha2::{Digest as _, Sha256};
 
 /// The page script's sources, concatenated in this order into one asset. Each feature owns one
 /// file; `core.js` holds what they share.
-const SCRIPT_SOURCES: &[&str] =
-    &[include_str!("pages/js/core.js"), include_str!("pages/js/passkeys.js"), include_str!("pages/js/google.js")];
+const SCRIPT_SOURCES: &[&str] = &[
+    include_str!("pages/js/core.js"),
+    include_str!("pages/js/passkeys.js"),
+    include_str!("pages/js/google.js"),
+    include_str!("pages/js/mfa.js"),
+];
 
 /// The stylesheet with the configured accent color, the page script, and their hashed names.
 #[derive(Debug, Clone)]

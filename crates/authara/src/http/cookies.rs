@@ -19,6 +19,10 @@ pub const OAUTH_STATE: &str = "authara_oauth_state";
 /// Binds a pending provider link or invitation signup to the browser that made it (our
 /// addition: HttpOnly, `Path=/auth`, 10 minutes). A link opened elsewhere is refused.
 pub const LINK: &str = "authara_link";
+/// Which sign-in waiting for its second step this browser started (five minutes, `/auth`).
+pub const MFA: &str = "authara_mfa";
+/// "Remember this browser": a sign-in here may skip the second step (signed, HttpOnly).
+pub const MFA_REMEMBER: &str = "authara_mfa_remember";
 /// A one-shot message for the next login or account page (behavior.md §4: never `Secure`).
 pub const FLASH: &str = "authara_flash";
 /// Ten minutes.
@@ -73,6 +77,21 @@ pub fn clear_oauth_state(secure: bool) -> HeaderValue {
 /// The link-binding cookie.
 pub fn link(value: &str, now_ms: i64, secure: bool) -> HeaderValue {
     set_at(LINK, value, "/auth", OAUTH_MAX_AGE, now_ms, secure, true)
+}
+
+/// The binding of a sign-in waiting for its second step (as long as it waits).
+pub fn mfa(value: &str, max_age: i64, now_ms: i64, secure: bool) -> HeaderValue {
+    set_at(MFA, value, "/auth", max_age, now_ms, secure, true)
+}
+
+/// Clears the second step's binding (the sign-in finished).
+pub fn clear_mfa(secure: bool) -> HeaderValue {
+    build(&format!("{MFA}=; Path=/auth; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"), secure, true)
+}
+
+/// The remembered-browser cookie (`days` days).
+pub fn mfa_remember(value: &str, days: u32, now_ms: i64, secure: bool) -> HeaderValue {
+    set_at(MFA_REMEMBER, value, "/auth", i64::from(days) * 86_400, now_ms, secure, true)
 }
 
 /// A flash message (60 seconds, HttpOnly, never `Secure`).

@@ -13,6 +13,7 @@ use crate::services::StoreError;
 use crate::services::accounts::{LoginError, PasswordChangeError, SignupError};
 use crate::services::auth::{AuthError, ReauthError};
 use crate::services::challenges::ChallengeError;
+use crate::services::mfa::MfaError;
 use crate::services::oauth::OAuthError;
 use crate::services::organizations::{OrgError, SwitchError};
 use crate::services::passkeys::PasskeyError;
@@ -154,6 +155,11 @@ impl From<AuthError> for ApiError {
             AuthError::Token(_) | AuthError::Revoked | AuthError::Disabled | AuthError::Gone => {
                 ApiError::unauthorized()
             }
+            AuthError::SecondFactorRequired => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "mfa_step_up_required",
+                "This session has not used a second factor: verify with POST /mfa/verify or sign in again",
+            ),
             AuthError::Store(s) => s.into(),
         }
     }
@@ -166,9 +172,50 @@ impl From<ReauthError> for ApiError {
                 ApiError::forbidden("This change needs a recent sign-in: sign in again, or send current_password")
             }
             ReauthError::WrongPassword => ApiError::forbidden("The current password is incorrect"),
+            ReauthError::SecondFactorRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "mfa_step_up_required",
+                "This change needs a recent second factor: verify with POST /mfa/verify first",
+            ),
             ReauthError::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
             ReauthError::Hash(h) => h.into(),
             ReauthError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<MfaError> for ApiError {
+    fn from(e: MfaError) -> Self {
+        match e {
+            MfaError::NotEnabled => {
+                ApiError::new(StatusCode::CONFLICT, "mfa_not_enabled", "Two-step verification is not on")
+            }
+            MfaError::AlreadyEnabled => {
+                ApiError::new(StatusCode::CONFLICT, "mfa_already_enabled", "Two-step verification is already on")
+            }
+            MfaError::NoSetup => ApiError::new(
+                StatusCode::CONFLICT,
+                "mfa_setup_required",
+                "No authenticator setup is in progress: start one with POST /mfa/totp/setup",
+            ),
+            MfaError::InvalidCode => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "mfa_code_invalid", "The code is incorrect")
+            }
+            MfaError::Locked => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "mfa_locked",
+                "Too many incorrect codes: the authenticator app is locked, use a recovery code",
+            ),
+            MfaError::RateLimited { retry_after_secs } => ApiError::rate_limited(retry_after_secs),
+            MfaError::UnknownChallenge => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "mfa_challenge_invalid",
+                "This sign-in expired or was started elsewhere: sign in again",
+            ),
+            MfaError::KeyMissing | MfaError::Token(_) => ApiError::internal(&e),
+            MfaError::Reauth(r) => r.into(),
+            MfaError::Session(s) => s.into(),
+            MfaError::Store(s) => s.into(),
         }
     }
 }

@@ -65,7 +65,10 @@ impl FromRequestParts<AppState> for Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        Ok(Client(ClientInfo { ip, user_agent }))
+        let remembered = cookies::get(&parts.headers, cookies::MFA_REMEMBER)
+            .filter(|t| !t.is_empty() && t.len() <= 128)
+            .map(str::to_owned);
+        Ok(Client(ClientInfo { ip, user_agent, remembered }))
     }
 }
 

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
-use crate::http::api::{auth, challenges, health, internal, oauth, organizations, passkeys, sessions, user};
+use crate::http::api::{auth, challenges, health, internal, mfa, oauth, organizations, passkeys, sessions, user};
 use crate::http::error::ApiError;
 use crate::http::pages;
 use crate::http::state::AppState;
@@ -34,9 +34,18 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/api/v1/sessions/logout", post(sessions::logout))
         .route("/auth/api/v1/sessions/refresh", post(sessions::refresh))
         .route("/auth/api/v1/tokens/refresh", post(sessions::tokens_refresh))
+        .route("/auth/api/v1/login/mfa", post(mfa::login_second_step))
+        .route("/auth/api/v1/login/mfa/enroll", post(mfa::login_enrol))
+        .route("/auth/api/v1/login/mfa/enroll/confirm", post(mfa::login_enrol_confirm))
         // Signed-in user (authara_access cookie, audience app).
         .route("/auth/api/v1/user", get(user::current_user))
         .route("/auth/api/v1/users/password", put(user::set_password))
+        .route("/auth/api/v1/mfa", get(mfa::status))
+        .route("/auth/api/v1/mfa/totp/setup", post(mfa::setup))
+        .route("/auth/api/v1/mfa/totp/confirm", post(mfa::confirm))
+        .route("/auth/api/v1/mfa/totp/disable", post(mfa::disable))
+        .route("/auth/api/v1/mfa/recovery-codes", post(mfa::regenerate))
+        .route("/auth/api/v1/mfa/verify", post(mfa::verify))
         .route("/auth/api/v1/passkeys/register/options", post(passkeys::register_options))
         .route("/auth/api/v1/passkeys/register/finish", post(passkeys::register_finish))
         .route("/auth/api/v1/organizations", get(organizations::list))
@@ -83,6 +92,14 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/passkeys/setup", get(pages::passkeys::setup_page))
         .route("/auth/passkeys/{id}/rename", post(pages::passkeys::rename))
         .route("/auth/passkeys/{id}/delete", post(pages::passkeys::delete))
+        .route("/auth/login/mfa", get(pages::mfa::second_step_page).post(pages::mfa::second_step))
+        .route("/auth/login/mfa/enroll", get(pages::mfa::enrol_page).post(pages::mfa::enrol))
+        .route("/auth/mfa/verify", get(pages::mfa::verify_page).post(pages::mfa::verify))
+        .route("/auth/mfa/recovery-codes/saved", post(pages::mfa::saved))
+        .route("/auth/account/mfa/setup", post(pages::mfa::account_setup))
+        .route("/auth/account/mfa/confirm", post(pages::mfa::account_confirm))
+        .route("/auth/account/mfa/disable", post(pages::mfa::account_disable))
+        .route("/auth/account/mfa/recovery-codes", post(pages::mfa::account_regenerate))
         .route("/auth/account", get(pages::account::account_page))
         .route("/auth/user/username", post(pages::account::change_username))
         .route("/auth/providers/password/change", post(pages::account::change_password))
@@ -113,6 +130,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/admin/users/{id}/roles/admin/revoke", post(pages::admin::revoke_admin))
         .route("/auth/admin/users/{id}/sessions/{sid}/revoke", post(pages::admin::revoke_session))
         .route("/auth/admin/users/{id}/sessions/revoke-all", post(pages::admin::revoke_all))
+        .route("/auth/admin/users/{id}/mfa/reset", post(pages::admin::reset_mfa))
         .route("/auth/admin/failures", get(pages::admin::failures))
         .route("/auth/admin/audit", get(pages::admin::audit))
         .route("/auth/admin/webhooks", get(pages::admin::webhooks))

@@ -44,10 +44,22 @@ impl HttpState {
     /// The cookies of a login: the session's, and the device cookie when one was issued.
     pub fn signed_in_cookies(&self, signed: &crate::services::accounts::SignedIn) -> Vec<HeaderValue> {
         let mut out = self.session_cookies(&signed.tokens).to_vec();
+        let (now, secure) = (self.services.now_ms(), self.config.secure_cookies());
         if let Some(d) = &signed.device {
-            out.push(cookies::device(d, self.services.now_ms(), self.config.secure_cookies()));
+            out.push(cookies::device(d, now, secure));
+        }
+        if let Some(r) = &signed.remember {
+            out.push(cookies::mfa_remember(r, self.config.mfa.remember_days, now, secure));
         }
         out
+    }
+
+    /// The `authara_mfa` cookie binding a sign-in waiting for its second step to this browser:
+    /// `<challenge id>.<binding>`.
+    pub fn mfa_cookie(&self, step: &crate::services::signin::SecondStep) -> HeaderValue {
+        let max_age = crate::services::signin::SecondStep::EXPIRES_IN;
+        let value = format!("{}.{}", step.challenge_id, step.binding);
+        cookies::mfa(&value, max_age, self.services.now_ms(), self.config.secure_cookies())
     }
 
     /// Cookies that end the browser session.

@@ -20,7 +20,7 @@ use crate::domain::{
 use crate::store::accounts::{NewOrg, NewUser, UserRow};
 use crate::store::{StoreError, Tx};
 
-pub use super::signin::SignedIn;
+pub use super::signin::{Completion, SignedIn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignupError {
@@ -161,7 +161,7 @@ impl Accounts {
         password: &NewPassword,
         invited: Option<Invited<'_>>,
         client: &ClientInfo,
-    ) -> Result<SignedIn, SignupError> {
+    ) -> Result<Completion, SignupError> {
         if self.core.config.challenge.enabled {
             return Err(SignupError::Unavailable);
         }
@@ -312,7 +312,7 @@ impl Accounts {
         audience: Audience,
         client: &ClientInfo,
         device: Option<&str>,
-    ) -> Result<SignedIn, LoginError> {
+    ) -> Result<Completion, LoginError> {
         let checked = self.check_password(email, password, client, device).await?;
         let tx = self.core.store.begin().await?;
         let mut verified = Verified::new(checked.user, Method::Password);
@@ -329,7 +329,7 @@ impl Accounts {
         password: &str,
         client: &ClientInfo,
         device: Option<&str>,
-    ) -> Result<SignedIn, InvitedLoginError> {
+    ) -> Result<Completion, InvitedLoginError> {
         if self.core.config.org_mode != OrgMode::Multi {
             return Err(InvitedLoginError::ModeForbids);
         }

@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::Core;
 use super::audit::Actor;
-use super::auth::{Principal, ReauthError};
-use super::events::{DomainEvent, UserChange};
+use super::auth::{Principal, Privilege, ReauthError};
+use super::events::{DomainEvent, MfaChange, UserChange};
 use super::sessions::Sessions;
 use crate::domain::{ActorKind, ClientInfo, EmailAddress, PlatformRole, SessionId, UserId};
 use crate::store::accounts::UserRow;
@@ -134,11 +134,11 @@ impl Admin {
 
     /// Whether the administrator's session is privileged now (a recent sign-in): the console
     /// asks for the password with sensitive actions only when it is not.
-    pub async fn privileged_now(&self, who: &AdminActor) -> Result<bool, StoreError> {
-        let Some(p) = &who.principal else { return Ok(true) };
-        let started = self.core.store.session_started_at(p.session_id()).await?;
-        let max = crate::clock::ms(self.core.config.session.privileged_max_age);
-        Ok(started.is_some_and(|s| self.core.now_ms().saturating_sub(s) <= max))
+    pub async fn privileged_now(&self, who: &AdminActor) -> Result<Privilege, StoreError> {
+        match &who.principal {
+            Some(p) => self.core.privilege(p).await,
+            None => Ok(Privilege::Now),
+        }
     }
 
     /// The privileged-session rule for the console's sensitive actions (roles, disabling,
@@ -330,6 +330,29 @@ impl Admin {
         self.core.record(&mut tx, &who.actor, &event).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Removes the authenticator app and the recovery codes of `target`, for a user who lost
+    /// them (privileged, audited; the user is mailed). `false` when they had none.
+    pub async fn reset_second_factor(
+        &self,
+        who: &AdminActor,
+        target: UserId,
+        current_password: Option<&str>,
+    ) -> Result<bool, AdminError> {
+        self.privileged(who, current_password).await?;
+        let mut tx = self.core.store.begin().await?;
+        let user = tx.user_by_id(target).await?.ok_or(AdminError::UnknownUser)?;
+        if !tx.delete_mfa(target).await? {
+            return Ok(false);
+        }
+        let change = MfaChange::Disabled { by_admin: true };
+        self.core
+            .record(&mut tx, &who.actor, &DomainEvent::SecondFactor { user_id: target, email: &user.email, change })
+            .await?;
+        tx.commit().await?;
+        self.core.forget_user(target);
+        Ok(true)
     }
 
     /// Ends every session of `target` (not one's own account). Returns how many.

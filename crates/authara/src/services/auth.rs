@@ -10,6 +10,7 @@ use super::password::{HashError, Verified};
 use super::token::{AccessClaims, TokenError};
 use crate::cache::{LimitKey, Scope, USER_STATE_TTL_MS, UserState};
 use crate::clock::ms;
+use crate::config::MfaPolicy;
 use crate::domain::{Audience, OrgId, OrgRole, PlatformRole, SessionId, UserId};
 use crate::store::StoreError;
 
@@ -62,6 +63,10 @@ pub enum AuthError {
     Disabled,
     #[error("user deleted")]
     Gone,
+    /// An admin-audience token without a second factor while `AUTHARA_MFA_REQUIRED` is on (a
+    /// session from before the policy): the console sends its holder to enrol or verify.
+    #[error("a second factor is required")]
+    SecondFactorRequired,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -81,6 +86,12 @@ impl Authenticator {
     pub async fn authenticate(&self, token: &str, audience: Option<Audience>) -> Result<Principal, AuthError> {
         let now = self.core.now_ms();
         let claims = self.core.tokens.verify(token, audience, now)?;
+        if self.core.config.mfa.required != MfaPolicy::Off
+            && claims.aud.iter().any(|a| a == Audience::Admin.as_str())
+            && !claims.amr.as_deref().is_some_and(|amr| amr.iter().any(|m| m == "mfa"))
+        {
+            return Err(AuthError::SecondFactorRequired);
+        }
         let sid = SessionId(claims.sid);
         if self.core.cache.is_session_revoked(sid, now) {
             return Err(AuthError::Revoked);
@@ -119,6 +130,10 @@ pub enum ReauthError {
     Required,
     #[error("the current password is incorrect")]
     WrongPassword,
+    /// The user has a second factor and has not used it in this session recently: a password
+    /// is not enough (step-up, `POST /mfa/verify`).
+    #[error("a recent second factor is required")]
+    SecondFactorRequired,
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
@@ -127,33 +142,69 @@ pub enum ReauthError {
     Store(#[from] StoreError),
 }
 
+/// What a session may do now about sensitive changes (see [`Core::require_privileged`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Privilege {
+    /// A recent sign-in (or, with a second factor, its recent use): nothing more to ask.
+    Now,
+    /// The current password would do.
+    Password,
+    /// The user has a second factor: only a code makes the session privileged (step-up).
+    SecondFactor,
+}
+
 impl Core {
+    /// Where `who`'s session stands for sensitive changes: without a second factor, a sign-in
+    /// within `AUTHARA_PRIVILEGED_SESSION_MAX_AGE` is privileged, else the current password is
+    /// asked for; with one, only its use within that time (at sign-in, or a step-up) is.
+    pub(crate) async fn privilege(&self, who: &Principal) -> Result<Privilege, StoreError> {
+        let Some(auth) = self.store.session_auth(who.session_id()).await? else {
+            return Ok(Privilege::Password);
+        };
+        let now = self.now_ms();
+        let max = ms(self.config.session.privileged_max_age);
+        let recent = |at: i64| now.saturating_sub(at) <= max;
+        let factor = self.store.totp(who.user_id()).await?.is_some_and(|t| t.confirmed_at_ms.is_some());
+        Ok(match (factor, auth.mfa_at_ms) {
+            (true, Some(at)) if recent(at) => Privilege::Now,
+            (true, _) => Privilege::SecondFactor,
+            (false, _) if recent(auth.created_at_ms) => Privilege::Now,
+            (false, _) => Privilege::Password,
+        })
+    }
+
     /// The privileged-session rule (design.md decision 11, as Ory Kratos): changing the password
-    /// or email and deleting the account need either `current_password`, checked here (rate
-    /// limited per user), or a login within `AUTHARA_PRIVILEGED_SESSION_MAX_AGE`. A stolen
-    /// session older than that cannot take the account over.
+    /// or email, removing a sign-in method and deleting the account need either
+    /// `current_password`, checked here (rate limited per user), or a login within
+    /// `AUTHARA_PRIVILEGED_SESSION_MAX_AGE`. A stolen session older than that cannot take the
+    /// account over. For a user with a second factor, the password is not enough: the session
+    /// must have used the second factor within that time (see [`Core::privilege`]).
     pub(crate) async fn require_privileged(
         &self,
         who: &Principal,
         current_password: Option<&str>,
     ) -> Result<(), ReauthError> {
-        if let Some(given) = current_password.filter(|p| !p.is_empty()) {
-            let key = LimitKey { ip: None, target: Some(format!("user:{}", who.user_id())) };
-            self.limit(Scope::Reauthenticate, &key)
-                .await
-                .map_err(|retry_after_secs| ReauthError::RateLimited { retry_after_secs })?;
-            let stored = self.store.password_hash(who.user_id()).await?;
-            let ok = match stored {
-                Some(stored) => self.hasher.verify(given, &stored).await? != Verified::No,
-                None => {
-                    self.hasher.verify_dummy(given).await?;
-                    false
-                }
-            };
-            return if ok { Ok(()) } else { Err(ReauthError::WrongPassword) };
+        let given = current_password.filter(|p| !p.is_empty());
+        match (self.privilege(who).await?, given) {
+            (Privilege::SecondFactor, _) => Err(ReauthError::SecondFactorRequired),
+            (Privilege::Now, None) => Ok(()),
+            (Privilege::Password, None) => Err(ReauthError::Required),
+            // A password given is checked, recent sign-in or not.
+            (Privilege::Now | Privilege::Password, Some(given)) => {
+                let key = LimitKey { ip: None, target: Some(format!("user:{}", who.user_id())) };
+                self.limit(Scope::Reauthenticate, &key)
+                    .await
+                    .map_err(|retry_after_secs| ReauthError::RateLimited { retry_after_secs })?;
+                let stored = self.store.password_hash(who.user_id()).await?;
+                let ok = match stored {
+                    Some(stored) => self.hasher.verify(given, &stored).await? != Verified::No,
+                    None => {
+                        self.hasher.verify_dummy(given).await?;
+                        false
+                    }
+                };
+                if ok { Ok(()) } else { Err(ReauthError::WrongPassword) }
+            }
         }
-        let started = self.store.session_started_at(who.session_id()).await?.ok_or(ReauthError::Required)?;
-        let age = self.now_ms().saturating_sub(started);
-        if age <= ms(self.config.session.privileged_max_age) { Ok(()) } else { Err(ReauthError::Required) }
     }
 }

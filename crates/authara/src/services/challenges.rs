@@ -10,7 +10,7 @@ use rand::Rng as _;
 use uuid::Uuid;
 
 use super::Core;
-use super::accounts::{Accounts, NewAccount, SignedIn};
+use super::accounts::{Accounts, Completion, NewAccount};
 use super::audit::Actor;
 use super::auth::{Principal, ReauthError};
 use super::events::{DomainEvent, UserChange};
@@ -283,7 +283,7 @@ impl Challenges {
         code: &str,
         land_there: bool,
         client: &ClientInfo,
-    ) -> Result<SignedIn, ChallengeError> {
+    ) -> Result<Completion, ChallengeError> {
         if !self.core.config.challenge.enabled {
             return Err(ChallengeError::Unavailable);
         }

@@ -146,6 +146,37 @@ pub fn security_notice(to: &str, n: &Notice, product: &str) -> Option<Email> {
             format!("A sign-in method was removed from your {product} account"),
             format!("Signing in with {detail} was removed from your account."),
         ),
+        "mfa_enabled" => (
+            format!("Two-step verification is on for your {product} account"),
+            "An authenticator app was set up for your account: signing in now also asks for its code.".to_owned(),
+        ),
+        "mfa_disabled" => (
+            format!("Two-step verification was turned off for your {product} account"),
+            "The authenticator app and the recovery codes were removed from your account.".to_owned(),
+        ),
+        "mfa_reset" => (
+            format!("An administrator turned off two-step verification for your {product} account"),
+            "An administrator removed the authenticator app and the recovery codes from your account. Set them up \
+             again from your account page."
+                .to_owned(),
+        ),
+        "recovery_code_used" => (
+            format!("A recovery code was used for your {product} account"),
+            format!(
+                "A recovery code was used to sign in to your account or to confirm a change. {detail} of your \
+                 recovery codes remain; you can make a new set from your account page."
+            ),
+        ),
+        "recovery_codes_regenerated" => (
+            format!("New recovery codes for your {product} account"),
+            "A new set of recovery codes was made for your account; the previous ones no longer work.".to_owned(),
+        ),
+        "mfa_locked" => (
+            format!("Two-step verification of your {product} account was locked"),
+            "Too many incorrect codes were entered for your account, so its authenticator app is locked. Sign in \
+             with a recovery code to unlock it. Someone who tries codes knows your password: change it."
+                .to_owned(),
+        ),
         "credentials_removed" => (
             format!("Your {product} email address was confirmed"),
             format!(

@@ -111,6 +111,25 @@ pub enum MembershipEnd {
     UserDeleted,
 }
 
+/// What changed about a user's second factor (each mails the account's address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaChange {
+    /// The authenticator app was confirmed.
+    Enabled,
+    /// The app and the recovery codes were removed: by the user (with a code), or by an
+    /// administrator for a user who lost them.
+    Disabled {
+        by_admin: bool,
+    },
+    /// A recovery code was used; `left` remain.
+    RecoveryCodeUsed {
+        left: i64,
+    },
+    RecoveryCodesRegenerated,
+    /// Too many incorrect codes: the app is locked until a recovery code or an administrator.
+    Locked,
+}
+
 /// A change worth recording.
 #[derive(Debug, Clone)]
 pub enum DomainEvent<'a> {
@@ -275,6 +294,12 @@ pub enum DomainEvent<'a> {
     WebhookRedelivered {
         delivery_id: Uuid,
     },
+    /// Two-step verification changed (never the secret or a code: what happened).
+    SecondFactor {
+        user_id: UserId,
+        email: &'a str,
+        change: MfaChange,
+    },
     /// `authara import` wrote a batch (`undone`: `authara import --undo` removed one); `detail`
     /// says which and how many.
     Imported {
@@ -321,6 +346,7 @@ impl DomainEvent<'_> {
             DomainEvent::AdminRoleChanged { .. } => EventType::AdminRoleChanged,
             DomainEvent::AllowlistChanged { .. } => EventType::AllowlistChanged,
             DomainEvent::WebhookRedelivered { .. } => EventType::WebhookRedelivered,
+            DomainEvent::SecondFactor { .. } => EventType::SecondFactorChanged,
             DomainEvent::Imported { undone: false, .. } => EventType::UsersImported,
             DomainEvent::Imported { undone: true, .. } => EventType::ImportUndone,
         }
@@ -339,7 +365,8 @@ impl DomainEvent<'_> {
             | DomainEvent::PasskeyRenamed { user_id, .. }
             | DomainEvent::PasskeyCloneWarning { user_id, .. }
             | DomainEvent::AddressProven { user_id, .. }
-            | DomainEvent::AdminRoleChanged { user_id, .. } => ("user", user_id.0),
+            | DomainEvent::AdminRoleChanged { user_id, .. }
+            | DomainEvent::SecondFactor { user_id, .. } => ("user", user_id.0),
             DomainEvent::SignInFailed { user_id, .. } => ("user", user_id.map_or(Uuid::nil(), |u| u.0)),
             DomainEvent::OrganizationCreated { org_id, .. }
             | DomainEvent::OrganizationUpdated { org_id, .. }
@@ -468,6 +495,19 @@ impl DomainEvent<'_> {
                 };
                 Some((email, templates::SECURITY_NOTICE, None, data))
             }
+            DomainEvent::SecondFactor { email, change, .. } => {
+                let data = match change {
+                    MfaChange::Enabled => json!({ "notice": "mfa_enabled" }),
+                    MfaChange::Disabled { by_admin: false } => json!({ "notice": "mfa_disabled" }),
+                    MfaChange::Disabled { by_admin: true } => json!({ "notice": "mfa_reset" }),
+                    MfaChange::RecoveryCodeUsed { left } => {
+                        json!({ "notice": "recovery_code_used", "detail": left.to_string() })
+                    }
+                    MfaChange::RecoveryCodesRegenerated => json!({ "notice": "recovery_codes_regenerated" }),
+                    MfaChange::Locked => json!({ "notice": "mfa_locked" }),
+                };
+                Some((email, templates::SECURITY_NOTICE, None, data))
+            }
             DomainEvent::AddressProven { email, removed, .. } if !removed.is_empty() => {
                 let data = json!({ "notice": "credentials_removed", "removed": removed });
                 Some((email, templates::SECURITY_NOTICE, None, data))
@@ -536,6 +576,17 @@ impl DomainEvent<'_> {
             ),
             DomainEvent::AddressProven { user_id, email, how, removed } => {
                 (AuditAction::AddressProven, (*user_id, *email), json!({ "how": how, "removed": removed }))
+            }
+            DomainEvent::SecondFactor { user_id, email, change } => {
+                let (action, meta) = match change {
+                    MfaChange::Enabled => (AuditAction::MfaEnabled, json!({ "factor": "totp" })),
+                    MfaChange::Disabled { by_admin: false } => (AuditAction::MfaDisabled, json!({})),
+                    MfaChange::Disabled { by_admin: true } => (AuditAction::MfaReset, json!({})),
+                    MfaChange::RecoveryCodeUsed { left } => (AuditAction::RecoveryCodeUsed, json!({ "left": left })),
+                    MfaChange::RecoveryCodesRegenerated => (AuditAction::RecoveryCodesRegenerated, json!({})),
+                    MfaChange::Locked => (AuditAction::MfaLocked, json!({})),
+                };
+                (action, (*user_id, *email), meta)
             }
             DomainEvent::AdminRoleChanged { user_id, email, granted } => {
                 let action = if *granted { AuditAction::AdminGranted } else { AuditAction::AdminRevoked };

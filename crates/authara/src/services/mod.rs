@@ -1,7 +1,7 @@
 //! Use cases: plain Rust types in and out, all policy here, no HTTP types.
 //!
 //! One service per area (`auth`, `accounts`, `sessions`, `signin`, `challenges`, `profile`,
-//! `mail`, `organizations`, `invitations`, `admin`, `webhooks`, `oauth`, `passkeys`), each built on the same small `Core` of
+//! `mfa`, `mail`, `organizations`, `invitations`, `admin`, `webhooks`, `oauth`, `passkeys`), each built on the same small `Core` of
 //! shared dependencies and each with its own error enum. Fields are private: callers go through
 //! the area's methods, and [`Services`] hands out the areas.
 
@@ -19,6 +19,7 @@ pub mod invitations;
 pub mod keys;
 pub mod mail;
 pub mod mailer;
+pub mod mfa;
 pub mod oauth;
 pub mod organizations;
 pub mod passkeys;
@@ -110,6 +111,8 @@ pub struct Services {
     invitations: invitations::Invitations,
     oauth: oauth::OAuth,
     passkeys: passkeys::Passkeys,
+    signins: signin::SignIns,
+    mfa: mfa::Mfa,
 }
 
 impl std::fmt::Debug for Services {
@@ -141,7 +144,9 @@ impl Services {
         };
         let auth = auth::Authenticator::new(core.clone());
         let sessions = sessions::Sessions::new(core.clone());
-        let signins = signin::SignIns::new(core.clone(), sessions.clone());
+        let factors = mfa::Factors::new(core.clone());
+        let signins = signin::SignIns::new(core.clone(), sessions.clone(), factors.clone());
+        let mfa = mfa::Mfa::new(core.clone(), factors, sessions.clone());
         let organizations = organizations::Organizations::new(core.clone(), sessions.clone());
         let invitations = invitations::Invitations::new(core.clone(), organizations.clone());
         let accounts = accounts::Accounts::new(core.clone(), sessions.clone(), signins.clone(), invitations.clone());
@@ -152,7 +157,7 @@ impl Services {
         let webhooks = webhooks::Webhooks::new(core.clone())?;
         let admin = admin::Admin::new(core.clone(), sessions.clone());
         let oauth = oauth::OAuth::new(core.clone(), accounts.clone(), signins.clone(), invitations.clone())?;
-        let passkeys = passkeys::Passkeys::new(core.clone(), signins);
+        let passkeys = passkeys::Passkeys::new(core.clone(), signins.clone());
         Ok(Self {
             core,
             auth,
@@ -167,6 +172,8 @@ impl Services {
             invitations,
             oauth,
             passkeys,
+            signins,
+            mfa,
         })
     }
 
@@ -222,6 +229,16 @@ impl Services {
     /// `authara import`: users brought from another system.
     pub fn importer(&self) -> import::Importer {
         import::Importer::new(self.core.clone())
+    }
+
+    /// The second step of a sign-in (`services::signin`).
+    pub fn signins(&self) -> &signin::SignIns {
+        &self.signins
+    }
+
+    /// A user's own two-step verification, step-up, the administrator's reset.
+    pub fn mfa(&self) -> &mfa::Mfa {
+        &self.mfa
     }
 
     pub fn passkeys(&self) -> &passkeys::Passkeys {

@@ -287,8 +287,16 @@ impl Organizations {
             expires_at_ms: now.saturating_add(ttl).min(session.expires_at_ms),
         })
         .await?;
-        let grant =
-            Grant { user: user_id, session: session.id, org, org_role: membership.role, roles: &roles, audience };
+        let grant = Grant {
+            user: user_id,
+            session: session.id,
+            org,
+            org_role: membership.role,
+            roles: &roles,
+            audience,
+            amr: &session.amr,
+            auth_time_ms: session.auth_time_ms,
+        };
         let access_token = self.core.tokens.mint(&grant, now)?;
         tx.commit().await?;
         Ok(Issued { access_token, refresh_token })

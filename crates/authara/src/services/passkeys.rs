@@ -20,7 +20,7 @@ use webauthn_rs::prelude::{
 };
 
 use super::Core;
-use super::accounts::SignedIn;
+use super::accounts::Completion;
 use super::audit::Actor;
 use super::auth::{Principal, ReauthError};
 use super::events::{Credential as SignInMethod, DomainEvent};
@@ -306,7 +306,7 @@ impl Passkeys {
         credential: Value,
         audience: Audience,
         client: &ClientInfo,
-    ) -> Result<SignedIn, PasskeyError> {
+    ) -> Result<Completion, PasskeyError> {
         let webauthn = self.webauthn()?;
         self.limit(Scope::PasskeyLoginFinish, client).await?;
         let credential: PublicKeyCredential =

@@ -13,7 +13,14 @@ pub struct Secrets {
     code: hmac::Key,
     successor: hmac::Key,
     device: hmac::Key,
+    remember: hmac::Key,
     seal: aead::LessSafeKey,
+    /// Keys that seal second-factor secrets, one per configured signing key (by kid), and the
+    /// active one's kid. A secret names the kid it was sealed under, so that rotating the
+    /// active key does not lock anyone out: it is opened under its own key while that key is
+    /// still configured, and sealed again under the active one when it is next used.
+    factor: Vec<(String, aead::LessSafeKey)>,
+    factor_active: String,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -42,11 +49,32 @@ impl Secrets {
         let seal_bytes = sub(b"seal");
         let seal = aead::UnboundKey::new(&aead::CHACHA20_POLY1305, &seal_bytes.as_ref()[..32])
             .map_err(|_| "cannot derive the sealing key".to_owned())?;
+        let factor_key = |material: &[u8]| -> Result<aead::LessSafeKey, String> {
+            let root = hmac::Key::new(hmac::HMAC_SHA256, b"authara second-factor secrets");
+            let bytes = hmac::sign(&root, material);
+            let key = aead::UnboundKey::new(&aead::CHACHA20_POLY1305, &bytes.as_ref()[..32])
+                .map_err(|_| "cannot derive the second-factor key".to_owned())?;
+            Ok(aead::LessSafeKey::new(key))
+        };
+        let mut factor = Vec::new();
+        for (kid, secret) in &keys.keys {
+            factor.push((kid.clone(), factor_key(secret.expose_secret())?));
+        }
+        if let Some(ed) = &keys.ed25519 {
+            factor.push((ed.kid.clone(), factor_key(ed.pkcs8.expose_secret())?));
+        }
+        let factor_active = match &keys.ed25519 {
+            Some(ed) if !keys.keys.iter().any(|(k, _)| *k == keys.active_kid) => ed.kid.clone(),
+            _ => keys.active_kid.clone(),
+        };
         Ok(Self {
             code: hmac::Key::new(hmac::HMAC_SHA256, sub(b"verification codes").as_ref()),
             successor: hmac::Key::new(hmac::HMAC_SHA256, sub(b"refresh successors").as_ref()),
             device: hmac::Key::new(hmac::HMAC_SHA256, sub(b"device cookies").as_ref()),
+            remember: hmac::Key::new(hmac::HMAC_SHA256, sub(b"remembered browsers").as_ref()),
             seal: aead::LessSafeKey::new(seal),
+            factor,
+            factor_active,
         })
     }
 
@@ -106,36 +134,67 @@ impl Secrets {
         ctx.sign().as_ref().to_vec()
     }
 
+    /// Seals a second-factor secret for `user`: `kid.base64url(nonce ‖ ciphertext)`.
+    pub fn seal_factor(&self, plain: &[u8], user: uuid::Uuid) -> String {
+        let Some((kid, key)) = self.factor.iter().find(|(k, _)| *k == self.factor_active) else {
+            return String::new();
+        };
+        format!("{kid}.{}", seal_with(key, plain, user.as_bytes()))
+    }
+
+    /// Opens a second-factor secret of `user`; whether it was sealed under the active key
+    /// (`false`: seal it again).
+    pub fn open_factor(&self, sealed: &str, user: uuid::Uuid) -> Result<(Vec<u8>, bool), Unsealable> {
+        let (kid, rest) = sealed.rsplit_once('.').ok_or(Unsealable)?;
+        let (_, key) = self.factor.iter().find(|(k, _)| k == kid).ok_or(Unsealable)?;
+        Ok((open_with(key, rest, user.as_bytes())?, kid == self.factor_active))
+    }
+
+    /// The MAC of a remembered browser's cookie over what it is bound to.
+    pub fn remember_tag(&self, parts: &[&[u8]]) -> Vec<u8> {
+        let mut ctx = hmac::Context::with_key(&self.remember);
+        for p in parts {
+            ctx.update(&(p.len() as u64).to_be_bytes());
+            ctx.update(p);
+        }
+        ctx.sign().as_ref().to_vec()
+    }
+
     /// Seals `plain` (base64url of nonce ‖ ciphertext), bound to `context`.
     pub fn seal(&self, plain: &[u8], context: &[u8]) -> String {
-        use base64::Engine as _;
-        use rand::RngCore as _;
-        let mut nonce = [0u8; 12];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let mut buf = plain.to_vec();
-        // Sealing in place with a fresh random nonce cannot fail for inputs this small.
-        let _ = self.seal.seal_in_place_append_tag(
-            aead::Nonce::assume_unique_for_key(nonce),
-            aead::Aad::from(context),
-            &mut buf,
-        );
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&buf);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out)
+        seal_with(&self.seal, plain, context)
     }
 
     pub fn open(&self, sealed: &str, context: &[u8]) -> Result<Vec<u8>, Unsealable> {
-        use base64::Engine as _;
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sealed).map_err(|_| Unsealable)?;
-        if raw.len() < 12 {
-            return Err(Unsealable);
-        }
-        let (nonce, rest) = raw.split_at(12);
-        let nonce = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| Unsealable)?;
-        let mut buf = rest.to_vec();
-        let plain = self.seal.open_in_place(nonce, aead::Aad::from(context), &mut buf).map_err(|_| Unsealable)?;
-        Ok(plain.to_vec())
+        open_with(&self.seal, sealed, context)
     }
+}
+
+/// base64url(nonce ‖ ciphertext ‖ tag) of `plain` under `key`, bound to `context`.
+fn seal_with(key: &aead::LessSafeKey, plain: &[u8], context: &[u8]) -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut nonce = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let mut buf = plain.to_vec();
+    // Sealing in place with a fresh random nonce cannot fail for inputs this small.
+    let _ = key.seal_in_place_append_tag(aead::Nonce::assume_unique_for_key(nonce), aead::Aad::from(context), &mut buf);
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&buf);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out)
+}
+
+fn open_with(key: &aead::LessSafeKey, sealed: &str, context: &[u8]) -> Result<Vec<u8>, Unsealable> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sealed).map_err(|_| Unsealable)?;
+    if raw.len() < 12 {
+        return Err(Unsealable);
+    }
+    let (nonce, rest) = raw.split_at(12);
+    let nonce = aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| Unsealable)?;
+    let mut buf = rest.to_vec();
+    let plain = key.open_in_place(nonce, aead::Aad::from(context), &mut buf).map_err(|_| Unsealable)?;
+    Ok(plain.to_vec())
 }
 
 #[cfg(test)]
@@ -174,6 +233,27 @@ mod tests {
         assert!(s.device_id(&t, "a@example.com", 20_000, 10_000).is_none(), "expired");
         assert!(secrets(2).device_id(&t, "a@example.com", 2_000, 10_000).is_none(), "keyed");
         assert!(s.device_id("garbage.x", "a@example.com", 2_000, 10_000).is_none());
+    }
+
+    #[test]
+    fn factor_secrets_open_under_the_key_they_were_sealed_with() {
+        let user = uuid::Uuid::new_v4();
+        let old = secrets(1);
+        let sealed = old.seal_factor(b"JBSWY3DPEHPK3PXP", user);
+        assert!(sealed.starts_with("k."), "{sealed}");
+        assert_eq!(old.open_factor(&sealed, user), Ok((b"JBSWY3DPEHPK3PXP".to_vec(), true)));
+        assert!(old.open_factor(&sealed, uuid::Uuid::new_v4()).is_err(), "bound to the user");
+        // The active key rotated, the old one still configured: it opens, to be sealed again.
+        let rotated = Secrets::derive(&SigningKeys {
+            active_kid: "k2".into(),
+            keys: vec![("k".into(), SecretBytes::new(vec![1; 32])), ("k2".into(), SecretBytes::new(vec![2; 32]))],
+            ed25519: None,
+            generated: Vec::new(),
+        })
+        .unwrap();
+        assert_eq!(rotated.open_factor(&sealed, user), Ok((b"JBSWY3DPEHPK3PXP".to_vec(), false)));
+        assert!(rotated.seal_factor(b"x", user).starts_with("k2."));
+        assert!(secrets(2).open_factor(&sealed, user).is_err(), "another key does not open it");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::Core;
 use super::audit::Actor;
+use super::auth::Principal;
 use super::events::DomainEvent;
 use super::token::{Grant, TokenError};
 use crate::clock::ms;
@@ -21,6 +22,18 @@ use crate::store::accounts::{Membership, UserRow};
 use crate::store::refresh::NewRefresh;
 use crate::store::sessions::{NewSession, SessionInfo};
 use crate::store::{StoreError, Tx};
+
+/// What a new session starts from: who, where, for which audience, and what the sign-in proved
+/// (RFC 8176 `amr`, space-separated; `mfa`: a second factor was used).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewSignIn<'a> {
+    pub user: &'a UserRow,
+    pub membership: Membership,
+    pub roles: &'a [PlatformRole],
+    pub audience: Audience,
+    pub amr: &'a str,
+    pub mfa: bool,
+}
 
 /// A new refresh token: 32 random bytes, base64url without padding (43 characters).
 pub fn new_refresh_token() -> String {
@@ -103,16 +116,14 @@ impl Sessions {
 
     /// Starts a session in `tx` (behavior.md §2.3) in `membership`'s organization and mints its
     /// tokens. Only the sign-in completion (`services::signin`) calls this: every policy check
-    /// (disabled, allowlist, audience) is done there first.
+    /// (disabled, allowlist, audience, second factor) is done there first.
     pub(crate) async fn start(
         &self,
         tx: &mut Tx,
-        user: &UserRow,
-        membership: Membership,
-        roles: &[PlatformRole],
-        audience: Audience,
+        s: &NewSignIn<'_>,
         client: &ClientInfo,
     ) -> Result<(SessionId, Issued), SessionError> {
+        let NewSignIn { user, membership, roles, audience, amr, mfa } = *s;
         let now = self.core.now_ms();
         let cfg = &self.core.config.session;
         let session_id = SessionId::new();
@@ -126,6 +137,8 @@ impl Sessions {
             ip: ip.as_deref(),
             now_ms: now,
             expires_at_ms: session_expires,
+            amr,
+            mfa,
         })
         .await?;
         let refresh_token = new_refresh_token();
@@ -145,10 +158,58 @@ impl Sessions {
                 org_role: membership.role,
                 roles,
                 audience,
+                amr,
+                auth_time_ms: now,
             },
             now,
         )?;
         Ok((session_id, Issued { access_token, refresh_token }))
+    }
+
+    /// A step-up in `who`'s session (`services::mfa`): the session records `amr` and that a
+    /// second factor was used now; its refresh tokens are replaced and new tokens minted, whose
+    /// `amr` and `auth_time` say so. The caller commits `tx`.
+    pub(crate) async fn reissue(&self, tx: &mut Tx, who: &Principal, amr: &str) -> Result<Issued, SessionError> {
+        let now = self.core.now_ms();
+        let session = tx.session_for_update(who.session_id()).await?.ok_or(SessionError::Disabled)?;
+        if session.user_id != who.user_id() || session.revoked_at_ms.is_some() || session.expires_at_ms <= now {
+            return Err(SessionError::Disabled);
+        }
+        let user = tx.user_by_id(who.user_id()).await?.ok_or(SessionError::Disabled)?;
+        if user.disabled_at_ms.is_some() {
+            return Err(SessionError::Disabled);
+        }
+        let membership = tx.membership(who.org_id(), user.id).await?.ok_or(SessionError::NoOrganization)?;
+        let roles = tx.user_roles(user.id).await?;
+        let audience = who
+            .claims()
+            .aud
+            .iter()
+            .find_map(|a| Audience::parse(a).ok())
+            .filter(|a| a.permits(&roles))
+            .ok_or(SessionError::AudienceForbidden)?;
+        tx.session_stepped_up(session.id, amr, now).await?;
+        tx.delete_session_refresh_tokens(session.id).await?;
+        let refresh_token = new_refresh_token();
+        tx.insert_refresh(&NewRefresh {
+            session_id: session.id,
+            organization_id: membership.organization_id,
+            token_hash: &hash_refresh_token(&refresh_token),
+            now_ms: now,
+            expires_at_ms: now.saturating_add(ms(self.core.config.session.refresh_ttl)).min(session.expires_at_ms),
+        })
+        .await?;
+        let grant = Grant {
+            user: user.id,
+            session: session.id,
+            org: membership.organization_id,
+            org_role: membership.role,
+            roles: &roles,
+            audience,
+            amr,
+            auth_time_ms: now,
+        };
+        Ok(Issued { access_token: self.core.tokens.mint(&grant, now)?, refresh_token })
     }
 
     /// Ends every session of `user` (but `keep`, when given) in `tx`: revoked, their refresh
@@ -303,6 +364,8 @@ impl Sessions {
                 org_role,
                 roles: &ctx.roles,
                 audience,
+                amr: &ctx.session_amr,
+                auth_time_ms: ctx.session_auth_time_ms,
             },
             now,
         )?;

@@ -31,6 +31,13 @@ pub struct AccessClaims {
     pub aud: Vec<String>,
     pub exp: i64,
     pub iat: i64,
+    /// What the sign-in proved (RFC 8176: `pwd`, `otp`, `hwk`, `swk`, `fed`, and `mfa` with a
+    /// second factor). Absent from tokens of sessions older than two-step verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    /// When the user last authenticated in this session (unix seconds; a step-up renews it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 /// Why a token was refused (all answer 401; the variants are for logs and tests).
@@ -63,6 +70,9 @@ pub struct Grant<'a> {
     pub org_role: OrgRole,
     pub roles: &'a [PlatformRole],
     pub audience: Audience,
+    /// The session's `amr` (space-separated) and authentication time.
+    pub amr: &'a str,
+    pub auth_time_ms: i64,
 }
 
 pub struct TokenService {
@@ -176,6 +186,8 @@ impl TokenService {
             aud: vec![g.audience.as_str().to_owned()],
             exp: iat + self.ttl_secs,
             iat,
+            amr: (!g.amr.is_empty()).then(|| g.amr.split(' ').map(str::to_owned).collect()),
+            auth_time: (g.auth_time_ms > 0).then(|| g.auth_time_ms.div_euclid(1000)),
         };
         let mut header = Header::new(self.algorithm);
         header.kid = Some(self.active_kid.clone());
@@ -284,6 +296,8 @@ mod tests {
             org_role: OrgRole::Owner,
             roles,
             audience,
+            amr: "pwd otp mfa",
+            auth_time_ms: NOW - 5_000,
         }
     }
 
@@ -306,7 +320,9 @@ mod tests {
         assert_eq!(h["typ"], "JWT");
         let c = part(&t, 1);
         let keys: Vec<&str> = c.as_object().unwrap().keys().map(String::as_str).collect();
-        let mut expected = vec!["sid", "org_id", "org_role", "roles", "iss", "sub", "aud", "exp", "iat"];
+        // The contract's claims, and RFC 8176's `amr` with `auth_time` (OpenID Connect Core §2).
+        let mut expected =
+            vec!["sid", "org_id", "org_role", "roles", "iss", "sub", "aud", "exp", "iat", "amr", "auth_time"];
         expected.sort_unstable();
         let mut got = keys.clone();
         got.sort_unstable();
@@ -314,6 +330,8 @@ mod tests {
         assert_eq!(c["aud"], serde_json::json!(["app"]));
         assert_eq!(c["roles"], serde_json::json!(["authara:admin"]));
         assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 600);
+        assert_eq!(c["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+        assert_eq!(c["auth_time"].as_i64().unwrap(), (NOW - 5_000) / 1000);
         let none = s.mint(&grant(&[], Audience::App), NOW).unwrap();
         assert!(part(&none, 1)["roles"].is_null(), "roles is null without platform roles");
     }

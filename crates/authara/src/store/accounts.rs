@@ -69,6 +69,7 @@ const INSERT_USER: &str = "INSERT INTO users (id, email, username, username_norm
 const PROVE_ADDRESS: &str = "UPDATE users SET email_verified_at_ms = $2 WHERE id = $1 AND email_verified_at_ms IS NULL";
 const ADDRESS_PROVEN_NOW: &str = "UPDATE users SET email_verified_at_ms = $2 WHERE id = $1";
 const ADDRESS_PROVEN: &str = "SELECT email_verified_at_ms FROM users WHERE id = $1";
+const PASSWORD_CHANGED_AT: &str = "SELECT password_changed_at_ms FROM users WHERE id = $1";
 const PASSWORD_CHANGED: &str = "UPDATE users SET password_changed_at_ms = $2 WHERE id = $1";
 const DELETE_PASSWORD: &str = "DELETE FROM auth_providers WHERE user_id = $1 AND provider = 'password'";
 const SET_PASSWORD: &str = "INSERT INTO auth_providers (id, user_id, provider, password_hash, created_at_ms, updated_at_ms) \
@@ -233,6 +234,13 @@ impl Tx {
         let row: Option<Option<i64>> =
             on_tx!(self, c => sqlx::query_scalar(ADDRESS_PROVEN).bind(user_id).fetch_optional(&mut *c).await)?;
         Ok(row.flatten())
+    }
+
+    /// When the user's password last changed (0 when the user is gone).
+    pub async fn password_changed_at(&mut self, user_id: UserId) -> Result<i64, StoreError> {
+        let row: Option<i64> =
+            on_tx!(self, c => sqlx::query_scalar(PASSWORD_CHANGED_AT).bind(user_id).fetch_optional(&mut *c).await)?;
+        Ok(row.unwrap_or_default())
     }
 
     pub async fn grant_role(&mut self, user_id: UserId, role: PlatformRole, now_ms: i64) -> Result<(), StoreError> {

@@ -52,6 +52,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(11, "session_revocations"),
     migration!(12, "email_verified"),
     migration!(13, "sign_in"),
+    migration!(14, "two_step"),
     migration!(20, "import_batches"),
 ];
 

@@ -12,6 +12,7 @@ pub mod challenges;
 pub mod events;
 pub mod import;
 pub mod invitations;
+pub mod mfa;
 pub mod migrate;
 pub mod org_mode;
 pub mod organizations;

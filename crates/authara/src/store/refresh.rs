@@ -35,6 +35,9 @@ pub struct RefreshContext {
     pub org_role: Option<OrgRole>,
     /// Platform roles, sorted.
     pub roles: Vec<PlatformRole>,
+    /// What the session's sign-in proved (RFC 8176 `amr`, space-separated) and when.
+    pub session_amr: String,
+    pub session_auth_time_ms: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -42,6 +45,8 @@ struct ContextRow {
     #[sqlx(flatten)]
     token: RefreshRow,
     session_last_used_at_ms: i64,
+    session_amr: String,
+    session_auth_time_ms: i64,
     user_disabled_at_ms: Option<i64>,
     org_role: Option<OrgRole>,
     roles: Option<String>,
@@ -64,6 +69,8 @@ impl ContextRow {
             user_disabled: self.user_disabled_at_ms.is_some(),
             org_role: self.org_role,
             roles,
+            session_amr: self.session_amr,
+            session_auth_time_ms: self.session_auth_time_ms,
         };
         Ok((ctx, self.rotated))
     }
@@ -85,7 +92,8 @@ macro_rules! context {
         concat!(
             "SELECT t.id, t.session_id, t.organization_id, t.created_at_ms, t.expires_at_ms, t.consumed_at_ms, ",
             "s.user_id, s.expires_at_ms AS session_expires_at_ms, s.revoked_at_ms AS session_revoked_at_ms, ",
-            "s.last_used_at_ms AS session_last_used_at_ms, u.disabled_at_ms AS user_disabled_at_ms, m.role AS org_role, ",
+            "s.last_used_at_ms AS session_last_used_at_ms, s.amr AS session_amr, s.auth_time_ms AS session_auth_time_ms, ",
+            "u.disabled_at_ms AS user_disabled_at_ms, m.role AS org_role, ",
             "(SELECT ",
             $agg,
             " FROM user_platform_roles r WHERE r.user_id = s.user_id) AS roles, ",

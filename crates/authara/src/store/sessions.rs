@@ -12,6 +12,18 @@ pub struct NewSession<'a> {
     pub ip: Option<&'a str>,
     pub now_ms: i64,
     pub expires_at_ms: i64,
+    /// What the sign-in proved (RFC 8176 values, space-separated).
+    pub amr: &'a str,
+    /// The sign-in used a second factor.
+    pub mfa: bool,
+}
+
+/// When a session was signed in, and when its second factor was last used (privileged
+/// changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionAuth {
+    pub created_at_ms: i64,
+    pub mfa_at_ms: Option<i64>,
 }
 
 /// A session as the account page lists it.
@@ -31,10 +43,14 @@ pub struct SessionState {
     pub user_id: UserId,
     pub expires_at_ms: i64,
     pub revoked_at_ms: Option<i64>,
+    pub amr: String,
+    pub auth_time_ms: i64,
 }
 
 const INSERT: &str = "INSERT INTO sessions (id, user_id, active_organization_id, user_agent, ip, created_at_ms, \
-     last_used_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
+     last_used_at_ms, expires_at_ms, amr, auth_time_ms, mfa_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $6, $9)";
+const AUTH: &str = "SELECT created_at_ms, mfa_at_ms FROM sessions WHERE id = $1 AND revoked_at_ms IS NULL";
+const STEPPED_UP: &str = "UPDATE sessions SET amr = $2, auth_time_ms = $3, mfa_at_ms = $3 WHERE id = $1";
 const TOUCH: &str = "UPDATE sessions SET last_used_at_ms = $2 WHERE id = $1";
 const REVOKE: &str = "UPDATE sessions SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL";
 const REVOKE_USER: &str =
@@ -50,9 +66,9 @@ const ACTIVE_COUNT: &str =
 const CLEAN: &str = "DELETE FROM sessions WHERE expires_at_ms < $1 OR revoked_at_ms < $2";
 const STARTED_AT: &str = "SELECT created_at_ms FROM sessions WHERE id = $1 AND revoked_at_ms IS NULL";
 const RECENTLY_REVOKED: &str = "SELECT id FROM sessions WHERE revoked_at_ms >= $1";
-const STATE: &str = "SELECT id, user_id, expires_at_ms, revoked_at_ms FROM sessions WHERE id = $1";
+const STATE: &str = "SELECT id, user_id, expires_at_ms, revoked_at_ms, amr, auth_time_ms FROM sessions WHERE id = $1";
 const STATE_FOR_UPDATE: &str =
-    "SELECT id, user_id, expires_at_ms, revoked_at_ms FROM sessions WHERE id = $1 FOR UPDATE";
+    "SELECT id, user_id, expires_at_ms, revoked_at_ms, amr, auth_time_ms FROM sessions WHERE id = $1 FOR UPDATE";
 const SET_ACTIVE_ORG: &str = "UPDATE sessions SET active_organization_id = $2 WHERE id = $1";
 
 impl Store {
@@ -64,6 +80,11 @@ impl Store {
     /// When a live (unrevoked) session was created, i.e. when its login happened.
     pub async fn session_started_at(&self, id: SessionId) -> Result<Option<i64>, StoreError> {
         Ok(on_db!(self, p => sqlx::query_scalar(STARTED_AT).bind(id).fetch_optional(p).await)?)
+    }
+
+    /// When a live session was signed in and last used a second factor.
+    pub async fn session_auth(&self, id: SessionId) -> Result<Option<SessionAuth>, StoreError> {
+        Ok(on_db!(self, p => sqlx::query_as(AUTH).bind(id).fetch_optional(p).await)?)
     }
 
     /// Active (not revoked, not expired) sessions of a user.
@@ -92,7 +113,14 @@ impl Store {
 impl Tx {
     pub async fn insert_session(&mut self, s: &NewSession<'_>) -> Result<(), StoreError> {
         on_tx!(self, c => sqlx::query(INSERT).bind(s.id).bind(s.user_id).bind(s.organization_id)
-            .bind(s.user_agent).bind(s.ip).bind(s.now_ms).bind(s.expires_at_ms)
+            .bind(s.user_agent).bind(s.ip).bind(s.now_ms).bind(s.expires_at_ms).bind(s.amr)
+            .bind(s.mfa.then_some(s.now_ms)).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// A second factor was just used in this session (step-up): its `amr` and times change.
+    pub async fn session_stepped_up(&mut self, id: SessionId, amr: &str, now_ms: i64) -> Result<(), StoreError> {
+        on_tx!(self, c => sqlx::query(STEPPED_UP).bind(id).bind(amr).bind(now_ms)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(())
     }

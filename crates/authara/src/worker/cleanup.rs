@@ -1,5 +1,5 @@
-//! Session cleanup: every 5 minutes, delete abandoned provider sign-in flows and passkey
-//! ceremonies, expired sessions, sessions revoked longer than one access-token lifetime ago,
+//! Session cleanup: every 5 minutes, delete abandoned provider sign-in flows, passkey
+//! ceremonies and sign-ins that never finished their second step, expired sessions, sessions revoked longer than one access-token lifetime ago,
 //! and expired refresh tokens. Consumed refresh tokens that have not expired are kept: they
 //! are how reuse is detected.
 
@@ -20,6 +20,11 @@ pub async fn run_once(services: &Services) -> Result<(u64, u64), StoreError> {
         Ok(0) => {}
         Ok(flows) => tracing::debug!(flows, "abandoned sign-in flows deleted"),
         Err(e) => tracing::warn!(error = %e, "sign-in flow cleanup failed"),
+    }
+    match services.signins().cleanup().await {
+        Ok(0) => {}
+        Ok(waiting) => tracing::debug!(waiting, "sign-ins that never finished their second step deleted"),
+        Err(e) => tracing::warn!(error = %e, "second-step cleanup failed"),
     }
     services.sessions().cleanup().await
 }

@@ -152,11 +152,15 @@ pub fn validate(method: &str, path: &str, status: u16, content_type: Option<&str
     let id = op["operationId"].as_str().unwrap_or(path);
     let status_key = status.to_string();
     // `x-authara-csrf: required` implies `403 forbidden` on a failed check, even where the
-    // operation does not list it (refreshSession); the Go SDK relies on that 403.
+    // operation does not list it (refreshSession); the Go SDK relies on that 403. Another 403
+    // must be declared like any answer.
     if status == 403 && op["x-authara-csrf"] == "required" {
         let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        assert_eq!(v["error"]["code"], "forbidden", "{id}: CSRF failures answer forbidden");
-        return;
+        let declared = op["x-authara-error-codes"]["403"].as_array().cloned().unwrap_or_default();
+        if !declared.iter().any(|c| *c == v["error"]["code"]) {
+            assert_eq!(v["error"]["code"], "forbidden", "{id}: CSRF failures answer forbidden");
+            return;
+        }
     }
     let response = op["responses"].get(&status_key).map(resolve);
     let Some(response) = response else {

@@ -19,6 +19,7 @@ mod hardening;
 mod health;
 mod instances;
 mod layers;
+mod mfa;
 mod migrations;
 pub mod oauth;
 mod operations;

@@ -15,7 +15,8 @@ use crate::http::error::ApiError;
 use crate::http::extract::{AudienceParam, Client, Csrf, JsonBody};
 use crate::http::state::AppState;
 use crate::services::UserRow;
-use crate::services::accounts::{Invited, LoginError, SignedIn};
+use crate::services::accounts::{Completion, Invited, LoginError, SignedIn};
+use crate::services::signin::SecondStep;
 
 #[derive(Serialize)]
 struct CsrfToken<'a> {
@@ -59,6 +60,56 @@ struct AuthSession {
     refresh_token: String,
 }
 
+/// How a sign-in answers: the session ([`signed_in`]), or `401 mfa_required` (or
+/// `mfa_enrollment_required`) with the waiting sign-in, whose binding goes in the `authara_mfa`
+/// cookie and nowhere else; no session cookie.
+pub fn completed(state: &AppState, status: StatusCode, c: Completion) -> Response {
+    match c {
+        Completion::SignedIn(s) => signed_in(state, status, s),
+        Completion::SecondFactor(step) => second_step(state, &step),
+    }
+}
+
+#[derive(Serialize)]
+struct SecondStepBody<'a> {
+    error: ErrorBody<'a>,
+    mfa: MfaChallenge<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct MfaChallenge<'a> {
+    challenge_id: Uuid,
+    methods: &'a [&'a str],
+    expires_in: i64,
+    enroll: bool,
+}
+
+fn second_step(state: &AppState, step: &SecondStep) -> Response {
+    let (code, message) = if step.enrol {
+        ("mfa_enrollment_required", "Set up two-step verification to finish signing in")
+    } else {
+        ("mfa_required", "Enter the code from your authenticator app to finish signing in")
+    };
+    let body = SecondStepBody {
+        error: ErrorBody { code, message },
+        mfa: MfaChallenge {
+            challenge_id: step.challenge_id,
+            methods: step.methods(),
+            expires_in: SecondStep::EXPIRES_IN,
+            enroll: step.enrol,
+        },
+    };
+    let mut headers = HeaderMap::new();
+    cookies::append(&mut headers, [state.mfa_cookie(step)]);
+    (StatusCode::UNAUTHORIZED, headers, Json(body)).into_response()
+}
+
 /// The `AuthSession` body with both session cookies.
 pub fn signed_in(state: &AppState, status: StatusCode, s: SignedIn) -> Response {
     let mut headers = HeaderMap::new();
@@ -94,7 +145,7 @@ pub async fn login(
     let email = EmailAddress::parse(&req.email).map_err(|_| ApiError::from(LoginError::InvalidCredentials))?;
     let device = cookies::get(&headers, cookies::DEVICE);
     let signed = state.services.accounts().login(&email, &req.password, audience, &client, device).await?;
-    Ok(signed_in(&state, StatusCode::OK, signed))
+    Ok(completed(&state, StatusCode::OK, signed))
 }
 
 #[derive(Deserialize)]
@@ -120,5 +171,5 @@ pub async fn signup_direct(
     let password = NewPassword::parse(&req.password)?;
     let invited = req.invitation_code.as_deref().map(|code| Invited { code, land_there: false });
     let signed = state.services.accounts().signup(&email, &password, invited, &client).await?;
-    Ok(signed_in(&state, StatusCode::CREATED, signed))
+    Ok(completed(&state, StatusCode::CREATED, signed))
 }

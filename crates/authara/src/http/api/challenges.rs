@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::auth::signed_in;
+use super::auth::completed;
 use crate::domain::{Audience, EmailAddress, NewPassword};
 use crate::http::error::ApiError;
 use crate::http::extract::{AudienceParam, Client, Csrf, JsonBody};
@@ -70,7 +70,7 @@ pub async fn verify_signup(
         return Err(ApiError::invalid_request("signup only issues app sessions"));
     }
     let signed = state.services.challenges().verify_signup(req.challenge_id, &req.code, false, &client).await?;
-    Ok(signed_in(&state, StatusCode::CREATED, signed))
+    Ok(completed(&state, StatusCode::CREATED, signed))
 }
 
 #[derive(Deserialize)]

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
-use crate::http::api::auth::signed_in;
+use crate::http::api::auth::completed;
 use crate::http::cookies;
 use crate::http::error::ApiError;
 use crate::http::extract::{AudienceParam, Client, Csrf, JsonBody};
@@ -67,7 +67,7 @@ pub async fn google_login(
     let clear = cookies::clear_oauth_nonce(state.config.secure_cookies());
     let outcome = oauth.sign_in(&identity, audience, &client, None).await;
     let mut res = match outcome {
-        Ok(SignInOutcome::SignedIn(s)) => signed_in(&state, StatusCode::OK, s),
+        Ok(SignInOutcome::SignedIn(s)) => completed(&state, StatusCode::OK, s),
         // Without a recovery page (the JSON flow) an existing account is the contract's 409.
         Ok(SignInOutcome::LinkRequired { .. } | SignInOutcome::SignupPending { .. }) => {
             ApiError::from(OAuthError::LinkRequired).into_response()

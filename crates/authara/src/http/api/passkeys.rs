@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::http::api::auth::signed_in;
+use crate::http::api::auth::completed;
 use crate::http::error::ApiError;
 use crate::http::extract::{AppUser, AudienceParam, Client, Csrf, JsonBody};
 use crate::http::state::AppState;
@@ -62,7 +62,7 @@ pub async fn authenticate_finish(
 ) -> Result<Response, ApiError> {
     let signed =
         state.services.passkeys().finish_authentication(req.challenge_id, req.credential, audience, &client).await?;
-    Ok(signed_in(&state, StatusCode::OK, signed))
+    Ok(completed(&state, StatusCode::OK, signed))
 }
 
 /// `POST /passkeys/register/options` (body ignored).

@@ -53,6 +53,12 @@ fn activity(action: AuditAction) -> &'static str {
         AuditAction::OrganizationLeft => "Left an organization",
         AuditAction::MemberRemoved => "Removed from an organization",
         AuditAction::OwnershipTransferred => "Organization ownership changed",
+        AuditAction::MfaEnabled => "Two-step verification turned on",
+        AuditAction::MfaDisabled => "Two-step verification turned off",
+        AuditAction::MfaReset => "Two-step verification turned off by an administrator",
+        AuditAction::MfaLocked => "Authenticator app locked after too many incorrect codes",
+        AuditAction::RecoveryCodeUsed => "A recovery code was used",
+        AuditAction::RecoveryCodesRegenerated => "New recovery codes made",
         AuditAction::OrganizationDeleted
         | AuditAction::AllowlistAdded
         | AuditAction::AllowlistRemoved
@@ -306,6 +312,7 @@ pub async fn account_page(
             (email_section(&ctx))
             (super::methods::sign_in_methods(&ctx, &who).await?)
             (password_section(&ctx, has_password))
+            (super::mfa::account_section(&ctx, &who).await?)
             (sessions_section(&ctx, &who).await?)
             (activity_section(&events))
             (delete_section(&ctx))

@@ -20,7 +20,7 @@ use crate::domain::{Audience, AuditAction, DeliveryStatus, EmailAddress, Platfor
 use crate::http::extract::Client;
 use crate::http::state::AppState;
 use crate::services::admin::{AUDIT_PAGE_SIZE, AdminActor, AdminError, page_number};
-use crate::services::auth::Principal;
+use crate::services::auth::{Principal, Privilege};
 use crate::services::device::describe_device;
 
 /// An administrator on a console page: an admin-audience access token (refreshed into that
@@ -108,6 +108,7 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "revoked-admin" => "The admin role was revoked; the user was signed out.",
         "session" => "That session was revoked.",
         "sessions" => "Every session of the user was revoked.",
+        "mfa-reset" => "Two-step verification was turned off for the user; they were told by email.",
         "allowed" => "The address was added to the allowlist.",
         "removed" => "The address was removed from the allowlist.",
         _ => return None,
@@ -204,8 +205,11 @@ async fn render_user(
         Err(e) => return Err(PageError::internal(&e)),
     };
     let now = page.ctx.state().services.now_ms();
-    // The password is asked for with the sensitive actions only when the sign-in is not recent.
-    let ask = !page.ctx.state().services.admin().privileged_now(&page.actor).await?;
+    // The password is asked for with the sensitive actions only when the sign-in is not recent;
+    // an administrator with a second factor verifies it instead (step-up).
+    let privilege = page.ctx.state().services.admin().privileged_now(&page.actor).await?;
+    let ask = privilege == Privilege::Password;
+    let mfa = page.ctx.state().services.mfa().status(id, &d.roles).await?;
     let is_admin = d.roles.contains(&PlatformRole::Admin);
     let me = page.who.user_id() == id;
     let csrf = fields::csrf(&page.ctx.csrf);
@@ -223,6 +227,12 @@ async fn render_user(
                 @for p in &linked { span.badge { (p.provider) } }
                 @if !d.passkeys.is_empty() { span.badge { (d.passkeys.len()) " passkey(s)" } }
                 @if !d.has_password && linked.is_empty() && d.passkeys.is_empty() { "none" }
+            }
+            dt { "Two-step verification" } dd {
+                @if mfa.totp_enabled {
+                    "authenticator app · " (mfa.recovery_remaining) " recovery code(s) left"
+                    @if mfa.locked { " " span.badge { "locked" } }
+                } @else { "off" @if mfa.required { " (required by policy: asked at the next sign-in)" } }
             }
         }
         @if !d.passkeys.is_empty() {
@@ -242,6 +252,12 @@ async fn render_user(
         @if ask {
             p.meta { "Changing roles, disabling and ending sessions need a recent sign-in: yours is older, so type your password with the action." }
         }
+        @if privilege == Privilege::SecondFactor {
+            p.meta {
+                "Changing roles, disabling and ending sessions need your second factor within the last few minutes. "
+                a href={ "/auth/mfa/verify?return_to=" (crate::services::return_to::encode(&base)) } { "Verify now" }
+            }
+        }
         div.row {
             @if !me {
                 @if d.user.disabled_at_ms.is_some() {
@@ -253,6 +269,9 @@ async fn render_user(
                     (privileged(&csrf, ask, &format!("{base}/roles/admin/revoke"), "Revoke admin", "secondary", "Revoke admin"))
                 }
                 (privileged(&csrf, ask, &format!("{base}/sessions/revoke-all"), "Revoke all sessions", "secondary", "Revoke all sessions"))
+                @if mfa.totp_enabled {
+                    (privileged(&csrf, ask, &format!("{base}/mfa/reset"), "Reset two-step verification", "danger", "Reset two-step verification"))
+                }
             }
             @if !is_admin {
                 (privileged(&csrf, ask, &format!("{base}/roles/admin/grant"), "Grant admin", "secondary", "Grant admin"))
@@ -395,6 +414,16 @@ pub async fn revoke_all(
 ) -> Result<Response, PageError> {
     let r = page.ctx.state().services.admin().revoke_all(&page.actor, UserId(id), f.password()).await.map(|_| ());
     act(page, UserId(id), r, "sessions").await
+}
+
+/// `POST /auth/admin/users/{id}/mfa/reset`: for a user who lost their authenticator app and
+/// their recovery codes.
+pub async fn reset_mfa(
+    PagePath(id): PagePath<Uuid>,
+    AdminForm(page, f): AdminForm<ReauthFields>,
+) -> Result<Response, PageError> {
+    let r = page.ctx.state().services.admin().reset_second_factor(&page.actor, UserId(id), f.password()).await;
+    act(page, UserId(id), r.map(|_| ()), "mfa-reset").await
 }
 
 /// `GET /auth/admin/failures?page=`: failed emails and risky challenges, newest first.

@@ -143,8 +143,8 @@ pub async fn login(
         };
         match result {
             Ok(signed) => {
-                ctx.finish(&signed).await;
-                return Ok(ctx.redirect(&ctx.return_to));
+                let next = ctx.finish(signed, &ctx.return_to).await;
+                return Ok(ctx.redirect(&next));
             }
             Err(e) => copy::login(e)?,
         }
@@ -180,8 +180,8 @@ pub async fn signup(
         Ok((_, None)) => copy::input(crate::domain::InputError::PasswordTooShort),
         Ok((email, Some(password))) => match services.accounts().signup(&email, &password, None, &client).await {
             Ok(signed) => {
-                ctx.finish(&signed).await;
-                return Ok(ctx.redirect(&ctx.after_signup()));
+                let next = ctx.finish(signed, &ctx.after_signup()).await;
+                return Ok(ctx.redirect(&next));
             }
             Err(e) => copy::signup(e)?,
         },

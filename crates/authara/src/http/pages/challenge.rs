@@ -124,8 +124,8 @@ pub async fn verify_post(
         // whoever was signed in on this browser (behavior.md §6.3, §9.3).
         ChallengePurpose::Signup => match challenges.verify_signup(id, code, true, &client).await {
             Ok(signed) => {
-                ctx.finish(&signed).await;
-                return Ok(ctx.redirect(&ctx.after_signup()));
+                let next = ctx.finish(signed, &ctx.after_signup()).await;
+                return Ok(ctx.redirect(&next));
             }
             Err(e) => e,
         },

@@ -169,6 +169,9 @@ pub fn reauth(e: ReauthError) -> Result<Failure, PageError> {
             Ok(form("For your security, enter your current password to continue (or sign in again)."))
         }
         ReauthError::WrongPassword => Ok(form("The current password is incorrect.")),
+        ReauthError::SecondFactorRequired => Ok(form(
+            "For your security, confirm it is you with your authenticator app first (“Verify now” under Two-step verification).",
+        )),
         ReauthError::RateLimited { .. } => Ok(limited("Too many attempts. Please wait and try again.")),
         ReauthError::Hash(h) => Err(h.into()),
         ReauthError::Store(s) => Err(s.into()),
@@ -359,6 +362,10 @@ const PROVIDER_MESSAGES: &[(&str, &str)] = &[
     ("invite-cannot-accept", "This invitation cannot be accepted with your account."),
     ("invite-account-exists", "An account with this email address already exists. Sign in to accept the invitation."),
     ("oauth-replayed", "That sign-in was already used. Please sign in again."),
+    (
+        "oauth-step-up",
+        "For your security, confirm it is you with your authenticator app first (“Verify now” under Two-step verification).",
+    ),
 ];
 
 fn provider_message(code: &str) -> &'static str {
@@ -406,6 +413,7 @@ pub fn oauth(e: OAuthError) -> Result<Failure, PageError> {
         OAuthError::Reauth(ReauthError::Required | ReauthError::WrongPassword) => {
             (StatusCode::FORBIDDEN, "oauth-reauth")
         }
+        OAuthError::Reauth(ReauthError::SecondFactorRequired) => (StatusCode::FORBIDDEN, "oauth-step-up"),
         OAuthError::Reauth(ReauthError::RateLimited { .. }) => (StatusCode::TOO_MANY_REQUESTS, "oauth-limited"),
         OAuthError::Reauth(ReauthError::Hash(h)) | OAuthError::Hash(h) => return Err(h.into()),
         OAuthError::Reauth(ReauthError::Store(s)) | OAuthError::Store(s) => return Err(s.into()),

@@ -63,6 +63,10 @@ impl From<AuthError> for PageError {
             AuthError::Token(_) | AuthError::Revoked | AuthError::Disabled | AuthError::Gone => {
                 PageError::Unauthenticated { login: "/auth/login".to_owned() }
             }
+            // Only the console's tokens are refused so (a session from before the policy).
+            AuthError::SecondFactorRequired => {
+                PageError::Unauthenticated { login: "/auth/mfa/verify?return_to=%2Fauth%2Fadmin".to_owned() }
+            }
         }
     }
 }

@@ -15,8 +15,8 @@ use super::error::PageError;
 use crate::domain::Audience;
 use crate::http::cookies;
 use crate::http::state::AppState;
-use crate::services::accounts::SignedIn;
-use crate::services::auth::Principal;
+use crate::services::accounts::Completion;
+use crate::services::auth::{AuthError, Principal};
 use crate::services::return_to;
 use crate::services::sessions::{Issued, RefreshError};
 
@@ -57,6 +57,8 @@ pub struct PageCtx {
     flash: Option<String>,
     /// The `authara_link` cookie: which pending link or signup this browser made.
     link: Option<String>,
+    /// The `authara_mfa` cookie: the sign-in this browser has waiting for its second step.
+    mfa: Option<String>,
     cookies: PendingCookies,
     /// Google's button is on the page being rendered (its CSP allows Google's origins).
     google_button: Arc<AtomicBool>,
@@ -93,6 +95,7 @@ impl FromRequestParts<AppState> for PageCtx {
             oauth_state: read(cookies::OAUTH_STATE),
             flash: read(cookies::FLASH),
             link: read(cookies::LINK).filter(|l| l.len() <= 128),
+            mfa: read(cookies::MFA).filter(|l| l.len() <= 128),
             cookies,
             google_button: Arc::default(),
         };
@@ -121,17 +124,39 @@ impl PageCtx {
         self.cookies.push(self.state.session_cookies(issued));
     }
 
-    /// Signs `signed` in on this browser: the one way a page finishes a sign-in (password,
-    /// code, passkey, provider, recovery link, invitation). Whoever was signed in on this
-    /// browser before is logged out first (their session revoked, not just its cookies
-    /// replaced), then the new session's cookies, and the device cookie of a password login,
-    /// are set.
-    pub async fn finish(&self, signed: &SignedIn) {
-        if self.access.is_some() || self.refresh.is_some() {
-            self.state.services.sessions().logout(self.refresh.as_deref(), self.access.as_deref()).await;
-            self.clear_session();
+    /// Finishes a sign-in on this browser: the one way a page does (password, code, passkey,
+    /// provider, recovery link, invitation, second step); where to go next comes back. Signed
+    /// in: whoever was signed in on this browser before is logged out first (their session
+    /// revoked, not just its cookies replaced), then the new session's cookies, the device
+    /// cookie of a password login and the remembered-browser cookie are set; the flow goes on to
+    /// `to`. Waiting for a second step: the `authara_mfa` cookie binds it to this browser, and
+    /// the flow goes to the second step's page, which goes on to `to`.
+    pub async fn finish(&self, completion: Completion, to: &str) -> String {
+        match completion {
+            Completion::SignedIn(signed) => {
+                if self.access.is_some() || self.refresh.is_some() {
+                    self.state.services.sessions().logout(self.refresh.as_deref(), self.access.as_deref()).await;
+                    self.clear_session();
+                }
+                self.cookies.push(self.state.signed_in_cookies(&signed));
+                if self.mfa.is_some() {
+                    self.push_cookie(cookies::clear_mfa(self.state.config.secure_cookies()));
+                }
+                to.to_owned()
+            }
+            Completion::SecondFactor(step) => {
+                self.push_cookie(self.state.mfa_cookie(&step));
+                let page = if step.enrol { "/auth/login/mfa/enroll" } else { "/auth/login/mfa" };
+                format!("{page}?return_to={}", return_to::encode(to))
+            }
         }
-        self.cookies.push(self.state.signed_in_cookies(signed));
+    }
+
+    /// The sign-in this browser has waiting for its second step (the `authara_mfa` cookie):
+    /// its id and this browser's binding.
+    pub fn waiting_sign_in(&self) -> Option<(uuid::Uuid, &str)> {
+        let (id, binding) = self.mfa.as_deref()?.split_once('.')?;
+        Some((uuid::Uuid::parse_str(id).ok()?, binding))
     }
 
     /// Where a new account goes first: the passkey setup page (behavior.md §1.4) when passkeys
@@ -244,10 +269,13 @@ impl PageCtx {
     /// browser must get the new pair whatever happens next.
     pub async fn user_for(&self, audience: Audience) -> Result<Principal, PageError> {
         let s = &self.state.services;
-        if let Some(token) = &self.access
-            && let Ok(p) = s.auth().authenticate(token, Some(audience)).await
-        {
-            return Ok(p);
+        if let Some(token) = &self.access {
+            match s.auth().authenticate(token, Some(audience)).await {
+                Ok(p) => return Ok(p),
+                // A refresh would mint the same: the session needs its second factor first.
+                Err(e @ AuthError::SecondFactorRequired) => return Err(e.into()),
+                Err(_) => {}
+            }
         }
         let login = PageError::Unauthenticated { login: self.login_url() };
         let Some(refresh) = &self.refresh else { return Err(login) };

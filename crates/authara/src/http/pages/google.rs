@@ -144,10 +144,7 @@ async fn proof(
         Err(e) => return fail_to_login(ctx, e),
     };
     match oauth.confirm_with_identity(link_id, binding, identity, audience_for(&link_rt), client).await {
-        Ok((signed, _)) => {
-            ctx.finish(&signed).await;
-            Ok(x_redirect(&link_rt))
-        }
+        Ok((signed, _)) => Ok(x_redirect(&ctx.finish(signed, &link_rt).await)),
         Err(e) if InvitationTarget::parse(&link_rt).is_some() || link_rt.starts_with("/auth/invitations/") => {
             ctx.flash(Flash::Error, copy::oauth(e)?.message);
             Ok(x_redirect(&link_rt))

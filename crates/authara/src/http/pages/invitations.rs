@@ -448,8 +448,8 @@ pub async fn signup(
         let result = services.oauth().confirm_signup(&form.signup_id, ctx.link_binding(), &client).await;
         return match result {
             Ok(signed) => {
-                ctx.finish(&signed).await;
-                Ok(ctx.redirect(&ctx.return_to))
+                let next = ctx.finish(signed, &ctx.return_to).await;
+                Ok(ctx.redirect(&next))
             }
             Err(e) => {
                 let failure = copy::oauth(e)?;
@@ -477,8 +477,8 @@ pub async fn signup(
             let invited = Invited { code: &token, land_there: true };
             match services.accounts().signup(&email, &password, Some(invited), &client).await {
                 Ok(signed) => {
-                    ctx.finish(&signed).await;
-                    return Ok(ctx.redirect(&ctx.return_to));
+                    let next = ctx.finish(signed, &ctx.return_to).await;
+                    return Ok(ctx.redirect(&next));
                 }
                 Err(SignupError::InvalidInvitation) => {
                     refused(&ctx, &token, copy::signup(SignupError::InvalidInvitation)?).await?
@@ -538,8 +538,8 @@ pub async fn login(
         let accounts = ctx.state().services.accounts();
         match accounts.login_invited(&token, &form.password, &client, ctx.device_token()).await {
             Ok(signed) => {
-                ctx.finish(&signed).await;
-                return Ok(ctx.redirect(&ctx.return_to));
+                let next = ctx.finish(signed, &ctx.return_to).await;
+                return Ok(ctx.redirect(&next));
             }
             Err(InvitedLoginError::Invitation(e)) => refused(&ctx, &token, copy::invitation(e)?).await?,
             Err(e) => Ok(copy::invited_login(e)?),

@@ -25,6 +25,7 @@ pub mod google;
 pub mod invitations;
 pub mod layout;
 pub mod methods;
+pub mod mfa;
 pub mod oauth;
 pub mod passkeys;
 pub mod verified;

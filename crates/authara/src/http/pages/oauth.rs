@@ -231,8 +231,8 @@ pub async fn confirm_post(
     let rt = link.return_to.clone().filter(|r| return_to::is_safe(r)).unwrap_or_else(|| ctx.return_to.clone());
     match oauth.confirm_with_password(&form.link_id, binding, &form.password, audience_for(&rt), &client).await {
         Ok((signed, _)) => {
-            ctx.finish(&signed).await;
-            Ok(ctx.redirect(&rt))
+            let next = ctx.finish(signed, &rt).await;
+            Ok(ctx.redirect(&next))
         }
         Err(e @ (OAuthError::WrongPassword | OAuthError::RateLimited { .. })) => {
             let failure = copy::oauth(e)?;

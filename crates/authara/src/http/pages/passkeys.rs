@@ -128,8 +128,8 @@ async fn authenticate_finish_json(ctx: PageCtx, client: ClientInfo, body: Bytes)
         .finish_authentication(req.challenge_id, req.credential, audience_for(&target), &client)
         .await
         .map_err(envelope)?;
-    ctx.finish(&signed).await;
-    Ok(axum::Json(json!({ "ok": true, "return_to": target })).into_response())
+    let next = ctx.finish(signed, &target).await;
+    Ok(axum::Json(json!({ "ok": true, "return_to": next })).into_response())
 }
 
 /// `POST /auth/passkeys/register/options`.

@@ -35,14 +35,14 @@ pub async fn provider_signed_in(
     };
     match outcome {
         Ok(SignInOutcome::SignedIn(signed)) => {
-            ctx.finish(&signed).await;
-            Ok(match &invitation {
+            let then = match &invitation {
                 Some(target) => {
                     ctx.flash(Flash::Success, copy::done::INVITATION_SIGNED_IN);
                     target.accept_page()
                 }
                 None => return_to.to_owned(),
-            })
+            };
+            Ok(ctx.finish(signed, &then).await)
         }
         Ok(SignInOutcome::LinkRequired { link_id, binding }) => {
             ctx.bind_link(&binding);

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::{Identity, OAuth, OAuthError, SignInOutcome, bound, new_binding, refused};
 use crate::config::OrgMode;
 use crate::domain::{Audience, ClientInfo};
-use crate::services::accounts::{NewAccount, SignedIn};
+use crate::services::accounts::{Completion, NewAccount};
 use crate::services::audit::Actor;
 use crate::services::invitations::{AcceptError, Which};
 use crate::services::signin::{Method, StartIn, Verified};
@@ -164,7 +164,7 @@ impl OAuth {
         id: &str,
         binding: Option<&str>,
         client: &ClientInfo,
-    ) -> Result<SignedIn, OAuthError> {
+    ) -> Result<Completion, OAuthError> {
         let id = Uuid::parse_str(id.trim()).map_err(|_| OAuthError::UnknownLink)?;
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;

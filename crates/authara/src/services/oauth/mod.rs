@@ -32,7 +32,7 @@ use uuid::Uuid;
 use self::client::{ProviderError, ProviderHttp};
 use self::issuer::{IdTokenError, Issuer};
 use super::Core;
-use super::accounts::{Accounts, NewAccount, SignedIn};
+use super::accounts::{Accounts, Completion, NewAccount};
 use super::audit::Actor;
 use super::auth::{Principal, ReauthError};
 use super::events::{Credential, DomainEvent};
@@ -149,20 +149,15 @@ pub struct Identity {
 /// What a provider sign-in led to.
 #[derive(Debug)]
 pub enum SignInOutcome {
-    SignedIn(SignedIn),
+    /// Signed in, or waiting for the second step.
+    SignedIn(Completion),
     /// The email belongs to an account without this identity; the owner proves it on the
     /// recovery-link page (`/auth/provider-links/confirm?link_id=`), in this browser only: it
     /// keeps `binding` in its `authara_link` cookie.
-    LinkRequired {
-        link_id: Uuid,
-        binding: String,
-    },
+    LinkRequired { link_id: Uuid, binding: String },
     /// From an invitation page, a new identity: the invitation's signup page offers to create
     /// the account with it and join (`signup_id`), in this browser only (`binding`).
-    SignupPending {
-        signup_id: Uuid,
-        binding: String,
-    },
+    SignupPending { signup_id: Uuid, binding: String },
 }
 
 /// A random value for a browser's `authara_link` cookie, and the hash stored with what it binds.
@@ -416,7 +411,7 @@ impl OAuth {
         password: &str,
         audience: Audience,
         client: &ClientInfo,
-    ) -> Result<(SignedIn, Option<String>), OAuthError> {
+    ) -> Result<(Completion, Option<String>), OAuthError> {
         let link = self.recovery_link(link_id, binding).await?;
         let key = LimitKey { ip: client.ip, target: Some(link.email.clone()) };
         self.core
@@ -456,7 +451,7 @@ impl OAuth {
         proof: &Identity,
         audience: Audience,
         client: &ClientInfo,
-    ) -> Result<(SignedIn, Option<String>), OAuthError> {
+    ) -> Result<(Completion, Option<String>), OAuthError> {
         let link = self.recovery_link(link_id, binding).await?;
         let row = self.core.store.pending_link(link.id).await?.ok_or(OAuthError::UnknownLink)?;
         let owner = self.core.store.user_by_provider(&proof.provider, &proof.subject).await?;
@@ -478,7 +473,7 @@ impl OAuth {
         proof: Method,
         audience: Audience,
         client: &ClientInfo,
-    ) -> Result<(SignedIn, Option<String>), OAuthError> {
+    ) -> Result<(Completion, Option<String>), OAuthError> {
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
         let row = tx.pending_link_for_update(link_id).await?.ok_or(OAuthError::UnknownLink)?;
@@ -501,9 +496,10 @@ impl OAuth {
         // The provider vouched for this very address, and whoever proves the link holds a
         // credential of the account: the address is proven, nothing is removed.
         self.accounts.prove_address(&mut tx, &user, &row.provider, false, &actor).await?;
+        let user_id = user.id;
         let verified = Verified::new(user, proof).with("link", row.provider.clone());
         let signed = self.signins.complete(tx, verified, audience, StartIn::Default, client).await.map_err(refused)?;
-        self.core.forget_user(signed.user.id);
+        self.core.forget_user(user_id);
         Ok((signed, row.return_to))
     }
 

@@ -141,6 +141,8 @@ async fn access_tokens_expire_and_forgeries_fail(engine: Engine) {
         org_role: authara::domain::OrgRole::Owner,
         roles: &[],
         audience,
+        amr: "pwd",
+        auth_time_ms: now,
     };
     let foreign = other.mint(&grant(authara::domain::Audience::App), now).unwrap();
     assert_eq!(probe(foreign).await, 401, "wrong issuer");

@@ -24,6 +24,8 @@ async fn session(store: &Store, user: UserId, hash: &[u8]) -> SessionId {
         ip: None,
         now_ms: 1,
         expires_at_ms: FAR,
+        amr: "pwd",
+        mfa: false,
     };
     tx.insert_session(&s).await.unwrap();
     let r = NewRefresh { session_id: id, organization_id: org, token_hash: hash, now_ms: 1, expires_at_ms: FAR };
