@@ -123,6 +123,8 @@ pub async fn rotation_ceiling(engine: &str, pg_url: Option<&str>, secs: u64) -> 
             ip: None,
             now_ms: 1,
             expires_at_ms: EXPIRES_MS,
+            amr: "pwd",
+            mfa: false,
         })
         .await?;
         let token = authara::services::sessions::new_refresh_token();

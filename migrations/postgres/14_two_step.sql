@@ -16,7 +16,7 @@ CREATE TABLE mfa_totp (
 );
 
 -- Recovery codes: the first group of each code (`lookup`) picks the row, the rest is checked
--- against an HMAC (one hash per attempt, never ten). Each is used once.
+-- against a salted SHA-256 of it (one hash per attempt, never ten). Each is used once.
 CREATE TABLE mfa_recovery_codes (
     user_id UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     lookup TEXT NOT NULL,

@@ -357,6 +357,10 @@ impl SignIns {
     ) -> Result<SignedIn, MfaError> {
         let mut tx = self.core.store.begin().await?;
         let (row, user) = self.waiting(&mut tx, id, binding, VERIFY).await?;
+        // Turned off (or reset) since the first factor: this sign-in starts again.
+        if self.factors.confirmed_in(&mut tx, user.id).await?.is_none() {
+            return Err(MfaError::UnknownChallenge);
+        }
         let (mut tx, used) = self.factors.prove(tx, &user, proof, client).await?;
         if !tx.consume_mfa_challenge(id, self.core.now_ms()).await? {
             return Err(MfaError::UnknownChallenge);

@@ -344,33 +344,13 @@ async fn a_remembered_browser_skips_the_step_until_the_password_changes(engine: 
 }
 
 async fn a_passkey_alone_signs_in(engine: Engine) {
+    use crate::passkeys::api::{register, sign_in_with};
     use crate::passkeys::authenticator::{Knobs, ORIGIN, SoftAuthenticator};
     let app = TestApp::start_with(engine, &[NO_LIMIT, ("PUBLIC_URL", ORIGIN)]).await;
     let (c, _) = protected(&app, "key@example.com").await;
     let mut auth = SoftAuthenticator::new();
-    let res = c.post("/auth/api/v1/passkeys/register/options").await;
-    let (id, options) = (res.json()["challenge_id"].clone(), res.json()["options"].clone());
-    let credential = auth.register(&options, &Knobs::default());
-    let res = c
-        .json(
-            Method::POST,
-            "/auth/api/v1/passkeys/register/finish",
-            &json!({"challenge_id": id, "credential": credential}),
-        )
-        .await;
-    assert_eq!(res.status, 204, "{}", res.text());
-    let b = app.client();
-    b.fetch_csrf().await;
-    let res = b.post("/auth/api/v1/passkeys/authenticate/options").await;
-    let (id, options) = (res.json()["challenge_id"].clone(), res.json()["options"].clone());
-    let credential = auth.assert(&options, &Knobs::default());
-    let res = b
-        .json(
-            Method::POST,
-            "/auth/api/v1/passkeys/authenticate/finish",
-            &json!({"challenge_id": id, "credential": credential}),
-        )
-        .await;
+    register(&c, &mut auth, &Knobs::default()).await;
+    let (b, res) = sign_in_with(&app, &mut auth).await;
     assert_eq!(res.status, 200, "no second step after a passkey: {}", res.text());
     let amr = amr_of(&b);
     assert!(

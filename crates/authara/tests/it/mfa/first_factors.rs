@@ -87,14 +87,7 @@ async fn a_providers_code_flow_and_a_recovery_link(engine: Engine) {
     // A password account meeting a new identity: the recovery link, proven by password, then
     // the second step.
     let (_, f) = protected(&app, "rex@example.com").await;
-    idp.sign_in_as(Person::new("s-rex", "rex@example.com"));
-    let d = app.client();
-    let start = d.get(&format!("/auth/oauth/stub/start?return_to={}", encode("/"))).await;
-    let (_, res) = via_provider(&d, start).await;
-    let confirm = res.location().unwrap();
-    assert!(confirm.starts_with("/auth/provider-links/confirm"), "{confirm}");
-    d.get(&confirm).await;
-    let link_id = confirm.split("link_id=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let (d, link_id) = crate::signin::completion::recovery_link(&app, &idp, "s-rex", "rex@example.com").await;
     let res = d.form("/auth/provider-links/confirm", &[("link_id", &link_id), ("password", PW)]).await;
     page_second_step(&app, &d, &res, &f, "/").await;
 }

@@ -110,4 +110,40 @@ async fn set_up_from_the_account_page_and_sign_in_with_a_recovery_code(engine: E
     assert!(account.contains("Two-step verification is off") && account.contains("Set up an authenticator app"));
 }
 
-on_both_engines!(set_up_from_the_account_page_and_sign_in_with_a_recovery_code);
+/// With a second factor, the password typed with a sensitive change is not enough once the
+/// session's code is older than the privileged window: email change, account deletion and the
+/// console's actions ask for a fresh code; after one, they go through.
+async fn sensitive_changes_ask_for_a_fresh_code(engine: Engine) {
+    let app = TestApp::start_with(engine, &[NO_LIMIT]).await;
+    let password = authara::domain::NewPassword::parse(PW).unwrap();
+    app.services.accounts().create_admin(&crate::app::email("boss@example.com"), &password).await.unwrap();
+    let c = app.client();
+    assert_eq!(super::login(&c, "boss@example.com").await.status, 200);
+    let (secret, _) = set_up_on_the_page(&app, &c).await;
+    app.signed_in("staff@example.com", PW).await;
+    let staff = app.store.user_by_email(&crate::app::email("staff@example.com")).await.unwrap().unwrap().id;
+    app.clock.advance(Duration::from_secs(3600));
+
+    let res = c.form("/auth/email-change", &[("new_email", "boss2@example.com"), ("current_password", PW)]).await;
+    assert!(c.back_on_account(&res).await.contains("authenticator app first"));
+    let res = c.form("/auth/user/delete", &[("confirm", "boss@example.com"), ("current_password", PW)]).await;
+    assert!(c.back_on_account(&res).await.contains("authenticator app first"));
+    let page = c.get(&format!("/auth/admin/users/{staff}")).await.text();
+    assert!(page.contains("need your second factor") && page.contains("Verify now"), "{page}");
+    let res = c.form(&format!("/auth/admin/users/{staff}/disable"), &[("current_password", PW)]).await;
+    assert!(res.text().contains("authenticator app first"), "{}", res.text());
+    assert!(app.store.user_by_id(staff).await.unwrap().unwrap().disabled_at_ms.is_none());
+
+    let verify = format!(
+        "/auth/mfa/verify?return_to={}",
+        authara::services::return_to::encode(&format!("/auth/admin/users/{staff}"))
+    );
+    assert!(c.get(&verify).await.text().contains("Confirm it"));
+    let res = c.form(&verify, &[("code", &code_at(&secret, app.clock_now(), 0))]).await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let res = c.form(&format!("/auth/admin/users/{staff}/disable"), &[]).await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert!(app.store.user_by_id(staff).await.unwrap().unwrap().disabled_at_ms.is_some());
+}
+
+on_both_engines!(set_up_from_the_account_page_and_sign_in_with_a_recovery_code, sensitive_changes_ask_for_a_fresh_code);

@@ -42,20 +42,20 @@ async fn register_finish(c: &TestClient, challenge_id: &str, credential: Value) 
 }
 
 /// Registers `auth` for the signed-in client `c`.
-async fn register(c: &TestClient, auth: &mut SoftAuthenticator, k: &Knobs) {
+pub async fn register(c: &TestClient, auth: &mut SoftAuthenticator, k: &Knobs) {
     let (id, options) = register_options(c).await;
     let res = register_finish(c, &id, auth.register(&options, k)).await;
     assert_eq!(res.status, 204, "{}", res.text());
 }
 
-async fn login_options(c: &TestClient) -> (String, Value) {
+pub async fn login_options(c: &TestClient) -> (String, Value) {
     let res = c.post("/auth/api/v1/passkeys/authenticate/options").await;
     assert_eq!(res.status, 200, "{}", res.text());
     let v = res.json();
     (v["challenge_id"].as_str().unwrap().to_owned(), v["options"].clone())
 }
 
-async fn login_finish(c: &TestClient, challenge_id: &str, credential: Value) -> crate::app::Res {
+pub async fn login_finish(c: &TestClient, challenge_id: &str, credential: Value) -> crate::app::Res {
     c.json(
         Method::POST,
         "/auth/api/v1/passkeys/authenticate/finish",
@@ -78,10 +78,18 @@ async fn ceremonies(app: &TestApp) -> i64 {
     }
 }
 
-async fn anonymous(app: &TestApp) -> TestClient {
+pub async fn anonymous(app: &TestApp) -> TestClient {
     let c = app.client();
     c.fetch_csrf().await;
     c
+}
+
+/// A new browser signs in with `auth`'s passkey alone: the browser and the finish's answer.
+pub async fn sign_in_with(app: &TestApp, auth: &mut SoftAuthenticator) -> (TestClient, crate::app::Res) {
+    let b = anonymous(app).await;
+    let (id, options) = login_options(&b).await;
+    let res = login_finish(&b, &id, auth.assert(&options, &Knobs::default())).await;
+    (b, res)
 }
 
 async fn register_then_sign_in_with_nothing_but_the_passkey(engine: Engine) {

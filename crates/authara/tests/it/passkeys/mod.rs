@@ -1,5 +1,5 @@
 //! Passkeys through the real HTTP server, with a software authenticator that can also misbehave.
 
-mod api;
+pub mod api;
 pub mod authenticator;
 mod pages;

@@ -13,6 +13,7 @@ use crate::app::{TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 use crate::oauth::code_flow::via_provider;
 use crate::oauth::provider::{Person, Provider};
+use crate::passkeys::api::{register, sign_in_with};
 use crate::passkeys::authenticator::{Knobs, ORIGIN, SoftAuthenticator};
 use crate::smtp::SmtpSink;
 
@@ -93,29 +94,8 @@ async fn a_passkey(engine: Engine) {
     let app = TestApp::start_with(engine, &[("PUBLIC_URL", ORIGIN)]).await;
     let c = app.signed_in("key@example.com", PW).await;
     let mut auth = SoftAuthenticator::new();
-    let res = c.post("/auth/api/v1/passkeys/register/options").await;
-    let (id, options) = (res.json()["challenge_id"].clone(), res.json()["options"].clone());
-    let credential = auth.register(&options, &Knobs::default());
-    let res = c
-        .json(
-            Method::POST,
-            "/auth/api/v1/passkeys/register/finish",
-            &json!({"challenge_id": id, "credential": credential}),
-        )
-        .await;
-    assert_eq!(res.status, 204, "{}", res.text());
-    let b = app.client();
-    b.fetch_csrf().await;
-    let res = b.post("/auth/api/v1/passkeys/authenticate/options").await;
-    let (id, options) = (res.json()["challenge_id"].clone(), res.json()["options"].clone());
-    let credential = auth.assert(&options, &Knobs::default());
-    let res = b
-        .json(
-            Method::POST,
-            "/auth/api/v1/passkeys/authenticate/finish",
-            &json!({"challenge_id": id, "credential": credential}),
-        )
-        .await;
+    register(&c, &mut auth, &Knobs::default()).await;
+    let (b, res) = sign_in_with(&app, &mut auth).await;
     assert_eq!(res.status, 200, "{}", res.text());
     let meta = completed(&app, "key@example.com", "passkey").await;
     let passkeys = app.store.passkeys_of(uid(&b).await).await.unwrap();
@@ -147,7 +127,17 @@ async fn the_code_flow_and_its_recovery_link(engine: Engine) {
 
     // An account with a password, then the identity: the recovery link, proved by password.
     app.signed_in("rex@example.com", PW).await;
-    idp.sign_in_as(Person::new("s-rex", "rex@example.com"));
+    let (d, link_id) = recovery_link(&app, &idp, "s-rex", "rex@example.com").await;
+    let res = d.form("/auth/provider-links/confirm", &[("link_id", &link_id), ("password", PW)]).await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let meta = completed(&app, "rex@example.com", "password").await;
+    assert_eq!(meta["link"], "stub", "the recovery link is named: {meta}");
+}
+
+/// A new browser signs in at the provider as `subject` (`email`, an existing account without
+/// that identity) and lands on the recovery-link page: the browser and the link.
+pub async fn recovery_link(app: &TestApp, idp: &Provider, subject: &str, email: &str) -> (TestClient, String) {
+    idp.sign_in_as(Person::new(subject, email));
     let d = app.client();
     let start = d.get(&format!("/auth/oauth/stub/start?return_to={}", encode("/"))).await;
     let (_, res) = via_provider(&d, start).await;
@@ -155,10 +145,7 @@ async fn the_code_flow_and_its_recovery_link(engine: Engine) {
     assert!(confirm.starts_with("/auth/provider-links/confirm"), "{confirm}");
     d.get(&confirm).await;
     let link_id = confirm.split("link_id=").nth(1).unwrap().split('&').next().unwrap().to_owned();
-    let res = d.form("/auth/provider-links/confirm", &[("link_id", &link_id), ("password", PW)]).await;
-    assert_eq!(res.status, 303, "{}", res.text());
-    let meta = completed(&app, "rex@example.com", "password").await;
-    assert_eq!(meta["link"], "stub", "the recovery link is named: {meta}");
+    (d, link_id)
 }
 
 async fn the_invitation_pages(engine: Engine) {
