@@ -83,6 +83,7 @@ impl App {
         }
         workers.push(tokio::spawn(crate::worker::email::cleanup(s.clone())));
         workers.push(tokio::spawn(crate::worker::instances::run(s.clone())));
+        workers.push(tokio::spawn(crate::worker::instances::feed(s.clone())));
         if let Some(hooks) = &self.config.webhooks {
             for _ in 0..hooks.worker_count {
                 workers.push(tokio::spawn(crate::worker::webhooks::run(s.clone())));

@@ -45,6 +45,10 @@ pub enum Scope {
     OAuthStart,
     /// Second-factor codes (target: the user): a few a minute, whatever the IP.
     SecondFactor,
+    /// Google ID tokens presented to sign in (the API route and the pages' callback), per IP.
+    GoogleSignIn,
+    /// Failed bearer tokens on the internal API, per IP (only failures count).
+    InternalAuthFailure,
 }
 
 /// Email changes one user may start per hour, and one address may receive per day.
@@ -52,6 +56,8 @@ const EMAIL_CHANGE_PER_USER: Limit = Limit { limit: 5, window: std::time::Durati
 const EMAIL_CHANGE_PER_TARGET: Limit = Limit { limit: 3, window: std::time::Duration::from_secs(86_400) };
 /// Provider sign-in flows one IP may start per minute.
 const OAUTH_START_PER_IP: Limit = Limit { limit: 30, window: std::time::Duration::from_secs(60) };
+/// Wrong internal API tokens one IP may send per five minutes.
+pub const INTERNAL_AUTH_FAILURES_PER_IP: Limit = Limit { limit: 10, window: std::time::Duration::from_secs(300) };
 
 impl Scope {
     fn name(self) -> &'static str {
@@ -68,6 +74,8 @@ impl Scope {
             Scope::PasskeyLoginFinish => "passkey_login_finish",
             Scope::OAuthStart => "oauth_start",
             Scope::SecondFactor => "second_factor",
+            Scope::GoogleSignIn => "google_sign_in",
+            Scope::InternalAuthFailure => "internal_auth_failure",
         }
     }
 }
@@ -118,6 +126,9 @@ impl Limiter {
             // Three codes are good at a time (±1 step): the 100 failures before the lock give a
             // guesser 3 chances in 10,000, over 20 minutes at the default 5 a minute.
             Scope::SecondFactor => (None, Some(c.mfa_user)),
+            // As the password login's per-IP limit, in a window of its own.
+            Scope::GoogleSignIn => (Some(c.login_ip), None),
+            Scope::InternalAuthFailure => (Some(INTERNAL_AUTH_FAILURES_PER_IP), None),
         }
     }
 
@@ -144,6 +155,17 @@ impl Limiter {
         }
         for (k, limit) in plan {
             self.hit(*k, *limit, now_ms);
+        }
+        Decision::Allowed
+    }
+
+    /// Whether an attempt would be blocked, without counting it (limits that count failures
+    /// only: a blocked client is refused before anything is checked).
+    pub(super) fn peek_plan(&self, plan: &[(Key, Limit)], now_ms: i64) -> Decision {
+        for (k, limit) in plan {
+            if let Some(wait) = self.blocked(k, *limit, now_ms) {
+                return Decision::Blocked { retry_after_secs: wait };
+            }
         }
         Decision::Allowed
     }

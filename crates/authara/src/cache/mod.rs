@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 pub use bounded::BoundedMap;
-pub use limiter::{Decision, LimitKey, Limiter, Scope};
+pub use limiter::{Decision, INTERNAL_AUTH_FAILURES_PER_IP, LimitKey, Limiter, Scope};
 pub use redis::{Announcement, Subscription};
 pub use views::{PROFILE_TTL_MS, USER_STATE_TTL_MS, UserState, UserViews};
 
@@ -34,6 +34,22 @@ pub struct CacheHealth {
 /// the access tokens of each entry; older entries are dropped first).
 const REVOKED_CAPACITY: usize = 100_000;
 
+/// Redis provider: every instance reads the sessions revoked lately from the database this often
+/// (the revocation feed), whatever Redis does, so a revocation whose announcement never reached
+/// an instance (the revoking instance was cut off from Redis) is still applied there.
+pub const REVOCATION_FEED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The guaranteed bound, in milliseconds: a session revoked on any instance is refused by every
+/// instance once this long has passed since the revocation committed. An instance whose last
+/// successful feed read started longer ago than this checks each access token's session in the
+/// database until a read succeeds again.
+pub const REVOCATION_WINDOW_MS: i64 = 3_000;
+
+/// Each feed read goes back this far before the previous read's start: it covers a revoking
+/// transaction that committed after its clock reading (its `revoked_at_ms`), and clocks of
+/// instances that disagree (by less than this, minus the transaction's duration).
+pub const REVOCATION_FEED_OVERLAP_MS: i64 = 30_000;
+
 /// The process's cache provider.
 #[derive(Debug)]
 pub struct Cache {
@@ -46,6 +62,8 @@ pub struct Cache {
     revocations_lost_until_ms: AtomicI64,
     /// How long a revocation matters: one access-token lifetime, plus a second of clock slack.
     revocation_ttl_ms: i64,
+    /// When the last successful read of the revocation feed started (Redis provider).
+    feed_read_at_ms: AtomicI64,
 }
 
 #[derive(Debug)]
@@ -99,6 +117,7 @@ impl Cache {
             revoked: BoundedMap::new(REVOKED_CAPACITY),
             revocations_lost_until_ms: AtomicI64::new(0),
             revocation_ttl_ms: revocation_ttl(access_ttl_ms),
+            feed_read_at_ms: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -144,6 +163,21 @@ impl Cache {
             };
         }
         self.limiter.check_plan(&plan, now_ms)
+    }
+
+    /// Whether an attempt in `scope` would be refused now, without counting it (for limits
+    /// that count failures only: the caller counts each failure with [`Cache::check_limit`]).
+    pub async fn peek_limit(&self, scope: Scope, key: &LimitKey, now_ms: i64) -> Decision {
+        let plan = self.limiter.plan(scope, key);
+        if let Some(r) = self.redis()
+            && let Some(wait_ms) = r.peek(&plan).await
+        {
+            return match u64::try_from(wait_ms) {
+                Ok(0) | Err(_) => Decision::Allowed,
+                Ok(ms) => Decision::Blocked { retry_after_secs: ms.div_ceil(1000).max(1) },
+            };
+        }
+        self.limiter.peek_plan(&plan, now_ms)
     }
 
     /// Access tokens of `session` stop working from now on, on every instance (the tokens
@@ -202,10 +236,27 @@ impl Cache {
 
     /// True while the in-process revocation list may miss a revocation: announcements from
     /// other instances may be lost (Redis is configured but the subscriber is not connected and
-    /// caught up), or a full list dropped live entries. The authenticator then reads the
-    /// session's state from the database.
+    /// caught up), the revocation feed has not been read for [`REVOCATION_WINDOW_MS`] (another
+    /// instance may have revoked a session it could not announce), or a full list dropped live
+    /// entries. The authenticator then reads the session's state from the database.
     pub fn store_check_needed(&self, now_ms: i64) -> bool {
-        now_ms < self.revocations_lost_until_ms.load(Ordering::Relaxed) || self.redis().is_some_and(|r| !r.listening())
+        now_ms < self.revocations_lost_until_ms.load(Ordering::Relaxed)
+            || self.redis().is_some_and(|r| {
+                !r.listening()
+                    || now_ms.saturating_sub(self.feed_read_at_ms.load(Ordering::Relaxed)) > REVOCATION_WINDOW_MS
+            })
+    }
+
+    /// Whether this process reads the revocation feed (the Redis provider: other instances
+    /// revoke sessions too).
+    pub fn follows_revocation_feed(&self) -> bool {
+        self.redis().is_some()
+    }
+
+    /// A read of the revocation feed that started at `started_ms` succeeded: every revocation
+    /// committed before then is in the list.
+    pub fn revocation_feed_read(&self, started_ms: i64) {
+        self.feed_read_at_ms.fetch_max(started_ms, Ordering::Relaxed);
     }
 
     /// Subscribes to other instances' announcements (`None` with the memory provider).
@@ -227,5 +278,37 @@ impl Cache {
     /// Memory the limiter holds, in entries (for the bench and the docs' bound).
     pub fn limiter_entries(&self) -> usize {
         self.limiter.entries()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis_cache() -> Arc<Cache> {
+        let vars =
+            [("AUTHARA_CACHE_PROVIDER", "redis"), ("AUTHARA_REDIS_HOST", "127.0.0.1"), ("AUTHARA_REDIS_PORT", "1")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+        let config = crate::config::load_from_map(&vars).unwrap().0;
+        Cache::from_config(&config.cache, &config.rate_limits, 600_000).unwrap()
+    }
+
+    #[test]
+    fn sessions_are_read_from_the_database_while_the_revocation_feed_is_stale() {
+        let cache = redis_cache();
+        cache.set_listening(true);
+        let now = 1_000_000;
+        assert!(cache.store_check_needed(now), "no feed read yet");
+        cache.revocation_feed_read(now);
+        assert!(!cache.store_check_needed(now + REVOCATION_WINDOW_MS), "fresh: the list is enough");
+        assert!(cache.store_check_needed(now + REVOCATION_WINDOW_MS + 1), "stale: the database decides");
+        cache.revocation_feed_read(now - 10_000);
+        assert!(cache.store_check_needed(now + REVOCATION_WINDOW_MS + 1), "an older read does not move it back");
+        cache.set_listening(false);
+        assert!(cache.store_check_needed(now), "a subscriber away: the database decides");
+        let memory = Cache::memory(&crate::config::load_from_map(&Default::default()).unwrap().0.rate_limits, 600_000);
+        assert!(!memory.follows_revocation_feed() && !memory.store_check_needed(now), "one instance: nothing to read");
     }
 }

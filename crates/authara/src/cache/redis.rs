@@ -62,6 +62,20 @@ end
 return 0
 ";
 
+/// [`LIMIT_SCRIPT`]'s check without the count: 0 when an attempt would be allowed, else the
+/// milliseconds until the blocking window resets.
+const PEEK_SCRIPT: &str = r"
+for i, k in ipairs(KEYS) do
+  local c = tonumber(redis.call('GET', k) or '0')
+  if c >= tonumber(ARGV[2 * i - 1]) then
+    local t = redis.call('PTTL', k)
+    if t < 1 then t = 1 end
+    return t
+  end
+end
+return 0
+";
+
 /// A window's Redis key: the prefix and the key's bytes (Redis keys are binary-safe).
 fn rate_key(key: &Key) -> Vec<u8> {
     [b"authara:rl:".as_slice(), key.as_slice()].concat()
@@ -146,6 +160,7 @@ pub(super) struct Redis {
     instance: u64,
     conn: Mutex<Option<ConnectionManager>>,
     script: redis::Script,
+    peek_script: redis::Script,
     started: Instant,
     /// Milliseconds since `started` before which commands skip Redis.
     skip_until_ms: AtomicI64,
@@ -190,6 +205,7 @@ impl Redis {
             instance: rand::random(),
             conn: Mutex::new(None),
             script: redis::Script::new(LIMIT_SCRIPT),
+            peek_script: redis::Script::new(PEEK_SCRIPT),
             started: Instant::now(),
             skip_until_ms: AtomicI64::new(0),
             reachable: AtomicBool::new(false),
@@ -298,6 +314,17 @@ impl Redis {
     pub(super) async fn limit(&self, plan: &[(Key, Limit)]) -> Option<i64> {
         let mut conn = self.conn().await?;
         let mut call = self.script.prepare_invoke();
+        for (key, limit) in plan {
+            let window_ms = i64::try_from(limit.window.as_millis()).unwrap_or(i64::MAX).max(1);
+            call.key(rate_key(key)).arg(limit.limit).arg(window_ms);
+        }
+        self.run("rate limit", call.invoke_async::<i64>(&mut conn)).await
+    }
+
+    /// [`Redis::limit`] without counting the attempt.
+    pub(super) async fn peek(&self, plan: &[(Key, Limit)]) -> Option<i64> {
+        let mut conn = self.conn().await?;
+        let mut call = self.peek_script.prepare_invoke();
         for (key, limit) in plan {
             let window_ms = i64::try_from(limit.window.as_millis()).unwrap_or(i64::MAX).max(1);
             call.key(rate_key(key)).arg(limit.limit).arg(window_ms);

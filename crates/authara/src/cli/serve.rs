@@ -29,6 +29,12 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
             config.bind
         );
     }
+    if config.webhooks.as_ref().is_some_and(|w| w.insecure_http_in_prod) {
+        tracing::warn!(
+            "AUTHARA_WEBHOOK_ALLOW_HTTP=true: webhooks go to a plain http:// URL in prod; deliveries and their \
+             signatures cross the network unencrypted"
+        );
+    }
     let workers = app.spawn_workers();
     let router = app.router();
     let listener =

@@ -83,7 +83,7 @@ fn build(r: &mut Reader<'_>) -> Config {
     let jwt = jwt::build(r, prod);
     let session = session::build(r, jwt.access_ttl);
     let (org_mode, organizations) = organizations::build(r);
-    let access = access::build(r);
+    let access = access::build(r, prod);
     let oauth = oauth::build(r, prod);
     let rate_limits = limits::build(r);
     let webhooks = webhooks::build(r, prod);
@@ -291,5 +291,52 @@ mod tests {
         assert_eq!(c.password_hash, HashParams::default());
         assert_eq!(c.rate_limits.login_ip.limit, 5);
         assert_eq!(c.http.max_body_bytes, 65_536);
+    }
+
+    /// The prod settings every check below starts from (valid as they are).
+    fn prod_vars() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("APP_ENV", "prod"),
+            ("AUTHARA_JWT_KEYS", "k1:MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="),
+            ("AUTHARA_JWT_ACTIVE_KEY_ID", "k1"),
+            ("AUTHARA_JWT_ISSUER", "https://app.example.com"),
+            ("PUBLIC_URL", "https://app.example.com"),
+        ]
+    }
+
+    fn prod_with(extra: &[(&'static str, &'static str)]) -> Result<(Config, Vec<String>), ConfigErrors> {
+        let mut vars = prod_vars();
+        vars.extend_from_slice(extra);
+        load(&vars)
+    }
+
+    #[test]
+    fn prod_webhooks_need_https_unless_plain_http_is_allowed() {
+        let secret = ("AUTHARA_WEBHOOK_SECRET", "0123456789abcdef0123456789abcdef");
+        let e = prod_with(&[("AUTHARA_WEBHOOK_URL", "http://hooks.internal/x"), secret]).unwrap_err();
+        assert!(e.0.iter().any(|m| m.starts_with("AUTHARA_WEBHOOK_URL: must use https")), "{e}");
+        assert!(!e.to_string().contains("hooks.internal"), "the URL (it may hold a key) is not echoed: {e}");
+        let (c, _) = prod_with(&[
+            ("AUTHARA_WEBHOOK_URL", "http://hooks.internal/x"),
+            secret,
+            ("AUTHARA_WEBHOOK_ALLOW_HTTP", "true"),
+        ])
+        .unwrap();
+        assert!(c.webhooks.unwrap().insecure_http_in_prod);
+        let (c, _) = prod_with(&[("AUTHARA_WEBHOOK_URL", "https://hooks.example.com/x"), secret]).unwrap();
+        assert!(!c.webhooks.unwrap().insecure_http_in_prod);
+        let (c, _) =
+            load(&[("AUTHARA_WEBHOOK_URL", "http://127.0.0.1:9/x"), ("AUTHARA_WEBHOOK_SECRET", "short")]).unwrap();
+        assert!(!c.webhooks.unwrap().insecure_http_in_prod, "dev takes plain http without a word");
+    }
+
+    #[test]
+    fn prod_needs_an_internal_api_token_of_32_characters() {
+        let e = prod_with(&[("AUTHARA_INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcde")]).unwrap_err();
+        assert!(e.0.iter().any(|m| m.starts_with("AUTHARA_INTERNAL_API_TOKEN: must be at least 32 characters")), "{e}");
+        assert!(!e.to_string().contains("0123456789abcdef"), "the token is not echoed: {e}");
+        assert!(prod_with(&[("AUTHARA_INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcdef")]).is_ok());
+        assert!(prod_with(&[]).is_ok(), "no token: every internal call is refused");
+        assert!(load(&[("AUTHARA_INTERNAL_API_TOKEN", "dev")]).is_ok(), "dev takes a short one");
     }
 }

@@ -9,7 +9,7 @@ use super::server::APP_ENV;
 use super::{SecretString, declare_vars};
 
 declare_vars! {
-    /// Webhook endpoint, an http(s) URL; set together with `AUTHARA_WEBHOOK_SECRET` (neither = no webhooks).
+    /// Webhook endpoint, an http(s) URL (https when `APP_ENV=prod`, unless `AUTHARA_WEBHOOK_ALLOW_HTTP`); set together with `AUTHARA_WEBHOOK_SECRET` (neither = no webhooks).
     URL = contract("AUTHARA_WEBHOOK_URL", "");
     /// Webhook signing secret (or `_FILE`), at least 32 characters in prod.
     SECRET = contract("AUTHARA_WEBHOOK_SECRET", "");
@@ -35,6 +35,8 @@ declare_vars! {
     MAINTENANCE_BATCH_SIZE = contract("AUTHARA_WEBHOOK_MAINTENANCE_BATCH_SIZE", "1000");
     /// Delays before the 2nd, 3rd, ... attempt (comma-separated durations; the last repeats).
     RETRY_DELAYS = extra("AUTHARA_WEBHOOK_RETRY_DELAYS", "30s,2m");
+    /// `true` allows a plain `http://` webhook URL when `APP_ENV=prod` (a receiver on a private network; logged at start). Deliveries, signatures and user ids then cross the network in clear text.
+    ALLOW_HTTP = extra("AUTHARA_WEBHOOK_ALLOW_HTTP", "false");
 }
 
 /// The events `AUTHARA_WEBHOOK_ENABLED_EVENTS` accepts (`contract/config.yaml`).
@@ -83,6 +85,8 @@ pub struct WebhookConfig {
     pub maintenance_batch_size: u32,
     /// `AUTHARA_WEBHOOK_RETRY_DELAYS`: never empty.
     pub retry_delays: Vec<Duration>,
+    /// `AUTHARA_WEBHOOK_ALLOW_HTTP` in prod with a plain `http://` URL (the start logs it).
+    pub insecure_http_in_prod: bool,
 }
 
 fn retry_delays(r: &mut Reader<'_>) -> Vec<Duration> {
@@ -106,6 +110,8 @@ fn retry_delays(r: &mut Reader<'_>) -> Vec<Duration> {
 pub(super) fn build(r: &mut Reader<'_>, prod: bool) -> Option<WebhookConfig> {
     let url = r.raw(&URL);
     let secret = r.secret(&SECRET);
+    let allow_http = r.bool(&ALLOW_HTTP);
+    let plain_http = url.as_deref().is_some_and(|u| u.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://")));
     let enabled_events = r.csv(&ENABLED_EVENTS, WEBHOOK_EVENTS);
     let cfg = WebhookConfig {
         url: url.clone().unwrap_or_default(),
@@ -121,6 +127,7 @@ pub(super) fn build(r: &mut Reader<'_>, prod: bool) -> Option<WebhookConfig> {
         cleanup_interval: r.duration(&CLEANUP_INTERVAL),
         maintenance_batch_size: r.positive(&MAINTENANCE_BATCH_SIZE),
         retry_delays: retry_delays(r),
+        insecure_http_in_prod: prod && plain_http && allow_http,
     };
     r.ensure(
         cfg.timeout < cfg.processing_stale_after,
@@ -132,6 +139,16 @@ pub(super) fn build(r: &mut Reader<'_>, prod: bool) -> Option<WebhookConfig> {
         (Some(u), Some(s)) => {
             if let Err(e) = validate_http_url(&u) {
                 r.invalid(&URL, e);
+            } else if prod && plain_http && !allow_http {
+                // why: the body (user ids, emails of invitations) and its signature would cross the
+                // network in clear text, as provider URLs may not either.
+                r.invalid(
+                    &URL,
+                    format!(
+                        "must use https when {}=prod (set {}=true for a receiver on a private network)",
+                        APP_ENV.name, ALLOW_HTTP.name
+                    ),
+                );
             }
             if prod && s.expose_secret().chars().count() < 32 {
                 r.invalid(&SECRET, format!("must be at least 32 characters when {}=prod", APP_ENV.name));

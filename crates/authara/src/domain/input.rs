@@ -122,6 +122,56 @@ impl Username {
     }
 }
 
+/// Characters that change how the text around them reads without showing themselves: controls,
+/// the bidirectional marks, embeddings, overrides and isolates (a name ending in U+202E prints
+/// whatever follows it backwards), zero-width and other invisible format characters, line and
+/// paragraph separators, fillers that render as nothing, and tag characters. Names that others
+/// read (organizations, passkeys) may not hold them.
+pub fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
+}
+
+/// Whether `s` holds a character of [`is_hidden`], with one allowance: a zero-width joiner or
+/// non-joiner (U+200D, U+200C) between two visible characters, as emoji sequences and Persian or
+/// Indic words need them.
+pub fn has_hidden_characters(s: &str) -> bool {
+    let chars: Vec<char> = s.chars().collect();
+    let visible = |i: Option<usize>| i.and_then(|i| chars.get(i)).is_some_and(|c| !is_hidden(*c) && !c.is_whitespace());
+    chars.iter().enumerate().any(|(i, c)| {
+        is_hidden(*c) && !(matches!(c, '\u{200C}' | '\u{200D}') && visible(i.checked_sub(1)) && visible(Some(i + 1)))
+    })
+}
+
+/// `s` without the characters of [`is_hidden`] (names stored before they were refused, when
+/// they go into an email).
+pub fn without_hidden(s: &str) -> std::borrow::Cow<'_, str> {
+    if has_hidden_characters(s) {
+        std::borrow::Cow::Owned(s.chars().filter(|c| !is_hidden(*c)).collect())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 static COMMON: LazyLock<std::collections::HashSet<&'static str>> =
     LazyLock::new(|| include_str!("common-passwords.txt").lines().collect());
 
@@ -219,6 +269,33 @@ mod tests {
         assert!(Username::parse("ab").is_err());
         assert!(Username::parse("has space").is_err());
         assert!(Username::parse(&"x".repeat(31)).is_err());
+    }
+
+    #[test]
+    fn hidden_characters_are_found_and_joiners_between_letters_allowed() {
+        for hidden in [
+            "Acme\u{202E}gnp.exe",
+            "\u{202A}Acme",
+            "Acme\u{2066}x\u{2069}",
+            "Ac\u{200B}me",
+            "Acme\u{200F}",
+            "Acme\u{FEFF}",
+            "Acme\u{2028}Inc",
+            "Acme\u{E0041}",
+            "Acme\u{00AD}",
+            "\u{200D}Acme",
+            "Acme \u{200C}Inc",
+            "Acme\u{7}",
+        ] {
+            assert!(has_hidden_characters(hidden), "{hidden:?}");
+            assert!(!has_hidden_characters(&without_hidden(hidden)), "{hidden:?} stripped");
+        }
+        for shown in
+            ["Acme Inc", "Café Ünïcode", "מכבי", "میخواهم", "می\u{200C}خواهم", "👨\u{200D}👩\u{200D}👧", "❤\u{FE0F}"]
+        {
+            assert!(!has_hidden_characters(shown), "{shown:?}");
+            assert_eq!(without_hidden(shown), shown);
+        }
     }
 
     #[test]

@@ -74,5 +74,8 @@ mod roles;
 pub use activity::{ActorKind, AuditAction, DeliveryStatus, EventType, JobStatus};
 pub use client::ClientInfo;
 pub use ids::{OrgId, SessionId, UserId};
-pub use input::{EmailAddress, InputError, NewPassword, Username, generate_username, is_common_password, truncate};
+pub use input::{
+    EmailAddress, InputError, NewPassword, Username, generate_username, has_hidden_characters, is_common_password,
+    is_hidden, truncate, without_hidden,
+};
 pub use roles::{Audience, ChallengePurpose, InvitationStatus, OrgKind, OrgRole, PlatformRole, UnknownValue};

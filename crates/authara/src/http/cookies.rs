@@ -23,6 +23,10 @@ pub const LINK: &str = "authara_link";
 pub const MFA: &str = "authara_mfa";
 /// "Remember this browser": a sign-in here may skip the second step (signed, HttpOnly).
 pub const MFA_REMEMBER: &str = "authara_mfa_remember";
+/// The invitation token of a provider sign-in started from an invitation page, for the flow's
+/// way back (our addition: HttpOnly, `Path=/auth`, 10 minutes). The database keeps only the
+/// token's hash in the flow's `return_to`.
+pub const INVITATION: &str = "authara_invitation";
 /// A one-shot message for the next login or account page (behavior.md §4: never `Secure`).
 pub const FLASH: &str = "authara_flash";
 /// Ten minutes.
@@ -92,6 +96,11 @@ pub fn clear_mfa(secure: bool) -> HeaderValue {
 /// The remembered-browser cookie (`days` days).
 pub fn mfa_remember(value: &str, days: u32, now_ms: i64, secure: bool) -> HeaderValue {
     set_at(MFA_REMEMBER, value, "/auth", i64::from(days) * 86_400, now_ms, secure, true)
+}
+
+/// The invitation cookie.
+pub fn invitation(token: &str, now_ms: i64, secure: bool) -> HeaderValue {
+    set_at(INVITATION, token, "/auth", OAUTH_MAX_AGE, now_ms, secure, true)
 }
 
 /// A flash message (60 seconds, HttpOnly, never `Secure`).

@@ -14,6 +14,7 @@ use crate::domain::ClientInfo;
 use crate::http::cookies;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
+use crate::services::InternalRefusal;
 use crate::services::auth::Principal;
 
 /// The client's IP (behavior.md §0.2, stricter). Without `AUTHARA_TRUST_PROXY_HEADERS`: the TCP
@@ -107,23 +108,25 @@ impl FromRequestParts<AppState> for PublicManagement {
 /// A trusted server calling `/auth/internal/v1` (behavior.md §1.3): `Authorization` starts with
 /// exactly `Bearer ` and the rest, trimmed, equals `AUTHARA_INTERNAL_API_TOKEN` (compared in
 /// constant time). Without a configured token every call is refused. Refusals are
-/// `401 unauthorized`; no cookies and no CSRF are involved.
+/// `401 unauthorized`, and `429 rate_limited` for an IP that sent too many wrong tokens
+/// (ours: the reference does not limit them); no cookies and no CSRF are involved.
 pub struct InternalCaller;
 
 impl FromRequestParts<AppState> for InternalCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let expected = state.config.internal_api_token.as_ref().filter(|t| !t.is_empty());
         let given = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        match (expected, given) {
-            (Some(expected), Some(given)) if expected.ct_eq(given) => Ok(InternalCaller),
-            _ => Err(ApiError::unauthorized()),
+        let ip = client_ip(parts, &state.config.http, state.config.trust_proxy_headers);
+        match state.services.check_internal_token(given, ip).await {
+            Ok(()) => Ok(InternalCaller),
+            Err(InternalRefusal::Unauthorized) => Err(ApiError::unauthorized()),
+            Err(InternalRefusal::RateLimited { retry_after_secs }) => Err(ApiError::rate_limited(retry_after_secs)),
         }
     }
 }

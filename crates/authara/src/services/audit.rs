@@ -1,5 +1,5 @@
 //! Who acted, and the audit log's sanitizing rule. Audit rows are not written here: they are
-//! one consumer of the domain events that [`Core::record`](super::Core::record) writes (see
+//! one consumer of the domain events that `Core::record` writes (see
 //! `services::events`), in the same transaction as the change they describe (design.md
 //! decision 14). Metadata is sanitized as behavior.md §10 says: keys naming secrets are dropped,
 //! strings cut at 512 bytes.

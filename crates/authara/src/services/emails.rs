@@ -59,10 +59,19 @@ pub struct Invitation<'a> {
     pub expires: &'a str,
 }
 
+/// An organization's name as an invitation email shows it: in double quotes (its words are the
+/// organization's, not ours: "Acme. Your account is suspended" cannot pass for our sentence),
+/// with any double quote inside made single (it cannot close ours) and invisible characters
+/// dropped (names stored before they were refused).
+fn quoted_name(name: &str) -> String {
+    format!("\"{}\"", crate::domain::without_hidden(name).replace('"', "'"))
+}
+
 /// The invitation to join an organization.
 pub fn invitation_email(to: &str, i: &Invitation<'_>, product: &str) -> Email {
-    let subject = format!("You're invited to {}", i.organization);
-    let intro = format!("You have been invited to join {} on {product}.", i.organization);
+    let name = quoted_name(i.organization);
+    let subject = format!("You're invited to {name}");
+    let intro = format!("You have been invited to join the organization {name} on {product}.");
     let outro =
         format!("The invitation expires on {}. If you did not expect it, you can ignore this email.", i.expires);
     let code_text = i.code.map(|c| format!("Invitation code: {c}\n\n")).unwrap_or_default();

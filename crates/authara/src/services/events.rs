@@ -1,6 +1,6 @@
 //! Domain events: every change that applications, admins or auditors care about is recorded in
 //! the same transaction as the change (design.md decision 14), so no consumer can miss or invent
-//! one. [`Core::record`] is the one write: the event row, and from it, in that transaction, what
+//! one. `Core::record` is the one write: the event row, and from it, in that transaction, what
 //! each consumer needs:
 //! - the webhook delivery, for the public types of `contract/webhooks.yaml`;
 //! - the email job, for the events that send mail (codes, invitations, security notices);

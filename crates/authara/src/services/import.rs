@@ -463,9 +463,12 @@ fn parse_line(text: &str, mode: OrgMode) -> Result<Option<Parsed>, String> {
         let name = o.name.trim();
         if name.is_empty()
             || name.chars().count() > super::organizations::MAX_NAME_CHARS
-            || name.chars().any(char::is_control)
+            || crate::domain::has_hidden_characters(name)
         {
-            return Err(format!("organization name {:?}: 1 to 255 characters, no control characters", o.name));
+            return Err(format!(
+                "organization name {:?}: 1 to 255 characters, no control or invisible characters",
+                o.name
+            ));
         }
         let role_text = o.role.as_deref().unwrap_or("member");
         let role = OrgRole::parse(role_text)

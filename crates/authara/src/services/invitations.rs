@@ -1,7 +1,7 @@
 //! Invitations (behavior.md §9.3, §9.5, §9.6): issued by the internal API, listed and revoked
 //! by an organization's managers, shown on the hosted invitation pages, and accepted.
 //!
-//! Acceptance is composed in one place, [`Invitations::join`]: the invitation locked, the
+//! Acceptance is composed in one place, `Invitations::join`: the invitation locked, the
 //! allowlist admitting its address (§5.5), the membership and its events, in the caller's
 //! transaction. It runs only where the person acts on the invitation shown to them (the hosted
 //! invitation forms, the signup APIs' `invitation_code`), never at the end of a provider round

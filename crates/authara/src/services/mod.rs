@@ -95,6 +95,15 @@ impl Core {
     }
 }
 
+/// Why an internal API call was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InternalRefusal {
+    /// No token configured, none given, or the wrong one.
+    Unauthorized,
+    /// Too many wrong tokens from this IP.
+    RateLimited { retry_after_secs: u64 },
+}
+
 /// Every area service, built once at start and cloned cheaply.
 #[derive(Clone)]
 pub struct Services {
@@ -304,6 +313,56 @@ impl Services {
         }
         cache.set_listening(false);
         true
+    }
+
+    /// One read of the revocation feed (Redis provider): the sessions revoked since `cursor`
+    /// (the first read: within one access-token lifetime) join this process's revocation list,
+    /// whether or not their announcement reached it. Moves `cursor` to this read's start, less
+    /// [`crate::cache::REVOCATION_FEED_OVERLAP_MS`] (a revocation may commit after the clock
+    /// reading it carries, on an instance whose clock differs). Returns how many were read.
+    pub async fn read_revocation_feed(&self, cursor: &mut Option<i64>) -> Result<usize, StoreError> {
+        let cache = &self.core.cache;
+        let started = self.core.now_ms();
+        let since = cursor.unwrap_or_else(|| started.saturating_sub(cache.revocation_ttl_ms()));
+        let ids = self.core.store.sessions_revoked_since(since).await?;
+        let now = self.core.now_ms();
+        for sid in &ids {
+            if !cache.is_session_revoked(*sid, now) {
+                cache.remember_revoked(*sid, now);
+            }
+        }
+        cache.revocation_feed_read(started);
+        *cursor = Some(started.saturating_sub(crate::cache::REVOCATION_FEED_OVERLAP_MS));
+        Ok(ids.len())
+    }
+
+    /// The internal API's caller check: `given` (the bearer token, trimmed) must equal
+    /// `AUTHARA_INTERNAL_API_TOKEN` (constant time). Wrong tokens are counted per IP; an IP over
+    /// [`crate::cache::INTERNAL_AUTH_FAILURES_PER_IP`] is refused before its token is even
+    /// compared, the right one included, until its window ends (so guessing teaches nothing
+    /// once limited).
+    pub async fn check_internal_token(
+        &self,
+        given: Option<&str>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<(), InternalRefusal> {
+        let Some(expected) = self.core.config.internal_api_token.as_ref().filter(|t| !t.is_empty()) else {
+            return Err(InternalRefusal::Unauthorized);
+        };
+        let key = LimitKey { ip, target: None };
+        let cache = &self.core.cache;
+        if let Decision::Blocked { retry_after_secs } =
+            cache.peek_limit(Scope::InternalAuthFailure, &key, self.core.now_ms()).await
+        {
+            return Err(InternalRefusal::RateLimited { retry_after_secs });
+        }
+        if given.is_some_and(|g| expected.ct_eq(g)) {
+            return Ok(());
+        }
+        match cache.check_limit(Scope::InternalAuthFailure, &key, self.core.now_ms()).await {
+            Decision::Allowed => Err(InternalRefusal::Unauthorized),
+            Decision::Blocked { retry_after_secs } => Err(InternalRefusal::RateLimited { retry_after_secs }),
+        }
     }
 
     /// A real round trip to the database, with its latency (health).

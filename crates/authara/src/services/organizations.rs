@@ -42,7 +42,7 @@ pub enum OrgError {
     /// The session's organization is gone or the user left it.
     #[error("no longer a member of the session's organization")]
     MembershipGone,
-    #[error("the name must not be blank, longer than 255 characters or hold control characters")]
+    #[error("the name must not be blank, longer than 255 characters or hold control or invisible characters")]
     InvalidName,
     #[error("actor_user_id must not be the nil UUID")]
     InvalidActor,
@@ -108,11 +108,12 @@ pub(crate) enum Level {
     Manager,
 }
 
-/// A name trimmed, not blank, at most [`MAX_NAME_CHARS`], without control characters (it goes
-/// into email subjects).
+/// A name trimmed, not blank, at most [`MAX_NAME_CHARS`], without control, bidirectional or
+/// other invisible characters (it goes into email subjects and onto other people's pages, where
+/// an override would make the words after it read backwards).
 fn org_name(raw: &str) -> Result<&str, OrgError> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || crate::domain::has_hidden_characters(name) {
         Err(OrgError::InvalidName)
     } else {
         Ok(name)

@@ -420,10 +420,11 @@ impl Passkeys {
     }
 }
 
-/// A passkey name: trimmed, 1 to 255 characters, no control characters.
+/// A passkey name: trimmed, 1 to 255 characters, no control, bidirectional or other invisible
+/// characters (the name is shown in the account page and the security emails).
 fn valid_name(name: &str) -> Result<String, PasskeyError> {
     let n = name.chars().count();
-    if n == 0 || n > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+    if n == 0 || n > MAX_NAME_CHARS || crate::domain::has_hidden_characters(name) {
         return Err(PasskeyError::InvalidName);
     }
     Ok(name.to_owned())

@@ -2,7 +2,7 @@
 //!
 //! Each sign-in method (password, email code, passkey, a provider identity, a recovery link,
 //! the invitation pages) only *verifies* someone and hands a [`Verified`] to
-//! [`SignIns::complete`], in the transaction that holds whatever the method wrote (a new
+//! `SignIns::complete`, in the transaction that holds whatever the method wrote (a new
 //! account, an accepted invitation, a consumed ceremony). The completion applies the policy
 //! every sign-in shares, in that transaction:
 //! - a disabled user, an address off the allowlist (an invitation admits it earlier in the

@@ -11,8 +11,18 @@
 //!
 //! Outcomes: 2xx delivered; network errors, timeouts, 429 and 5xx are retried after
 //! `AUTHARA_WEBHOOK_RETRY_DELAYS` until `AUTHARA_WEBHOOK_MAX_DELIVERY_ATTEMPTS`; any other status
-//! (a redirect to another host included) fails at once. Responses are read only up to 1 KiB.
+//! (a redirect elsewhere included) fails at once. Responses are read only up to 1 KiB.
+//!
+//! Where a signed body may go: redirects are followed only to the configured URL's own origin
+//! (scheme, host and port), at most 3; and deliveries connect to loopback, link-local, private
+//! and other non-public addresses only when the configured URL itself is one (an IP address or
+//! `localhost`, or a name whose addresses all are, decided when it first resolves), so a
+//! public receiver's name that later resolves inside the network (DNS rebinding) reaches
+//! nothing there. What is recorded of a failure (`last_error`, the console, the log) never holds
+//! the URL's path or query, where receivers keep keys.
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ring::hmac;
@@ -49,15 +59,17 @@ pub struct Webhooks {
 impl Webhooks {
     pub(crate) fn new(core: Core) -> Result<Self, String> {
         let timeout = core.config.webhooks.as_ref().map_or(Duration::from_secs(5), |w| w.timeout);
-        // why (SSRF): only redirects that stay on the configured host are followed, at most 3.
+        // why (SSRF): a redirect that changes the scheme, the host or the port would carry the
+        // signed body somewhere the operator never named; only the configured origin, at most 3.
         let policy = reqwest::redirect::Policy::custom(|attempt| {
-            let same_host = attempt.previous().first().map(|first| first.host_str()) == Some(attempt.url().host_str());
-            if attempt.previous().len() >= 3 || !same_host { attempt.stop() } else { attempt.follow() }
+            let same_origin = attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
+            if attempt.previous().len() >= 3 || !same_origin { attempt.stop() } else { attempt.follow() }
         });
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(policy)
+            .dns_resolver(Arc::new(GuardedResolver { private_ok: Arc::new(OnceLock::new()) }))
             .user_agent(concat!("authara/", env!("CARGO_PKG_VERSION"), " webhooks"))
             .build()
             .map_err(|e| format!("webhook client: {e}"))?;
@@ -107,13 +119,13 @@ impl Webhooks {
                         _ => break,
                     }
                 }
-                let error = (!status.is_success())
-                    .then(|| format!("HTTP {}: {}", status.as_u16(), String::from_utf8_lossy(&body).trim()));
+                let error = (!status.is_success()).then(|| {
+                    let answer = redact(String::from_utf8_lossy(&body).trim(), &cfg.url);
+                    format!("HTTP {}: {answer}", status.as_u16())
+                });
                 (Some(status), error)
             }
-            Err(e) => {
-                (None, Some(if e.is_timeout() { "timed out".to_owned() } else { format!("request failed: {e}") }))
-            }
+            Err(e) => (None, Some(describe(&e))),
         };
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let code = status.map(|s| i32::from(s.as_u16()));
@@ -187,10 +199,214 @@ impl Webhooks {
     }
 }
 
+/// A failed request in words, without its URL (reqwest's own text names the whole URL, path and
+/// query included): the kind of failure, and the operating system's reason when there is one.
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_redirect() {
+        "redirect refused"
+    } else {
+        "request failed"
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let mut reason = None;
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            reason = Some(io.to_string());
+        }
+        cause = c.source();
+    }
+    match reason {
+        Some(r) if !e.is_timeout() => format!("{kind}: {r}"),
+        _ => kind.to_owned(),
+    }
+}
+
+/// A receiver's answer with the configured URL's path and query taken out (an error page that
+/// echoes the request path would otherwise put a key kept there into `last_error`).
+fn redact(answer: &str, url: &str) -> String {
+    let Ok(parsed) = reqwest::Url::parse(url) else { return answer.to_owned() };
+    let mut out = answer.replace(url, "[webhook URL]");
+    let path = parsed.path();
+    if let Some(query) = parsed.query().filter(|q| !q.is_empty()) {
+        out = out.replace(query, "[query]");
+    }
+    if path.len() > 1 {
+        out = out.replace(path, "[path]");
+    }
+    out
+}
+
+/// Whether `ip` is an address of the public internet: not loopback, private (RFC 1918, unique
+/// local), link-local, shared (CGNAT), unspecified, multicast, broadcast, reserved or for
+/// documentation and benchmarks; IPv4 inside IPv6 (mapped, NAT64, 6to4) is judged as IPv4.
+pub(crate) fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            !(a == 0
+                || a == 10
+                || a == 127
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 169 && b == 254)
+                || (a == 172 && (16..32).contains(&b))
+                || (a == 192 && b == 168)
+                || (a == 192 && b == 0 && (c == 0 || c == 2))
+                || (a == 198 && (b == 18 || b == 19))
+                || (a == 198 && b == 51 && c == 100)
+                || (a == 203 && b == 0 && c == 113)
+                || a >= 224)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+                let [x, y] = s[6].to_be_bytes();
+                let [z, w] = s[7].to_be_bytes();
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::new(x, y, z, w)));
+            }
+            if s[0] == 0x2002 {
+                let [x, y] = s[1].to_be_bytes();
+                let [z, w] = s[2].to_be_bytes();
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::new(x, y, z, w)));
+            }
+            !(v6.is_unspecified()
+                || v6.is_loopback()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+                || (s[0] & 0xff00) == 0xff00
+                || (s[0] == 0x2001 && s[1] == 0x0db8)
+                || s[..6] == [0, 0, 0, 0, 0, 0])
+        }
+    }
+}
+
+/// The webhook client's name resolution: the configured host's addresses, of which only public
+/// ones unless the configured host itself resolved (the first time) to non-public addresses only.
+/// Redirects stay on the configured origin, and an IP address in the URL is not resolved, so
+/// this sees the configured host only.
+struct GuardedResolver {
+    /// Decided at the first successful resolution.
+    private_ok: Arc<OnceLock<bool>>,
+}
+
+impl GuardedResolver {
+    fn allowed(private_ok: &OnceLock<bool>, found: Vec<SocketAddr>) -> Vec<SocketAddr> {
+        let private_ok = *private_ok.get_or_init(|| {
+            let inside = found.iter().all(|a| !is_public(a.ip()));
+            if inside {
+                tracing::info!("the webhook receiver is on a private network: deliveries may go to private addresses");
+            }
+            inside
+        });
+        if private_ok { found } else { found.into_iter().filter(|a| is_public(a.ip())).collect() }
+    }
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let private_ok = Arc::clone(&self.private_ok);
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if found.is_empty() {
+                return Err(std::io::Error::other("the receiver's name has no address").into());
+            }
+            let allowed = GuardedResolver::allowed(&private_ok, found);
+            if allowed.is_empty() {
+                return Err(std::io::Error::other(
+                    "the receiver's name resolved to a non-public address (refused: the configured URL is public)",
+                )
+                .into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn only_internet_addresses_are_public() {
+        for inside in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a00:1",
+            "2002:c0a8:101::1",
+        ] {
+            assert!(!is_public(ip(inside)), "{inside}");
+        }
+        for outside in ["1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(ip(outside)), "{outside}");
+        }
+    }
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| SocketAddr::new(ip(a), 0)).collect()
+    }
+
+    #[test]
+    fn a_public_receiver_name_never_reaches_inside_later() {
+        let decided = OnceLock::new();
+        assert_eq!(GuardedResolver::allowed(&decided, addrs(&["93.184.216.34"])), addrs(&["93.184.216.34"]));
+        // Rebound: the same name now answers with addresses inside.
+        assert!(GuardedResolver::allowed(&decided, addrs(&["127.0.0.1", "10.0.0.5"])).is_empty());
+        assert_eq!(
+            GuardedResolver::allowed(&decided, addrs(&["10.0.0.5", "93.184.216.35"])),
+            addrs(&["93.184.216.35"])
+        );
+    }
+
+    #[test]
+    fn a_receiver_configured_inside_stays_reachable() {
+        let decided = OnceLock::new();
+        assert_eq!(GuardedResolver::allowed(&decided, addrs(&["10.0.0.7"])), addrs(&["10.0.0.7"]));
+        assert_eq!(GuardedResolver::allowed(&decided, addrs(&["10.0.0.8"])), addrs(&["10.0.0.8"]));
+    }
+
+    #[test]
+    fn answers_lose_the_urls_path_and_query() {
+        let url = "https://hooks.example.com/in/k3y-in-path?token=qs-secret";
+        let echoed = "Cannot POST /in/k3y-in-path?token=qs-secret (see https://hooks.example.com/in/k3y-in-path?token=qs-secret)";
+        let out = redact(echoed, url);
+        assert!(!out.contains("k3y-in-path") && !out.contains("qs-secret"), "{out}");
+        assert_eq!(redact("Service Unavailable", url), "Service Unavailable");
+    }
 }

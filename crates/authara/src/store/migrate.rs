@@ -54,6 +54,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(13, "sign_in"),
     migration!(14, "two_step"),
     migration!(20, "import_batches"),
+    migration!(22, "invitation_tokens_at_rest"),
 ];
 
 /// The schema version this binary needs.

@@ -174,6 +174,23 @@ impl TestDb {
         }
     }
 
+    /// The first column, as text (NULLs skipped), of every row `sql` selects (tests that check
+    /// what is at rest, beyond what the store reads back).
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        let rows: Vec<Option<String>> = match &self.pg_database {
+            None => {
+                let url = format!("sqlite://{}", self.dir.path().join("authara.db").display());
+                let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
+            }
+            Some(db) => {
+                let mut c = pg_connect(db).await;
+                sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
+            }
+        };
+        rows.into_iter().flatten().collect()
+    }
+
     /// Makes the database unreachable: PostgreSQL drops it (forcing connections off).
     pub async fn take_down(&self) {
         let db = self.pg_database.as_ref().expect("only PostgreSQL databases can be taken down");

@@ -3,7 +3,8 @@
 //! would. Limits are exact across instances, a revocation on one reaches the others within a
 //! bounded delay, concurrent refreshes on three instances give one successor, and when Redis
 //! goes away everything keeps working (health `degraded`, revocations read from the database)
-//! and recovers by itself when it returns.
+//! and recovers by itself when it returns. One instance cut off from Redis while the others
+//! are not still ends sessions everywhere within the revocation feed's bound.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -70,6 +71,62 @@ impl Redis {
     }
 }
 
+/// A TCP proxy between one instance and Redis: `cut` closes its connections and drops new ones
+/// (that instance is cut off from Redis while the others are not), `heal` lets them through.
+struct Proxy {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pipes: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(upstream: u16) -> Proxy {
+        use std::sync::atomic::Ordering::SeqCst;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let pipes: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = std::sync::Arc::default();
+        let (is_cut, open) = (cut.clone(), pipes.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { continue };
+                if is_cut.load(SeqCst) {
+                    continue;
+                }
+                let pipe = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                open.lock().unwrap().push(pipe.abort_handle());
+                if is_cut.load(SeqCst) {
+                    pipe.abort();
+                }
+            }
+        });
+        Proxy { port, cut, pipes, task }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for pipe in self.pipes.lock().unwrap().drain(..) {
+            pipe.abort();
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.task.abort();
+    }
+}
+
 struct Cluster {
     db: TestDb,
     redis: Redis,
@@ -83,17 +140,33 @@ impl Cluster {
     }
 
     async fn start_with(extra: Vec<(String, String)>) -> Cluster {
-        let db = TestDb::new(Engine::Postgres, true).await;
         let redis = Redis::start().await;
-        let mut vars = vec![
-            ("AUTHARA_CACHE_PROVIDER".to_owned(), "redis".to_owned()),
-            ("AUTHARA_REDIS_HOST".to_owned(), "127.0.0.1".to_owned()),
-            ("AUTHARA_REDIS_PORT".to_owned(), redis.port.to_string()),
-        ];
-        vars.extend(extra);
-        let env = server_env(&db, &vars);
+        let port = redis.port;
+        Cluster::start_on(redis, extra, |_| port).await
+    }
+
+    /// Three instances, the first one reaching Redis through a [`Proxy`].
+    async fn start_with_proxy(extra: &[(&str, &str)]) -> (Cluster, Proxy) {
+        let redis = Redis::start().await;
+        let proxy = Proxy::start(redis.port).await;
+        let (direct, proxied) = (redis.port, proxy.port);
+        let extra = extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let cluster = Cluster::start_on(redis, extra, |i| if i == 0 { proxied } else { direct }).await;
+        (cluster, proxy)
+    }
+
+    /// Three instances on one database; instance `i` reaches Redis on port `redis_port(i)`.
+    async fn start_on(redis: Redis, extra: Vec<(String, String)>, redis_port: impl Fn(usize) -> u16) -> Cluster {
+        let db = TestDb::new(Engine::Postgres, true).await;
         let mut servers = Vec::new();
-        for _ in 0..3 {
+        for i in 0..3 {
+            let mut vars = vec![
+                ("AUTHARA_CACHE_PROVIDER".to_owned(), "redis".to_owned()),
+                ("AUTHARA_REDIS_HOST".to_owned(), "127.0.0.1".to_owned()),
+                ("AUTHARA_REDIS_PORT".to_owned(), redis_port(i).to_string()),
+            ];
+            vars.extend(extra.iter().cloned());
+            let env = server_env(&db, &vars);
             servers.push(Server::start(&["serve"], &env, Path::new(db.data_dir())).await);
         }
         let cluster = Cluster { db, redis, servers, next: 0.into() };
@@ -122,6 +195,10 @@ impl Cluster {
             assert!(Instant::now() < deadline, "health never became {status}: {all:#?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    async fn health_of(server: &Server) -> Value {
+        client().get(server.url("/auth/health")).send().await.unwrap().json().await.unwrap()
     }
 
     async fn stop(self) {
@@ -155,6 +232,45 @@ async fn log_out(server: &Server, session: &Value) {
     ];
     let (status, _) = script.post(server, "/auth/api/v1/sessions/logout", &cookies, &json!({})).await;
     assert_eq!(status, 204);
+}
+
+/// `PUT /users/password` with the current password, as the holder of `access`, on `server`.
+async fn change_password(server: &Server, access: &str, from: &str, to: &str) {
+    let script = Script::new(server).await;
+    let res = client()
+        .put(server.url("/auth/api/v1/users/password"))
+        .header("cookie", format!("authara_csrf={}; authara_access={access}", script.csrf()))
+        .header("x-csrf-token", script.csrf())
+        .json(&json!({"password": to, "current_password": from}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+}
+
+/// The bound `docs/instances.md` states: a session ended on any instance is refused by every
+/// instance once 3 s have passed since the change committed, whatever Redis does.
+const REVOCATION_WINDOW: Duration = Duration::from_millis(authara::cache::REVOCATION_WINDOW_MS.unsigned_abs());
+
+/// Asks each of `servers` about `access` until it is refused; every request sent once
+/// [`REVOCATION_WINDOW`] has passed since `since` (the revoking answer) must be refused. Returns
+/// when the last one refused it, measured from `since`.
+async fn refused_within_the_window(servers: &[&Server], access: &str, since: Instant) -> Duration {
+    for s in servers {
+        loop {
+            let sent = since.elapsed();
+            if user_status(s, access).await == 401 {
+                break;
+            }
+            assert!(
+                sent < REVOCATION_WINDOW,
+                "{} still accepted a revoked session's token {sent:?} after the revocation",
+                s.base
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    since.elapsed()
 }
 
 /// Time from now until every one of `servers` refuses `access` (2 s at most).
@@ -512,5 +628,67 @@ async fn subscribers_cut_off_by_redis_catch_up_and_miss_no_revocation() {
         refused_everywhere_within(&[&c.servers[1], &c.servers[2]], s["access_token"].as_str().unwrap()).await;
     }
     c.wait_health("healthy").await;
+    c.stop().await;
+}
+
+/// The instance that revokes cannot reach Redis, the others can and say `healthy`: nothing they
+/// hear tells them to look at the database, so the revocation feed (every instance reads the
+/// sessions revoked lately from PostgreSQL every second) is what ends the session there, within
+/// the stated window.
+#[tokio::test]
+async fn an_instance_cut_off_from_redis_still_ends_sessions_on_the_others_within_the_window() {
+    let (c, proxy) = Cluster::start_with_proxy(&[("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "1000")]).await;
+    let (a, b, d) = (&c.servers[0], &c.servers[1], &c.servers[2]);
+    let first = sign_up(b, "island@example.com").await;
+    let mut sessions = vec![first];
+    for s in [d, b] {
+        let (status, session) = log_in(s, "island@example.com", PW).await;
+        assert_eq!(status, 200, "{session}");
+        sessions.push(session);
+    }
+    let access: Vec<String> = sessions.iter().map(|s| s["access_token"].as_str().unwrap().to_owned()).collect();
+    for token in &access {
+        for s in &c.servers {
+            assert_eq!(user_status(s, token).await, 200);
+        }
+    }
+
+    proxy.cut();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Cluster::health_of(a).await["status"] != "degraded" {
+        assert!(Instant::now() < deadline, "the cut-off instance never noticed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for s in [b, d] {
+        assert_eq!(Cluster::health_of(s).await["status"], "healthy", "{} still reaches Redis", s.base);
+    }
+
+    // A logout on the cut-off instance: refused there at once, and by the others in time.
+    log_out(a, &sessions[2]).await;
+    let since = Instant::now();
+    assert_eq!(user_status(a, &access[2]).await, 401);
+    let logout = refused_within_the_window(&[b, d], &access[2], since).await;
+
+    // A password change on it ends the user's other sessions everywhere (the contract).
+    change_password(a, &access[0], PW, NEW_PW).await;
+    let since = Instant::now();
+    assert_eq!(user_status(a, &access[1]).await, 401);
+    let change = refused_within_the_window(&[b, d], &access[1], since).await;
+    refused_within_the_window(&[b, d], &access[0], since).await;
+    eprintln!("cut off from Redis: a logout reached the others in {logout:?}, a password change in {change:?}");
+
+    for s in [b, d] {
+        assert_eq!(Cluster::health_of(s).await["status"], "healthy", "{} never lost Redis", s.base);
+    }
+    let (status, _) = log_in(b, "island@example.com", NEW_PW).await;
+    assert_eq!(status, 200, "the new password works elsewhere");
+
+    proxy.heal();
+    c.wait_health("healthy").await;
+    for token in &access {
+        for s in &c.servers {
+            assert_eq!(user_status(s, token).await, 401, "still refused after the recovery: {}", s.base);
+        }
+    }
     c.stop().await;
 }

@@ -247,3 +247,37 @@ async fn prod_logs_are_json_lines_carrying_the_request_id() {
     assert!(!logs.contains("SHOULD-NOT-BE-LOGGED"), "query strings are not logged");
     assert!(!logs.contains("MDEyMzQ1Njc4"), "keys are not logged");
 }
+
+/// In prod, a plain http webhook URL (deliveries and their signatures in clear text) and an
+/// internal API token under 32 characters stop the start, naming the variables but not their
+/// values; `AUTHARA_WEBHOOK_ALLOW_HTTP=true` lets the http URL through, and the start says so.
+#[tokio::test]
+async fn prod_refuses_plain_http_webhooks_and_short_internal_tokens() {
+    let db = TestDb::new(Engine::Sqlite, true).await;
+    let mut env = db.env();
+    for (k, v) in [
+        ("APP_ENV", "prod"),
+        ("AUTHARA_JWT_KEYS", "k1:MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="),
+        ("AUTHARA_JWT_ACTIVE_KEY_ID", "k1"),
+        ("AUTHARA_JWT_ISSUER", "https://app.example.com"),
+        ("PUBLIC_URL", "https://app.example.com"),
+        ("AUTHARA_WEBHOOK_URL", "http://hooks.internal:8080/in/k3y-in-path"),
+        ("AUTHARA_WEBHOOK_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("AUTHARA_INTERNAL_API_TOKEN", "short-internal-token"),
+    ] {
+        env.insert(k.into(), v.into());
+    }
+    let (code, out, err) = run_cli(&["serve"], &env, db.data_dir()).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("AUTHARA_WEBHOOK_URL: must use https when APP_ENV=prod"), "{err}");
+    assert!(err.contains("AUTHARA_INTERNAL_API_TOKEN: must be at least 32 characters when APP_ENV=prod"), "{err}");
+    assert!(!err.contains("k3y-in-path") && !err.contains("short-internal-token"), "values stay out: {err}");
+
+    env.insert("AUTHARA_INTERNAL_API_TOKEN".into(), "a-long-enough-internal-token-0123".into());
+    env.insert("AUTHARA_WEBHOOK_ALLOW_HTTP".into(), "true".into());
+    let server = Server::start(&["serve"], &env, db.data_dir()).await;
+    let (exit, logs) = server.terminate().await;
+    assert!(exit.success(), "{logs}");
+    assert!(logs.contains("AUTHARA_WEBHOOK_ALLOW_HTTP=true: webhooks go to a plain http:// URL in prod"), "{logs}");
+    assert!(!logs.contains("k3y-in-path"), "the URL is not logged: {logs}");
+}

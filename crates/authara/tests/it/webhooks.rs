@@ -258,7 +258,172 @@ async fn organization_events_arrive_with_the_contracts_data(engine: Engine) {
     assert_eq!(updated["data"]["name"], "Acme Inc");
 }
 
+/// A receiver that answers `POST /hooks` with a 307 to wherever `target` says, and records what
+/// reaches `POST /moved`.
+struct Redirector {
+    url: String,
+    addr: std::net::SocketAddr,
+    target: std::sync::Arc<std::sync::Mutex<String>>,
+    moved: std::sync::Arc<std::sync::Mutex<Vec<crate::receiver::Delivery>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Redirector {
+    async fn start() -> Redirector {
+        use axum::http::{HeaderMap, StatusCode, header::LOCATION};
+        let target: std::sync::Arc<std::sync::Mutex<String>> = std::sync::Arc::default();
+        let moved: std::sync::Arc<std::sync::Mutex<Vec<crate::receiver::Delivery>>> = std::sync::Arc::default();
+        let (t, m) = (target.clone(), moved.clone());
+        let app = axum::Router::new()
+            .route(
+                "/hooks",
+                axum::routing::post(move || {
+                    let to = t.lock().unwrap().clone();
+                    async move { (StatusCode::TEMPORARY_REDIRECT, [(LOCATION, to)]) }
+                }),
+            )
+            .route(
+                "/moved",
+                axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                    m.lock().unwrap().push(crate::receiver::Delivery { headers, body });
+                    async { StatusCode::NO_CONTENT }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Redirector { url: format!("http://{addr}/hooks"), addr, target, moved, _task: task }
+    }
+
+    fn redirect_to(&self, to: &str) {
+        *self.target.lock().unwrap() = to.to_owned();
+    }
+}
+
+/// A redirect is followed only to the configured URL's own origin (scheme, host and port): a
+/// signed body never goes to another port or scheme of the same host; the delivery fails with
+/// the redirect's status instead.
+async fn redirects_never_leave_the_configured_origin(engine: Engine) {
+    let elsewhere = Receiver::start().await;
+    let hooks = Redirector::start().await;
+    let app = TestApp::start_with(
+        engine,
+        &[
+            ("AUTHARA_WEBHOOK_URL", &hooks.url),
+            ("AUTHARA_WEBHOOK_SECRET", SECRET),
+            ("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created"),
+        ],
+    )
+    .await;
+    let port = hooks.addr.port();
+    for (i, (to, what)) in [
+        (elsewhere.url.clone(), "another port of the same host"),
+        (format!("https://127.0.0.1:{port}/moved"), "another scheme"),
+        (format!("http://localhost:{port}/moved"), "another host name"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        hooks.redirect_to(&to);
+        app.signed_in(&format!("redirected{i}@example.com"), PW).await;
+        assert_eq!(drain(&app).await, [Outcome::Failed], "{what}: not followed, and not retried");
+        let row = &app.services.webhooks().recent(1).await.unwrap()[0];
+        assert_eq!(row.response_status, Some(307), "{what}");
+        assert!(row.last_error.as_deref().unwrap().starts_with("HTTP 307"), "{what}: {:?}", row.last_error);
+    }
+    assert!(elsewhere.deliveries().is_empty(), "nothing reached another port");
+    assert!(hooks.moved.lock().unwrap().is_empty());
+
+    // The same origin: followed, signed body and all.
+    hooks.redirect_to("/moved");
+    app.signed_in("followed@example.com", PW).await;
+    assert_eq!(drain(&app).await, [Outcome::Delivered]);
+    let moved = hooks.moved.lock().unwrap().clone();
+    assert_eq!(moved.len(), 1);
+    assert!(moved[0].verify(SECRET));
+}
+
+/// A receiver's URL keeps its keys in the path or the query: a failed delivery records why it
+/// failed (the console, `authara webhooks list`, the log) without them.
+async fn failures_keep_the_urls_path_and_query_out_of_logs_and_the_console(engine: Engine) {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{closed}/in/k3y-in-path?token=qs-secret");
+    let secrets = ["k3y-in-path", "qs-secret"];
+    let settings = [
+        ("AUTHARA_WEBHOOK_URL", url.as_str()),
+        ("AUTHARA_WEBHOOK_SECRET", SECRET),
+        ("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created"),
+        ("AUTHARA_WEBHOOK_MAX_DELIVERY_ATTEMPTS", "2"),
+        ("AUTHARA_WEBHOOK_RETRY_DELAYS", "1s"),
+    ];
+
+    // The real server: its log lines and the command line.
+    let db = TestDb::new(engine, true).await;
+    let mut env = db.env();
+    for (k, v) in [
+        ("AUTHARA_PASSWORD_HASH_MEMORY_KIB", "1024"),
+        ("AUTHARA_PASSWORD_HASH_ITERATIONS", "1"),
+        ("AUTHARA_PASSWORD_HASH_PARALLELISM", "1"),
+    ]
+    .into_iter()
+    .chain(settings)
+    {
+        env.insert(k.to_owned(), v.to_owned());
+    }
+    let server = Server::start(&["serve"], &env, db.data_dir()).await;
+    let csrf = "webhook-log-csrf";
+    let res = crate::harness::client()
+        .post(server.url("/auth/api/v1/signup/direct"))
+        .header("cookie", format!("authara_csrf={csrf}"))
+        .header("x-csrf-token", csrf)
+        .json(&json!({"email": "leaky@example.com", "password": PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let mut waited = 0;
+    while server.logs().matches("webhook delivery failed").count() < 2 {
+        assert!(waited < 200, "two failed attempts within 10 s: {}", server.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    let (exit, logs) = server.terminate().await;
+    assert!(exit.success(), "{logs}");
+    let (code, listed, err) = crate::harness::run_cli(&["webhooks", "list"], &env, db.data_dir()).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(listed.contains("connection failed"), "the reason stays: {listed}");
+    for s in secrets {
+        assert!(!logs.contains(s), "{s} in the log: {logs}");
+        assert!(!listed.contains(s), "{s} in `webhooks list`: {listed}");
+    }
+
+    // The console.
+    let app = TestApp::start_with(engine, &settings).await;
+    app.signed_in("leaky@example.com", PW).await;
+    assert_eq!(drain(&app).await, [Outcome::Retrying]);
+    let password = authara::domain::NewPassword::parse(PW).unwrap();
+    app.services.accounts().create_admin(&crate::app::email("root@example.com"), &password).await.unwrap();
+    let admin = app.client();
+    admin.fetch_csrf().await;
+    let res =
+        admin.json(Method::POST, "/auth/api/v1/login", &json!({"email": "root@example.com", "password": PW})).await;
+    assert_eq!(res.status, 200);
+    let page = admin.get("/auth/admin/webhooks").await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains("connection failed"), "{}", page.text());
+    for s in secrets {
+        assert!(!page.text().contains(s), "{s} on the console");
+    }
+}
+
 on_both_engines!(
+    redirects_never_leave_the_configured_origin,
+    failures_keep_the_urls_path_and_query_out_of_logs_and_the_console,
     organization_events_arrive_with_the_contracts_data,
     user_events_arrive_signed_once_each,
     only_enabled_events_are_delivered,

@@ -63,7 +63,7 @@ pub async fn google_login(
     if cookie.is_empty() || !bool::from(req.nonce.as_bytes().ct_eq(cookie.as_bytes())) {
         return Err(ApiError::unauthorized());
     }
-    let identity = oauth.verify_google(&req.credential, &req.nonce).await?;
+    let identity = oauth.verify_google(&req.credential, &req.nonce, &client).await?;
     let clear = cookies::clear_oauth_nonce(state.config.secure_cookies());
     let outcome = oauth.sign_in(&identity, audience, &client, None).await;
     let mut res = match outcome {

@@ -156,7 +156,7 @@ pub fn passkey(e: PasskeyError) -> Result<Failure, PageError> {
         PasskeyError::LastMethod => {
             Ok(form("This is your only way to sign in. Add a password or another passkey before removing it."))
         }
-        PasskeyError::InvalidName => Ok(form("A passkey name has 1 to 255 characters.")),
+        PasskeyError::InvalidName => Ok(form("A passkey name has 1 to 255 visible characters.")),
         PasskeyError::Reauth(r) => reauth(r),
         PasskeyError::Session(s) => session(s),
         PasskeyError::Store(s) => Err(s.into()),

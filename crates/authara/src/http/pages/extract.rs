@@ -59,6 +59,9 @@ pub struct PageCtx {
     link: Option<String>,
     /// The `authara_mfa` cookie: the sign-in this browser has waiting for its second step.
     mfa: Option<String>,
+    /// The `authara_invitation` cookie: the token of the invitation page a provider sign-in
+    /// started from.
+    invitation: Option<String>,
     cookies: PendingCookies,
     /// Google's button is on the page being rendered (its CSP allows Google's origins).
     google_button: Arc<AtomicBool>,
@@ -96,6 +99,7 @@ impl FromRequestParts<AppState> for PageCtx {
             flash: read(cookies::FLASH),
             link: read(cookies::LINK).filter(|l| l.len() <= 128),
             mfa: read(cookies::MFA).filter(|l| l.len() <= 128),
+            invitation: read(cookies::INVITATION).filter(|t| t.len() <= 128),
             cookies,
             google_button: Arc::default(),
         };
@@ -177,6 +181,33 @@ impl PageCtx {
     /// The `authara_link` cookie as it came.
     pub fn link_binding(&self) -> Option<&str> {
         self.link.as_deref()
+    }
+
+    /// A provider sign-in starts from this request's `return_to`: when it is an invitation page,
+    /// its token goes into the `authara_invitation` cookie, for the way back (the flow stores
+    /// only the token's hash).
+    pub fn remember_invitation(&self) {
+        if let Some(token) = crate::services::oauth::invitation_token_of(&self.return_to) {
+            self.remember_invitation_token(&token);
+        }
+    }
+
+    /// Keeps an invitation token in this browser's `authara_invitation` cookie (a recovery link
+    /// made on the way to an invitation stores only its hash).
+    pub fn remember_invitation_token(&self, token: &str) {
+        if token.len() <= 128 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            let s = &self.state;
+            self.push_cookie(cookies::invitation(token, s.services.now_ms(), s.config.secure_cookies()));
+        }
+    }
+
+    /// A `return_to` that a provider flow or a recovery link stored, whole again: an invitation
+    /// page's token, stored as its hash, is taken back from this browser (the `authara_invitation`
+    /// cookie, or this request's own `return_to`). `None` when the browser does not hold it.
+    pub fn restore_return_to(&self, stored: &str) -> Option<String> {
+        let own = crate::services::oauth::invitation_token_of(&self.return_to);
+        let held: Vec<&str> = own.as_deref().into_iter().chain(self.invitation.as_deref()).collect();
+        crate::services::oauth::restore_return_to(stored, &held)
     }
 
     /// Notes that the page shows Google's button (its CSP must allow Google's origins).

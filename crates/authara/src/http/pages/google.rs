@@ -19,7 +19,6 @@ use crate::http::error::ApiError;
 use crate::http::extract::{AppUser, Client};
 use crate::http::state::AppState;
 use crate::services::oauth::{InvitationTarget, OAuthError};
-use crate::services::return_to;
 
 /// Google's own button: the GIS script, the `#g_id_onload` settings with this browser's nonce,
 /// and the `[data-google-flow]` element the page script reads, going on to `return_to`. Shown
@@ -89,7 +88,7 @@ pub async fn callback(
     {
         return fail_to_login(&ctx, OAuthError::InvalidToken("nonce".to_owned()));
     }
-    let identity = match oauth.verify_google(&form.credential, &form.nonce).await {
+    let identity = match oauth.verify_google(&form.credential, &form.nonce, &client).await {
         Ok(identity) => identity,
         Err(e) => return fail_to_login(&ctx, e),
     };
@@ -140,7 +139,8 @@ async fn proof(
     let oauth = ctx.state().services.oauth();
     let binding = ctx.link_binding();
     let link_rt = match oauth.recovery_link(link_id, binding).await {
-        Ok(link) => link.return_to.filter(|r| return_to::is_safe(r)).unwrap_or(rt),
+        Ok(link) if link.return_to.is_some() => super::verified::stored_return_to(ctx, link.return_to.as_deref()),
+        Ok(_) => rt,
         Err(e) => return fail_to_login(ctx, e),
     };
     match oauth.confirm_with_identity(link_id, binding, identity, audience_for(&link_rt), client).await {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::fields::{self, Password};
 use super::layout::alert;
-use super::verified::{fail_to_login, provider_signed_in};
+use super::verified::{fail_to_login, provider_signed_in, stored_return_to};
 use super::{CsrfForm, Flash, PageCtx, PageError, PageQuery, UserForm, audience_for, copy};
 use crate::http::cookies;
 use crate::http::error::ApiError;
@@ -75,11 +75,15 @@ pub async fn start(
     let oauth = ctx.state().services.oauth();
     match oauth.start(&provider, None, &ctx.return_to, &client).await {
         Ok(started) if json => {
+            ctx.remember_invitation();
             let s = ctx.state();
             ctx.push_cookie(cookies::oauth_state(&started.state, s.services.now_ms(), s.config.secure_cookies()));
             Ok(Json(Authorization { authorization_url: started.authorization_url }).into_response())
         }
-        Ok(started) => Ok(to_provider(&ctx, &started.state, &started.authorization_url)),
+        Ok(started) => {
+            ctx.remember_invitation();
+            Ok(to_provider(&ctx, &started.state, &started.authorization_url))
+        }
         Err(e) if json => Ok(ApiError::from(e).into_response()),
         Err(e) => fail_to_login(&ctx, e),
     }
@@ -142,6 +146,10 @@ pub async fn callback(
         Err(e) => fail_to_login(&ctx, e),
         Ok(Finished::Login { identity, return_to }) => {
             let rt = if return_to::is_safe(&return_to) { return_to } else { s.config.default_return_to.clone() };
+            // Started from an invitation page: its token comes back from this browser.
+            let Some(rt) = ctx.restore_return_to(&rt) else {
+                return fail_to_login(&ctx, OAuthError::InvalidState);
+            };
             Ok(ctx.redirect(&provider_signed_in(&ctx, &client, &identity, &rt).await?))
         }
         Ok(Finished::Link { identity, user, session, .. }) => {
@@ -228,7 +236,7 @@ pub async fn confirm_post(
         Ok(link) => link,
         Err(e) => return fail_to_login(&ctx, e),
     };
-    let rt = link.return_to.clone().filter(|r| return_to::is_safe(r)).unwrap_or_else(|| ctx.return_to.clone());
+    let rt = stored_return_to(&ctx, link.return_to.as_deref());
     match oauth.confirm_with_password(&form.link_id, binding, &form.password, audience_for(&rt), &client).await {
         Ok((signed, _)) => {
             let next = ctx.finish(signed, &rt).await;

@@ -46,6 +46,10 @@ pub async fn provider_signed_in(
         }
         Ok(SignInOutcome::LinkRequired { link_id, binding }) => {
             ctx.bind_link(&binding);
+            // The link keeps the accept page's token hashed: this browser keeps the token.
+            if let Some(target) = &invitation {
+                ctx.remember_invitation_token(&target.token);
+            }
             let then = invitation.as_ref().map_or_else(|| return_to.to_owned(), InvitationTarget::accept_page);
             Ok(format!("/auth/provider-links/confirm?link_id={link_id}&return_to={}", return_to::encode(&then)))
         }
@@ -61,5 +65,15 @@ pub async fn provider_signed_in(
                 None => ctx.login_url(),
             })
         }
+    }
+}
+
+/// Where a recovery link goes once confirmed: the `return_to` it stored (an invitation page's
+/// token taken back from this browser), else this request's; the default when the stored one
+/// names an invitation this browser does not hold.
+pub fn stored_return_to(ctx: &PageCtx, stored: Option<&str>) -> String {
+    match stored.filter(|r| return_to::is_safe(r)) {
+        Some(r) => ctx.restore_return_to(r).unwrap_or_else(|| ctx.state().config.default_return_to.clone()),
+        None => ctx.return_to.clone(),
     }
 }

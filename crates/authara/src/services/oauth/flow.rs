@@ -220,6 +220,9 @@ impl OAuth {
         let state = state.secret().clone();
         let now = self.core.now_ms();
         let state_hash = sha256(&state);
+        // An invitation page's token is kept as its hash; the callback takes it back from the
+        // browser (see `invited::restore_return_to`).
+        let return_to = super::invited::return_to_at_rest(return_to);
         self.core
             .store
             .insert_flow(&NewFlow {
@@ -230,7 +233,7 @@ impl OAuth {
                 purpose: if link.is_some() { "link" } else { "login" },
                 user_id: link.map(|(who, _)| who.user_id()),
                 session_id: link.map(|(who, _)| who.session_id()),
-                return_to,
+                return_to: &return_to,
                 expires_at_ms: now.saturating_add(FLOW_TTL_MS),
                 now_ms: now,
             })

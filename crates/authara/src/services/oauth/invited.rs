@@ -88,6 +88,76 @@ impl InvitationTarget {
     }
 }
 
+/// The query parameter that stands for an invitation page's `token` in a stored `return_to`:
+/// the token's SHA-256 (hex), as the invitation itself keeps it.
+const TOKEN_AT_REST: &str = "token_sha256";
+
+fn token_digest(token: &str) -> String {
+    use std::fmt::Write as _;
+    crate::services::sessions::hash_refresh_token(token.trim()).iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// `url` with the value of each query parameter named `from` passed through `f` (`None`:
+/// nothing to do) and renamed `to`; every other byte stays as it was (`None` when no such
+/// parameter is there or `f` refuses).
+fn replace_param(url: &str, from: &str, to: &str, f: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let (path, query) = url.split_once('?')?;
+    let mut found = false;
+    let mut parts = Vec::new();
+    for part in query.split('&') {
+        match part.split_once('=') {
+            Some((k, v)) if k == from => {
+                let value = crate::services::return_to::percent_decode(v)?;
+                parts.push(format!("{to}={}", crate::services::return_to::encode(&f(&value)?)));
+                found = true;
+            }
+            _ => parts.push(part.to_owned()),
+        }
+    }
+    found.then(|| format!("{path}?{}", parts.join("&")))
+}
+
+/// The `token` of an invitation page URL (`/auth/invitations/…?token=…`), if there is one.
+pub fn invitation_token_of(url: &str) -> Option<String> {
+    let (path, query) = url.split('#').next().unwrap_or_default().split_once('?')?;
+    if !path.starts_with("/auth/invitations/") {
+        return None;
+    }
+    let raw = query.split('&').filter_map(|p| p.split_once('=')).find(|(k, _)| *k == "token")?.1;
+    crate::services::return_to::percent_decode(raw).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+/// Invitation tokens never rest in the database inside a `return_to` (a provider flow's, a
+/// recovery link's): an invitation page's `token` is stored as its SHA-256, and put back from
+/// what the browser still holds when the flow comes back ([`restore_return_to`]).
+pub fn return_to_at_rest(return_to: &str) -> String {
+    if !return_to.starts_with("/auth/invitations/") {
+        return return_to.to_owned();
+    }
+    replace_param(return_to, "token", TOKEN_AT_REST, |t| Some(token_digest(t))).unwrap_or_else(|| return_to.to_owned())
+}
+
+/// A stored `return_to` made whole again: an invitation page's token put back from `tokens`
+/// (the ones the browser presents), the one whose SHA-256 was stored. `None` when it was
+/// stored without its token and none of `tokens` is it (the flow cannot go on to the page);
+/// any other `return_to` comes back as it is.
+pub fn restore_return_to(stored: &str, tokens: &[&str]) -> Option<String> {
+    use subtle::ConstantTimeEq as _;
+    let hashed = stored
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|p| p.split_once('=').is_some_and(|(k, _)| k == TOKEN_AT_REST)));
+    if !hashed {
+        return Some(stored.to_owned());
+    }
+    replace_param(stored, TOKEN_AT_REST, "token", |digest| {
+        let token = tokens.iter().find(|t| bool::from(token_digest(t).as_bytes().ct_eq(digest.as_bytes())))?;
+        Some(token.trim().to_owned())
+    })
+}
+
 /// A pending signup, as the invitation's signup page offers it.
 #[derive(Debug, Clone)]
 pub struct PendingSignup {
@@ -195,6 +265,26 @@ impl OAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invitation_tokens_rest_as_their_hash_and_come_back_only_with_the_token() {
+        let page = "/auth/invitations/login?token=abc_-1&return_to=%2Fwelcome";
+        let stored = return_to_at_rest(page);
+        assert!(!stored.contains("abc_-1") && stored.contains("token_sha256="), "{stored}");
+        let back = restore_return_to(&stored, &["other", "abc_-1"]).unwrap();
+        let t = InvitationTarget::parse(&back).unwrap();
+        assert_eq!((t.page, t.token.as_str(), t.next.as_deref()), (InvitationPage::Login, "abc_-1", Some("/welcome")));
+        assert_eq!(restore_return_to(&stored, &["other"]), None, "another token does not open it");
+        assert_eq!(restore_return_to(&stored, &[]), None);
+        let accept = return_to_at_rest("/auth/invitations/accept?token=xyz");
+        assert_eq!(restore_return_to(&accept, &["xyz"]).as_deref(), Some("/auth/invitations/accept?token=xyz"));
+        assert_eq!(invitation_token_of("/auth/invitations/accept?token=xyz&return_to=%2Fa").as_deref(), Some("xyz"));
+        assert_eq!(invitation_token_of("/app?token=xyz"), None);
+        for plain in ["/", "/after?x=1", "/auth/account", "/auth/invitations/login", "/app?token=not-an-invitation"] {
+            assert_eq!(return_to_at_rest(plain), plain);
+            assert_eq!(restore_return_to(plain, &[]).as_deref(), Some(plain), "{plain}");
+        }
+    }
 
     #[test]
     fn invitation_pages_are_recognized() {

@@ -47,7 +47,7 @@ use crate::store::providers::{LinkedProvider, NewPendingLink};
 use crate::store::{StoreError, Tx};
 
 pub use self::flow::{Finished, Started};
-pub use self::invited::{InvitationPage, InvitationTarget, PendingSignup};
+pub use self::invited::{InvitationPage, InvitationTarget, PendingSignup, invitation_token_of, restore_return_to};
 
 /// How long an account-recovery link waits for its owner (behavior.md §7.2).
 const RECOVERY_LINK_TTL_MS: i64 = 10 * 60_000;
@@ -263,8 +263,14 @@ impl OAuth {
 
     /// Verifies a Google ID token (`credential`) against the nonce the browser holds
     /// (behavior.md §7): signature, `iss`, `aud`, `exp`, `nonce`, `sub`, `email`,
-    /// `email_verified`.
-    pub async fn verify_google(&self, credential: &str, nonce: &str) -> Result<Identity, OAuthError> {
+    /// `email_verified`. Every token presented counts against the client's IP, as the password
+    /// login does (`AUTHARA_RATE_LIMIT_LOGIN_IP_*`, in a window of its own).
+    pub async fn verify_google(
+        &self,
+        credential: &str,
+        nonce: &str,
+        client: &ClientInfo,
+    ) -> Result<Identity, OAuthError> {
         let google = self.core.config.oauth.google().ok_or(OAuthError::Disabled)?;
         if credential.trim().is_empty() {
             return Err(OAuthError::Missing("credential"));
@@ -272,6 +278,13 @@ impl OAuth {
         if nonce.trim().is_empty() {
             return Err(OAuthError::Missing("nonce"));
         }
+        // why: the reference leaves this route unlimited; each attempt costs a signature check
+        // (and a key-set fetch when the key is new) and is a sign-in like any other.
+        let key = LimitKey { ip: client.ip, target: None };
+        self.core
+            .limit(Scope::GoogleSignIn, &key)
+            .await
+            .map_err(|retry_after_secs| OAuthError::RateLimited { retry_after_secs })?;
         let claims =
             self.issuer("google")?.verify(credential.trim(), &google.client_id, nonce, self.core.now_ms()).await?;
         let verified = claims.email_verified();
@@ -360,6 +373,9 @@ impl OAuth {
         let link_id = Uuid::new_v4();
         let (binding, binding_hash) = new_binding();
         let now = self.core.now_ms();
+        // An invitation page's token is kept as its hash; the confirmation takes it back from
+        // the browser (see `invited::restore_return_to`).
+        let return_to = invited::return_to_at_rest(return_to);
         let mut tx = self.core.store.begin().await?;
         tx.insert_pending_link(&NewPendingLink {
             id: link_id,
@@ -370,7 +386,7 @@ impl OAuth {
             provider_email: Some(identity.email.as_str()),
             provider_email_verified: true,
             purpose: PURPOSE_RECOVERY,
-            return_to: Some(return_to),
+            return_to: Some(&return_to),
             binding_hash: Some(&binding_hash),
             expires_at_ms: now.saturating_add(RECOVERY_LINK_TTL_MS),
             now_ms: now,

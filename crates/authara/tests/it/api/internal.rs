@@ -72,6 +72,46 @@ async fn only_the_exact_bearer_token_is_accepted(engine: Engine) {
     assert_eq!(res.status, 401, "an empty token never matches");
 }
 
+/// Wrong tokens are limited per IP (ours: the reference does not limit them): after ten in five
+/// minutes an IP is refused before its token is compared, the right one included, until the
+/// window ends; right tokens never count, and other IPs are not affected.
+async fn wrong_bearer_tokens_are_limited_per_ip(engine: Engine) {
+    let app = start(engine, "multi", &[("AUTHARA_TRUST_PROXY_HEADERS", "true")]).await;
+    app.signed_in("limits@example.com", PW).await;
+    let me = user_id(&app, "limits@example.com").await;
+    let raw = app.client();
+    let call = |from: &'static str, token: String, name: String| {
+        let (raw, me) = (raw.clone(), me.clone());
+        async move {
+            let body = json!({"name": name, "created_by_user_id": me}).to_string().into_bytes();
+            let auth = format!("Bearer {token}");
+            let headers =
+                [("content-type", "application/json"), ("authorization", auth.as_str()), ("x-forwarded-for", from)];
+            raw.send(Method::POST, CREATE_ORG, Some(body), &headers).await
+        }
+    };
+    let (guesser, neighbour, server) = ("203.0.113.7", "203.0.113.8", "198.51.100.2");
+    for i in 0..12 {
+        assert_eq!(call(server, INTERNAL_TOKEN.to_owned(), format!("Team {i}")).await.status, 201);
+    }
+    let res = call(server, "wrong".to_owned(), "Nope".to_owned()).await;
+    assert_eq!(res.status, 401, "twelve right tokens counted nothing");
+    for i in 0..10 {
+        let res = call(guesser, format!("guess-{i}"), "Guess".to_owned()).await;
+        assert_eq!((res.status, res.error_code().as_str()), (401, "unauthorized"), "guess {i}");
+    }
+    let res = call(guesser, "guess-10".to_owned(), "Guess".to_owned()).await;
+    assert_eq!((res.status, res.error_code().as_str()), (429, "rate_limited"), "{}", res.text());
+    assert!(res.headers.get("retry-after").is_some());
+    let res = call(guesser, INTERNAL_TOKEN.to_owned(), "Right".to_owned()).await;
+    assert_eq!(res.status, 429, "once limited, even the right token is not compared");
+    let res = call(neighbour, INTERNAL_TOKEN.to_owned(), "Neighbour".to_owned()).await;
+    assert_eq!(res.status, 201, "another IP is not affected: {}", res.text());
+    app.clock.advance(Duration::from_secs(301));
+    let res = call(guesser, INTERNAL_TOKEN.to_owned(), "Later".to_owned()).await;
+    assert_eq!(res.status, 201, "the window ended: {}", res.text());
+}
+
 async fn create_organization(engine: Engine) {
     let app = start(engine, "multi", &[]).await;
     let c = app.signed_in("founder@example.com", PW).await;
@@ -284,6 +324,7 @@ async fn resend_replaces_and_mails_only_the_fresh_invitation(engine: Engine) {
 }
 
 on_both_engines!(
+    wrong_bearer_tokens_are_limited_per_ip,
     only_the_exact_bearer_token_is_accepted,
     create_organization,
     create_invitation_checks_in_order,

@@ -341,6 +341,73 @@ async fn members_and_one_member(engine: Engine) {
     assert_eq!(a.get(&format!("/auth/api/v1/organizations/{org}/members/{a_id}")).await.status, 200);
 }
 
+/// Organization names with bidirectional overrides or other invisible characters are refused
+/// (created, renamed); usernames cannot hold them either; and the invitation email quotes the
+/// name, so its words cannot pass for ours, without the invisible characters of a name stored
+/// before they were refused.
+async fn names_with_hidden_characters_are_refused_and_mail_quotes_them(engine: Engine) {
+    let sink = SmtpSink::start().await;
+    let app = start_with_mail(engine, "multi", &sink, &[]).await;
+    let a = app.signed_in("namer@example.com", PW).await;
+    let a_id = user_id(&app, "namer@example.com").await;
+    let create = |name: &'static str| {
+        let (app, a_id) = (&app, a_id.clone());
+        async move {
+            let body = json!({"name": name, "created_by_user_id": a_id});
+            app.client().internal("/auth/internal/v1/organizations", Some(&body)).await
+        }
+    };
+    for hidden in [
+        "Acme\u{202E}gnp.exe",
+        "\u{202B}Acme",
+        "Acme\u{2067}x\u{2069}",
+        "Ac\u{200B}me",
+        "Acme\u{FEFF}",
+        "Acme\u{E0041}",
+    ] {
+        let res = create(hidden).await;
+        assert_eq!((res.status, res.error_code().as_str()), (400, "invalid_request"), "{hidden:?}: {}", res.text());
+    }
+    let res = create("\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467} Family").await;
+    assert_eq!(res.status, 201, "a joiner inside an emoji sequence is a visible name: {}", res.text());
+    let t = team(&app, &a_id, "Quiet").await;
+    assert_eq!(switch(&a, &t).await.status, 200);
+    let path = format!("/auth/api/v1/organizations/{t}");
+    let res = a.json(Method::PATCH, &path, &json!({"name": "Quiet\u{202E}teiuq"})).await;
+    assert_eq!((res.status, res.error_code().as_str()), (400, "invalid_request"), "{}", res.text());
+    let res = a.form("/auth/user/username", &[("username", "eve\u{202E}lin")]).await;
+    assert!(a.back_on_account(&res).await.contains("Usernames are 3 to 30 letters"), "usernames are ASCII only");
+
+    // Words in the name stay the organization's: quoted, with its own quotes unable to close ours.
+    let res = a
+        .json(
+            Method::PATCH,
+            &path,
+            &json!({"name": "Quiet\" on Authara. Your account is suspended: sign in at evil.example"}),
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text());
+    assert_eq!(invite(&app, &t, &a_id, "reader@example.com", "member").await.status, 201);
+    // A name stored before the rule, with an override in it.
+    let old = team(&app, &a_id, "Legacy").await;
+    app.db.raw_sql("UPDATE organizations SET name = 'Old\u{202E}emaN' WHERE name = 'Legacy'").await;
+    assert_eq!(invite(&app, &old, &a_id, "older@example.com", "member").await.status, 201);
+    drain(&app).await;
+    let mail = sink.to("reader@example.com");
+    assert_eq!(mail.len(), 1);
+    let text = mail[0].decoded();
+    assert!(
+        text.contains(
+            "join the organization \"Quiet' on Authara. Your account is suspended: sign in at evil.example\" on "
+        ),
+        "{text}"
+    );
+    let mail = sink.to("older@example.com");
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].data.contains("Subject: You're invited to \"OldemaN\""), "{}", mail[0].data);
+    assert!(!mail[0].data.contains('\u{202E}'), "{}", mail[0].data);
+}
+
 async fn invitation_lifecycle_end_to_end(engine: Engine) {
     let sink = SmtpSink::start().await;
     let app = start_with_mail(engine, "multi", &sink, &[]).await;
@@ -391,7 +458,7 @@ async fn invitation_lifecycle_end_to_end(engine: Engine) {
     assert_eq!(drain(&app).await, vec![Outcome::Sent]);
     let mail = sink.to("guest@example.com");
     assert_eq!(mail.len(), 1);
-    assert!(mail[0].data.contains("Subject: You're invited to Lighthouse"), "{}", mail[0].data);
+    assert!(mail[0].data.contains("Subject: You're invited to \"Lighthouse\""), "{}", mail[0].data);
     assert_eq!(mail[0].invitation_token().as_deref(), Some(token.as_str()));
     assert!(
         !mail[0].decoded().contains("Invitation code"),
@@ -760,6 +827,7 @@ async fn members_leave_organizations_they_joined(engine: Engine) {
 }
 
 on_both_engines!(
+    names_with_hidden_characters_are_refused_and_mail_quotes_them,
     memberships_and_current_members_per_mode,
     switch_moves_the_session_and_replaces_its_refresh_tokens,
     switch_is_refused_outside_multi_and_outside_memberships,

@@ -157,7 +157,42 @@ async fn google_is_404_when_not_configured(engine: Engine) {
     assert!(page.set_cookie("authara_oauth_nonce").is_none());
 }
 
+/// ID tokens are limited per IP as the password login is (ours: the reference does not limit
+/// them), in a window of their own; the API and the pages' callback count together.
+async fn google_sign_ins_are_rate_limited_per_ip(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "3")]).await;
+    let (c, nonce) = with_nonce(&app).await;
+    for _ in 0..2 {
+        assert_eq!(post(&c, "not.a.jwt", &nonce).await.status, 401);
+    }
+    let page = app.client();
+    page.get("/auth/login").await;
+    let page_nonce = page.cookie("authara_oauth_nonce").unwrap();
+    let token = idp.id_token(json!({"nonce": page_nonce, "sub": "g-8", "email": "eve@example.com"}));
+    let res = page
+        .form("/auth/oauth/google/callback", &[("credential", "not.a.jwt"), ("nonce", &page_nonce), ("flow", "login")])
+        .await;
+    assert_eq!(res.status, 303, "the third attempt, from a page: {}", res.text());
+    // The fourth, with a valid token: refused before it is looked at.
+    let good = idp.id_token(json!({"nonce": nonce, "sub": "g-8", "email": "eve@example.com"}));
+    let res = post(&c, &good, &nonce).await;
+    assert_eq!((res.status, res.error_code().as_str()), (429, "rate_limited"), "{}", res.text());
+    assert!(res.headers.get("retry-after").is_some());
+    let res = page
+        .form("/auth/oauth/google/callback", &[("credential", &token), ("nonce", &page_nonce), ("flow", "login")])
+        .await;
+    assert_eq!(res.status, 303, "the page's callback is refused too: {}", res.text());
+    assert!(res.headers.get("x-authara-redirect").is_none() && res.set_cookie("authara_access").is_none());
+    assert!(page.get("/auth/login").await.text().contains("Too many"), "the login page says why");
+    assert_eq!(app.store.user_count().await.unwrap(), 0, "nobody signed up");
+    // The password login keeps its own window.
+    let login = json!({"email": "eve@example.com", "password": PW});
+    assert_eq!(c.json(Method::POST, "/auth/api/v1/login", &login).await.status, 401);
+}
+
 on_both_engines!(
+    google_sign_ins_are_rate_limited_per_ip,
     first_login_creates_the_user_and_the_next_finds_them,
     every_refusal_has_its_contract_status,
     the_allowlist_refuses_new_google_users,

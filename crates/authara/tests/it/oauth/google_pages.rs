@@ -191,7 +191,56 @@ async fn the_page_callback_is_404_without_google(engine: Engine) {
     assert_eq!(c.form("/auth/oauth/google/callback", &[]).await.status, 404);
 }
 
+/// Google's script, frame and style origins are in the Content-Security-Policy of the pages that
+/// show Google's button only: the login page and the account page that offers to link Google,
+/// not the account page of a user who linked it already, not the admin console, not the rest.
+async fn only_pages_with_googles_button_allow_googles_origins(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[]).await;
+    let csp = |res: &Res| res.headers["content-security-policy"].to_str().unwrap().to_owned();
+    let allows_google = |policy: &str| policy.contains("accounts.google.com") || policy.contains("gstatic.com");
+
+    let c = app.client();
+    let login = c.get("/auth/login").await;
+    assert!(login.text().contains("data-callback=\"autharaGoogleCallback\""));
+    assert!(allows_google(&csp(&login)), "the login page shows the button: {}", csp(&login));
+
+    // Gil signs in with Google: his account page has nothing to link (Google is linked).
+    let nonce = page_nonce(&c, "/auth/login").await;
+    let token = idp.id_token(json!({"nonce": nonce, "sub": "g-gil", "email": "gil@example.com"}));
+    redirect_header(&callback(&c, "/", &[("credential", &token), ("nonce", &nonce), ("flow", "login")]).await);
+    let account = c.get("/auth/account").await;
+    assert_eq!(account.status, 200);
+    assert!(!account.text().contains("autharaGoogleCallback"), "no button: {}", account.text());
+    assert!(!allows_google(&csp(&account)), "{}", csp(&account));
+
+    // A password user's account page offers Google's button to link it.
+    let p = app.signed_in("pia@example.com", PW).await;
+    let account = p.get("/auth/account").await;
+    assert!(account.text().contains("data-google-flow=\"link\""), "{}", account.text());
+    assert!(allows_google(&csp(&account)), "{}", csp(&account));
+
+    // The admin console never runs a third party's script.
+    let password = authara::domain::NewPassword::parse(PW).unwrap();
+    app.services.accounts().create_admin(&crate::app::email("root@example.com"), &password).await.unwrap();
+    let admin = app.client();
+    admin.fetch_csrf().await;
+    let res =
+        admin.json(Method::POST, "/auth/api/v1/login", &json!({"email": "root@example.com", "password": PW})).await;
+    assert_eq!(res.status, 200);
+    for path in ["/auth/admin", "/auth/admin/users", "/auth/admin/webhooks"] {
+        let page = admin.get(path).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.text());
+        assert!(!allows_google(&csp(&page)), "{path}: {}", csp(&page));
+    }
+    for path in ["/auth/password-reset", "/auth/nowhere"] {
+        let page = app.client().get(path).await;
+        assert!(!allows_google(&csp(&page)), "{path}: {}", csp(&page));
+    }
+}
+
 on_both_engines!(
+    only_pages_with_googles_button_allow_googles_origins,
     login_flow_signs_in_and_sends_existing_accounts_to_the_recovery_link,
     proof_links_with_an_identity_already_linked,
     link_flow_needs_the_session_that_started_it,

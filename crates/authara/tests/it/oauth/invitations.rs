@@ -146,6 +146,61 @@ async fn google_signup_on_an_invitation_joins_the_organization(engine: Engine) {
     assert_eq!(res.status, 410);
 }
 
+/// The invitation token does not rest in the database on the way through a provider: the code
+/// flow's row and the recovery link keep its hash, and the browser that started them brings the
+/// token back (a cookie, the confirmation page's own `return_to`); a browser without it cannot
+/// be led to the invitation by the stored row.
+async fn invitation_tokens_rest_only_as_their_hash(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_in(engine, &idp, "multi", &[]).await;
+    let (a_id, t) = host(&app, "tia-host@example.com", "Tern").await;
+    app.signed_in("ann@example.com", PW).await;
+    let inv = invite(&app, &t, &a_id, "ann@example.com", "member").await;
+    let token = token_of(&inv);
+    let page = format!("/auth/invitations/login?token={token}&return_to=/welcome");
+    let at_rest = |what: &'static str, rows: Vec<String>| {
+        assert!(!rows.is_empty(), "{what}: a row was written");
+        for r in rows {
+            assert!(!r.contains(&token) && r.contains("token_sha256="), "{what} keeps the token: {r}");
+        }
+    };
+
+    // A flow started from the invitation page and finished without the invitation cookie: the
+    // row alone does not lead anywhere near the invitation.
+    idp.sign_in_as(Person::new("s-ann", "ann@example.com"));
+    let stray = app.client();
+    let start = stray.get(&format!("/auth/oauth/stub/start?return_to={}", encode(&page))).await;
+    assert!(start.set_cookie("authara_invitation").is_some_and(|c| c.contains("HttpOnly")));
+    at_rest("the code flow", app.db.texts("SELECT return_to FROM oauth_flows").await);
+    stray.remove_cookie("authara_invitation");
+    let (_, res) = via_provider(&stray, start).await;
+    assert_eq!(res.status, 303);
+    assert!(res.location().unwrap().starts_with("/auth/login"), "{:?}", res.location());
+    assert!(stray.cookie("authara_access").is_none() && res.set_cookie("authara_link").is_none());
+
+    // The browser that holds it: Ann's address has a password account, so a recovery link, which
+    // keeps the accept page's token hashed too; confirming lands on the accept page.
+    let c = app.client();
+    let start = c.get(&format!("/auth/oauth/stub/start?return_to={}", encode(&page))).await;
+    let (_, res) = via_provider(&c, start).await;
+    let confirm = res.location().unwrap();
+    assert!(confirm.starts_with("/auth/provider-links/confirm?link_id="), "{confirm}");
+    at_rest("the recovery link", app.db.texts("SELECT return_to FROM pending_provider_links").await);
+    assert!(app.db.texts("SELECT return_to FROM oauth_flows").await.iter().all(|r| !r.contains(&token)));
+    assert_eq!(c.get(&confirm).await.status, 200);
+    let link_id = confirm.split("link_id=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let action = format!("/auth/provider-links/confirm?{}", confirm.split_once('&').unwrap().1);
+    let res = c.form(&action, &[("link_id", &link_id), ("password", PW)]).await;
+    let accept = res.location().unwrap();
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert!(accept.starts_with(&format!("/auth/invitations/accept?token={token}")), "{accept}");
+    let html = c.get(&accept).await.text();
+    assert!(html.contains("Accept the invitation"), "{html}");
+    let res = c.form(&accept, &[("token", &token)]).await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/welcome")), "{}", res.text());
+    assert_eq!(current_org(&c).await, t);
+}
+
 /// Path 2 of the takeover review: a provider round trip started by a link from another site
 /// (the victim's browser, already signed in at the provider) signs the victim in at most; the
 /// invitation waits for their own click on the accept page.
@@ -329,6 +384,7 @@ async fn in_single_mode_the_new_account_joins_only_the_invited_organization(engi
 }
 
 on_both_engines!(
+    invitation_tokens_rest_only_as_their_hash,
     in_single_mode_the_new_account_joins_only_the_invited_organization,
     google_signup_on_an_invitation_joins_the_organization,
     a_round_trip_signs_in_and_the_invitation_waits_for_the_click,

@@ -264,6 +264,60 @@ async fn a_counter_that_goes_backwards_flags_the_passkey(engine: Engine) {
     assert!(app.store.passkeys_of(uid).await.unwrap()[0].clone_warning, "and the passkey is flagged");
 }
 
+/// Exactly when a copied passkey can be caught (the README says the same): an authenticator
+/// that reports a signature counter must report more than the stored one each time, else the
+/// sign-in is refused and the passkey flagged; one that reports 0 (synced passkeys do) cannot be
+/// told from its copies, and every copy signs in.
+async fn status_of_sign_in(app: &TestApp, auth: &mut SoftAuthenticator, k: Knobs) -> u16 {
+    let c = anonymous(app).await;
+    let (id, options) = login_options(&c).await;
+    login_finish(&c, &id, auth.assert(&options, &k)).await.status
+}
+
+async fn clone_detection_needs_a_counter(engine: Engine) {
+    let app = start(engine).await;
+    let counted = |n: u32| Knobs { counter: Some(n), ..Knobs::default() };
+
+    // A device-bound authenticator that counts.
+    let a = app.signed_in("counted@example.com", PW).await;
+    let uid = user_id(&a).await;
+    let mut auth = SoftAuthenticator::new();
+    register(&a, &mut auth, &counted(5)).await;
+    assert_eq!(status_of_sign_in(&app, &mut auth, counted(6)).await, 200);
+    assert_eq!(status_of_sign_in(&app, &mut auth, counted(6)).await, 401, "the same count again: a copy used it");
+    assert!(app.store.passkeys_of(uid).await.unwrap()[0].clone_warning, "flagged");
+    assert_eq!(
+        status_of_sign_in(&app, &mut auth, counted(7)).await,
+        200,
+        "the owner's next count still signs in; the flag stays"
+    );
+    assert!(app.store.passkeys_of(uid).await.unwrap()[0].clone_warning);
+    assert_eq!(
+        status_of_sign_in(&app, &mut auth, counted(0)).await,
+        401,
+        "a counting authenticator that reports 0 is refused"
+    );
+    let count = |email: &'static str| {
+        let sql = format!(
+            "SELECT CAST(sign_count AS TEXT) FROM passkeys WHERE user_id = (SELECT id FROM users WHERE email = '{email}')"
+        );
+        let db = &app.db;
+        async move { db.texts(&sql).await }
+    };
+    assert_eq!(count("counted@example.com").await, ["7"], "refusals do not move the stored counter");
+
+    // A synced passkey reports 0 every time: its copies are indistinguishable and all sign in.
+    let s = app.signed_in("synced@example.com", PW).await;
+    let sid = user_id(&s).await;
+    let mut synced = SoftAuthenticator::new();
+    register(&s, &mut synced, &counted(0)).await;
+    for copy in 0..3 {
+        assert_eq!(status_of_sign_in(&app, &mut synced, counted(0)).await, 200, "copy {copy}");
+    }
+    assert!(!app.store.passkeys_of(sid).await.unwrap()[0].clone_warning, "nothing to compare: never flagged");
+    assert_eq!(count("synced@example.com").await, ["0"]);
+}
+
 async fn disabled_users_cannot_sign_in_with_a_passkey(engine: Engine) {
     let app = start(engine).await;
     let a = app.signed_in("off@example.com", PW).await;
@@ -338,6 +392,7 @@ on_both_engines!(
     registrations_that_do_not_verify_are_refused,
     sign_ins_that_do_not_verify_are_refused_and_the_challenge_stays_usable,
     a_counter_that_goes_backwards_flags_the_passkey,
+    clone_detection_needs_a_counter,
     disabled_users_cannot_sign_in_with_a_passkey,
     passkey_sign_in_is_rate_limited_per_ip,
 );

@@ -92,7 +92,16 @@ async fn pages_add_list_rename_and_sign_in_with_a_passkey(engine: Engine) {
     let res = c.form(&format!("/auth/passkeys/{}/rename", ids[0]), &[("name", "  Work laptop  ")]).await;
     assert!(c.back_on_account(&res).await.contains("Your passkey was renamed."));
     let res = c.form(&format!("/auth/passkeys/{}/rename", ids[0]), &[("name", "")]).await;
-    assert!(c.back_on_account(&res).await.contains("A passkey name has 1 to 255 characters."));
+    assert!(c.back_on_account(&res).await.contains("A passkey name has 1 to 255 visible characters."));
+    // An override would print what follows it backwards; a zero-width space hides nothing but
+    // makes two names look alike.
+    for hidden in ["Work\u{202E}potpal", "Wo\u{200B}rk", "\u{2066}Work\u{2069}"] {
+        let res = c.form(&format!("/auth/passkeys/{}/rename", ids[0]), &[("name", hidden)]).await;
+        assert!(
+            c.back_on_account(&res).await.contains("A passkey name has 1 to 255 visible characters."),
+            "{hidden:?}"
+        );
+    }
     let account = c.get("/auth/account").await.text();
     assert!(account.contains(r#"value="Work laptop""#) && account.contains("Passkey renamed"), "{account}");
 

@@ -156,7 +156,7 @@ async fn a_google_id_token_signs_in_once(engine: Engine) {
     assert!(res.set_cookie("authara_access").is_none());
     // Another instance on the same database refuses it too.
     let other = app.second_instance().await;
-    let replay = other.oauth().verify_google(&token, &nonce).await;
+    let replay = other.oauth().verify_google(&token, &nonce, &authara::domain::ClientInfo::default()).await;
     assert!(matches!(replay, Err(authara::services::oauth::OAuthError::Replayed)), "{replay:?}");
 }
 
