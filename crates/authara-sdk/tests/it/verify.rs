@@ -22,6 +22,10 @@ async fn a_login_token_verifies_into_its_claims(alg: Alg) {
     assert_eq!(claims.org_role, OrgRole::Owner, "the first organization is the user's own");
     assert!(claims.roles.is_empty());
     assert!(!claims.sid.is_nil() && !claims.org_id.is_nil());
+    assert_eq!(claims.amr.as_deref(), Some(&["pwd".to_owned()][..]), "a password sign-in, one factor");
+    assert!(claims.authenticated_with("pwd") && !claims.authenticated_with("otp"));
+    let auth_time = claims.auth_time.expect("the server says when the user signed in");
+    assert!((claims.iat - 5..=claims.iat).contains(&auth_time), "signed in just now: {auth_time} vs {}", claims.iat);
     assert_ne!(
         claims.sid,
         verifier.verify(&signed_up.access_token).await.unwrap().sid,
