@@ -211,6 +211,14 @@ impl TestClient {
     }
 }
 
+impl TestClient {
+    /// A server-to-server GET of the internal API with the bearer token.
+    pub async fn internal_get(&self, path: &str) -> Res {
+        let auth = format!("Bearer {INTERNAL_TOKEN}");
+        self.send(Method::GET, path, None, &[("authorization", auth.as_str())]).await
+    }
+}
+
 /// A browser-like client: keeps cookies, echoes the CSRF cookie in `X-CSRF-Token`.
 #[derive(Clone)]
 pub struct TestClient {
