@@ -16,9 +16,9 @@ use crate::services::challenges::ChallengeError;
 use crate::services::mfa::MfaError;
 use crate::services::oauth::OAuthError;
 use crate::services::organizations::{OrgError, SwitchError};
-use crate::services::profile::DeletionError;
 use crate::services::passkeys::PasskeyError;
 use crate::services::password::HashError;
+use crate::services::profile::DeletionError;
 use crate::services::sessions::{RefreshError, SessionError};
 use crate::services::token::TokenError;
 

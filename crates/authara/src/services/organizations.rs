@@ -17,9 +17,9 @@ use super::token::{Grant, TokenError};
 use crate::clock::ms;
 use crate::config::OrgMode;
 use crate::domain::{Audience, AuditAction, ClientInfo, OrgId, OrgKind, OrgRole, UserId};
-use crate::store::{StoreError, Tx};
 use crate::store::accounts::NewOrg;
 use crate::store::refresh::NewRefresh;
+use crate::store::{StoreError, Tx};
 
 /// Longest organization name, in characters.
 pub const MAX_NAME_CHARS: usize = 255;
@@ -282,7 +282,12 @@ impl Organizations {
 
     /// The organization `org`, locked until `tx` ends, and the membership of `actor` there: the
     /// first checks of every internal change made on a member's behalf.
-    async fn lock_for_actor(&self, tx: &mut Tx, org: OrgId, actor: UserId) -> Result<(OrgRow, MembershipRow), OrgError> {
+    async fn lock_for_actor(
+        &self,
+        tx: &mut Tx,
+        org: OrgId,
+        actor: UserId,
+    ) -> Result<(OrgRow, MembershipRow), OrgError> {
         if actor.0.is_nil() {
             return Err(OrgError::InvalidActor);
         }
@@ -292,6 +297,18 @@ impl Organizations {
         let org_row = tx.org_by_id(org).await?.ok_or(OrgError::OrganizationNotFound)?;
         let by = tx.membership(org, actor).await?.ok_or(OrgError::ActorNotMember)?;
         Ok((org_row, by))
+    }
+
+    /// [`Self::lock_for_actor`] for what only the owner of a team organization may do.
+    async fn lock_for_owner(&self, tx: &mut Tx, org: OrgId, actor: UserId) -> Result<OrgRow, OrgError> {
+        let (org_row, by) = self.lock_for_actor(tx, org, actor).await?;
+        if by.role != OrgRole::Owner {
+            return Err(OrgError::ActorNotAllowed);
+        }
+        if org_row.kind == OrgKind::Personal {
+            return Err(OrgError::PersonalOrganization);
+        }
+        Ok(org_row)
     }
 
     /// Internal `DELETE /organizations/{id}/members/{userID}`: `actor` (an owner, or an admin
@@ -343,13 +360,7 @@ impl Organizations {
         }
         let now = self.core.now_ms();
         let mut tx = self.core.store.begin().await?;
-        let (org_row, by) = self.lock_for_actor(&mut tx, org, actor).await?;
-        if by.role != OrgRole::Owner {
-            return Err(OrgError::ActorNotAllowed);
-        }
-        if org_row.kind == OrgKind::Personal {
-            return Err(OrgError::PersonalOrganization);
-        }
+        self.lock_for_owner(&mut tx, org, actor).await?;
         let heir = tx.membership(org, new_owner).await?.ok_or(OrgError::MembershipNotFound)?;
         tx.set_member_role(org, new_owner, OrgRole::Owner, now).await?;
         tx.set_member_role(org, actor, OrgRole::Admin, now).await?;
@@ -377,16 +388,10 @@ impl Organizations {
     }
 
     /// Internal `DELETE /organizations/{id}`: its owner `actor` deletes a team organization
-    /// (see [`Self::delete_in`]). A personal organization goes only with its creator's account.
+    /// (see `delete_in`). A personal organization goes only with its creator's account.
     pub async fn delete(&self, org: OrgId, actor: UserId, client: &ClientInfo) -> Result<(), OrgError> {
         let mut tx = self.core.store.begin().await?;
-        let (org_row, by) = self.lock_for_actor(&mut tx, org, actor).await?;
-        if by.role != OrgRole::Owner {
-            return Err(OrgError::ActorNotAllowed);
-        }
-        if org_row.kind == OrgKind::Personal {
-            return Err(OrgError::PersonalOrganization);
-        }
+        let org_row = self.lock_for_owner(&mut tx, org, actor).await?;
         let members = self.delete_in(&mut tx, &org_row, &Actor::internal_api(client).on_behalf_of(actor)).await?;
         tx.commit().await?;
         for m in members {

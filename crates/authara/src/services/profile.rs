@@ -188,7 +188,7 @@ impl Profiles {
     }
 
     /// Deletes the account and everything that belongs only to it, in one transaction
-    /// ([`Self::erase`]). `confirmation` must be the account's email; the session must be
+    /// (`erase`). `confirmation` must be the account's email; the session must be
     /// privileged (a recent login, or `current_password`).
     pub async fn delete_account(
         &self,

@@ -112,15 +112,6 @@ async fn audited(app: &TestApp, action: AuditAction) -> Vec<(ActorKind, Option<U
     rows.iter().map(|r| (r.actor, r.actor_user_id, r.target_user_id)).collect()
 }
 
-/// A fresh session of an existing account.
-async fn login(app: &TestApp, email: &str) -> TestClient {
-    let c = app.client();
-    c.fetch_csrf().await;
-    let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": email, "password": PW})).await;
-    assert_eq!(res.status, 200, "{}", res.text());
-    c
-}
-
 async fn owner_count(app: &TestApp, org: &str) -> usize {
     let rows = app.store.members(authara::domain::OrgId(org.parse().unwrap())).await.unwrap();
     rows.iter().filter(|r| r.membership.role == authara::domain::OrgRole::Owner).count()
@@ -142,7 +133,7 @@ async fn removing_a_member_ends_their_sessions_there(engine: Engine) {
     let t = team(&app, &owner, "Removals").await;
     let (admin, _) = member(&app, &t, &owner, "rm-admin@example.com", "admin").await;
     let (gone, gone_in_team) = member(&app, &t, &owner, "rm-member@example.com", "member").await;
-    let gone_elsewhere = login(&app, "rm-member@example.com").await;
+    let gone_elsewhere = app.logged_in("rm-member@example.com", PW).await;
     let outsider_c = app.signed_in("rm-outsider@example.com", PW).await;
     let outsider = user_id(&app, "rm-outsider@example.com").await;
     let seen = delivered(&app, &receiver, 0).await.len();
@@ -157,7 +148,8 @@ async fn removing_a_member_ends_their_sessions_there(engine: Engine) {
     expect(&res, 401, "unauthorized");
     let bad_path = format!("/auth/internal/v1/organizations/{t}/members/not-a-uuid");
     expect(&sdk::raw(&app, Method::DELETE, &bad_path, Some(&body)).await, 400, "invalid_request");
-    for bad in ["", "{}", "{\"actor_user_id\":\"nope\"}", "[1]", &format!("{{\"actor_user_id\":\"{admin}\",\"x\":1}}")] {
+    for bad in ["", "{}", "{\"actor_user_id\":\"nope\"}", "[1]", &format!("{{\"actor_user_id\":\"{admin}\",\"x\":1}}")]
+    {
         expect(&sdk::raw(&app, Method::DELETE, &path, Some(bad)).await, 400, "invalid_request");
     }
     expect(&sdk::raw(&app, Method::DELETE, &path, None).await, 400, "invalid_request");
@@ -238,7 +230,10 @@ async fn ownership_moves_and_old_tokens_keep_their_role_until_refreshed(engine: 
                 "organization.membership.updated".to_owned(),
                 json!({"organization_id": t, "user_id": heir, "role": "owner"})
             ),
-            ("organization.membership.updated".to_owned(), json!({"organization_id": t, "user_id": old, "role": "admin"})),
+            (
+                "organization.membership.updated".to_owned(),
+                json!({"organization_id": t, "user_id": old, "role": "admin"})
+            ),
         ]
     );
     assert_eq!(
@@ -274,7 +269,7 @@ async fn deleting_an_organization_ends_the_sessions_in_it(engine: Engine) {
     assert_eq!(switch(&owner_c, &t).await.status, 200);
     let (admin, _) = member(&app, &t, &owner, "del-admin@example.com", "admin").await;
     let (m, m_in_team) = member(&app, &t, &owner, "del-member@example.com", "member").await;
-    let m_elsewhere = login(&app, "del-member@example.com").await;
+    let m_elsewhere = app.logged_in("del-member@example.com", PW).await;
     let m_personal = current_org(&m_elsewhere).await;
     let seen = delivered(&app, &receiver, 0).await.len();
 
@@ -282,9 +277,21 @@ async fn deleting_an_organization_ends_the_sessions_in_it(engine: Engine) {
     expect(&sdk::delete_organization(&app, &t, &m).await, 403, "actor_not_allowed");
     expect(&sdk::delete_organization(&app, &personal, &owner).await, 409, "personal_organization");
     expect(&sdk::delete_organization(&app, &m_personal, &owner).await, 403, "actor_not_member");
-    expect(&sdk::delete_organization(&app, &uuid::Uuid::new_v4().to_string(), &owner).await, 404, "organization_not_found");
-    expect(&sdk::raw(&app, Method::DELETE, "/auth/internal/v1/organizations/x", Some("{}")).await, 400, "invalid_request");
-    expect(&sdk::raw(&app, Method::DELETE, &format!("/auth/internal/v1/organizations/{t}"), None).await, 400, "invalid_request");
+    expect(
+        &sdk::delete_organization(&app, &uuid::Uuid::new_v4().to_string(), &owner).await,
+        404,
+        "organization_not_found",
+    );
+    expect(
+        &sdk::raw(&app, Method::DELETE, "/auth/internal/v1/organizations/x", Some("{}")).await,
+        400,
+        "invalid_request",
+    );
+    expect(
+        &sdk::raw(&app, Method::DELETE, &format!("/auth/internal/v1/organizations/{t}"), None).await,
+        400,
+        "invalid_request",
+    );
     assert_eq!(delivered(&app, &receiver, seen).await, [], "refusals record nothing");
 
     let res = sdk::delete_organization(&app, &t, &owner).await;
@@ -294,7 +301,7 @@ async fn deleting_an_organization_ends_the_sessions_in_it(engine: Engine) {
         assert_eq!(c.post("/auth/api/v1/sessions/refresh").await.status, 401, "the {who}'s session cannot refresh");
     }
     assert_eq!(m_elsewhere.get("/auth/api/v1/user").await.status, 200, "sessions elsewhere go on");
-    let again = login(&app, "del-member@example.com").await;
+    let again = app.logged_in("del-member@example.com", PW).await;
     assert_eq!(current_org(&again).await, m_personal, "signing in again starts in the default organization");
     let events = delivered(&app, &receiver, seen).await;
     let deleted = |user: &str, role: &str| {
@@ -312,11 +319,15 @@ async fn deleting_an_organization_ends_the_sessions_in_it(engine: Engine) {
             ),
         ]
     );
-    assert_eq!(audited(&app, AuditAction::OrganizationDeleted).await, [(ActorKind::InternalApi, Some(uid(&owner)), None)]);
+    assert_eq!(
+        audited(&app, AuditAction::OrganizationDeleted).await,
+        [(ActorKind::InternalApi, Some(uid(&owner)), None)]
+    );
     expect(&sdk::delete_organization(&app, &t, &owner).await, 404, "organization_not_found");
     let path = format!("/auth/internal/v1/users/{owner}/memberships");
     let mine = app.client().internal_get(&path).await.json();
-    let ids: Vec<&str> = mine["memberships"].as_array().unwrap().iter().map(|m| m["organization"]["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        mine["memberships"].as_array().unwrap().iter().map(|m| m["organization"]["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [personal.as_str(), kept.as_str()]);
 }
 
@@ -328,7 +339,7 @@ async fn deleting_a_user_follows_the_ownership_rule(engine: Engine) {
     let receiver = Receiver::start().await;
     let app = hooked(engine, &receiver).await;
     let u_c = app.signed_in("erase@example.com", PW).await;
-    let u_other = login(&app, "erase@example.com").await;
+    let u_other = app.logged_in("erase@example.com", PW).await;
     let u = user_id(&app, "erase@example.com").await;
     let personal = current_org(&u_c).await;
     let personal_name = u_c.get("/auth/api/v1/organizations/current").await.json()["name"].as_str().unwrap().to_owned();
@@ -390,7 +401,8 @@ async fn deleting_a_user_follows_the_ownership_rule(engine: Engine) {
     expect(&sdk::delete_user(&app, &u).await, 404, "user_not_found");
     let path = format!("/auth/internal/v1/users/{m}/memberships");
     let list = app.client().internal_get(&path).await.json();
-    let shared_row = list["memberships"].as_array().unwrap().iter().find(|r| r["organization"]["id"] == json!(shared)).cloned();
+    let shared_row =
+        list["memberships"].as_array().unwrap().iter().find(|r| r["organization"]["id"] == json!(shared)).cloned();
     assert_eq!(shared_row.unwrap()["membership"]["role"], "owner", "the team stayed with its new owner");
 
     // The last active administrator is refused too.
@@ -414,7 +426,11 @@ async fn memberships_of_any_user(engine: Engine) {
     assert_eq!(internal.json(), public.json());
     assert_eq!(internal.json()["memberships"].as_array().unwrap().len(), 2);
     let ghost = uuid::Uuid::new_v4();
-    expect(&app.client().internal_get(&format!("/auth/internal/v1/users/{ghost}/memberships")).await, 404, "user_not_found");
+    expect(
+        &app.client().internal_get(&format!("/auth/internal/v1/users/{ghost}/memberships")).await,
+        404,
+        "user_not_found",
+    );
     expect(&app.client().internal_get("/auth/internal/v1/users/nope/memberships").await, 400, "invalid_request");
     let res = app.client().get(&format!("/auth/internal/v1/users/{me}/memberships")).await;
     expect(&res, 401, "unauthorized");
@@ -445,7 +461,11 @@ async fn the_account_page_refuses_to_leave_a_team_without_owner(engine: Engine) 
     let res = u_c.form("/auth/user/delete", &[("confirm", "page-owner@example.com")]).await;
     assert_eq!((res.status, res.location().as_deref()), (303, Some("/auth/successful-deletion")), "{}", res.text());
     let kinds: Vec<String> = delivered(&app, &receiver, seen).await.into_iter().map(|(k, _)| k).collect();
-    assert_eq!(kinds.iter().filter(|k| *k == "organization.deleted").count(), 2, "the team and the personal one: {kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "organization.deleted").count(),
+        2,
+        "the team and the personal one: {kinds:?}"
+    );
     assert_eq!(kinds.last().map(String::as_str), Some("user.deleted"));
     let rows = audited(&app, AuditAction::OrganizationDeleted).await;
     assert!(rows.iter().all(|(kind, ..)| *kind == ActorKind::User), "{rows:?}");
