@@ -18,6 +18,7 @@ use crate::services::oauth::OAuthError;
 use crate::services::organizations::{OrgError, SwitchError};
 use crate::services::passkeys::PasskeyError;
 use crate::services::password::HashError;
+use crate::services::profile::DeletionError;
 use crate::services::sessions::{RefreshError, SessionError};
 use crate::services::token::TokenError;
 
@@ -319,7 +320,9 @@ impl From<OrgError> for ApiError {
             | OrgError::NotManager
             | OrgError::NotSelf => ApiError::forbidden(msg),
             OrgError::MembershipGone => ApiError::unauthorized(),
-            OrgError::InvalidName | OrgError::InvalidActor | OrgError::InvalidRole => ApiError::invalid_request(msg),
+            OrgError::InvalidName | OrgError::InvalidActor | OrgError::InvalidRole | OrgError::TransferToSelf => {
+                ApiError::invalid_request(msg)
+            }
             OrgError::ActorNotMember => with(StatusCode::FORBIDDEN, "actor_not_member"),
             OrgError::ActorNotAllowed => with(StatusCode::FORBIDDEN, "actor_not_allowed"),
             OrgError::OrganizationNotFound => with(StatusCode::NOT_FOUND, "organization_not_found"),
@@ -334,6 +337,18 @@ impl From<OrgError> for ApiError {
             OrgError::LastOwner => with(StatusCode::CONFLICT, "last_owner"),
             OrgError::PersonalOrganization => with(StatusCode::CONFLICT, "personal_organization"),
             OrgError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<DeletionError> for ApiError {
+    fn from(e: DeletionError) -> Self {
+        let msg = e.to_string();
+        match e {
+            DeletionError::UserNotFound => ApiError::new(StatusCode::NOT_FOUND, "user_not_found", msg),
+            DeletionError::LastAdmin => ApiError::new(StatusCode::CONFLICT, "last_admin", msg),
+            DeletionError::LastOwner { .. } => ApiError::new(StatusCode::CONFLICT, "last_owner", msg),
+            DeletionError::Store(s) => s.into(),
         }
     }
 }

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::header::ACCEPT;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 
 use crate::http::api::{auth, challenges, health, internal, mfa, oauth, organizations, passkeys, sessions, user};
 use crate::http::error::ApiError;
@@ -73,7 +73,17 @@ pub fn routes(state: AppState) -> Router {
         .route(
             "/auth/internal/v1/organizations/{organizationID}/invitations/{invitationID}/resend",
             post(internal::resend_invitation),
-        );
+        )
+        // Ours (contract/extensions.yaml, the official Go SDK's calls): the lifecycle of members,
+        // organizations and users, and a user's memberships.
+        .route("/auth/internal/v1/organizations/{organizationID}", delete(internal::delete_organization))
+        .route("/auth/internal/v1/organizations/{organizationID}/members/{userID}", delete(internal::remove_member))
+        .route(
+            "/auth/internal/v1/organizations/{organizationID}/ownership-transfer",
+            post(internal::transfer_ownership),
+        )
+        .route("/auth/internal/v1/users/{userID}", delete(internal::delete_user))
+        .route("/auth/internal/v1/users/{userID}/memberships", get(internal::user_memberships));
     // Hosted pages (behavior.md §1.4), inside the page layer (cookies, error pages).
     let pages = Router::new()
         .route("/auth/login", get(pages::auth::login_page).post(pages::auth::login))

@@ -40,6 +40,11 @@ impl Actor {
         Actor { user: None, kind: ActorKind::InternalApi, ip: client.ip, user_agent: client.user_agent.clone() }
     }
 
+    /// The same caller, naming the user it acts for (the internal API's `actor_user_id`).
+    pub fn on_behalf_of(self, user: UserId) -> Self {
+        Actor { user: Some(user), ..self }
+    }
+
     /// The server itself (workers, changes no request asked for).
     pub fn system() -> Self {
         Actor { user: None, kind: ActorKind::System, ip: None, user_agent: String::new() }

@@ -161,7 +161,7 @@ impl Services {
         let accounts = accounts::Accounts::new(core.clone(), sessions.clone(), signins.clone(), invitations.clone());
         let challenges =
             challenges::Challenges::new(core.clone(), accounts.clone(), signins.clone(), invitations.clone());
-        let profiles = profile::Profiles::new(core.clone(), sessions.clone());
+        let profiles = profile::Profiles::new(core.clone(), sessions.clone(), organizations.clone());
         let mail = mail::Mail::new(core.clone(), mailer);
         let webhooks = webhooks::Webhooks::new(core.clone())?;
         let admin = admin::Admin::new(core.clone(), sessions.clone());

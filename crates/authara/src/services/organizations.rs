@@ -16,10 +16,10 @@ use super::sessions::{Issued, Sessions, hash_refresh_token, new_refresh_token};
 use super::token::{Grant, TokenError};
 use crate::clock::ms;
 use crate::config::OrgMode;
-use crate::domain::{Audience, ClientInfo, OrgId, OrgKind, OrgRole, UserId};
-use crate::store::StoreError;
+use crate::domain::{Audience, AuditAction, ClientInfo, OrgId, OrgKind, OrgRole, UserId};
 use crate::store::accounts::NewOrg;
 use crate::store::refresh::NewRefresh;
+use crate::store::{StoreError, Tx};
 
 /// Longest organization name, in characters.
 pub const MAX_NAME_CHARS: usize = 255;
@@ -60,11 +60,13 @@ pub enum OrgError {
     #[error("membership not found")]
     MembershipNotFound,
     /// The only owner cannot leave or be removed (hand the organization over first).
-    #[error("the last owner cannot leave or be removed")]
+    #[error("the last owner cannot leave or be removed: transfer the ownership or delete the organization first")]
     LastOwner,
-    /// A user's own personal organization is not left.
-    #[error("a personal organization cannot be left")]
+    /// A user's own personal organization is not left, handed over or deleted this way.
+    #[error("a personal organization cannot be left, removed from, handed over or deleted")]
     PersonalOrganization,
+    #[error("new_owner_user_id must not be the actor")]
+    TransferToSelf,
     #[error("invitation not found")]
     InvitationNotFound,
     #[error("already a member of the organization")]
@@ -77,6 +79,16 @@ pub enum OrgError {
     InvitationRevoked,
     #[error("the invitation has expired")]
     InvitationExpired,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a user's organizations keep the user from being deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    /// The only owner of a team organization that has other members.
+    #[error("the last owner of organization {name} ({org}), which has other members: transfer or delete it first")]
+    LastOwner { org: OrgId, name: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -215,6 +227,13 @@ impl Organizations {
         Ok(self.core.store.user_memberships(user).await?)
     }
 
+    /// Internal `GET /users/{userID}/memberships`: any user's, as the public route shows one's
+    /// own.
+    pub async fn memberships_of_user(&self, user: UserId) -> Result<Vec<UserMembershipRow>, OrgError> {
+        self.core.store.user_by_id(user).await?.ok_or(OrgError::UserNotFound)?;
+        Ok(self.core.store.user_memberships(user).await?)
+    }
+
     /// `POST /organizations/{id}/leave` and the account page's Leave button: the caller stops
     /// being a member of `org`. Their personal organization cannot be left, nor one they are the
     /// last owner of (hand it over or delete it first). The caller's sessions in `org` end at
@@ -236,21 +255,229 @@ impl Organizations {
         if membership.role == OrgRole::Owner && tx.owner_count(org).await? <= 1 {
             return Err(OrgError::LastOwner);
         }
-        tx.delete_membership(org, user_id).await?;
-        let sessions = tx.sessions_in_org(org, Some(user_id)).await?;
-        self.sessions.end(&mut tx, sessions).await?;
-        let email = tx.user_by_id(user_id).await?.map(|u| u.email).unwrap_or_default();
-        let event = DomainEvent::MembershipDeleted {
-            org_id: org,
-            user_id,
-            role: membership.role,
-            why: MembershipEnd::Left,
-            email: &email,
-        };
-        self.core.record(&mut tx, &Actor::user(user_id, client), &event).await?;
+        self.end_membership(&mut tx, &membership, MembershipEnd::Left, &Actor::user(user_id, client)).await?;
         tx.commit().await?;
         self.core.forget_user(user_id);
         Ok(())
+    }
+
+    /// Ends a membership in `tx`: the row, the member's sessions in that organization (at once,
+    /// on every instance, once `tx` commits), and `organization.membership.deleted`.
+    async fn end_membership(
+        &self,
+        tx: &mut Tx,
+        membership: &MembershipRow,
+        why: MembershipEnd,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        let (org, user_id) = (membership.organization_id, membership.user_id);
+        tx.delete_membership(org, user_id).await?;
+        let sessions = tx.sessions_in_org(org, Some(user_id)).await?;
+        self.sessions.end(tx, sessions).await?;
+        let email = tx.user_by_id(user_id).await?.map(|u| u.email).unwrap_or_default();
+        let event = DomainEvent::MembershipDeleted { org_id: org, user_id, role: membership.role, why, email: &email };
+        self.core.record(tx, actor, &event).await?;
+        Ok(())
+    }
+
+    /// The organization `org`, locked until `tx` ends, and the membership of `actor` there: the
+    /// first checks of every internal change made on a member's behalf.
+    async fn lock_for_actor(
+        &self,
+        tx: &mut Tx,
+        org: OrgId,
+        actor: UserId,
+    ) -> Result<(OrgRow, MembershipRow), OrgError> {
+        if actor.0.is_nil() {
+            return Err(OrgError::InvalidActor);
+        }
+        if !tx.lock_org(org).await? {
+            return Err(OrgError::OrganizationNotFound);
+        }
+        let org_row = tx.org_by_id(org).await?.ok_or(OrgError::OrganizationNotFound)?;
+        let by = tx.membership(org, actor).await?.ok_or(OrgError::ActorNotMember)?;
+        Ok((org_row, by))
+    }
+
+    /// [`Self::lock_for_actor`] for what only the owner of a team organization may do.
+    async fn lock_for_owner(&self, tx: &mut Tx, org: OrgId, actor: UserId) -> Result<OrgRow, OrgError> {
+        let (org_row, by) = self.lock_for_actor(tx, org, actor).await?;
+        if by.role != OrgRole::Owner {
+            return Err(OrgError::ActorNotAllowed);
+        }
+        if org_row.kind == OrgKind::Personal {
+            return Err(OrgError::PersonalOrganization);
+        }
+        Ok(org_row)
+    }
+
+    /// Internal `DELETE /organizations/{id}/members/{userID}`: `actor` (an owner, or an admin
+    /// removing someone who is not an owner) ends `user`'s membership. The last owner stays, as
+    /// does the creator of a personal organization; the member's sessions there end at once.
+    pub async fn remove_member(
+        &self,
+        org: OrgId,
+        user: UserId,
+        actor: UserId,
+        client: &ClientInfo,
+    ) -> Result<(), OrgError> {
+        let mut tx = self.core.store.begin().await?;
+        let (org_row, by) = self.lock_for_actor(&mut tx, org, actor).await?;
+        if !by.role.is_manager() {
+            return Err(OrgError::ActorNotAllowed);
+        }
+        let target = tx.membership(org, user).await?.ok_or(OrgError::MembershipNotFound)?;
+        if target.role == OrgRole::Owner && by.role != OrgRole::Owner {
+            return Err(OrgError::ActorNotAllowed);
+        }
+        if org_row.kind == OrgKind::Personal && org_row.created_by_user_id == Some(user) {
+            return Err(OrgError::PersonalOrganization);
+        }
+        if target.role == OrgRole::Owner && tx.owner_count(org).await? <= 1 {
+            return Err(OrgError::LastOwner);
+        }
+        let actor = Actor::internal_api(client).on_behalf_of(actor);
+        self.end_membership(&mut tx, &target, MembershipEnd::Removed, &actor).await?;
+        tx.commit().await?;
+        self.core.forget_user(user);
+        Ok(())
+    }
+
+    /// Internal `POST /organizations/{id}/ownership-transfer`: the owner `actor` hands the
+    /// organization to the member `new_owner` and becomes an admin, recording
+    /// `organization.membership.updated` for both. Sessions go on: access tokens issued before
+    /// carry the old roles until they expire or are refreshed (a refresh reads the roles again),
+    /// and this server's own checks read them from the database at once.
+    pub async fn transfer_ownership(
+        &self,
+        org: OrgId,
+        actor: UserId,
+        new_owner: UserId,
+        client: &ClientInfo,
+    ) -> Result<(), OrgError> {
+        if actor == new_owner {
+            return Err(OrgError::TransferToSelf);
+        }
+        let now = self.core.now_ms();
+        let mut tx = self.core.store.begin().await?;
+        self.lock_for_owner(&mut tx, org, actor).await?;
+        let heir = tx.membership(org, new_owner).await?.ok_or(OrgError::MembershipNotFound)?;
+        tx.set_member_role(org, new_owner, OrgRole::Owner, now).await?;
+        tx.set_member_role(org, actor, OrgRole::Admin, now).await?;
+        let who = Actor::internal_api(client).on_behalf_of(actor);
+        let promoted = DomainEvent::MembershipUpdated {
+            org_id: org,
+            user_id: new_owner,
+            role: OrgRole::Owner,
+            previous: heir.role,
+            audit: Some(AuditAction::OwnershipTransferred),
+        };
+        self.core.record(&mut tx, &who, &promoted).await?;
+        let demoted = DomainEvent::MembershipUpdated {
+            org_id: org,
+            user_id: actor,
+            role: OrgRole::Admin,
+            previous: OrgRole::Owner,
+            audit: None,
+        };
+        self.core.record(&mut tx, &who, &demoted).await?;
+        tx.commit().await?;
+        self.core.forget_user(new_owner);
+        self.core.forget_user(actor);
+        Ok(())
+    }
+
+    /// Internal `DELETE /organizations/{id}`: its owner `actor` deletes a team organization
+    /// (see `delete_in`). A personal organization goes only with its creator's account.
+    pub async fn delete(&self, org: OrgId, actor: UserId, client: &ClientInfo) -> Result<(), OrgError> {
+        let mut tx = self.core.store.begin().await?;
+        let org_row = self.lock_for_owner(&mut tx, org, actor).await?;
+        let members = self.delete_in(&mut tx, &org_row, &Actor::internal_api(client).on_behalf_of(actor)).await?;
+        tx.commit().await?;
+        for m in members {
+            self.core.forget_user(m);
+        }
+        Ok(())
+    }
+
+    /// Deletes a locked organization in `tx`: every session whose organization it is ends (at
+    /// once, on every instance, once `tx` commits: its members sign in again and start in
+    /// their default organization), then `organization.membership.deleted` for each member,
+    /// oldest first, and `organization.deleted`. Its pending invitations go with it. Returns
+    /// the members.
+    async fn delete_in(&self, tx: &mut Tx, org: &OrgRow, actor: &Actor) -> Result<Vec<UserId>, StoreError> {
+        let sessions = tx.sessions_in_org(org.id, None).await?;
+        self.sessions.end(tx, sessions).await?;
+        let members = tx.members(org.id).await?;
+        for m in &members {
+            let event = DomainEvent::MembershipDeleted {
+                org_id: org.id,
+                user_id: m.membership.user_id,
+                role: m.membership.role,
+                why: MembershipEnd::OrganizationDeleted,
+                email: &m.email,
+            };
+            self.core.record(tx, actor, &event).await?;
+        }
+        let event = DomainEvent::OrganizationDeleted {
+            org_id: org.id,
+            name: &org.name,
+            kind: org.kind,
+            created_by: org.created_by_user_id,
+        };
+        self.core.record(tx, actor, &event).await?;
+        tx.delete_org(org.id).await?;
+        self.core.users.forget_org(org.id);
+        self.core.cache.announce_org_changed(org.id);
+        Ok(members.into_iter().map(|m| m.membership.user_id).collect())
+    }
+
+    /// What deleting `user`'s account does to their organizations, in `tx` (the one rule of
+    /// the account page's deletion and the internal API's): every organization they belong to
+    /// is locked (in id order, so that two deletions cannot deadlock), then
+    /// - one they are the only owner of that has other members refuses the deletion
+    ///   ([`OrgError::LastOwner`] naming it: hand it over or delete it first), unless it is
+    ///   their own personal organization;
+    /// - one they are the only owner of without other members, and their own personal
+    ///   organization, are deleted with it ([`Self::delete_in`]);
+    /// - their other memberships end (`organization.membership.deleted`).
+    ///
+    /// Nothing is written before every organization has been checked. Returns the users whose
+    /// cached views must be forgotten after commit.
+    pub(crate) async fn release_user(
+        &self,
+        tx: &mut Tx,
+        user: UserId,
+        actor: &Actor,
+    ) -> Result<Vec<UserId>, ReleaseError> {
+        let mut orgs: Vec<OrgId> = tx.user_memberships(user).await?.iter().map(|m| m.organization.id).collect();
+        orgs.sort();
+        for org in &orgs {
+            tx.lock_org(*org).await?;
+        }
+        // Read again under the locks: what a concurrent change committed before them counts.
+        let memberships = tx.user_memberships(user).await?;
+        let mut fates = Vec::with_capacity(memberships.len());
+        for m in &memberships {
+            let org = &m.organization;
+            let own_personal = org.kind == OrgKind::Personal && org.created_by_user_id == Some(user);
+            let sole_owner = m.role == OrgRole::Owner && tx.owner_count(org.id).await? <= 1;
+            let goes = own_personal || (sole_owner && tx.member_count(org.id).await? <= 1);
+            if sole_owner && !goes {
+                return Err(ReleaseError::LastOwner { org: org.id, name: org.name.clone() });
+            }
+            fates.push(goes);
+        }
+        let mut touched = Vec::new();
+        for (m, goes) in memberships.iter().zip(fates) {
+            if goes {
+                touched.extend(self.delete_in(tx, &m.organization, actor).await?);
+            } else {
+                self.end_membership(tx, &m.membership(), MembershipEnd::UserDeleted, actor).await?;
+            }
+        }
+        touched.retain(|u| *u != user);
+        Ok(touched)
     }
 
     /// `POST /organizations/{id}/switch` (behavior.md §2.6): moves the session to `org`, replaces

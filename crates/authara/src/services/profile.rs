@@ -7,13 +7,13 @@ use super::Core;
 use super::audit::Actor;
 use super::auth::{Principal, ReauthError};
 use super::events::{DomainEvent, UserChange};
+use super::organizations::{Organizations, ReleaseError};
 use super::password::HashError;
 use super::sessions::Sessions;
 use crate::cache::PROFILE_TTL_MS;
-use crate::domain::ClientInfo;
-use crate::domain::{NewPassword, Username};
-use crate::store::StoreError;
+use crate::domain::{ClientInfo, NewPassword, OrgId, UserId, Username};
 use crate::store::accounts::UserRow;
+use crate::store::{StoreError, Tx};
 
 /// What `GET /user` shows besides the token: the user and the name of their organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +35,9 @@ pub enum ProfileError {
     ConfirmationMismatch,
     #[error("the last active administrator cannot delete their account")]
     LastAdmin,
+    /// The only owner of a team organization that has other members (named).
+    #[error("the last owner of organization {name}, which has other members: transfer or delete it first")]
+    LastOwner { name: String },
     #[error("user not found")]
     Gone,
     #[error(transparent)]
@@ -43,16 +46,51 @@ pub enum ProfileError {
     Store(#[from] StoreError),
 }
 
+/// Why an account could not be deleted (the account page's deletion and the internal API's).
+#[derive(Debug, thiserror::Error)]
+pub enum DeletionError {
+    #[error("user not found")]
+    UserNotFound,
+    #[error("the last active administrator cannot be deleted")]
+    LastAdmin,
+    /// The only owner of a team organization that has other members.
+    #[error("the user is the last owner of organization {org}, which has other members: transfer or delete it first")]
+    LastOwner { org: OrgId, name: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ReleaseError> for DeletionError {
+    fn from(e: ReleaseError) -> Self {
+        match e {
+            ReleaseError::LastOwner { org, name } => DeletionError::LastOwner { org, name },
+            ReleaseError::Store(s) => DeletionError::Store(s),
+        }
+    }
+}
+
+impl From<DeletionError> for ProfileError {
+    fn from(e: DeletionError) -> Self {
+        match e {
+            DeletionError::UserNotFound => ProfileError::Gone,
+            DeletionError::LastAdmin => ProfileError::LastAdmin,
+            DeletionError::LastOwner { name, .. } => ProfileError::LastOwner { name },
+            DeletionError::Store(s) => ProfileError::Store(s),
+        }
+    }
+}
+
 /// The user's own account.
 #[derive(Clone)]
 pub struct Profiles {
     core: Core,
     sessions: Sessions,
+    organizations: Organizations,
 }
 
 impl Profiles {
-    pub(crate) fn new(core: Core, sessions: Sessions) -> Self {
-        Self { core, sessions }
+    pub(crate) fn new(core: Core, sessions: Sessions, organizations: Organizations) -> Self {
+        Self { core, sessions, organizations }
     }
 
     /// The profile behind an access token; `None` when the user or organization is gone.
@@ -149,11 +187,9 @@ impl Profiles {
         Ok(revoked)
     }
 
-    /// Deletes the account and everything that belongs only to it, in one transaction that
-    /// records `user.deleted`. `confirmation` must be the account's email; the session must be
-    /// privileged (a recent login, or `current_password`). The last active administrator cannot
-    /// delete their account (checked under the admin-role lock, so two administrators deleting
-    /// themselves at once leave one).
+    /// Deletes the account and everything that belongs only to it, in one transaction
+    /// (`erase`). `confirmation` must be the account's email; the session must be
+    /// privileged (a recent login, or `current_password`).
     pub async fn delete_account(
         &self,
         who: &Principal,
@@ -168,17 +204,48 @@ impl Profiles {
         if confirmation.trim().to_lowercase() != user.email {
             return Err(ProfileError::ConfirmationMismatch);
         }
-        if self.core.is_last_admin(&mut tx, &user).await? {
-            return Err(ProfileError::LastAdmin);
-        }
-        self.sessions.end_all(&mut tx, user_id, None).await?;
-        // Recorded first: the audit row names the user before the row it points at goes (its
-        // reference is then cleared, the address kept).
-        let event = DomainEvent::UserDeleted { user_id, email: &user.email };
-        self.core.record(&mut tx, &Actor::user(user_id, client), &event).await?;
-        tx.delete_user(user_id).await?;
+        let others = self.erase(&mut tx, &user, &Actor::user(user_id, client)).await?;
         tx.commit().await?;
-        self.core.forget_user(user_id);
+        self.forget(user_id, others);
         Ok(())
+    }
+
+    /// Internal `DELETE /users/{userID}` (an application erasing a user on request): what
+    /// [`Self::delete_account`] does, without the confirmation, audited as the internal API's.
+    pub async fn delete_user(&self, user_id: UserId, client: &ClientInfo) -> Result<(), DeletionError> {
+        let mut tx = self.core.store.begin().await?;
+        let user = tx.user_by_id(user_id).await?.ok_or(DeletionError::UserNotFound)?;
+        let others = self.erase(&mut tx, &user, &Actor::internal_api(client)).await?;
+        tx.commit().await?;
+        self.forget(user_id, others);
+        Ok(())
+    }
+
+    /// The one deletion of an account, in `tx`, recording `user.deleted`. The last active
+    /// administrator cannot be deleted (checked under the admin-role lock, so two
+    /// administrators deleting themselves at once leave one), nor the only owner of a team
+    /// organization with other members (checked under the organizations' locks; see
+    /// [`Organizations::release_user`], which also deletes the organizations that go with the
+    /// user). Every session ends at once, on every instance. Returns the other users whose
+    /// cached views changed.
+    async fn erase(&self, tx: &mut Tx, user: &UserRow, actor: &Actor) -> Result<Vec<UserId>, DeletionError> {
+        if self.core.is_last_admin(tx, user).await? {
+            return Err(DeletionError::LastAdmin);
+        }
+        let others = self.organizations.release_user(tx, user.id, actor).await?;
+        self.sessions.end_all(tx, user.id, None).await?;
+        // Recorded before the row goes: the audit row names the user before the row it points
+        // at goes (its reference is then cleared, the address kept).
+        let event = DomainEvent::UserDeleted { user_id: user.id, email: &user.email };
+        self.core.record(tx, actor, &event).await?;
+        tx.delete_user(user.id).await?;
+        Ok(others)
+    }
+
+    fn forget(&self, user: UserId, others: Vec<UserId>) {
+        self.core.forget_user(user);
+        for other in others {
+            self.core.forget_user(other);
+        }
     }
 }

@@ -126,6 +126,16 @@ impl Tx {
         Ok(on_tx!(self, c => sqlx::query_as(MEMBERSHIP).bind(org).bind(user).fetch_optional(&mut *c).await)?)
     }
 
+    /// A user's memberships with their organizations, oldest membership first.
+    pub async fn user_memberships(&mut self, user: UserId) -> Result<Vec<UserMembershipRow>, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query_as(USER_MEMBERSHIPS).bind(user).fetch_all(&mut *c).await)?)
+    }
+
+    /// Members of an organization, oldest membership first.
+    pub async fn members(&mut self, org: OrgId) -> Result<Vec<MemberRow>, StoreError> {
+        Ok(on_tx!(self, c => sqlx::query_as(MEMBERS).bind(org).fetch_all(&mut *c).await)?)
+    }
+
     /// Renames an organization; `None` if it does not exist.
     pub async fn rename_org(&mut self, id: OrgId, name: &str, now_ms: i64) -> Result<Option<OrgRow>, StoreError> {
         Ok(on_tx!(self, c => sqlx::query_as(RENAME).bind(id).bind(name).bind(now_ms).fetch_optional(&mut *c).await)?)

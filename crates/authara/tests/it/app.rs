@@ -143,6 +143,16 @@ impl TestApp {
         assert_eq!(res.status, 201, "signup {email}: {}", res.text());
         c
     }
+
+    /// A client with a CSRF cookie and a new session of an existing account (another device).
+    pub async fn logged_in(&self, email: &str, password: &str) -> TestClient {
+        let c = self.client();
+        c.fetch_csrf().await;
+        let body = serde_json::json!({"email": email, "password": password});
+        let res = c.json(Method::POST, "/auth/api/v1/login", &body).await;
+        assert_eq!(res.status, 200, "login {email}: {}", res.text());
+        c
+    }
 }
 
 impl Drop for TestApp {
@@ -208,6 +218,14 @@ impl TestClient {
             headers.push(("content-type", "application/json"));
         }
         self.send(Method::POST, path, body.map(|b| b.to_string().into_bytes()), &headers).await
+    }
+}
+
+impl TestClient {
+    /// A server-to-server GET of the internal API with the bearer token.
+    pub async fn internal_get(&self, path: &str) -> Res {
+        let auth = format!("Bearer {INTERNAL_TOKEN}");
+        self.send(Method::GET, path, None, &[("authorization", auth.as_str())]).await
     }
 }
 

@@ -78,11 +78,15 @@ async fn user_events_arrive_signed_once_each(engine: Engine) {
     drain(&app).await;
     let types: Vec<String> =
         receiver.deliveries().iter().skip(3).map(|d| d.header("x-authara-event").to_owned()).collect();
-    assert_eq!(types, ["user.updated", "user.updated", "user.deleted"]);
+    // The deletion takes the account's organization (a team without other members) with it.
+    assert_eq!(
+        types,
+        ["user.updated", "user.updated", "organization.membership.deleted", "organization.deleted", "user.deleted"]
+    );
     assert!(receiver.deliveries().iter().all(|d| d.verify(SECRET)));
     let ids: std::collections::HashSet<String> =
         receiver.deliveries().iter().map(|d| d.header("x-authara-delivery").to_owned()).collect();
-    assert_eq!(ids.len(), 6, "one delivery per event");
+    assert_eq!(ids.len(), 8, "one delivery per event");
     // A refused change (taken email) produces nothing.
     let other = app.client();
     other.fetch_csrf().await;

@@ -1,5 +1,8 @@
 //! The internal API (`/auth/internal/v1`, behavior.md §1.3): trusted servers with the bearer
-//! `AUTHARA_INTERNAL_API_TOKEN` create team organizations and invitations. No cookies, no CSRF.
+//! `AUTHARA_INTERNAL_API_TOKEN` create team organizations and invitations, and (ours,
+//! `contract/extensions.yaml`, the calls of the official Go SDK) remove members, hand
+//! organizations over, delete organizations and users, and read a user's memberships. No
+//! cookies, no CSRF.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,10 +12,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::organizations::{WithMembership, invitation_envelope};
+use super::organizations::{WithMembership, invitation_envelope, memberships_body};
 use crate::domain::{EmailAddress, OrgId, OrgRole, UserId};
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiPath, InternalCaller, JsonBody};
+use crate::http::extract::{ApiPath, Client, InternalCaller, JsonBody};
 use crate::http::state::AppState;
 use crate::services::invitations::NewInvite;
 
@@ -75,4 +78,78 @@ pub async fn resend_invitation(
 ) -> Result<Response, ApiError> {
     let fresh = state.services.invitations().resend(OrgId(org), id).await?;
     Ok((StatusCode::CREATED, invitation_envelope(&fresh)).into_response())
+}
+
+/// The body of the calls made on a member's behalf.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorRequest {
+    actor_user_id: Uuid,
+}
+
+/// `DELETE /organizations/{id}`: its owner deletes a team organization (`204`).
+pub async fn delete_organization(
+    State(state): State<AppState>,
+    ApiPath(org): ApiPath<Uuid>,
+    _: InternalCaller,
+    Client(client): Client,
+    JsonBody(req): JsonBody<ActorRequest>,
+) -> Result<Response, ApiError> {
+    state.services.organizations().delete(OrgId(org), UserId(req.actor_user_id), &client).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE /organizations/{id}/members/{userID}`: an owner or admin removes a member (`204`).
+pub async fn remove_member(
+    State(state): State<AppState>,
+    ApiPath((org, user)): ApiPath<(Uuid, Uuid)>,
+    _: InternalCaller,
+    Client(client): Client,
+    JsonBody(req): JsonBody<ActorRequest>,
+) -> Result<Response, ApiError> {
+    let orgs = state.services.organizations();
+    orgs.remove_member(OrgId(org), UserId(user), UserId(req.actor_user_id), &client).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    actor_user_id: Uuid,
+    new_owner_user_id: Uuid,
+}
+
+/// `POST /organizations/{id}/ownership-transfer`: the owner hands the organization to a
+/// member and becomes an admin (`204`).
+pub async fn transfer_ownership(
+    State(state): State<AppState>,
+    ApiPath(org): ApiPath<Uuid>,
+    _: InternalCaller,
+    Client(client): Client,
+    JsonBody(req): JsonBody<TransferRequest>,
+) -> Result<Response, ApiError> {
+    let (actor, heir) = (UserId(req.actor_user_id), UserId(req.new_owner_user_id));
+    state.services.organizations().transfer_ownership(OrgId(org), actor, heir, &client).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE /users/{userID}`: deletes the user as their own account deletion does (`204`).
+pub async fn delete_user(
+    State(state): State<AppState>,
+    ApiPath(user): ApiPath<Uuid>,
+    _: InternalCaller,
+    Client(client): Client,
+) -> Result<Response, ApiError> {
+    state.services.profiles().delete_user(UserId(user), &client).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /users/{userID}/memberships`: the body of the public route, for any user.
+pub async fn user_memberships(
+    State(state): State<AppState>,
+    ApiPath(user): ApiPath<Uuid>,
+    _: InternalCaller,
+) -> Result<Response, ApiError> {
+    let rows = state.services.organizations().memberships_of_user(UserId(user)).await?;
+    Ok(memberships_body(&rows).into_response())
 }

@@ -318,7 +318,12 @@ pub async fn user_memberships(
     _: PublicManagement,
 ) -> Result<Response, ApiError> {
     let rows: Vec<UserMembershipRow> = state.services.organizations().memberships_of(&user.0, UserId(of)).await?;
+    Ok(memberships_body(&rows).into_response())
+}
+
+/// `{"memberships": [{organization, membership}]}` (shared with the internal API).
+pub fn memberships_body(rows: &[UserMembershipRow]) -> Json<Value> {
     let memberships: Vec<(MembershipRow, &OrgRow)> = rows.iter().map(|r| (r.membership(), &r.organization)).collect();
     let memberships: Vec<WithMembership<'_>> = memberships.iter().map(|(m, o)| WithMembership::new(o, m)).collect();
-    Ok(Json(serde_json::json!({ "memberships": memberships })).into_response())
+    Json(serde_json::json!({ "memberships": memberships }))
 }

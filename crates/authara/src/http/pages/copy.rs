@@ -135,6 +135,10 @@ pub fn profile(e: ProfileError) -> Result<Failure, PageError> {
         ProfileError::Reauth(r) => reauth(r),
         ProfileError::ConfirmationMismatch => Ok(form("Type your email exactly to confirm the deletion.")),
         ProfileError::LastAdmin => Ok(form("The last active administrator cannot delete their account.")),
+        ProfileError::LastOwner { .. } => Ok(refused(
+            "You are the only owner of an organization that has other members. Hand it over to one of them, \
+             or delete it, before deleting your account.",
+        )),
         ProfileError::Gone => Err(PageError::Unauthenticated { login: "/auth/login".to_owned() }),
         ProfileError::Hash(h) => Err(h.into()),
         ProfileError::Store(s) => Err(s.into()),
@@ -242,6 +246,7 @@ pub fn leave(e: OrgError) -> Result<Failure, PageError> {
         | OrgError::InvalidName
         | OrgError::InvalidActor
         | OrgError::InvalidRole
+        | OrgError::TransferToSelf
         | OrgError::ActorNotMember
         | OrgError::ActorNotAllowed
         | OrgError::OrganizationNotFound

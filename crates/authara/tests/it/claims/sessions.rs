@@ -3,9 +3,6 @@
 //! session-ending action on the hosted account page ends the affected access tokens at once (no
 //! clock advance: long before they expire), while the acting device keeps working.
 
-use reqwest::Method;
-use serde_json::json;
-
 use crate::app::{TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 
@@ -14,11 +11,7 @@ const NEW_PW: &str = "copper-lantern-meadow";
 
 /// A second device of the same account, signed in over the API.
 async fn second_device(app: &TestApp, email: &str) -> TestClient {
-    let c = app.client();
-    c.fetch_csrf().await;
-    let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": email, "password": PW})).await;
-    assert_eq!(res.status, 200, "{}", res.text());
-    c
+    app.logged_in(email, PW).await
 }
 
 /// `GET /auth/api/v1/user` with nothing but a copy of `device`'s current access cookie (the API
