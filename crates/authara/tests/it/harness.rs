@@ -286,7 +286,7 @@ impl Server {
     async fn wait_healthy(&self) {
         let client = client();
         for _ in 0..200 {
-            if client.get(self.url("/auth/health")).send().await.is_ok() {
+            if crate::app::try_send_checked(client.get(self.url("/auth/health"))).await.is_ok() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;

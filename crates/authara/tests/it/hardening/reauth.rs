@@ -41,25 +41,24 @@ async fn the_api_password_change_needs_a_recent_login_or_the_password(engine: En
 async fn current_password_guesses_are_limited(engine: Engine) {
     let app = TestApp::start_with(engine, &[("AUTHARA_RATE_LIMIT_LOGIN_EMAIL_LIMIT", "3")]).await;
     let c = old_session(&app, "guess@example.com").await;
-    // A raw client: 429 is our addition to this route's statuses.
-    let http = crate::harness::client();
-    let cookies = ["authara_access", "authara_csrf"].map(|n| format!("{n}={}", c.cookie(n).unwrap())).join("; ");
     let mut statuses = Vec::new();
     for i in 0..5 {
-        let res = http
-            .put(format!("{}/auth/api/v1/users/password", app.base))
-            .header("cookie", &cookies)
-            .header("x-csrf-token", c.cookie("authara_csrf").unwrap())
-            .json(&json!({"password": NEW_PW, "current_password": format!("wrong-guess-{i}")}))
-            .send()
-            .await
-            .unwrap();
-        if res.status() == 429 {
-            assert!(res.headers().contains_key("retry-after"));
+        let guess = json!({"password": NEW_PW, "current_password": format!("wrong-guess-{i}")});
+        let res = c.json(Method::PUT, "/auth/api/v1/users/password", &guess).await;
+        if res.status == 429 {
+            assert_eq!(res.error_code(), "rate_limited");
+            assert!(res.headers.contains_key("retry-after"));
         }
-        statuses.push(res.status().as_u16());
+        statuses.push(res.status);
     }
     assert_eq!(statuses, [403, 403, 403, 429, 429]);
+    // Refused unheard: not even the right password gets through until the window ends.
+    let right = json!({"password": NEW_PW, "current_password": PW});
+    assert_eq!(c.json(Method::PUT, "/auth/api/v1/users/password", &right).await.status, 429);
+    let fresh = app.client();
+    fresh.fetch_csrf().await;
+    let login = json!({"email": "guess@example.com", "password": PW});
+    assert_eq!(fresh.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200, "the password is unchanged");
 }
 
 async fn pages_ask_for_the_password_for_sensitive_changes(engine: Engine) {
