@@ -95,8 +95,14 @@ impl Receiver {
         self.script.lock().unwrap().extend(answers.iter().copied());
     }
 
+    /// What arrived, in order; each body checked against its event's payload in
+    /// `contract/webhooks.yaml` (as every API answer is against the OpenAPI contract).
     pub fn deliveries(&self) -> Vec<Delivery> {
-        self.received.lock().unwrap().clone()
+        let got = self.received.lock().unwrap().clone();
+        for d in &got {
+            crate::contract::validate_webhook(&d.body);
+        }
+        got
     }
 
     /// The environment that points authara at this receiver.
