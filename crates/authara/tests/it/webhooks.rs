@@ -495,6 +495,8 @@ async fn two_instances_on_one_postgres_deliver_each_event_once() {
     for i in 0..8 {
         app.signed_in(&format!("pair{i}@example.com"), PW).await;
     }
+    // A slow receiver keeps each delivery in flight long enough that both instances are at work.
+    receiver.set_delay(Duration::from_millis(20));
     let other = app.second_instance().await;
     let run = |s: authara::services::Services| async move {
         let mut n = 0;
@@ -505,6 +507,7 @@ async fn two_instances_on_one_postgres_deliver_each_event_once() {
     };
     let (a, b) = tokio::join!(tokio::spawn(run(app.services.clone())), tokio::spawn(run(other)));
     let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a > 0 && b > 0, "both instances delivered some: {a} and {b}");
     assert_eq!(a + b, 24, "24 events between the two ({a} + {b})");
     let ids: std::collections::HashSet<String> =
         receiver.deliveries().iter().map(|d| d.header("x-authara-delivery").to_owned()).collect();
