@@ -318,8 +318,10 @@ async fn login_and_signup_limits_are_exact_across_three_instances() {
     c.stop().await;
 }
 
+/// What docs/instances.md states of this test: over 100 logouts, the other instances refuse the
+/// token at a median under 100 ms, and every one within 1 s (not each within 100 ms).
 #[tokio::test]
-async fn a_logout_on_one_instance_is_refused_by_the_others_within_100_ms() {
+async fn a_logout_elsewhere_is_refused_by_the_others_at_a_median_under_100_ms_and_always_under_1_s() {
     let c = Cluster::start(&[
         ("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "1000"),
         ("AUTHARA_RATE_LIMIT_LOGIN_EMAIL_LIMIT", "1000"),
