@@ -431,16 +431,10 @@ async fn failures_keep_the_urls_path_and_query_out_of_logs_and_the_console(engin
         env.insert(k.to_owned(), v.to_owned());
     }
     let server = Server::start(&["serve"], &env, db.data_dir()).await;
-    let csrf = "webhook-log-csrf";
-    let res = crate::app::send_checked(
-        crate::harness::client()
-            .post(server.url("/auth/api/v1/signup/direct"))
-            .header("cookie", format!("authara_csrf={csrf}"))
-            .header("x-csrf-token", csrf)
-            .json(&json!({"email": "leaky@example.com", "password": PW})),
-    )
-    .await;
-    assert_eq!(res.status, 201);
+    let script = crate::claims::Script::new(&server).await;
+    let signup = json!({"email": "leaky@example.com", "password": PW});
+    let (status, body) = script.post(&server, "/auth/api/v1/signup/direct", &[], &signup).await;
+    assert_eq!(status, 201, "{body}");
     let mut waited = 0;
     while server.logs().matches("webhook delivery failed").count() < 2 {
         assert!(waited < 200, "two failed attempts within 10 s: {}", server.logs());
@@ -533,16 +527,10 @@ async fn a_delivery_interrupted_by_a_crash_is_delivered_after_restart(engine: En
         env.insert(k.to_owned(), v.to_owned());
     }
     let server = Server::start(&["serve"], &env, db.data_dir()).await;
-    let csrf = "crash-test-csrf";
-    let res = crate::app::send_checked(
-        crate::harness::client()
-            .post(server.url("/auth/api/v1/signup/direct"))
-            .header("cookie", format!("authara_csrf={csrf}"))
-            .header("x-csrf-token", csrf)
-            .json(&json!({"email": "crash@example.com", "password": PW})),
-    )
-    .await;
-    assert_eq!(res.status, 201);
+    let script = crate::claims::Script::new(&server).await;
+    let signup = json!({"email": "crash@example.com", "password": PW});
+    let (status, body) = script.post(&server, "/auth/api/v1/signup/direct", &[], &signup).await;
+    assert_eq!(status, 201, "{body}");
     let mut waited = 0;
     while receiver.deliveries().is_empty() {
         assert!(waited < 100, "the delivery started");
