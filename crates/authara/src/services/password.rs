@@ -527,6 +527,23 @@ mod tests {
         assert_eq!(h.running(), 0);
     }
 
+    /// An unknown account's verification costs what a real one does: the dummy hash is made
+    /// with the configured parameters, so verifying against it runs the same argon2id work (the
+    /// integration suite counts that one runs: `claims/enumeration.rs`).
+    #[tokio::test]
+    async fn the_dummy_hash_has_the_configured_cost() {
+        let params = HashParams { memory_kib: 2048, iterations: 2, parallelism: 1 };
+        let h = PasswordHasher::with_slots(params, 1, 4);
+        let real = h.hash("violet-harbor-tangent").await.unwrap();
+        let dummy = h.dummy().await.unwrap().to_owned();
+        let cost = |phc: &str| phc.split('$').take(4).collect::<Vec<_>>().join("$");
+        assert_eq!(cost(&dummy), "$argon2id$v=19$m=2048,t=2,p=1");
+        assert_eq!(cost(&dummy), cost(&real));
+        let before = h.verifications();
+        h.verify_dummy("wrong-password-1").await.unwrap();
+        assert_eq!(h.verifications(), before + 1);
+    }
+
     #[test]
     fn hashes_verify_and_wrong_passwords_do_not() {
         let h = hash_now("correct horse battery", FAST).unwrap();

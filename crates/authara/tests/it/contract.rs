@@ -1,6 +1,7 @@
 //! Validates API responses against `contract/openapi.yaml`: status declared for the operation,
 //! error codes declared in `x-authara-error-codes`, bodies matching their schemas (including
-//! `additionalProperties: false`), and no body where none is declared.
+//! `additionalProperties: false`), and no body where none is declared. Webhook bodies are checked
+//! against their event's payload in `contract/webhooks.yaml` by the same schema check.
 
 use std::sync::LazyLock;
 
@@ -142,6 +143,21 @@ fn check(schema: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
     }
 }
 
+/// Whether the contract describes `path` (a query string is ignored): the JSON API and the
+/// internal API. Pages, `/auth/health`, `/auth/version` and the JWKS are outside it.
+pub fn describes(path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or_default();
+    path.starts_with("/auth/api/") || path.starts_with("/auth/internal/")
+}
+
+/// Checks one answer against the contract when the contract describes its path; the one gate
+/// every answer of the suite passes (`TestClient::send`, `app::send_checked`).
+pub fn validate_if_described(method: &str, path: &str, status: u16, content_type: Option<&str>, body: &[u8]) {
+    if describes(path) {
+        validate(method, path.split('?').next().unwrap_or_default(), status, content_type, body);
+    }
+}
+
 /// Panics with every deviation of one response from the contract.
 pub fn validate(method: &str, path: &str, status: u16, content_type: Option<&str>, body: &[u8]) {
     let Some(op) = operation(method, path) else {
@@ -187,4 +203,61 @@ pub fn validate(method: &str, path: &str, status: u16, content_type: Option<&str
         }
     }
     assert!(errors.is_empty(), "{id} {status} deviates from the contract: {errors:#?}\nbody: {value}");
+}
+
+/// `contract/webhooks.yaml`.
+pub static WEBHOOKS: LazyLock<Value> = LazyLock::new(|| load("webhooks.yaml"));
+
+/// The event types `contract/webhooks.yaml` lists, in its order.
+pub fn webhook_event_types() -> Vec<String> {
+    let events = WEBHOOKS["events"].as_array().expect("webhooks.yaml lists events");
+    events.iter().map(|e| e["type"].as_str().expect("every event has a type").to_owned()).collect()
+}
+
+/// A payload of `webhooks.yaml` as a schema `check` reads: every key of a map required and no
+/// other allowed; `string`, `boolean`, `object`, `uuid`, `rfc3339` as their types, `|null` as
+/// nullable, and any other word (the `type` field's value) as the one value allowed.
+fn payload_schema(payload: &Value) -> Value {
+    match payload {
+        Value::Object(fields) => serde_json::json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": fields.keys().collect::<Vec<_>>(),
+            "properties": fields.iter().map(|(k, v)| (k.clone(), payload_schema(v))).collect::<serde_json::Map<_, _>>(),
+        }),
+        Value::String(word) => {
+            let (word, nullable) = match word.strip_suffix("|null") {
+                Some(w) => (w, true),
+                None => (word.as_str(), false),
+            };
+            let mut schema = match word {
+                "string" => serde_json::json!({"type": "string"}),
+                "boolean" => serde_json::json!({"type": "boolean"}),
+                "object" => serde_json::json!({"type": "object"}),
+                "uuid" => serde_json::json!({"type": "string", "format": "uuid"}),
+                "rfc3339" => serde_json::json!({"type": "string", "format": "date-time"}),
+                literal => serde_json::json!({"type": "string", "enum": [literal]}),
+            };
+            if nullable {
+                schema["nullable"] = Value::Bool(true);
+            }
+            schema
+        }
+        other => panic!("webhooks.yaml: a payload field is {other}"),
+    }
+}
+
+/// Panics with every deviation of one webhook body from its event's payload in
+/// `contract/webhooks.yaml` (an event type the contract does not list is one).
+pub fn validate_webhook(body: &[u8]) {
+    let value: Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("a webhook body is not JSON ({e}): {}", String::from_utf8_lossy(body)));
+    let kind = value["type"].as_str().unwrap_or_default();
+    let events = WEBHOOKS["events"].as_array().expect("webhooks.yaml lists events");
+    let Some(event) = events.iter().find(|e| e["type"] == kind) else {
+        panic!("webhook type {kind:?} is not in contract/webhooks.yaml: {value}");
+    };
+    let mut errors = Vec::new();
+    check(&payload_schema(&event["payload"]), &value, "$", &mut errors);
+    assert!(errors.is_empty(), "{kind} deviates from contract/webhooks.yaml: {errors:#?}\nbody: {value}");
 }

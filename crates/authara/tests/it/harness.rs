@@ -21,14 +21,24 @@ pub enum Engine {
     Postgres,
 }
 
-/// Emits one `#[tokio::test]` per engine for each `async fn name(engine: Engine)`.
+/// Emits one `#[tokio::test]` per engine for each `async fn name(engine: Engine)`. Names after
+/// `; threaded:` run on a runtime of 4 worker threads: the in-process server and the test's
+/// clients then truly run in parallel (a race test on one thread only interleaves at awaits).
 macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident),* $(,)? $(; threaded: $($threaded:ident),* $(,)?)?) => {
         mod sqlite {
             $( #[tokio::test] async fn $name() { super::$name(crate::harness::Engine::Sqlite).await } )*
+            $($(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $threaded() { super::$threaded(crate::harness::Engine::Sqlite).await }
+            )*)?
         }
         mod postgres {
             $( #[tokio::test] async fn $name() { super::$name(crate::harness::Engine::Postgres).await } )*
+            $($(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $threaded() { super::$threaded(crate::harness::Engine::Postgres).await }
+            )*)?
         }
     };
 }
@@ -286,7 +296,7 @@ impl Server {
     async fn wait_healthy(&self) {
         let client = client();
         for _ in 0..200 {
-            if client.get(self.url("/auth/health")).send().await.is_ok() {
+            if crate::app::try_send_checked(client.get(self.url("/auth/health"))).await.is_ok() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;

@@ -1,14 +1,15 @@
 //! `GET /auth/health`: a real database query, 503 when the database is gone.
 
+use crate::app::send_checked;
 use crate::harness::{Engine, Server, TestDb, client, on_both_engines};
 
 async fn health_reports_database_cache_and_keys(engine: Engine) {
     let db = TestDb::new(engine, true).await;
     let server = Server::start(&["serve"], &db.env(), db.data_dir()).await;
-    let res = client().get(server.url("/auth/health")).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
-    let body: serde_json::Value = res.json().await.unwrap();
+    let res = send_checked(client().get(server.url("/auth/health"))).await;
+    assert_eq!(res.status, 200);
+    assert!(res.headers["content-type"].to_str().unwrap().starts_with("application/json"));
+    let body = res.json();
     assert_eq!(body["status"], "healthy");
     let db_part = &body["components"]["database"];
     assert_eq!(db_part["status"], "up");
@@ -25,12 +26,12 @@ on_both_engines!(health_reports_database_cache_and_keys);
 async fn health_is_503_when_the_database_is_unreachable() {
     let db = TestDb::new(Engine::Postgres, true).await;
     let server = Server::start(&["serve"], &db.env(), db.data_dir()).await;
-    assert_eq!(client().get(server.url("/auth/health")).send().await.unwrap().status(), 200);
+    assert_eq!(send_checked(client().get(server.url("/auth/health"))).await.status, 200);
 
     db.take_down().await;
-    let res = client().get(server.url("/auth/health")).send().await.unwrap();
-    assert_eq!(res.status(), 503);
-    let body: serde_json::Value = res.json().await.unwrap();
+    let res = send_checked(client().get(server.url("/auth/health"))).await;
+    assert_eq!(res.status, 503);
+    let body = res.json();
     assert_eq!(body["status"], "unhealthy");
     assert_eq!(body["components"]["database"]["status"], "down");
     let (status, _) = server.terminate().await;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::app::{send_checked, try_send_checked};
 use crate::claims::{Script, server_env, user_status};
 use crate::harness::{Engine, Server, TestDb, client};
 use crate::smtp::SmtpSink;
@@ -186,7 +187,7 @@ impl Cluster {
         loop {
             let mut all = Vec::new();
             for s in &self.servers {
-                let body: Value = client().get(s.url("/auth/health")).send().await.unwrap().json().await.unwrap();
+                let body = send_checked(client().get(s.url("/auth/health"))).await.json();
                 all.push(body);
             }
             if all.iter().all(|b| b["status"] == status) {
@@ -198,7 +199,7 @@ impl Cluster {
     }
 
     async fn health_of(server: &Server) -> Value {
-        client().get(server.url("/auth/health")).send().await.unwrap().json().await.unwrap()
+        send_checked(client().get(server.url("/auth/health"))).await.json()
     }
 
     async fn stop(self) {
@@ -237,15 +238,15 @@ async fn log_out(server: &Server, session: &Value) {
 /// `PUT /users/password` with the current password, as the holder of `access`, on `server`.
 async fn change_password(server: &Server, access: &str, from: &str, to: &str) {
     let script = Script::new(server).await;
-    let res = client()
-        .put(server.url("/auth/api/v1/users/password"))
-        .header("cookie", format!("authara_csrf={}; authara_access={access}", script.csrf()))
-        .header("x-csrf-token", script.csrf())
-        .json(&json!({"password": to, "current_password": from}))
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let res = send_checked(
+        client()
+            .put(server.url("/auth/api/v1/users/password"))
+            .header("cookie", format!("authara_csrf={}; authara_access={access}", script.csrf()))
+            .header("x-csrf-token", script.csrf())
+            .json(&json!({"password": to, "current_password": from})),
+    )
+    .await;
+    assert_eq!(res.status, 204, "{}", res.text());
 }
 
 /// The bound `docs/instances.md` states: a session ended on any instance is refused by every
@@ -317,8 +318,10 @@ async fn login_and_signup_limits_are_exact_across_three_instances() {
     c.stop().await;
 }
 
+/// What docs/instances.md states of this test: over 100 logouts, the other instances refuse the
+/// token at a median under 100 ms, and every one within 1 s (not each within 100 ms).
 #[tokio::test]
-async fn a_logout_on_one_instance_is_refused_by_the_others_within_100_ms() {
+async fn a_logout_elsewhere_is_refused_by_the_others_at_a_median_under_100_ms_and_always_under_1_s() {
     let c = Cluster::start(&[
         ("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "1000"),
         ("AUTHARA_RATE_LIMIT_LOGIN_EMAIL_LIMIT", "1000"),
@@ -358,18 +361,18 @@ async fn a_password_change_on_one_instance_signs_out_its_sessions_everywhere() {
     }
     let b = &c.servers[1];
     let script = Script::new(b).await;
-    let res = client()
-        .put(b.url("/auth/api/v1/users/password"))
-        .header(
-            "cookie",
-            format!("authara_csrf={}; authara_access={}", script.csrf(), first["access_token"].as_str().unwrap()),
-        )
-        .header("x-csrf-token", script.csrf())
-        .json(&json!({"password": NEW_PW, "current_password": PW}))
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let res = send_checked(
+        client()
+            .put(b.url("/auth/api/v1/users/password"))
+            .header(
+                "cookie",
+                format!("authara_csrf={}; authara_access={}", script.csrf(), first["access_token"].as_str().unwrap()),
+            )
+            .header("x-csrf-token", script.csrf())
+            .json(&json!({"password": NEW_PW, "current_password": PW})),
+    )
+    .await;
+    assert_eq!(res.status, 204, "{}", res.text());
     // The API's password change ends every session of the user (contract), on every instance.
     let all: Vec<&Server> = c.servers.iter().collect();
     refused_everywhere_within(&all, &other).await;
@@ -391,27 +394,21 @@ async fn one_refresh_token_sent_to_three_instances_at_once_has_one_successor() {
     let calls = c.servers.iter().zip(&scripts).map(|(s, script)| {
         let cookie = format!("authara_csrf={}; authara_refresh={refresh}", script.csrf());
         async move {
-            client()
-                .post(s.url("/auth/api/v1/sessions/refresh"))
-                .header("cookie", cookie)
-                .header("x-csrf-token", script.csrf())
-                .send()
-                .await
-                .unwrap()
+            send_checked(
+                client()
+                    .post(s.url("/auth/api/v1/sessions/refresh"))
+                    .header("cookie", cookie)
+                    .header("x-csrf-token", script.csrf()),
+            )
+            .await
         }
     });
     let answers = futures_util::future::join_all(calls).await;
     let mut successors = HashSet::new();
     for res in answers {
-        assert_eq!(res.status(), 200);
-        let set = res
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok()?.strip_prefix("authara_refresh=")?.split(';').next().map(str::to_owned))
-            .next()
-            .expect("a new refresh cookie");
-        successors.insert(set);
+        assert_eq!(res.status, 200);
+        let set = res.set_cookie("authara_refresh").expect("a new refresh cookie");
+        successors.insert(set.split(';').next().unwrap().to_owned());
     }
     assert_eq!(successors.len(), 1, "one successor, whichever instance answered: {successors:?}");
     c.stop().await;
@@ -491,19 +488,20 @@ async fn a_killed_instance_loses_no_committed_signup_and_the_others_keep_serving
         let mut committed = Vec::new();
         for i in 0.. {
             let email = format!("victim{i}@example.com");
-            let res = client()
-                .post(format!("{base}/auth/api/v1/signup/direct"))
-                .header("cookie", format!("authara_csrf={}", script.csrf()))
-                .header("x-csrf-token", script.csrf())
-                .json(&json!({"email": email, "password": PW}))
-                .send()
-                .await;
+            let res = try_send_checked(
+                client()
+                    .post(format!("{base}/auth/api/v1/signup/direct"))
+                    .header("cookie", format!("authara_csrf={}", script.csrf()))
+                    .header("x-csrf-token", script.csrf())
+                    .json(&json!({"email": email, "password": PW})),
+            )
+            .await;
             match res {
-                Ok(r) if r.status() == 201 => {
+                Ok(r) if r.status == 201 => {
                     committed.push(email);
                     counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                Ok(r) => panic!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
+                Ok(r) => panic!("{}: {}", r.status, r.text()),
                 Err(_) => break,
             }
         }
@@ -571,7 +569,7 @@ async fn the_redis_password_is_used_and_a_wrong_one_shows_in_health() {
     let db = TestDb::new(Engine::Postgres, true).await;
     let health = |server: &Server| {
         let url = server.url("/auth/health");
-        async move { client().get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+        async move { send_checked(client().get(url)).await.json() }
     };
     for (password, expected) in [("s3cret-redis", "healthy"), ("wr0ng-redis-pass-77", "degraded")] {
         let env = server_env(

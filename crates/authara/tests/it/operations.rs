@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::app::send_checked;
 use crate::harness::{Engine, Server, TestDb, client, on_both_engines, run_cli};
 
 const PW: &str = "violet-harbor-tangent";
@@ -33,25 +34,23 @@ fn env(db: &TestDb) -> HashMap<String, String> {
 
 /// A CSRF token and its cookie from a fresh `GET /csrf`.
 async fn csrf(server: &Server) -> String {
-    let res = client().get(server.url("/auth/api/v1/csrf")).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
-    body["csrf_token"].as_str().unwrap().to_owned()
+    let res = send_checked(client().get(server.url("/auth/api/v1/csrf"))).await;
+    assert_eq!(res.status, 200);
+    res.json()["csrf_token"].as_str().unwrap().to_owned()
 }
 
 /// `POST path` with a JSON body under the double-submit CSRF check; the status.
 async fn post(server: &Server, path: &str, body: &Value) -> u16 {
     let token = csrf(server).await;
-    client()
-        .post(server.url(path))
-        .header("X-CSRF-Token", &token)
-        .header("Cookie", format!("authara_csrf={token}"))
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    send_checked(
+        client()
+            .post(server.url(path))
+            .header("X-CSRF-Token", &token)
+            .header("Cookie", format!("authara_csrf={token}"))
+            .json(body),
+    )
+    .await
+    .status
 }
 
 async fn login(server: &Server, email: &str, password: &str) -> u16 {

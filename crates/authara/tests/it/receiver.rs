@@ -56,6 +56,7 @@ pub struct Receiver {
     pub url: String,
     pub received: Arc<Mutex<Vec<Delivery>>>,
     script: Arc<Mutex<VecDeque<Answer>>>,
+    delay: Arc<Mutex<Duration>>,
     _task: tokio::task::JoinHandle<()>,
 }
 
@@ -64,12 +65,15 @@ impl Receiver {
     pub async fn start() -> Receiver {
         let received: Arc<Mutex<Vec<Delivery>>> = Arc::default();
         let script: Arc<Mutex<VecDeque<Answer>>> = Arc::default();
-        let (r, sc) = (received.clone(), script.clone());
+        let delay: Arc<Mutex<Duration>> = Arc::default();
+        let (r, sc, d) = (received.clone(), script.clone(), delay.clone());
         let app = axum::Router::new().route(
             "/hooks",
             axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-                let (r, sc) = (r.clone(), sc.clone());
+                let (r, sc, d) = (r.clone(), sc.clone(), d.clone());
                 async move {
+                    let wait = *d.lock().unwrap();
+                    tokio::time::sleep(wait).await;
                     r.lock().unwrap().push(Delivery { headers, body });
                     let next = sc.lock().unwrap().pop_front();
                     match next {
@@ -88,15 +92,27 @@ impl Receiver {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Receiver { url, received, script, _task: task }
+        Receiver { url, received, script, delay, _task: task }
+    }
+
+    /// Makes every answer take `delay`, so that several delivering workers are surely at work
+    /// at once.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.delay.lock().unwrap() = delay;
     }
 
     pub fn then(&self, answers: &[Answer]) {
         self.script.lock().unwrap().extend(answers.iter().copied());
     }
 
+    /// What arrived, in order; each body checked against its event's payload in
+    /// `contract/webhooks.yaml` (as every API answer is against the OpenAPI contract).
     pub fn deliveries(&self) -> Vec<Delivery> {
-        self.received.lock().unwrap().clone()
+        let got = self.received.lock().unwrap().clone();
+        for d in &got {
+            crate::contract::validate_webhook(&d.body);
+        }
+        got
     }
 
     /// The environment that points authara at this receiver.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use authara::clock::SystemClock;
 
+use crate::app::{send_checked, try_send_checked};
 use crate::harness::{Engine, Server, TestDb, client, on_both_engines, run_cli};
 
 #[tokio::test]
@@ -14,9 +15,9 @@ async fn no_config_start_serves_health_from_a_fresh_data_dir() {
     let cwd = tempfile::tempdir().unwrap();
     let env = HashMap::new();
     let server = Server::start(&["serve", "--migrate"], &env, cwd.path()).await;
-    let res = client().get(server.url("/auth/health")).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    let body: serde_json::Value = res.json().await.unwrap();
+    let res = send_checked(client().get(server.url("/auth/health"))).await;
+    assert_eq!(res.status, 200);
+    let body = res.json();
     assert_eq!(body["status"], "healthy");
     assert_eq!(body["components"]["database"]["kind"], "sqlite");
     assert!(cwd.path().join("data/authara.db").exists(), "SQLite file in ./data");
@@ -43,8 +44,8 @@ async fn serve_refuses_a_schema_that_is_not_migrated(engine: Engine) {
     assert!(err.contains("authara migrate"), "names the command to run: {err}");
 
     let server = Server::start(&["serve", "--migrate"], &db.env(), db.data_dir()).await;
-    let res = client().get(server.url("/auth/health")).send().await.unwrap();
-    assert_eq!(res.status(), 200);
+    let res = send_checked(client().get(server.url("/auth/health"))).await;
+    assert_eq!(res.status, 200);
     let (status, logs) = server.terminate().await;
     assert!(status.success(), "{logs}");
 }
@@ -129,34 +130,33 @@ async fn responses_carry_request_ids_and_security_headers() {
     let server = Server::start(&["serve"], &db.env(), db.data_dir()).await;
     let c = client();
 
-    let res = c.get(server.url("/auth/health")).header("X-Request-Id", "gw-1234").send().await.unwrap();
-    assert_eq!(res.headers()["x-request-id"], "gw-1234", "a gateway's id flows through");
+    let res = send_checked(c.get(server.url("/auth/health")).header("X-Request-Id", "gw-1234")).await;
+    assert_eq!(res.headers["x-request-id"], "gw-1234", "a gateway's id flows through");
     for (h, v) in
         [("x-frame-options", "DENY"), ("x-content-type-options", "nosniff"), ("referrer-policy", "same-origin")]
     {
-        assert_eq!(res.headers()[h], v);
+        assert_eq!(res.headers[h], v);
     }
-    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let csp = res.headers["content-security-policy"].to_str().unwrap().to_owned();
     assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-eval"), "{csp}");
 
-    let res = c.get(server.url("/auth/health")).header("X-Request-Id", "bad id\twith junk").send().await;
-    let generated = res.unwrap().headers()["x-request-id"].to_str().unwrap().to_owned();
+    let res = send_checked(c.get(server.url("/auth/health")).header("X-Request-Id", "bad id\twith junk")).await;
+    let generated = res.headers["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(generated.len(), 36, "a malformed id is replaced by a generated one: {generated}");
 
-    let res = c.get(server.url("/auth/api/v1/nope")).send().await.unwrap();
-    assert_eq!(res.status(), 404);
-    assert!(res.headers().contains_key("x-request-id"));
-    assert_eq!(res.headers()["x-frame-options"], "DENY");
-    let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "not_found");
+    let res = send_checked(c.get(server.url("/auth/api/v1/nope"))).await;
+    assert_eq!(res.status, 404);
+    assert!(res.headers.contains_key("x-request-id"));
+    assert_eq!(res.headers["x-frame-options"], "DENY");
+    assert_eq!(res.error_code(), "not_found");
 
-    let res = c.post(server.url("/auth/health")).send().await.unwrap();
-    assert_eq!(res.status(), 405);
-    let res = c.get(server.url("/elsewhere")).send().await.unwrap();
-    assert_eq!(res.status(), 404);
-    assert_eq!(res.text().await.unwrap(), "404 page not found");
+    let res = send_checked(c.post(server.url("/auth/health"))).await;
+    assert_eq!(res.status, 405);
+    let res = send_checked(c.get(server.url("/elsewhere"))).await;
+    assert_eq!(res.status, 404);
+    assert_eq!(res.text(), "404 page not found");
 
-    let version: serde_json::Value = c.get(server.url("/auth/version")).send().await.unwrap().json().await.unwrap();
+    let version = send_checked(c.get(server.url("/auth/version"))).await.json();
     assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
 
     let (_, logs) = server.terminate().await;
@@ -203,12 +203,12 @@ async fn graceful_shutdown_finishes_an_in_flight_request() {
         },
     ));
 
-    let in_flight = tokio::spawn(async move { client().get(format!("http://{addr}/slow")).send().await });
+    let in_flight = tokio::spawn(async move { try_send_checked(client().get(format!("http://{addr}/slow"))).await });
     entered_rx.await.unwrap();
     stop_tx.send(()).unwrap();
     let res = in_flight.await.unwrap().expect("the in-flight request completes");
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.text().await.unwrap(), "done");
+    assert_eq!(res.status, 200);
+    assert_eq!(res.text(), "done");
     tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
 }
@@ -228,13 +228,11 @@ async fn prod_logs_are_json_lines_carrying_the_request_id() {
     }
     let server = Server::start(&["serve"], &env, db.data_dir()).await;
     // Failures are logged at info (successes only at debug).
-    let res = client()
-        .get(server.url("/auth/api/v1/user?token=SHOULD-NOT-BE-LOGGED"))
-        .header("X-Request-Id", "req-42")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
+    let res = send_checked(
+        client().get(server.url("/auth/api/v1/user?token=SHOULD-NOT-BE-LOGGED")).header("X-Request-Id", "req-42"),
+    )
+    .await;
+    assert_eq!(res.status, 401);
     let (_, logs) = server.terminate().await;
     let lines: Vec<serde_json::Value> =
         logs.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -53,6 +53,8 @@ impl Received {
 pub struct SmtpSink {
     pub port: u16,
     mode: Arc<Mutex<Mode>>,
+    /// How long each accepted message waits before its `250 queued` (a slow server).
+    delay: Arc<Mutex<std::time::Duration>>,
     messages: Arc<Mutex<Vec<Received>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -68,17 +70,24 @@ impl SmtpSink {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let mode = Arc::new(Mutex::new(Mode::Accept));
+        let delay = Arc::new(Mutex::new(std::time::Duration::ZERO));
         let messages = Arc::new(Mutex::new(Vec::new()));
-        let (m, msgs) = (mode.clone(), messages.clone());
+        let (m, d, msgs) = (mode.clone(), delay.clone(), messages.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (m, msgs) = (m.clone(), msgs.clone());
+                let (m, d, msgs) = (m.clone(), d.clone(), msgs.clone());
                 tokio::spawn(async move {
-                    let _ = session(stream, m, msgs).await;
+                    let _ = session(stream, m, d, msgs).await;
                 });
             }
         });
-        SmtpSink { port, mode, messages, task }
+        SmtpSink { port, mode, delay, messages, task }
+    }
+
+    /// Makes every message take `delay` before it is accepted, so that several senders are
+    /// surely at work at once.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        *self.delay.lock().unwrap() = delay;
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -114,6 +123,7 @@ impl SmtpSink {
 async fn session(
     stream: tokio::net::TcpStream,
     mode: Arc<Mutex<Mode>>,
+    delay: Arc<Mutex<std::time::Duration>>,
     messages: Arc<Mutex<Vec<Received>>>,
 ) -> std::io::Result<()> {
     let current = *mode.lock().unwrap();
@@ -154,6 +164,8 @@ async fn session(
                 data.push_str(&l);
                 data.push('\n');
             }
+            let delay = *delay.lock().unwrap();
+            tokio::time::sleep(delay).await;
             messages.lock().unwrap().push(Received { to: to.clone(), data });
             b"250 queued\r\n"
         } else if upper == "QUIT" {

@@ -842,7 +842,7 @@ on_both_engines!(
     personal_mode_has_no_invitations_or_member_lists,
     signup_challenge_with_an_invitation_code,
     foreign_unknown_and_expired_codes_are_400,
-    concurrent_acceptances_create_one_membership,
     user_memberships_are_self_only,
     members_leave_organizations_they_joined,
+    ; threaded: concurrent_acceptances_create_one_membership,
 );

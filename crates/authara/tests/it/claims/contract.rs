@@ -1,11 +1,11 @@
 //! README: "every response of the test suite is checked against" `contract/openapi.yaml`. That
 //! includes 403 answers and calls made without `TestClient`: raw reqwest answers go through the
-//! same validator, and the validator has teeth (it refuses what the contract does not declare).
+//! same validator (`app::send_checked`), no test sends a request any other way, and the
+//! validator has teeth (it refuses what the contract does not declare).
 
 use serde_json::json;
 
-use super::checked;
-use crate::app::TestApp;
+use crate::app::{TestApp, send_checked};
 use crate::contract::validate;
 use crate::harness::{Engine, client, on_both_engines};
 
@@ -19,15 +19,15 @@ fn rejected(method: &str, path: &str, status: u16, body: &serde_json::Value) -> 
 
 async fn a_csrf_refusal_is_a_403_the_contract_declares(engine: Engine) {
     let app = TestApp::start(engine).await;
-    let res = client()
-        .post(format!("{}/auth/api/v1/login", app.base))
-        .header("content-type", "application/json")
-        .body(json!({"email": "nobody@example.com", "password": PW}).to_string())
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = checked("POST", "/auth/api/v1/login", res).await;
-    assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")));
+    let res = send_checked(
+        client()
+            .post(format!("{}/auth/api/v1/login", app.base))
+            .header("content-type", "application/json")
+            .body(json!({"email": "nobody@example.com", "password": PW}).to_string()),
+    )
+    .await;
+    let body = res.json();
+    assert_eq!((res.status, &body["error"]["code"]), (403, &json!("forbidden")));
 
     // The same validator refuses a 403 in another code, and a status login does not declare.
     let mut wrong = body.clone();
@@ -41,30 +41,74 @@ async fn raw_reqwest_api_calls_are_validated_too(engine: Engine) {
     let app = TestApp::start(engine).await;
     let http = client();
     let url = |p: &str| format!("{}{p}", app.base);
-    let (status, csrf) =
-        checked("GET", "/auth/api/v1/csrf", http.get(url("/auth/api/v1/csrf")).send().await.unwrap()).await;
-    assert_eq!(status, 200);
-    let token = csrf["csrf_token"].as_str().unwrap().to_owned();
+    let csrf = send_checked(http.get(url("/auth/api/v1/csrf"))).await;
+    assert_eq!(csrf.status, 200);
+    let token = csrf.json()["csrf_token"].as_str().unwrap().to_owned();
 
-    let res = http
-        .post(url("/auth/api/v1/signup/direct"))
-        .header("cookie", format!("authara_csrf={token}"))
-        .header("x-csrf-token", &token)
-        .header("content-type", "application/json")
-        .body(json!({"email": "raw@example.com", "password": PW}).to_string())
-        .send()
-        .await
-        .unwrap();
-    let (status, session) = checked("POST", "/auth/api/v1/signup/direct", res).await;
-    assert_eq!(status, 201, "{session}");
+    let res = send_checked(
+        http.post(url("/auth/api/v1/signup/direct"))
+            .header("cookie", format!("authara_csrf={token}"))
+            .header("x-csrf-token", &token)
+            .header("content-type", "application/json")
+            .body(json!({"email": "raw@example.com", "password": PW}).to_string()),
+    )
+    .await;
+    assert_eq!(res.status, 201, "{}", res.text());
 
-    let access = session["access_token"].as_str().unwrap();
+    let access = res.json()["access_token"].as_str().unwrap().to_owned();
     for path in ["/auth/api/v1/user", "/auth/api/v1/organizations/current", "/auth/api/v1/capabilities"] {
-        let res = http.get(url(path)).header("cookie", format!("authara_access={access}")).send().await.unwrap();
-        assert_eq!(checked("GET", path, res).await.0, 200, "{path}");
+        let res = send_checked(http.get(url(path)).header("cookie", format!("authara_access={access}"))).await;
+        assert_eq!(res.status, 200, "{path}");
     }
-    let res = http.get(url("/auth/api/v1/user")).send().await.unwrap();
-    assert_eq!(checked("GET", "/auth/api/v1/user", res).await.0, 401);
+    assert_eq!(send_checked(http.get(url("/auth/api/v1/user"))).await.status, 401);
+
+    // The gate has teeth for raw requests too: an answer the contract does not declare (here a
+    // 200 without the fields `GET /user` requires, from a stand-in server) fails the test.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fake = format!("http://{}", listener.local_addr().unwrap());
+    let router = axum::Router::new()
+        .route("/auth/api/v1/user", axum::routing::get(|| async { axum::Json(json!({"email": "x@example.com"})) }));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let checked = tokio::spawn(send_checked(client().get(format!("{fake}/auth/api/v1/user"))));
+    assert!(matches!(checked.await, Err(e) if e.is_panic()), "an undeclared answer is refused");
+}
+
+/// Every `.rs` file of the suite, with its path relative to `tests/it`.
+fn suite_sources() -> Vec<(String, String)> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let name = path.strip_prefix(root).unwrap().display().to_string();
+                out.push((name, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    let mut out = Vec::new();
+    walk(&root, &root, &mut out);
+    out
+}
+
+/// No request of the suite skips the gate: reqwest's own `send` (which hands back an unchecked
+/// answer) appears nowhere; requests go through `TestClient` or `app::send_checked`.
+#[test]
+fn no_test_sends_a_request_around_the_contract_check() {
+    let sources = suite_sources();
+    assert!(sources.iter().any(|(name, _)| name == "app.rs"), "the suite's sources were found");
+    let needle = [".send", "()"].concat();
+    let bypasses: Vec<String> = sources
+        .iter()
+        .flat_map(|(name, text)| {
+            text.lines()
+                .enumerate()
+                .filter(|(_, line)| line.contains(&needle))
+                .map(move |(i, line)| format!("{name}:{}: {}", i + 1, line.trim()))
+        })
+        .collect();
+    assert!(bypasses.is_empty(), "use app::send_checked (or TestClient) instead of reqwest's send: {bypasses:#?}");
 }
 
 on_both_engines!(a_csrf_refusal_is_a_403_the_contract_declares, raw_reqwest_api_calls_are_validated_too);

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use crate::app::send_checked;
 use crate::harness::{Server, TestDb, client};
 
 /// Environment for the real binary on `db`: fast password hashing and a fixed signing key (so a
@@ -35,7 +36,7 @@ pub fn server_env(db: &TestDb, extra: &[(String, String)]) -> HashMap<String, St
 
 /// A script calling the real binary's API with plain reqwest: it fetched a CSRF token and sends
 /// it back as the cookie and the `X-CSRF-Token` header. Every answer is checked against the
-/// contract.
+/// contract (`app::send_checked`).
 pub struct Script {
     csrf: String,
 }
@@ -47,10 +48,9 @@ impl Script {
 
     /// The same, for a server known only by its base URL.
     pub async fn new_at(base: &str) -> Script {
-        let res = client().get(format!("{base}/auth/api/v1/csrf")).send().await.unwrap();
-        let (status, body) = checked("GET", "/auth/api/v1/csrf", res).await;
-        assert_eq!(status, 200);
-        Script { csrf: body["csrf_token"].as_str().unwrap().to_owned() }
+        let res = send_checked(client().get(format!("{base}/auth/api/v1/csrf"))).await;
+        assert_eq!(res.status, 200);
+        Script { csrf: res.json()["csrf_token"].as_str().unwrap().to_owned() }
     }
 
     /// The CSRF token (cookie and header value).
@@ -64,35 +64,21 @@ impl Script {
         for (k, v) in cookies {
             cookie.push_str(&format!("; {k}={v}"));
         }
-        let res = client()
-            .post(server.url(path))
-            .header("cookie", cookie)
-            .header("x-csrf-token", &self.csrf)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        checked("POST", path, res).await
+        let res = send_checked(
+            client()
+                .post(server.url(path))
+                .header("cookie", cookie)
+                .header("x-csrf-token", &self.csrf)
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        )
+        .await;
+        (res.status, res.json())
     }
 }
 
 /// `GET /auth/api/v1/user` with nothing but an access cookie: the status.
 pub async fn user_status(server: &Server, access: &str) -> u16 {
-    let res = client()
-        .get(server.url("/auth/api/v1/user"))
-        .header("cookie", format!("authara_access={access}"))
-        .send()
-        .await
-        .unwrap();
-    checked("GET", "/auth/api/v1/user", res).await.0
-}
-
-/// Reads a raw reqwest answer and validates it against the contract: (status, body or null).
-pub async fn checked(method: &str, path: &str, res: reqwest::Response) -> (u16, Value) {
-    let status = res.status().as_u16();
-    let content_type = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
-    let bytes = res.bytes().await.unwrap();
-    crate::contract::validate(method, path, status, content_type.as_deref(), &bytes);
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let req = client().get(server.url("/auth/api/v1/user")).header("cookie", format!("authara_access={access}"));
+    send_checked(req).await.status
 }

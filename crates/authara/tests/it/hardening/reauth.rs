@@ -32,34 +32,38 @@ async fn the_api_password_change_needs_a_recent_login_or_the_password(engine: En
             &json!({"password": NEW_PW, "current_password": "nope-nope-1"}),
         )
         .await;
-    assert_eq!(res.status, 403, "a wrong password does not help");
+    assert_eq!((res.status, res.error_code().as_str()), (403, "forbidden"), "a wrong password does not help");
     let res =
         c.json(Method::PUT, "/auth/api/v1/users/password", &json!({"password": NEW_PW, "current_password": PW})).await;
     assert_eq!(res.status, 204, "the current password makes it privileged");
+    let fresh = app.client();
+    fresh.fetch_csrf().await;
+    let login = |password: &str| json!({"email": "stale@example.com", "password": password});
+    assert_eq!(fresh.json(Method::POST, "/auth/api/v1/login", &login(PW)).await.status, 401, "the old one is gone");
+    assert_eq!(fresh.json(Method::POST, "/auth/api/v1/login", &login(NEW_PW)).await.status, 200, "the new one is set");
 }
 
 async fn current_password_guesses_are_limited(engine: Engine) {
     let app = TestApp::start_with(engine, &[("AUTHARA_RATE_LIMIT_LOGIN_EMAIL_LIMIT", "3")]).await;
     let c = old_session(&app, "guess@example.com").await;
-    // A raw client: 429 is our addition to this route's statuses.
-    let http = crate::harness::client();
-    let cookies = ["authara_access", "authara_csrf"].map(|n| format!("{n}={}", c.cookie(n).unwrap())).join("; ");
     let mut statuses = Vec::new();
     for i in 0..5 {
-        let res = http
-            .put(format!("{}/auth/api/v1/users/password", app.base))
-            .header("cookie", &cookies)
-            .header("x-csrf-token", c.cookie("authara_csrf").unwrap())
-            .json(&json!({"password": NEW_PW, "current_password": format!("wrong-guess-{i}")}))
-            .send()
-            .await
-            .unwrap();
-        if res.status() == 429 {
-            assert!(res.headers().contains_key("retry-after"));
+        let guess = json!({"password": NEW_PW, "current_password": format!("wrong-guess-{i}")});
+        let res = c.json(Method::PUT, "/auth/api/v1/users/password", &guess).await;
+        if res.status == 429 {
+            assert_eq!(res.error_code(), "rate_limited");
+            assert!(res.headers.contains_key("retry-after"));
         }
-        statuses.push(res.status().as_u16());
+        statuses.push(res.status);
     }
     assert_eq!(statuses, [403, 403, 403, 429, 429]);
+    // Refused unheard: not even the right password gets through until the window ends.
+    let right = json!({"password": NEW_PW, "current_password": PW});
+    assert_eq!(c.json(Method::PUT, "/auth/api/v1/users/password", &right).await.status, 429);
+    let fresh = app.client();
+    fresh.fetch_csrf().await;
+    let login = json!({"email": "guess@example.com", "password": PW});
+    assert_eq!(fresh.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200, "the password is unchanged");
 }
 
 async fn pages_ask_for_the_password_for_sensitive_changes(engine: Engine) {
@@ -76,7 +80,8 @@ async fn pages_ask_for_the_password_for_sensitive_changes(engine: Engine) {
     // Right after a login, no password is needed.
     let fresh = app.signed_in("fresh@example.com", PW).await;
     let res = fresh.form("/auth/user/delete", &[("confirm", "fresh@example.com")]).await;
-    assert_eq!(res.status, 303);
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/auth/successful-deletion")));
+    assert!(app.store.user_by_email(&crate::app::email("fresh@example.com")).await.unwrap().is_none(), "deleted");
 }
 
 /// Passwords are never trimmed: the one set is the one that signs in.

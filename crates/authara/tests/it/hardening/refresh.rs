@@ -52,4 +52,4 @@ async fn twenty_parallel_refreshes_get_one_successor(engine: Engine) {
     assert_eq!(res.status, 401, "the whole session is revoked");
 }
 
-on_both_engines!(twenty_parallel_refreshes_get_one_successor);
+on_both_engines!(; threaded: twenty_parallel_refreshes_get_one_successor);

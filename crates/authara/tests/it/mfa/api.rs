@@ -387,7 +387,6 @@ async fn an_administrator_resets_a_lost_factor(engine: Engine) {
 
 on_both_engines!(
     a_password_sign_in_waits_for_the_apps_code,
-    a_code_is_accepted_once,
     one_step_either_side_is_accepted_two_are_not,
     recovery_codes_work_once_and_a_new_set_voids_the_old,
     a_waiting_sign_in_is_this_browsers_for_five_minutes,
@@ -398,4 +397,5 @@ on_both_engines!(
     a_remembered_browser_skips_the_step_until_the_password_changes,
     a_passkey_alone_signs_in,
     an_administrator_resets_a_lost_factor,
+    ; threaded: a_code_is_accepted_once,
 );

@@ -25,9 +25,9 @@ pub async fn via_provider(c: &TestClient, start: Res) -> (String, Res) {
             && state_cookie.contains("SameSite=Lax"),
         "{state_cookie}"
     );
-    let back = crate::harness::client().get(&authorize).send().await.unwrap();
-    assert_eq!(back.status(), 303);
-    let location = back.headers()["location"].to_str().unwrap().to_owned();
+    let back = crate::app::send_checked(crate::harness::client().get(&authorize)).await;
+    assert_eq!(back.status, 303);
+    let location = back.location().unwrap();
     let path = location[location.find("/auth/oauth/").unwrap()..].to_owned();
     let res = c.get(&path).await;
     (path, res)
@@ -79,8 +79,8 @@ async fn first_login_signs_up_and_the_next_signs_in(engine: Engine) {
     let url = res.json()["authorization_url"].as_str().unwrap().to_owned();
     assert!(url.starts_with(&format!("{}/authorize?", idp.env()[2].1)), "{url}");
     assert!(res.set_cookie("authara_oauth_state").is_some());
-    let back = crate::harness::client().get(&url).send().await.unwrap();
-    let location = back.headers()["location"].to_str().unwrap().to_owned();
+    let back = crate::app::send_checked(crate::harness::client().get(&url)).await;
+    let location = back.location().unwrap();
     let res = e.get(&location[location.find("/auth/oauth/").unwrap()..]).await;
     assert_eq!((res.status, res.location().as_deref()), (303, Some("/spa")));
     assert_eq!(e.get("/auth/api/v1/user").await.json()["id"], me.json()["id"]);
@@ -162,8 +162,8 @@ async fn bad_provider_answers_end_on_the_login_page(engine: Engine) {
     let c = app.client();
     let victim = app.client();
     let start = victim.get("/auth/oauth/stub/start").await;
-    let back = crate::harness::client().get(start.location().unwrap()).send().await.unwrap();
-    let location = back.headers()["location"].to_str().unwrap().to_owned();
+    let back = crate::app::send_checked(crate::harness::client().get(start.location().unwrap())).await;
+    let location = back.location().unwrap();
     let path = &location[location.find("/auth/oauth/").unwrap()..];
     let res = c.get(path).await;
     assert!(login_page_error(&c, &res).await.contains("try again"), "a callback from another browser is refused");

@@ -106,8 +106,8 @@ async fn proof_links_with_an_identity_already_linked(engine: Engine) {
     idp.sign_in_as(Person::new("s-quinn", "quinn@example.com"));
     let d = app.client();
     let start = d.get("/auth/oauth/stub/start?return_to=%2Fwork").await;
-    let back = crate::harness::client().get(start.location().unwrap()).send().await.unwrap();
-    let location = back.headers()["location"].to_str().unwrap().to_owned();
+    let back = crate::app::send_checked(crate::harness::client().get(start.location().unwrap())).await;
+    let location = back.location().unwrap();
     let res = d.get(&location[location.find("/auth/oauth/").unwrap()..]).await;
     let confirm = res.location().unwrap();
     let nonce = page_nonce(&d, &confirm).await;

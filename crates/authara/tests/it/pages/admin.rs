@@ -276,6 +276,47 @@ async fn any_page_number_or_search_term_is_served(engine: Engine) {
     assert_eq!(res.status, 404);
 }
 
+/// The last-admin guard under a race: two administrators each remove the other's role at the
+/// same moment, from their own browsers, on a server running on several threads. One change
+/// wins, the other is refused; an administrator always remains.
+async fn two_administrators_demoting_each_other_at_once_leave_one(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let mut left = None;
+    for round in 0..3 {
+        let (a_email, b_email) = (format!("a{round}@example.com"), format!("b{round}@example.com"));
+        let (a, b) = (admin(&app, &a_email).await, admin(&app, &b_email).await);
+        let (a_id, b_id) = (user_id(&app, &a_email).await, user_id(&app, &b_email).await);
+        // Only these two are administrators in this round.
+        if let Some(previous) = left.take() {
+            let cli = app.services.admin();
+            cli.set_admin(&cli.cli(), previous, false, None).await.unwrap();
+        }
+        let (x, y) = tokio::join!(
+            tokio::spawn(async move { a.form(&format!("/auth/admin/users/{b_id}/roles/admin/revoke"), &[]).await }),
+            tokio::spawn(async move { b.form(&format!("/auth/admin/users/{a_id}/roles/admin/revoke"), &[]).await }),
+        );
+        let answers = [x.unwrap(), y.unwrap()];
+        let done =
+            |r: &crate::app::Res| r.status == 303 && r.location().is_some_and(|l| l.starts_with("/auth/admin/users/"));
+        let statuses: Vec<u16> = answers.iter().map(|r| r.status).collect();
+        assert_eq!(answers.iter().filter(|r| done(r)).count(), 1, "round {round}: one change wins: {statuses:?}");
+        // The other is refused: by the guard (400, saying why) when both changes overlap, or,
+        // when the winner committed first, because its own admin session had just been ended.
+        let lost = answers.iter().find(|r| !done(r)).unwrap();
+        assert!(matches!(lost.status, 303 | 400 | 403 | 422), "round {round}: {statuses:?}: {}", lost.text());
+        if lost.status == 400 {
+            assert!(lost.text().contains("The last active administrator"), "round {round}: {}", lost.text());
+        }
+        let is_admin = |id| {
+            let store = app.store.clone();
+            async move { store.user_roles(id).await.unwrap().contains(&authara::domain::PlatformRole::Admin) }
+        };
+        let (ra, rb) = (is_admin(a_id).await, is_admin(b_id).await);
+        assert!(ra ^ rb, "round {round}: exactly one administrator remains ({ra}, {rb})");
+        left = Some(if ra { a_id } else { b_id });
+    }
+}
+
 on_both_engines!(
     any_page_number_or_search_term_is_served,
     an_invitation_admits_its_email_past_the_allowlist,
@@ -284,6 +325,7 @@ on_both_engines!(
     the_console_needs_the_admin_role_in_the_admin_audience,
     admin_actions_take_effect_respect_their_guards_and_are_audited,
     the_allowlist_admits_only_listed_emails,
+    ; threaded: two_administrators_demoting_each_other_at_once_leave_one,
 );
 
 /// `authara admin list|disable|enable|revoke-sessions` on a headless box, audited as the CLI.

@@ -157,9 +157,43 @@ async fn an_email_change_is_cancelled_from_the_old_address(engine: Engine) {
     assert_eq!(forged.status, 200, "a forged link says the same and does nothing");
 }
 
+/// Two accounts confirm a change to the same new address at the same moment, on a server
+/// running on several threads: one gets the address, the other keeps its own; no address
+/// is held twice and nothing fails.
+async fn two_confirmations_of_one_new_address_at_once_give_it_to_one(engine: Engine) {
+    let sink = SmtpSink::start().await;
+    let app = app_with_mail(engine, &sink, &[]).await;
+    let mut pending = Vec::new();
+    for who in ["first-mover@example.com", "second-mover@example.com"] {
+        let c = app.signed_in(who, PW).await;
+        let res = c.form("/auth/email-change", &[("new_email", "contested@example.com")]).await;
+        assert_eq!(res.status, 200, "{}", res.text());
+        let id = hidden(&res.text(), "challenge_id");
+        deliver(&app).await;
+        pending.push((c, id, sink.code_for("contested@example.com")));
+    }
+    let confirms = pending.into_iter().map(|(c, id, code)| {
+        tokio::spawn(async move {
+            let res = c.form("/auth/verify-challenge/email-change", &[("challenge_id", &id), ("code", &code)]).await;
+            let status = res.status;
+            (status, res.location(), c.get("/auth/api/v1/user").await.json()["email"].clone())
+        })
+    });
+    let mut answers = Vec::new();
+    for t in confirms.collect::<Vec<_>>() {
+        answers.push(t.await.unwrap());
+    }
+    assert!(answers.iter().all(|(status, _, _)| *status < 500), "{answers:?}");
+    let owners = answers.iter().filter(|(_, _, email)| *email == "contested@example.com").count();
+    assert_eq!(owners, 1, "exactly one account holds the address: {answers:?}");
+    let held = app.db.texts("SELECT email FROM users WHERE email = 'contested@example.com'").await;
+    assert_eq!(held.len(), 1, "one row with the address");
+}
+
 on_both_engines!(
     hosted_signup_with_a_code,
     hosted_password_reset,
     email_change_is_confirmed_by_the_new_address,
     an_email_change_is_cancelled_from_the_old_address,
+    ; threaded: two_confirmations_of_one_new_address_at_once_give_it_to_one,
 );

@@ -387,7 +387,6 @@ async fn a_ceremony_finishes_once_on_any_instance(engine: Engine) {
 }
 
 on_both_engines!(
-    a_ceremony_finishes_once_on_any_instance,
     register_then_sign_in_with_nothing_but_the_passkey,
     registrations_that_do_not_verify_are_refused,
     sign_ins_that_do_not_verify_are_refused_and_the_challenge_stays_usable,
@@ -395,4 +394,5 @@ on_both_engines!(
     clone_detection_needs_a_counter,
     disabled_users_cannot_sign_in_with_a_passkey,
     passkey_sign_in_is_rate_limited_per_ip,
+    ; threaded: a_ceremony_finishes_once_on_any_instance,
 );
