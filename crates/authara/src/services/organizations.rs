@@ -426,7 +426,7 @@ impl Organizations {
             created_by: org.created_by_user_id,
         };
         self.core.record(tx, actor, &event).await?;
-        tx.delete_org(org.id).await?;
+        tx.delete_org(org.id, self.core.now_ms()).await?;
         self.core.users.forget_org(org.id);
         self.core.cache.announce_org_changed(org.id);
         Ok(members.into_iter().map(|m| m.membership.user_id).collect())

@@ -238,7 +238,7 @@ impl Profiles {
         // at goes (its reference is then cleared, the address kept).
         let event = DomainEvent::UserDeleted { user_id: user.id, email: &user.email };
         self.core.record(tx, actor, &event).await?;
-        tx.delete_user(user.id).await?;
+        tx.delete_user(user.id, self.core.now_ms()).await?;
         Ok(others)
     }
 

@@ -102,6 +102,9 @@ const SET_USERNAME: &str = "UPDATE users SET username = $2, username_normalized 
 const SET_EMAIL: &str = "UPDATE users SET email = $2, updated_at_ms = $3 WHERE id = $1";
 const SET_DISABLED: &str = "UPDATE users SET disabled_at_ms = $2, updated_at_ms = $3 WHERE id = $1";
 const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
+/// The sessions a user's deletion takes with it (see `ended_sessions`).
+const END_USER_SESSIONS: &str = "INSERT INTO ended_sessions (id, ended_at_ms) \
+     SELECT id, $2 FROM sessions WHERE user_id = $1 AND expires_at_ms > $2 ON CONFLICT (id) DO NOTHING";
 const OTHER_ACTIVE_ADMINS: &str = "SELECT COUNT(*) FROM user_platform_roles r JOIN users u ON u.id = r.user_id \
      WHERE r.role = 'admin' AND u.disabled_at_ms IS NULL AND u.id <> $1";
 /// Organizations the user created that are left without members, removed with the account.
@@ -299,8 +302,10 @@ impl Tx {
     }
 
     /// Deletes a user (sessions, tokens, memberships and credentials cascade) and the
-    /// organizations only they belonged to.
-    pub async fn delete_user(&mut self, user_id: UserId) -> Result<(), StoreError> {
+    /// organizations only they belonged to. The sessions' ids stay in `ended_sessions`, read by
+    /// the revocation feed.
+    pub async fn delete_user(&mut self, user_id: UserId, now_ms: i64) -> Result<(), StoreError> {
+        on_tx!(self, c => sqlx::query(END_USER_SESSIONS).bind(user_id).bind(now_ms).execute(&mut *c).await.map(|_| ()))?;
         on_tx!(self, c => sqlx::query(DELETE_EMPTY_ORGS).bind(user_id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
         on_tx!(self, c => sqlx::query(DELETE_USER).bind(user_id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(())

@@ -55,6 +55,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(14, "two_step"),
     migration!(20, "import_batches"),
     migration!(22, "invitation_tokens_at_rest"),
+    migration!(23, "ended_sessions"),
 ];
 
 /// The schema version this binary needs.

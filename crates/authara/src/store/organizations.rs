@@ -90,6 +90,9 @@ const SET_ROLE: &str =
 const SESSIONS_IN_ORG: &str = "SELECT id FROM sessions WHERE active_organization_id = $1 \
      AND ($2 IS NULL OR user_id = $2) AND revoked_at_ms IS NULL";
 const DELETE_ORG: &str = "DELETE FROM organizations WHERE id = $1";
+/// The sessions an organization's deletion takes with it (see `ended_sessions`).
+const END_ORG_SESSIONS: &str = "INSERT INTO ended_sessions (id, ended_at_ms) \
+     SELECT id, $2 FROM sessions WHERE active_organization_id = $1 AND expires_at_ms > $2 ON CONFLICT (id) DO NOTHING";
 const JOIN: &str = "INSERT INTO organization_memberships (organization_id, user_id, role, created_at_ms, updated_at_ms) \
      VALUES ($1, $2, $3, $4, $4) ON CONFLICT (organization_id, user_id) DO NOTHING RETURNING role";
 
@@ -201,7 +204,9 @@ impl Tx {
 
     /// Deletes an organization (memberships, invitations and its sessions' refresh tokens
     /// cascade).
-    pub async fn delete_org(&mut self, org: OrgId) -> Result<(), StoreError> {
+    /// Its sessions' ids stay in `ended_sessions`, read by the revocation feed.
+    pub async fn delete_org(&mut self, org: OrgId, now_ms: i64) -> Result<(), StoreError> {
+        on_tx!(self, c => sqlx::query(END_ORG_SESSIONS).bind(org).bind(now_ms).execute(&mut *c).await.map(|_| ()))?;
         on_tx!(self, c => sqlx::query(DELETE_ORG).bind(org).execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(())
     }

@@ -65,7 +65,9 @@ const ACTIVE_COUNT: &str =
     "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND revoked_at_ms IS NULL AND expires_at_ms > $2";
 const CLEAN: &str = "DELETE FROM sessions WHERE expires_at_ms < $1 OR revoked_at_ms < $2";
 const STARTED_AT: &str = "SELECT created_at_ms FROM sessions WHERE id = $1 AND revoked_at_ms IS NULL";
-const RECENTLY_REVOKED: &str = "SELECT id FROM sessions WHERE revoked_at_ms >= $1";
+const RECENTLY_REVOKED: &str =
+    "SELECT id FROM sessions WHERE revoked_at_ms >= $1 UNION SELECT id FROM ended_sessions WHERE ended_at_ms >= $1";
+const CLEAN_ENDED: &str = "DELETE FROM ended_sessions WHERE ended_at_ms < $1";
 const STATE: &str = "SELECT id, user_id, expires_at_ms, revoked_at_ms, amr, auth_time_ms FROM sessions WHERE id = $1";
 const STATE_FOR_UPDATE: &str =
     "SELECT id, user_id, expires_at_ms, revoked_at_ms, amr, auth_time_ms FROM sessions WHERE id = $1 FOR UPDATE";
@@ -92,7 +94,8 @@ impl Store {
         Ok(on_db!(self, p => sqlx::query_scalar(ACTIVE_COUNT).bind(user_id).bind(now_ms).fetch_one(p).await)?)
     }
 
-    /// Sessions revoked at or after `since_ms` (to rebuild the revocation list at start).
+    /// Sessions revoked at or after `since_ms`, and those deleted since with their organization or
+    /// user (the revocation feed, and the list rebuilt at start).
     pub async fn sessions_revoked_since(&self, since_ms: i64) -> Result<Vec<SessionId>, StoreError> {
         Ok(on_db!(self, p => sqlx::query_scalar(RECENTLY_REVOKED).bind(since_ms).fetch_all(p).await)?)
     }
@@ -105,6 +108,7 @@ impl Store {
         let sessions = on_tx!(tx, c => sqlx::query(CLEAN).bind(now_ms).bind(revoked_before_ms)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
         let tokens = tx.delete_expired_refresh_tokens(now_ms).await?;
+        on_tx!(tx, c => sqlx::query(CLEAN_ENDED).bind(revoked_before_ms).execute(&mut *c).await.map(|_| ()))?;
         tx.commit().await?;
         Ok((sessions, tokens))
     }

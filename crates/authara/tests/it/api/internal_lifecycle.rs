@@ -20,7 +20,7 @@ use crate::mfa::claims;
 use crate::receiver::{Receiver, SECRET};
 
 /// The Go SDK's calls (`authara/openapi_client.gen.go`), byte for byte.
-mod sdk {
+pub mod sdk {
     use super::*;
 
     async fn send(app: &TestApp, method: Method, path: &str, body: Option<String>) -> Res {
@@ -294,8 +294,17 @@ async fn deleting_an_organization_ends_the_sessions_in_it(engine: Engine) {
     );
     assert_eq!(delivered(&app, &receiver, seen).await, [], "refusals record nothing");
 
+    let sid = |c: &TestClient| claims(&c.cookie("authara_access").unwrap())["sid"].as_str().unwrap().to_owned();
+    let ended = [sid(&owner_c), sid(&m_in_team)];
     let res = sdk::delete_organization(&app, &t, &owner).await;
     assert_eq!(res.status, 204, "{}", res.text());
+    // Their rows went with the organization; the revocation feed, which every other instance
+    // reads every second (docs/instances.md), still names them.
+    let feed: Vec<String> =
+        app.store.sessions_revoked_since(0).await.unwrap().into_iter().map(|s| s.to_string()).collect();
+    for s in &ended {
+        assert!(feed.contains(s), "{s} in the revocation feed: {feed:?}");
+    }
     for (who, c) in [("owner", &owner_c), ("member", &m_in_team)] {
         assert_eq!(c.get("/auth/api/v1/user").await.status, 401, "the {who}'s session in it ended at once");
         assert_eq!(c.post("/auth/api/v1/sessions/refresh").await.status, 401, "the {who}'s session cannot refresh");
@@ -366,11 +375,17 @@ async fn deleting_a_user_follows_the_ownership_rule(engine: Engine) {
 
     assert_eq!(sdk::transfer(&app, &shared, &u, &m).await.status, 204);
     let seen = delivered(&app, &receiver, 0).await.len();
+    let sids: Vec<String> = [&u_c, &u_other]
+        .map(|c| claims(&c.cookie("authara_access").unwrap())["sid"].as_str().unwrap().to_owned())
+        .to_vec();
     let res = sdk::delete_user(&app, &u).await;
     assert_eq!(res.status, 204, "{}", res.text());
     for c in [&u_c, &u_other] {
         assert_eq!(c.get("/auth/api/v1/user").await.status, 401, "every session ended at once");
     }
+    let feed: Vec<String> =
+        app.store.sessions_revoked_since(0).await.unwrap().into_iter().map(|s| s.to_string()).collect();
+    assert!(sids.iter().all(|s| feed.contains(s)), "the revocation feed names the deleted rows' sessions");
     assert_eq!(m_c.get("/auth/api/v1/user").await.status, 200);
     assert_eq!(boss_c.get("/auth/api/v1/user").await.status, 200);
     let mut events = delivered(&app, &receiver, seen).await;

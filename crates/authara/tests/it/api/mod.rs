@@ -4,7 +4,7 @@
 pub mod auth;
 mod csrf;
 mod internal;
-mod internal_lifecycle;
+pub mod internal_lifecycle;
 mod keys;
 pub mod organizations;
 mod sessions;

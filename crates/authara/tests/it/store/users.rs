@@ -57,7 +57,7 @@ async fn deleting_a_user_takes_what_was_only_theirs(engine: Engine) {
     assert_eq!(store.user_roles(gone).await.unwrap(), vec![PlatformRole::Admin], "roles decode to their type");
 
     let mut tx = store.begin().await.unwrap();
-    tx.delete_user(gone).await.unwrap();
+    tx.delete_user(gone, 0).await.unwrap();
     tx.commit().await.unwrap();
     assert!(store.user_by_id(gone).await.unwrap().is_none());
     assert!(store.password_hash(gone).await.unwrap().is_none(), "credentials cascade");
