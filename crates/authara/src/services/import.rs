@@ -204,7 +204,7 @@ impl Importer {
     /// an unknown batch.
     pub async fn undo(&self, id: &str) -> Result<Option<(u64, u64)>, StoreError> {
         let mut tx = self.core.store.begin().await?;
-        let Some((users, orgs)) = tx.undo_import_batch(id).await? else { return Ok(None) };
+        let Some((users, orgs)) = tx.undo_import_batch(id, self.core.now_ms()).await? else { return Ok(None) };
         let detail = json!({ "users": users, "organizations": orgs });
         self.core.record(&mut tx, &Actor::cli(), &DomainEvent::Imported { batch: id, undone: true, detail }).await?;
         tx.commit().await?;

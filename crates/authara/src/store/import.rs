@@ -87,6 +87,11 @@ const COMPLETE_BATCH: &str = "UPDATE import_batches SET completed_at_ms = $2 WHE
 const BATCH: &str =
     "SELECT id, source, users, organizations, created_at_ms, completed_at_ms FROM import_batches WHERE id = $1";
 const DELETE_BATCH_ORGS: &str = "DELETE FROM organizations WHERE import_batch = $1";
+/// The sessions an undo takes with it, for the revocation feed (see `ended_sessions`).
+const END_BATCH_SESSIONS: &str = "INSERT INTO ended_sessions (id, ended_at_ms) SELECT id, $2 FROM sessions \
+     WHERE (user_id IN (SELECT id FROM users WHERE import_batch = $1) \
+     OR active_organization_id IN (SELECT id FROM organizations WHERE import_batch = $1)) AND expires_at_ms > $2 \
+     ON CONFLICT (id) DO NOTHING";
 const DELETE_BATCH_USERS: &str = "DELETE FROM users WHERE import_batch = $1";
 const DELETE_BATCH: &str = "DELETE FROM import_batches WHERE id = $1";
 
@@ -295,11 +300,12 @@ impl Tx {
     /// Removes the batch: its organizations (with their memberships, invitations and sessions),
     /// its users (with their credentials, roles, sessions and passkeys), then the batch row.
     /// Returns the (users, organizations) removed, `None` for an unknown batch.
-    pub async fn undo_import_batch(&mut self, id: &str) -> Result<Option<(u64, u64)>, StoreError> {
+    pub async fn undo_import_batch(&mut self, id: &str, now_ms: i64) -> Result<Option<(u64, u64)>, StoreError> {
         let found: Option<String> = on_tx!(self, c => sqlx::query_scalar("SELECT id FROM import_batches WHERE id = $1").bind(id).fetch_optional(&mut *c).await)?;
         if found.is_none() {
             return Ok(None);
         }
+        on_tx!(self, c => sqlx::query(END_BATCH_SESSIONS).bind(id).bind(now_ms).execute(&mut *c).await.map(|_| ()))?;
         let orgs = on_tx!(self, c => sqlx::query(DELETE_BATCH_ORGS).bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
         let users = on_tx!(self, c => sqlx::query(DELETE_BATCH_USERS).bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
         on_tx!(self, c => sqlx::query(DELETE_BATCH).bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;

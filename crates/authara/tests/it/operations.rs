@@ -244,15 +244,18 @@ async fn undo_removes_exactly_what_the_batch_added(engine: Engine) {
         post(&server, "/auth/api/v1/signup/direct", &json!({"email": "native@example.com", "password": PW})).await,
         201
     );
-    let lines: Vec<Value> = (0..2500)
+    let mut lines: Vec<Value> = (0..2499)
         .map(|i| json!({"email": format!("u{i}@example.com"), "organizations": [{"name": format!("Team {}", i % 7)}]}))
         .collect();
+    let django = "pbkdf2_sha256$260000$seasalt$YlZ2Vggtqdc61YjArZuoApoBh9JNGYoDRBUGu6tcJQo=";
+    lines.push(json!({"email": "imported@example.com", "password_hash": django}));
     let file = write(db.data_dir(), "many.jsonl", &lines);
     let (code, out, err) = run_cli(&["import", "--from", &file], &env, db.data_dir()).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("imported 2500 user(s), 2507 organization(s)"), "{out}");
     let batch = out.split("batch ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
     assert_eq!(count(&db, "SELECT COUNT(*) FROM users").await, 2501);
+    assert_eq!(login(&server, "imported@example.com", "lètmein").await, 200, "an imported user signs in");
     // A signup after the import is not the batch's.
     assert_eq!(
         post(&server, "/auth/api/v1/signup/direct", &json!({"email": "later@example.com", "password": PW})).await,
@@ -265,6 +268,12 @@ async fn undo_removes_exactly_what_the_batch_added(engine: Engine) {
     assert_eq!(count(&db, "SELECT COUNT(*) FROM users").await, 2);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM organizations").await, 2, "the two signups' own organizations");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM import_batches").await, 0);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM ended_sessions").await,
+        1,
+        "the imported user's session went with them, and the revocation feed names it"
+    );
+    assert_eq!(login(&server, "imported@example.com", "lètmein").await, 401);
     assert_eq!(login(&server, "native@example.com", PW).await, 200);
     assert_eq!(login(&server, "later@example.com", PW).await, 200);
     let (code, _, err) = run_cli(&["import", "--undo", &batch], &env, db.data_dir()).await;
