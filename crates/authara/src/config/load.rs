@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use super::reader::Reader;
 use super::{
-    Config, access, all_vars, backup, cache, challenge, database, email, jwt, limits, mfa, oauth, organizations, sites,
-    password, server, session, webhooks,
+    Config, access, all_vars, backup, cache, challenge, database, email, jwt, limits, mfa, oauth, organizations,
+    password, server, session, sites, webhooks,
 };
 
 /// Every problem found in the configuration, reported together.

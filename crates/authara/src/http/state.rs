@@ -38,10 +38,20 @@ impl HttpState {
         let domain = self.config.sites.cookie_domain.as_deref();
         [
             cookies::scoped(
-                cookies::set(cookies::ACCESS, &issued.access_token, self.services.tokens().ttl_secs(), now, secure, true),
+                cookies::set(
+                    cookies::ACCESS,
+                    &issued.access_token,
+                    self.services.tokens().ttl_secs(),
+                    now,
+                    secure,
+                    true,
+                ),
                 domain,
             ),
-            cookies::scoped(cookies::set(cookies::REFRESH, &issued.refresh_token, refresh_ttl, now, secure, true), domain),
+            cookies::scoped(
+                cookies::set(cookies::REFRESH, &issued.refresh_token, refresh_ttl, now, secure, true),
+                domain,
+            ),
         ]
     }
 

@@ -65,11 +65,8 @@ pub async fn verify(State(state): State<AppState>, req: Request) -> Response {
             return with_no_store(ApiError::invalid_request(format!("{name} is missing or malformed")).into_response());
         }
     };
-    let bearer = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let bearer =
+        headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
     let token = bearer.or_else(|| cookies::get(headers, cookies::ACCESS)).filter(|t| !t.is_empty());
     let principal = match token {
         Some(t) => match state.services.auth().authenticate(t, None).await {
@@ -87,7 +84,8 @@ pub async fn verify(State(state): State<AppState>, req: Request) -> Response {
             Err(e) => ApiError::from(e).into_response(),
         },
         None => {
-            let refreshable = bearer.is_none() && cookies::get(headers, cookies::REFRESH).is_some_and(|t| !t.is_empty());
+            let refreshable =
+                bearer.is_none() && cookies::get(headers, cookies::REFRESH).is_some_and(|t| !t.is_empty());
             not_signed_in(&state, &original, &rules, navigation, hx, refreshable)
         }
     };
@@ -166,7 +164,8 @@ fn not_signed_in(
     let back = come_back_to(state, original);
     let query = back.map(|b| format!("?return_to={}", return_to::encode(&b))).unwrap_or_default();
     let login = format!("{}/auth/login{query}", state.config.public_url);
-    let next = if refreshable { format!("{}/auth/sessions/refresh{query}", state.config.public_url) } else { login.clone() };
+    let next =
+        if refreshable { format!("{}/auth/sessions/refresh{query}", state.config.public_url) } else { login.clone() };
     if navigation && !rules.nginx {
         let status = if original.is_safe_method() { StatusCode::FOUND } else { StatusCode::SEE_OTHER };
         return (status, [(LOCATION, header_value(&next))]).into_response();

@@ -78,7 +78,12 @@ fn authority(raw: &str) -> Option<String> {
 }
 
 /// The original request of a trusted proxy's ask.
-pub fn original(headers: &HeaderMap, peer: Option<IpAddr>, proxies: &[IpNet], nginx: bool) -> Result<Original, ForwardError> {
+pub fn original(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    proxies: &[IpNet],
+    nginx: bool,
+) -> Result<Original, ForwardError> {
     if !trusted(peer, proxies) {
         return Err(ForwardError::Untrusted);
     }
@@ -163,7 +168,10 @@ mod tests {
         assert_eq!((o.method.as_str(), o.authority.as_str()), ("GET", "app.example.com:8443"));
         let n = headers(&[("x-original-method", "POST"), ("x-original-url", "http://app.example.com/p?q")]);
         let o = original(&n, LOOPBACK, &[], true).unwrap();
-        assert_eq!((o.method.as_str(), o.url.as_str(), o.is_safe_method()), ("POST", "http://app.example.com/p?q", false));
+        assert_eq!(
+            (o.method.as_str(), o.url.as_str(), o.is_safe_method()),
+            ("POST", "http://app.example.com/p?q", false)
+        );
     }
 
     #[test]
@@ -195,7 +203,8 @@ mod tests {
         assert_eq!(bad(proto, false), ForwardError::Bad("x-forwarded-proto"));
         // nginx mode reads only its own headers, and wants an absolute URL.
         assert_eq!(bad(traefik("a.example", "/"), true), ForwardError::Bad("x-original-method"));
-        for url in ["/relative", "ftp://a.example/", "http://a.example\\@evil/", "http://a.example/%0a x", "http:///x"] {
+        for url in ["/relative", "ftp://a.example/", "http://a.example\\@evil/", "http://a.example/%0a x", "http:///x"]
+        {
             let h = headers(&[("x-original-method", "GET"), ("x-original-url", url)]);
             assert_eq!(bad(h, true), ForwardError::Bad("x-original-url"), "{url}");
         }

@@ -83,7 +83,9 @@ impl Rules {
     pub fn allow(&self, who: &Principal) -> bool {
         self.role.is_none_or(|r| who.has_role(r))
             && self.org.is_none_or(|o| who.org_id() == o)
-            && self.org_role.is_none_or(|r| OrgRole::parse(&who.claims().org_role).is_ok_and(|mine| rank(mine) >= rank(r)))
+            && self
+                .org_role
+                .is_none_or(|r| OrgRole::parse(&who.claims().org_role).is_ok_and(|mine| rank(mine) >= rank(r)))
             && (!self.mfa || who.claims().amr.as_deref().is_some_and(|amr| amr.iter().any(|m| m == "mfa")))
     }
 }

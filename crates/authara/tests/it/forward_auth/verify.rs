@@ -131,7 +131,8 @@ async fn an_expired_access_token_goes_through_the_refresh_page(engine: Engine) {
     let res = ask(&c, "", "GET", APP, "/reports?q=1", &[FETCH]).await;
     assert_eq!((res.status, res.location()), (401, Some(login_for(&original))), "a script refreshes itself");
     let res = ask(&c, "", "GET", APP, "/reports?q=1", &[NAVIGATE]).await;
-    let refresh = format!("{PUBLIC}/auth/sessions/refresh?return_to={}", authara::services::return_to::encode(&original));
+    let refresh =
+        format!("{PUBLIC}/auth/sessions/refresh?return_to={}", authara::services::return_to::encode(&original));
     assert_eq!((res.status, res.location()), (302, Some(refresh.clone())));
 
     let page = c.get(refresh.strip_prefix(PUBLIC).unwrap()).await;
@@ -144,7 +145,10 @@ async fn an_expired_access_token_goes_through_the_refresh_page(engine: Engine) {
     c.remove_cookie("authara_access");
     c.set_cookie("authara_refresh", "spent");
     let page = c.get("/auth/sessions/refresh?return_to=http%3A%2F%2Fapp.example.test%2F").await;
-    assert_eq!(page.location(), Some(format!("/auth/login?return_to={}", authara::services::return_to::encode("http://app.example.test/"))));
+    assert_eq!(
+        page.location(),
+        Some(format!("/auth/login?return_to={}", authara::services::return_to::encode("http://app.example.test/")))
+    );
     assert_eq!(c.cookie("authara_refresh"), None);
 }
 
@@ -156,7 +160,8 @@ async fn rules_allow_and_refuse(engine: Engine) {
     app.services.accounts().create_admin(&crate::app::email("root@example.com"), &password).await.unwrap();
     let admin = app.client();
     admin.fetch_csrf().await;
-    let res = admin.json(Method::POST, "/auth/api/v1/login", &json!({"email": "root@example.com", "password": PW})).await;
+    let res =
+        admin.json(Method::POST, "/auth/api/v1/login", &json!({"email": "root@example.com", "password": PW})).await;
     assert_eq!(res.status, 200);
 
     let status = |c: &TestClient, q: &str| {
@@ -222,12 +227,17 @@ async fn nginx_mode_never_redirects(engine: Engine) {
     assert_eq!((res.status, header(&res, "x-authara-redirect")), (401, None), "a script is not sent anywhere");
     // The client's own X-Forwarded-* are not read in nginx mode (nginx passes them through).
     let res = c
-        .send(Method::GET, "/auth/verify?mode=nginx", None, &[
-            ("x-forwarded-method", "GET"),
-            ("x-forwarded-proto", "http"),
-            ("x-forwarded-host", APP),
-            ("x-forwarded-uri", "/"),
-        ])
+        .send(
+            Method::GET,
+            "/auth/verify?mode=nginx",
+            None,
+            &[
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-proto", "http"),
+                ("x-forwarded-host", APP),
+                ("x-forwarded-uri", "/"),
+            ],
+        )
         .await;
     assert_eq!(res.status, 400);
 }
