@@ -49,6 +49,20 @@ impl ReturnHosts {
         })
     }
 
+    /// The listed hosts as Content-Security-Policy sources (`app.example.com:*`,
+    /// `*.example.com:*`, with `https://` in prod): a login form's redirect back to an app is a
+    /// form action the pages' `form-action` must allow.
+    pub fn csp_sources(&self) -> Vec<String> {
+        let scheme = if self.https_only { "https://" } else { "" };
+        self.patterns
+            .iter()
+            .map(|p| match p {
+                HostPattern::Exact(h) => format!("{scheme}{h}:*"),
+                HostPattern::Suffix(s) => format!("{scheme}*{s}:*"),
+            })
+            .collect()
+    }
+
     /// No host is listed.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()

@@ -89,6 +89,8 @@ async fn a_navigation_without_a_session_is_sent_to_sign_in_and_back(engine: Engi
     // The login page takes the absolute return_to and goes back there signed in.
     let page = browser.get(&format!("/auth/login?return_to={}", authara::services::return_to::encode(&original))).await;
     assert_eq!(page.status, 200);
+    let csp = header(&page, "content-security-policy").unwrap();
+    assert!(csp.contains("form-action 'self' app.example.test:* *.apps.example.test:*"), "the form may go back: {csp}");
     let path = format!("/auth/login?return_to={}", authara::services::return_to::encode(&original));
     let res = browser.form(&path, &[("email", "ada@example.com"), ("password", PW)]).await;
     assert_eq!((res.status, res.location()), (303, Some(original.clone())), "{}", res.text());
