@@ -142,7 +142,7 @@ pub enum ReauthError {
     Store(#[from] StoreError),
 }
 
-/// What a session may do now about sensitive changes (see [`Core::require_privileged`]).
+/// What a session may do now about sensitive changes (see `Core::require_privileged`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Privilege {
     /// A recent sign-in (or, with a second factor, its recent use): nothing more to ask.

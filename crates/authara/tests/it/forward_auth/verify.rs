@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use serde_json::json;
 
 use crate::app::{Res, TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
@@ -158,13 +157,7 @@ async fn rules_allow_and_refuse(engine: Engine) {
     let app = start(engine).await;
     let member = app.signed_in("member@example.com", PW).await;
     let org = member.get("/auth/api/v1/organizations/current").await.json()["id"].as_str().unwrap().to_owned();
-    let password = authara::domain::NewPassword::parse(PW).unwrap();
-    app.services.accounts().create_admin(&crate::app::email("root@example.com"), &password).await.unwrap();
-    let admin = app.client();
-    admin.fetch_csrf().await;
-    let res =
-        admin.json(Method::POST, "/auth/api/v1/login", &json!({"email": "root@example.com", "password": PW})).await;
-    assert_eq!(res.status, 200);
+    let admin = crate::pages::admin::admin(&app, "root@example.com").await;
 
     let status = |c: &TestClient, q: &str| {
         let (c, q) = (c.clone(), q.to_owned());
