@@ -155,10 +155,16 @@ pub(crate) async fn start_server(
 
 /// wrk against one GET with a cookie, pinned to the client's core; (requests/s, p50 ms, p99 ms).
 async fn wrk(opts: &Opts, url: &str, cookie: Option<&str>) -> anyhow::Result<Stats> {
+    let headers: Vec<String> = cookie.map(|c| format!("Cookie: {c}")).into_iter().collect();
+    wrk_with(opts, url, &headers).await
+}
+
+/// wrk against one GET with these headers (`Name: value`).
+async fn wrk_with(opts: &Opts, url: &str, headers: &[String]) -> anyhow::Result<Stats> {
     let mut cmd = command(opts, Some("1"), Path::new("wrk"));
     cmd.args(["-t", "1", "-c", "32", "--latency", "-d", &format!("{}s", opts.secs), url]);
-    if let Some(c) = cookie {
-        cmd.args(["-H", &format!("Cookie: {c}")]);
+    for h in headers {
+        cmd.args(["-H", h]);
     }
     let out = cmd.output().await.context("running wrk (apt-get install wrk)")?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -406,8 +412,10 @@ pub async fn run_all(opts: &Opts) -> anyhow::Result<()> {
         let (access, _) = signup(&base, &format!("check-{run}@bench.local")).await?;
         let cookie = format!("authara_access={access}");
 
+        let mut session_rps = None;
         if opts.want("session") {
             let s = wrk(opts, &format!("{base}/auth/api/v1/user"), Some(&cookie)).await?;
+            session_rps = Some(s.rps());
             let rss = rss_mib(server.pid());
             let ratio = s.rps() / h.rps();
             rows.push(Row {
@@ -419,6 +427,35 @@ pub async fn run_all(opts: &Opts) -> anyhow::Result<()> {
                 target: "≥ 70 % of H, p99 < 5 ms",
                 rss,
             });
+        }
+
+        if opts.want("verify") {
+            // Forward-auth as a proxy asks it for a signed-in browser, next to the session check.
+            let session = match session_rps {
+                Some(r) => r,
+                None => wrk(opts, &format!("{base}/auth/api/v1/user"), Some(&cookie)).await?.rps(),
+            };
+            let headers = [
+                format!("Cookie: {cookie}"),
+                "X-Forwarded-Method: GET".to_owned(),
+                "X-Forwarded-Proto: https".to_owned(),
+                "X-Forwarded-Host: app.bench.local".to_owned(),
+                "X-Forwarded-Uri: /dashboard?range=7d".to_owned(),
+                "Sec-Fetch-Mode: navigate".to_owned(),
+            ];
+            let v = wrk_with(opts, &format!("{base}/auth/verify"), &headers).await?;
+            let rss = rss_mib(server.pid());
+            let ratio = v.rps() / session;
+            rows.push(Row {
+                workload: "forward-auth `GET /auth/verify`",
+                engine: engine.into(),
+                met: ratio >= 0.9 && v.p99_ms < 2.0 && v.errors == 0,
+                stats: v,
+                ceiling: Some(("S", session)),
+                target: "≥ 90 % of S, p99 < 2 ms",
+                rss,
+            });
+            writeln!(notes, "- S on {engine}: the session check `GET /user` in the same run, **{session:.0} req/s**")?;
         }
 
         if opts.want("jwks") {

@@ -101,10 +101,11 @@ export function gatewayTo(target) {
 }
 
 // Debian's Chromium, headless; never a downloaded browser.
-export function launchBrowser() {
+// `extraArgs`: more switches (the forward-auth suite maps its host names to loopback).
+export function launchBrowser(extraArgs = []) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-quic'],
+      '--disable-sync', '--no-first-run', '--disable-quic', ...extraArgs],
   });
 }

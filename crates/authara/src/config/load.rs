@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::reader::Reader;
 use super::{
     Config, access, all_vars, backup, cache, challenge, database, email, jwt, limits, mfa, oauth, organizations,
-    password, server, session, webhooks,
+    password, server, session, sites, webhooks,
 };
 
 /// Every problem found in the configuration, reported together.
@@ -92,6 +92,7 @@ fn build(r: &mut Reader<'_>) -> Config {
     let (password_hash, password_hash_queue) = password::build(r);
     let backup = backup::build(r);
     let mfa = mfa::build(r);
+    let sites = sites::build(r, prod, &server.public_url);
     Config {
         app_env: server.app_env,
         log_level: server.log_level,
@@ -121,6 +122,7 @@ fn build(r: &mut Reader<'_>) -> Config {
         password_hash_queue,
         backup,
         mfa,
+        sites,
     }
 }
 

@@ -27,6 +27,7 @@ mod return_path;
 pub mod secret;
 pub mod server;
 pub mod session;
+pub mod sites;
 mod vars;
 pub mod webhooks;
 
@@ -49,6 +50,7 @@ pub use return_path::is_safe_return_path;
 pub use secret::{SecretBytes, SecretString};
 pub use server::{AppEnv, HttpConfig, IpNet, UiConfig};
 pub use session::{RotationPolicy, SessionConfig};
+pub use sites::{ReturnHosts, SitesConfig};
 use vars::declare_vars;
 pub use vars::{AREAS, Area, Var, all_vars, markdown_reference};
 pub use webhooks::WebhookConfig;
@@ -111,6 +113,8 @@ pub struct Config {
     /// `AUTHARA_BACKUP_*` and `AUTHARA_MIGRATE_SNAPSHOTS_KEEP`.
     pub backup: BackupConfig,
     pub mfa: MfaConfig,
+    /// `AUTHARA_ALLOWED_RETURN_HOSTS` and `AUTHARA_COOKIE_DOMAIN`: apps on other hosts.
+    pub sites: SitesConfig,
 }
 
 impl Config {

@@ -3,7 +3,7 @@
 
 use super::{
     access, backup, cache, challenge, database, email, jwt, limits, mfa, oauth, organizations, password, server,
-    session, webhooks,
+    session, sites, webhooks,
 };
 
 /// One configuration variable, declared once in its area module: the reader takes its name and
@@ -69,6 +69,7 @@ pub const AREAS: &[Area] = &[
     Area { title: "Password hashing", vars: password::VARS },
     Area { title: "Backups", vars: backup::VARS },
     Area { title: "Two-step verification", vars: mfa::VARS },
+    Area { title: "Apps on other hosts", vars: sites::VARS },
 ];
 
 /// Every variable this server reads: the union of all areas.

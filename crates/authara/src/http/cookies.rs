@@ -177,6 +177,16 @@ pub fn csrf_matches(headers: &HeaderMap, fallback: Option<&str>) -> bool {
     }
 }
 
+/// The same cookie with `Domain=<domain>` (`AUTHARA_COOKIE_DOMAIN`: the session shared with
+/// apps on its subdomains), or unchanged without one.
+pub fn scoped(cookie: HeaderValue, domain: Option<&str>) -> HeaderValue {
+    let Some(domain) = domain else { return cookie };
+    let mut s = cookie.to_str().unwrap_or_default().to_owned();
+    s.push_str("; Domain=");
+    s.push_str(domain);
+    HeaderValue::from_str(&s).unwrap_or(cookie)
+}
+
 /// Appends `Set-Cookie` headers.
 pub fn append(headers: &mut HeaderMap, cookies: impl IntoIterator<Item = HeaderValue>) {
     for c in cookies {

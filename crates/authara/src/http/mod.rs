@@ -15,6 +15,7 @@ pub mod assets;
 pub mod cookies;
 pub mod error;
 pub mod extract;
+pub mod forward_auth;
 pub mod middleware;
 pub mod pages;
 pub mod routes;

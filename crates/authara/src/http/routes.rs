@@ -5,10 +5,11 @@ use axum::extract::State;
 use axum::http::header::ACCEPT;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{any, delete, get, post, put};
 
 use crate::http::api::{auth, challenges, health, internal, mfa, oauth, organizations, passkeys, sessions, user};
 use crate::http::error::ApiError;
+use crate::http::forward_auth;
 use crate::http::pages;
 use crate::http::state::AppState;
 
@@ -18,6 +19,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/health", get(health::health))
         .route("/auth/version", get(health::version))
         .route("/auth/.well-known/jwks.json", get(health::jwks))
+        // Ours (contract/extensions.yaml): forward-auth for nginx, Traefik and Caddy, any method.
+        .route("/auth/verify", any(forward_auth::verify))
         // JSON API, in contract order. Public: CSRF on every POST except tokens/refresh.
         .route("/auth/api/v1/csrf", get(auth::csrf))
         .route("/auth/api/v1/oauth/google/options", get(oauth::google_options))
@@ -88,8 +91,8 @@ pub fn routes(state: AppState) -> Router {
     let pages = Router::new()
         .route("/auth/login", get(pages::auth::login_page).post(pages::auth::login))
         .route("/auth/signup", get(pages::auth::signup_page).post(pages::auth::signup))
-        .route("/auth/sessions/logout", post(pages::auth::logout))
-        .route("/auth/sessions/refresh", post(pages::auth::refresh))
+        .route("/auth/sessions/logout", get(pages::auth::logout_page).post(pages::auth::logout))
+        .route("/auth/sessions/refresh", get(pages::auth::refresh_page).post(pages::auth::refresh))
         .route("/auth/password-reset", get(pages::challenge::reset_page).post(pages::challenge::reset))
         .route("/auth/verify-challenge/{action}", get(pages::challenge::verify_get).post(pages::challenge::verify_post))
         .route("/auth/resend-challenge", post(pages::challenge::resend))

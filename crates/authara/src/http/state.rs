@@ -35,9 +35,23 @@ impl HttpState {
         let now = self.services.now_ms();
         let secure = self.config.secure_cookies();
         let refresh_ttl = i64::try_from(self.config.session.refresh_ttl.as_secs()).unwrap_or(i64::MAX);
+        let domain = self.config.sites.cookie_domain.as_deref();
         [
-            cookies::set(cookies::ACCESS, &issued.access_token, self.services.tokens().ttl_secs(), now, secure, true),
-            cookies::set(cookies::REFRESH, &issued.refresh_token, refresh_ttl, now, secure, true),
+            cookies::scoped(
+                cookies::set(
+                    cookies::ACCESS,
+                    &issued.access_token,
+                    self.services.tokens().ttl_secs(),
+                    now,
+                    secure,
+                    true,
+                ),
+                domain,
+            ),
+            cookies::scoped(
+                cookies::set(cookies::REFRESH, &issued.refresh_token, refresh_ttl, now, secure, true),
+                domain,
+            ),
         ]
     }
 
@@ -62,10 +76,18 @@ impl HttpState {
         cookies::mfa(&value, max_age, self.services.now_ms(), self.config.secure_cookies())
     }
 
-    /// Cookies that end the browser session.
-    pub fn cleared_session_cookies(&self) -> [HeaderValue; 2] {
+    /// Cookies that end the browser session (with `AUTHARA_COOKIE_DOMAIN`, the shared ones and
+    /// any host-only ones from before it was set).
+    pub fn cleared_session_cookies(&self) -> Vec<HeaderValue> {
         let secure = self.config.secure_cookies();
-        [cookies::clear(cookies::ACCESS, secure, true), cookies::clear(cookies::REFRESH, secure, true)]
+        let mut out = Vec::with_capacity(4);
+        for domain in [None, self.config.sites.cookie_domain.as_deref()] {
+            if domain.is_some() || out.is_empty() {
+                out.push(cookies::scoped(cookies::clear(cookies::ACCESS, secure, true), domain));
+                out.push(cookies::scoped(cookies::clear(cookies::REFRESH, secure, true), domain));
+            }
+        }
+        out
     }
 
     /// The `authara_link` cookie binding a pending link or signup to this browser.

@@ -32,9 +32,15 @@ pub use crate::config::is_safe_return_path as is_safe;
 
 /// The `return_to` of a raw query string, if present and safe.
 pub fn from_query(query: Option<&str>) -> Option<String> {
+    from_query_within(query, &crate::config::ReturnHosts::default())
+}
+
+/// The `return_to` of a raw query string, if present and safe, or an absolute URL on one of the
+/// `AUTHARA_ALLOWED_RETURN_HOSTS` (apps on other hosts, docs/forward-auth.md).
+pub fn from_query_within(query: Option<&str>, hosts: &crate::config::ReturnHosts) -> Option<String> {
     let raw = query?.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == "return_to")?.1;
     let decoded = percent_decode(raw)?;
-    is_safe(&decoded).then_some(decoded)
+    hosts.allows(&decoded).then_some(decoded)
 }
 
 /// Query-encodes a value for building `?return_to=` URLs.

@@ -14,6 +14,7 @@ mod api;
 mod claims;
 mod email;
 mod events;
+mod forward_auth;
 mod hardening;
 
 mod health;

@@ -200,6 +200,26 @@ pub async fn logout(ctx: PageCtx, headers: HeaderMap, CsrfForm(_): CsrfForm<NoFi
     if is_navigation(&headers) { ctx.redirect(&ctx.return_to) } else { StatusCode::NO_CONTENT.into_response() }
 }
 
+/// `GET /auth/sessions/logout` (ours): the sign-out button for apps that have no login code of
+/// their own (forward-auth links here with `return_to`, which may be an absolute URL on an
+/// allowed host). A browser without a session goes straight on to `return_to`.
+pub async fn logout_page(ctx: PageCtx) -> Response {
+    if ctx.access_token().is_none() && ctx.refresh_token().is_none() {
+        return ctx.redirect(&ctx.return_to);
+    }
+    let body = html! {
+        div.card {
+            h1 { "Sign out" }
+            p.lead { "Sign out of your account on this browser?" }
+            form method="post" action={ "/auth/sessions/logout" (ctx.rt_query()) } {
+                (fields::csrf(&ctx.csrf))
+                button type="submit" { "Sign out" }
+            }
+        }
+    };
+    ctx.html(StatusCode::OK, "Sign out", body)
+}
+
 /// A browser navigation (form post or HTMX) as opposed to a script's `fetch`.
 fn is_navigation(headers: &HeaderMap) -> bool {
     super::is_hx(headers)
@@ -208,6 +228,28 @@ fn is_navigation(headers: &HeaderMap) -> bool {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// `GET /auth/sessions/refresh` (ours): where forward-auth sends a browser whose access token
+/// expired while its refresh cookie may still be good. The session is rotated and the browser
+/// goes back to `return_to` (the original URL); a refused refresh goes to the login page.
+/// why: a GET that rotates, as the login page's own check does (`already_signed_in`): a
+/// cross-site link can only refresh the visitor's own session and land on an allowed address.
+pub async fn refresh_page(ctx: PageCtx) -> Result<Response, PageError> {
+    let login = ctx.login_url();
+    let Some(token) = ctx.refresh_token() else { return Ok(ctx.redirect(&login)) };
+    match ctx.state().services.sessions().refresh(token, audience_for(&ctx.return_to)).await {
+        Ok(issued) => {
+            ctx.set_session(&issued);
+            Ok(ctx.redirect(&ctx.return_to))
+        }
+        Err(RefreshError::Invalid | RefreshError::Reused | RefreshError::Disabled) => {
+            ctx.clear_session();
+            Ok(ctx.redirect(&login))
+        }
+        Err(RefreshError::Forbidden) => Ok(ctx.redirect(&login)),
+        Err(e @ (RefreshError::Store(_) | RefreshError::Token(_))) => Err(e.into()),
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -2,7 +2,8 @@
 //! origins of the providers' authorization pages in `form-action` (linking from the account page
 //! is a form post answered by a redirect there, which `form-action 'self'` would stop), and
 //! Google Identity Services' origins only on the pages that show Google's own button
-//! (behavior.md §5.1). Every other page, the admin console included, runs no third-party script.
+//! (behavior.md §5.1). The hosts of `AUTHARA_ALLOWED_RETURN_HOSTS` are in `form-action` too: a
+//! sign-in form's redirect goes back to the app that sent the browser (docs/forward-auth.md). Every other page, the admin console included, runs no third-party script.
 
 use axum::http::HeaderValue;
 
@@ -39,6 +40,8 @@ fn policy(config: &Config, google_button: bool) -> HeaderValue {
             form_action.push(o.to_owned());
         }
     }
+    // Apps on other hosts (forward-auth): a sign-in form goes back to them.
+    form_action.extend(config.sites.return_hosts.csp_sources());
     let google = google_button && config.oauth.providers.iter().any(|p| p.kind == ProviderKind::Google);
     let (gsi, img, frame) = if google {
         (

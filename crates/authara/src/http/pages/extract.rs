@@ -83,7 +83,7 @@ impl FromRequestParts<AppState> for PageCtx {
                 token
             }
         };
-        let return_to_param = return_to::from_query(parts.uri.query());
+        let return_to_param = return_to::from_query_within(parts.uri.query(), &state.config.sites.return_hosts);
         let read = |name| cookies::get(&parts.headers, name).filter(|t| !t.is_empty()).map(str::to_owned);
         let ctx = PageCtx {
             state: state.clone(),

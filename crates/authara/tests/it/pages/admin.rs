@@ -9,7 +9,8 @@ use crate::harness::{Engine, on_both_engines};
 
 const PW: &str = "violet-harbor-tangent";
 
-async fn admin(app: &TestApp, email: &str) -> TestClient {
+/// A new administrator, signed in through the API.
+pub async fn admin(app: &TestApp, email: &str) -> TestClient {
     let password = authara::domain::NewPassword::parse(PW).unwrap();
     app.services.accounts().create_admin(&crate::app::email(email), &password).await.unwrap();
     let c = app.client();

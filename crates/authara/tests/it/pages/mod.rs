@@ -2,7 +2,7 @@
 //! The browser suite (`tests/browser`) drives the same pages in Chromium.
 
 mod account;
-mod admin;
+pub mod admin;
 mod auth;
 mod challenge;
 mod invitations;
