@@ -145,7 +145,11 @@ pub async fn callback(
     match finished {
         Err(e) => fail_to_login(&ctx, e),
         Ok(Finished::Login { identity, return_to }) => {
-            let rt = if return_to::is_safe(&return_to) { return_to } else { s.config.default_return_to.clone() };
+            let rt = if s.config.sites.return_hosts.allows(&return_to) {
+                return_to
+            } else {
+                s.config.default_return_to.clone()
+            };
             // Started from an invitation page: its token comes back from this browser.
             let Some(rt) = ctx.restore_return_to(&rt) else {
                 return fail_to_login(&ctx, OAuthError::InvalidState);

@@ -83,7 +83,9 @@ fn options(c: Ceremony) -> Response {
 
 /// `return_to` from the body when it is safe, else the request's (query or default).
 fn landing(ctx: &PageCtx, given: Option<&str>) -> String {
-    given.filter(|r| return_to::is_safe(r)).map_or_else(|| ctx.return_to.clone(), str::to_owned)
+    given
+        .filter(|r| ctx.state().config.sites.return_hosts.allows(r))
+        .map_or_else(|| ctx.return_to.clone(), str::to_owned)
 }
 
 /// `POST /auth/passkeys/authenticate/options`.

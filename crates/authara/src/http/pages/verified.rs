@@ -72,7 +72,7 @@ pub async fn provider_signed_in(
 /// token taken back from this browser), else this request's; the default when the stored one
 /// names an invitation this browser does not hold.
 pub fn stored_return_to(ctx: &PageCtx, stored: Option<&str>) -> String {
-    match stored.filter(|r| return_to::is_safe(r)) {
+    match stored.filter(|r| ctx.state().config.sites.return_hosts.allows(r)) {
         Some(r) => ctx.restore_return_to(r).unwrap_or_else(|| ctx.state().config.default_return_to.clone()),
         None => ctx.return_to.clone(),
     }

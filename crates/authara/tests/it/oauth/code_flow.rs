@@ -312,7 +312,23 @@ async fn github_signs_in_with_the_verified_primary_email(engine: Engine) {
     assert_eq!(app.store.user_count().await.unwrap(), 2, "octo and root only");
 }
 
+/// An app behind forward-auth on another host (`AUTHARA_ALLOWED_RETURN_HOSTS`): a provider
+/// sign-in started from its login redirect lands back on it; a host not listed never does.
+async fn a_provider_sign_in_returns_to_an_allowed_app_host(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[("AUTHARA_ALLOWED_RETURN_HOSTS", "app.example.com")]).await;
+    idp.sign_in_as(Person::new("s-far", "far@example.com"));
+    let c = app.client();
+    let (_, res) = login(&c, "http://app.example.com/board?range=7d").await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("http://app.example.com/board?range=7d")));
+    let d = app.client();
+    let (_, res) = login(&d, "http://evil.example.net/board").await;
+    assert_eq!((res.status, res.location().as_deref()), (303, Some("/")), "not listed: the default");
+    assert_eq!(d.get("/auth/api/v1/user").await.status, 200);
+}
+
 on_both_engines!(
+    a_provider_sign_in_returns_to_an_allowed_app_host,
     github_signs_in_with_the_verified_primary_email,
     first_login_signs_up_and_the_next_signs_in,
     an_existing_account_proves_ownership_with_its_password,
