@@ -48,6 +48,13 @@ pub enum ErrorCode {
     InvitationExpired,
     /// `membership_not_found`
     MembershipNotFound,
+    /// `last_owner`: the change would leave a team organization without an owner (hand it
+    /// over or delete it first).
+    LastOwner,
+    /// `personal_organization`: personal organizations are neither handed over nor deleted.
+    PersonalOrganization,
+    /// `last_admin`: the change would leave no active platform administrator.
+    LastAdmin,
     /// `not_found`: no such route (an older server).
     NotFound,
     /// `rate_limited`
@@ -75,6 +82,9 @@ impl ErrorCode {
             "invitation_revoked" => Self::InvitationRevoked,
             "invitation_expired" => Self::InvitationExpired,
             "membership_not_found" => Self::MembershipNotFound,
+            "last_owner" => Self::LastOwner,
+            "personal_organization" => Self::PersonalOrganization,
+            "last_admin" => Self::LastAdmin,
             "not_found" => Self::NotFound,
             "rate_limited" => Self::RateLimited,
             "internal_error" => Self::InternalError,
@@ -233,10 +243,82 @@ impl InternalClient {
         Ok(envelope.invitation)
     }
 
+    /// `DELETE /users/{id}`: deletes a user as their own account deletion does (a GDPR
+    /// erasure): every session ends on every instance, `user.deleted`. Organizations they are
+    /// the only member of go with them; refused with [`ErrorCode::LastOwner`] while they are the
+    /// only owner of a team organization that has other members.
+    pub async fn delete_user(&self, user_id: Uuid) -> Result<(), ClientError> {
+        let path = format!("/auth/internal/v1/users/{user_id}");
+        self.call::<()>(reqwest::Method::DELETE, &path, None).await.map(drop)
+    }
+
+    /// `DELETE /organizations/{id}`: deletes a team organization; `actor_user_id` must be its
+    /// owner. The sessions in it end; its members start in their default organization next time.
+    pub async fn delete_organization(&self, organization_id: Uuid, actor_user_id: Uuid) -> Result<(), ClientError> {
+        let path = format!("/auth/internal/v1/organizations/{organization_id}");
+        self.call(reqwest::Method::DELETE, &path, Some(&Actor { actor_user_id })).await.map(drop)
+    }
+
+    /// `DELETE /organizations/{id}/members/{user}`: removes a member, acting for
+    /// `actor_user_id` (an owner, or an admin removing someone who is not an owner). The
+    /// member's sessions in that organization end.
+    pub async fn remove_member(
+        &self,
+        organization_id: Uuid,
+        user_id: Uuid,
+        actor_user_id: Uuid,
+    ) -> Result<(), ClientError> {
+        let path = format!("/auth/internal/v1/organizations/{organization_id}/members/{user_id}");
+        self.call(reqwest::Method::DELETE, &path, Some(&Actor { actor_user_id })).await.map(drop)
+    }
+
+    /// `POST /organizations/{id}/ownership-transfer`: the owner `actor_user_id` hands the
+    /// organization to the member `new_owner_user_id` and becomes an admin. Access tokens issued
+    /// before carry the old role until they are refreshed.
+    pub async fn transfer_ownership(
+        &self,
+        organization_id: Uuid,
+        actor_user_id: Uuid,
+        new_owner_user_id: Uuid,
+    ) -> Result<(), ClientError> {
+        #[derive(Serialize)]
+        struct Body {
+            actor_user_id: Uuid,
+            new_owner_user_id: Uuid,
+        }
+        let path = format!("/auth/internal/v1/organizations/{organization_id}/ownership-transfer");
+        let body = Body { actor_user_id, new_owner_user_id };
+        self.call(reqwest::Method::POST, &path, Some(&body)).await.map(drop)
+    }
+
+    /// `GET /users/{id}/memberships`: every organization the user belongs to, with their role.
+    pub async fn memberships(&self, user_id: Uuid) -> Result<Vec<OrganizationWithMembership>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Memberships {
+            memberships: Vec<OrganizationWithMembership>,
+        }
+        let path = format!("/auth/internal/v1/users/{user_id}/memberships");
+        let bytes = self.call::<()>(reqwest::Method::GET, &path, None).await?;
+        let body: Memberships =
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::InvalidResponse(e.to_string()))?;
+        Ok(body.memberships)
+    }
+
     async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: Option<&B>) -> Result<T, ClientError> {
+        let bytes = self.call(reqwest::Method::POST, path, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::InvalidResponse(e.to_string()))
+    }
+
+    /// One call: the answer's body on a 2xx, the contract's envelope as a typed error otherwise.
+    async fn call<B: Serialize>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Vec<u8>, ClientError> {
         let mut req = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .header(reqwest::header::ACCEPT, "application/json");
         if let Some(body) = body {
@@ -252,7 +334,7 @@ impl InternalClient {
             bytes.extend_from_slice(&chunk);
         }
         if (200..300).contains(&status) {
-            return serde_json::from_slice(&bytes).map_err(|e| ClientError::InvalidResponse(e.to_string()));
+            return Ok(bytes);
         }
         #[derive(serde::Deserialize)]
         struct Envelope {
@@ -273,6 +355,12 @@ impl InternalClient {
             Err(_) => Err(ClientError::UnexpectedStatus { status }),
         }
     }
+}
+
+/// `APIInternalOrganizationActorRequest`: the member the backend acts for.
+#[derive(Serialize)]
+struct Actor {
+    actor_user_id: Uuid,
 }
 
 fn transport(e: reqwest::Error) -> ClientError {

@@ -86,6 +86,41 @@ async fn the_contracts_error_codes_come_back_typed() {
 }
 
 #[tokio::test]
+async fn members_ownership_and_deletions_through_the_lifecycle_calls() {
+    let server = Server::start(Alg::Hs256).await;
+    let boss = server.sign_up("boss@example.com").await;
+    let owner: uuid::Uuid = boss.user_id.parse().unwrap();
+    let (team, mate_token) = server.team_member(&boss.user_id, "mate@example.com").await;
+    let mate =
+        crate::harness::verifier_for(&server, Alg::Hs256).build().unwrap().verify(&mate_token).await.unwrap().sub;
+    let client = InternalClient::new(&server.base, INTERNAL_TOKEN).unwrap();
+    let role_in = |all: &[authara_sdk::client::OrganizationWithMembership]| {
+        all.iter().find(|m| m.organization.id == team).map(|m| m.membership.role)
+    };
+
+    let theirs = client.memberships(mate).await.unwrap();
+    assert_eq!(role_in(&theirs), Some(OrgRole::Member));
+    assert!(theirs.iter().any(|m| m.organization.kind == OrgKind::Personal), "and their own organization");
+    let personal =
+        client.memberships(owner).await.unwrap().into_iter().find(|m| m.organization.kind == OrgKind::Personal);
+    let personal = personal.unwrap().organization.id;
+    assert_eq!(api_code(client.delete_organization(personal, owner).await), (409, ErrorCode::PersonalOrganization));
+
+    client.transfer_ownership(team, owner, mate).await.unwrap();
+    assert_eq!(role_in(&client.memberships(owner).await.unwrap()), Some(OrgRole::Admin));
+    assert_eq!(role_in(&client.memberships(mate).await.unwrap()), Some(OrgRole::Owner));
+    assert_eq!(api_code(client.remove_member(team, mate, owner).await), (403, ErrorCode::ActorNotAllowed));
+    assert_eq!(api_code(client.delete_user(mate).await), (409, ErrorCode::LastOwner), "the team would have no owner");
+
+    client.remove_member(team, owner, mate).await.unwrap();
+    assert_eq!(role_in(&client.memberships(owner).await.unwrap()), None);
+    client.delete_organization(team, mate).await.unwrap();
+    assert_eq!(api_code(client.delete_organization(team, mate).await), (404, ErrorCode::OrganizationNotFound));
+    client.delete_user(mate).await.unwrap();
+    assert_eq!(api_code(client.memberships(mate).await), (404, ErrorCode::UserNotFound));
+}
+
+#[tokio::test]
 async fn a_silent_server_times_out() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
