@@ -526,6 +526,43 @@ async fn the_invitation_email_can_carry_the_code(engine: Engine) {
     assert!(mail.decoded().contains(&format!("Invitation code: {}", token_of(&created))), "{}", mail.decoded());
 }
 
+/// Another organization's real ids under your organization's path are not found (never acted
+/// on): its member, its invitation (read, revoke, and through the internal API's resend and
+/// member removal).
+async fn another_organizations_ids_under_yours_are_not_found(engine: Engine) {
+    let app = start(engine, "multi", &[]).await;
+    let a = app.signed_in("alpha@example.com", PW).await;
+    let a_id = user_id(&app, "alpha@example.com").await;
+    app.signed_in("beta@example.com", PW).await;
+    let b_id = user_id(&app, "beta@example.com").await;
+    let ta = team(&app, &a_id, "Alpha").await;
+    let tb = team(&app, &b_id, "Beta").await;
+    assert_eq!(switch(&a, &ta).await.status, 200);
+    let theirs = invitation_id(&invite(&app, &tb, &b_id, "x@example.com", "member").await);
+    let mine = format!("/auth/api/v1/organizations/{ta}");
+    let not_found = |res: &Res, code: &str| {
+        assert_eq!((res.status, res.error_code().as_str()), (404, code), "{}", res.text());
+    };
+
+    not_found(&a.get(&format!("{mine}/members/{b_id}")).await, "membership_not_found");
+    not_found(&a.get(&format!("{mine}/invitations/{theirs}")).await, "invitation_not_found");
+    not_found(&a.post(&format!("{mine}/invitations/{theirs}/revoke")).await, "invitation_not_found");
+    let listed = a.get(&format!("{mine}/invitations")).await.json();
+    assert_eq!(listed["invitations"], json!([]), "not listed either");
+    let server = app.client();
+    let resend = format!("/auth/internal/v1/organizations/{ta}/invitations/{theirs}/resend");
+    not_found(&server.internal(&resend, None).await, "invitation_not_found");
+    let remove = format!("/auth/internal/v1/organizations/{ta}/members/{b_id}");
+    let body = json!({"actor_user_id": a_id}).to_string().into_bytes();
+    let auth = format!("Bearer {INTERNAL_TOKEN}");
+    let headers = [("authorization", auth.as_str()), ("content-type", "application/json")];
+    not_found(&server.send(Method::DELETE, &remove, Some(body), &headers).await, "membership_not_found");
+
+    // Beta's invitation is untouched: still pending, revoked by nobody.
+    assert!(events_of(&app, "organization.invitation.revoked").await.is_empty());
+    assert_eq!(events_of(&app, "organization.invitation.created").await.len(), 1, "no resend either");
+}
+
 async fn revoke_rules(engine: Engine) {
     let app = start(engine, "multi", &[("AUTHARA_ORGANIZATION_INVITATION_TTL", "5m")]).await;
     let a = app.signed_in("revoker@example.com", PW).await;
@@ -838,6 +875,7 @@ on_both_engines!(
     invitation_lifecycle_end_to_end,
     the_invitation_email_can_carry_the_code,
     revoke_rules,
+    another_organizations_ids_under_yours_are_not_found,
     single_mode_invited_signup_joins_only_the_invited_org,
     personal_mode_has_no_invitations_or_member_lists,
     signup_challenge_with_an_invitation_code,
