@@ -415,9 +415,8 @@ pub fn oauth(e: OAuthError) -> Result<Failure, PageError> {
             AcceptError::Store(s) => return Err(s.into()),
         },
         OAuthError::InvitedAccountExists => (StatusCode::UNPROCESSABLE_ENTITY, "invite-account-exists"),
-        OAuthError::Reauth(ReauthError::Required | ReauthError::WrongPassword) => {
-            (StatusCode::FORBIDDEN, "oauth-reauth")
-        }
+        OAuthError::Reauth(ReauthError::Required) => (StatusCode::FORBIDDEN, "oauth-reauth"),
+        OAuthError::Reauth(ReauthError::WrongPassword) => (StatusCode::FORBIDDEN, "oauth-wrong-password"),
         OAuthError::Reauth(ReauthError::SecondFactorRequired) => (StatusCode::FORBIDDEN, "oauth-step-up"),
         OAuthError::Reauth(ReauthError::RateLimited { .. }) => (StatusCode::TOO_MANY_REQUESTS, "oauth-limited"),
         OAuthError::Reauth(ReauthError::Hash(h)) | OAuthError::Hash(h) => return Err(h.into()),

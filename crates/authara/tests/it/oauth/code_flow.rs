@@ -273,6 +273,32 @@ async fn a_signed_in_user_links_and_unlinks(engine: Engine) {
     assert_eq!(start.status, 303);
 }
 
+/// Unlinking from a stale session (no sign-in for sixteen minutes) takes the current password:
+/// a stolen, idle session cannot strip a sign-in method.
+async fn unlinking_from_a_stale_session_takes_the_password(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[]).await;
+    let c = app.signed_in("stale@example.com", PW).await;
+    idp.sign_in_as(Person::new("s-stale", "stale@example.com"));
+    let start = c.form("/auth/oauth/stub/link", &[]).await;
+    let (_, res) = via_provider(&c, start).await;
+    assert_eq!(res.location().as_deref(), Some("/auth/account"));
+    assert!(app.store.user_by_provider("stub", "s-stale").await.unwrap().is_some());
+
+    app.clock.advance(std::time::Duration::from_secs(14 * 60));
+    assert_eq!(c.post("/auth/api/v1/sessions/refresh").await.status, 200);
+    app.clock.advance(std::time::Duration::from_secs(2 * 60));
+    let res = c.form("/auth/providers/stub/unlink", &[]).await;
+    assert!(c.back_on_account(&res).await.contains("enter your current password"));
+    assert!(app.store.user_by_provider("stub", "s-stale").await.unwrap().is_some(), "nothing unlinked");
+    let res = c.form("/auth/providers/stub/unlink", &[("current_password", "not-the-password")]).await;
+    assert!(c.back_on_account(&res).await.contains("Incorrect password."), "a wrong password is said so");
+    assert!(app.store.user_by_provider("stub", "s-stale").await.unwrap().is_some());
+    let res = c.form("/auth/providers/stub/unlink", &[("current_password", PW)]).await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    assert!(app.store.user_by_provider("stub", "s-stale").await.unwrap().is_none());
+}
+
 async fn github_signs_in_with_the_verified_primary_email(engine: Engine) {
     let idp = Provider::start().await;
     let env = idp.github_env();
@@ -329,6 +355,7 @@ async fn a_provider_sign_in_returns_to_an_allowed_app_host(engine: Engine) {
 
 on_both_engines!(
     a_provider_sign_in_returns_to_an_allowed_app_host,
+    unlinking_from_a_stale_session_takes_the_password,
     github_signs_in_with_the_verified_primary_email,
     first_login_signs_up_and_the_next_signs_in,
     an_existing_account_proves_ownership_with_its_password,

@@ -1,6 +1,8 @@
 //! The hosted pages' passkey endpoints (the ones the page script calls), the setup page, the
 //! account page's list with rename and delete, and the passwordless signup.
 
+use std::time::Duration;
+
 use authara::domain::UserId;
 use authara::worker::email::run_once;
 use reqwest::Method;
@@ -125,6 +127,43 @@ async fn pages_add_list_rename_and_sign_in_with_a_passkey(engine: Engine) {
     assert_eq!((res.status, res.error_code().as_str()), (422, "invalid_request"));
 }
 
+/// Removing a passkey: never another user's (their id is unknown here), and from a stale
+/// session only with the current password.
+async fn removal_takes_a_recent_sign_in_and_ones_own_passkey(engine: Engine) {
+    let app = TestApp::start_with(engine, &[("PUBLIC_URL", ORIGIN)]).await;
+    let (a, b) = (browser(&app).await, browser(&app).await);
+    a.form("/auth/signup", &[("email", "own@example.com"), ("password", PW)]).await;
+    b.form("/auth/signup", &[("email", "other@example.com"), ("password", PW)]).await;
+    for c in [&a, &b] {
+        assert_eq!(add_passkey(c, &mut SoftAuthenticator::new(), false).await.status, 200);
+    }
+    let uid = |c: &TestClient| {
+        let c = c.clone();
+        async move { UserId(c.get("/auth/api/v1/user").await.json()["id"].as_str().unwrap().parse().unwrap()) }
+    };
+    let (a_id, b_id) = (uid(&a).await, uid(&b).await);
+    let mine = passkey_ids(&a.get("/auth/account").await.text());
+    let theirs = passkey_ids(&b.get("/auth/account").await.text());
+
+    let res = a.form(&format!("/auth/passkeys/{}/delete", theirs[0]), &[("current_password", PW)]).await;
+    assert_eq!(res.status, 404, "another user's passkey is not found: {}", res.text());
+    assert_eq!(app.store.passkeys_of(b_id).await.unwrap().len(), 1, "and stays");
+
+    // Sixteen minutes later (the access token refreshed on the way), the session is stale.
+    app.clock.advance(Duration::from_secs(14 * 60));
+    assert_eq!(a.post("/auth/api/v1/sessions/refresh").await.status, 200);
+    app.clock.advance(Duration::from_secs(2 * 60));
+    let res = a.form(&format!("/auth/passkeys/{}/delete", mine[0]), &[]).await;
+    assert!(a.back_on_account(&res).await.contains("enter your current password"), "{}", res.text());
+    assert_eq!(app.store.passkeys_of(a_id).await.unwrap().len(), 1, "a stale session alone removes nothing");
+    let res = a.form(&format!("/auth/passkeys/{}/delete", mine[0]), &[("current_password", "not-the-password")]).await;
+    assert!(a.back_on_account(&res).await.contains("The current password is incorrect."));
+    assert_eq!(app.store.passkeys_of(a_id).await.unwrap().len(), 1);
+    let res = a.form(&format!("/auth/passkeys/{}/delete", mine[0]), &[("current_password", PW)]).await;
+    assert!(a.back_on_account(&res).await.contains("The passkey was removed."));
+    assert!(app.store.passkeys_of(a_id).await.unwrap().is_empty());
+}
+
 async fn the_last_sign_in_method_cannot_be_removed(engine: Engine) {
     let app = TestApp::start_with(engine, &[("PUBLIC_URL", ORIGIN)]).await;
     let c = browser(&app).await;
@@ -198,6 +237,7 @@ async fn passwordless_signup_verifies_the_email_then_offers_a_passkey(engine: En
 }
 
 on_both_engines!(
+    removal_takes_a_recent_sign_in_and_ones_own_passkey,
     pages_add_list_rename_and_sign_in_with_a_passkey,
     the_last_sign_in_method_cannot_be_removed,
     passwordless_signup_verifies_the_email_then_offers_a_passkey,
