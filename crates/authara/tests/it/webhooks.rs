@@ -159,6 +159,47 @@ async fn failures_are_retried_then_visible_and_redeliverable(engine: Engine) {
     assert_eq!((row.status.as_str(), row.response_status), ("delivered", Some(204)));
 }
 
+/// A 429 and a timeout are retried like a 5xx; while one of a user's events waits for its
+/// retry, that user's later events wait behind it (one user's events arrive in order), and
+/// another user's are not held up.
+async fn a_429_and_a_timeout_are_retried_and_a_users_events_stay_in_order(engine: Engine) {
+    let receiver = Receiver::start().await;
+    let app = app_with_hooks(
+        engine,
+        &receiver,
+        &[
+            ("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created,user.updated"),
+            ("AUTHARA_WEBHOOK_RETRY_DELAYS", "30s,30s,30s"),
+            ("AUTHARA_WEBHOOK_TIMEOUT", "1s"),
+        ],
+    )
+    .await;
+    receiver.then(&[Answer::Status(429)]);
+    let c = app.signed_in("order@example.com", PW).await;
+    assert_eq!(drain(&app).await, [Outcome::Retrying], "429 is retried");
+    assert_eq!(c.form("/auth/user/username", &[("username", "order-two")]).await.status, 303);
+    app.signed_in("elsewhere@example.com", PW).await;
+    assert_eq!(drain(&app).await, [Outcome::Delivered], "the other user's event only; this user's update waits");
+
+    receiver.then(&[Answer::Hang]);
+    app.clock.advance(Duration::from_secs(30));
+    assert_eq!(drain(&app).await, [Outcome::Retrying], "a timeout is retried");
+    app.clock.advance(Duration::from_secs(30));
+    assert_eq!(drain(&app).await, [Outcome::Delivered, Outcome::Delivered], "then both, in order");
+
+    let uid = app.store.user_by_email(&crate::app::email("order@example.com")).await.unwrap().unwrap().id.to_string();
+    let theirs: Vec<String> = receiver
+        .deliveries()
+        .iter()
+        .filter(|d| d.json()["data"]["user_id"] == uid.as_str())
+        .map(|d| d.header("x-authara-event").to_owned())
+        .collect();
+    let first_update = theirs.iter().position(|t| t == "user.updated").expect("the update arrived");
+    assert_eq!(theirs[..first_update].len(), 3, "the creation tried three times first: {theirs:?}");
+    assert!(theirs[..first_update].iter().all(|t| t == "user.created"), "{theirs:?}");
+    assert_eq!(&theirs[first_update..], ["user.updated"], "{theirs:?}");
+}
+
 /// An unreachable receiver is a network error: retried, and exhausted attempts fail for good.
 async fn an_unreachable_receiver_is_retried_then_fails(engine: Engine) {
     let closed = {
@@ -500,6 +541,7 @@ on_both_engines!(
     user_events_arrive_signed_once_each,
     only_enabled_events_are_delivered,
     failures_are_retried_then_visible_and_redeliverable,
+    a_429_and_a_timeout_are_retried_and_a_users_events_stay_in_order,
     an_unreachable_receiver_is_retried_then_fails,
     a_delivery_interrupted_by_a_crash_is_delivered_after_restart,
 );
