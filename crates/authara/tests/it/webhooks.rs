@@ -200,6 +200,46 @@ async fn a_429_and_a_timeout_are_retried_and_a_users_events_stay_in_order(engine
     assert_eq!(&theirs[first_update..], ["user.updated"], "{theirs:?}");
 }
 
+/// Internal events are never delivered: with every event enabled, a signup by emailed code (its
+/// internal event carries the code, sealed) and a sign-in send only the contract's events
+/// (`Receiver::deliveries` refuses any other type), and no delivery carries the code.
+async fn internal_events_are_never_delivered(engine: Engine) {
+    let receiver = Receiver::start().await;
+    let sink = crate::smtp::SmtpSink::start().await;
+    let mail = sink.env();
+    let mut extra: Vec<(&str, &str)> = mail.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    extra.push(("AUTHARA_CHALLENGE_ENABLED", "true"));
+    let app = app_with_hooks(engine, &receiver, &extra).await;
+    let c = app.client();
+    c.fetch_csrf().await;
+    let res = c
+        .json(Method::POST, "/auth/api/v1/signup/challenges", &json!({"email": "coded@example.com", "password": PW}))
+        .await;
+    assert_eq!(res.status, 202, "{}", res.text());
+    let challenge = res.json()["challenge_id"].as_str().unwrap().to_owned();
+    crate::mfa::send_mail(&app).await;
+    let code = sink.code_for("coded@example.com");
+    let res = c
+        .json(Method::POST, "/auth/api/v1/signup/challenges/verify", &json!({"challenge_id": challenge, "code": code}))
+        .await;
+    assert!(res.status < 300, "{}", res.text());
+    let d = app.client();
+    d.fetch_csrf().await;
+    let login = json!({"email": "coded@example.com", "password": PW});
+    assert_eq!(d.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200);
+    drain(&app).await;
+
+    let got = receiver.deliveries();
+    let types: std::collections::BTreeSet<&str> = got.iter().map(|d| d.header("x-authara-event")).collect();
+    assert!(types.contains("user.created"), "{types:?}");
+    assert!(types.iter().all(|t| crate::contract::webhook_event_types().iter().any(|c| c == t)), "{types:?}");
+    assert!(got.iter().all(|d| !String::from_utf8_lossy(&d.body).contains(&code)), "no delivery carries the code");
+    let internal = app.db.texts("SELECT type FROM events").await;
+    assert!(internal.iter().any(|t| !types.contains(t.as_str())), "internal events were recorded: {internal:?}");
+    let data = app.db.texts("SELECT data FROM events").await;
+    assert!(data.iter().all(|d| !d.contains(&code)), "the code is sealed in its event, never in clear");
+}
+
 /// An unreachable receiver is a network error: retried, and exhausted attempts fail for good.
 async fn an_unreachable_receiver_is_retried_then_fails(engine: Engine) {
     let closed = {
@@ -542,6 +582,7 @@ on_both_engines!(
     only_enabled_events_are_delivered,
     failures_are_retried_then_visible_and_redeliverable,
     a_429_and_a_timeout_are_retried_and_a_users_events_stay_in_order,
+    internal_events_are_never_delivered,
     an_unreachable_receiver_is_retried_then_fails,
     a_delivery_interrupted_by_a_crash_is_delivered_after_restart,
 );
