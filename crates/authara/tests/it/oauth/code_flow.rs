@@ -273,6 +273,46 @@ async fn a_signed_in_user_links_and_unlinks(engine: Engine) {
     assert_eq!(start.status, 303);
 }
 
+/// The provider's answer for a flow started on `c`, as a callback path, not yet followed.
+async fn callback_path(c: &TestClient, start_path: &str) -> String {
+    let start = c.get(start_path).await;
+    let back = crate::app::send_checked(crate::harness::client().get(start.location().unwrap())).await;
+    let location = back.location().unwrap();
+    location[location.find("/auth/oauth/").unwrap()..].to_owned()
+}
+
+/// One flow's callback twice at once (a double click, a replay racing the browser) signs in
+/// once and reaches the token endpoint once; a flow older than ten minutes is refused at its
+/// callback before the token endpoint; one address starts at most 30 flows a minute.
+async fn a_flow_finishes_once_expires_and_starts_are_limited(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[]).await;
+    idp.sign_in_as(Person::new("s-edge", "edge@example.com"));
+    let c = app.client();
+    let path = callback_path(&c, "/auth/oauth/stub/start?return_to=%2Fhere").await;
+    let (a, b) = tokio::join!(c.get(&path), c.get(&path));
+    let signed_in = [&a, &b].iter().filter(|r| r.location().as_deref() == Some("/here")).count();
+    assert_eq!(signed_in, 1, "{:?} {:?}", a.location(), b.location());
+    assert_eq!((app.store.user_count().await.unwrap(), idp.token_hits()), (1, 1));
+
+    let d = app.client();
+    let path = callback_path(&d, "/auth/oauth/stub/start").await;
+    app.clock.advance(std::time::Duration::from_secs(10 * 60 + 1));
+    let res = d.get(&path).await;
+    assert!(login_page_error(&d, &res).await.contains("try again"));
+    assert_eq!(idp.token_hits(), 1, "an expired flow never reaches the token endpoint");
+    assert!(d.cookie("authara_access").is_none());
+
+    let e = app.client();
+    for i in 0..30 {
+        assert_eq!(e.get("/auth/oauth/stub/start").await.status, 303, "start {i}");
+    }
+    let res = e.get("/auth/oauth/stub/start").await;
+    assert!(login_page_error(&e, &res).await.contains("Too many sign-in attempts"));
+    app.clock.advance(std::time::Duration::from_secs(61));
+    assert_eq!(e.get("/auth/oauth/stub/start").await.status, 303, "the next minute starts again");
+}
+
 /// Unlinking from a stale session (no sign-in for sixteen minutes) takes the current password:
 /// a stolen, idle session cannot strip a sign-in method.
 async fn unlinking_from_a_stale_session_takes_the_password(engine: Engine) {
@@ -355,6 +395,7 @@ async fn a_provider_sign_in_returns_to_an_allowed_app_host(engine: Engine) {
 
 on_both_engines!(
     a_provider_sign_in_returns_to_an_allowed_app_host,
+    a_flow_finishes_once_expires_and_starts_are_limited,
     unlinking_from_a_stale_session_takes_the_password,
     github_signs_in_with_the_verified_primary_email,
     first_login_signs_up_and_the_next_signs_in,
