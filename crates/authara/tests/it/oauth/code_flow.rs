@@ -273,6 +273,35 @@ async fn a_signed_in_user_links_and_unlinks(engine: Engine) {
     assert_eq!(start.status, 303);
 }
 
+/// Answers a provider must not give are refused, and no user is created: userinfo about
+/// another subject than the ID token's, an ID token signed with a symmetric algorithm (HS256
+/// under the client secret: only asymmetric algorithms are accepted), and a discovery document
+/// naming another issuer than the configured one.
+async fn answers_a_provider_must_not_give_are_refused(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[]).await;
+    idp.sign_in_as(Person::new("s-odd", "odd@example.com"));
+    let c = app.client();
+    for mode in [TokenMode::UserinfoOtherSubject, TokenMode::Hs256] {
+        idp.set_mode(mode);
+        let (_, res) = login(&c, "/").await;
+        assert!(login_page_error(&c, &res).await.contains("could not be verified"), "{mode:?}");
+    }
+    idp.set_mode(TokenMode::Normal);
+    let (_, res) = login(&c, "/").await;
+    assert_eq!(res.location().as_deref(), Some("/"), "the same provider, answering properly, signs in");
+    assert_eq!(app.store.user_count().await.unwrap(), 1);
+
+    // The discovery document is read once per process: another app meets the other issuer.
+    idp.set_mode(TokenMode::OtherIssuer);
+    let other = app_with(engine, &idp, &[]).await;
+    let d = other.client();
+    let start = d.get("/auth/oauth/stub/start").await;
+    assert!(login_page_error(&d, &start).await.contains("could not reach"), "no flow starts");
+    assert_eq!(idp.token_hits(), 3, "and none reached the token endpoint");
+    assert_eq!(other.store.user_count().await.unwrap(), 0);
+}
+
 /// The provider's answer for a flow started on `c`, as a callback path, not yet followed.
 async fn callback_path(c: &TestClient, start_path: &str) -> String {
     let start = c.get(start_path).await;
@@ -395,6 +424,7 @@ async fn a_provider_sign_in_returns_to_an_allowed_app_host(engine: Engine) {
 
 on_both_engines!(
     a_provider_sign_in_returns_to_an_allowed_app_host,
+    answers_a_provider_must_not_give_are_refused,
     a_flow_finishes_once_expires_and_starts_are_limited,
     unlinking_from_a_stale_session_takes_the_password,
     github_signs_in_with_the_verified_primary_email,

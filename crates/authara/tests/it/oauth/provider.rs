@@ -53,6 +53,12 @@ pub enum TokenMode {
     Refuse,
     /// Redirects (307) to `/token-moved`, which would answer as the token endpoint does.
     Moved,
+    /// Userinfo answers for another subject than the ID token's.
+    UserinfoOtherSubject,
+    /// The ID token is signed with HS256 under the client secret (a symmetric algorithm).
+    Hs256,
+    /// The discovery document names another issuer than the configured one.
+    OtherIssuer,
 }
 
 struct Pending {
@@ -177,8 +183,9 @@ impl Provider {
 
 async fn discovery(State(s): State<Arc<Inner>>) -> Response {
     let b = &s.base;
+    let issuer = if *s.mode.lock().unwrap() == TokenMode::OtherIssuer { "https://issuer.example.net" } else { b };
     axum::Json(json!({
-        "issuer": b,
+        "issuer": issuer,
         "authorization_endpoint": format!("{b}/authorize"),
         "token_endpoint": format!("{b}/token"),
         "jwks_uri": format!("{b}/jwks"),
@@ -227,7 +234,11 @@ async fn token(
         TokenMode::Moved => {
             return (StatusCode::TEMPORARY_REDIRECT, [(axum::http::header::LOCATION, "/token-moved")]).into_response();
         }
-        TokenMode::Normal | TokenMode::WrongNonce => {}
+        TokenMode::Normal
+        | TokenMode::WrongNonce
+        | TokenMode::UserinfoOtherSubject
+        | TokenMode::Hs256
+        | TokenMode::OtherIssuer => {}
     }
     answer_token(s, mode, headers, f)
 }
@@ -263,8 +274,20 @@ fn answer_token(
     let nonce = if mode == TokenMode::WrongNonce { "another-nonce".to_owned() } else { p.nonce };
     let provider = Provider(s.clone());
     // Like oidc-provider: profile claims only at userinfo.
-    let id_token =
-        provider.id_token(json!({"sub": p.person.sub, "nonce": nonce, "email": null, "email_verified": null}));
+    let claims = json!({"sub": p.person.sub, "nonce": nonce, "email": null, "email_verified": null});
+    let id_token = if mode == TokenMode::Hs256 {
+        let mut c = claims;
+        let now = authara::clock::Clock::now_ms(&authara::clock::SystemClock) / 1000;
+        c["iss"] = json!(s.base);
+        c["aud"] = json!(CLIENT_ID);
+        c["iat"] = json!(now);
+        c["exp"] = json!(now + 300);
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(KID.to_owned());
+        jsonwebtoken::encode(&header, &c, &jsonwebtoken::EncodingKey::from_secret(CLIENT_SECRET.as_bytes())).unwrap()
+    } else {
+        provider.id_token(claims)
+    };
     let access = uuid::Uuid::new_v4().simple().to_string();
     s.access.lock().unwrap().insert(access.clone(), p.person);
     axum::Json(json!({"access_token": access, "token_type": "Bearer", "id_token": id_token, "expires_in": 300}))
@@ -274,8 +297,15 @@ fn answer_token(
 async fn userinfo(State(s): State<Arc<Inner>>, headers: axum::http::HeaderMap) -> Response {
     let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let person = token.and_then(|t| s.access.lock().unwrap().get(t).cloned());
+    let sub = |p: &Person| {
+        if *s.mode.lock().unwrap() == TokenMode::UserinfoOtherSubject {
+            "someone-else".to_owned()
+        } else {
+            p.sub.clone()
+        }
+    };
     match person {
-        Some(p) => axum::Json(json!({"sub": p.sub, "email": p.email, "email_verified": p.verified})).into_response(),
+        Some(p) => axum::Json(json!({"sub": sub(&p), "email": p.email, "email_verified": p.verified})).into_response(),
         None => StatusCode::UNAUTHORIZED.into_response(),
     }
 }
