@@ -302,6 +302,29 @@ async fn smtp_outage_is_retried_until_delivered_once(engine: Engine) {
     assert_eq!(drain(&app).await, vec![]);
 }
 
+/// `AUTHARA_EMAIL_SMTP_TLS=true` (the default, and required in prod) never falls back to plain
+/// text: a server that offers no STARTTLS gets no mail (the job waits for a retry), and the same
+/// server gets it once TLS is turned off.
+async fn required_tls_never_falls_back_to_plain_text(engine: Engine) {
+    let sink = SmtpSink::start().await;
+    let app = app_with_mail(engine, &sink, &[("AUTHARA_EMAIL_SMTP_TLS", "true")]).await;
+    app.signed_in("tls@example.com", PW).await;
+    let c = csrf_client(&app).await;
+    let body = json!({"email": "tls@example.com", "new_password": NEW_PW});
+    c.json(Method::POST, "/auth/api/v1/password-reset/challenges", &body).await;
+    assert_eq!(drain(&app).await, vec![Outcome::Retrying]);
+    assert!(sink.messages().is_empty(), "nothing was sent in plain text");
+    assert_eq!(app.store.email_counts().await.unwrap().get(&authara::domain::JobStatus::Sent), None);
+
+    let (db, clock) = app.stop().await;
+    let env = sink.env();
+    let plain: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app = TestApp::start_on(db, &plain, Some(clock)).await;
+    app.clock.advance(Duration::from_secs(10));
+    assert_eq!(drain(&app).await, vec![Outcome::Sent], "the same job at its retry, plain text allowed");
+    assert_eq!(sink.to("tls@example.com").len(), 1);
+}
+
 async fn a_worker_killed_mid_send_delivers_once_after_restart(engine: Engine) {
     let sink = SmtpSink::start().await;
     let app = app_with_mail(engine, &sink, &[]).await;
@@ -384,6 +407,7 @@ on_both_engines!(
     resend_respects_the_interval_and_replaces_the_code,
     codes_expire,
     smtp_outage_is_retried_until_delivered_once,
+    required_tls_never_falls_back_to_plain_text,
     a_worker_killed_mid_send_delivers_once_after_restart,
     ; threaded: two_workers_never_send_a_job_twice,
 );
