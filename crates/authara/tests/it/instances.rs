@@ -286,6 +286,41 @@ async fn refused_everywhere_within(servers: &[&Server], access: &str) -> Duratio
     start.elapsed()
 }
 
+/// Cached views follow a change made on another instance at once (docs/instances.md: the
+/// change is announced on Redis): a new username shows on the other two instances, which had
+/// the old one cached, well within a second.
+#[tokio::test]
+async fn a_change_on_one_instance_is_seen_by_the_others_at_once() {
+    let c = Cluster::start(&[]).await;
+    let (a, b, d) = (&c.servers[0], &c.servers[1], &c.servers[2]);
+    let session = sign_up(a, "cached@example.com").await;
+    let access = session["access_token"].as_str().unwrap().to_owned();
+    let name_on = |s: &Server| {
+        let req = client().get(s.url("/auth/api/v1/user")).header("cookie", format!("authara_access={access}"));
+        async move { send_checked(req).await.json()["username"].as_str().unwrap().to_owned() }
+    };
+    let old = session["user"]["username"].as_str().unwrap().to_owned();
+    for s in [b, d] {
+        assert_eq!(name_on(s).await, old, "cached on {}", s.base);
+    }
+    let script = Script::new(a).await;
+    let form = client()
+        .post(a.url("/auth/user/username"))
+        .header("cookie", format!("authara_csrf={}; authara_access={access}", script.csrf()))
+        .form(&[("csrf_token", script.csrf()), ("username", "renamed-elsewhere")]);
+    let res = send_checked(form).await;
+    assert_eq!(res.status, 303, "{}", res.text());
+    let since = Instant::now();
+    for s in [b, d] {
+        while name_on(s).await != "renamed-elsewhere" {
+            assert!(since.elapsed() < Duration::from_secs(1), "{} still shows {old}", s.base);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    eprintln!("a username changed on one instance was seen by the other two after {:?}", since.elapsed());
+    c.stop().await;
+}
+
 #[tokio::test]
 async fn login_and_signup_limits_are_exact_across_three_instances() {
     let c = Cluster::start(&[
