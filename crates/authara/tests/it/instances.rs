@@ -321,6 +321,40 @@ async fn a_change_on_one_instance_is_seen_by_the_others_at_once() {
     c.stop().await;
 }
 
+/// A hung Redis (SIGSTOP: its connections stay open and nothing answers) costs one bounded wait
+/// per instance per second, not one per request (docs/instances.md): logins keep answering 200,
+/// none waits much more than the 500 ms probe, and health says `degraded` until Redis resumes.
+#[tokio::test]
+async fn a_hung_redis_costs_a_bounded_wait_not_one_per_request() {
+    let c = Cluster::start(&[
+        ("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "1000"),
+        ("AUTHARA_RATE_LIMIT_LOGIN_EMAIL_LIMIT", "1000"),
+    ])
+    .await;
+    sign_up(&c.servers[0], "hung@example.com").await;
+    let pid = c.redis.child.as_ref().unwrap().id().unwrap().to_string();
+    let signal = |sig: &str| assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    signal("-STOP");
+    let started = Instant::now();
+    let (mut worst, mut slow) = (Duration::ZERO, 0);
+    for i in 0..15 {
+        let t = Instant::now();
+        let (status, body) = log_in(&c.servers[i % 3], "hung@example.com", PW).await;
+        let took = t.elapsed();
+        assert_eq!(status, 200, "{body}");
+        worst = worst.max(took);
+        slow += usize::from(took > Duration::from_millis(300));
+    }
+    let secs = started.elapsed().as_secs() as usize + 1;
+    eprintln!("a hung Redis: 15 logins in {:?}, worst {worst:?}, {slow} over 300 ms", started.elapsed());
+    assert!(worst < Duration::from_millis(1200), "one login waited {worst:?}");
+    assert!(slow <= 3 * secs, "{slow} slow logins in {secs} s: more than one wait per instance per second");
+    c.wait_health("degraded").await;
+    signal("-CONT");
+    c.wait_health("healthy").await;
+    c.stop().await;
+}
+
 #[tokio::test]
 async fn login_and_signup_limits_are_exact_across_three_instances() {
     let c = Cluster::start(&[
