@@ -240,6 +240,53 @@ async fn internal_events_are_never_delivered(engine: Engine) {
     assert!(data.iter().all(|d| !d.contains(&code)), "the code is sealed in its event, never in clear");
 }
 
+/// Only 1 KiB of a receiver's answer is read: an answer whose body never ends neither holds the
+/// worker until its timeout nor fills the delivery's record (a 200 is delivered at once; a 500
+/// keeps at most 1 KiB of its body in `last_error`).
+async fn only_a_kilobyte_of_an_answer_is_read(engine: Engine) {
+    let status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(200));
+    let answer = status.clone();
+    let endless = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move || {
+            let code = answer.load(std::sync::atomic::Ordering::SeqCst);
+            async move {
+                let chunk = axum::body::Bytes::from(vec![b'x'; 64 * 1024]);
+                let chunks = futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+                let body = axum::body::Body::from_stream(chunks);
+                (axum::http::StatusCode::from_u16(code).unwrap(), body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, endless).await });
+    let app = TestApp::start_with(
+        engine,
+        &[
+            ("AUTHARA_WEBHOOK_URL", &url),
+            ("AUTHARA_WEBHOOK_SECRET", SECRET),
+            ("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created"),
+            ("AUTHARA_WEBHOOK_TIMEOUT", "3s"),
+        ],
+    )
+    .await;
+    app.signed_in("endless@example.com", PW).await;
+    let started = std::time::Instant::now();
+    assert_eq!(drain(&app).await, [Outcome::Delivered]);
+    assert!(started.elapsed() < Duration::from_secs(2), "read to its end? {:?}", started.elapsed());
+
+    status.store(500, std::sync::atomic::Ordering::SeqCst);
+    app.signed_in("endless-too@example.com", PW).await;
+    let started = std::time::Instant::now();
+    assert_eq!(drain(&app).await, [Outcome::Retrying]);
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    let recent = app.services.webhooks().recent(10).await.unwrap();
+    let error = recent.iter().find_map(|d| d.last_error.clone()).expect("the failure is recorded");
+    assert!(error.starts_with("HTTP 500: xxx"), "{}", &error[..error.len().min(80)]);
+    assert!(error.len() <= 1024 + 16, "{} bytes kept", error.len());
+}
+
 /// An unreachable receiver is a network error: retried, and exhausted attempts fail for good.
 async fn an_unreachable_receiver_is_retried_then_fails(engine: Engine) {
     let closed = {
@@ -583,6 +630,7 @@ on_both_engines!(
     failures_are_retried_then_visible_and_redeliverable,
     a_429_and_a_timeout_are_retried_and_a_users_events_stay_in_order,
     internal_events_are_never_delivered,
+    only_a_kilobyte_of_an_answer_is_read,
     an_unreachable_receiver_is_retried_then_fails,
     a_delivery_interrupted_by_a_crash_is_delivered_after_restart,
 );
