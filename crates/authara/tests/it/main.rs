@@ -1,4 +1,4 @@
-//! The integration suite: one binary, laid out like the route table.
+//! The integration suite: one binary; `README.md` says where a behaviour's test goes.
 // Integration tests always build with cfg(test); saying so lets clippy's allow-unwrap-in-tests
 // and allow-expect-in-tests (clippy.toml) cover the harness and the test bodies that
 // `on_both_engines!` calls, which are not `#[test]` functions themselves (rust-clippy#11119).
