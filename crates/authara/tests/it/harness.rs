@@ -15,6 +15,15 @@ use authara::store::Store;
 use sqlx::Connection as _;
 use tokio::io::AsyncBufReadExt as _;
 
+/// What `APP_ENV=prod` requires, with a test key: add to an environment to start in prod.
+pub const PROD: [(&str, &str); 5] = [
+    ("APP_ENV", "prod"),
+    ("AUTHARA_JWT_KEYS", "k1:MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="),
+    ("AUTHARA_JWT_ACTIVE_KEY_ID", "k1"),
+    ("AUTHARA_JWT_ISSUER", "https://app.example.com"),
+    ("PUBLIC_URL", "https://app.example.com"),
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     Sqlite,

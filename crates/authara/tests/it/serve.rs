@@ -217,13 +217,7 @@ async fn graceful_shutdown_finishes_an_in_flight_request() {
 async fn prod_logs_are_json_lines_carrying_the_request_id() {
     let db = TestDb::new(Engine::Sqlite, true).await;
     let mut env = db.env();
-    for (k, v) in [
-        ("APP_ENV", "prod"),
-        ("AUTHARA_JWT_KEYS", "k1:MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="),
-        ("AUTHARA_JWT_ACTIVE_KEY_ID", "k1"),
-        ("AUTHARA_JWT_ISSUER", "https://app.example.com"),
-        ("PUBLIC_URL", "https://app.example.com"),
-    ] {
+    for (k, v) in crate::harness::PROD {
         env.insert(k.into(), v.into());
     }
     let server = Server::start(&["serve"], &env, db.data_dir()).await;
@@ -253,16 +247,11 @@ async fn prod_logs_are_json_lines_carrying_the_request_id() {
 async fn prod_refuses_plain_http_webhooks_and_short_internal_tokens() {
     let db = TestDb::new(Engine::Sqlite, true).await;
     let mut env = db.env();
-    for (k, v) in [
-        ("APP_ENV", "prod"),
-        ("AUTHARA_JWT_KEYS", "k1:MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="),
-        ("AUTHARA_JWT_ACTIVE_KEY_ID", "k1"),
-        ("AUTHARA_JWT_ISSUER", "https://app.example.com"),
-        ("PUBLIC_URL", "https://app.example.com"),
+    for (k, v) in crate::harness::PROD.into_iter().chain([
         ("AUTHARA_WEBHOOK_URL", "http://hooks.internal:8080/in/k3y-in-path"),
         ("AUTHARA_WEBHOOK_SECRET", "0123456789abcdef0123456789abcdef"),
         ("AUTHARA_INTERNAL_API_TOKEN", "short-internal-token"),
-    ] {
+    ]) {
         env.insert(k.into(), v.into());
     }
     let (code, out, err) = run_cli(&["serve"], &env, db.data_dir()).await;

@@ -13,17 +13,7 @@ const PW: &str = "violet-harbor-tangent";
 /// README: `APP_ENV=prod` marks cookies `Secure` — every cookie a sign-in sets, and the CSRF one.
 #[tokio::test]
 async fn prod_cookies_are_secure() {
-    let app = TestApp::start_with(
-        Engine::Sqlite,
-        &[
-            ("APP_ENV", "prod"),
-            ("AUTHARA_JWT_KEYS", "k1:MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="),
-            ("AUTHARA_JWT_ACTIVE_KEY_ID", "k1"),
-            ("AUTHARA_JWT_ISSUER", "https://app.example.com"),
-            ("PUBLIC_URL", "https://app.example.com"),
-        ],
-    )
-    .await;
+    let app = TestApp::start_with(Engine::Sqlite, &crate::harness::PROD).await;
     let c = app.client();
     let csrf = c.get("/auth/api/v1/csrf").await;
     let mut set = vec![csrf.set_cookie("authara_csrf").expect("the CSRF cookie")];
