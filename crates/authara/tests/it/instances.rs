@@ -355,6 +355,33 @@ async fn a_hung_redis_costs_a_bounded_wait_not_one_per_request() {
     c.stop().await;
 }
 
+/// Deployments that share a Redis server on different database numbers never hear each other:
+/// the announcements channel carries the number (`authara:<db>:events`), so a logout of an
+/// instance on database 5 is published there and on no other channel.
+#[tokio::test]
+async fn announcements_go_to_the_channel_of_the_database_number() {
+    use futures_util::StreamExt as _;
+    let c = Cluster::start(&[("AUTHARA_REDIS_DB", "5")]).await;
+    let listener = redis::Client::open(format!("redis://127.0.0.1:{}/", c.redis.port)).unwrap();
+    let mut pubsub = listener.get_async_pubsub().await.unwrap();
+    pubsub.psubscribe("authara:*").await.unwrap();
+    let session = sign_up(&c.servers[0], "channel@example.com").await;
+    log_out(&c.servers[0], &session).await;
+    let mut channels = HashSet::new();
+    let mut messages = pubsub.on_message();
+    let deadline = tokio::time::sleep(Duration::from_secs(3));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            Some(m) = messages.next() => { channels.insert(m.get_channel_name().to_owned()); }
+            () = &mut deadline => break,
+        }
+    }
+    assert_eq!(channels, HashSet::from(["authara:5:events".to_owned()]), "heard on {channels:?}");
+    drop(messages);
+    c.stop().await;
+}
+
 #[tokio::test]
 async fn login_and_signup_limits_are_exact_across_three_instances() {
     let c = Cluster::start(&[
