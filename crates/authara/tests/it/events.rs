@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::app::TestApp;
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 /// A public event of `contract/webhooks.yaml`, or an internal one that sends mail: a change, as
 /// opposed to the facts recorded for the audit log (sign-ins, sessions ended, credentials).

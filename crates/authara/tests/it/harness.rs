@@ -15,6 +15,9 @@ use authara::store::Store;
 use sqlx::Connection as _;
 use tokio::io::AsyncBufReadExt as _;
 
+/// The password every test account uses (long enough for every policy).
+pub const PW: &str = "violet-harbor-tangent";
+
 /// What `APP_ENV=prod` requires, with a test key: add to an environment to start in prod.
 pub const PROD: [(&str, &str); 5] = [
     ("APP_ENV", "prod"),

@@ -18,7 +18,7 @@ use crate::claims::{Script, server_env, user_status};
 use crate::harness::{Engine, Server, TestDb, client};
 use crate::smtp::SmtpSink;
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 const NEW_PW: &str = "copper-meadow-lantern";
 
 /// A throwaway `redis-server` on a free port of 127.0.0.1, no persistence.

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::app::send_checked;
 use crate::harness::{Engine, Server, TestDb, client, on_both_engines, run_cli};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 /// Fast argon2id for the rehash, generous limits for the loads below.
 fn env(db: &TestDb) -> HashMap<String, String> {

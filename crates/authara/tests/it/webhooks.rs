@@ -13,7 +13,7 @@ use crate::app::TestApp;
 use crate::harness::{Engine, Server, TestDb, on_both_engines};
 use crate::receiver::{Answer, Receiver, SECRET};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 async fn app_with_hooks(engine: Engine, receiver: &Receiver, extra: &[(&str, &str)]) -> TestApp {
     let env = receiver.env();

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::app::TestApp;
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 /// README: `APP_ENV=prod` marks cookies `Secure` — every cookie a sign-in sets, and the CSRF one.
 #[tokio::test]

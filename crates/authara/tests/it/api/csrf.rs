@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::app::TestApp;
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 async fn every_state_changing_route_requires_the_csrf_pair(engine: Engine) {
     let app = TestApp::start(engine).await;

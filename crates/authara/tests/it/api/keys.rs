@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::app::TestApp;
 use crate::harness::{Engine, TestDb, on_both_engines, run_cli};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 /// With EdDSA, tokens verify with nothing but the published JWKS.
 async fn eddsa_tokens_verify_against_the_published_jwks(engine: Engine) {

@@ -13,7 +13,7 @@ use crate::app::{INTERNAL_TOKEN, Res, TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 use crate::smtp::SmtpSink;
 
-pub const PW: &str = "violet-harbor-tangent";
+pub use crate::harness::PW;
 
 /// An app in `mode` with public management on and the internal API configured.
 pub async fn start(engine: Engine, mode: &str, extra: &[(&str, &str)]) -> TestApp {

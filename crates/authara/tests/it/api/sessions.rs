@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::app::{TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 async fn body_refresh(c: &TestClient, token: &str) -> crate::app::Res {
     c.json(Method::POST, "/auth/api/v1/tokens/refresh", &json!({"refresh_token": token})).await

@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::app::TestApp;
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 const NEW_PW: &str = "copper-lantern-meadow";
 
 async fn password_change_revokes_every_session_and_its_access_tokens(engine: Engine) {

@@ -9,7 +9,7 @@ use crate::app::{TestApp, send_checked};
 use crate::contract::validate;
 use crate::harness::{Engine, client, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 /// `validate` panics on this answer.
 fn rejected(method: &str, path: &str, status: u16, body: &serde_json::Value) -> bool {

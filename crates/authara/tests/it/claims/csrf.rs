@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::app::TestApp;
 use crate::harness::{Engine, client, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 const EMAIL: &str = "csrf-table@example.com";
 const EXEMPT: (&str, &str) = ("POST", "/auth/api/v1/tokens/refresh");
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::app::{Res, TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 const NEW_PW: &str = "copper-lantern-meadow";
 const KNOWN: &str = "known@example.com";
 const UNKNOWN: &str = "nobody@example.com";

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::app::{Res, TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 const WRONG_PW: &str = "wrong-password-1";
 
 /// `429 rate_limited` with a `Retry-After` of at least a second and at most the window.

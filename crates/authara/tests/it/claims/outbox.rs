@@ -15,7 +15,7 @@ use crate::app::TestApp;
 use crate::harness::{Engine, Server, TestDb, on_both_engines};
 use crate::smtp::{Mode, SmtpSink};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 const NEW_PW: &str = "copper-lantern-meadow";
 
 async fn app_with_mail(engine: Engine, sink: &SmtpSink, extra: &[(&str, &str)]) -> TestApp {

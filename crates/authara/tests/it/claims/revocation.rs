@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{Script, server_env, user_status};
 use crate::harness::{Engine, Server, TestDb, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 const EMAIL: &str = "restart@example.com";
 
 async fn a_logged_out_access_token_stays_refused_after_a_restart(engine: Engine) {

@@ -6,7 +6,7 @@
 use crate::app::{TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 const NEW_PW: &str = "copper-lantern-meadow";
 
 /// A second device of the same account, signed in over the API.

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::app::TestClient;
 use crate::harness::{Engine, Server, TestDb, run_cli};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 const PUBLIC: &str = "https://auth.example.com";
 /// The organization id the doc's `/team/` rule names, replaced with a real one.
 const DOC_ORG: &str = "01890000-0000-7000-8000-000000000000";

@@ -9,7 +9,7 @@ use reqwest::Method;
 use crate::app::{Res, TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 const PUBLIC: &str = "http://auth.example.test";
 const APP: &str = "app.example.test";
 

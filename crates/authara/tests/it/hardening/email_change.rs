@@ -3,7 +3,7 @@
 use crate::app::TestApp;
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 async fn email_changes_are_limited_per_user_and_per_address(engine: Engine) {
     let app = TestApp::start(engine).await;

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::app::TestApp;
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 /// With every hashing slot busy and the queue full, a login is refused with 503, the contract's
 /// envelope and `Retry-After` (a status of ours, in `contract/extensions.yaml`), instead of

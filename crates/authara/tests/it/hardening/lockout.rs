@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::app::TestApp;
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 async fn strangers_failures_do_not_lock_out_a_known_device(engine: Engine) {
     let app = TestApp::start_with(

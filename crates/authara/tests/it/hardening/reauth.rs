@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::app::{TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 const NEW_PW: &str = "copper-lantern-meadow";
 
 /// A session signed in longer ago than the privileged window, kept alive by refreshes.

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::app::TestApp;
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 async fn twenty_parallel_refreshes_get_one_successor(engine: Engine) {
     let app = TestApp::start_with(engine, &[("AUTHARA_REFRESH_TOKEN_ROTATION_INTERVAL", "always")]).await;

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::app::TestApp;
 use crate::harness::{Engine, Server, TestDb, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 /// A disabled (or deleted) user is refused on every authenticated route, not only at the next
 /// refresh.

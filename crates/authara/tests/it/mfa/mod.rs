@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::app::{Res, TestApp, TestClient};
 
-pub const PW: &str = "violet-harbor-tangent";
+pub use crate::harness::PW;
 
 /// What the tests allow a user per minute: the limit has a test of its own.
 pub const NO_LIMIT: (&str, &str) = ("AUTHARA_RATE_LIMIT_MFA_USER_LIMIT", "100000");

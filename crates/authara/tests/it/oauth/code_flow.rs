@@ -11,7 +11,7 @@ use super::provider::{Person, Provider, TokenMode};
 use crate::app::{Res, TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 /// Starts a flow on `c` and follows the provider's answer; returns (the provider's redirect
 /// back to our callback as a path, the callback's response).

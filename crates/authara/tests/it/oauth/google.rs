@@ -9,7 +9,7 @@ use super::provider::{OTHER_KEY, Provider};
 use crate::app::{TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 /// A client holding a CSRF cookie and Google's nonce; returns the nonce.
 async fn with_nonce(app: &TestApp) -> (TestClient, String) {

@@ -10,7 +10,7 @@ use super::provider::{Person, Provider};
 use crate::app::{Res, TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 fn redirect_header(res: &Res) -> String {
     assert_eq!(res.status, 200, "{}", res.text());

@@ -1,7 +1,7 @@
 use crate::app::TestApp;
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 async fn account_page_lists_sessions_and_revokes_them(engine: Engine) {
     let app = TestApp::start(engine).await;

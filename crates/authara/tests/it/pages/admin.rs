@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::app::{TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 /// A new administrator, signed in through the API.
 pub async fn admin(app: &TestApp, email: &str) -> TestClient {

@@ -5,7 +5,7 @@ use reqwest::Method;
 use crate::app::{TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 /// A browser that has loaded the login page (so it holds the CSRF cookie).
 async fn browser(app: &TestApp) -> TestClient {

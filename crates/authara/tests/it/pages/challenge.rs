@@ -6,7 +6,7 @@ use crate::app::{TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 use crate::smtp::SmtpSink;
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 const NEW_PW: &str = "copper-lantern-meadow";
 
 async fn app_with_mail(engine: Engine, sink: &SmtpSink, extra: &[(&str, &str)]) -> TestApp {

@@ -11,7 +11,7 @@ use super::authenticator::{Knobs, RP_ID, SoftAuthenticator, b64, unb64};
 use crate::app::{TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 pub const PASSKEY_ENV: &[(&str, &str)] = &[("PUBLIC_URL", super::authenticator::ORIGIN)];
 

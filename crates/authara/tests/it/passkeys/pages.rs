@@ -13,7 +13,7 @@ use crate::app::{Res, TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 use crate::smtp::SmtpSink;
 
-const PW: &str = "violet-harbor-tangent";
+use crate::harness::PW;
 
 async fn browser(app: &TestApp) -> TestClient {
     let c = app.client();

@@ -17,7 +17,7 @@ use crate::passkeys::api::{register, sign_in_with};
 use crate::passkeys::authenticator::{Knobs, ORIGIN, SoftAuthenticator};
 use crate::smtp::SmtpSink;
 
-pub const PW: &str = "violet-harbor-tangent";
+pub use crate::harness::PW;
 
 /// Checks that `email`'s latest sign-in was completed by the pipeline with `method`: the event,
 /// the audit row (the same session), and the session itself, live. Returns the audit metadata.
