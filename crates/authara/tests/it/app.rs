@@ -361,3 +361,34 @@ pub async fn try_send_checked(req: reqwest::RequestBuilder) -> reqwest::Result<R
     crate::contract::validate_if_described(method.as_str(), &path, status, ct, &body);
     Ok(Res { status, headers, body })
 }
+
+/// A browser that opened the login page, so it holds the CSRF cookie every page sets.
+pub async fn browser(app: &TestApp) -> TestClient {
+    let c = app.client();
+    assert_eq!(c.get("/auth/login").await.status, 200);
+    c
+}
+
+/// Runs the email worker until nothing is due; what each run did.
+pub async fn drain_mail(app: &TestApp) -> Vec<authara::worker::email::Outcome> {
+    use authara::worker::email::{Outcome, run_once};
+    let mut outcomes = Vec::new();
+    loop {
+        match run_once(&app.services).await.unwrap() {
+            Outcome::Idle => return outcomes,
+            o => outcomes.push(o),
+        }
+    }
+}
+
+/// Runs the webhook worker until nothing is due; what each run did.
+pub async fn drain_webhooks(app: &TestApp) -> Vec<authara::worker::webhooks::Outcome> {
+    use authara::worker::webhooks::{Outcome, run_once};
+    let mut outcomes = Vec::new();
+    loop {
+        match run_once(&app.services).await.unwrap() {
+            Outcome::Idle => return outcomes,
+            o => outcomes.push(o),
+        }
+    }
+}

@@ -11,6 +11,7 @@ use crate::app::{TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 use crate::smtp::{Mode, SmtpSink};
 
+use crate::app::drain_mail as drain;
 use crate::harness::PW;
 const NEW_PW: &str = "copper-lantern-meadow";
 
@@ -19,17 +20,6 @@ async fn app_with_mail(engine: Engine, sink: &SmtpSink, extra: &[(&str, &str)]) 
     let mut overrides: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     overrides.extend_from_slice(extra);
     TestApp::start_with(engine, &overrides).await
-}
-
-/// Runs the worker until nothing is due; returns the outcomes.
-async fn drain(app: &TestApp) -> Vec<Outcome> {
-    let mut outcomes = Vec::new();
-    loop {
-        match run_once(&app.services).await.unwrap() {
-            Outcome::Idle => return outcomes,
-            o => outcomes.push(o),
-        }
-    }
 }
 
 async fn csrf_client(app: &TestApp) -> TestClient {

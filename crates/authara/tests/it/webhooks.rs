@@ -13,6 +13,7 @@ use crate::app::TestApp;
 use crate::harness::{Engine, Server, TestDb, on_both_engines};
 use crate::receiver::{Answer, Receiver, SECRET};
 
+use crate::app::drain_webhooks as drain;
 use crate::harness::PW;
 
 async fn app_with_hooks(engine: Engine, receiver: &Receiver, extra: &[(&str, &str)]) -> TestApp {
@@ -20,16 +21,6 @@ async fn app_with_hooks(engine: Engine, receiver: &Receiver, extra: &[(&str, &st
     let mut overrides: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     overrides.extend_from_slice(extra);
     TestApp::start_with(engine, &overrides).await
-}
-
-async fn drain(app: &TestApp) -> Vec<Outcome> {
-    let mut out = Vec::new();
-    loop {
-        match run_once(&app.services).await.unwrap() {
-            Outcome::Idle => return out,
-            o => out.push(o),
-        }
-    }
 }
 
 /// Every user event arrives once, signed, with the contract's envelope and headers.

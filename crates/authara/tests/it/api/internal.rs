@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use authara::worker::email::{Outcome, run_once};
+use authara::worker::email::Outcome;
 use reqwest::Method;
 use serde_json::json;
 
@@ -11,21 +11,12 @@ use super::organizations::{
     PW, current_org, events, events_of, invitation_id, invite, signup_with_code, start, start_with_mail, switch, team,
     token_of, user_id,
 };
+use crate::app::drain_mail as drain;
 use crate::app::{INTERNAL_TOKEN, TestApp};
 use crate::harness::{Engine, on_both_engines};
 use crate::smtp::SmtpSink;
 
 const CREATE_ORG: &str = "/auth/internal/v1/organizations";
-
-async fn drain(app: &TestApp) -> Vec<Outcome> {
-    let mut outcomes = Vec::new();
-    loop {
-        match run_once(&app.services).await.unwrap() {
-            Outcome::Idle => return outcomes,
-            o => outcomes.push(o),
-        }
-    }
-}
 
 async fn only_the_exact_bearer_token_is_accepted(engine: Engine) {
     let app = start(engine, "multi", &[]).await;

@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use authara::domain::{Audience, OrgId, UserId};
-use authara::worker::email::{Outcome, run_once};
+use authara::worker::email::Outcome;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::app::drain_mail as drain;
 use crate::app::{INTERNAL_TOKEN, Res, TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 use crate::smtp::SmtpSink;
@@ -99,16 +100,6 @@ pub async fn events_of(app: &TestApp, kind: &str) -> Vec<Value> {
 /// Switches the client's session to `org` (multi mode).
 pub async fn switch(c: &TestClient, org: &str) -> Res {
     c.post(&format!("/auth/api/v1/organizations/{org}/switch")).await
-}
-
-async fn drain(app: &TestApp) -> Vec<Outcome> {
-    let mut outcomes = Vec::new();
-    loop {
-        match run_once(&app.services).await.unwrap() {
-            Outcome::Idle => return outcomes,
-            o => outcomes.push(o),
-        }
-    }
 }
 
 fn names(list: &Res, key: &str) -> Vec<(String, String)> {

@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::app::{Res, TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 
+use crate::app::browser;
 use crate::harness::PW;
 const WRONG_PW: &str = "wrong-password-1";
 
@@ -30,12 +31,6 @@ fn assert_limited(res: &Res, window: Duration, what: &str) {
 async fn api_client(app: &TestApp) -> TestClient {
     let c = app.client();
     c.fetch_csrf().await;
-    c
-}
-
-async fn browser(app: &TestApp) -> TestClient {
-    let c = app.client();
-    assert_eq!(c.get("/auth/login").await.status, 200);
     c
 }
 

@@ -122,8 +122,5 @@ pub fn amr_of(c: &TestClient) -> Vec<String> {
 
 /// Runs the email outbox until it is idle.
 pub async fn send_mail(app: &TestApp) {
-    while !matches!(
-        authara::worker::email::run_once(&app.services).await.unwrap(),
-        authara::worker::email::Outcome::Idle
-    ) {}
+    crate::app::drain_mail(app).await;
 }

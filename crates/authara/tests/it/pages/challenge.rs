@@ -2,10 +2,11 @@
 
 use authara::worker::email::run_once;
 
-use crate::app::{TestApp, TestClient};
+use crate::app::TestApp;
 use crate::harness::{Engine, on_both_engines};
 use crate::smtp::SmtpSink;
 
+use crate::app::browser;
 use crate::harness::PW;
 const NEW_PW: &str = "copper-lantern-meadow";
 
@@ -23,12 +24,6 @@ async fn deliver(app: &TestApp) {
 fn hidden(html: &str, name: &str) -> String {
     let marker = format!(r#"name="{name}" value=""#);
     html.split(&marker).nth(1).unwrap_or_else(|| panic!("no {name} in {html}")).split('"').next().unwrap().to_owned()
-}
-
-async fn browser(app: &TestApp) -> TestClient {
-    let c = app.client();
-    c.get("/auth/login").await;
-    c
 }
 
 async fn hosted_signup_with_a_code(engine: Engine) {

@@ -6,30 +6,21 @@
 use std::time::Duration;
 
 use authara::domain::{OrgId, UserId};
-use authara::worker::email::{Outcome, run_once};
 use reqwest::Method;
 
 use crate::api::organizations::{
     PW, current_org, events_of, invitation_id, invite, start, start_with_mail, switch, team, token_of, user_id,
 };
+use crate::app::browser;
+use crate::app::drain_mail as drain;
 use crate::app::{TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 use crate::smtp::SmtpSink;
 
 /// A browser that has loaded a page (so it holds the CSRF cookie).
-async fn browser(app: &TestApp) -> TestClient {
-    let c = app.client();
-    assert_eq!(c.get("/auth/login").await.status, 200);
-    c
-}
-
 fn hidden(html: &str, name: &str) -> String {
     let marker = format!(r#"name="{name}" value=""#);
     html.split(&marker).nth(1).unwrap_or_else(|| panic!("no {name} in {html}")).split('"').next().unwrap().to_owned()
-}
-
-async fn drain(app: &TestApp) {
-    while run_once(&app.services).await.unwrap() != Outcome::Idle {}
 }
 
 /// An owner with a team organization in `multi` mode: (owner's client, owner id, team id).

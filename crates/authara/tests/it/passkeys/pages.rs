@@ -13,13 +13,8 @@ use crate::app::{Res, TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 use crate::smtp::SmtpSink;
 
+use crate::app::browser;
 use crate::harness::PW;
-
-async fn browser(app: &TestApp) -> TestClient {
-    let c = app.client();
-    c.get("/auth/login").await;
-    c
-}
 
 /// A JSON call as the page script makes it (CSRF header, optional extra header).
 async fn script(c: &TestClient, path: &str, body: &Value, extra: &[(&str, &str)]) -> Res {

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use authara::worker::email::{Outcome, run_once};
 use reqwest::Method;
 use serde_json::json;
 
 use super::completion::PW;
+use crate::app::drain_mail as drain;
 use crate::app::{TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 use crate::oauth::code_flow::via_provider;
@@ -28,10 +28,6 @@ async fn app(engine: Engine, sink: &SmtpSink, idp: &Provider, extra: &[(&str, &s
     pairs.push(("PUBLIC_URL", ORIGIN));
     pairs.extend_from_slice(extra);
     TestApp::start_with(engine, &pairs).await
-}
-
-async fn drain(app: &TestApp) {
-    while !matches!(run_once(&app.services).await.unwrap(), Outcome::Idle) {}
 }
 
 async fn add_passkey(c: &TestClient, auth: &mut SoftAuthenticator) -> crate::app::Res {
