@@ -392,3 +392,10 @@ pub async fn drain_webhooks(app: &TestApp) -> Vec<authara::worker::webhooks::Out
         }
     }
 }
+
+/// The claims of a JWT (its payload, not verified: the tests read what the server put there).
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
