@@ -472,4 +472,49 @@ mod tests {
         assert_eq!(Announcement::decode("rev:00000000-0000-0000-0000-000000000000"), None, "no sender");
         assert_eq!(Announcement::decode(""), None);
     }
+
+    /// A "Redis" that accepts connections and closes them at once, counting them.
+    async fn closing_server() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+        (port, accepted)
+    }
+
+    /// After a failure every caller skips Redis for a second without touching the network;
+    /// once the second has passed, one caller of many probes it (one connection attempt), the
+    /// others keep skipping.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn after_a_failure_callers_skip_redis_and_one_probes_per_window() {
+        let (port, accepted) = closing_server().await;
+        let r = Arc::new(Redis::new("127.0.0.1", port, None, 0, 600_000).unwrap());
+        assert!(r.conn().await.is_none(), "the first caller tries and fails");
+        let tries = accepted.load(Ordering::SeqCst);
+        assert!(tries >= 1, "it did try");
+        let until = r.skip_until_ms.load(Ordering::SeqCst);
+        assert!(until - r.elapsed_ms() > RETRY_AFTER_FAILURE_MS / 2, "a window of about a second");
+        for _ in 0..50 {
+            assert!(r.conn().await.is_none());
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), tries, "nobody touched the network inside the window");
+
+        // The window is over: twenty callers at once, one probe.
+        r.skip_until_ms.store(r.elapsed_ms() - 1, Ordering::SeqCst);
+        let callers = (0..20).map(|_| {
+            let r = Arc::clone(&r);
+            tokio::spawn(async move { r.conn().await.is_none() })
+        });
+        for c in callers {
+            assert!(c.await.unwrap(), "still failing");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2 * tries, "exactly one caller probed");
+        assert!(!r.up());
+    }
 }
