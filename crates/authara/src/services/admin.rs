@@ -426,3 +426,19 @@ impl Core {
             && tx.other_active_admins(user.id).await? == 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_clamped_and_search_terms_bounded() {
+        assert_eq!((page_number(None), page_number(Some(0)), page_number(Some(-5))), (1, 1, 1));
+        assert_eq!(page_number(Some(i64::MAX)), MAX_PAGE);
+        assert_eq!(offset(3, 50), 100);
+        assert_eq!(offset(i64::MAX, 50), (MAX_PAGE - 1) * 50, "no overflow");
+        assert_eq!(needle("  ada@example.com "), "ada@example.com");
+        let long = "é".repeat(MAX_NEEDLE + 10);
+        assert_eq!(needle(&long).chars().count(), MAX_NEEDLE, "cut on a character boundary");
+    }
+}

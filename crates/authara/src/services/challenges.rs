@@ -475,3 +475,19 @@ impl Challenges {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_six_digits_and_only_six_digits_pass() {
+        let codes: std::collections::HashSet<String> = (0..200).map(|_| new_code()).collect();
+        assert!(codes.iter().all(|c| is_code(c)), "{codes:?}");
+        assert!(codes.len() > 190, "random: {} distinct of 200", codes.len());
+        assert!(codes.iter().any(|c| c.starts_with('0')), "leading zeros are kept (200 draws: all miss with p < 1e-9)");
+        for bad in ["12345", "1234567", "12a456", " 123456", "１２３４５６", ""] {
+            assert!(!is_code(bad), "{bad:?}");
+        }
+    }
+}

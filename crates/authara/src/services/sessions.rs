@@ -481,3 +481,24 @@ impl Sessions {
         self.core.store.cleanup_sessions(now, now - self.core.cache.revocation_ttl_ms()).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_are_256_random_bits_and_stored_only_as_their_hash() {
+        let (a, b) = (new_refresh_token(), new_refresh_token());
+        assert_eq!(a.len(), 43, "32 bytes, base64url without padding");
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'), "{a}");
+        assert_ne!(a, b);
+        assert_eq!(hash_refresh_token(&a), hash_refresh_token(&a));
+        assert_ne!(hash_refresh_token(&a), hash_refresh_token(&b));
+        // SHA-256 of the token string, as the store and the docs say.
+        assert_eq!(
+            hash_refresh_token("abc")[..4],
+            [0xba, 0x78, 0x16, 0xbf],
+            "the FIPS 180-2 test vector of SHA-256(\"abc\")"
+        );
+    }
+}
