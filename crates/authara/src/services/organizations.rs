@@ -236,10 +236,12 @@ impl Organizations {
 
     /// `POST /organizations/{id}/leave` and the account page's Leave button: the caller stops
     /// being a member of `org`. Their personal organization cannot be left, nor one they are the
-    /// last owner of (hand it over or delete it first). The caller's sessions in `org` end at
-    /// once, the current one included: it would be refused on its next refresh anyway.
+    /// last owner of (hand it over or delete it first). Multi mode only (as `/capabilities`
+    /// says): in single mode a member's one organization is all they have. The caller's sessions
+    /// in `org` end at once, the current one included: it would be refused on its next refresh
+    /// anyway.
     pub async fn leave(&self, who: &Principal, org: OrgId, client: &ClientInfo) -> Result<(), OrgError> {
-        if self.mode() == OrgMode::Personal {
+        if self.mode() != OrgMode::Multi {
             return Err(OrgError::ModeForbids);
         }
         let user_id = who.user_id();

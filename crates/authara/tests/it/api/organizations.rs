@@ -611,6 +611,11 @@ async fn single_mode_invited_signup_joins_only_the_invited_org(engine: Engine) {
     );
     let created = events_of(&app, "organization.created").await;
     assert!(created.iter().all(|d| d["created_by_user_id"] != json!(b_id)), "{created:?}");
+    // Their one organization cannot be left (as /capabilities says: no leaving in single mode).
+    assert_eq!(b.get("/auth/api/v1/capabilities").await.json()["allows_organization_leave"], false);
+    let res = b.post(&format!("/auth/api/v1/organizations/{org}/leave")).await;
+    assert_eq!(res.status, 403, "{}", res.text());
+    assert_eq!(b.get("/auth/api/v1/user").await.json()["organization"]["id"], org.as_str(), "still a member");
     // After the owner's three signup events and the invitation's: the invitee's own.
     let kinds: Vec<String> = events(&app).await.into_iter().map(|(k, _)| k).skip(4).collect();
     assert_eq!(kinds, ["user.created", "organization.invitation.accepted", "organization.membership.created"]);
