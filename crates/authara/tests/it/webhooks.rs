@@ -626,6 +626,46 @@ on_both_engines!(
     a_delivery_interrupted_by_a_crash_is_delivered_after_restart,
 );
 
+/// Deliveries go straight to the receiver whatever `HTTP_PROXY`/`HTTPS_PROXY` say: through a
+/// proxy, the private-address check would see only the proxy's address.
+#[tokio::test]
+async fn deliveries_ignore_the_proxy_variables() {
+    let receiver = Receiver::start().await;
+    let db = TestDb::new(Engine::Sqlite, true).await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let mut env = db.env();
+    for (k, v) in [
+        ("AUTHARA_PASSWORD_HASH_MEMORY_KIB", "1024"),
+        ("AUTHARA_PASSWORD_HASH_ITERATIONS", "1"),
+        ("AUTHARA_PASSWORD_HASH_PARALLELISM", "1"),
+        ("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created"),
+        ("AUTHARA_WEBHOOK_URL", receiver.url.as_str()),
+        ("AUTHARA_WEBHOOK_SECRET", SECRET),
+        ("HTTP_PROXY", dead.as_str()),
+        ("HTTPS_PROXY", dead.as_str()),
+        ("ALL_PROXY", dead.as_str()),
+        ("http_proxy", dead.as_str()),
+    ] {
+        env.insert(k.to_owned(), v.to_owned());
+    }
+    let server = Server::start(&["serve"], &env, db.data_dir()).await;
+    let script = crate::claims::Script::new(&server).await;
+    let signup = json!({"email": "proxied@example.com", "password": PW});
+    let (status, body) = script.post(&server, "/auth/api/v1/signup/direct", &[], &signup).await;
+    assert_eq!(status, 201, "{body}");
+    let mut waited = 0;
+    while receiver.deliveries().is_empty() {
+        assert!(waited < 100, "not delivered past the dead proxy: {}", server.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    let (exit, logs) = server.terminate().await;
+    assert!(exit.success(), "{logs}");
+}
+
 /// Two instances sharing PostgreSQL never deliver one event twice.
 #[tokio::test]
 async fn two_instances_on_one_postgres_deliver_each_event_once() {
