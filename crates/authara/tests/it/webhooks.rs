@@ -561,22 +561,9 @@ async fn failures_keep_the_urls_path_and_query_out_of_logs_and_the_console(engin
 
     // The real server: its log lines and the command line.
     let db = TestDb::new(engine, true).await;
-    let mut env = db.env();
-    for (k, v) in [
-        ("AUTHARA_PASSWORD_HASH_MEMORY_KIB", "1024"),
-        ("AUTHARA_PASSWORD_HASH_ITERATIONS", "1"),
-        ("AUTHARA_PASSWORD_HASH_PARALLELISM", "1"),
-    ]
-    .into_iter()
-    .chain(settings)
-    {
-        env.insert(k.to_owned(), v.to_owned());
-    }
+    let env = hooked_env(&db, &settings);
     let server = Server::start(&["serve"], &env, db.data_dir()).await;
-    let script = crate::claims::Script::new(&server).await;
-    let signup = json!({"email": "leaky@example.com", "password": PW});
-    let (status, body) = script.post(&server, "/auth/api/v1/signup/direct", &[], &signup).await;
-    assert_eq!(status, 201, "{body}");
+    sign_up_on(&server, "leaky@example.com").await;
     let mut waited = 0;
     while server.logs().matches("webhook delivery failed").count() < 2 {
         assert!(waited < 200, "two failed attempts within 10 s: {}", server.logs());
@@ -626,6 +613,33 @@ on_both_engines!(
     a_delivery_interrupted_by_a_crash_is_delivered_after_restart,
 );
 
+/// The real binary's environment on `db`: cheap password hashing and these settings.
+fn hooked_env(db: &TestDb, settings: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    let mut env = db.env();
+    let cheap = [
+        ("AUTHARA_PASSWORD_HASH_MEMORY_KIB", "1024"),
+        ("AUTHARA_PASSWORD_HASH_ITERATIONS", "1"),
+        ("AUTHARA_PASSWORD_HASH_PARALLELISM", "1"),
+    ];
+    for (k, v) in cheap.iter().chain(settings) {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    env
+}
+
+/// The real binary on `db` with [`hooked_env`].
+async fn hooked_server(db: &TestDb, settings: &[(&str, &str)]) -> Server {
+    Server::start(&["serve"], &hooked_env(db, settings), db.data_dir()).await
+}
+
+/// A direct signup on the real binary (`user.created`).
+async fn sign_up_on(server: &Server, email: &str) {
+    let script = crate::claims::Script::new(server).await;
+    let (status, body) =
+        script.post(server, "/auth/api/v1/signup/direct", &[], &json!({"email": email, "password": PW})).await;
+    assert_eq!(status, 201, "{body}");
+}
+
 /// Deliveries go straight to the receiver whatever `HTTP_PROXY`/`HTTPS_PROXY` say: through a
 /// proxy, the private-address check would see only the proxy's address.
 #[tokio::test]
@@ -636,26 +650,20 @@ async fn deliveries_ignore_the_proxy_variables() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
     };
-    let mut env = db.env();
-    for (k, v) in [
-        ("AUTHARA_PASSWORD_HASH_MEMORY_KIB", "1024"),
-        ("AUTHARA_PASSWORD_HASH_ITERATIONS", "1"),
-        ("AUTHARA_PASSWORD_HASH_PARALLELISM", "1"),
-        ("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created"),
-        ("AUTHARA_WEBHOOK_URL", receiver.url.as_str()),
-        ("AUTHARA_WEBHOOK_SECRET", SECRET),
-        ("HTTP_PROXY", dead.as_str()),
-        ("HTTPS_PROXY", dead.as_str()),
-        ("ALL_PROXY", dead.as_str()),
-        ("http_proxy", dead.as_str()),
-    ] {
-        env.insert(k.to_owned(), v.to_owned());
-    }
-    let server = Server::start(&["serve"], &env, db.data_dir()).await;
-    let script = crate::claims::Script::new(&server).await;
-    let signup = json!({"email": "proxied@example.com", "password": PW});
-    let (status, body) = script.post(&server, "/auth/api/v1/signup/direct", &[], &signup).await;
-    assert_eq!(status, 201, "{body}");
+    let server = hooked_server(
+        &db,
+        &[
+            ("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created"),
+            ("AUTHARA_WEBHOOK_URL", receiver.url.as_str()),
+            ("AUTHARA_WEBHOOK_SECRET", SECRET),
+            ("HTTP_PROXY", dead.as_str()),
+            ("HTTPS_PROXY", dead.as_str()),
+            ("ALL_PROXY", dead.as_str()),
+            ("http_proxy", dead.as_str()),
+        ],
+    )
+    .await;
+    sign_up_on(&server, "proxied@example.com").await;
     let mut waited = 0;
     while receiver.deliveries().is_empty() {
         assert!(waited < 100, "not delivered past the dead proxy: {}", server.logs());
@@ -698,24 +706,18 @@ async fn a_delivery_interrupted_by_a_crash_is_delivered_after_restart(engine: En
     let receiver = Receiver::start().await;
     receiver.then(&[Answer::Hang]);
     let db = TestDb::new(engine, true).await;
-    let mut env = db.env();
-    for (k, v) in [
-        ("AUTHARA_PASSWORD_HASH_MEMORY_KIB", "1024"),
-        ("AUTHARA_PASSWORD_HASH_ITERATIONS", "1"),
-        ("AUTHARA_PASSWORD_HASH_PARALLELISM", "1"),
-        ("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created"),
-        ("AUTHARA_WEBHOOK_URL", receiver.url.as_str()),
-        ("AUTHARA_WEBHOOK_SECRET", SECRET),
-        ("AUTHARA_WEBHOOK_TIMEOUT", "30s"),
-        ("AUTHARA_WEBHOOK_PROCESSING_STALE_AFTER", "60s"),
-    ] {
-        env.insert(k.to_owned(), v.to_owned());
-    }
+    let mut env = hooked_env(
+        &db,
+        &[
+            ("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created"),
+            ("AUTHARA_WEBHOOK_URL", receiver.url.as_str()),
+            ("AUTHARA_WEBHOOK_SECRET", SECRET),
+            ("AUTHARA_WEBHOOK_TIMEOUT", "30s"),
+            ("AUTHARA_WEBHOOK_PROCESSING_STALE_AFTER", "60s"),
+        ],
+    );
     let server = Server::start(&["serve"], &env, db.data_dir()).await;
-    let script = crate::claims::Script::new(&server).await;
-    let signup = json!({"email": "crash@example.com", "password": PW});
-    let (status, body) = script.post(&server, "/auth/api/v1/signup/direct", &[], &signup).await;
-    assert_eq!(status, 201, "{body}");
+    sign_up_on(&server, "crash@example.com").await;
     let mut waited = 0;
     while receiver.deliveries().is_empty() {
         assert!(waited < 100, "the delivery started");
