@@ -191,9 +191,9 @@ async fn one_address_reopening_150_sockets_cannot_starve_health() {
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
-                    match tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await {
-                        Ok(Ok(0) | Err(_)) => break,
-                        Ok(Ok(_)) | Err(_) => {}
+                    if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await
+                    {
+                        break;
                     }
                 }
             }
