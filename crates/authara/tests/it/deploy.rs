@@ -1,7 +1,7 @@
 //! The deployment files in `deploy/` (docs/deploy.md) are what they claim: the compose file's
 //! and the Kubernetes manifest's configuration is a valid production configuration with no
-//! unknown variable, their probes are routes the real binary answers, and the systemd unit
-//! passes `systemd-analyze verify` where that exists.
+//! unknown variable, their probes are routes the real binary answers, Caddy reads the
+//! Caddyfile, and the systemd unit passes `systemd-analyze verify` where that exists.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -97,9 +97,19 @@ async fn the_compose_file_configures_a_valid_production_authara_with_its_health_
         let name = s.as_str().unwrap();
         assert_eq!(compose["secrets"][name]["file"], format!("./secrets/{name}"));
     }
-    let caddyfile = std::fs::read_to_string(deploy_dir().join("Caddyfile")).unwrap();
-    assert!(caddyfile.contains("handle /auth/*") && caddyfile.contains("reverse_proxy authara:8080"));
-    assert!(caddyfile.contains("health_uri /auth/health/ready"), "Caddy checks readiness");
+    // The Caddyfile as Caddy itself reads it: /auth/* to authara, whose readiness it checks.
+    let adapted = std::process::Command::new(crate::forward_auth::proxies::binary("caddy"))
+        .args(["adapt", "--adapter", "caddyfile", "--config"])
+        .arg(deploy_dir().join("Caddyfile"))
+        .env("AUTHARA_DOMAIN", "auth.example.com")
+        .output()
+        .unwrap();
+    assert!(adapted.status.success(), "caddy adapt: {}", String::from_utf8_lossy(&adapted.stderr));
+    let adapted = String::from_utf8_lossy(&adapted.stdout);
+    for needle in [r#""/auth/*""#, r#""dial":"authara:8080""#, r#""uri":"/auth/health/ready""#, r#""auth.example.com""#]
+    {
+        assert!(adapted.contains(needle), "the adapted Caddyfile has no {needle}: {adapted}");
+    }
 
     let db = TestDb::new(Engine::Sqlite, false).await;
     let secrets = tempfile::tempdir().unwrap();

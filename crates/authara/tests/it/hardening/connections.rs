@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::app::{TestApp, send_checked};
+use crate::app::{TestApp, send_checked, try_send_checked};
 use crate::harness::{Engine, Server, TestDb};
 
 /// A connection from `from` (any 127.0.0.0/8 address is this machine's, so a test can be two
@@ -209,9 +209,9 @@ async fn one_address_reopening_150_sockets_cannot_starve_health() {
     let mut failures = Vec::new();
     while started.elapsed() < Duration::from_secs(25) {
         let tick = Instant::now();
-        match probe.get(server.url("/auth/health")).send().await {
-            Ok(res) if res.status() == 200 => answered += 1,
-            Ok(res) => failures.push(format!("{:?}: status {}", started.elapsed(), res.status())),
+        match try_send_checked(probe.get(server.url("/auth/health"))).await {
+            Ok(res) if res.status == 200 => answered += 1,
+            Ok(res) => failures.push(format!("{:?}: status {}", started.elapsed(), res.status)),
             Err(e) => failures.push(format!("{:?}: {e}", started.elapsed())),
         }
         tokio::time::sleep(Duration::from_secs(1).saturating_sub(tick.elapsed())).await;
