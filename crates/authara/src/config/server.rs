@@ -32,8 +32,17 @@ declare_vars! {
     /// How long a client may take to send a request's headers (also the idle time allowed
     /// before the next request on a kept-alive connection).
     HEADER_READ_TIMEOUT = extra("AUTHARA_HEADER_READ_TIMEOUT", "10s");
-    /// Open connections at most; further ones wait to be accepted.
-    MAX_CONNECTIONS = extra("AUTHARA_MAX_CONNECTIONS", "4096");
+    /// How long a new connection may take to send its first request's headers (at most
+    /// `AUTHARA_HEADER_READ_TIMEOUT`); a connection that sends nothing is closed past it.
+    FIRST_REQUEST_TIMEOUT = extra("AUTHARA_FIRST_REQUEST_TIMEOUT", "5s");
+    /// Open connections at most; further ones wait to be accepted. `0`: what the open-file limit
+    /// allows (the soft limit is raised to the hard one at start) less 256 for the database,
+    /// cache and outgoing connections; a higher value is lowered to that.
+    MAX_CONNECTIONS = extra("AUTHARA_MAX_CONNECTIONS", "0");
+    /// Open connections from one client address (IPv6: one /64) at most; more are closed at once.
+    /// Behind a reverse proxy every connection comes from the proxy: set it above the proxy's
+    /// own upstream connection limit (docs/deploy.md).
+    MAX_CONNECTIONS_PER_IP = extra("AUTHARA_MAX_CONNECTIONS_PER_IP", "64");
     /// Per-request handler timeout (504 past it).
     REQUEST_TIMEOUT = extra("AUTHARA_REQUEST_TIMEOUT", "30s");
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
@@ -68,8 +77,12 @@ pub struct HttpConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// `AUTHARA_HEADER_READ_TIMEOUT`.
     pub header_read_timeout: Duration,
-    /// `AUTHARA_MAX_CONNECTIONS`.
+    /// `AUTHARA_MAX_CONNECTIONS` (0: derived from the open-file limit).
     pub max_connections: usize,
+    /// `AUTHARA_MAX_CONNECTIONS_PER_IP`.
+    pub max_connections_per_ip: usize,
+    /// `AUTHARA_FIRST_REQUEST_TIMEOUT`.
+    pub first_request_timeout: Duration,
 }
 
 /// An IP network (`10.0.0.0/8`, `2001:db8::/32`, or one address).
@@ -196,7 +209,9 @@ pub(super) fn build(r: &mut Reader<'_>) -> Server {
         shutdown_timeout: r.duration(&SHUTDOWN_TIMEOUT),
         trusted_proxies: trusted_proxies(r),
         header_read_timeout: r.duration(&HEADER_READ_TIMEOUT),
-        max_connections: r.positive(&MAX_CONNECTIONS) as usize,
+        max_connections: r.non_negative(&MAX_CONNECTIONS) as usize,
+        max_connections_per_ip: r.positive(&MAX_CONNECTIONS_PER_IP) as usize,
+        first_request_timeout: r.duration(&FIRST_REQUEST_TIMEOUT),
         max_body_bytes: r.positive(&MAX_BODY_BYTES) as usize,
     };
     let ui = build_ui(r);

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub mod admission;
 pub mod api;
 pub mod assets;
 pub mod cookies;

@@ -17,6 +17,8 @@ pub fn routes(state: AppState) -> Router {
     let api = Router::new()
         // Meta routes (behavior.md §1.1)
         .route("/auth/health", get(health::health))
+        .route("/auth/health/live", get(health::live))
+        .route("/auth/health/ready", get(health::ready))
         .route("/auth/version", get(health::version))
         .route("/auth/.well-known/jwks.json", get(health::jwks))
         // Ours (contract/extensions.yaml): forward-auth for nginx, Traefik and Caddy, any method.

@@ -373,6 +373,32 @@ impl Services {
         (self.core.store.engine().as_str(), self.core.store.ping(timeout).await)
     }
 
+    /// Whether this instance can take traffic (`/auth/health/ready`): the database answers,
+    /// its schema is the one this binary needs, and signing keys are loaded. `Err` names the
+    /// first failing check. The cache is not consulted: a degraded cache is still ready.
+    pub async fn readiness(&self, timeout: std::time::Duration) -> Result<(), &'static str> {
+        if let Err(e) = self.core.store.ping(timeout).await {
+            tracing::warn!(error = %e, "readiness: database unreachable");
+            return Err("database");
+        }
+        match tokio::time::timeout(timeout, self.core.store.migration_status()).await {
+            Ok(Ok(status)) if status.pending().next().is_none() && status.unknown().is_empty() => {}
+            Ok(Ok(status)) => {
+                tracing::warn!(current = status.current, required = status.required, "readiness: schema not current");
+                return Err("migrations");
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: reading the schema version failed");
+                return Err("database");
+            }
+            Err(_) => return Err("database"),
+        }
+        if self.tokens().key_count() == 0 {
+            return Err("signing_keys");
+        }
+        Ok(())
+    }
+
     /// Password verifications run so far, real and dummy (the unknown-email cost is provable).
     pub fn password_verifications(&self) -> u64 {
         self.core.hasher.verifications()

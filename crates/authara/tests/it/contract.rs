@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use serde_json::Value;
 use yaml_rust2::{Yaml, YamlLoader};
 
-fn to_json(y: &Yaml) -> Value {
+pub fn to_json(y: &Yaml) -> Value {
     match y {
         Yaml::Real(s) => s.parse::<f64>().map(Value::from).unwrap_or(Value::Null),
         Yaml::Integer(i) => Value::from(*i),

@@ -6,6 +6,7 @@
 
 mod app;
 mod contract;
+mod deploy;
 mod harness;
 mod receiver;
 mod smtp;

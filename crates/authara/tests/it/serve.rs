@@ -199,6 +199,8 @@ async fn graceful_shutdown_finishes_an_in_flight_request() {
         authara::http::server::Limits {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            max_connections_per_ip: 64,
+            first_request_timeout: Duration::from_secs(5),
             drain: Duration::from_secs(5),
         },
     ));

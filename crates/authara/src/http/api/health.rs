@@ -1,4 +1,5 @@
-//! `GET /auth/health` and `GET /auth/version`.
+//! `GET /auth/health`, its probes `/auth/health/live` and `/auth/health/ready`, and
+//! `GET /auth/version`.
 //!
 //! why: the reference answers `{"status":"ok"}` without looking at anything (behavior.md §1.1,
 //! §14 item 9). Ours checks the database with a real query, the cache and the signing keys
@@ -69,7 +70,8 @@ pub async fn health(State(state): State<AppState>) -> Response {
         status: if keys_ok { "up" } else { "down" },
         kind: Some(tokens.algorithm_name()),
         latency_ms: None,
-        detail: Some(format!("{} key(s), active kid {}", tokens.key_count(), tokens.active_kid())),
+        // The active key id is not for the public: it tells an attacker which key to go after.
+        detail: Some(format!("{} key(s)", tokens.key_count())),
     };
     let (status, code) = if database.status != "up" || !keys_ok {
         ("unhealthy", StatusCode::SERVICE_UNAVAILABLE)
@@ -80,6 +82,33 @@ pub async fn health(State(state): State<AppState>) -> Response {
     };
     let body = Health { status, version: crate::VERSION, components: Components { database, cache, signing_keys } };
     (code, Json(body)).into_response()
+}
+
+#[derive(Serialize)]
+struct Probe {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed: Option<&'static str>,
+}
+
+/// `GET /auth/health/live`: the process serves requests. Touches nothing else, so a database
+/// outage never gets the instance restarted (Kubernetes liveness).
+pub async fn live() -> Response {
+    ([(axum::http::header::CACHE_CONTROL, "no-store")], Json(Probe { status: "live", failed: None })).into_response()
+}
+
+/// `GET /auth/health/ready`: 200 when the database answers, the schema is current and signing
+/// keys are loaded (a degraded cache is still ready); 503 naming the failing check otherwise
+/// (Kubernetes readiness: take the instance out of rotation).
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let headers = [(axum::http::header::CACHE_CONTROL, "no-store")];
+    match state.services.readiness(DB_TIMEOUT).await {
+        Ok(()) => (StatusCode::OK, headers, Json(Probe { status: "ready", failed: None })).into_response(),
+        Err(check) => {
+            (StatusCode::SERVICE_UNAVAILABLE, headers, Json(Probe { status: "not_ready", failed: Some(check) }))
+                .into_response()
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -2,5 +2,5 @@
 //! on both engines (`verify.rs`), and the three real proxies in front of the real binary and an
 //! app with no login code of its own (`proxies.rs`, with the configs of the doc).
 
-mod proxies;
+pub(crate) mod proxies;
 mod verify;

@@ -55,7 +55,7 @@ fn doc_block(name: &str) -> String {
 
 /// The proxy's binary: Debian's nginx, or the venv `scripts/test` installs Traefik and Caddy in.
 #[expect(clippy::disallowed_methods, reason = "looks the proxy binaries up on the harness's PATH")]
-fn binary(name: &str) -> PathBuf {
+pub(crate) fn binary(name: &str) -> PathBuf {
     let mut candidates = vec![root().join("target/proxies/venv/bin").join(name), PathBuf::from("/usr/sbin").join(name)];
     if let Ok(path) = std::env::var("PATH") {
         candidates.extend(std::env::split_paths(&path).map(|d| d.join(name)));
