@@ -173,7 +173,11 @@ async fn the_systemd_unit_verifies() {
     assert!(unit.contains("ExecStart=/usr/local/bin/authara serve --migrate"));
     assert!(unit.contains("NoNewPrivileges=yes") && unit.contains("ProtectSystem=strict"));
     if std::process::Command::new("systemd-analyze").arg("--version").output().is_err() {
-        eprintln!("systemd-analyze is not installed: the unit was not verified");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-analyze is not installed: CI does not skip the unit's check"
+        );
+        eprintln!("SKIPPED the unit's check: systemd-analyze is not installed");
         return;
     }
     // The unit as installed, with the paths it names pointing at files that exist here.
