@@ -35,6 +35,10 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
              signatures cross the network unencrypted"
         );
     }
+    let metrics = match config.http.metrics_bind {
+        Some(addr) => Some(crate::http::metrics::spawn(addr, app.services.clone()).await?),
+        None => None,
+    };
     let workers = app.spawn_workers();
     let router = app.router();
     let listener =
@@ -51,6 +55,7 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
     .await
     .context("serving")?;
     workers.iter().for_each(tokio::task::JoinHandle::abort);
+    metrics.iter().for_each(tokio::task::JoinHandle::abort);
     app.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -9,7 +9,14 @@ use crate::services::{Services, StoreError};
 
 /// Delivers one due delivery.
 pub async fn run_once(s: &Services) -> Result<Outcome, StoreError> {
-    s.webhooks().deliver_next().await
+    let outcome = s.webhooks().deliver_next().await;
+    match &outcome {
+        Ok(Outcome::Idle) | Err(_) => {}
+        Ok(Outcome::Delivered) => s.metrics().webhook_delivery("delivered"),
+        Ok(Outcome::Retrying) => s.metrics().webhook_delivery("retrying"),
+        Ok(Outcome::Failed) => s.metrics().webhook_delivery("failed"),
+    }
+    outcome
 }
 
 /// Runs until aborted.

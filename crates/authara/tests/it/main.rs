@@ -20,6 +20,7 @@ mod hardening;
 mod health;
 mod instances;
 mod layers;
+mod metrics;
 mod mfa;
 mod migrations;
 pub mod oauth;
