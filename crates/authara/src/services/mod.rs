@@ -61,6 +61,9 @@ pub(crate) struct Core {
     pub(crate) webhook_kick: Arc<tokio::sync::Notify>,
     /// Counters of what happens (served by `AUTHARA_METRICS_BIND`).
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// Set once at shutdown: the email and webhook workers finish what they are sending and
+    /// claim nothing more.
+    pub(crate) stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Core {
@@ -147,6 +150,7 @@ impl Services {
             hasher: password::PasswordHasher::new(config.password_hash, config.password_hash_queue)
                 .with_metrics(metrics.clone()),
             metrics,
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
             tokens: Arc::new(tokens),
             secrets: Arc::new(secrets::Secrets::derive(keys)?),
             users: Arc::new(profile::UserViews::default()),
@@ -189,6 +193,16 @@ impl Services {
             signins,
             mfa,
         })
+    }
+
+    /// Tells the email and webhook workers to stop after what they are sending (shutdown).
+    pub fn stop_workers(&self) {
+        self.core.stopping.send_replace(true);
+    }
+
+    /// Watches for [`Services::stop_workers`].
+    pub fn stop_requested(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.core.stopping.subscribe()
     }
 
     /// The process's metrics.

@@ -28,6 +28,7 @@ mod operations;
 mod pages;
 pub mod passkeys;
 mod serve;
+mod shutdown;
 mod signin;
 mod store;
 mod webhooks;
