@@ -68,6 +68,8 @@ fn latency_histogram() -> Histogram {
 /// lock on a small map for labelled ones).
 #[derive(Debug)]
 pub struct Metrics {
+    /// Off (no listener): nothing is counted, so the metrics cost nothing.
+    enabled: bool,
     registry: Registry,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Histograms<HttpLabels>,
@@ -82,14 +84,9 @@ pub struct Metrics {
     db_pool: Family<StateLabel, Gauge>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    pub fn new() -> Self {
+    /// `enabled`: whether anything is counted (the listener is configured).
+    pub fn new(enabled: bool) -> Self {
         let mut registry = Registry::default();
         let http_requests = Family::<HttpLabels, Counter>::default();
         // Counters' names get their `_total` suffix when encoded.
@@ -155,6 +152,7 @@ impl Metrics {
         registry.register("authara_db_pool_connections", "Database pool connections by state", db_pool.clone());
         registry.register_collector(Box::new(Process));
         Metrics {
+            enabled,
             registry,
             http_requests,
             http_duration,
@@ -172,6 +170,9 @@ impl Metrics {
 
     /// One answered request: `route` is the matched template ([`UNMATCHED`] when none).
     pub fn http_request(&self, route: &str, method: &axum::http::Method, status: u16, elapsed: Duration) {
+        if !self.enabled {
+            return;
+        }
         let labels = HttpLabels { route: route.to_owned(), method: method_label(method), status: status_class(status) };
         if TIMED_ROUTES.contains(&route) {
             self.http_duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
@@ -181,19 +182,31 @@ impl Metrics {
 
     /// One sign-in attempt by `method` (`password`, `passkey`, `email_code`, a provider's name).
     pub fn sign_in(&self, method: &str, result: &'static str) {
+        if !self.enabled {
+            return;
+        }
         self.sign_ins.get_or_create(&SignInLabels { method: method.to_owned(), result }).inc();
     }
 
     pub fn refresh(&self, result: &'static str) {
+        if !self.enabled {
+            return;
+        }
         self.refresh.get_or_create(&ResultLabel { result }).inc();
     }
 
     /// The time a password hash waited for its slot.
     pub fn hash_waited(&self, waited: Duration) {
+        if !self.enabled {
+            return;
+        }
         self.hash_wait.observe(waited.as_secs_f64());
     }
 
     pub fn webhook_delivery(&self, result: &'static str) {
+        if !self.enabled {
+            return;
+        }
         self.webhook_deliveries.get_or_create(&ResultLabel { result }).inc();
     }
 

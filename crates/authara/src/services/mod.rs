@@ -145,7 +145,7 @@ impl Services {
     ) -> Result<Self, String> {
         let tokens = token::TokenService::new(keys, config.jwt.algorithm, &config.jwt.issuer, config.jwt.access_ttl)?;
         let mailer = mailer::Mailer::new(&config.email.provider, !config.is_prod())?;
-        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let metrics = Arc::new(crate::metrics::Metrics::new(config.http.metrics_bind.is_some()));
         let core = Core {
             hasher: password::PasswordHasher::new(config.password_hash, config.password_hash_queue)
                 .with_metrics(metrics.clone()),
