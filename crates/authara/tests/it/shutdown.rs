@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt as _;
 use crate::app::{TestClient, try_send_checked};
 use crate::harness::{Engine, Server, TestDb, client, on_both_engines, run_cli};
 use crate::receiver::{Receiver, SECRET};
+use crate::smtp::SmtpSink;
 
 const PW: &str = "violet-harbor-tangent";
 
@@ -152,9 +153,58 @@ async fn the_webhook_worker_finishes_a_delivery_in_flight_at_shutdown(engine: En
     println!("webhook in flight at SIGTERM: delivered; exit {} ms after the signal", exit_after.as_millis());
 }
 
+/// Polls the metrics until `needle` shows.
+async fn metrics_show(port: u16, needle: &str) {
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    for _ in 0..250 {
+        if try_send_checked(client().get(&url)).await.unwrap().text().contains(needle) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the metrics never showed {needle}");
+}
+
+async fn the_email_worker_finishes_a_message_in_flight_at_shutdown(engine: Engine) {
+    let sink = SmtpSink::start().await;
+    sink.set_delay(Duration::from_millis(1200));
+    let db = TestDb::new(engine, true).await;
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut env = db.env();
+    env.extend(sink.env());
+    env.insert("AUTHARA_CHALLENGE_ENABLED".into(), "true".into());
+    env.insert("AUTHARA_SHUTDOWN_TIMEOUT".into(), "10s".into());
+    env.insert("AUTHARA_METRICS_BIND".into(), format!("127.0.0.1:{metrics_port}"));
+    let mut server = Server::start(&["serve"], &env, db.data_dir()).await;
+    let c = TestClient::new(&server.base);
+    c.fetch_csrf().await;
+    let res = c
+        .json(
+            reqwest::Method::POST,
+            "/auth/api/v1/signup/challenges",
+            &json!({"email": "mail@example.com", "password": PW}),
+        )
+        .await;
+    assert_eq!(res.status, 202, "{}", res.text());
+    // The message is being sent (the SMTP server takes 1.2 s to accept it).
+    metrics_show(metrics_port, "authara_outbox_jobs{state=\"sending\"} 1").await;
+    let signal = sigterm(&server);
+    let (status, exit_after) = exited(&mut server, signal).await;
+    assert!(status.success(), "{}", server.logs());
+    assert_eq!(sink.to("mail@example.com").len(), 1, "the message in flight was accepted");
+    assert!(exit_after < Duration::from_secs(10), "{exit_after:?}");
+    // Recorded as sent: the next start does not send it again.
+    let server = Server::start(&["serve"], &env, db.data_dir()).await;
+    metrics_show(metrics_port, "authara_outbox_jobs{state=\"sent\"} 1").await;
+    server.terminate().await;
+    assert_eq!(sink.to("mail@example.com").len(), 1, "sent once");
+    println!("email in flight at SIGTERM: sent; exit {} ms after the signal", exit_after.as_millis());
+}
+
 on_both_engines!(
     sigterm_during_a_login_storm_fails_no_request_accepted_before_it,
     the_webhook_worker_finishes_a_delivery_in_flight_at_shutdown,
+    the_email_worker_finishes_a_message_in_flight_at_shutdown,
 );
 
 /// A client that never finishes its headers, and one that never finishes its body, do not hold
