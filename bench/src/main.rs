@@ -31,6 +31,8 @@ pub struct Opts {
     /// Only the workloads whose name starts with this (for profiling one of them); the results
     /// file is then left alone.
     pub only: Option<String>,
+    /// Servers run with the metrics listener on (`AUTHARA_METRICS_BIND`), to measure its cost.
+    pub metrics: bool,
 }
 
 impl Opts {
@@ -54,6 +56,7 @@ impl Opts {
             pinned: false,
             redis: None,
             only: None,
+            metrics: false,
         })
     }
 }
@@ -102,11 +105,12 @@ fn main() -> anyhow::Result<()> {
                 pinned: args.iter().any(|a| a == "--pinned"),
                 redis: arg(&args, "--redis"),
                 only: arg(&args, "--only"),
+                metrics: args.iter().any(|a| a == "--metrics"),
             };
             rt.block_on(workloads::run_all(&opts))
         }
         _ => bail!(
-            "usage: authara-bench run --bin PATH [--secs N] [--out FILE] [--pg SOCKETDIR:PORT:USER] [--pinned] [--redis HOST:PORT] [--only WORKLOAD]"
+            "usage: authara-bench run --bin PATH [--secs N] [--out FILE] [--pg SOCKETDIR:PORT:USER] [--pinned] [--redis HOST:PORT] [--only WORKLOAD] [--metrics]"
         ),
     }
 }

@@ -128,6 +128,9 @@ pub(crate) async fn start_server(
     if let Some((host, port)) = opts.redis.as_deref().and_then(|r| r.rsplit_once(':')) {
         cmd.env("AUTHARA_CACHE_PROVIDER", "redis").env("AUTHARA_REDIS_HOST", host).env("AUTHARA_REDIS_PORT", port);
     }
+    if opts.metrics {
+        cmd.env("AUTHARA_METRICS_BIND", format!("127.0.0.1:{}", free_port()?));
+    }
     for (k, v) in extra {
         cmd.env(k, v);
     }

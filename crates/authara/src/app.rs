@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
@@ -75,18 +76,19 @@ impl App {
     /// `AUTHARA_BACKUP_DIR`, the scheduled backups.
     /// why (design.md decision 3): the reference starts email workers only with challenges on,
     /// so password-reset mail was never sent otherwise. Ours always run.
-    pub fn spawn_workers(&self) -> Vec<tokio::task::JoinHandle<()>> {
+    pub fn spawn_workers(&self) -> Workers {
         let s = &self.services;
+        let mut senders = Vec::new();
         let mut workers = vec![tokio::spawn(crate::worker::cleanup::run(s.clone()))];
         for _ in 0..self.config.email.worker_count {
-            workers.push(tokio::spawn(crate::worker::email::run(s.clone())));
+            senders.push(tokio::spawn(crate::worker::email::run(s.clone())));
         }
         workers.push(tokio::spawn(crate::worker::email::cleanup(s.clone())));
         workers.push(tokio::spawn(crate::worker::instances::run(s.clone())));
         workers.push(tokio::spawn(crate::worker::instances::feed(s.clone())));
         if let Some(hooks) = &self.config.webhooks {
             for _ in 0..hooks.worker_count {
-                workers.push(tokio::spawn(crate::worker::webhooks::run(s.clone())));
+                senders.push(tokio::spawn(crate::worker::webhooks::run(s.clone())));
             }
             workers.push(tokio::spawn(crate::worker::webhooks::reaper(s.clone(), hooks.stale_reaper_interval)));
             workers.push(tokio::spawn(crate::worker::webhooks::cleanup(s.clone(), hooks.cleanup_interval)));
@@ -98,12 +100,44 @@ impl App {
         }
         let warm = s.clone();
         workers.push(tokio::spawn(async move { warm.warm_up().await }));
-        workers
+        Workers { senders, others: workers, services: s.clone() }
+    }
+
+    /// Closes the store's pools; `within` bounds the wait for connections still in use (a
+    /// request that never ended may hold one).
+    pub async fn close_within(&self, within: Duration) {
+        if tokio::time::timeout(within, self.store.close()).await.is_err() {
+            tracing::warn!("shutdown: database connections still in use; not waiting for them");
+        }
     }
 
     /// Closes the store's pools.
     pub async fn close(&self) {
         self.store.close().await;
+    }
+}
+
+/// The running background workers.
+pub struct Workers {
+    /// The email and webhook workers: they finish what they are sending at shutdown.
+    senders: Vec<tokio::task::JoinHandle<()>>,
+    others: Vec<tokio::task::JoinHandle<()>>,
+    services: Services,
+}
+
+impl Workers {
+    /// Stops every worker: the others at once; the email and webhook workers once what they are
+    /// sending is done, or when `within` runs out (then they are cut off: a job or delivery left
+    /// `sending`/`processing` is taken up again after a restart).
+    pub async fn stop(self, within: Duration) {
+        self.services.stop_workers();
+        self.others.iter().for_each(tokio::task::JoinHandle::abort);
+        let aborts: Vec<_> = self.senders.iter().map(tokio::task::JoinHandle::abort_handle).collect();
+        let all = futures_util::future::join_all(self.senders);
+        if tokio::time::timeout(within, all).await.is_err() {
+            tracing::warn!("shutdown: email or webhook workers did not finish in time; cut off");
+            aborts.iter().for_each(tokio::task::AbortHandle::abort);
+        }
     }
 }
 

@@ -35,6 +35,10 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
              signatures cross the network unencrypted"
         );
     }
+    let metrics = match config.http.metrics_bind {
+        Some(addr) => Some(crate::http::metrics::spawn(addr, app.services.clone()).await?),
+        None => None,
+    };
     let workers = app.spawn_workers();
     let router = app.router();
     let listener =
@@ -42,16 +46,25 @@ pub async fn run(config: Config, migrate: bool) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(engine = app.store.engine().as_str(), version = crate::VERSION, "listening on http://{addr}");
 
-    crate::http::server::serve(
-        listener,
-        router,
-        crate::http::server::shutdown_signal(),
-        crate::http::server::Limits::from_config(&config.http),
-    )
-    .await
-    .context("serving")?;
-    workers.iter().for_each(tokio::task::JoinHandle::abort);
-    app.close().await;
+    // At the signal, the email and webhook workers stop claiming work while requests drain;
+    // all of it shares AUTHARA_SHUTDOWN_TIMEOUT.
+    let drain = config.http.shutdown_timeout;
+    let signalled = Arc::new(std::sync::OnceLock::new());
+    let shutdown = {
+        let (signalled, services) = (signalled.clone(), app.services.clone());
+        async move {
+            crate::http::server::shutdown_signal().await;
+            let _ = signalled.set(std::time::Instant::now());
+            services.stop_workers();
+        }
+    };
+    crate::http::server::serve(listener, router, shutdown, crate::http::server::Limits::from_config(&config.http))
+        .await
+        .context("serving")?;
+    let left = || drain.saturating_sub(signalled.get().map_or(std::time::Duration::ZERO, std::time::Instant::elapsed));
+    workers.stop(left()).await;
+    metrics.iter().for_each(tokio::task::JoinHandle::abort);
+    app.close_within(left().max(std::time::Duration::from_millis(100))).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -15,6 +15,9 @@ declare_vars! {
     LOG_LEVEL = contract("LOG_LEVEL", "");
     /// Listen address (the reference hard-codes `:8080`).
     BIND = extra("AUTHARA_BIND", "0.0.0.0:8080");
+    /// Address of the Prometheus metrics listener (`GET /metrics`, e.g. `127.0.0.1:9464`); empty:
+    /// off. Never served on the public port.
+    METRICS_BIND = extra("AUTHARA_METRICS_BIND", "");
     /// SQLite database (`authara.db`) and, in dev, the generated signing keys (`dev-jwt-keys`, `dev-ed25519.pem`).
     DATA_DIR = extra("AUTHARA_DATA_DIR", "./data");
     /// Public origin, `scheme://host[:port]` without a path or `/auth`; required in prod, in dev
@@ -67,6 +70,8 @@ pub enum AppEnv {
 /// HTTP server limits.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
+    /// `AUTHARA_METRICS_BIND`: where the metrics are served, if anywhere.
+    pub metrics_bind: Option<SocketAddr>,
     /// `AUTHARA_REQUEST_TIMEOUT`: per-request handler timeout (504 past it).
     pub request_timeout: Duration,
     /// `AUTHARA_SHUTDOWN_TIMEOUT`: how long in-flight requests may finish after SIGTERM.
@@ -205,6 +210,7 @@ pub(super) fn build(r: &mut Reader<'_>) -> Server {
     let trust_proxy_headers = r.bool(&TRUST_PROXY_HEADERS);
 
     let http = HttpConfig {
+        metrics_bind: metrics_bind(r, bind),
         request_timeout: r.duration(&REQUEST_TIMEOUT),
         shutdown_timeout: r.duration(&SHUTDOWN_TIMEOUT),
         trusted_proxies: trusted_proxies(r),
@@ -216,6 +222,21 @@ pub(super) fn build(r: &mut Reader<'_>) -> Server {
     };
     let ui = build_ui(r);
     Server { app_env, log_level, bind, data_dir, public_url, default_return_to, trust_proxy_headers, http, ui }
+}
+
+fn metrics_bind(r: &mut Reader<'_>, public: SocketAddr) -> Option<SocketAddr> {
+    let raw = r.raw(&METRICS_BIND).filter(|s| !s.trim().is_empty())?;
+    match raw.trim().parse::<SocketAddr>() {
+        Ok(a) if a.port() != 0 && a.port() == public.port() => {
+            r.invalid(&METRICS_BIND, format!("must not be the public listener's port ({})", public.port()));
+            None
+        }
+        Ok(a) => Some(a),
+        Err(_) => {
+            r.invalid(&METRICS_BIND, format!("expected an address like 127.0.0.1:9464, got {raw:?}"));
+            None
+        }
+    }
 }
 
 fn trusted_proxies(r: &mut Reader<'_>) -> Vec<IpNet> {

@@ -17,6 +17,7 @@ pub mod cookies;
 pub mod error;
 pub mod extract;
 pub mod forward_auth;
+pub mod metrics;
 pub mod middleware;
 pub mod pages;
 pub mod routes;
@@ -27,9 +28,10 @@ pub mod state;
 /// timeout, security headers), panic recovery, body limit.
 pub fn router(state: state::AppState) -> Router {
     let config = Arc::clone(&state.config);
+    let edge_state = (config.http.request_timeout, state.services.metrics().clone());
     routes::routes(state).layer(DefaultBodyLimit::max(config.http.max_body_bytes)).layer(
         ServiceBuilder::new()
-            .layer(axum::middleware::from_fn_with_state(config.http.request_timeout, middleware::edge::edge))
+            .layer(axum::middleware::from_fn_with_state(edge_state, middleware::edge::edge))
             .layer(CatchPanicLayer::custom(on_panic)),
     )
 }

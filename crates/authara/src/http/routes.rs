@@ -155,6 +155,7 @@ pub fn routes(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), pages::page_layer));
     api.merge(pages)
         .route("/auth/static/{name}", get(static_asset))
+        .route_layer(axum::middleware::from_fn(crate::http::middleware::edge::tag_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -376,10 +376,10 @@ impl Accounts {
             None => email.as_str().to_owned(),
         };
         let key = LimitKey { ip: client.ip, target: Some(target) };
-        self.core
-            .limit(Scope::Login, &key)
-            .await
-            .map_err(|retry_after_secs| LoginError::RateLimited { retry_after_secs })?;
+        self.core.limit(Scope::Login, &key).await.map_err(|retry_after_secs| {
+            self.core.metrics.sign_in("password", "rate_limited");
+            LoginError::RateLimited { retry_after_secs }
+        })?;
         let failed = |target: Option<UserId>| {
             let event = DomainEvent::SignInFailed {
                 user_id: target,

@@ -677,6 +677,10 @@ impl Core {
     /// and the event is public and enabled; the audit row when the audit log shows it. Returns
     /// the event id.
     pub(crate) async fn record(&self, tx: &mut Tx, actor: &Actor, event: &DomainEvent<'_>) -> Result<Uuid, StoreError> {
+        // Every failed first or second factor is recorded here, whatever the method.
+        if let DomainEvent::SignInFailed { method, .. } = event {
+            self.metrics.sign_in(method, "bad_credentials");
+        }
         let now = self.now_ms();
         let id = Uuid::new_v4();
         let kind = event.kind();

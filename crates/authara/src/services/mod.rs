@@ -59,6 +59,11 @@ pub(crate) struct Core {
     pub(crate) users: Arc<profile::UserViews>,
     /// Woken after a commit that queued webhook deliveries (this instance's dispatchers).
     pub(crate) webhook_kick: Arc<tokio::sync::Notify>,
+    /// Counters of what happens (served by `AUTHARA_METRICS_BIND`).
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// Set once at shutdown: the email and webhook workers finish what they are sending and
+    /// claim nothing more.
+    pub(crate) stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Core {
@@ -140,8 +145,12 @@ impl Services {
     ) -> Result<Self, String> {
         let tokens = token::TokenService::new(keys, config.jwt.algorithm, &config.jwt.issuer, config.jwt.access_ttl)?;
         let mailer = mailer::Mailer::new(&config.email.provider, !config.is_prod())?;
+        let metrics = Arc::new(crate::metrics::Metrics::new(config.http.metrics_bind.is_some()));
         let core = Core {
-            hasher: password::PasswordHasher::new(config.password_hash, config.password_hash_queue),
+            hasher: password::PasswordHasher::new(config.password_hash, config.password_hash_queue)
+                .with_metrics(metrics.clone()),
+            metrics,
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
             tokens: Arc::new(tokens),
             secrets: Arc::new(secrets::Secrets::derive(keys)?),
             users: Arc::new(profile::UserViews::default()),
@@ -184,6 +193,52 @@ impl Services {
             signins,
             mfa,
         })
+    }
+
+    /// Tells the email and webhook workers to stop after what they are sending (shutdown).
+    pub fn stop_workers(&self) {
+        self.core.stopping.send_replace(true);
+    }
+
+    /// Watches for [`Services::stop_workers`].
+    pub fn stop_requested(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.core.stopping.subscribe()
+    }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.core.metrics
+    }
+
+    /// Reads what the metrics show at scrape time (queues, pool, cache) and encodes them.
+    pub async fn scrape_metrics(&self) -> String {
+        let core = &self.core;
+        let mut snap = crate::metrics::Snapshot {
+            hash_queue_depth: core.hasher.waiting(),
+            cache_up: Some(core.cache.health().await.up),
+            ..Default::default()
+        };
+        (snap.db_in_use, snap.db_idle) = core.store.pool_connections();
+        match self.mail.counts().await {
+            // Every state, 0 included: a series that appears only once it is non-zero breaks rates.
+            Ok(counts) => {
+                let of = |s| counts.get(s).copied().unwrap_or(0);
+                snap.outbox_jobs = crate::domain::JobStatus::ALL.iter().map(|s| (s.as_str(), of(s))).collect();
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: reading the email outbox"),
+        }
+        if core.config.webhooks.is_some() {
+            match self.webhooks.counts().await {
+                Ok(counts) => {
+                    let of = |s| counts.get(s).copied().unwrap_or(0);
+                    snap.webhook_queue =
+                        crate::domain::DeliveryStatus::ALL.iter().map(|s| (s.as_str(), of(s))).collect();
+                }
+                Err(e) => tracing::warn!(error = %e, "metrics: reading the webhook queue"),
+            }
+        }
+        core.metrics.set_snapshot(&snap);
+        core.metrics.encode()
     }
 
     pub fn auth(&self) -> &auth::Authenticator {

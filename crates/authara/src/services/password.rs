@@ -59,6 +59,7 @@ pub struct PasswordHasher {
     queue: usize,
     dummy: Arc<OnceCell<String>>,
     verifications: Arc<AtomicU64>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Counts a request waiting for a hashing slot while it lives.
@@ -91,7 +92,19 @@ impl PasswordHasher {
             queue,
             dummy: Arc::new(OnceCell::new()),
             verifications: Arc::default(),
+            metrics: None,
         }
+    }
+
+    /// Reports each hash's wait for a slot to `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Hashes waiting for a slot now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
     }
 
     /// Password verifications run so far (real and dummy), for tests that prove unknown
@@ -115,8 +128,12 @@ impl PasswordHasher {
             return Err(HashError::Busy);
         }
         let waiting = Waiting(self.waiting.clone());
+        let queued = std::time::Instant::now();
         let permit = self.permits.clone().acquire_owned().await.map_err(|e| HashError::Failed(e.to_string()))?;
         drop(waiting);
+        if let Some(m) = &self.metrics {
+            m.hash_waited(queued.elapsed());
+        }
         tokio::task::spawn_blocking(move || {
             let _slot = permit;
             f()

@@ -275,6 +275,20 @@ impl Sessions {
     /// database besides `BEGIN`/`COMMIT`: [`Tx::rotate_refresh_if_due`] rotates optimistically
     /// and the checks below drop the transaction, undoing it, when the refresh is refused.
     pub async fn refresh(&self, token: &str, audience: Audience) -> Result<Issued, RefreshError> {
+        let done = self.refresh_counted(token, audience).await;
+        let result = match &done {
+            Ok((_, true)) => "grace",
+            Ok((_, false)) => "rotated",
+            Err(RefreshError::Reused) => "reuse_detected",
+            Err(RefreshError::Invalid | RefreshError::Forbidden | RefreshError::Disabled) => "invalid",
+            Err(_) => "error",
+        };
+        self.core.metrics.refresh(result);
+        done.map(|(issued, _)| issued)
+    }
+
+    /// [`Sessions::refresh`]; and whether it was a replay inside the grace window.
+    async fn refresh_counted(&self, token: &str, audience: Audience) -> Result<(Issued, bool), RefreshError> {
         let now = self.core.now_ms();
         let cfg = &self.core.config.session;
         let hash = hash_refresh_token(token);
@@ -320,6 +334,7 @@ impl Sessions {
             }
             refresh_token = Some(self.live_successor(&mut tx, token, now).await?);
         }
+        let grace = refresh_token.is_some();
         // Every refusal below returns before the commit: the transaction is rolled back.
         if row.expires_at_ms < now || !session_live {
             return Err(RefreshError::Invalid);
@@ -369,7 +384,7 @@ impl Sessions {
             },
             now,
         )?;
-        Ok(Issued { access_token, refresh_token })
+        Ok((Issued { access_token, refresh_token }, grace))
     }
 
     /// The live token a replay of `token` inside the grace window receives: its successor, or

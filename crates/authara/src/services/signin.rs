@@ -194,6 +194,28 @@ impl SignIns {
     /// returns with `tx` dropped: nothing the method wrote in it is kept.
     pub(crate) async fn complete(
         &self,
+        tx: Tx,
+        v: Verified,
+        audience: Audience,
+        start_in: StartIn,
+        client: &ClientInfo,
+    ) -> Result<Completion, SessionError> {
+        let method = v.method.name().to_owned();
+        let done = self.complete_counted(tx, v, audience, start_in, client).await;
+        let result = match &done {
+            Ok(Completion::SignedIn(_)) => "success",
+            Ok(Completion::SecondFactor(_)) => "mfa_required",
+            Err(SessionError::Disabled) => "disabled",
+            Err(SessionError::NotAllowed) => "not_allowed",
+            Err(SessionError::AudienceForbidden | SessionError::NoOrganization) => "forbidden",
+            Err(SessionError::Token(_) | SessionError::Store(_)) => "error",
+        };
+        self.core.metrics.sign_in(&method, result);
+        done
+    }
+
+    async fn complete_counted(
+        &self,
         mut tx: Tx,
         v: Verified,
         audience: Audience,
@@ -382,7 +404,11 @@ impl SignIns {
         if let Some(left) = used.recovery_left {
             detail.insert("recovery_codes_left".into(), left.into());
         }
-        self.finish_waiting(tx, &row, user, audience, detail, remember, client).await
+        let signed = self.finish_waiting(tx, &row, user, audience, detail, remember, client).await;
+        if signed.is_ok() {
+            self.core.metrics.sign_in(second, "success");
+        }
+        signed
     }
 
     /// The policy's enrolment during a sign-in: a new app secret for the waiting sign-in `id`
@@ -422,6 +448,7 @@ impl SignIns {
         let mut detail: Map<String, Value> = serde_json::from_str(&row.detail).unwrap_or_default();
         detail.insert("second_factor".into(), "totp_enrollment".into());
         let signed = self.finish_waiting(tx, &row, user, audience, detail, None, client).await?;
+        self.core.metrics.sign_in("totp_enrollment", "success");
         Ok(Enrolled { signed, recovery_codes })
     }
 

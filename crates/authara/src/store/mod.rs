@@ -301,6 +301,18 @@ impl Store {
         }
     }
 
+    /// Pool connections (in use, idle), over both of SQLite's pools.
+    pub fn pool_connections(&self) -> (usize, usize) {
+        let of = |size: u32, idle: usize| (usize::try_from(size).unwrap_or(0).saturating_sub(idle), idle);
+        match &self.db {
+            Db::Sqlite { read, write } => {
+                let (r, w) = (of(read.size(), read.num_idle()), of(write.size(), write.num_idle()));
+                (r.0 + w.0, r.1 + w.1)
+            }
+            Db::Postgres { pool, .. } => of(pool.size(), pool.num_idle()),
+        }
+    }
+
     /// Closes every pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         match &self.db {

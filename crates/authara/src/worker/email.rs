@@ -11,16 +11,24 @@ pub async fn run_once(s: &Services) -> Result<Outcome, StoreError> {
     s.mail().deliver_next().await
 }
 
-/// Runs until aborted: handles jobs back to back, sleeps `poll` when idle or on errors.
+/// Runs until [`Services::stop_workers`] (then returns once the job in hand is handled) or
+/// aborted: handles jobs back to back, sleeps `poll` when idle or on errors.
 pub async fn run(s: Services) {
     let poll = s.config().email.poll_interval;
-    loop {
-        match run_once(&s).await {
-            Ok(Outcome::Idle) => tokio::time::sleep(poll).await,
-            Ok(_) => {}
+    let mut stop = s.stop_requested();
+    while !*stop.borrow_and_update() {
+        let rest = match run_once(&s).await {
+            Ok(Outcome::Idle) => true,
+            Ok(_) => false,
             Err(e) => {
                 tracing::warn!(error = %e, "email worker");
-                tokio::time::sleep(poll).await;
+                true
+            }
+        };
+        if rest {
+            tokio::select! {
+                () = tokio::time::sleep(poll) => {}
+                _ = stop.changed() => {}
             }
         }
     }

@@ -9,18 +9,33 @@ use crate::services::{Services, StoreError};
 
 /// Delivers one due delivery.
 pub async fn run_once(s: &Services) -> Result<Outcome, StoreError> {
-    s.webhooks().deliver_next().await
+    let outcome = s.webhooks().deliver_next().await;
+    match &outcome {
+        Ok(Outcome::Idle) | Err(_) => {}
+        Ok(Outcome::Delivered) => s.metrics().webhook_delivery("delivered"),
+        Ok(Outcome::Retrying) => s.metrics().webhook_delivery("retrying"),
+        Ok(Outcome::Failed) => s.metrics().webhook_delivery("failed"),
+    }
+    outcome
 }
 
-/// Runs until aborted.
+/// Runs until [`Services::stop_workers`] (then returns once the delivery in hand is done) or
+/// aborted.
 pub async fn run(s: Services) {
-    loop {
+    let mut stop = s.stop_requested();
+    while !*stop.borrow_and_update() {
         match run_once(&s).await {
-            Ok(Outcome::Idle) => s.webhooks().wait_for_work(Duration::from_secs(1)).await,
+            Ok(Outcome::Idle) => tokio::select! {
+                () = s.webhooks().wait_for_work(Duration::from_secs(1)) => {}
+                _ = stop.changed() => {}
+            },
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "webhook worker");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => {}
+                }
             }
         }
     }

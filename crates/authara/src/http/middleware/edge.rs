@@ -7,13 +7,16 @@
 //!   and latency; failures at `info` (server errors at `warn`), successes at `debug`, so a busy
 //!   instance does not spend its time writing a line per session check;
 //! - the per-request timeout (504 past it);
+//! - the request's metrics: its route template (tagged by [`tag_route`] once routed), method,
+//!   status class and latency;
 //! - the security headers of behavior.md §5.1, with a stricter CSP than the reference: no
 //!   `unsafe-eval`, no `unsafe-inline`; and `Cache-Control: no-store` on everything that does not
 //!   set its own (tokens and account data are never cached).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
@@ -23,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument as _;
 
 use crate::http::error::ApiError;
+use crate::metrics::{Metrics, UNMATCHED};
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -37,7 +41,15 @@ fn acceptable(v: &HeaderValue) -> bool {
         && b.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-pub async fn edge(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+/// Carries the matched route template out to [`edge`] on the response (inside the router,
+/// where the template is known).
+pub async fn tag_route(matched: MatchedPath, req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    res.extensions_mut().insert(matched);
+    res
+}
+
+pub async fn edge(State((limit, metrics)): State<(Duration, Arc<Metrics>)>, req: Request, next: Next) -> Response {
     // The id is built once as a header value and only borrowed by the span.
     let id = match req.headers().get(&X_REQUEST_ID).filter(|v| acceptable(v)) {
         Some(v) => v.clone(),
@@ -48,6 +60,7 @@ pub async fn edge(State(limit): State<Duration>, req: Request, next: Next) -> Re
         }
     };
     let is_static = req.uri().path().starts_with("/auth/static/");
+    let method = req.method().clone();
     let span = tracing::info_span!(
         "request",
         request_id = id.to_str().unwrap_or_default(),
@@ -65,6 +78,8 @@ pub async fn edge(State(limit): State<Duration>, req: Request, next: Next) -> Re
         }
     };
     let mut res = handled.instrument(span.clone()).await;
+    let route = res.extensions().get::<MatchedPath>().map_or(UNMATCHED, MatchedPath::as_str);
+    metrics.http_request(route, &method, res.status().as_u16(), started.elapsed());
     if !is_static {
         let _enter = span.enter();
         let status = res.status().as_u16();
