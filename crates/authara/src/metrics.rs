@@ -155,6 +155,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Whether anything is counted (the listener is configured).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// `enabled`: whether anything is counted (the listener is configured).
     pub fn new(enabled: bool) -> Self {
         let mut registry = Registry::default();

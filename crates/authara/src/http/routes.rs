@@ -153,9 +153,14 @@ pub fn routes(state: AppState) -> Router {
         .route("/auth/admin/allowlist", get(pages::admin::allowlist).post(pages::admin::allow))
         .route("/auth/admin/allowlist/{id}/delete", post(pages::admin::disallow))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), pages::page_layer));
-    api.merge(pages)
-        .route("/auth/static/{name}", get(static_asset))
-        .route_layer(axum::middleware::from_fn(crate::http::middleware::edge::tag_route))
+    let routes = api.merge(pages).route("/auth/static/{name}", get(static_asset));
+    // The route template is needed only by the metrics: without them, no work per request.
+    let routes = if state.services.metrics().enabled() {
+        routes.route_layer(axum::middleware::from_fn(crate::http::middleware::edge::tag_route))
+    } else {
+        routes
+    };
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

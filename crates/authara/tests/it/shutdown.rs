@@ -134,14 +134,7 @@ async fn the_webhook_worker_finishes_a_delivery_in_flight_at_shutdown(engine: En
         .await;
     assert_eq!(res.status, 201, "{}", res.text());
     // The metrics show the delivery being sent (the receiver takes 1.5 s to answer).
-    let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
-    let processing = "authara_webhook_queue{state=\"processing\"} 1";
-    let mut waited = 0;
-    while !try_send_checked(client().get(&metrics)).await.unwrap().text().contains(processing) {
-        assert!(waited < 100, "the delivery started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        waited += 1;
-    }
+    metrics_show(metrics_port, "authara_webhook_queue{state=\"processing\"} 1").await;
     let signal = sigterm(&server);
     let (status, exit_after) = exited(&mut server, signal).await;
     assert!(status.success(), "{}", server.logs());
