@@ -160,10 +160,7 @@ pub fn routes(state: AppState) -> Router {
     } else {
         routes
     };
-    routes
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+    routes.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state)
 }
 
 /// `GET /auth/static/{name}`: the stylesheet and the page script, by content-hashed name.
