@@ -78,6 +78,7 @@ fn main() -> ExitCode {
                 authara::cli::import::run(config, &file, dry_run).await
             }
             Some(Command::Import { from: None, undo: None, .. }) => Ok(false),
+            Some(Command::Cleanup) => authara::cli::cleanup::run(config).await.map(|()| true),
             Some(Command::Healthcheck) => Ok(authara::cli::healthcheck::run(&config).await),
             Some(Command::Keys { .. }) => Ok(true),
         }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod backup;
+pub mod cleanup;
 pub mod healthcheck;
 pub mod import;
 pub mod keys;
@@ -50,6 +51,9 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         from: std::path::PathBuf,
     },
+    /// Run every cleanup once now (expired sessions, tokens, ceremonies and flows; old emails,
+    /// deliveries and audit events), in bounded batches, beside a running server.
+    Cleanup,
     /// Exit 0 only if the server on the configured address reports healthy.
     Healthcheck,
     /// Administrators.

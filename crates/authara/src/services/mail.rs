@@ -198,16 +198,14 @@ impl Mail {
     }
 
     /// Deletes old sent and failed jobs, expired challenges, and events no consumer needs.
-    pub async fn cleanup(&self) -> Result<(), StoreError> {
+    /// Returns the rows deleted.
+    pub async fn cleanup(&self) -> Result<u64, StoreError> {
         let now = self.core.now_ms();
         let email = &self.core.config.email;
-        self.core
-            .store
-            .cleanup_emails(now - ms(email.cleanup_sent_after), now - ms(email.cleanup_failed_after))
-            .await?;
-        self.core.store.delete_expired_challenges(now).await?;
-        self.core.store.cleanup_events(now - ms(email.cleanup_failed_after)).await?;
-        Ok(())
+        let store = &self.core.store;
+        Ok(store.cleanup_emails(now - ms(email.cleanup_sent_after), now - ms(email.cleanup_failed_after)).await?
+            + store.delete_expired_challenges(now).await?
+            + store.cleanup_events(now - ms(email.cleanup_failed_after)).await?)
     }
 
     /// Jobs per status (`pending`, `sending`, `sent`, `failed`).

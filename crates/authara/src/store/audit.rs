@@ -45,10 +45,27 @@ pub struct AuditFilter {
 
 const INSERT: &str = "INSERT INTO audit_events (id, actor_user_id, actor, action, target_user_id, target_email, \
      metadata, ip, user_agent, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-const PAGE: &str = "SELECT id, actor_user_id, actor, action, target_user_id, target_email, metadata, ip, user_agent, \
-     created_at_ms FROM audit_events WHERE ($1 IS NULL OR actor_user_id = $1) AND ($2 IS NULL OR target_user_id = $2) \
-     AND ($3 IS NULL OR action = $3) ORDER BY created_at_ms DESC, seq DESC LIMIT $4 OFFSET $5";
-const CLEAN: &str = "DELETE FROM audit_events WHERE created_at_ms < $1";
+const COLS: &str = "SELECT id, actor_user_id, actor, action, target_user_id, target_email, metadata, ip, user_agent, \
+     created_at_ms FROM audit_events";
+
+/// The page query for the filters that are set: only those conditions, so that each filter's
+/// index serves it (a catch-all `$1 IS NULL OR …` condition hides the index from PostgreSQL's
+/// generic plans, which then read the whole log for an actor's ten rows).
+fn page_sql(f: &AuditFilter) -> String {
+    let mut sql = COLS.to_owned();
+    let mut n = 0;
+    for (set, col) in
+        [(f.actor.is_some(), "actor_user_id"), (f.target.is_some(), "target_user_id"), (f.action.is_some(), "action")]
+    {
+        if set {
+            n += 1;
+            sql.push_str(if n == 1 { " WHERE " } else { " AND " });
+            sql.push_str(&format!("{col} = ${n}"));
+        }
+    }
+    sql.push_str(&format!(" ORDER BY created_at_ms DESC, seq DESC LIMIT ${} OFFSET ${}", n + 1, n + 2));
+    sql
+}
 
 impl Tx {
     pub async fn insert_audit(&mut self, a: &NewAudit<'_>) -> Result<(), StoreError> {
@@ -62,15 +79,24 @@ impl Tx {
 impl Store {
     /// A page of the log, newest first.
     pub async fn audit_page(&self, f: &AuditFilter, limit: i64, offset: i64) -> Result<Vec<AuditRow>, StoreError> {
-        Ok(on_db!(self, p => sqlx::query_as(PAGE).bind(f.actor).bind(f.target).bind(f.action.map(AuditAction::as_str))
-            .bind(limit).bind(offset).fetch_all(p).await)?)
+        let sql = page_sql(f);
+        Ok(on_db!(self, p => {
+            let mut q = sqlx::query_as(&sql);
+            if let Some(a) = f.actor {
+                q = q.bind(a);
+            }
+            if let Some(t) = f.target {
+                q = q.bind(t);
+            }
+            if let Some(a) = f.action {
+                q = q.bind(a.as_str());
+            }
+            q.bind(limit).bind(offset).fetch_all(p).await
+        })?)
     }
 
     /// Deletes events older than `before_ms`.
     pub async fn cleanup_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
-        let n = on_tx!(tx, c => sqlx::query(CLEAN).bind(before_ms).execute(&mut *c).await.map(|r| r.rows_affected()))?;
-        tx.commit().await?;
-        Ok(n)
+        self.delete_batched("audit_events", "created_at_ms < $1", &[before_ms]).await
     }
 }

@@ -57,16 +57,12 @@ const CONSUME: &str = "UPDATE challenges SET consumed_at_ms = $2 WHERE id = $1 A
 const RESENT: &str = "UPDATE challenges SET resend_count = resend_count + 1 WHERE id = $1";
 const CANCEL_FOR_USER: &str = "UPDATE challenges SET consumed_at_ms = $3 WHERE user_id = $1 AND purpose = $2 \
      AND consumed_at_ms IS NULL";
-const DELETE_EXPIRED: &str = "DELETE FROM challenges WHERE expires_at_ms < $1";
+const DELETE_EXPIRED: &str = "expires_at_ms < $1";
 
 impl Store {
     /// Deletes expired challenges (their email jobs go with them).
     pub async fn delete_expired_challenges(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
-        let n = on_tx!(tx, c => sqlx::query(DELETE_EXPIRED).bind(now_ms)
-            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
-        tx.commit().await?;
-        Ok(n)
+        self.delete_batched("challenges", DELETE_EXPIRED, &[now_ms]).await
     }
 }
 

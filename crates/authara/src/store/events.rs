@@ -35,7 +35,7 @@ const SINCE: &str = "SELECT id, type, aggregate_type, aggregate_id, data, create
      WHERE created_at_ms >= $1 ORDER BY seq LIMIT $2";
 /// Events nothing waits for any more (no email job or webhook delivery left to do) and older
 /// than the retention.
-const CLEAN: &str = "DELETE FROM events WHERE created_at_ms < $1 AND NOT EXISTS \
+const CLEAN: &str = "created_at_ms < $1 AND NOT EXISTS \
      (SELECT 1 FROM email_jobs j WHERE j.event_id = events.id AND j.status IN ('pending', 'sending')) \
      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries w WHERE w.event_id = events.id \
      AND w.status IN ('pending', 'processing'))";
@@ -52,10 +52,7 @@ impl Store {
 
     /// Deletes events older than `before_ms` that no consumer still needs.
     pub async fn cleanup_events(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
-        let n = on_tx!(tx, c => sqlx::query(CLEAN).bind(before_ms).execute(&mut *c).await.map(|r| r.rows_affected()))?;
-        tx.commit().await?;
-        Ok(n)
+        self.delete_batched("events", CLEAN, &[before_ms]).await
     }
 }
 

@@ -82,7 +82,7 @@ const INSERT_CHALLENGE: &str = "INSERT INTO mfa_challenges (id, user_id, binding
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 const CONSUME_CHALLENGE: &str =
     "UPDATE mfa_challenges SET consumed_at_ms = $2 WHERE id = $1 AND consumed_at_ms IS NULL";
-const CLEAN_CHALLENGES: &str = "DELETE FROM mfa_challenges WHERE expires_at_ms < $1";
+const CLEAN_CHALLENGES: &str = "expires_at_ms < $1";
 
 impl Store {
     pub async fn totp(&self, user: UserId) -> Result<Option<TotpRow>, StoreError> {
@@ -101,10 +101,7 @@ impl Store {
 
     /// Deletes sign-ins that waited for their second step longer than they could (`before_ms`).
     pub async fn cleanup_mfa_challenges(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
-        let n = on_tx!(tx, c => sqlx::query(CLEAN_CHALLENGES).bind(before_ms).execute(&mut *c).await.map(|r| r.rows_affected()))?;
-        tx.commit().await?;
-        Ok(n)
+        self.delete_batched("mfa_challenges", CLEAN_CHALLENGES, &[before_ms]).await
     }
 }
 

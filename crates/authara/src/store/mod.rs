@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod passkeys;
 pub mod providers;
 pub mod refresh;
+pub mod retention;
 pub mod sessions;
 pub mod webhooks;
 

@@ -53,7 +53,7 @@ const RETRY: &str = "UPDATE email_jobs SET status = 'pending', next_attempt_at_m
      WHERE id = $1 AND status = 'sending'";
 const FAILED: &str = "UPDATE email_jobs SET status = 'failed', last_error = $2, updated_at_ms = $3 \
      WHERE id = $1 AND status = 'sending'";
-const CLEAN: &str = "DELETE FROM email_jobs WHERE (status = 'sent' AND sent_at_ms < $1) \
+const CLEAN: &str = "(status = 'sent' AND sent_at_ms < $1) \
      OR (status = 'failed' AND updated_at_ms < $2)";
 const COUNTS: &str = "SELECT status, COUNT(*) FROM email_jobs GROUP BY status";
 
@@ -107,11 +107,7 @@ impl Store {
 
     /// Deletes sent jobs older than `sent_before_ms` and failed ones older than `failed_before_ms`.
     pub async fn cleanup_emails(&self, sent_before_ms: i64, failed_before_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
-        let n = on_tx!(tx, c => sqlx::query(CLEAN).bind(sent_before_ms).bind(failed_before_ms)
-            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
-        tx.commit().await?;
-        Ok(n)
+        self.delete_batched("email_jobs", CLEAN, &[sent_before_ms, failed_before_ms]).await
     }
 
     /// Jobs per status (`pending`, `sending`, `sent`, `failed`).

@@ -100,7 +100,7 @@ const CEREMONY_FOR_UPDATE: &str = "SELECT id, user_id, purpose, session_data, ex
 const CONSUME_CEREMONY: &str =
     "UPDATE webauthn_challenges SET consumed_at_ms = $2 WHERE id = $1 AND consumed_at_ms IS NULL";
 /// Ceremonies are kept a day past their expiry, then removed by the cleanup worker.
-const CLEAN_CEREMONIES: &str = "DELETE FROM webauthn_challenges WHERE expires_at_ms < $1";
+const CLEAN_CEREMONIES: &str = "expires_at_ms < $1";
 
 impl Store {
     /// The user's passkeys, oldest first.
@@ -115,11 +115,7 @@ impl Store {
 
     /// Deletes ceremonies that expired before `before_ms`.
     pub async fn cleanup_ceremonies(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
-        let n = on_tx!(tx, c => sqlx::query(CLEAN_CEREMONIES).bind(before_ms)
-            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
-        tx.commit().await?;
-        Ok(n)
+        self.delete_batched("webauthn_challenges", CLEAN_CEREMONIES, &[before_ms]).await
     }
 }
 

@@ -125,19 +125,17 @@ const INSERT_SIGNUP: &str = "INSERT INTO pending_provider_signups (id, invitatio
      provider_email, binding_hash, expires_at_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const CONSUME_SIGNUP: &str =
     "UPDATE pending_provider_signups SET consumed_at_ms = $2 WHERE id = $1 AND consumed_at_ms IS NULL";
-const DELETE_EXPIRED_SIGNUPS: &str = "DELETE FROM pending_provider_signups WHERE expires_at_ms < $1";
 const SPEND_ID_TOKEN: &str = "INSERT INTO spent_id_tokens (token_hash, expires_at_ms) VALUES ($1, $2) \
      ON CONFLICT (token_hash) DO NOTHING";
-const DELETE_SPENT_ID_TOKENS: &str = "DELETE FROM spent_id_tokens WHERE expires_at_ms < $1";
 const CONSUME_PENDING: &str =
     "UPDATE pending_provider_links SET consumed_at_ms = $2 WHERE id = $1 AND consumed_at_ms IS NULL";
 const INSERT_FLOW: &str = "INSERT INTO oauth_flows (state_hash, provider, nonce, pkce_verifier, purpose, user_id, \
      session_id, return_to, expires_at_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 const TAKE_FLOW: &str = "DELETE FROM oauth_flows WHERE state_hash = $1 RETURNING provider, nonce, pkce_verifier, \
      purpose, user_id, session_id, return_to, expires_at_ms";
-const DELETE_EXPIRED_FLOWS: &str = "DELETE FROM oauth_flows WHERE expires_at_ms < $1";
 /// Pending links are kept a day past their expiry (the reference never purges them).
-const DELETE_EXPIRED_LINKS: &str = "DELETE FROM pending_provider_links WHERE expires_at_ms < $1";
+/// What the cleanup deletes from the provider tables.
+const EXPIRED: &str = "expires_at_ms < $1";
 const EXPIRED_LINKS_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
 
 fn select_pending(for_update: bool) -> String {
@@ -188,16 +186,10 @@ impl Store {
 
     /// Deletes abandoned flows, and pending links a day after they expired; returns the flows.
     pub async fn delete_expired_flows(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
-        let n = on_tx!(tx, c => sqlx::query(DELETE_EXPIRED_FLOWS).bind(now_ms)
-            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
-        on_tx!(tx, c => sqlx::query(DELETE_EXPIRED_LINKS).bind(now_ms - EXPIRED_LINKS_KEPT_MS)
-            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
-        on_tx!(tx, c => sqlx::query(DELETE_EXPIRED_SIGNUPS).bind(now_ms - EXPIRED_LINKS_KEPT_MS)
-            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
-        on_tx!(tx, c => sqlx::query(DELETE_SPENT_ID_TOKENS).bind(now_ms)
-            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
-        tx.commit().await?;
+        let n = self.delete_batched("oauth_flows", EXPIRED, &[now_ms]).await?;
+        self.delete_batched("pending_provider_links", EXPIRED, &[now_ms - EXPIRED_LINKS_KEPT_MS]).await?;
+        self.delete_batched("pending_provider_signups", EXPIRED, &[now_ms - EXPIRED_LINKS_KEPT_MS]).await?;
+        self.delete_batched("spent_id_tokens", EXPIRED, &[now_ms]).await?;
         Ok(n)
     }
 

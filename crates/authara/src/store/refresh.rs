@@ -165,7 +165,6 @@ const DELETE_USER_TOKENS_EXCEPT: &str =
 const DELETE_SESSION_TOKENS: &str = "DELETE FROM refresh_tokens WHERE session_id = $1";
 const LIVE_FOR_SESSION: &str =
     "SELECT COUNT(*) FROM refresh_tokens WHERE session_id = $1 AND consumed_at_ms IS NULL AND expires_at_ms >= $2";
-const CLEAN: &str = "DELETE FROM refresh_tokens WHERE expires_at_ms < $1";
 
 impl super::Store {
     /// Unconsumed, unexpired refresh tokens of a session (one per rotation step).
@@ -272,10 +271,5 @@ impl Tx {
     pub async fn delete_session_refresh_tokens(&mut self, session_id: SessionId) -> Result<u64, StoreError> {
         Ok(on_tx!(self, c => sqlx::query(DELETE_SESSION_TOKENS).bind(session_id)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?)
-    }
-
-    /// Deletes expired refresh tokens. Consumed tokens that have not expired stay: they detect reuse.
-    pub async fn delete_expired_refresh_tokens(&mut self, now_ms: i64) -> Result<u64, StoreError> {
-        Ok(on_tx!(self, c => sqlx::query(CLEAN).bind(now_ms).execute(&mut *c).await.map(|r| r.rows_affected()))?)
     }
 }

@@ -63,11 +63,11 @@ const REVOKE_OTHERS: &str =
     "UPDATE sessions SET revoked_at_ms = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at_ms IS NULL RETURNING id";
 const ACTIVE_COUNT: &str =
     "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND revoked_at_ms IS NULL AND expires_at_ms > $2";
-const CLEAN: &str = "DELETE FROM sessions WHERE expires_at_ms < $1 OR revoked_at_ms < $2";
+const CLEAN: &str = "expires_at_ms < $1 OR revoked_at_ms < $2";
 const STARTED_AT: &str = "SELECT created_at_ms FROM sessions WHERE id = $1 AND revoked_at_ms IS NULL";
 const RECENTLY_REVOKED: &str =
     "SELECT id FROM sessions WHERE revoked_at_ms >= $1 UNION SELECT id FROM ended_sessions WHERE ended_at_ms >= $1";
-const CLEAN_ENDED: &str = "DELETE FROM ended_sessions WHERE ended_at_ms < $1";
+const CLEAN_ENDED: &str = "ended_at_ms < $1";
 const STATE: &str = "SELECT id, user_id, expires_at_ms, revoked_at_ms, amr, auth_time_ms FROM sessions WHERE id = $1";
 const STATE_FOR_UPDATE: &str =
     "SELECT id, user_id, expires_at_ms, revoked_at_ms, amr, auth_time_ms FROM sessions WHERE id = $1 FOR UPDATE";
@@ -101,15 +101,14 @@ impl Store {
     }
 
     /// Deletes expired sessions, sessions revoked before `revoked_before_ms` (kept until then so
-    /// a restart can rebuild the revocation list), and expired refresh tokens, in one transaction.
+    /// a restart can rebuild the revocation list), and expired refresh tokens, in batches.
     /// Returns (sessions, tokens) deleted.
     pub async fn cleanup_sessions(&self, now_ms: i64, revoked_before_ms: i64) -> Result<(u64, u64), StoreError> {
-        let mut tx = self.begin().await?;
-        let sessions = on_tx!(tx, c => sqlx::query(CLEAN).bind(now_ms).bind(revoked_before_ms)
-            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
-        let tokens = tx.delete_expired_refresh_tokens(now_ms).await?;
-        on_tx!(tx, c => sqlx::query(CLEAN_ENDED).bind(revoked_before_ms).execute(&mut *c).await.map(|_| ()))?;
-        tx.commit().await?;
+        // Tokens first: a session's delete would otherwise cascade to all of its consumed tokens
+        // in one batch.
+        let tokens = self.delete_batched("refresh_tokens", "expires_at_ms < $1", &[now_ms]).await?;
+        let sessions = self.delete_batched("sessions", CLEAN, &[now_ms, revoked_before_ms]).await?;
+        self.delete_batched("ended_sessions", CLEAN_ENDED, &[revoked_before_ms]).await?;
         Ok((sessions, tokens))
     }
 }

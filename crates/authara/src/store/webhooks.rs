@@ -100,7 +100,7 @@ const REAP: &str = "UPDATE webhook_deliveries SET status = CASE WHEN attempt_cou
      WHERE status = 'processing' AND processing_started_at_ms <= $2";
 const REDELIVER: &str = "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at_ms = $2, attempt_count = 0, \
      updated_at_ms = $2 WHERE id = $1 AND status IN ('delivered', 'failed')";
-const CLEAN: &str = "DELETE FROM webhook_deliveries WHERE (status = 'delivered' AND updated_at_ms < $1) \
+const CLEAN: &str = "(status = 'delivered' AND updated_at_ms < $1) \
      OR (status = 'failed' AND updated_at_ms < $2)";
 const RECENT: &str = "SELECT id, event_id, event_type, status, attempt_count, next_attempt_at_ms, last_error, \
      response_status, latency_ms, delivered_at_ms, created_at_ms FROM webhook_deliveries \
@@ -184,11 +184,7 @@ impl Store {
     /// Deletes delivered rows older than `delivered_before_ms` and failed ones older than
     /// `failed_before_ms`.
     pub async fn cleanup_deliveries(&self, delivered_before_ms: i64, failed_before_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
-        let n = on_tx!(tx, c => sqlx::query(CLEAN).bind(delivered_before_ms).bind(failed_before_ms)
-            .execute(&mut *c).await.map(|r| r.rows_affected()))?;
-        tx.commit().await?;
-        Ok(n)
+        self.delete_batched("webhook_deliveries", CLEAN, &[delivered_before_ms, failed_before_ms]).await
     }
 
     /// The newest deliveries.

@@ -35,7 +35,8 @@ pub async fn run(services: Services) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match tokio::time::timeout(Duration::from_secs(30), run_once(&services)).await {
+        // Batches commit as they go: a pass cut short by the timeout resumes at the next tick.
+        match tokio::time::timeout(INTERVAL - Duration::from_secs(60), run_once(&services)).await {
             Ok(Ok((s, t))) if s + t > 0 => tracing::info!(sessions = s, refresh_tokens = t, "cleanup"),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "cleanup failed"),
@@ -55,4 +56,17 @@ pub async fn audit(services: Services) {
             Err(e) => tracing::warn!(error = %e, "audit retention"),
         }
     }
+}
+
+/// Every cleanup at once (`authara cleanup`): what the workers delete on their own schedules.
+/// Returns the rows deleted per kind.
+pub async fn everything(services: &Services) -> Result<Vec<(&'static str, u64)>, StoreError> {
+    let (sessions, tokens) = run_once(services).await?;
+    Ok(vec![
+        ("sessions", sessions),
+        ("refresh tokens", tokens),
+        ("emails, challenges and events", services.mail().cleanup().await?),
+        ("webhook deliveries", services.webhooks().cleanup().await?),
+        ("audit events", services.admin().cleanup_audit().await?),
+    ])
 }
