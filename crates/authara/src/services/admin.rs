@@ -166,7 +166,8 @@ impl Admin {
         self.core.store.user_by_email(email).await
     }
 
-    /// Users by exact email first, else by email or username prefix; newest users when empty.
+    /// Users by exact email first, else by email or username prefix (by email); newest users when
+    /// empty.
     pub async fn search(&self, _: &AdminActor, q: &str, page: i64) -> Result<Vec<UserRow>, StoreError> {
         let q = needle(q).to_lowercase();
         let offset = offset(page, PAGE_SIZE);

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::accounts::UserRow;
-use super::{Store, StoreError, Tx, TxInner, on_db, on_tx};
+use super::{Db, Store, StoreError, Tx, TxInner, on_db, on_tx};
 use crate::domain::{JobStatus, PlatformRole, SessionId, UserId};
 
 /// The dashboard's figures.
@@ -66,9 +66,19 @@ const STATS: &str = "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM 
      (SELECT COUNT(*) FROM users WHERE disabled_at_ms IS NOT NULL), \
      (SELECT COUNT(*) FROM sessions WHERE revoked_at_ms IS NULL AND expires_at_ms > $2)";
 const USER_COLS: &str = "SELECT id, email, username, created_at_ms, disabled_at_ms FROM users";
-const SEARCH: &str = "SELECT id, email, username, created_at_ms, disabled_at_ms FROM users \
-     WHERE substr(email, 1, $2) = $1 OR substr(username_normalized, 1, $2) = $1 \
-     ORDER BY created_at_ms DESC, id LIMIT $3 OFFSET $4";
+/// Email prefix or username prefix, each side bounded by the index it walks, merged by email.
+const SEARCH_SQLITE: &str = "SELECT id, email, username, created_at_ms, disabled_at_ms FROM ( \
+     SELECT * FROM (SELECT id, email, username, created_at_ms, disabled_at_ms FROM users \
+     WHERE email >= $1 AND email < $2 ORDER BY email LIMIT $3) \
+     UNION SELECT * FROM (SELECT id, email, username, created_at_ms, disabled_at_ms FROM users \
+     WHERE username_normalized >= $1 AND username_normalized < $2 ORDER BY username_normalized LIMIT $3)) \
+     ORDER BY email LIMIT $4 OFFSET $5";
+const SEARCH_PG: &str = "SELECT id, email, username, created_at_ms, disabled_at_ms FROM ( \
+     (SELECT id, email, username, created_at_ms, disabled_at_ms FROM users \
+     WHERE email ~>=~ $1 AND email ~<~ $2 ORDER BY email USING ~<~ LIMIT $3) \
+     UNION (SELECT id, email, username, created_at_ms, disabled_at_ms FROM users \
+     WHERE username_normalized ~>=~ $1 AND username_normalized ~<~ $2 ORDER BY username_normalized USING ~<~ LIMIT $3)) m \
+     ORDER BY email COLLATE \"C\" LIMIT $4 OFFSET $5";
 const USER_SESSIONS: &str = "SELECT id, user_agent, ip, created_at_ms, last_used_at_ms, expires_at_ms, revoked_at_ms \
      FROM sessions WHERE user_id = $1 ORDER BY created_at_ms DESC, id LIMIT 100";
 const FAILED_EMAILS: &str = "SELECT id, to_email, template, status, attempt_count, last_error, updated_at_ms \
@@ -94,12 +104,35 @@ impl Store {
         Ok(Stats { users, signups_since, disabled, active_sessions })
     }
 
-    /// Users whose email or (lowercased) username starts with `prefix`, newest first.
+    /// Users whose email or (lowercased) username starts with `prefix`, by email: each side
+    /// reads at most `offset + limit` rows of its index, whatever the number of matches.
     pub async fn search_users(&self, prefix: &str, limit: i64, offset: i64) -> Result<Vec<UserRow>, StoreError> {
-        let len = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
-        Ok(
-            on_db!(self, p => sqlx::query_as(SEARCH).bind(prefix).bind(len).bind(limit).bind(offset).fetch_all(p).await)?,
-        )
+        // Every string that starts with `prefix` sorts (bytewise) between it and it followed by
+        // the highest code point.
+        let upper = format!("{prefix}\u{10FFFF}");
+        let each = offset.saturating_add(limit);
+        Ok(match &self.db {
+            Db::Sqlite { read, .. } => {
+                sqlx::query_as(SEARCH_SQLITE)
+                    .bind(prefix)
+                    .bind(&upper)
+                    .bind(each)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(read)
+                    .await?
+            }
+            Db::Postgres { pool, .. } => {
+                sqlx::query_as(SEARCH_PG)
+                    .bind(prefix)
+                    .bind(&upper)
+                    .bind(each)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(pool)
+                    .await?
+            }
+        })
     }
 
     /// The newest users.

@@ -56,6 +56,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(20, "import_batches"),
     migration!(22, "invitation_tokens_at_rest"),
     migration!(23, "ended_sessions"),
+    migration!(24, "scale_indexes"),
 ];
 
 /// The schema version this binary needs.

@@ -163,7 +163,8 @@ fn failure_table(rows: &[crate::services::admin::FailedEmail]) -> Markup {
     }
 }
 
-/// `GET /auth/admin/users?q=&page=`: exact email, else email/username prefix; newest first.
+/// `GET /auth/admin/users?q=&page=`: exact email, else email/username prefix (by email); newest
+/// first without a query.
 pub async fn users(page: AdminPage, PageQuery(q): PageQuery<ListQuery>) -> Result<Response, PageError> {
     let n = page_number(q.page);
     let rows = page.ctx.state().services.admin().search(&page.actor, &q.q, n).await?;
