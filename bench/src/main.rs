@@ -9,6 +9,8 @@
 mod abuse;
 mod ceilings;
 mod load;
+mod scale;
+mod seed;
 mod webhooks;
 mod workloads;
 
@@ -108,6 +110,29 @@ fn main() -> anyhow::Result<()> {
                 metrics: args.iter().any(|a| a == "--metrics"),
             };
             rt.block_on(workloads::run_all(&opts))
+        }
+        "scale" => {
+            let pg = arg(&args, "--pg").map(|s| {
+                let mut p = s.splitn(3, ':').map(str::to_owned);
+                (p.next().unwrap_or_default(), p.next().unwrap_or_default(), p.next().unwrap_or_default())
+            });
+            let sizes: Vec<i64> = arg(&args, "--users")
+                .unwrap_or_else(|| "10000,100000,1000000".into())
+                .split(',')
+                .map(|s| s.trim().parse())
+                .collect::<Result<_, _>>()?;
+            let opts = Opts {
+                bin: PathBuf::from(arg(&args, "--bin").context("--bin path/to/authara")?),
+                secs,
+                out: PathBuf::new(),
+                pg,
+                pinned: args.iter().any(|a| a == "--pinned"),
+                redis: None,
+                only: None,
+                metrics: false,
+            };
+            let out = PathBuf::from(arg(&args, "--out").unwrap_or_else(|| "bench/results-scale.md".into()));
+            rt.block_on(scale::run_all(&opts, &sizes, &out))
         }
         _ => bail!(
             "usage: authara-bench run --bin PATH [--secs N] [--out FILE] [--pg SOCKETDIR:PORT:USER] [--pinned] [--redis HOST:PORT] [--only WORKLOAD] [--metrics]"

@@ -15,8 +15,8 @@ use crate::Opts;
 use crate::ceilings::KEY_B64;
 use crate::load::{self, Conn, Req, Stats};
 
-const PW: &str = "violet-harbor-tangent";
-const WARMUP: Duration = Duration::from_secs(2);
+pub(crate) const PW: &str = "violet-harbor-tangent";
+pub(crate) const WARMUP: Duration = Duration::from_secs(2);
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -157,7 +157,7 @@ pub(crate) async fn start_server(
 }
 
 /// wrk against one GET with a cookie, pinned to the client's core; (requests/s, p50 ms, p99 ms).
-async fn wrk(opts: &Opts, url: &str, cookie: Option<&str>) -> anyhow::Result<Stats> {
+pub(crate) async fn wrk(opts: &Opts, url: &str, cookie: Option<&str>) -> anyhow::Result<Stats> {
     let headers: Vec<String> = cookie.map(|c| format!("Cookie: {c}")).into_iter().collect();
     wrk_with(opts, url, &headers).await
 }
@@ -168,7 +168,7 @@ async fn wrk_with(opts: &Opts, url: &str, headers: &[String]) -> anyhow::Result<
 }
 
 /// wrk against one GET with these headers, `conns` connections.
-async fn wrk_conns(opts: &Opts, url: &str, headers: &[String], conns: u32) -> anyhow::Result<Stats> {
+pub(crate) async fn wrk_conns(opts: &Opts, url: &str, headers: &[String], conns: u32) -> anyhow::Result<Stats> {
     let mut cmd = command(opts, Some("1"), Path::new("wrk"));
     cmd.args(["-t", "1", "-c", &conns.to_string(), "--latency", "-d", &format!("{}s", opts.secs), url]);
     for h in headers {
@@ -231,9 +231,9 @@ async fn signup(base: &str, email: &str) -> anyhow::Result<(String, String)> {
     ))
 }
 
-struct Login {
-    users: Arc<Vec<String>>,
-    next: Arc<AtomicU64>,
+pub(crate) struct Login {
+    pub(crate) users: Arc<Vec<String>>,
+    pub(crate) next: Arc<AtomicU64>,
 }
 
 impl Conn for Login {
@@ -243,9 +243,9 @@ impl Conn for Login {
     }
 }
 
-struct Signup {
-    run: String,
-    next: Arc<AtomicU64>,
+pub(crate) struct Signup {
+    pub(crate) run: String,
+    pub(crate) next: Arc<AtomicU64>,
 }
 
 impl Conn for Signup {
@@ -259,8 +259,8 @@ impl Conn for Signup {
 }
 
 /// One session per connection, rotated on every request (the cookie flow).
-struct Refresh {
-    token: String,
+pub(crate) struct Refresh {
+    pub(crate) token: String,
 }
 
 impl Conn for Refresh {
