@@ -62,6 +62,16 @@ impl TestApp {
         Self::start_on(db, overrides, None).await
     }
 
+    /// An app with a local helper's settings (`SmtpSink::env`, `Receiver::env`, `Provider::env`)
+    /// and `extra` on top.
+    pub async fn start_with_env<K: AsRef<str>, V: AsRef<str>>(
+        engine: Engine,
+        env: &[(K, V)],
+        extra: &[(&str, &str)],
+    ) -> TestApp {
+        TestApp::start_with(engine, &settings(env, extra)).await
+    }
+
     /// Starts on an existing database (a "restart" keeps the database and the clock).
     pub async fn start_on(db: TestDb, overrides: &[(&str, &str)], clock: Option<Arc<ManualClock>>) -> TestApp {
         let mut env = base_env(&db);
@@ -127,6 +137,13 @@ impl TestApp {
 
     pub fn client(&self) -> TestClient {
         TestClient::new(&self.base)
+    }
+
+    /// A new client holding a CSRF token (cookie and header), ready for the JSON API.
+    pub async fn csrf_client(&self) -> TestClient {
+        let c = self.client();
+        c.fetch_csrf().await;
+        c
     }
 
     /// A client with a CSRF cookie and a fresh account, signed in.
@@ -398,4 +415,20 @@ pub fn jwt_claims(token: &str) -> serde_json::Value {
     use base64::Engine as _;
     let payload = token.split('.').nth(1).expect("a JWT has a payload");
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// A helper's settings and `extra` as the pairs [`TestApp::start_with`] takes.
+pub fn settings<'a, K: AsRef<str>, V: AsRef<str>>(
+    env: &'a [(K, V)],
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    pairs.extend_from_slice(extra);
+    pairs
+}
+
+/// The value of the hidden form field `name` on a page.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    html.split(&marker).nth(1).unwrap_or_else(|| panic!("no {name} in {html}")).split('"').next().unwrap().to_owned()
 }

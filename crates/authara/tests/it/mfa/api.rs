@@ -28,11 +28,7 @@ async fn audit(app: &TestApp, user: UserId, action: AuditAction) -> Vec<serde_js
 }
 
 async fn mail_app(engine: Engine, sink: &SmtpSink, extra: &[(&str, &str)]) -> TestApp {
-    let env = sink.env();
-    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    pairs.push(NO_LIMIT);
-    pairs.extend_from_slice(extra);
-    TestApp::start_with(engine, &pairs).await
+    TestApp::start_with_env(engine, &sink.env(), &[&[NO_LIMIT], extra].concat()).await
 }
 
 async fn a_password_sign_in_waits_for_the_apps_code(engine: Engine) {

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{PW, code_at, decode};
 use crate::app::TestClient;
-use crate::claims::server_env;
+use crate::harness::server_env;
 use crate::harness::{Engine, Server, TestDb, on_both_engines};
 use crate::smtp::SmtpSink;
 

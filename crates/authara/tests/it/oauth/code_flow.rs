@@ -216,8 +216,7 @@ async fn bad_provider_answers_end_on_the_login_page(engine: Engine) {
 async fn app_with_same(app: TestApp, idp: &Provider) -> TestApp {
     let (db, clock) = app.stop().await;
     let env = idp.env();
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    TestApp::start_on(db, &pairs, Some(clock)).await
+    TestApp::start_on(db, &crate::app::settings(&env, &[]), Some(clock)).await
 }
 
 async fn a_signed_in_user_links_and_unlinks(engine: Engine) {

@@ -56,7 +56,7 @@ async fn first_login_creates_the_user_and_the_next_finds_them(engine: Engine) {
         .unwrap()
         .into_iter()
         .map(|e| e.kind)
-        .filter(|k| crate::events::is_change(k))
+        .filter(|k| crate::webhooks::events::is_change(k))
         .collect();
     assert_eq!(kinds, ["organization.created", "organization.membership.created", "user.created"]);
 

@@ -11,16 +11,14 @@ use serde_json::json;
 
 use super::code_flow::via_provider;
 use super::provider::{Person, Provider};
-use crate::api::organizations::{PW, current_org, events_of, invitation_id, invite, team, token_of, user_id};
 use crate::app::{Res, TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
+use crate::organizations::api::{PW, current_org, events_of, invitation_id, invite, team, token_of, user_id};
 
 /// An app in `mode` with `idp` as Google and as the code-flow provider `stub`.
 async fn app_in(engine: Engine, idp: &Provider, mode: &str, extra: &[(&str, &str)]) -> TestApp {
     let env = idp.env();
-    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    pairs.extend_from_slice(extra);
-    crate::api::organizations::start(engine, mode, &pairs).await
+    crate::organizations::api::start(engine, mode, &crate::app::settings(&env, extra)).await
 }
 
 /// The owner of a team organization: (owner id, team id).

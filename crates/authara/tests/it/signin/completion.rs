@@ -8,11 +8,11 @@ use authara::store::audit::AuditFilter;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::api::organizations::{invite, team, token_of, user_id};
 use crate::app::{TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 use crate::oauth::code_flow::via_provider;
 use crate::oauth::provider::{Person, Provider};
+use crate::organizations::api::{invite, team, token_of, user_id};
 use crate::passkeys::api::{register, sign_in_with};
 use crate::passkeys::authenticator::{Knobs, ORIGIN, SoftAuthenticator};
 use crate::smtp::SmtpSink;
@@ -149,7 +149,7 @@ pub async fn recovery_link(app: &TestApp, idp: &Provider, subject: &str, email: 
 }
 
 async fn the_invitation_pages(engine: Engine) {
-    let app = crate::api::organizations::start(engine, "multi", &[]).await;
+    let app = crate::organizations::api::start(engine, "multi", &[]).await;
     app.signed_in("host@example.com", PW).await;
     let host = user_id(&app, "host@example.com").await;
     let t = team(&app, &host, "Pages").await;

@@ -21,13 +21,9 @@ const NEW_PW: &str = "copper-lantern-meadow";
 /// An app with mail (a real SMTP sink), passkeys (`PUBLIC_URL` = the authenticator's origin) and
 /// `idp` as Google and as the code-flow provider `stub`.
 async fn app(engine: Engine, sink: &SmtpSink, idp: &Provider, extra: &[(&str, &str)]) -> TestApp {
-    let mail = sink.env();
     let providers = idp.env();
-    let mut pairs: Vec<(&str, &str)> = mail.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    pairs.extend(providers.iter().map(|(k, v)| (*k, v.as_str())));
-    pairs.push(("PUBLIC_URL", ORIGIN));
-    pairs.extend_from_slice(extra);
-    TestApp::start_with(engine, &pairs).await
+    let providers = crate::app::settings(&providers, &[("PUBLIC_URL", ORIGIN)]);
+    TestApp::start_with_env(engine, &sink.env(), &[&providers, extra].concat()).await
 }
 
 async fn add_passkey(c: &TestClient, auth: &mut SoftAuthenticator) -> crate::app::Res {
