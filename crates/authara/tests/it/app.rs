@@ -148,8 +148,7 @@ impl TestApp {
 
     /// A client with a CSRF cookie and a fresh account, signed in.
     pub async fn signed_in(&self, email: &str, password: &str) -> TestClient {
-        let c = self.client();
-        c.fetch_csrf().await;
+        let c = self.csrf_client().await;
         let res = c
             .json(
                 Method::POST,
@@ -163,8 +162,7 @@ impl TestApp {
 
     /// A client with a CSRF cookie and a new session of an existing account (another device).
     pub async fn logged_in(&self, email: &str, password: &str) -> TestClient {
-        let c = self.client();
-        c.fetch_csrf().await;
+        let c = self.csrf_client().await;
         let body = serde_json::json!({"email": email, "password": password});
         let res = c.json(Method::POST, "/auth/api/v1/login", &body).await;
         assert_eq!(res.status, 200, "login {email}: {}", res.text());
@@ -382,7 +380,10 @@ pub async fn try_send_checked(req: reqwest::RequestBuilder) -> reqwest::Result<R
 /// A browser that opened the login page, so it holds the CSRF cookie every page sets.
 pub async fn browser(app: &TestApp) -> TestClient {
     let c = app.client();
-    assert_eq!(c.get("/auth/login").await.status, 200);
+    let res = c.get("/auth/login").await;
+    assert_eq!(res.status, 200);
+    assert!(res.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(res.set_cookie("authara_csrf").is_some(), "every page ensures the CSRF cookie");
     c
 }
 

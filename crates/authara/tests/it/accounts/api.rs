@@ -10,8 +10,7 @@ use crate::harness::PW;
 
 async fn signup_login_user_refresh_logout(engine: Engine) {
     let app = TestApp::start(engine).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let csrf_cookie = c.get("/auth/api/v1/csrf").await;
     assert!(csrf_cookie.set_cookie("authara_csrf").is_none(), "an existing CSRF cookie is reused, not re-set");
 
@@ -39,8 +38,7 @@ async fn signup_login_user_refresh_logout(engine: Engine) {
     assert_eq!(me["organization"]["name"], body["user"]["username"]);
 
     // A second device logs in.
-    let d = app.client();
-    d.fetch_csrf().await;
+    let d = app.csrf_client().await;
     let res = d.json(Method::POST, "/auth/api/v1/login", &json!({"email": "ADA@example.com", "password": PW})).await;
     assert_eq!(res.status, 200, "{}", res.text());
     assert_eq!(res.json()["user"]["id"], me["id"]);
@@ -72,8 +70,7 @@ async fn signup_login_user_refresh_logout(engine: Engine) {
 
 async fn signup_rejects_bad_input_and_writes_nothing(engine: Engine) {
     let app = TestApp::start(engine).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let cases = [
         json!({"email": "not-an-email", "password": PW}),
         json!({"email": "a@example.com", "password": "short"}),
@@ -134,8 +131,7 @@ async fn signup_rejects_bad_input_and_writes_nothing(engine: Engine) {
 async fn login_failures_answer_the_contract(engine: Engine) {
     let app = TestApp::start(engine).await;
     app.signed_in("lin@example.com", PW).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "", "password": ""})).await;
     assert_eq!(res.status, 400);
     let res = c
@@ -180,8 +176,7 @@ async fn two_logins(engine: Engine, env: &[(&str, &str)], forwarded: [&str; 2]) 
     let mut overrides = vec![("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "1")];
     overrides.extend_from_slice(env);
     let app = TestApp::start_with(engine, &overrides).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let mut statuses = Vec::new();
     for (i, xff) in forwarded.iter().enumerate() {
         let body = json!({"email": format!("u{i}@example.com"), "password": PW}).to_string().into_bytes();

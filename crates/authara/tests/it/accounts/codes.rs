@@ -136,8 +136,7 @@ async fn password_reset_end_to_end(engine: Engine) {
     // Challenges are off: password reset mail is delivered anyway.
     let app = TestApp::start_with_env(engine, &sink.env(), &[]).await;
     let a = app.signed_in("reset@example.com", PW).await;
-    let b = app.client();
-    b.fetch_csrf().await;
+    let b = app.csrf_client().await;
     assert_eq!(
         b.json(Method::POST, "/auth/api/v1/login", &json!({"email": "reset@example.com", "password": PW})).await.status,
         200

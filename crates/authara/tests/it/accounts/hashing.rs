@@ -62,8 +62,7 @@ async fn a_saturated_hasher_answers_503_with_retry_after(engine: Engine) {
     assert!(served > 0, "and the slots and the queue still serve some ({served} served, {busy} busy)");
     // Once the storm is over, logins go through again.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "x@example.com", "password": PW})).await;
     assert_eq!(res.status, 401);
 }
@@ -77,8 +76,7 @@ async fn logins_upgrade_old_password_hashes(engine: Engine) {
     let (db, clock) = app.stop().await;
 
     let app = TestApp::start_on(db, &[("AUTHARA_PASSWORD_HASH_MEMORY_KIB", "2048")], Some(clock)).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "old@example.com", "password": PW})).await;
     assert_eq!(res.status, 200);
     let mut after = before.clone();

@@ -17,8 +17,7 @@ async fn strangers_failures_do_not_lock_out_a_known_device(engine: Engine) {
     .await;
     app.signed_in("owner@example.com", PW).await;
     // The owner's browser logs in once and keeps the device cookie.
-    let owner = app.client();
-    owner.fetch_csrf().await;
+    let owner = app.csrf_client().await;
     let login = json!({"email": "owner@example.com", "password": PW});
     let res = owner.json(Method::POST, "/auth/api/v1/login", &login).await;
     assert_eq!(res.status, 200);
@@ -26,16 +25,14 @@ async fn strangers_failures_do_not_lock_out_a_known_device(engine: Engine) {
     assert!(device.contains("HttpOnly") && device.contains("Path=/auth"), "{device}");
 
     // Someone else fails until the account's budget (10, one spent by the owner) is gone.
-    let attacker = app.client();
-    attacker.fetch_csrf().await;
+    let attacker = app.csrf_client().await;
     let wrong = json!({"email": "owner@example.com", "password": "wrong-password-1"});
     for _ in 0..9 {
         assert_eq!(attacker.json(Method::POST, "/auth/api/v1/login", &wrong).await.status, 401);
     }
     let res = attacker.json(Method::POST, "/auth/api/v1/login", &login).await;
     assert_eq!(res.status, 429, "a fresh client is refused once the account's budget is spent");
-    let fresh = app.client();
-    fresh.fetch_csrf().await;
+    let fresh = app.csrf_client().await;
     assert_eq!(fresh.json(Method::POST, "/auth/api/v1/login", &login).await.status, 429);
 
     // The owner's device is not.
@@ -53,8 +50,7 @@ async fn strangers_failures_do_not_lock_out_a_known_device(engine: Engine) {
 /// An invalid email never reaches a limiter (and never allocates a key for it).
 async fn invalid_emails_are_refused_before_the_limiter(engine: Engine) {
     let app = TestApp::start_with(engine, &[("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "3")]).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let huge = format!("{}@", "x".repeat(60_000));
     for _ in 0..10 {
         let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": huge, "password": PW})).await;

@@ -3,20 +3,11 @@
 
 use reqwest::Method;
 
-use crate::app::{TestApp, TestClient};
+use crate::app::TestApp;
+use crate::app::browser;
 use crate::harness::{Engine, on_both_engines};
 
 use crate::harness::PW;
-
-/// A browser that has loaded the login page (so it holds the CSRF cookie).
-async fn browser(app: &TestApp) -> TestClient {
-    let c = app.client();
-    let res = c.get("/auth/login").await;
-    assert_eq!(res.status, 200);
-    assert!(res.headers["content-type"].to_str().unwrap().starts_with("text/html"));
-    assert!(res.set_cookie("authara_csrf").is_some(), "every page ensures the CSRF cookie");
-    c
-}
 
 async fn signup_and_login_land_on_return_to(engine: Engine) {
     let app = TestApp::start(engine).await;

@@ -37,8 +37,7 @@ async fn the_api_password_change_needs_a_recent_login_or_the_password(engine: En
     let res =
         c.json(Method::PUT, "/auth/api/v1/users/password", &json!({"password": NEW_PW, "current_password": PW})).await;
     assert_eq!(res.status, 204, "the current password makes it privileged");
-    let fresh = app.client();
-    fresh.fetch_csrf().await;
+    let fresh = app.csrf_client().await;
     let login = |password: &str| json!({"email": "stale@example.com", "password": password});
     assert_eq!(fresh.json(Method::POST, "/auth/api/v1/login", &login(PW)).await.status, 401, "the old one is gone");
     assert_eq!(fresh.json(Method::POST, "/auth/api/v1/login", &login(NEW_PW)).await.status, 200, "the new one is set");
@@ -62,8 +61,7 @@ async fn current_password_guesses_are_limited(engine: Engine) {
     // Refused unheard: not even the right password gets through until the window ends.
     let right = json!({"password": NEW_PW, "current_password": PW});
     assert_eq!(c.json(Method::PUT, "/auth/api/v1/users/password", &right).await.status, 429);
-    let fresh = app.client();
-    fresh.fetch_csrf().await;
+    let fresh = app.csrf_client().await;
     let login = json!({"email": "guess@example.com", "password": PW});
     assert_eq!(fresh.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200, "the password is unchanged");
 }
@@ -93,8 +91,7 @@ async fn passwords_are_taken_as_typed(engine: Engine) {
     let app = TestApp::start(engine).await;
     let spaced = "  spaced out password  ";
     app.signed_in("spaces@example.com", spaced).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let trimmed = json!({"email": "spaces@example.com", "password": spaced.trim()});
     assert_eq!(c.json(Method::POST, "/auth/api/v1/login", &trimmed).await.status, 401);
     let exact = json!({"email": "spaces@example.com", "password": spaced});

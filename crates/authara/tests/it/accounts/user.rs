@@ -12,8 +12,7 @@ const NEW_PW: &str = "copper-lantern-meadow";
 async fn password_change_revokes_every_session_and_its_access_tokens(engine: Engine) {
     let app = TestApp::start(engine).await;
     let a = app.signed_in("pw@example.com", PW).await;
-    let b = app.client();
-    b.fetch_csrf().await;
+    let b = app.csrf_client().await;
     assert_eq!(
         b.json(Method::POST, "/auth/api/v1/login", &json!({"email": "pw@example.com", "password": PW})).await.status,
         200
@@ -40,8 +39,7 @@ async fn password_change_revokes_every_session_and_its_access_tokens(engine: Eng
     assert_eq!(a.get("/auth/api/v1/user").await.status, 401, "so does the caller's (all sessions are revoked)");
     assert_eq!(b.post("/auth/api/v1/sessions/refresh").await.status, 401);
 
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let old = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "pw@example.com", "password": PW})).await;
     assert_eq!(old.status, 401);
     let new = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "pw@example.com", "password": NEW_PW})).await;

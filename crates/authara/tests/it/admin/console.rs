@@ -16,8 +16,7 @@ use std::time::Duration;
 pub async fn admin(app: &TestApp, email: &str) -> TestClient {
     let password = authara::domain::NewPassword::parse(PW).unwrap();
     app.services.accounts().create_admin(&crate::app::email(email), &password).await.unwrap();
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": email, "password": PW})).await;
     assert_eq!(res.status, 200);
     c
@@ -83,8 +82,7 @@ async fn admin_actions_take_effect_respect_their_guards_and_are_audited(engine: 
     assert_eq!((res.status, res.location()), (303, Some(format!("/auth/admin/users/{tid}?notice=disabled"))));
     assert_eq!(target.get("/auth/api/v1/user").await.status, 401, "disabled: out at once");
     let login = json!({"email": "target@example.com", "password": PW});
-    let again = app.client();
-    again.fetch_csrf().await;
+    let again = app.csrf_client().await;
     assert_eq!(again.json(Method::POST, "/auth/api/v1/login", &login).await.status, 403, "cannot sign in");
     assert_eq!(root.form(&format!("/auth/admin/users/{tid}/enable"), &[]).await.status, 303);
     assert_eq!(again.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200);
@@ -94,8 +92,7 @@ async fn admin_actions_take_effect_respect_their_guards_and_are_audited(engine: 
     let res = root.form(&format!("/auth/admin/users/{tid}/sessions/{sid}/revoke"), &[]).await;
     assert_eq!(res.status, 303);
     assert_eq!(again.get("/auth/api/v1/user").await.status, 401, "the revoked session is out");
-    let other = app.client();
-    other.fetch_csrf().await;
+    let other = app.csrf_client().await;
     assert_eq!(other.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200);
     assert_eq!(root.form(&format!("/auth/admin/users/{tid}/sessions/revoke-all"), &[]).await.status, 303);
     assert_eq!(other.get("/auth/api/v1/user").await.status, 401);
@@ -139,8 +136,7 @@ async fn the_allowlist_admits_only_listed_emails(engine: Engine) {
     let app = TestApp::start_with(engine, &[("AUTHARA_ACCESS_POLICY_ALLOWLIST_ENABLED", "true")]).await;
     let root = admin(&app, "root@example.com").await;
     root.get("/auth/admin").await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let body = json!({"email": "guest@example.com", "password": PW});
     let res = c.json(Method::POST, "/auth/api/v1/signup/direct", &body).await;
     assert_eq!((res.status, res.error_code().as_str()), (403, "forbidden"));
@@ -167,16 +163,14 @@ async fn the_allowlist_admits_only_listed_emails(engine: Engine) {
 async fn users_see_their_security_activity_and_the_log_is_pruned(engine: Engine) {
     let app = TestApp::start_with(engine, &[("AUTHARA_ADMIN_AUDIT_RETENTION_DAYS", "1")]).await;
     let c = app.signed_in("watch@example.com", PW).await;
-    let bad = app.client();
-    bad.fetch_csrf().await;
+    let bad = app.csrf_client().await;
     bad.json(
         Method::POST,
         "/auth/api/v1/login",
         &json!({"email": "watch@example.com", "password": "wrong-password-1"}),
     )
     .await;
-    let again = app.client();
-    again.fetch_csrf().await;
+    let again = app.csrf_client().await;
     let res = again
         .send(
             Method::POST,
@@ -202,10 +196,8 @@ async fn users_see_their_security_activity_and_the_log_is_pruned(engine: Engine)
 async fn the_console_lists_and_redelivers_webhooks(engine: Engine) {
     let receiver = crate::receiver::Receiver::start().await;
     receiver.then(&[crate::receiver::Answer::Status(410)]);
-    let env = receiver.env();
-    let mut overrides: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    overrides.push(("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created"));
-    let app = TestApp::start_with(engine, &overrides).await;
+    let app =
+        TestApp::start_with_env(engine, &receiver.env(), &[("AUTHARA_WEBHOOK_ENABLED_EVENTS", "user.created")]).await;
     app.signed_in("hooked@example.com", PW).await;
     while authara::worker::webhooks::run_once(&app.services).await.unwrap() != authara::worker::webhooks::Outcome::Idle
     {
@@ -236,8 +228,7 @@ async fn an_invitation_admits_its_email_past_the_allowlist(engine: Engine) {
     let org = team(&app, &owner, "Listed").await;
     let invited = invite(&app, &org, &owner, "guest@example.com", "member").await;
     assert_eq!(invited.status, 201, "{}", invited.text());
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let stranger = json!({"email": "stranger@example.com", "password": PW});
     assert_eq!(c.json(Method::POST, "/auth/api/v1/signup/direct", &stranger).await.status, 403);
     let body = json!({"email": "guest@example.com", "password": PW, "invitation_code": token_of(&invited)});
@@ -341,8 +332,7 @@ async fn admin_bootstrap_from_the_shell(engine: Engine) {
     assert_ne!(code, 0, "granting to an unknown email fails: {err}");
 
     let app = TestApp::start_on(db, &[], None).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = c
         .json(Method::POST, "/auth/api/v1/login?audience=admin", &json!({"email": "root@example.com", "password": PW}))
         .await;

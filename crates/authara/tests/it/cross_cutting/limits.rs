@@ -179,8 +179,7 @@ async fn rate_limits_answer_429_with_retry_after(engine: Engine) {
         &[("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "3"), ("AUTHARA_RATE_LIMIT_SIGNUP_EMAIL_LIMIT", "1")],
     )
     .await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     for _ in 0..3 {
         let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "x@example.com", "password": PW})).await;
         assert_eq!(res.status, 401);

@@ -207,8 +207,7 @@ async fn every_state_changing_route_refuses_a_missing_or_wrong_csrf_token(engine
     // Nothing happened: same account, same password, still signed in.
     assert_eq!(c.get("/auth/api/v1/user").await.json()["email"], EMAIL);
     assert_eq!(app.store.user_count().await.unwrap(), 1);
-    let fresh = app.client();
-    fresh.fetch_csrf().await;
+    let fresh = app.csrf_client().await;
     let res = fresh.json(Method::POST, "/auth/api/v1/login", &json!({"email": EMAIL, "password": PW})).await;
     assert_eq!(res.status, 200, "the password is unchanged");
 

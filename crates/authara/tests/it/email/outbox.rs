@@ -19,8 +19,7 @@ use crate::harness::PW;
 const NEW_PW: &str = "copper-lantern-meadow";
 
 async fn start_password_reset(app: &TestApp, email: &str) {
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = c
         .json(Method::POST, "/auth/api/v1/password-reset/challenges", &json!({"email": email, "new_password": NEW_PW}))
         .await;

@@ -152,8 +152,7 @@ async fn a_waiting_sign_in_is_this_browsers_for_five_minutes(engine: Engine) {
     let app = TestApp::start_with(engine, &[NO_LIMIT]).await;
     let (_, f) = protected(&app, "bind@example.com").await;
     let (a, id) = waiting(&app, "bind@example.com").await;
-    let thief = app.client();
-    thief.fetch_csrf().await;
+    let thief = app.csrf_client().await;
     let res = second(&thief, &id, &f.next(&app)).await;
     assert_eq!((res.status, res.error_code().as_str()), (401, "mfa_challenge_invalid"), "another browser");
     let mine = a.cookie("authara_mfa").unwrap();

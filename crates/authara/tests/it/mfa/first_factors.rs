@@ -35,8 +35,7 @@ async fn page_second_step(app: &TestApp, c: &TestClient, res: &Res, f: &Factor, 
 async fn a_password_on_the_api_and_the_page(engine: Engine) {
     let app = TestApp::start_with(engine, &[NO_LIMIT]).await;
     let (_, f) = protected(&app, "pw@example.com").await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "pw@example.com", "password": PW})).await;
     let id = challenge_of(&res);
     assert_eq!(second(&c, &id, &f.next(&app)).await.status, 200);

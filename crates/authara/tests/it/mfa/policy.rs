@@ -43,8 +43,7 @@ async fn with_all_every_user_enrols_before_a_session(engine: Engine) {
     let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     pairs.extend([NO_LIMIT, ("AUTHARA_MFA_REQUIRED", "all")]);
     let app = TestApp::start_with(engine, &pairs).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res =
         c.json(Method::POST, "/auth/api/v1/signup/direct", &json!({"email": "new@example.com", "password": PW})).await;
     let id = enrolment_of(&res);
@@ -63,8 +62,7 @@ async fn with_all_every_user_enrols_before_a_session(engine: Engine) {
     // An email-code signup enrols too.
     pairs.push(("AUTHARA_CHALLENGE_ENABLED", "true"));
     let app = TestApp::start_with(engine, &pairs).await;
-    let d = app.client();
-    d.fetch_csrf().await;
+    let d = app.csrf_client().await;
     let res = d
         .json(Method::POST, "/auth/api/v1/signup/challenges", &json!({"email": "code@example.com", "password": PW}))
         .await;

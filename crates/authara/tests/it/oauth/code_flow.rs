@@ -369,9 +369,7 @@ async fn unlinking_from_a_stale_session_takes_the_password(engine: Engine) {
 
 async fn github_signs_in_with_the_verified_primary_email(engine: Engine) {
     let idp = Provider::start().await;
-    let env = idp.github_env();
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = TestApp::start_with(engine, &pairs).await;
+    let app = TestApp::start_with_env(engine, &idp.github_env(), &[]).await;
     assert!(app.client().get("/auth/signup").await.text().contains("Continue with GitHub"));
 
     idp.sign_in_as(Person::new("583231", "Octo@Example.com"));
@@ -388,8 +386,7 @@ async fn github_signs_in_with_the_verified_primary_email(engine: Engine) {
     // The admin console lists the user's sign-in methods.
     let password = authara::domain::NewPassword::parse(PW).unwrap();
     app.services.accounts().create_admin(&crate::app::email("root@example.com"), &password).await.unwrap();
-    let root = app.client();
-    root.fetch_csrf().await;
+    let root = app.csrf_client().await;
     let res = root
         .json(Method::POST, "/auth/api/v1/login", &serde_json::json!({"email": "root@example.com", "password": PW}))
         .await;

@@ -13,8 +13,7 @@ use crate::harness::PW;
 
 /// A client holding a CSRF cookie and Google's nonce; returns the nonce.
 async fn with_nonce(app: &TestApp) -> (TestClient, String) {
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = c.get("/auth/api/v1/oauth/google/options").await;
     assert_eq!(res.status, 200, "{}", res.text());
     let body = res.json();
@@ -143,8 +142,7 @@ async fn the_allowlist_refuses_new_google_users(engine: Engine) {
 
 async fn google_is_404_when_not_configured(engine: Engine) {
     let app = TestApp::start(engine).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     assert_eq!(c.get("/auth/api/v1/oauth/google/options").await.status, 404);
     let res = post(&c, "x", "y").await;
     assert_eq!((res.status, res.error_code().as_str()), (404, "not_found"));

@@ -73,8 +73,7 @@ pub fn invitation_id(res: &Res) -> String {
 
 /// `POST /signup/direct` with an invitation code: the client and the answer.
 pub async fn signup_with_code(app: &TestApp, email: &str, code: &str) -> (TestClient, Res) {
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let body = json!({"email": email, "password": PW, "invitation_code": code});
     let res = c.json(Method::POST, "/auth/api/v1/signup/direct", &body).await;
     (c, res)
@@ -188,8 +187,7 @@ async fn switch_is_refused_outside_multi_and_outside_memberships(engine: Engine)
     assert_eq!(res.status, 403, "no platform role, no admin audience");
     let res = c.post("/auth/api/v1/organizations/not-a-uuid/switch").await;
     assert_eq!((res.status, res.error_code().as_str()), (400, "invalid_request"));
-    let anon = app.client();
-    anon.fetch_csrf().await;
+    let anon = app.csrf_client().await;
     assert_eq!(switch(&anon, &own).await.status, 401);
     *c.send_csrf.lock().unwrap() = false;
     assert_eq!(switch(&c, &own).await.status, 403, "CSRF");
@@ -240,8 +238,7 @@ async fn management_checks_the_session_org_then_membership_then_role(engine: Eng
     assert_eq!(res.status, 201, "{}", res.text());
     assert_eq!(switch(&member, &t).await.status, 200);
 
-    let anon = app.client();
-    anon.fetch_csrf().await;
+    let anon = app.csrf_client().await;
     assert_eq!(anon.get(&format!("/auth/api/v1/organizations/{t}")).await.status, 401);
     // The path organization must be the session's, even for a member.
     let res = owner.get(&format!("/auth/api/v1/organizations/{t}")).await;
@@ -665,8 +662,7 @@ async fn signup_challenge_with_an_invitation_code(engine: Engine) {
     let sink = SmtpSink::start().await;
     let app = start_with_mail(engine, "multi", &sink, &[("AUTHARA_CHALLENGE_ENABLED", "true")]).await;
     // With challenges on, the inviter signs up through a challenge too.
-    let anon = app.client();
-    anon.fetch_csrf().await;
+    let anon = app.csrf_client().await;
     let begin = |c: TestClient, email: &'static str, code: Option<String>| async move {
         let mut body = json!({"email": email, "password": PW});
         if let Some(code) = code {
@@ -686,8 +682,7 @@ async fn signup_challenge_with_an_invitation_code(engine: Engine) {
     let token = token_of(&inv);
     assert_eq!(drain(&app).await, vec![Outcome::Sent], "the invitation");
 
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = begin(c.clone(), "newbie@example.com", Some("not-a-real-code".to_owned())).await;
     assert_eq!((res.status, res.error_code().as_str()), (400, "invalid_request"));
     let res = begin(c.clone(), "host@example.com", Some("not-a-real-code".to_owned())).await;
@@ -814,8 +809,7 @@ async fn members_leave_organizations_they_joined(engine: Engine) {
     assert_eq!(res.status, 201, "{}", res.text());
     let personal = current_org(&m).await;
     // A second session of the member, in the team.
-    let there = app.client();
-    there.fetch_csrf().await;
+    let there = app.csrf_client().await;
     let login = json!({"email": "lv-member@example.com", "password": PW});
     assert_eq!(there.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200);
     assert_eq!(switch(&there, &t).await.status, 200);

@@ -118,8 +118,7 @@ async fn a_visitor_signs_up_on_the_invitation_in_multi_mode(engine: Engine) {
     assert_eq!(orgs["organizations"].as_array().unwrap().len(), 2, "a personal organization and the team");
 
     // The bystander's session was logged out, not just forgotten.
-    let old = app.client();
-    old.fetch_csrf().await;
+    let old = app.csrf_client().await;
     old.set_cookie("authara_refresh", &old_refresh);
     assert_eq!(old.post("/auth/api/v1/sessions/refresh").await.status, 401);
 

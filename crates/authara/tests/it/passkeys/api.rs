@@ -78,15 +78,9 @@ async fn ceremonies(app: &TestApp) -> i64 {
     }
 }
 
-pub async fn anonymous(app: &TestApp) -> TestClient {
-    let c = app.client();
-    c.fetch_csrf().await;
-    c
-}
-
 /// A new browser signs in with `auth`'s passkey alone: the browser and the finish's answer.
 pub async fn sign_in_with(app: &TestApp, auth: &mut SoftAuthenticator) -> (TestClient, crate::app::Res) {
-    let b = anonymous(app).await;
+    let b = app.csrf_client().await;
     let (id, options) = login_options(&b).await;
     let res = login_finish(&b, &id, auth.assert(&options, &Knobs::default())).await;
     (b, res)
@@ -126,7 +120,7 @@ async fn register_then_sign_in_with_nothing_but_the_passkey(engine: Engine) {
     assert_eq!(excluded, vec![b64(&auth.credential_id)], "registered passkeys are excluded");
 
     // A browser with no cookie at all signs in with the passkey alone.
-    let b = anonymous(&app).await;
+    let b = app.csrf_client().await;
     let (challenge_id, options) = login_options(&b).await;
     assert!(options["publicKey"].get("allowCredentials").is_none_or(|a| a.as_array().is_some_and(Vec::is_empty)));
     assert_eq!(options["publicKey"]["userVerification"], "required");
@@ -137,7 +131,7 @@ async fn register_then_sign_in_with_nothing_but_the_passkey(engine: Engine) {
     assert!(res.set_cookie("authara_access").is_some() && res.set_cookie("authara_refresh").is_some());
     assert_eq!(user_id(&b).await, uid);
 
-    let res = login_finish(&anonymous(&app).await, &challenge_id, assertion).await;
+    let res = login_finish(&app.csrf_client().await, &challenge_id, assertion).await;
     assert_eq!((res.status, res.error_code().as_str()), (401, "unauthorized"), "a consumed challenge is refused");
     let used = app.store.passkeys_of(uid).await.unwrap();
     assert!(used[0].last_used_at_ms.is_some(), "last use recorded");
@@ -195,7 +189,7 @@ async fn registrations_that_do_not_verify_are_refused(engine: Engine) {
     assert_eq!(ceremonies(&app).await, 0);
 
     // Signed out: 401; a stale session (no recent sign-in): 403.
-    let anon = anonymous(&app).await;
+    let anon = app.csrf_client().await;
     assert_eq!(anon.post("/auth/api/v1/passkeys/register/options").await.status, 401);
     app.clock.advance(Duration::from_secs(14 * 60));
     assert_eq!(a.post("/auth/api/v1/sessions/refresh").await.status, 200);
@@ -210,7 +204,7 @@ async fn sign_ins_that_do_not_verify_are_refused_and_the_challenge_stays_usable(
     let mut auth = SoftAuthenticator::new();
     register(&a, &mut auth, &Knobs::default()).await;
 
-    let c = anonymous(&app).await;
+    let c = app.csrf_client().await;
     let (id, options) = login_options(&c).await;
     let mut stranger = SoftAuthenticator::new();
     stranger.user_handle = auth.user_handle.clone();
@@ -250,7 +244,7 @@ async fn a_counter_that_goes_backwards_flags_the_passkey(engine: Engine) {
     let uid = user_id(&a).await;
     let mut auth = SoftAuthenticator::new();
     register(&a, &mut auth, &Knobs { counter: Some(5), ..Knobs::default() }).await;
-    let c = anonymous(&app).await;
+    let c = app.csrf_client().await;
     let (id, options) = login_options(&c).await;
     assert_eq!(
         login_finish(&c, &id, auth.assert(&options, &Knobs { counter: Some(6), ..Knobs::default() })).await.status,
@@ -269,7 +263,7 @@ async fn a_counter_that_goes_backwards_flags_the_passkey(engine: Engine) {
 /// sign-in is refused and the passkey flagged; one that reports 0 (synced passkeys do) cannot be
 /// told from its copies, and every copy signs in.
 async fn status_of_sign_in(app: &TestApp, auth: &mut SoftAuthenticator, k: Knobs) -> u16 {
-    let c = anonymous(app).await;
+    let c = app.csrf_client().await;
     let (id, options) = login_options(&c).await;
     login_finish(&c, &id, auth.assert(&options, &k)).await.status
 }
@@ -324,7 +318,7 @@ async fn disabled_users_cannot_sign_in_with_a_passkey(engine: Engine) {
     let mut auth = SoftAuthenticator::new();
     register(&a, &mut auth, &Knobs::default()).await;
     app.db.raw_sql("UPDATE users SET disabled_at_ms = 1 WHERE email = 'off@example.com'").await;
-    let c = anonymous(&app).await;
+    let c = app.csrf_client().await;
     let (id, options) = login_options(&c).await;
     let res = login_finish(&c, &id, auth.assert(&options, &Knobs::default())).await;
     assert_eq!((res.status, res.error_code().as_str()), (403, "forbidden"));
@@ -337,7 +331,7 @@ async fn passkey_sign_in_is_rate_limited_per_ip(engine: Engine) {
         &[("PUBLIC_URL", super::authenticator::ORIGIN), ("AUTHARA_RATE_LIMIT_PASSKEY_LOGIN_IP_LIMIT", "2")],
     )
     .await;
-    let c = anonymous(&app).await;
+    let c = app.csrf_client().await;
     let (id, _) = login_options(&c).await;
     login_options(&c).await;
     let res = c.post("/auth/api/v1/passkeys/authenticate/options").await;
@@ -359,7 +353,7 @@ async fn a_ceremony_finishes_once_on_any_instance(engine: Engine) {
     register(&a, &mut auth, &zero).await;
 
     // Started here, finished by another instance on the same database.
-    let c = anonymous(&app).await;
+    let c = app.csrf_client().await;
     let (id, options) = login_options(&c).await;
     let other = app.second_instance().await;
     let client = authara::domain::ClientInfo::default();
@@ -377,7 +371,7 @@ async fn a_ceremony_finishes_once_on_any_instance(engine: Engine) {
     // One assertion sent twice at once: exactly one session.
     let (id, options) = login_options(&c).await;
     let credential = auth.assert(&options, &zero);
-    let (x, y) = (anonymous(&app).await, anonymous(&app).await);
+    let (x, y) = (app.csrf_client().await, app.csrf_client().await);
     let (r1, r2) = tokio::join!(login_finish(&x, &id, credential.clone()), login_finish(&y, &id, credential));
     let mut statuses = [r1.status, r2.status];
     statuses.sort_unstable();

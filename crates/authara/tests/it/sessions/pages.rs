@@ -70,8 +70,7 @@ async fn the_browser_sdk_refreshes_into_admin_and_logs_out_by_fetch(engine: Engi
     let app = TestApp::start(engine).await;
     let admin = authara::domain::NewPassword::parse(PW).unwrap();
     app.services.accounts().create_admin(&crate::app::email("root@example.com"), &admin).await.unwrap();
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     assert_eq!(
         c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "root@example.com", "password": PW})).await.status,
         200

@@ -165,8 +165,7 @@ async fn rotated_signing_keys_keep_old_tokens_valid(engine: Engine) {
     let c2 = app.client();
     c2.set_cookie("authara_access", &old);
     assert_eq!(c2.get("/auth/api/v1/user").await.status, 200, "a token signed by the previous kid still verifies");
-    let fresh = app.client();
-    fresh.fetch_csrf().await;
+    let fresh = app.csrf_client().await;
     let res =
         fresh.json(Method::POST, "/auth/api/v1/login", &json!({"email": "rotate@example.com", "password": PW})).await;
     let token = res.json()["access_token"].as_str().unwrap().to_owned();

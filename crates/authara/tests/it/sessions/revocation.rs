@@ -61,8 +61,7 @@ async fn logout_revokes_the_access_token_at_once(engine: Engine) {
     assert_eq!(res.status, 401, "a logged-out access token is refused before it expires");
     assert_eq!(res.error_code(), "unauthorized");
     // Logout without any session still answers 204.
-    let anon = app.client();
-    anon.fetch_csrf().await;
+    let anon = app.csrf_client().await;
     assert_eq!(anon.post("/auth/api/v1/sessions/logout").await.status, 204);
 }
 

@@ -52,8 +52,7 @@ async fn password_on_the_api_and_the_page(engine: Engine) {
     app.signed_in("pw@example.com", PW).await;
     let meta = completed(&app, "pw@example.com", "password").await;
     assert_eq!(meta["created"], true, "the direct signup's own sign-in");
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "pw@example.com", "password": PW})).await;
     assert_eq!(res.status, 200);
     let meta = completed(&app, "pw@example.com", "password").await;
@@ -72,8 +71,7 @@ async fn an_email_code(engine: Engine) {
     let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     pairs.push(("AUTHARA_CHALLENGE_ENABLED", "true"));
     let app = TestApp::start_with(engine, &pairs).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = c
         .json(Method::POST, "/auth/api/v1/signup/challenges", &json!({"email": "code@example.com", "password": PW}))
         .await;
@@ -105,8 +103,7 @@ async fn a_passkey(engine: Engine) {
 async fn a_google_id_token(engine: Engine) {
     let idp = Provider::start().await;
     let app = crate::oauth::app_with(engine, &idp, &[]).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let nonce = c.get("/auth/api/v1/oauth/google/options").await.json()["nonce"].as_str().unwrap().to_owned();
     let token = idp.id_token(json!({"nonce": nonce, "sub": "g-gil", "email": "gil@example.com"}));
     let res = c.json(Method::POST, "/auth/api/v1/oauth/google", &json!({"credential": token, "nonce": nonce})).await;

@@ -55,8 +55,7 @@ async fn user_events_arrive_signed_once_each(engine: Engine) {
         c.json(Method::PUT, "/auth/api/v1/users/password", &json!({"password": "copper-lantern-meadow"})).await.status,
         204
     );
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let login = json!({"email": "hooked@example.com", "password": "copper-lantern-meadow"});
     assert_eq!(c.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200);
     assert_eq!(c.form("/auth/user/delete", &[("confirm", "hooked@example.com")]).await.status, 303);
@@ -80,8 +79,7 @@ async fn user_events_arrive_signed_once_each(engine: Engine) {
         receiver.deliveries().iter().map(|d| d.header("x-authara-delivery").to_owned()).collect();
     assert_eq!(ids.len(), 8, "one delivery per event");
     // A refused change (taken email) produces nothing.
-    let other = app.client();
-    other.fetch_csrf().await;
+    let other = app.csrf_client().await;
     app.signed_in("again@example.com", PW).await;
     drain(&app).await;
     let before = receiver.deliveries().len();
@@ -195,8 +193,7 @@ async fn internal_events_are_never_delivered(engine: Engine) {
     let mut extra: Vec<(&str, &str)> = mail.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     extra.push(("AUTHARA_CHALLENGE_ENABLED", "true"));
     let app = TestApp::start_with_env(engine, &receiver.env(), &extra).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = c
         .json(Method::POST, "/auth/api/v1/signup/challenges", &json!({"email": "coded@example.com", "password": PW}))
         .await;
@@ -208,8 +205,7 @@ async fn internal_events_are_never_delivered(engine: Engine) {
         .json(Method::POST, "/auth/api/v1/signup/challenges/verify", &json!({"challenge_id": challenge, "code": code}))
         .await;
     assert!(res.status < 300, "{}", res.text());
-    let d = app.client();
-    d.fetch_csrf().await;
+    let d = app.csrf_client().await;
     let login = json!({"email": "coded@example.com", "password": PW});
     assert_eq!(d.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200);
     drain(&app).await;
@@ -373,8 +369,7 @@ async fn organization_events_arrive_with_the_contracts_data(engine: Engine) {
     let org = team(&app, &oid, "Acme").await;
     let invited = invite(&app, &org, &oid, "joiner@example.com", "member").await;
     assert_eq!(invited.status, 201, "{}", invited.text());
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let body = json!({"email": "joiner@example.com", "password": PW, "invitation_code": token_of(&invited)});
     let res = c.json(Method::POST, "/auth/api/v1/signup/direct", &body).await;
     assert_eq!(res.status, 201, "{}", res.text());
@@ -580,8 +575,7 @@ async fn failures_keep_the_urls_path_and_query_out_of_logs_and_the_console(engin
     assert_eq!(drain(&app).await, [Outcome::Retrying]);
     let password = authara::domain::NewPassword::parse(PW).unwrap();
     app.services.accounts().create_admin(&crate::app::email("root@example.com"), &password).await.unwrap();
-    let admin = app.client();
-    admin.fetch_csrf().await;
+    let admin = app.csrf_client().await;
     let res =
         admin.json(Method::POST, "/auth/api/v1/login", &json!({"email": "root@example.com", "password": PW})).await;
     assert_eq!(res.status, 200);

@@ -41,8 +41,7 @@ async fn account_changes_record_their_events(engine: Engine) {
     assert_eq!(got[1].1["organization_id"], got[0].1["organization_id"]);
 
     // A refused signup (the email is taken) rolls back and records nothing.
-    let other = app.client();
-    other.fetch_csrf().await;
+    let other = app.csrf_client().await;
     let res = other
         .json(Method::POST, "/auth/api/v1/signup/direct", &json!({"email": "ev@example.com", "password": PW}))
         .await;
