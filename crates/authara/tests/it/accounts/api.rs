@@ -68,7 +68,8 @@ async fn signup_login_user_refresh_logout(engine: Engine) {
     assert_eq!(again.post("/auth/api/v1/sessions/refresh").await.status, 401, "the logged-out session cannot refresh");
 }
 
-async fn signup_rejects_bad_input_and_writes_nothing(engine: Engine) {
+/// Each invalid field is a 400 in the envelope, and nothing is written.
+async fn signup_refuses_invalid_fields_and_writes_nothing(engine: Engine) {
     let app = TestApp::start(engine).await;
     let c = app.csrf_client().await;
     let cases = [
@@ -88,37 +89,33 @@ async fn signup_rejects_bad_input_and_writes_nothing(engine: Engine) {
         .json(Method::POST, "/auth/api/v1/signup/direct", &json!({"email": "a@example.com", "password": "password123"}))
         .await;
     assert!(res.json()["error"]["message"].as_str().unwrap().contains("common"));
-    let raw = c
-        .send(
-            Method::POST,
-            "/auth/api/v1/signup/direct",
-            Some(b"{\"email\": ".to_vec()),
-            &[("content-type", "application/json")],
-        )
-        .await;
-    assert_eq!(raw.status, 400);
-    let text = c
-        .send(
-            Method::POST,
-            "/auth/api/v1/signup/direct",
-            Some(b"email=a@example.com".to_vec()),
-            &[("content-type", "application/x-www-form-urlencoded")],
-        )
-        .await;
-    assert_eq!(text.status, 400);
-    let huge = json!({"email": "a@example.com", "password": "p".repeat(200_000)});
-    let res = c.json(Method::POST, "/auth/api/v1/signup/direct", &huge).await;
-    assert_eq!(res.status, 400, "oversized bodies are a 400 in the envelope");
-    let res = c
-        .json(
-            Method::POST,
-            "/auth/api/v1/signup/direct?audience=admin",
-            &json!({"email": "a@example.com", "password": PW}),
-        )
-        .await;
-    assert_eq!(res.status, 400);
     assert_eq!(app.store.user_count().await.unwrap(), 0, "no half-written rows");
+}
 
+/// Truncated JSON, a form body, an oversized body and an audience on signup are 400s, and
+/// nothing is written.
+async fn signup_refuses_malformed_bodies_and_writes_nothing(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let c = app.csrf_client().await;
+    let path = "/auth/api/v1/signup/direct";
+    let raw = c.send(Method::POST, path, Some(b"{\"email\": ".to_vec()), &[("content-type", "application/json")]).await;
+    assert_eq!(raw.status, 400, "truncated JSON");
+    let form = b"email=a@example.com".to_vec();
+    let text = c.send(Method::POST, path, Some(form), &[("content-type", "application/x-www-form-urlencoded")]).await;
+    assert_eq!(text.status, 400, "a form body");
+    let huge = json!({"email": "a@example.com", "password": "p".repeat(200_000)});
+    let res = c.json(Method::POST, path, &huge).await;
+    assert_eq!(res.status, 400, "oversized bodies are a 400 in the envelope");
+    let body = json!({"email": "a@example.com", "password": PW});
+    let res = c.json(Method::POST, "/auth/api/v1/signup/direct?audience=admin", &body).await;
+    assert_eq!(res.status, 400, "an audience on signup");
+    assert_eq!(app.store.user_count().await.unwrap(), 0, "no half-written rows");
+}
+
+/// An address is taken whatever the case it is typed in.
+async fn a_taken_email_is_refused_in_any_case(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let c = app.csrf_client().await;
     let res =
         c.json(Method::POST, "/auth/api/v1/signup/direct", &json!({"email": "a@example.com", "password": PW})).await;
     assert_eq!(res.status, 201);
@@ -207,6 +204,8 @@ async fn forwarded_ips_are_believed_only_behind_a_trusted_proxy(engine: Engine) 
 on_both_engines!(
     forwarded_ips_are_believed_only_behind_a_trusted_proxy,
     signup_login_user_refresh_logout,
-    signup_rejects_bad_input_and_writes_nothing,
+    signup_refuses_invalid_fields_and_writes_nothing,
+    signup_refuses_malformed_bodies_and_writes_nothing,
+    a_taken_email_is_refused_in_any_case,
     login_failures_answer_the_contract,
 );

@@ -60,15 +60,19 @@ async fn the_console_needs_the_admin_role_in_the_admin_audience(engine: Engine) 
     assert_eq!(claims["aud"], json!(["admin"]), "the console refreshed into the admin audience");
 }
 
-async fn admin_actions_take_effect_respect_their_guards_and_are_audited(engine: Engine) {
+/// The admin's own actions in the audit log, newest first.
+async fn admin_audit(app: &TestApp) -> Vec<String> {
+    let actions = audit_actions(app).await;
+    actions.into_iter().filter(|(_, actor, _)| actor == "admin").map(|(a, _, _)| a).collect()
+}
+
+/// Search: exact email, prefix; the user's page.
+async fn the_console_finds_users_by_email_or_prefix(engine: Engine) {
     let app = TestApp::start(engine).await;
     let root = admin(&app, "root@example.com").await;
-    let target = app.signed_in("target@example.com", PW).await;
+    app.signed_in("target@example.com", PW).await;
     let tid = user_id(&app, "target@example.com").await;
-    let rid = user_id(&app, "root@example.com").await;
     root.get("/auth/admin").await;
-
-    // Search: exact email, prefix.
     let res = root.get("/auth/admin/users?q=target%40example.com").await;
     assert!(res.text().contains(&format!("/auth/admin/users/{tid}")));
     assert!(root.get("/auth/admin/users?q=targ").await.text().contains("target@example.com"));
@@ -76,8 +80,15 @@ async fn admin_actions_take_effect_respect_their_guards_and_are_audited(engine: 
     let detail = root.get(&format!("/auth/admin/users/{tid}")).await;
     assert_eq!(detail.status, 200);
     assert!(detail.text().contains("active"));
+}
 
-    // Disable: the target's access token dies at once; enable again.
+/// Disable: the target's access token dies at once and they cannot sign in; enable again.
+async fn disabling_ends_access_at_once_and_enabling_restores_it(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let root = admin(&app, "root@example.com").await;
+    let target = app.signed_in("target@example.com", PW).await;
+    let tid = user_id(&app, "target@example.com").await;
+    root.get("/auth/admin").await;
     let res = root.form(&format!("/auth/admin/users/{tid}/disable"), &[]).await;
     assert_eq!((res.status, res.location()), (303, Some(format!("/auth/admin/users/{tid}?notice=disabled"))));
     assert_eq!(target.get("/auth/api/v1/user").await.status, 401, "disabled: out at once");
@@ -87,41 +98,8 @@ async fn admin_actions_take_effect_respect_their_guards_and_are_audited(engine: 
     assert_eq!(root.form(&format!("/auth/admin/users/{tid}/enable"), &[]).await.status, 303);
     assert_eq!(again.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200);
 
-    // One session, then all sessions.
-    let sid = app.store.active_sessions(tid, app.clock_now()).await.unwrap()[0].id;
-    let res = root.form(&format!("/auth/admin/users/{tid}/sessions/{sid}/revoke"), &[]).await;
-    assert_eq!(res.status, 303);
-    assert_eq!(again.get("/auth/api/v1/user").await.status, 401, "the revoked session is out");
-    let other = app.csrf_client().await;
-    assert_eq!(other.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200);
-    assert_eq!(root.form(&format!("/auth/admin/users/{tid}/sessions/revoke-all"), &[]).await.status, 303);
-    assert_eq!(other.get("/auth/api/v1/user").await.status, 401);
-
-    // Guards: not on oneself; never the last active admin.
-    let res = root.form(&format!("/auth/admin/users/{rid}/disable"), &[]).await;
-    assert_eq!(res.status, 400);
-    assert!(res.text().contains("own account"), "{}", res.text());
-    assert_eq!(root.form(&format!("/auth/admin/users/{tid}/roles/admin/grant"), &[]).await.status, 303);
-    assert_eq!(root.form(&format!("/auth/admin/users/{tid}/roles/admin/revoke"), &[]).await.status, 303);
-    let cli = app.services.admin();
-    let last = cli.set_disabled(&cli.cli(), rid, true, None).await;
-    assert!(matches!(last, Err(authara::services::admin::AdminError::LastAdmin)), "{last:?}");
-
+    assert_eq!(admin_audit(&app).await, ["user.enabled", "user.disabled"], "newest first");
     let actions = audit_actions(&app).await;
-    let admin_actions: Vec<&str> =
-        actions.iter().filter(|(_, actor, _)| actor == "admin").map(|(a, _, _)| a.as_str()).collect();
-    assert_eq!(
-        admin_actions,
-        [
-            "user.admin_revoked",
-            "user.admin_granted",
-            "user.sessions_revoked",
-            "user.session_revoked",
-            "user.enabled",
-            "user.disabled"
-        ],
-        "newest first"
-    );
     assert!(
         actions
             .iter()
@@ -130,6 +108,45 @@ async fn admin_actions_take_effect_respect_their_guards_and_are_audited(engine: 
     let page = root.get("/auth/admin/audit?action=user.disabled").await;
     assert_eq!(page.status, 200);
     assert!(page.text().contains("<td>user.disabled</td>") && !page.text().contains("<td>user.enabled</td>"));
+}
+
+/// One session, then all sessions: each revoked session is out at once.
+async fn revoking_one_or_all_sessions_signs_them_out(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let root = admin(&app, "root@example.com").await;
+    let one = app.signed_in("target@example.com", PW).await;
+    let tid = user_id(&app, "target@example.com").await;
+    root.get("/auth/admin").await;
+    let sid = app.store.active_sessions(tid, app.clock_now()).await.unwrap()[0].id;
+    let res = root.form(&format!("/auth/admin/users/{tid}/sessions/{sid}/revoke"), &[]).await;
+    assert_eq!(res.status, 303);
+    assert_eq!(one.get("/auth/api/v1/user").await.status, 401, "the revoked session is out");
+    let login = json!({"email": "target@example.com", "password": PW});
+    let other = app.csrf_client().await;
+    assert_eq!(other.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200);
+    assert_eq!(root.form(&format!("/auth/admin/users/{tid}/sessions/revoke-all"), &[]).await.status, 303);
+    assert_eq!(other.get("/auth/api/v1/user").await.status, 401);
+    assert_eq!(admin_audit(&app).await, ["user.sessions_revoked", "user.session_revoked"], "newest first");
+}
+
+/// Guards: not on oneself; never the last active admin. Granting and revoking the role are
+/// audited.
+async fn the_console_guards_oneself_and_the_last_admin(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let root = admin(&app, "root@example.com").await;
+    app.signed_in("target@example.com", PW).await;
+    let tid = user_id(&app, "target@example.com").await;
+    let rid = user_id(&app, "root@example.com").await;
+    root.get("/auth/admin").await;
+    let res = root.form(&format!("/auth/admin/users/{rid}/disable"), &[]).await;
+    assert_eq!(res.status, 400);
+    assert!(res.text().contains("own account"), "{}", res.text());
+    assert_eq!(root.form(&format!("/auth/admin/users/{tid}/roles/admin/grant"), &[]).await.status, 303);
+    assert_eq!(root.form(&format!("/auth/admin/users/{tid}/roles/admin/revoke"), &[]).await.status, 303);
+    let cli = app.services.admin();
+    let last = cli.set_disabled(&cli.cli(), rid, true, None).await;
+    assert!(matches!(last, Err(authara::services::admin::AdminError::LastAdmin)), "{last:?}");
+    assert_eq!(admin_audit(&app).await, ["user.admin_revoked", "user.admin_granted"], "newest first");
 }
 
 async fn the_allowlist_admits_only_listed_emails(engine: Engine) {
@@ -367,7 +384,10 @@ on_both_engines!(
     users_see_their_security_activity_and_the_log_is_pruned,
     the_console_lists_and_redelivers_webhooks,
     the_console_needs_the_admin_role_in_the_admin_audience,
-    admin_actions_take_effect_respect_their_guards_and_are_audited,
+    the_console_finds_users_by_email_or_prefix,
+    disabling_ends_access_at_once_and_enabling_restores_it,
+    revoking_one_or_all_sessions_signs_them_out,
+    the_console_guards_oneself_and_the_last_admin,
     the_allowlist_admits_only_listed_emails,
     admin_bootstrap_from_the_shell,
     ; threaded: two_administrators_demoting_each_other_at_once_leave_one,

@@ -137,7 +137,7 @@ async fn register_then_sign_in_with_nothing_but_the_passkey(engine: Engine) {
     assert!(used[0].last_used_at_ms.is_some(), "last use recorded");
 }
 
-async fn registrations_that_do_not_verify_are_refused(engine: Engine) {
+async fn registrations_that_do_not_verify_are_refused_and_the_ceremony_stays_usable(engine: Engine) {
     let app = start(engine).await;
     let a = app.signed_in("a@example.com", PW).await;
     let b = app.signed_in("b@example.com", PW).await;
@@ -159,27 +159,49 @@ async fn registrations_that_do_not_verify_are_refused(engine: Engine) {
     // None of the failures consumed the ceremony.
     let res = register_finish(&a, &id, auth.register(&options, &Knobs::default())).await;
     assert_eq!(res.status, 204, "{}", res.text());
+}
 
-    // The same credential again, for another user: 409.
+/// The same credential again, for another user: 409.
+async fn the_same_credential_for_another_user_is_a_conflict(engine: Engine) {
+    let app = start(engine).await;
+    let a = app.signed_in("a@example.com", PW).await;
+    let b = app.signed_in("b@example.com", PW).await;
+    let mut auth = SoftAuthenticator::new();
+    let (id, options) = register_options(&a).await;
+    assert_eq!(register_finish(&a, &id, auth.register(&options, &Knobs::default())).await.status, 204);
     let (id, options) = register_options(&b).await;
     let res = register_finish(&b, &id, auth.register(&options, &Knobs::default())).await;
     assert_eq!((res.status, res.error_code().as_str()), (409, "passkey_already_exists"));
+}
 
-    // A new registration replaces the user's open one: a signed-in client cannot pile up rows.
+/// A new registration replaces the user's open one: a signed-in client cannot pile up rows.
+async fn a_new_registration_replaces_the_open_one(engine: Engine) {
+    let app = start(engine).await;
+    let b = app.signed_in("b@example.com", PW).await;
+    let (replaced, replaced_options) = register_options(&b).await;
     let open_before = ceremonies(&app).await;
-    let (replaced, replaced_options) = (id, options);
     let (id, options) = register_options(&b).await;
     assert_eq!(ceremonies(&app).await, open_before, "the open registration was replaced");
     let res =
         register_finish(&b, &replaced, SoftAuthenticator::new().register(&replaced_options, &Knobs::default())).await;
     assert_eq!(res.status, 422, "a replaced registration cannot be finished");
+    let res = register_finish(&b, &id, SoftAuthenticator::new().register(&options, &Knobs::default())).await;
+    assert_eq!(res.status, 204, "the new one can: {}", res.text());
+}
 
-    // An expired ceremony.
+/// An expired ceremony is refused; the cleanup worker removes ceremonies an hour after they
+/// expire: the ones pushed back to 1970 go, the ones of the last minutes stay until then.
+async fn expired_ceremonies_are_refused_and_cleaned_up_an_hour_later(engine: Engine) {
+    let app = start(engine).await;
+    let a = app.signed_in("a@example.com", PW).await;
+    let b = app.signed_in("b@example.com", PW).await;
+    let (done, done_options) = register_options(&a).await;
+    let res = register_finish(&a, &done, SoftAuthenticator::new().register(&done_options, &Knobs::default())).await;
+    assert_eq!(res.status, 204, "{}", res.text());
+    let (id, options) = register_options(&b).await;
     app.db.raw_sql("UPDATE webauthn_challenges SET expires_at_ms = 0 WHERE consumed_at_ms IS NULL").await;
     let res = register_finish(&b, &id, SoftAuthenticator::new().register(&options, &Knobs::default())).await;
     assert_eq!(res.status, 422, "expired");
-    // The cleanup worker removes ceremonies an hour after they expire: the ones pushed back to
-    // 1970 go, the ones of the last minutes stay until then.
     let before = ceremonies(&app).await;
     authara::worker::cleanup::run_once(&app.services).await.unwrap();
     let after = ceremonies(&app).await;
@@ -187,8 +209,12 @@ async fn registrations_that_do_not_verify_are_refused(engine: Engine) {
     app.clock.advance(Duration::from_secs(3600 + 301));
     authara::worker::cleanup::run_once(&app.services).await.unwrap();
     assert_eq!(ceremonies(&app).await, 0);
+}
 
-    // Signed out: 401; a stale session (no recent sign-in): 403.
+/// Signed out: 401; a stale session (no recent sign-in): 403.
+async fn adding_a_passkey_needs_a_session_with_a_recent_sign_in(engine: Engine) {
+    let app = start(engine).await;
+    let a = app.signed_in("a@example.com", PW).await;
     let anon = app.csrf_client().await;
     assert_eq!(anon.post("/auth/api/v1/passkeys/register/options").await.status, 401);
     app.clock.advance(Duration::from_secs(14 * 60));
@@ -382,7 +408,11 @@ async fn a_ceremony_finishes_once_on_any_instance(engine: Engine) {
 
 on_both_engines!(
     register_then_sign_in_with_nothing_but_the_passkey,
-    registrations_that_do_not_verify_are_refused,
+    registrations_that_do_not_verify_are_refused_and_the_ceremony_stays_usable,
+    the_same_credential_for_another_user_is_a_conflict,
+    a_new_registration_replaces_the_open_one,
+    expired_ceremonies_are_refused_and_cleaned_up_an_hour_later,
+    adding_a_passkey_needs_a_session_with_a_recent_sign_in,
     sign_ins_that_do_not_verify_are_refused_and_the_challenge_stays_usable,
     a_counter_that_goes_backwards_flags_the_passkey,
     clone_detection_needs_a_counter,

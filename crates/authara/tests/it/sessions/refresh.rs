@@ -100,31 +100,37 @@ async fn refresh_without_rotation_keeps_the_token(engine: Engine) {
     assert_eq!(body_refresh(&app.client(), &t).await.status, 401);
 }
 
-async fn access_tokens_expire_and_forgeries_fail(engine: Engine) {
+/// `GET /user` with nothing but `token` as the access cookie: the status.
+async fn status_with(app: &TestApp, token: &str) -> u16 {
+    let c = app.client();
+    c.set_cookie("authara_access", token);
+    c.get("/auth/api/v1/user").await.status
+}
+
+async fn forged_access_tokens_are_refused(engine: Engine) {
     let app = TestApp::start(engine).await;
     let c = app.signed_in("jwt@example.com", PW).await;
     let token = c.cookie("authara_access").unwrap();
-    let probe = |t: String| {
-        let c = app.client();
-        async move {
-            c.set_cookie("authara_access", &t);
-            c.get("/auth/api/v1/user").await.status
-        }
-    };
-    assert_eq!(probe(token.clone()).await, 200);
+    assert_eq!(status_with(&app, &token).await, 200);
 
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let parts: Vec<&str> = token.split('.').collect();
     let mut claims: serde_json::Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
     claims["sub"] = json!(uuid::Uuid::new_v4());
-    assert_eq!(probe(format!("{}.{}.{}", parts[0], b64.encode(claims.to_string()), parts[2])).await, 401, "tampered");
+    let tampered = format!("{}.{}.{}", parts[0], b64.encode(claims.to_string()), parts[2]);
+    assert_eq!(status_with(&app, &tampered).await, 401, "tampered");
     let none = b64.encode(r#"{"alg":"none","kid":"k1","typ":"JWT"}"#);
-    assert_eq!(probe(format!("{none}.{}.", parts[1])).await, 401, "alg none");
+    assert_eq!(status_with(&app, &format!("{none}.{}.", parts[1])).await, 401, "alg none");
     let ghost = b64.encode(r#"{"alg":"HS256","kid":"ghost","typ":"JWT"}"#);
-    assert_eq!(probe(format!("{ghost}.{}.{}", parts[1], parts[2])).await, 401, "unknown kid");
-    assert_eq!(probe("garbage".into()).await, 401);
+    assert_eq!(status_with(&app, &format!("{ghost}.{}.{}", parts[1], parts[2])).await, 401, "unknown kid");
+    assert_eq!(status_with(&app, "garbage").await, 401);
+}
 
-    // Same key, other issuer; same key, admin audience.
+/// Tokens signed with our key but for another issuer, or for the admin audience, do not open
+/// an app route.
+async fn tokens_of_another_issuer_or_audience_are_refused(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    app.signed_in("jwt@example.com", PW).await;
     let keys = authara::services::keys::load(app.services.config()).unwrap();
     let other = authara::services::token::TokenService::new(
         &keys,
@@ -146,12 +152,19 @@ async fn access_tokens_expire_and_forgeries_fail(engine: Engine) {
         auth_time_ms: now,
     };
     let foreign = other.mint(&grant(authara::domain::Audience::App), now).unwrap();
-    assert_eq!(probe(foreign).await, 401, "wrong issuer");
+    assert_eq!(status_with(&app, &foreign).await, 401, "wrong issuer");
     let admin_aud = app.services.tokens().mint(&grant(authara::domain::Audience::Admin), now).unwrap();
-    assert_eq!(probe(admin_aud).await, 401, "admin audience on an app route");
+    assert_eq!(status_with(&app, &admin_aud).await, 401, "admin audience on an app route");
+}
 
-    app.clock.advance(Duration::from_secs(601));
-    assert_eq!(probe(token).await, 401, "expired");
+async fn access_tokens_expire(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let c = app.signed_in("jwt@example.com", PW).await;
+    let token = c.cookie("authara_access").unwrap();
+    app.clock.advance(Duration::from_secs(590));
+    assert_eq!(status_with(&app, &token).await, 200, "valid within its ten minutes");
+    app.clock.advance(Duration::from_secs(11));
+    assert_eq!(status_with(&app, &token).await, 401, "expired");
 }
 
 async fn rotated_signing_keys_keep_old_tokens_valid(engine: Engine) {
@@ -226,7 +239,9 @@ on_both_engines!(
     a_refused_refresh_changes_nothing,
     reused_refresh_token_revokes_the_session,
     refresh_without_rotation_keeps_the_token,
-    access_tokens_expire_and_forgeries_fail,
+    forged_access_tokens_are_refused,
+    tokens_of_another_issuer_or_audience_are_refused,
+    access_tokens_expire,
     rotated_signing_keys_keep_old_tokens_valid,
     cleanup_keeps_consumed_tokens_until_they_expire,
     ; threaded: concurrent_refreshes_inside_the_grace_window_all_succeed,
