@@ -331,9 +331,8 @@ async fn members_and_one_member(engine: Engine) {
 /// (created, renamed); usernames cannot hold them either; and the invitation email quotes the
 /// name, so its words cannot pass for ours, without the invisible characters of a name stored
 /// before they were refused.
-async fn names_with_hidden_characters_are_refused_and_mail_quotes_them(engine: Engine) {
-    let sink = SmtpSink::start().await;
-    let app = start_with_mail(engine, "multi", &sink, &[]).await;
+async fn names_with_hidden_characters_are_refused(engine: Engine) {
+    let app = start(engine, "multi", &[]).await;
     let a = app.signed_in("namer@example.com", PW).await;
     let a_id = user_id(&app, "namer@example.com").await;
     let create = |name: &'static str| {
@@ -363,8 +362,18 @@ async fn names_with_hidden_characters_are_refused_and_mail_quotes_them(engine: E
     assert_eq!((res.status, res.error_code().as_str()), (400, "invalid_request"), "{}", res.text());
     let res = a.form("/auth/user/username", &[("username", "eve\u{202E}lin")]).await;
     assert!(a.back_on_account(&res).await.contains("Usernames are 3 to 30 letters"), "usernames are ASCII only");
+}
 
-    // Words in the name stay the organization's: quoted, with its own quotes unable to close ours.
+/// Words in the name stay the organization's in the invitation mail: quoted, with its own quotes
+/// unable to close ours; a name stored before the rule loses its override.
+async fn invitation_mail_quotes_the_organizations_name(engine: Engine) {
+    let sink = SmtpSink::start().await;
+    let app = start_with_mail(engine, "multi", &sink, &[]).await;
+    let a = app.signed_in("namer@example.com", PW).await;
+    let a_id = user_id(&app, "namer@example.com").await;
+    let t = team(&app, &a_id, "Quiet").await;
+    assert_eq!(switch(&a, &t).await.status, 200);
+    let path = format!("/auth/api/v1/organizations/{t}");
     let res = a
         .json(
             Method::PATCH,
@@ -852,7 +861,8 @@ async fn members_leave_organizations_they_joined(engine: Engine) {
 }
 
 on_both_engines!(
-    names_with_hidden_characters_are_refused_and_mail_quotes_them,
+    names_with_hidden_characters_are_refused,
+    invitation_mail_quotes_the_organizations_name,
     memberships_and_current_members_per_mode,
     switch_moves_the_session_and_replaces_its_refresh_tokens,
     switch_is_refused_outside_multi_and_outside_memberships,
