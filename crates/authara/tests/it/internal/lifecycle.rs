@@ -361,10 +361,6 @@ async fn deleting_a_user_follows_the_ownership_rule(engine: Engine) {
     assert_eq!(u_c.form("/auth/invitations/accept", &[("token", &token)]).await.status, 303);
     let (m, m_c) = member(&app, &shared, &u, "shared-member@example.com", "member").await;
 
-    expect(&sdk::delete_user(&app, &uuid::Uuid::new_v4().to_string()).await, 404, "user_not_found");
-    expect(&sdk::delete_user(&app, "not-a-uuid").await, 400, "invalid_request");
-    let res = app.client().send(Method::DELETE, &format!("/auth/internal/v1/users/{u}"), None, &[]).await;
-    expect(&res, 401, "unauthorized");
     let seen = delivered(&app, &receiver, 0).await.len();
     let res = sdk::delete_user(&app, &u).await;
     expect(&res, 409, "last_owner");
@@ -418,8 +414,23 @@ async fn deleting_a_user_follows_the_ownership_rule(engine: Engine) {
     let shared_row =
         list["memberships"].as_array().unwrap().iter().find(|r| r["organization"]["id"] == json!(shared)).cloned();
     assert_eq!(shared_row.unwrap()["membership"]["role"], "owner", "the team stayed with its new owner");
+}
 
-    // The last active administrator is refused too.
+/// An unknown user is a 404, a malformed id a 400, a missing bearer token a 401.
+async fn deleting_a_user_refuses_unknown_and_malformed_ids_and_no_token(engine: Engine) {
+    let app = start(engine, "multi", &[]).await;
+    app.signed_in("erase@example.com", PW).await;
+    let u = user_id(&app, "erase@example.com").await;
+    expect(&sdk::delete_user(&app, &uuid::Uuid::new_v4().to_string()).await, 404, "user_not_found");
+    expect(&sdk::delete_user(&app, "not-a-uuid").await, 400, "invalid_request");
+    let res = app.client().send(Method::DELETE, &format!("/auth/internal/v1/users/{u}"), None, &[]).await;
+    expect(&res, 401, "unauthorized");
+    assert_eq!(app.store.user_count().await.unwrap(), 1);
+}
+
+/// The last active administrator cannot be deleted through the internal API.
+async fn deleting_the_last_admin_is_refused(engine: Engine) {
+    let app = start(engine, "multi", &[]).await;
     let password = authara::domain::NewPassword::parse(PW).unwrap();
     app.services.accounts().create_admin(&crate::app::email("root@example.com"), &password).await.unwrap();
     let root = user_id(&app, "root@example.com").await;
@@ -516,6 +527,8 @@ on_both_engines!(
     ownership_moves_and_old_tokens_keep_their_role_until_refreshed,
     deleting_an_organization_ends_the_sessions_in_it,
     deleting_a_user_follows_the_ownership_rule,
+    deleting_a_user_refuses_unknown_and_malformed_ids_and_no_token,
+    deleting_the_last_admin_is_refused,
     memberships_of_any_user,
     the_account_page_refuses_to_leave_a_team_without_owner,
     concurrent_removals_of_the_last_two_owners_leave_one,

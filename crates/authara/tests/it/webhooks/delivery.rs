@@ -16,11 +16,11 @@ use crate::receiver::{Answer, Receiver, SECRET};
 use crate::app::drain_webhooks as drain;
 use crate::harness::PW;
 
-/// Every user event arrives once, signed, with the contract's envelope and headers.
-async fn user_events_arrive_signed_once_each(engine: Engine) {
+/// A signup's events arrive signed, with the contract's envelope, headers and data.
+async fn signup_events_arrive_signed_with_the_contracts_envelope(engine: Engine) {
     let receiver = Receiver::start().await;
     let app = TestApp::start_with_env(engine, &receiver.env(), &[]).await;
-    let c = app.signed_in("hooked@example.com", PW).await;
+    app.signed_in("hooked@example.com", PW).await;
     let user = app.store.user_by_email(&crate::app::email("hooked@example.com")).await.unwrap().unwrap();
     let uid = json!(user.id);
     assert_eq!(drain(&app).await.len(), 3);
@@ -48,8 +48,15 @@ async fn user_events_arrive_signed_once_each(engine: Engine) {
         json!({"organization_id": org["organization_id"], "user_id": uid, "role": "owner",
         "is_initial_membership": true, "invitation_id": null, "metadata": {}})
     );
+}
 
-    // user.updated: username (page), password (API); user.deleted.
+/// Every user event of the contract arrives once, signed: user.updated for a username (page)
+/// and a password (API), user.deleted with the account's organization.
+async fn every_user_event_arrives_once_and_signed(engine: Engine) {
+    let receiver = Receiver::start().await;
+    let app = TestApp::start_with_env(engine, &receiver.env(), &[]).await;
+    let c = app.signed_in("hooked@example.com", PW).await;
+    assert_eq!(drain(&app).await.len(), 3);
     assert_eq!(c.form("/auth/user/username", &[("username", "hooked-name")]).await.status, 303);
     assert_eq!(
         c.json(Method::PUT, "/auth/api/v1/users/password", &json!({"password": "copper-lantern-meadow"})).await.status,
@@ -78,7 +85,12 @@ async fn user_events_arrive_signed_once_each(engine: Engine) {
     let ids: std::collections::HashSet<String> =
         receiver.deliveries().iter().map(|d| d.header("x-authara-delivery").to_owned()).collect();
     assert_eq!(ids.len(), 8, "one delivery per event");
-    // A refused change (taken email) produces nothing.
+}
+
+/// A refused change (a taken email) is rolled back and sends nothing.
+async fn a_refused_change_sends_nothing(engine: Engine) {
+    let receiver = Receiver::start().await;
+    let app = TestApp::start_with_env(engine, &receiver.env(), &[]).await;
     let other = app.csrf_client().await;
     app.signed_in("again@example.com", PW).await;
     drain(&app).await;
@@ -591,7 +603,9 @@ on_both_engines!(
     redirects_never_leave_the_configured_origin,
     failures_keep_the_urls_path_and_query_out_of_logs_and_the_console,
     organization_events_arrive_with_the_contracts_data,
-    user_events_arrive_signed_once_each,
+    signup_events_arrive_signed_with_the_contracts_envelope,
+    every_user_event_arrives_once_and_signed,
+    a_refused_change_sends_nothing,
     only_enabled_events_are_delivered,
     failures_are_retried_then_visible_and_redeliverable,
     a_429_and_a_timeout_are_retried_and_a_users_events_stay_in_order,
