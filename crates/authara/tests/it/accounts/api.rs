@@ -8,7 +8,7 @@ use crate::harness::{Engine, on_both_engines};
 
 use crate::harness::PW;
 
-async fn signup_login_user_refresh_logout(engine: Engine) {
+async fn scenario_signup_login_refresh_and_logout(engine: Engine) {
     let app = TestApp::start(engine).await;
     let c = app.csrf_client().await;
     let csrf_cookie = c.get("/auth/api/v1/csrf").await;
@@ -203,7 +203,7 @@ async fn forwarded_ips_are_believed_only_behind_a_trusted_proxy(engine: Engine) 
 
 on_both_engines!(
     forwarded_ips_are_believed_only_behind_a_trusted_proxy,
-    signup_login_user_refresh_logout,
+    scenario_signup_login_refresh_and_logout,
     signup_refuses_invalid_fields_and_writes_nothing,
     signup_refuses_malformed_bodies_and_writes_nothing,
     a_taken_email_is_refused_in_any_case,

@@ -131,7 +131,7 @@ async fn verified_signup_end_to_end(engine: Engine) {
     assert_eq!(sink.to("v@example.com").len(), 1);
 }
 
-async fn password_reset_end_to_end(engine: Engine) {
+async fn scenario_a_password_reset_from_request_to_new_login(engine: Engine) {
     let sink = SmtpSink::start().await;
     // Challenges are off: password reset mail is delivered anyway.
     let app = TestApp::start_with_env(engine, &sink.env(), &[]).await;
@@ -306,7 +306,7 @@ on_both_engines!(
     hosted_signup_with_a_code,
     hosted_password_reset,
     verified_signup_end_to_end,
-    password_reset_end_to_end,
+    scenario_a_password_reset_from_request_to_new_login,
     wrong_codes_exhaust_the_challenge,
     resend_respects_the_interval_and_replaces_the_code,
     codes_expire,

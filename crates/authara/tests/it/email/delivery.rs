@@ -74,8 +74,7 @@ async fn required_tls_never_falls_back_to_plain_text(engine: Engine) {
 
     let (db, clock) = app.stop().await;
     let env = sink.env();
-    let plain: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let app = TestApp::start_on(db, &plain, Some(clock)).await;
+    let app = TestApp::start_on(db, &crate::app::settings(&env, &[]), Some(clock)).await;
     app.clock.advance(Duration::from_secs(10));
     assert_eq!(drain(&app).await, vec![Outcome::Sent], "the same job at its retry, plain text allowed");
     assert_eq!(sink.to("tls@example.com").len(), 1);

@@ -154,7 +154,7 @@ async fn create_organization(engine: Engine) {
     assert_eq!((res.status, res.error_code().as_str()), (403, "forbidden"), "multi mode only");
 }
 
-async fn create_invitation_checks_in_order(engine: Engine) {
+async fn scenario_create_invitation_checks_in_order(engine: Engine) {
     let app = start(engine, "multi", &[]).await;
     app.signed_in("actor@example.com", PW).await;
     let actor = user_id(&app, "actor@example.com").await;
@@ -240,7 +240,7 @@ async fn an_expired_invitation_is_replaced_without_a_revocation_event(engine: En
     assert_eq!(res.status, 201, "{}", res.text());
 }
 
-async fn resend_replaces_and_mails_only_the_fresh_invitation(engine: Engine) {
+async fn scenario_resend_replaces_and_mails_only_the_fresh_invitation(engine: Engine) {
     let sink = SmtpSink::start().await;
     let app = start_with_mail(engine, "multi", &sink, &[("AUTHARA_ORGANIZATION_INVITATION_TTL", "5m")]).await;
     let a = app.signed_in("resender@example.com", PW).await;
@@ -318,7 +318,7 @@ on_both_engines!(
     wrong_bearer_tokens_are_limited_per_ip,
     only_the_exact_bearer_token_is_accepted,
     create_organization,
-    create_invitation_checks_in_order,
+    scenario_create_invitation_checks_in_order,
     an_expired_invitation_is_replaced_without_a_revocation_event,
-    resend_replaces_and_mails_only_the_fresh_invitation,
+    scenario_resend_replaces_and_mails_only_the_fresh_invitation,
 );

@@ -124,7 +124,7 @@ fn uid(s: &str) -> UserId {
 /// organization end at once (their others go on), `organization.membership.deleted` goes out,
 /// audited as the internal API acting for the actor. Every refusal has its status and records
 /// nothing.
-async fn removing_a_member_ends_their_sessions_there(engine: Engine) {
+async fn scenario_removing_a_member_ends_their_sessions_there(engine: Engine) {
     let receiver = Receiver::start().await;
     let app = hooked(engine, &receiver).await;
     let owner_c = app.signed_in("rm-owner@example.com", PW).await;
@@ -192,7 +192,7 @@ async fn removing_a_member_ends_their_sessions_there(engine: Engine) {
 /// The owner hands the organization to a member and becomes an admin; both memberships emit
 /// `organization.membership.updated`. Access tokens issued before carry the old role until
 /// they are refreshed (or expire); the server's own checks use the new roles at once.
-async fn ownership_moves_and_old_tokens_keep_their_role_until_refreshed(engine: Engine) {
+async fn scenario_ownership_moves_and_old_tokens_keep_their_role_until_refreshed(engine: Engine) {
     let receiver = Receiver::start().await;
     let app = hooked(engine, &receiver).await;
     let old_c = app.signed_in("tr-owner@example.com", PW).await;
@@ -257,7 +257,7 @@ async fn ownership_moves_and_old_tokens_keep_their_role_until_refreshed(engine: 
 /// The owner deletes a team organization: every session in it ends at once (its members sign
 /// in again into their default organization), one `organization.membership.deleted` per member
 /// and `organization.deleted` go out. Personal organizations are not deleted this way.
-async fn deleting_an_organization_ends_the_sessions_in_it(engine: Engine) {
+async fn scenario_deleting_an_organization_ends_the_sessions_in_it(engine: Engine) {
     let receiver = Receiver::start().await;
     let app = hooked(engine, &receiver).await;
     let owner_c = app.signed_in("del-owner@example.com", PW).await;
@@ -343,7 +343,7 @@ async fn deleting_an_organization_ends_the_sessions_in_it(engine: Engine) {
 /// (audited as the internal API's). The only owner of a team with other members is refused
 /// until the team is handed over; teams without other members and the personal organization
 /// go with the user, other memberships end.
-async fn deleting_a_user_follows_the_ownership_rule(engine: Engine) {
+async fn scenario_deleting_a_user_follows_the_ownership_rule(engine: Engine) {
     let receiver = Receiver::start().await;
     let app = hooked(engine, &receiver).await;
     let u_c = app.signed_in("erase@example.com", PW).await;
@@ -523,10 +523,10 @@ async fn concurrent_removals_of_the_last_two_owners_leave_one(engine: Engine) {
 }
 
 on_both_engines!(
-    removing_a_member_ends_their_sessions_there,
-    ownership_moves_and_old_tokens_keep_their_role_until_refreshed,
-    deleting_an_organization_ends_the_sessions_in_it,
-    deleting_a_user_follows_the_ownership_rule,
+    scenario_removing_a_member_ends_their_sessions_there,
+    scenario_ownership_moves_and_old_tokens_keep_their_role_until_refreshed,
+    scenario_deleting_an_organization_ends_the_sessions_in_it,
+    scenario_deleting_a_user_follows_the_ownership_rule,
     deleting_a_user_refuses_unknown_and_malformed_ids_and_no_token,
     deleting_the_last_admin_is_refused,
     memberships_of_any_user,

@@ -66,7 +66,7 @@ fn offered(res_location: &str, page: &str) -> String {
     res_location.split("signup_id=").nth(1).unwrap().to_owned()
 }
 
-async fn google_signup_on_an_invitation_joins_the_organization(engine: Engine) {
+async fn scenario_google_signup_on_an_invitation_joins_the_organization(engine: Engine) {
     let idp = Provider::start().await;
     let app = app_in(engine, &idp, "multi", &[]).await;
     let (a_id, t) = host(&app, "gil-host@example.com", "Gull").await;
@@ -384,7 +384,7 @@ async fn in_single_mode_the_new_account_joins_only_the_invited_organization(engi
 on_both_engines!(
     invitation_tokens_rest_only_as_their_hash,
     in_single_mode_the_new_account_joins_only_the_invited_organization,
-    google_signup_on_an_invitation_joins_the_organization,
+    scenario_google_signup_on_an_invitation_joins_the_organization,
     a_round_trip_signs_in_and_the_invitation_waits_for_the_click,
     an_account_without_the_identity_proves_it_and_joins,
     the_code_flow_signs_up_on_an_invitation,

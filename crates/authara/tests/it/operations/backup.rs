@@ -100,7 +100,7 @@ fn hash_vectors() -> Vec<(&'static str, &'static str, String)> {
     all
 }
 
-async fn every_imported_hash_format_signs_in_and_is_upgraded(engine: Engine) {
+async fn scenario_every_imported_hash_format_signs_in_and_is_upgraded(engine: Engine) {
     let db = TestDb::new(engine, true).await;
     let env = env(&db);
     let vectors = hash_vectors();
@@ -263,7 +263,7 @@ async fn undo_removes_exactly_what_the_batch_added(engine: Engine) {
     assert!(status.success(), "{logs}");
 }
 
-async fn a_backup_under_signup_load_restores_every_committed_user(engine: Engine) {
+async fn scenario_a_backup_under_signup_load_restores_every_committed_user(engine: Engine) {
     let db = TestDb::new(engine, true).await;
     let env = env(&db);
     let server = std::sync::Arc::new(Server::start(&["serve"], &env, db.data_dir()).await);
@@ -463,7 +463,7 @@ async fn sqlite_keeps_the_last_n_pre_migration_snapshots() {
 
 /// SIGKILL while the migrations run: the database is left as it was (the previous release's
 /// schema, which that release starts on), and the next run finishes.
-async fn a_migration_killed_midway_leaves_the_previous_schema(engine: Engine) {
+async fn scenario_a_migration_killed_midway_leaves_the_previous_schema(engine: Engine) {
     let db = TestDb::new(engine, false).await;
     let mut env = env(&db);
     env.insert("AUTHARA_MIGRATE_SNAPSHOTS_KEEP".into(), "0".into());
@@ -560,12 +560,12 @@ async fn a_migration_killed_midway_leaves_the_previous_schema(engine: Engine) {
 }
 
 on_both_engines!(
-    every_imported_hash_format_signs_in_and_is_upgraded,
+    scenario_every_imported_hash_format_signs_in_and_is_upgraded,
     import_problems_name_their_lines_and_write_nothing,
     undo_removes_exactly_what_the_batch_added,
-    a_backup_under_signup_load_restores_every_committed_user,
+    scenario_a_backup_under_signup_load_restores_every_committed_user,
     restore_refuses_a_snapshot_from_a_newer_schema,
     scheduled_backups_keep_the_newest,
     migrate_check_lists_pending_migrations_and_exits_3,
-    a_migration_killed_midway_leaves_the_previous_schema,
+    scenario_a_migration_killed_midway_leaves_the_previous_schema,
 );

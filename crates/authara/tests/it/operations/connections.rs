@@ -169,7 +169,7 @@ async fn a_silent_new_connection_is_closed_sooner_than_an_idle_kept_alive_one() 
 /// nothing, half start headers they never finish). `/auth/health` from another address must
 /// answer within a second, every second, and the server does not log a line per refusal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_address_reopening_150_sockets_cannot_starve_health() {
+async fn scenario_one_address_reopening_150_sockets_cannot_starve_health() {
     let db = TestDb::new(Engine::Sqlite, true).await;
     let mut env = db.env();
     env.insert("LOG_LEVEL".into(), "info".into());

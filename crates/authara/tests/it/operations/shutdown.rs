@@ -37,7 +37,7 @@ struct Attempt {
     outcome: Result<u16, String>,
 }
 
-async fn sigterm_during_a_login_storm_fails_no_request_accepted_before_it(engine: Engine) {
+async fn scenario_sigterm_during_a_login_storm_fails_no_request_accepted_before_it(engine: Engine) {
     let db = TestDb::new(engine, true).await;
     let mut env = db.env();
     env.insert("AUTHARA_SHUTDOWN_TIMEOUT".into(), "10s".into());
@@ -195,7 +195,7 @@ async fn the_email_worker_finishes_a_message_in_flight_at_shutdown(engine: Engin
 }
 
 on_both_engines!(
-    sigterm_during_a_login_storm_fails_no_request_accepted_before_it,
+    scenario_sigterm_during_a_login_storm_fails_no_request_accepted_before_it,
     the_webhook_worker_finishes_a_delivery_in_flight_at_shutdown,
     the_email_worker_finishes_a_message_in_flight_at_shutdown,
 );

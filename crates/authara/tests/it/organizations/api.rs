@@ -403,7 +403,7 @@ async fn invitation_mail_quotes_the_organizations_name(engine: Engine) {
     assert!(!mail[0].data.contains('\u{202E}'), "{}", mail[0].data);
 }
 
-async fn invitation_lifecycle_end_to_end(engine: Engine) {
+async fn scenario_an_invitation_from_creation_to_acceptance(engine: Engine) {
     let sink = SmtpSink::start().await;
     let app = start_with_mail(engine, "multi", &sink, &[]).await;
     let a = app.signed_in("inviter@example.com", PW).await;
@@ -870,7 +870,7 @@ on_both_engines!(
     management_checks_the_session_org_then_membership_then_role,
     rename_records_organization_updated_and_shows_at_once,
     members_and_one_member,
-    invitation_lifecycle_end_to_end,
+    scenario_an_invitation_from_creation_to_acceptance,
     the_invitation_email_can_carry_the_code,
     revoke_rules,
     another_organizations_ids_under_yours_are_not_found,

@@ -50,7 +50,7 @@ fn passkey_ids(page: &str) -> Vec<String> {
         .collect()
 }
 
-async fn pages_add_list_rename_and_sign_in_with_a_passkey(engine: Engine) {
+async fn scenario_pages_add_list_rename_and_sign_in_with_a_passkey(engine: Engine) {
     let app = TestApp::start_with(engine, &[("PUBLIC_URL", ORIGIN)]).await;
     let login = browser(&app).await.get("/auth/login").await.text();
     assert!(login.contains("data-passkey-login") && login.contains("Sign in with a passkey"), "{login}");
@@ -231,7 +231,7 @@ async fn passwordless_signup_verifies_the_email_then_offers_a_passkey(engine: En
 
 on_both_engines!(
     removal_takes_a_recent_sign_in_and_ones_own_passkey,
-    pages_add_list_rename_and_sign_in_with_a_passkey,
+    scenario_pages_add_list_rename_and_sign_in_with_a_passkey,
     the_last_sign_in_method_cannot_be_removed,
     passwordless_signup_verifies_the_email_then_offers_a_passkey,
 );

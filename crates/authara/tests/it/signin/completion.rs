@@ -67,10 +67,7 @@ async fn password_on_the_api_and_the_page(engine: Engine) {
 
 async fn an_email_code(engine: Engine) {
     let sink = SmtpSink::start().await;
-    let env = sink.env();
-    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    pairs.push(("AUTHARA_CHALLENGE_ENABLED", "true"));
-    let app = TestApp::start_with(engine, &pairs).await;
+    let app = TestApp::start_with_env(engine, &sink.env(), &[("AUTHARA_CHALLENGE_ENABLED", "true")]).await;
     let c = app.csrf_client().await;
     let res = c
         .json(Method::POST, "/auth/api/v1/signup/challenges", &json!({"email": "code@example.com", "password": PW}))

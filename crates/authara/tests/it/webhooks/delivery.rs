@@ -202,8 +202,7 @@ async fn internal_events_are_never_delivered(engine: Engine) {
     let receiver = Receiver::start().await;
     let sink = crate::smtp::SmtpSink::start().await;
     let mail = sink.env();
-    let mut extra: Vec<(&str, &str)> = mail.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    extra.push(("AUTHARA_CHALLENGE_ENABLED", "true"));
+    let extra = crate::app::settings(&mail, &[("AUTHARA_CHALLENGE_ENABLED", "true")]);
     let app = TestApp::start_with_env(engine, &receiver.env(), &extra).await;
     let c = app.csrf_client().await;
     let res = c
@@ -309,7 +308,7 @@ async fn an_unreachable_receiver_is_retried_then_fails(engine: Engine) {
 /// The events of `contract/webhooks.yaml` we never send, each with its variant of
 /// `DomainEvent` and why. `nothing_listed_as_never_emitted_is_made` fails as soon as the code
 /// makes one: then take it off this list and deliver it in
-/// `organization_events_arrive_with_the_contracts_data`, which checks every other event.
+/// `scenario_organization_events_arrive_with_the_contracts_data`, which checks every other event.
 pub const NEVER_EMITTED: &[(&str, &str, &str)] = &[];
 
 /// The contract's events of one family (`user.`, `organization.`), less those never emitted.
@@ -363,19 +362,18 @@ fn nothing_listed_as_never_emitted_is_made() {
         assert!(
             made_in.is_empty(),
             "{kind} is listed as never emitted ({why}) but {made_in:?} make it: take it off NEVER_EMITTED and \
-             cover it in organization_events_arrive_with_the_contracts_data"
+             cover it in scenario_organization_events_arrive_with_the_contracts_data"
         );
     }
 }
 
 /// Every organization event of §11 reaches the receiver once, signed, with the contract's data.
-async fn organization_events_arrive_with_the_contracts_data(engine: Engine) {
+async fn scenario_organization_events_arrive_with_the_contracts_data(engine: Engine) {
     use crate::internal::lifecycle::sdk;
     use crate::organizations::api::{invitation_id, invite, start, switch, team, token_of, user_id};
     let receiver = Receiver::start().await;
     let env = receiver.env();
-    let overrides: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = start(engine, "multi", &overrides).await;
+    let app = start(engine, "multi", &crate::app::settings(&env, &[])).await;
     let owner = app.signed_in("owner@example.com", PW).await;
     let oid = user_id(&app, "owner@example.com").await;
     let org = team(&app, &oid, "Acme").await;
@@ -602,7 +600,7 @@ async fn failures_keep_the_urls_path_and_query_out_of_logs_and_the_console(engin
 on_both_engines!(
     redirects_never_leave_the_configured_origin,
     failures_keep_the_urls_path_and_query_out_of_logs_and_the_console,
-    organization_events_arrive_with_the_contracts_data,
+    scenario_organization_events_arrive_with_the_contracts_data,
     signup_events_arrive_signed_with_the_contracts_envelope,
     every_user_event_arrives_once_and_signed,
     a_refused_change_sends_nothing,
