@@ -357,7 +357,7 @@ impl TestClient {
 /// Sends a request built on any client (a raw one, for a script's or a proxy's view) and reads
 /// the whole answer, which is checked against the contract when the contract describes its path
 /// (`contract::describes`). Every request of the suite to a server goes through here or through
-/// `TestClient`, which uses it (`claims/contract.rs` holds the suite to that).
+/// `TestClient`, which uses it (`cross_cutting/contract.rs` holds the suite to that).
 pub async fn send_checked(req: reqwest::RequestBuilder) -> Res {
     try_send_checked(req).await.unwrap_or_else(|e| panic!("{e}"))
 }

@@ -1,20 +1,21 @@
 //! One-time codes, through the API and the hosted pages with real mail: verified signup, password
 //! reset, wrong codes, resend, expiry.
 
-use crate::app::TestApp;
-use crate::harness::{Engine, on_both_engines};
-use crate::smtp::SmtpSink;
+use std::time::Duration;
 
-use crate::app::browser;
-use crate::harness::PW;
-
-use crate::app::drain_mail as drain;
-use crate::app::drain_mail;
-use crate::app::hidden;
 use authara::worker::email::Outcome;
 use reqwest::Method;
 use serde_json::json;
-use std::time::Duration;
+
+use crate::app::TestApp;
+use crate::app::browser;
+use crate::app::drain_mail as drain;
+use crate::app::drain_mail;
+use crate::app::hidden;
+use crate::harness::PW;
+use crate::harness::{Engine, on_both_engines};
+use crate::smtp::SmtpSink;
+
 const NEW_PW: &str = "copper-lantern-meadow";
 
 async fn hosted_signup_with_a_code(engine: Engine) {

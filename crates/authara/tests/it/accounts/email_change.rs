@@ -2,12 +2,10 @@
 //! confirmations, and limited per user and per address.
 
 use crate::app::TestApp;
-use crate::harness::{Engine, on_both_engines};
-
-use crate::harness::PW;
-
 use crate::app::drain_mail;
 use crate::app::hidden;
+use crate::harness::PW;
+use crate::harness::{Engine, on_both_engines};
 use crate::smtp::SmtpSink;
 
 // Security review finding: email change could mail any address without limit.

@@ -3,15 +3,13 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use reqwest::Method;
 use serde_json::json;
 
 use crate::app::TestApp;
-use crate::harness::{Engine, on_both_engines};
-
 use crate::harness::PW;
-
-use base64::Engine as _;
+use crate::harness::{Engine, on_both_engines};
 
 // Security review finding: a login flood grew the password-hashing queue without bound.
 /// With every hashing slot busy and the queue full, a login is refused with 503, the contract's

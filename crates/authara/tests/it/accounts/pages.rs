@@ -5,9 +5,8 @@ use reqwest::Method;
 
 use crate::app::TestApp;
 use crate::app::browser;
-use crate::harness::{Engine, on_both_engines};
-
 use crate::harness::PW;
+use crate::harness::{Engine, on_both_engines};
 
 async fn signup_and_login_land_on_return_to(engine: Engine) {
     let app = TestApp::start(engine).await;

@@ -1,16 +1,15 @@
 //! The admin console: access by role and audience, every action with its guard and audit row,
 //! search, the allowlist, and the command line.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::json;
 
 use crate::app::{TestApp, TestClient};
-use crate::harness::{Engine, on_both_engines};
-
 use crate::harness::PW;
-
+use crate::harness::{Engine, on_both_engines};
 use crate::harness::{TestDb, run_cli};
-use std::time::Duration;
 
 /// A new administrator, signed in through the API.
 pub async fn admin(app: &TestApp, email: &str) -> TestClient {

@@ -3,16 +3,13 @@
 //! same validator (`app::send_checked`), no test sends a request any other way, and the
 //! validator has teeth (it refuses what the contract does not declare).
 //! Unknown routes and methods answer the contract's envelope too.
-
+use reqwest::Method;
 use serde_json::json;
 
 use crate::app::{TestApp, send_checked};
 use crate::contract::validate;
-use crate::harness::{Engine, client, on_both_engines};
-
 use crate::harness::PW;
-
-use reqwest::Method;
+use crate::harness::{Engine, client, on_both_engines};
 
 /// `validate` panics on this answer.
 fn rejected(method: &str, path: &str, status: u16, body: &serde_json::Value) -> bool {

@@ -2,16 +2,15 @@
 //! or taken addresses get a challenge that looks identical but sends nothing". The cost is
 //! proven by counting verifications, not by a wall clock; the look by comparing WHOLE answers
 //! (status, body, cookies), with only the random challenge id masked.
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::json;
 
 use crate::app::{Res, TestApp, TestClient};
+use crate::harness::PW;
 use crate::harness::{Engine, on_both_engines};
 
-use crate::harness::PW;
-
-use std::time::Duration;
 const NEW_PW: &str = "copper-lantern-meadow";
 const KNOWN: &str = "known@example.com";
 const UNKNOWN: &str = "nobody@example.com";

@@ -1,17 +1,15 @@
 //! README: "rate-limited answers carry `Retry-After`". Every limiter, over HTTP, with small
 //! limits from the environment: the API answers `429 rate_limited` with `Retry-After`, the hosted
 //! forms answer an HTML 429 that re-renders the form with a "Too many" message.
-
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::json;
 
-use crate::app::{Res, TestApp, TestClient};
-use crate::harness::{Engine, on_both_engines};
-
 use crate::app::browser;
+use crate::app::{Res, TestApp, TestClient};
 use crate::harness::PW;
+use crate::harness::{Engine, on_both_engines};
 
 const WRONG_PW: &str = "wrong-password-1";
 

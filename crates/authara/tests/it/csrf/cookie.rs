@@ -1,4 +1,4 @@
-//! The CSRF cookie's attributes (every state-changing route's refusals: `claims::csrf`).
+//! The CSRF cookie's attributes (every state-changing route's refusals: `csrf::routes`).
 
 use crate::app::TestApp;
 use crate::harness::Engine;

@@ -1,11 +1,12 @@
 //! The pages check CSRF before they touch the session.
 
-use crate::harness::{Engine, on_both_engines};
+use std::time::Duration;
+
+use reqwest::Method;
 
 use crate::app::TestApp;
 use crate::harness::PW;
-use reqwest::Method;
-use std::time::Duration;
+use crate::harness::{Engine, on_both_engines};
 
 // Security review finding: a forged account POST rotated the refresh token before failing CSRF.
 /// A forged POST to an account page is refused before the session is touched: the refresh

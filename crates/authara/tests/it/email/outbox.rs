@@ -1,9 +1,8 @@
 //! README (Email): mail is "written to an outbox in the database with the change that causes
 //! them, and delivered by background workers"; "failures are retried with exponential backoff
-//! (5 s, 10 s, 20 s… up to 15 min) until `AUTHARA_EMAIL_JOB_MAX_ATTEMPTS`". `tests/it/email.rs`
+//! (5 s, 10 s, 20 s… up to 15 min) until `AUTHARA_EMAIL_JOB_MAX_ATTEMPTS`". `email/delivery.rs`
 //! already covers a retried outage, permanent refusals, crashes and two workers; here: attempts
 //! running out, the backoff schedule, a rolled-back change, and the real worker loop.
-
 use std::time::Duration;
 
 use authara::worker::email::{Outcome, backoff, run_once};
@@ -11,11 +10,11 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::app::TestApp;
+use crate::harness::PW;
 use crate::harness::{Engine, Server, TestDb, on_both_engines};
 use crate::harness::{Script, server_env};
 use crate::smtp::{Mode, SmtpSink};
 
-use crate::harness::PW;
 const NEW_PW: &str = "copper-lantern-meadow";
 
 async fn start_password_reset(app: &TestApp, email: &str) {

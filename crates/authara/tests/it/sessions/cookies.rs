@@ -1,11 +1,11 @@
 //! The session cookies' attributes in production.
 
-use crate::harness::Engine;
-
-use crate::app::TestApp;
-use crate::harness::PW;
 use reqwest::Method;
 use serde_json::json;
+
+use crate::app::TestApp;
+use crate::harness::Engine;
+use crate::harness::PW;
 
 /// README: `APP_ENV=prod` marks cookies `Secure` — every cookie a sign-in sets, and the CSRF one.
 #[tokio::test]

@@ -1,9 +1,8 @@
 //! Signing keys: asymmetric signing, the JWKS document, and the algorithm choice.
 
 use crate::app::TestApp;
-use crate::harness::{Engine, on_both_engines};
-
 use crate::harness::PW;
+use crate::harness::{Engine, on_both_engines};
 
 /// With EdDSA, tokens verify with nothing but the published JWKS.
 async fn eddsa_tokens_verify_against_the_published_jwks(engine: Engine) {

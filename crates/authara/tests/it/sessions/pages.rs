@@ -1,16 +1,14 @@
 //! Sessions as the pages and the browser SDK see them: state checked on every request, audiences,
 //! caching, the refresh route, the logout form, transparent refresh, and the account page's list
 //! of sessions.
-
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::json;
 
 use crate::app::TestApp;
-use crate::harness::{Engine, on_both_engines};
-
 use crate::harness::PW;
+use crate::harness::{Engine, on_both_engines};
 
 // Security review finding: a disabled user kept access until the next refresh.
 /// A disabled (or deleted) user is refused on every authenticated route, not only at the next

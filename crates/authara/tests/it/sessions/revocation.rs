@@ -2,15 +2,13 @@
 //! rebuilt from the store at start" (README): in process, and with the real binary after SIGTERM
 //! and a fresh start on the same database, while a token of another session of the same user is
 //! still accepted.
-
 use serde_json::json;
 
+use crate::app::TestApp;
+use crate::harness::PW;
 use crate::harness::{Engine, Server, TestDb, on_both_engines};
 use crate::harness::{Script, server_env, user_status};
 
-use crate::harness::PW;
-
-use crate::app::TestApp;
 const EMAIL: &str = "restart@example.com";
 
 async fn a_logged_out_access_token_stays_refused_after_a_restart(engine: Engine) {
