@@ -515,3 +515,49 @@ pub(crate) struct NewAccount<'a> {
     /// identity, or an invitation's token (it came to the address by mail).
     pub verified: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REFUSALS: [fn() -> AcceptError; 7] = [
+        || AcceptError::Disabled,
+        || AcceptError::Unknown,
+        || AcceptError::WrongEmail,
+        || AcceptError::AcceptedByOther,
+        || AcceptError::Revoked,
+        || AcceptError::Expired,
+        || AcceptError::AlreadyInAnOrganization,
+    ];
+
+    /// A signup tells no invitation refusal from another (the contract's one 400), so a code
+    /// cannot be probed for whose it is or whether it was accepted.
+    #[test]
+    fn every_invitation_refusal_is_one_signup_error() {
+        for refusal in REFUSALS {
+            let e = refusal();
+            let shown = e.to_string();
+            assert!(matches!(SignupError::from(e), SignupError::InvalidInvitation), "{shown}");
+        }
+    }
+
+    /// A database failure while accepting stays a database failure (a 503 or 500, not a 400 that
+    /// tells the user their code is bad).
+    #[test]
+    fn a_store_failure_while_accepting_is_not_a_bad_code() {
+        let e = SignupError::from(AcceptError::Store(StoreError::Conflict));
+        assert!(matches!(e, SignupError::Store(StoreError::Conflict)), "{e:?}");
+    }
+
+    /// On the invitation login page, store and session failures are the login's, so the page
+    /// answers them as it answers a plain login.
+    #[test]
+    fn invited_login_failures_of_the_store_and_session_are_the_logins() {
+        let e = InvitedLoginError::from(StoreError::Conflict);
+        assert!(matches!(e, InvitedLoginError::Login(LoginError::Store(StoreError::Conflict))), "{e:?}");
+        let e = InvitedLoginError::from(SessionError::Disabled);
+        assert!(matches!(e, InvitedLoginError::Login(LoginError::Session(SessionError::Disabled))), "{e:?}");
+        let e = InvitedLoginError::from(AcceptError::Expired);
+        assert!(matches!(e, InvitedLoginError::Invitation(AcceptError::Expired)), "{e:?}");
+    }
+}

@@ -249,3 +249,35 @@ impl Profiles {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org() -> OrgId {
+        OrgId(uuid::Uuid::from_u128(7))
+    }
+
+    /// Releasing the user's organizations refuses with the organization that blocks it, named and
+    /// identified, for the internal API's answer.
+    #[test]
+    fn a_release_refusal_names_the_organization() {
+        let e = DeletionError::from(ReleaseError::LastOwner { org: org(), name: "Acme".into() });
+        assert!(matches!(&e, DeletionError::LastOwner { org: o, name } if *o == org() && name == "Acme"), "{e:?}");
+        let e = DeletionError::from(ReleaseError::Store(StoreError::Conflict));
+        assert!(matches!(e, DeletionError::Store(StoreError::Conflict)), "{e:?}");
+    }
+
+    /// The account page shows each deletion refusal as its own: the last owner's with the
+    /// organization's name, the last admin's, a user already gone.
+    #[test]
+    fn each_deletion_refusal_is_the_account_pages_own() {
+        let e = ProfileError::from(DeletionError::LastOwner { org: org(), name: "Acme".into() });
+        assert!(matches!(&e, ProfileError::LastOwner { name } if name == "Acme"), "{e:?}");
+        assert!(e.to_string().contains("Acme"), "{e}");
+        assert!(matches!(ProfileError::from(DeletionError::LastAdmin), ProfileError::LastAdmin));
+        assert!(matches!(ProfileError::from(DeletionError::UserNotFound), ProfileError::Gone));
+        let e = ProfileError::from(DeletionError::Store(StoreError::Conflict));
+        assert!(matches!(e, ProfileError::Store(StoreError::Conflict)), "{e:?}");
+    }
+}

@@ -412,4 +412,55 @@ mod tests {
         assert!(!out.contains("k3y-in-path") && !out.contains("qs-secret"), "{out}");
         assert_eq!(redact("Service Unavailable", url), "Service Unavailable");
     }
+
+    #[test]
+    fn documentation_and_benchmark_ranges_are_not_public() {
+        for reserved in [
+            "192.0.2.1",
+            "192.0.0.9",
+            "198.51.100.7",
+            "203.0.113.9",
+            "198.18.0.1",
+            "198.19.255.1",
+            "2001:db8::1",
+            "fec0::1",
+        ] {
+            assert!(!is_public(ip(reserved)), "{reserved}");
+        }
+        for outside in ["192.0.3.1", "198.20.0.1", "203.0.114.1", "2001:db9::1"] {
+            assert!(is_public(ip(outside)), "{outside}");
+        }
+    }
+
+    #[test]
+    fn a_root_path_and_an_empty_query_are_not_redacted() {
+        let url = "https://hooks.example.com/?";
+        assert_eq!(redact("502 from /upstream/x", url), "502 from /upstream/x");
+        assert_eq!(redact("see https://hooks.example.com/?", url), "see [webhook URL]");
+        assert_eq!(redact("kept as is", "not a url"), "kept as is");
+    }
+
+    #[test]
+    fn signatures_are_lowercase_hex_two_digits_a_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_is_described_without_its_url() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let url = format!("http://127.0.0.1:{port}/secret-path?token=secret-query");
+        let e = reqwest::Client::builder().no_proxy().build().unwrap().post(&url).send().await.unwrap_err();
+        let said = describe(&e);
+        assert!(said.starts_with("connection failed"), "{said}");
+        assert!(!said.contains("secret"), "{said}");
+
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/secret-path", silent.local_addr().unwrap());
+        let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_millis(100)).build().unwrap();
+        let e = client.post(&url).send().await;
+        assert_eq!(describe(&e.unwrap_err()), "timed out");
+    }
 }

@@ -62,6 +62,16 @@ impl TestApp {
         Self::start_on(db, overrides, None).await
     }
 
+    /// An app with a local helper's settings (`SmtpSink::env`, `Receiver::env`, `Provider::env`)
+    /// and `extra` on top.
+    pub async fn start_with_env<K: AsRef<str>, V: AsRef<str>>(
+        engine: Engine,
+        env: &[(K, V)],
+        extra: &[(&str, &str)],
+    ) -> TestApp {
+        TestApp::start_with(engine, &settings(env, extra)).await
+    }
+
     /// Starts on an existing database (a "restart" keeps the database and the clock).
     pub async fn start_on(db: TestDb, overrides: &[(&str, &str)], clock: Option<Arc<ManualClock>>) -> TestApp {
         let mut env = base_env(&db);
@@ -129,10 +139,16 @@ impl TestApp {
         TestClient::new(&self.base)
     }
 
-    /// A client with a CSRF cookie and a fresh account, signed in.
-    pub async fn signed_in(&self, email: &str, password: &str) -> TestClient {
+    /// A new client holding a CSRF token (cookie and header), ready for the JSON API.
+    pub async fn csrf_client(&self) -> TestClient {
         let c = self.client();
         c.fetch_csrf().await;
+        c
+    }
+
+    /// A client with a CSRF cookie and a fresh account, signed in.
+    pub async fn signed_in(&self, email: &str, password: &str) -> TestClient {
+        let c = self.csrf_client().await;
         let res = c
             .json(
                 Method::POST,
@@ -146,8 +162,7 @@ impl TestApp {
 
     /// A client with a CSRF cookie and a new session of an existing account (another device).
     pub async fn logged_in(&self, email: &str, password: &str) -> TestClient {
-        let c = self.client();
-        c.fetch_csrf().await;
+        let c = self.csrf_client().await;
         let body = serde_json::json!({"email": email, "password": password});
         let res = c.json(Method::POST, "/auth/api/v1/login", &body).await;
         assert_eq!(res.status, 200, "login {email}: {}", res.text());
@@ -342,7 +357,7 @@ impl TestClient {
 /// Sends a request built on any client (a raw one, for a script's or a proxy's view) and reads
 /// the whole answer, which is checked against the contract when the contract describes its path
 /// (`contract::describes`). Every request of the suite to a server goes through here or through
-/// `TestClient`, which uses it (`claims/contract.rs` holds the suite to that).
+/// `TestClient`, which uses it (`cross_cutting/contract.rs` holds the suite to that).
 pub async fn send_checked(req: reqwest::RequestBuilder) -> Res {
     try_send_checked(req).await.unwrap_or_else(|e| panic!("{e}"))
 }
@@ -365,7 +380,10 @@ pub async fn try_send_checked(req: reqwest::RequestBuilder) -> reqwest::Result<R
 /// A browser that opened the login page, so it holds the CSRF cookie every page sets.
 pub async fn browser(app: &TestApp) -> TestClient {
     let c = app.client();
-    assert_eq!(c.get("/auth/login").await.status, 200);
+    let res = c.get("/auth/login").await;
+    assert_eq!(res.status, 200);
+    assert!(res.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(res.set_cookie("authara_csrf").is_some(), "every page ensures the CSRF cookie");
     c
 }
 
@@ -398,4 +416,20 @@ pub fn jwt_claims(token: &str) -> serde_json::Value {
     use base64::Engine as _;
     let payload = token.split('.').nth(1).expect("a JWT has a payload");
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// A helper's settings and `extra` as the pairs [`TestApp::start_with`] takes.
+pub fn settings<'a, K: AsRef<str>, V: AsRef<str>>(
+    env: &'a [(K, V)],
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    pairs.extend_from_slice(extra);
+    pairs
+}
+
+/// The value of the hidden form field `name` on a page.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    html.split(&marker).nth(1).unwrap_or_else(|| panic!("no {name} in {html}")).split('"').next().unwrap().to_owned()
 }

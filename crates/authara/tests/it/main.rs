@@ -4,32 +4,30 @@
 // `on_both_engines!` calls, which are not `#[test]` functions themselves (rust-clippy#11119).
 #![cfg(test)]
 
+// The harness: the in-process server and its client, the real binary, the contract checker, and
+// the local receivers the tests talk to.
 mod app;
 mod contract;
-mod deploy;
 mod harness;
 mod receiver;
 mod smtp;
 
-mod api;
-mod claims;
+// One folder per area of the code, each with its API, page, store and race tests.
+mod accounts;
+mod admin;
+mod csrf;
 mod email;
-mod events;
 mod forward_auth;
-mod hardening;
-
-mod health;
 mod instances;
-mod layers;
-mod metrics;
+mod internal;
 mod mfa;
-mod migrations;
 pub mod oauth;
 mod operations;
-mod pages;
+mod organizations;
 pub mod passkeys;
-mod serve;
-mod shutdown;
+mod sessions;
 mod signin;
-mod store;
 mod webhooks;
+
+// What holds across every area.
+mod cross_cutting;

@@ -272,23 +272,18 @@ async fn sign_up(base: &str, email: &str) -> TestClient {
 async fn matrix(proxy: Proxy, engine: Engine) {
     let db = TestDb::new(engine, true).await;
     let authara = format!("127.0.0.1:{}", free_port());
-    let mut env = db.env();
-    for (k, v) in [
-        ("AUTHARA_BIND", authara.as_str()),
-        ("PUBLIC_URL", PUBLIC),
-        ("AUTHARA_ALLOWED_RETURN_HOSTS", "app.example.com"),
-        ("AUTHARA_COOKIE_DOMAIN", ".example.com"),
-        ("AUTHARA_PASSWORD_HASH_MEMORY_KIB", "1024"),
-        ("AUTHARA_PASSWORD_HASH_ITERATIONS", "1"),
-        ("AUTHARA_PASSWORD_HASH_PARALLELISM", "1"),
-        ("AUTHARA_JWT_KEYS", "k1:MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="),
-        ("AUTHARA_JWT_ACTIVE_KEY_ID", "k1"),
-        ("AUTHARA_RATE_LIMIT_SIGNUP_IP_LIMIT", "1000"),
-        ("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "1000"),
-        ("LOG_LEVEL", "info"),
-    ] {
-        env.insert(k.to_owned(), v.to_owned());
-    }
+    let env = crate::harness::server_env(
+        &db,
+        &[
+            ("AUTHARA_BIND", authara.as_str()),
+            ("PUBLIC_URL", PUBLIC),
+            ("AUTHARA_ALLOWED_RETURN_HOSTS", "app.example.com"),
+            ("AUTHARA_COOKIE_DOMAIN", ".example.com"),
+            ("AUTHARA_RATE_LIMIT_SIGNUP_IP_LIMIT", "1000"),
+            ("AUTHARA_RATE_LIMIT_LOGIN_IP_LIMIT", "1000"),
+            ("LOG_LEVEL", "info"),
+        ],
+    );
     let server = Server::start(&["serve"], &env, db.data_dir()).await;
     let app = echo_app().await;
 

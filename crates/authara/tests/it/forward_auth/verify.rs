@@ -157,7 +157,7 @@ async fn rules_allow_and_refuse(engine: Engine) {
     let app = start(engine).await;
     let member = app.signed_in("member@example.com", PW).await;
     let org = member.get("/auth/api/v1/organizations/current").await.json()["id"].as_str().unwrap().to_owned();
-    let admin = crate::pages::admin::admin(&app, "root@example.com").await;
+    let admin = crate::admin::console::admin(&app, "root@example.com").await;
 
     let status = |c: &TestClient, q: &str| {
         let (c, q) = (c.clone(), q.to_owned());

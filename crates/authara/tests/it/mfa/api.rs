@@ -28,11 +28,7 @@ async fn audit(app: &TestApp, user: UserId, action: AuditAction) -> Vec<serde_js
 }
 
 async fn mail_app(engine: Engine, sink: &SmtpSink, extra: &[(&str, &str)]) -> TestApp {
-    let env = sink.env();
-    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    pairs.push(NO_LIMIT);
-    pairs.extend_from_slice(extra);
-    TestApp::start_with(engine, &pairs).await
+    TestApp::start_with_env(engine, &sink.env(), &[&[NO_LIMIT], extra].concat()).await
 }
 
 async fn a_password_sign_in_waits_for_the_apps_code(engine: Engine) {
@@ -156,8 +152,7 @@ async fn a_waiting_sign_in_is_this_browsers_for_five_minutes(engine: Engine) {
     let app = TestApp::start_with(engine, &[NO_LIMIT]).await;
     let (_, f) = protected(&app, "bind@example.com").await;
     let (a, id) = waiting(&app, "bind@example.com").await;
-    let thief = app.client();
-    thief.fetch_csrf().await;
+    let thief = app.csrf_client().await;
     let res = second(&thief, &id, &f.next(&app)).await;
     assert_eq!((res.status, res.error_code().as_str()), (401, "mfa_challenge_invalid"), "another browser");
     let mine = a.cookie("authara_mfa").unwrap();

@@ -8,11 +8,11 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::{Factor, NO_LIMIT, PW, amr_of, challenge_of, enrol, protected, second};
-use crate::api::organizations::{invite, team, token_of, user_id};
 use crate::app::{Res, TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 use crate::oauth::code_flow::via_provider;
 use crate::oauth::provider::{Person, Provider};
+use crate::organizations::api::{invite, team, token_of, user_id};
 
 /// A page's first factor answered with the second step: a 303 there, carrying `return_to`, the
 /// binding cookie set and no session cookie; the step's page, then its form with the code,
@@ -35,8 +35,7 @@ async fn page_second_step(app: &TestApp, c: &TestClient, res: &Res, f: &Factor, 
 async fn a_password_on_the_api_and_the_page(engine: Engine) {
     let app = TestApp::start_with(engine, &[NO_LIMIT]).await;
     let (_, f) = protected(&app, "pw@example.com").await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "pw@example.com", "password": PW})).await;
     let id = challenge_of(&res);
     assert_eq!(second(&c, &id, &f.next(&app)).await.status, 200);
@@ -93,7 +92,7 @@ async fn a_providers_code_flow_and_a_recovery_link(engine: Engine) {
 }
 
 async fn the_invitation_login_page(engine: Engine) {
-    let app = crate::api::organizations::start(engine, "multi", &[NO_LIMIT]).await;
+    let app = crate::organizations::api::start(engine, "multi", &[NO_LIMIT]).await;
     app.signed_in("host@example.com", PW).await;
     let host = user_id(&app, "host@example.com").await;
     let t = team(&app, &host, "Pages").await;

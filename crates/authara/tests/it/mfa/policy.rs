@@ -39,12 +39,8 @@ async fn enrol_waiting(app: &TestApp, c: &TestClient, id: &str) -> Vec<u8> {
 
 async fn with_all_every_user_enrols_before_a_session(engine: Engine) {
     let sink = SmtpSink::start().await;
-    let env = sink.env();
-    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    pairs.extend([NO_LIMIT, ("AUTHARA_MFA_REQUIRED", "all")]);
-    let app = TestApp::start_with(engine, &pairs).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let app = TestApp::start_with_env(engine, &sink.env(), &[NO_LIMIT, ("AUTHARA_MFA_REQUIRED", "all")]).await;
+    let c = app.csrf_client().await;
     let res =
         c.json(Method::POST, "/auth/api/v1/signup/direct", &json!({"email": "new@example.com", "password": PW})).await;
     let id = enrolment_of(&res);
@@ -59,12 +55,14 @@ async fn with_all_every_user_enrols_before_a_session(engine: Engine) {
     let res = login(&b, "new@example.com").await;
     let id = super::challenge_of(&res);
     assert_eq!(super::second(&b, &id, &code_at(&secret, app.clock_now(), 0)).await.status, 200);
+}
 
-    // An email-code signup enrols too.
-    pairs.push(("AUTHARA_CHALLENGE_ENABLED", "true"));
-    let app = TestApp::start_with(engine, &pairs).await;
-    let d = app.client();
-    d.fetch_csrf().await;
+/// With `all`, an email-code signup enrols too.
+async fn with_all_an_email_code_signup_enrols_too(engine: Engine) {
+    let sink = SmtpSink::start().await;
+    let settings = [NO_LIMIT, ("AUTHARA_MFA_REQUIRED", "all"), ("AUTHARA_CHALLENGE_ENABLED", "true")];
+    let app = TestApp::start_with_env(engine, &sink.env(), &settings).await;
+    let d = app.csrf_client().await;
     let res = d
         .json(Method::POST, "/auth/api/v1/signup/challenges", &json!({"email": "code@example.com", "password": PW}))
         .await;
@@ -123,4 +121,8 @@ async fn with_admins_the_console_needs_a_second_factor(engine: Engine) {
     drop(f);
 }
 
-on_both_engines!(with_all_every_user_enrols_before_a_session, with_admins_the_console_needs_a_second_factor);
+on_both_engines!(
+    with_all_every_user_enrols_before_a_session,
+    with_all_an_email_code_signup_enrols_too,
+    with_admins_the_console_needs_a_second_factor,
+);

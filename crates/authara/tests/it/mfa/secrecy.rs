@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{PW, code_at, decode};
 use crate::app::TestClient;
-use crate::claims::server_env;
+use crate::harness::server_env;
 use crate::harness::{Engine, Server, TestDb, on_both_engines};
 use crate::smtp::SmtpSink;
 
@@ -18,7 +18,7 @@ fn now_ms() -> i64 {
     authara::clock::SystemClock.now_ms()
 }
 
-async fn the_secret_and_the_codes_stay_secret(engine: Engine) {
+async fn scenario_the_secret_and_the_codes_stay_secret(engine: Engine) {
     let sink = SmtpSink::start().await;
     let db = TestDb::new(engine, true).await;
     let mut extra = sink.env();
@@ -100,4 +100,4 @@ async fn the_secret_and_the_codes_stay_secret(engine: Engine) {
     assert!(!stored.contains(&base32) && !stored.to_lowercase().contains(&hex), "sealed at rest");
 }
 
-on_both_engines!(the_secret_and_the_codes_stay_secret);
+on_both_engines!(scenario_the_secret_and_the_codes_stay_secret);

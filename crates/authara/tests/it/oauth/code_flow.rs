@@ -130,25 +130,30 @@ async fn an_existing_account_proves_ownership_with_its_password(engine: Engine) 
     assert_eq!(d.get("/auth/api/v1/user").await.json()["email"], "owner@example.com");
 }
 
-async fn bad_provider_answers_end_on_the_login_page(engine: Engine) {
+/// The provider reports an error (the user cancelled), or sends no code.
+async fn a_cancelled_or_codeless_callback_ends_on_the_login_page(engine: Engine) {
     let idp = Provider::start().await;
     let app = app_with(engine, &idp, &[]).await;
     idp.sign_in_as(Person::new("s-bad", "bad@example.com"));
     let c = app.client();
-
-    // The provider reports an error (the user cancelled).
     let start = c.get("/auth/oauth/stub/start").await;
     let state = start.location().unwrap().split("state=").nth(1).unwrap().split('&').next().unwrap().to_owned();
     let res = c.get(&format!("/auth/oauth/stub/callback?error=access_denied&state={state}")).await;
     assert!(login_page_error(&c, &res).await.contains("cancelled"));
 
-    // Missing code.
     let start = c.get("/auth/oauth/stub/start").await;
     let state = start.location().unwrap().split("state=").nth(1).unwrap().split('&').next().unwrap().to_owned();
     let res = c.get(&format!("/auth/oauth/stub/callback?state={state}")).await;
     assert!(login_page_error(&c, &res).await.contains("try again"));
+    assert_eq!(app.store.user_count().await.unwrap(), 0);
+}
 
-    // Replayed state: the first callback signs in, the same URL again is refused.
+/// A replayed state (the first callback signs in, the same URL again is refused) and a forged
+/// one (a callback with a state this browser did not start).
+async fn a_replayed_or_forged_state_ends_on_the_login_page(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[]).await;
+    idp.sign_in_as(Person::new("s-bad", "bad@example.com"));
     let other = app.client();
     let (path, res) = login(&other, "/").await;
     assert_eq!(res.status, 303);
@@ -158,7 +163,6 @@ async fn bad_provider_answers_end_on_the_login_page(engine: Engine) {
     assert!(login_page_error(&replay, &res).await.contains("already used"));
     let app = app_with_same(app, &idp).await;
 
-    // Forged state: a callback with a state this browser did not start.
     let c = app.client();
     let victim = app.client();
     let start = victim.get("/auth/oauth/stub/start").await;
@@ -167,46 +171,42 @@ async fn bad_provider_answers_end_on_the_login_page(engine: Engine) {
     let path = &location[location.find("/auth/oauth/").unwrap()..];
     let res = c.get(path).await;
     assert!(login_page_error(&c, &res).await.contains("try again"), "a callback from another browser is refused");
-    let users_before = app.store.user_count().await.unwrap();
     assert_eq!(idp.token_hits(), 1, "only the one good callback reached the token endpoint");
+}
 
-    // A token whose nonce is not the flow's.
+/// Each bad answer of the token endpoint, and an unverified email, end on the login page with
+/// their own message and leave no user behind.
+async fn bad_token_answers_end_on_the_login_page(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[]).await;
+    let c = app.client();
     idp.sign_in_as(Person::new("s-nonce", "nonce@example.com"));
-    idp.set_mode(TokenMode::WrongNonce);
-    let (_, res) = login(&c, "/").await;
-    assert!(login_page_error(&c, &res).await.contains("could not be verified"));
-
-    // Token endpoint down.
-    idp.set_mode(TokenMode::Down);
-    let (_, res) = login(&c, "/").await;
-    assert!(login_page_error(&c, &res).await.contains("could not reach"));
-
-    // Token endpoint slower than our timeout.
-    idp.set_mode(TokenMode::Slow);
-    let started = std::time::Instant::now();
-    let (_, res) = login(&c, "/").await;
-    assert!(started.elapsed() < std::time::Duration::from_secs(14), "the provider timeout bounds the wait");
-    assert!(login_page_error(&c, &res).await.contains("could not reach"));
-
-    // The token endpoint refuses the code.
-    idp.set_mode(TokenMode::Refuse);
-    let (_, res) = login(&c, "/").await;
-    assert!(login_page_error(&c, &res).await.contains("could not reach"));
-
-    // The token endpoint redirects: the code and the client secret are not sent on.
-    idp.set_mode(TokenMode::Moved);
-    let (_, res) = login(&c, "/").await;
-    assert!(login_page_error(&c, &res).await.contains("could not reach"), "token requests follow no redirects");
-
-    // An unverified email.
+    for (mode, expected, what) in [
+        (TokenMode::WrongNonce, "could not be verified", "a token whose nonce is not the flow's"),
+        (TokenMode::Down, "could not reach", "the token endpoint down"),
+        (TokenMode::Slow, "could not reach", "the token endpoint slower than our timeout"),
+        (TokenMode::Refuse, "could not reach", "the token endpoint refuses the code"),
+        (TokenMode::Moved, "could not reach", "token requests follow no redirects"),
+    ] {
+        idp.set_mode(mode);
+        let started = std::time::Instant::now();
+        let (_, res) = login(&c, "/").await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(14), "{what}: the provider timeout bounds the wait");
+        assert!(login_page_error(&c, &res).await.contains(expected), "{what}");
+    }
     idp.set_mode(TokenMode::Normal);
     idp.sign_in_as(Person { verified: false, ..Person::new("s-unv", "unverified@example.com") });
     let (_, res) = login(&c, "/").await;
     assert!(login_page_error(&c, &res).await.contains("not verified"));
 
-    assert_eq!(app.store.user_count().await.unwrap(), users_before, "no failure left a user behind");
+    assert_eq!(app.store.user_count().await.unwrap(), 0, "no failure left a user behind");
     assert!(c.cookie("authara_access").is_none());
-    // An unknown provider is a readable refusal too.
+}
+
+async fn an_unknown_provider_is_a_readable_refusal(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[]).await;
+    let c = app.client();
     let res = c.get("/auth/oauth/nope/start").await;
     assert!(login_page_error(&c, &res).await.contains("not available"));
 }
@@ -216,8 +216,7 @@ async fn bad_provider_answers_end_on_the_login_page(engine: Engine) {
 async fn app_with_same(app: TestApp, idp: &Provider) -> TestApp {
     let (db, clock) = app.stop().await;
     let env = idp.env();
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    TestApp::start_on(db, &pairs, Some(clock)).await
+    TestApp::start_on(db, &crate::app::settings(&env, &[]), Some(clock)).await
 }
 
 async fn a_signed_in_user_links_and_unlinks(engine: Engine) {
@@ -370,9 +369,7 @@ async fn unlinking_from_a_stale_session_takes_the_password(engine: Engine) {
 
 async fn github_signs_in_with_the_verified_primary_email(engine: Engine) {
     let idp = Provider::start().await;
-    let env = idp.github_env();
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let app = TestApp::start_with(engine, &pairs).await;
+    let app = TestApp::start_with_env(engine, &idp.github_env(), &[]).await;
     assert!(app.client().get("/auth/signup").await.text().contains("Continue with GitHub"));
 
     idp.sign_in_as(Person::new("583231", "Octo@Example.com"));
@@ -389,8 +386,7 @@ async fn github_signs_in_with_the_verified_primary_email(engine: Engine) {
     // The admin console lists the user's sign-in methods.
     let password = authara::domain::NewPassword::parse(PW).unwrap();
     app.services.accounts().create_admin(&crate::app::email("root@example.com"), &password).await.unwrap();
-    let root = app.client();
-    root.fetch_csrf().await;
+    let root = app.csrf_client().await;
     let res = root
         .json(Method::POST, "/auth/api/v1/login", &serde_json::json!({"email": "root@example.com", "password": PW}))
         .await;
@@ -430,6 +426,9 @@ on_both_engines!(
     github_signs_in_with_the_verified_primary_email,
     first_login_signs_up_and_the_next_signs_in,
     an_existing_account_proves_ownership_with_its_password,
-    bad_provider_answers_end_on_the_login_page,
+    a_cancelled_or_codeless_callback_ends_on_the_login_page,
+    a_replayed_or_forged_state_ends_on_the_login_page,
+    bad_token_answers_end_on_the_login_page,
+    an_unknown_provider_is_a_readable_refusal,
     a_signed_in_user_links_and_unlinks,
 );

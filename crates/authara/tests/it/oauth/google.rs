@@ -13,8 +13,7 @@ use crate::harness::PW;
 
 /// A client holding a CSRF cookie and Google's nonce; returns the nonce.
 async fn with_nonce(app: &TestApp) -> (TestClient, String) {
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = c.get("/auth/api/v1/oauth/google/options").await;
     assert_eq!(res.status, 200, "{}", res.text());
     let body = res.json();
@@ -56,7 +55,7 @@ async fn first_login_creates_the_user_and_the_next_finds_them(engine: Engine) {
         .unwrap()
         .into_iter()
         .map(|e| e.kind)
-        .filter(|k| crate::events::is_change(k))
+        .filter(|k| crate::webhooks::events::is_change(k))
         .collect();
     assert_eq!(kinds, ["organization.created", "organization.membership.created", "user.created"]);
 
@@ -72,17 +71,20 @@ async fn first_login_creates_the_user_and_the_next_finds_them(engine: Engine) {
     assert_eq!(idp.jwks_hits(), 1);
 }
 
-async fn every_refusal_has_its_contract_status(engine: Engine) {
+/// An ID token for `nonce` with `extra` claims over a good one's.
+fn token_with(idp: &Provider, nonce: &str, extra: Value) -> String {
+    let mut claims = json!({"nonce": nonce, "sub": "g-2", "email": "h@example.com"});
+    for (k, v) in extra.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    idp.id_token(claims)
+}
+
+async fn every_bad_id_token_is_401_and_creates_no_user(engine: Engine) {
     let idp = Provider::start().await;
     let app = app_with(engine, &idp, &[]).await;
     let (c, nonce) = with_nonce(&app).await;
-    let ok = |extra: Value| {
-        let mut claims = json!({"nonce": nonce, "sub": "g-2", "email": "h@example.com"});
-        for (k, v) in extra.as_object().unwrap() {
-            claims[k] = v.clone();
-        }
-        idp.id_token(claims)
-    };
+    let ok = |extra: Value| token_with(&idp, &nonce, extra);
     let cases: Vec<(&str, String, String)> = vec![
         ("body nonce differs from the cookie", ok(json!({})), "other".to_owned()),
         ("token nonce differs", ok(json!({"nonce": "other"})), nonce.clone()),
@@ -104,8 +106,15 @@ async fn every_refusal_has_its_contract_status(engine: Engine) {
         assert_eq!((res.status, res.error_code().as_str()), (401, "unauthorized"), "{what}: {}", res.text());
         assert!(res.set_cookie("authara_access").is_none(), "{what}");
     }
-    // Unknown key ids: refused, and the key set is fetched again at most once per floor, however
-    // many forged kids arrive.
+    assert_eq!(app.store.user_count().await.unwrap(), 0, "no refusal created a user");
+}
+
+/// Unknown key ids: refused, and the key set is fetched again at most once per floor, however
+/// many forged kids arrive.
+async fn forged_key_ids_fetch_the_key_set_at_most_once(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[]).await;
+    let (c, nonce) = with_nonce(&app).await;
     let before = idp.jwks_hits();
     for i in 0..5 {
         let token = idp.id_token_with(json!({"nonce": nonce}), super::provider::KEY, &format!("forged-{i}"));
@@ -113,20 +122,29 @@ async fn every_refusal_has_its_contract_status(engine: Engine) {
         assert_eq!(res.status, 401, "unknown kid: {}", res.text());
     }
     assert!(idp.jwks_hits() - before <= 1, "JWKS fetched {} times for 5 forged kids", idp.jwks_hits() - before);
+}
 
+/// A missing credential is a 400; a good token without the CSRF token is a 403 (CSRF first).
+async fn a_missing_credential_is_400_and_csrf_is_checked_first(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[]).await;
+    let (c, nonce) = with_nonce(&app).await;
     let res = c.json(Method::POST, "/auth/api/v1/oauth/google", &json!({"credential": "", "nonce": nonce})).await;
     assert_eq!((res.status, res.error_code().as_str()), (400, "invalid_request"));
     let res = c.json(Method::POST, "/auth/api/v1/oauth/google", &json!({"nonce": nonce})).await;
     assert_eq!(res.status, 400);
-    // CSRF first.
     *c.send_csrf.lock().unwrap() = false;
-    assert_eq!(post(&c, &ok(json!({})), &nonce).await.status, 403);
-    *c.send_csrf.lock().unwrap() = true;
+    assert_eq!(post(&c, &token_with(&idp, &nonce, json!({})), &nonce).await.status, 403);
     assert_eq!(app.store.user_count().await.unwrap(), 0, "no refusal created a user");
+}
 
-    // An existing password account with this email: 409, never linked by email.
+/// An existing password account with this email: 409, never linked by email.
+async fn an_existing_password_account_is_409_and_never_linked_by_email(engine: Engine) {
+    let idp = Provider::start().await;
+    let app = app_with(engine, &idp, &[]).await;
+    let (c, nonce) = with_nonce(&app).await;
     app.signed_in("h@example.com", PW).await;
-    let res = post(&c, &ok(json!({})), &nonce).await;
+    let res = post(&c, &token_with(&idp, &nonce, json!({})), &nonce).await;
     assert_eq!((res.status, res.error_code().as_str()), (409, "account_link_required"), "{}", res.text());
     assert_eq!(app.store.user_count().await.unwrap(), 1);
     assert!(app.store.user_by_provider("google", "g-2").await.unwrap().is_none());
@@ -143,8 +161,7 @@ async fn the_allowlist_refuses_new_google_users(engine: Engine) {
 
 async fn google_is_404_when_not_configured(engine: Engine) {
     let app = TestApp::start(engine).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     assert_eq!(c.get("/auth/api/v1/oauth/google/options").await.status, 404);
     let res = post(&c, "x", "y").await;
     assert_eq!((res.status, res.error_code().as_str()), (404, "not_found"));
@@ -194,7 +211,10 @@ async fn google_sign_ins_are_rate_limited_per_ip(engine: Engine) {
 on_both_engines!(
     google_sign_ins_are_rate_limited_per_ip,
     first_login_creates_the_user_and_the_next_finds_them,
-    every_refusal_has_its_contract_status,
+    every_bad_id_token_is_401_and_creates_no_user,
+    forged_key_ids_fetch_the_key_set_at_most_once,
+    a_missing_credential_is_400_and_csrf_is_checked_first,
+    an_existing_password_account_is_409_and_never_linked_by_email,
     the_allowlist_refuses_new_google_users,
     google_is_404_when_not_configured,
 );

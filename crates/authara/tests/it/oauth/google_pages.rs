@@ -143,8 +143,7 @@ async fn link_flow_needs_the_session_that_started_it(engine: Engine) {
     let nonce = page_nonce(&c, "/auth/account").await;
     assert!(c.get("/auth/account").await.text().contains("data-google-flow=\"link\""));
 
-    let anonymous = app.client();
-    anonymous.fetch_csrf().await;
+    let anonymous = app.csrf_client().await;
     assert_eq!(anonymous.json(Method::POST, "/auth/providers/google/link/start", &json!({})).await.status, 401);
     *c.send_csrf.lock().unwrap() = false;
     assert_eq!(c.json(Method::POST, "/auth/providers/google/link/start", &json!({})).await.status, 403);
@@ -223,8 +222,7 @@ async fn only_pages_with_googles_button_allow_googles_origins(engine: Engine) {
     // The admin console never runs a third party's script.
     let password = authara::domain::NewPassword::parse(PW).unwrap();
     app.services.accounts().create_admin(&crate::app::email("root@example.com"), &password).await.unwrap();
-    let admin = app.client();
-    admin.fetch_csrf().await;
+    let admin = app.csrf_client().await;
     let res =
         admin.json(Method::POST, "/auth/api/v1/login", &json!({"email": "root@example.com", "password": PW})).await;
     assert_eq!(res.status, 200);

@@ -11,16 +11,14 @@ use serde_json::json;
 
 use super::code_flow::via_provider;
 use super::provider::{Person, Provider};
-use crate::api::organizations::{PW, current_org, events_of, invitation_id, invite, team, token_of, user_id};
 use crate::app::{Res, TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
+use crate::organizations::api::{PW, current_org, events_of, invitation_id, invite, team, token_of, user_id};
 
 /// An app in `mode` with `idp` as Google and as the code-flow provider `stub`.
 async fn app_in(engine: Engine, idp: &Provider, mode: &str, extra: &[(&str, &str)]) -> TestApp {
     let env = idp.env();
-    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    pairs.extend_from_slice(extra);
-    crate::api::organizations::start(engine, mode, &pairs).await
+    crate::organizations::api::start(engine, mode, &crate::app::settings(&env, extra)).await
 }
 
 /// The owner of a team organization: (owner id, team id).
@@ -68,7 +66,7 @@ fn offered(res_location: &str, page: &str) -> String {
     res_location.split("signup_id=").nth(1).unwrap().to_owned()
 }
 
-async fn google_signup_on_an_invitation_joins_the_organization(engine: Engine) {
+async fn scenario_google_signup_on_an_invitation_joins_the_organization(engine: Engine) {
     let idp = Provider::start().await;
     let app = app_in(engine, &idp, "multi", &[]).await;
     let (a_id, t) = host(&app, "gil-host@example.com", "Gull").await;
@@ -386,7 +384,7 @@ async fn in_single_mode_the_new_account_joins_only_the_invited_organization(engi
 on_both_engines!(
     invitation_tokens_rest_only_as_their_hash,
     in_single_mode_the_new_account_joins_only_the_invited_organization,
-    google_signup_on_an_invitation_joins_the_organization,
+    scenario_google_signup_on_an_invitation_joins_the_organization,
     a_round_trip_signs_in_and_the_invitation_waits_for_the_click,
     an_account_without_the_identity_proves_it_and_joins,
     the_code_flow_signs_up_on_an_invitation,

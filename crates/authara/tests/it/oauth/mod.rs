@@ -13,8 +13,5 @@ use provider::Provider;
 
 /// An app with `provider` configured as Google and as the generic provider `stub`.
 pub async fn app_with(engine: Engine, provider: &Provider, extra: &[(&str, &str)]) -> TestApp {
-    let env = provider.env();
-    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    pairs.extend_from_slice(extra);
-    TestApp::start_with(engine, &pairs).await
+    TestApp::start_with_env(engine, &provider.env(), extra).await
 }

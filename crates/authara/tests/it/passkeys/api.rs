@@ -78,15 +78,9 @@ async fn ceremonies(app: &TestApp) -> i64 {
     }
 }
 
-pub async fn anonymous(app: &TestApp) -> TestClient {
-    let c = app.client();
-    c.fetch_csrf().await;
-    c
-}
-
 /// A new browser signs in with `auth`'s passkey alone: the browser and the finish's answer.
 pub async fn sign_in_with(app: &TestApp, auth: &mut SoftAuthenticator) -> (TestClient, crate::app::Res) {
-    let b = anonymous(app).await;
+    let b = app.csrf_client().await;
     let (id, options) = login_options(&b).await;
     let res = login_finish(&b, &id, auth.assert(&options, &Knobs::default())).await;
     (b, res)
@@ -126,7 +120,7 @@ async fn register_then_sign_in_with_nothing_but_the_passkey(engine: Engine) {
     assert_eq!(excluded, vec![b64(&auth.credential_id)], "registered passkeys are excluded");
 
     // A browser with no cookie at all signs in with the passkey alone.
-    let b = anonymous(&app).await;
+    let b = app.csrf_client().await;
     let (challenge_id, options) = login_options(&b).await;
     assert!(options["publicKey"].get("allowCredentials").is_none_or(|a| a.as_array().is_some_and(Vec::is_empty)));
     assert_eq!(options["publicKey"]["userVerification"], "required");
@@ -137,13 +131,13 @@ async fn register_then_sign_in_with_nothing_but_the_passkey(engine: Engine) {
     assert!(res.set_cookie("authara_access").is_some() && res.set_cookie("authara_refresh").is_some());
     assert_eq!(user_id(&b).await, uid);
 
-    let res = login_finish(&anonymous(&app).await, &challenge_id, assertion).await;
+    let res = login_finish(&app.csrf_client().await, &challenge_id, assertion).await;
     assert_eq!((res.status, res.error_code().as_str()), (401, "unauthorized"), "a consumed challenge is refused");
     let used = app.store.passkeys_of(uid).await.unwrap();
     assert!(used[0].last_used_at_ms.is_some(), "last use recorded");
 }
 
-async fn registrations_that_do_not_verify_are_refused(engine: Engine) {
+async fn registrations_that_do_not_verify_are_refused_and_the_ceremony_stays_usable(engine: Engine) {
     let app = start(engine).await;
     let a = app.signed_in("a@example.com", PW).await;
     let b = app.signed_in("b@example.com", PW).await;
@@ -165,27 +159,49 @@ async fn registrations_that_do_not_verify_are_refused(engine: Engine) {
     // None of the failures consumed the ceremony.
     let res = register_finish(&a, &id, auth.register(&options, &Knobs::default())).await;
     assert_eq!(res.status, 204, "{}", res.text());
+}
 
-    // The same credential again, for another user: 409.
+/// The same credential again, for another user: 409.
+async fn the_same_credential_for_another_user_is_a_conflict(engine: Engine) {
+    let app = start(engine).await;
+    let a = app.signed_in("a@example.com", PW).await;
+    let b = app.signed_in("b@example.com", PW).await;
+    let mut auth = SoftAuthenticator::new();
+    let (id, options) = register_options(&a).await;
+    assert_eq!(register_finish(&a, &id, auth.register(&options, &Knobs::default())).await.status, 204);
     let (id, options) = register_options(&b).await;
     let res = register_finish(&b, &id, auth.register(&options, &Knobs::default())).await;
     assert_eq!((res.status, res.error_code().as_str()), (409, "passkey_already_exists"));
+}
 
-    // A new registration replaces the user's open one: a signed-in client cannot pile up rows.
+/// A new registration replaces the user's open one: a signed-in client cannot pile up rows.
+async fn a_new_registration_replaces_the_open_one(engine: Engine) {
+    let app = start(engine).await;
+    let b = app.signed_in("b@example.com", PW).await;
+    let (replaced, replaced_options) = register_options(&b).await;
     let open_before = ceremonies(&app).await;
-    let (replaced, replaced_options) = (id, options);
     let (id, options) = register_options(&b).await;
     assert_eq!(ceremonies(&app).await, open_before, "the open registration was replaced");
     let res =
         register_finish(&b, &replaced, SoftAuthenticator::new().register(&replaced_options, &Knobs::default())).await;
     assert_eq!(res.status, 422, "a replaced registration cannot be finished");
+    let res = register_finish(&b, &id, SoftAuthenticator::new().register(&options, &Knobs::default())).await;
+    assert_eq!(res.status, 204, "the new one can: {}", res.text());
+}
 
-    // An expired ceremony.
+/// An expired ceremony is refused; the cleanup worker removes ceremonies an hour after they
+/// expire: the ones pushed back to 1970 go, the ones of the last minutes stay until then.
+async fn expired_ceremonies_are_refused_and_cleaned_up_an_hour_later(engine: Engine) {
+    let app = start(engine).await;
+    let a = app.signed_in("a@example.com", PW).await;
+    let b = app.signed_in("b@example.com", PW).await;
+    let (done, done_options) = register_options(&a).await;
+    let res = register_finish(&a, &done, SoftAuthenticator::new().register(&done_options, &Knobs::default())).await;
+    assert_eq!(res.status, 204, "{}", res.text());
+    let (id, options) = register_options(&b).await;
     app.db.raw_sql("UPDATE webauthn_challenges SET expires_at_ms = 0 WHERE consumed_at_ms IS NULL").await;
     let res = register_finish(&b, &id, SoftAuthenticator::new().register(&options, &Knobs::default())).await;
     assert_eq!(res.status, 422, "expired");
-    // The cleanup worker removes ceremonies an hour after they expire: the ones pushed back to
-    // 1970 go, the ones of the last minutes stay until then.
     let before = ceremonies(&app).await;
     authara::worker::cleanup::run_once(&app.services).await.unwrap();
     let after = ceremonies(&app).await;
@@ -193,9 +209,13 @@ async fn registrations_that_do_not_verify_are_refused(engine: Engine) {
     app.clock.advance(Duration::from_secs(3600 + 301));
     authara::worker::cleanup::run_once(&app.services).await.unwrap();
     assert_eq!(ceremonies(&app).await, 0);
+}
 
-    // Signed out: 401; a stale session (no recent sign-in): 403.
-    let anon = anonymous(&app).await;
+/// Signed out: 401; a stale session (no recent sign-in): 403.
+async fn adding_a_passkey_needs_a_session_with_a_recent_sign_in(engine: Engine) {
+    let app = start(engine).await;
+    let a = app.signed_in("a@example.com", PW).await;
+    let anon = app.csrf_client().await;
     assert_eq!(anon.post("/auth/api/v1/passkeys/register/options").await.status, 401);
     app.clock.advance(Duration::from_secs(14 * 60));
     assert_eq!(a.post("/auth/api/v1/sessions/refresh").await.status, 200);
@@ -210,7 +230,7 @@ async fn sign_ins_that_do_not_verify_are_refused_and_the_challenge_stays_usable(
     let mut auth = SoftAuthenticator::new();
     register(&a, &mut auth, &Knobs::default()).await;
 
-    let c = anonymous(&app).await;
+    let c = app.csrf_client().await;
     let (id, options) = login_options(&c).await;
     let mut stranger = SoftAuthenticator::new();
     stranger.user_handle = auth.user_handle.clone();
@@ -250,7 +270,7 @@ async fn a_counter_that_goes_backwards_flags_the_passkey(engine: Engine) {
     let uid = user_id(&a).await;
     let mut auth = SoftAuthenticator::new();
     register(&a, &mut auth, &Knobs { counter: Some(5), ..Knobs::default() }).await;
-    let c = anonymous(&app).await;
+    let c = app.csrf_client().await;
     let (id, options) = login_options(&c).await;
     assert_eq!(
         login_finish(&c, &id, auth.assert(&options, &Knobs { counter: Some(6), ..Knobs::default() })).await.status,
@@ -269,7 +289,7 @@ async fn a_counter_that_goes_backwards_flags_the_passkey(engine: Engine) {
 /// sign-in is refused and the passkey flagged; one that reports 0 (synced passkeys do) cannot be
 /// told from its copies, and every copy signs in.
 async fn status_of_sign_in(app: &TestApp, auth: &mut SoftAuthenticator, k: Knobs) -> u16 {
-    let c = anonymous(app).await;
+    let c = app.csrf_client().await;
     let (id, options) = login_options(&c).await;
     login_finish(&c, &id, auth.assert(&options, &k)).await.status
 }
@@ -324,7 +344,7 @@ async fn disabled_users_cannot_sign_in_with_a_passkey(engine: Engine) {
     let mut auth = SoftAuthenticator::new();
     register(&a, &mut auth, &Knobs::default()).await;
     app.db.raw_sql("UPDATE users SET disabled_at_ms = 1 WHERE email = 'off@example.com'").await;
-    let c = anonymous(&app).await;
+    let c = app.csrf_client().await;
     let (id, options) = login_options(&c).await;
     let res = login_finish(&c, &id, auth.assert(&options, &Knobs::default())).await;
     assert_eq!((res.status, res.error_code().as_str()), (403, "forbidden"));
@@ -337,7 +357,7 @@ async fn passkey_sign_in_is_rate_limited_per_ip(engine: Engine) {
         &[("PUBLIC_URL", super::authenticator::ORIGIN), ("AUTHARA_RATE_LIMIT_PASSKEY_LOGIN_IP_LIMIT", "2")],
     )
     .await;
-    let c = anonymous(&app).await;
+    let c = app.csrf_client().await;
     let (id, _) = login_options(&c).await;
     login_options(&c).await;
     let res = c.post("/auth/api/v1/passkeys/authenticate/options").await;
@@ -359,7 +379,7 @@ async fn a_ceremony_finishes_once_on_any_instance(engine: Engine) {
     register(&a, &mut auth, &zero).await;
 
     // Started here, finished by another instance on the same database.
-    let c = anonymous(&app).await;
+    let c = app.csrf_client().await;
     let (id, options) = login_options(&c).await;
     let other = app.second_instance().await;
     let client = authara::domain::ClientInfo::default();
@@ -377,7 +397,7 @@ async fn a_ceremony_finishes_once_on_any_instance(engine: Engine) {
     // One assertion sent twice at once: exactly one session.
     let (id, options) = login_options(&c).await;
     let credential = auth.assert(&options, &zero);
-    let (x, y) = (anonymous(&app).await, anonymous(&app).await);
+    let (x, y) = (app.csrf_client().await, app.csrf_client().await);
     let (r1, r2) = tokio::join!(login_finish(&x, &id, credential.clone()), login_finish(&y, &id, credential));
     let mut statuses = [r1.status, r2.status];
     statuses.sort_unstable();
@@ -388,7 +408,11 @@ async fn a_ceremony_finishes_once_on_any_instance(engine: Engine) {
 
 on_both_engines!(
     register_then_sign_in_with_nothing_but_the_passkey,
-    registrations_that_do_not_verify_are_refused,
+    registrations_that_do_not_verify_are_refused_and_the_ceremony_stays_usable,
+    the_same_credential_for_another_user_is_a_conflict,
+    a_new_registration_replaces_the_open_one,
+    expired_ceremonies_are_refused_and_cleaned_up_an_hour_later,
+    adding_a_passkey_needs_a_session_with_a_recent_sign_in,
     sign_ins_that_do_not_verify_are_refused_and_the_challenge_stays_usable,
     a_counter_that_goes_backwards_flags_the_passkey,
     clone_detection_needs_a_counter,

@@ -50,7 +50,7 @@ fn passkey_ids(page: &str) -> Vec<String> {
         .collect()
 }
 
-async fn pages_add_list_rename_and_sign_in_with_a_passkey(engine: Engine) {
+async fn scenario_pages_add_list_rename_and_sign_in_with_a_passkey(engine: Engine) {
     let app = TestApp::start_with(engine, &[("PUBLIC_URL", ORIGIN)]).await;
     let login = browser(&app).await.get("/auth/login").await.text();
     assert!(login.contains("data-passkey-login") && login.contains("Sign in with a passkey"), "{login}");
@@ -178,8 +178,7 @@ async fn the_last_sign_in_method_cannot_be_removed(engine: Engine) {
     // The admin console lists it, without key material.
     let password = authara::domain::NewPassword::parse(PW).unwrap();
     app.services.accounts().create_admin(&crate::app::email("root@example.com"), &password).await.unwrap();
-    let admin = app.client();
-    admin.fetch_csrf().await;
+    let admin = app.csrf_client().await;
     let res =
         admin.json(Method::POST, "/auth/api/v1/login", &json!({"email": "root@example.com", "password": PW})).await;
     assert_eq!(res.status, 200);
@@ -202,10 +201,9 @@ async fn the_last_sign_in_method_cannot_be_removed(engine: Engine) {
 
 async fn passwordless_signup_verifies_the_email_then_offers_a_passkey(engine: Engine) {
     let sink = SmtpSink::start().await;
-    let env = sink.env();
-    let mut overrides: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    overrides.extend_from_slice(&[("AUTHARA_CHALLENGE_ENABLED", "true"), ("PUBLIC_URL", ORIGIN)]);
-    let app = TestApp::start_with(engine, &overrides).await;
+    let app =
+        TestApp::start_with_env(engine, &sink.env(), &[("AUTHARA_CHALLENGE_ENABLED", "true"), ("PUBLIC_URL", ORIGIN)])
+            .await;
     let c = browser(&app).await;
     let form = c.get("/auth/signup").await.text();
     assert!(form.contains("Password (optional)"), "{form}");
@@ -233,7 +231,7 @@ async fn passwordless_signup_verifies_the_email_then_offers_a_passkey(engine: En
 
 on_both_engines!(
     removal_takes_a_recent_sign_in_and_ones_own_passkey,
-    pages_add_list_rename_and_sign_in_with_a_passkey,
+    scenario_pages_add_list_rename_and_sign_in_with_a_passkey,
     the_last_sign_in_method_cannot_be_removed,
     passwordless_signup_verifies_the_email_then_offers_a_passkey,
 );

@@ -8,11 +8,11 @@ use authara::store::audit::AuditFilter;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::api::organizations::{invite, team, token_of, user_id};
 use crate::app::{TestApp, TestClient};
 use crate::harness::{Engine, on_both_engines};
 use crate::oauth::code_flow::via_provider;
 use crate::oauth::provider::{Person, Provider};
+use crate::organizations::api::{invite, team, token_of, user_id};
 use crate::passkeys::api::{register, sign_in_with};
 use crate::passkeys::authenticator::{Knobs, ORIGIN, SoftAuthenticator};
 use crate::smtp::SmtpSink;
@@ -52,8 +52,7 @@ async fn password_on_the_api_and_the_page(engine: Engine) {
     app.signed_in("pw@example.com", PW).await;
     let meta = completed(&app, "pw@example.com", "password").await;
     assert_eq!(meta["created"], true, "the direct signup's own sign-in");
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = c.json(Method::POST, "/auth/api/v1/login", &json!({"email": "pw@example.com", "password": PW})).await;
     assert_eq!(res.status, 200);
     let meta = completed(&app, "pw@example.com", "password").await;
@@ -68,12 +67,8 @@ async fn password_on_the_api_and_the_page(engine: Engine) {
 
 async fn an_email_code(engine: Engine) {
     let sink = SmtpSink::start().await;
-    let env = sink.env();
-    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    pairs.push(("AUTHARA_CHALLENGE_ENABLED", "true"));
-    let app = TestApp::start_with(engine, &pairs).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let app = TestApp::start_with_env(engine, &sink.env(), &[("AUTHARA_CHALLENGE_ENABLED", "true")]).await;
+    let c = app.csrf_client().await;
     let res = c
         .json(Method::POST, "/auth/api/v1/signup/challenges", &json!({"email": "code@example.com", "password": PW}))
         .await;
@@ -105,8 +100,7 @@ async fn a_passkey(engine: Engine) {
 async fn a_google_id_token(engine: Engine) {
     let idp = Provider::start().await;
     let app = crate::oauth::app_with(engine, &idp, &[]).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let nonce = c.get("/auth/api/v1/oauth/google/options").await.json()["nonce"].as_str().unwrap().to_owned();
     let token = idp.id_token(json!({"nonce": nonce, "sub": "g-gil", "email": "gil@example.com"}));
     let res = c.json(Method::POST, "/auth/api/v1/oauth/google", &json!({"credential": token, "nonce": nonce})).await;
@@ -149,7 +143,7 @@ pub async fn recovery_link(app: &TestApp, idp: &Provider, subject: &str, email: 
 }
 
 async fn the_invitation_pages(engine: Engine) {
-    let app = crate::api::organizations::start(engine, "multi", &[]).await;
+    let app = crate::organizations::api::start(engine, "multi", &[]).await;
     app.signed_in("host@example.com", PW).await;
     let host = user_id(&app, "host@example.com").await;
     let t = team(&app, &host, "Pages").await;

@@ -21,13 +21,9 @@ const NEW_PW: &str = "copper-lantern-meadow";
 /// An app with mail (a real SMTP sink), passkeys (`PUBLIC_URL` = the authenticator's origin) and
 /// `idp` as Google and as the code-flow provider `stub`.
 async fn app(engine: Engine, sink: &SmtpSink, idp: &Provider, extra: &[(&str, &str)]) -> TestApp {
-    let mail = sink.env();
     let providers = idp.env();
-    let mut pairs: Vec<(&str, &str)> = mail.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    pairs.extend(providers.iter().map(|(k, v)| (*k, v.as_str())));
-    pairs.push(("PUBLIC_URL", ORIGIN));
-    pairs.extend_from_slice(extra);
-    TestApp::start_with(engine, &pairs).await
+    let providers = crate::app::settings(&providers, &[("PUBLIC_URL", ORIGIN)]);
+    TestApp::start_with_env(engine, &sink.env(), &[&providers, extra].concat()).await
 }
 
 async fn add_passkey(c: &TestClient, auth: &mut SoftAuthenticator) -> crate::app::Res {
@@ -44,8 +40,7 @@ async fn add_passkey(c: &TestClient, auth: &mut SoftAuthenticator) -> crate::app
 }
 
 async fn passkey_sign_in(app: &TestApp, auth: &mut SoftAuthenticator) -> u16 {
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = c.post("/auth/api/v1/passkeys/authenticate/options").await;
     let (id, options) = (res.json()["challenge_id"].clone(), res.json()["options"].clone());
     let credential = auth.assert(&options, &Knobs::default());
@@ -69,8 +64,7 @@ async fn provider_sign_in(app: &TestApp, idp: &Provider, person: Person) -> (Tes
 }
 
 async fn reset_password(app: &TestApp, sink: &SmtpSink, email: &str) {
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let res = c
         .json(Method::POST, "/auth/api/v1/password-reset/challenges", &json!({"email": email, "new_password": NEW_PW}))
         .await;
@@ -120,8 +114,7 @@ async fn the_first_proof_of_an_address_removes_what_was_added_before_it(engine: 
     assert!(mails.iter().any(|m| m.contains("was reset")), "and of the reset");
 
     // The address is proven now: the owner's own passkey survives a later reset.
-    let owner = app.client();
-    owner.fetch_csrf().await;
+    let owner = app.csrf_client().await;
     let login = json!({"email": "victim@example.com", "password": NEW_PW});
     assert_eq!(owner.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200);
     let mut mine = SoftAuthenticator::new();
@@ -136,16 +129,14 @@ async fn a_google_id_token_signs_in_once(engine: Engine) {
     let sink = SmtpSink::start().await;
     let idp = Provider::start().await;
     let app = app(engine, &sink, &idp, &[]).await;
-    let c = app.client();
-    c.fetch_csrf().await;
+    let c = app.csrf_client().await;
     let nonce = c.get("/auth/api/v1/oauth/google/options").await.json()["nonce"].as_str().unwrap().to_owned();
     let token = idp.id_token(json!({"nonce": nonce, "sub": "g-once", "email": "once@example.com"}));
     let body = json!({"credential": token, "nonce": nonce});
     let res = c.json(Method::POST, "/auth/api/v1/oauth/google", &body).await;
     assert_eq!(res.status, 200, "{}", res.text());
     // The thief replays it with the nonce (both travel together).
-    let thief = app.client();
-    thief.fetch_csrf().await;
+    let thief = app.csrf_client().await;
     thief.set_cookie("authara_oauth_nonce", &nonce);
     let res = thief.json(Method::POST, "/auth/api/v1/oauth/google", &body).await;
     assert_eq!((res.status, res.error_code().as_str()), (401, "unauthorized"), "{}", res.text());
@@ -199,8 +190,7 @@ async fn a_password_change_voids_device_cookies(engine: Engine) {
     )
     .await;
     app.signed_in("device@example.com", PW).await;
-    let owner = app.client();
-    owner.fetch_csrf().await;
+    let owner = app.csrf_client().await;
     let login = json!({"email": "device@example.com", "password": PW});
     assert_eq!(owner.json(Method::POST, "/auth/api/v1/login", &login).await.status, 200);
     assert!(owner.cookie("authara_device").is_some());
@@ -209,8 +199,7 @@ async fn a_password_change_voids_device_cookies(engine: Engine) {
     let res = owner.json(Method::PUT, "/auth/api/v1/users/password", &json!({"password": NEW_PW})).await;
     assert_eq!(res.status, 204, "{}", res.text());
     // Strangers spend the account's budget; the old device cookie no longer skips it.
-    let stranger = app.client();
-    stranger.fetch_csrf().await;
+    let stranger = app.csrf_client().await;
     let wrong = json!({"email": "device@example.com", "password": "wrong-password-1"});
     for _ in 0..9 {
         assert_eq!(stranger.json(Method::POST, "/auth/api/v1/login", &wrong).await.status, 401);

@@ -1,0 +1,3 @@
+//! The admin console and the command line's admin commands.
+
+pub mod console;

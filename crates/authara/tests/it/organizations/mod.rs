@@ -1,0 +1,6 @@
+//! Organizations: memberships, switching, management, invitations (API and pages), per
+//! organization mode. `api.rs` holds the helpers other areas use (`start`, `invite`, `team`…).
+
+pub mod api;
+mod invitation_pages;
+mod pages;
