@@ -235,6 +235,16 @@ impl Admin {
         self.core.store.audit_page(&filter, AUDIT_PAGE_SIZE, offset(page, AUDIT_PAGE_SIZE)).await
     }
 
+    /// The page after the row at `before` (`created_at_ms`, `seq`): the console's "Older" link.
+    pub async fn audit_before(
+        &self,
+        _: &AdminActor,
+        filter: &AuditFilter,
+        before: (i64, i64),
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        self.core.store.audit_page_before(filter, before, AUDIT_PAGE_SIZE).await
+    }
+
     pub async fn allowlist(&self, _: &AdminActor, q: &str, page: i64) -> Result<Vec<AllowedEmail>, StoreError> {
         self.core.store.allowlist(needle(q), PAGE_SIZE, offset(page, PAGE_SIZE)).await
     }

@@ -23,6 +23,8 @@ pub struct NewAudit<'a> {
 /// A recorded audit event.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditRow {
+    /// Its place in the log (the keyset cursor with `created_at_ms`).
+    pub seq: i64,
     pub id: Uuid,
     pub actor_user_id: Option<UserId>,
     pub actor: ActorKind,
@@ -45,13 +47,13 @@ pub struct AuditFilter {
 
 const INSERT: &str = "INSERT INTO audit_events (id, actor_user_id, actor, action, target_user_id, target_email, \
      metadata, ip, user_agent, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-const COLS: &str = "SELECT id, actor_user_id, actor, action, target_user_id, target_email, metadata, ip, user_agent, \
+const COLS: &str = "SELECT seq, id, actor_user_id, actor, action, target_user_id, target_email, metadata, ip, user_agent, \
      created_at_ms FROM audit_events";
 
 /// The page query for the filters that are set: only those conditions, so that each filter's
 /// index serves it (a catch-all `$1 IS NULL OR …` condition hides the index from PostgreSQL's
 /// generic plans, which then read the whole log for an actor's ten rows).
-fn page_sql(f: &AuditFilter) -> String {
+fn page_sql(f: &AuditFilter, cursor: bool) -> String {
     let mut sql = COLS.to_owned();
     let mut n = 0;
     for (set, col) in
@@ -62,6 +64,11 @@ fn page_sql(f: &AuditFilter) -> String {
             sql.push_str(if n == 1 { " WHERE " } else { " AND " });
             sql.push_str(&format!("{col} = ${n}"));
         }
+    }
+    if cursor {
+        sql.push_str(if n == 0 { " WHERE " } else { " AND " });
+        sql.push_str(&format!("(created_at_ms, seq) < (${}, ${})", n + 1, n + 2));
+        n += 2;
     }
     sql.push_str(&format!(" ORDER BY created_at_ms DESC, seq DESC LIMIT ${} OFFSET ${}", n + 1, n + 2));
     sql
@@ -77,9 +84,30 @@ impl Tx {
 }
 
 impl Store {
-    /// A page of the log, newest first.
+    /// A page of the log, newest first, `offset` rows in.
     pub async fn audit_page(&self, f: &AuditFilter, limit: i64, offset: i64) -> Result<Vec<AuditRow>, StoreError> {
-        let sql = page_sql(f);
+        self.audit_rows(f, None, limit, offset).await
+    }
+
+    /// The page of the log that follows the row at `before` (`created_at_ms`, `seq`): as cheap
+    /// at the 500th page as at the first, where an offset reads every row it skips.
+    pub async fn audit_page_before(
+        &self,
+        f: &AuditFilter,
+        before: (i64, i64),
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        self.audit_rows(f, Some(before), limit, 0).await
+    }
+
+    async fn audit_rows(
+        &self,
+        f: &AuditFilter,
+        before: Option<(i64, i64)>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        let sql = page_sql(f, before.is_some());
         Ok(on_db!(self, p => {
             let mut q = sqlx::query_as(&sql);
             if let Some(a) = f.actor {
@@ -90,6 +118,9 @@ impl Store {
             }
             if let Some(a) = f.action {
                 q = q.bind(a.as_str());
+            }
+            if let Some((at, seq)) = before {
+                q = q.bind(at).bind(seq);
             }
             q.bind(limit).bind(offset).fetch_all(p).await
         })?)
