@@ -1,8 +1,9 @@
 //! The binary's commands as an operator runs them: `serve` (start-up, configuration, headers,
-//! connections, shutdown), health and probes, metrics, migrations, backup/restore/import, and
-//! the files in `deploy/`.
+//! connections, shutdown), health and probes, metrics, migrations, backup/restore/import, the
+//! cleanup, and the files in `deploy/`.
 
 mod backup;
+mod cleanup;
 mod connections;
 mod deploy;
 mod health;

@@ -1,0 +1,145 @@
+//! The cleanup deletes in batches sized to take about 20 ms each: a backlog of many batches goes
+//! entirely, what is still within its retention stays, and `authara cleanup` runs every cleanup
+//! once from the shell.
+
+use std::time::Duration;
+
+use authara::domain::{ActorKind, AuditAction, EmailAddress, OrgId, OrgKind, OrgRole, SessionId, UserId};
+use authara::store::accounts::{NewOrg, NewUser};
+use authara::store::audit::NewAudit;
+use authara::store::refresh::NewRefresh;
+use authara::store::sessions::NewSession;
+
+use crate::app::TestApp;
+use crate::harness::{Engine, on_both_engines, run_cli};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// `n` audit rows at `at`, in one transaction.
+async fn audit_rows(app: &TestApp, n: usize, at: i64) {
+    let mut tx = app.store.begin().await.unwrap();
+    for _ in 0..n {
+        tx.insert_audit(&NewAudit {
+            actor_user_id: None,
+            actor: ActorKind::System,
+            action: AuditAction::Login,
+            target_user_id: None,
+            target_email: Some("old@example.com"),
+            metadata: "{}",
+            ip: None,
+            user_agent: None,
+            now_ms: at,
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+async fn audit_count(app: &TestApp) -> usize {
+    let admin = app.services.admin();
+    let mut n = 0;
+    for page in 1.. {
+        let rows = admin.audit(&admin.cli(), &Default::default(), page).await.unwrap().len();
+        n += rows;
+        if rows == 0 {
+            return n;
+        }
+    }
+    n
+}
+
+async fn a_backlog_larger_than_a_batch_goes_and_the_rest_stays(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let now = app.clock_now();
+    audit_rows(&app, 2_345, now - 200 * DAY_MS).await;
+    audit_rows(&app, 7, now - DAY_MS).await;
+    assert_eq!(app.services.admin().cleanup_audit().await.unwrap(), 2_345, "past the 180 days of retention");
+    assert_eq!(audit_count(&app).await, 7, "within retention");
+}
+
+/// `n` users with one session each, expiring at `expires`, each with `tokens` refresh tokens
+/// expiring with it.
+async fn sessions(app: &TestApp, n: usize, tokens: usize, expires: i64) -> Vec<SessionId> {
+    let now = app.clock_now();
+    let mut tx = app.store.begin().await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let (user, org, sid) = (UserId::new(), OrgId::new(), SessionId::new());
+        let email = EmailAddress::parse(&format!("s-{}@example.com", user.0.simple())).unwrap();
+        tx.insert_user(&NewUser { id: user, email: &email, username: email.as_str(), verified: true, now_ms: now })
+            .await
+            .unwrap();
+        tx.insert_org(&NewOrg { id: org, name: "personal", kind: OrgKind::Personal, created_by: user, now_ms: now })
+            .await
+            .unwrap();
+        tx.insert_membership(org, user, OrgRole::Owner, now).await.unwrap();
+        tx.insert_session(&NewSession {
+            id: sid,
+            user_id: user,
+            organization_id: org,
+            user_agent: "test",
+            ip: None,
+            now_ms: now - 1,
+            expires_at_ms: expires,
+            amr: "pwd",
+            mfa: false,
+        })
+        .await
+        .unwrap();
+        for _ in 0..tokens {
+            let hash =
+                authara::services::sessions::hash_refresh_token(&authara::services::sessions::new_refresh_token());
+            let r = NewRefresh {
+                session_id: sid,
+                organization_id: org,
+                token_hash: &hash,
+                now_ms: now - 1,
+                expires_at_ms: expires,
+            };
+            tx.insert_refresh(&r).await.unwrap();
+        }
+        ids.push(sid);
+    }
+    tx.commit().await.unwrap();
+    ids
+}
+
+async fn expired_sessions_and_tokens_go_in_batches_and_live_ones_stay(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let now = app.clock_now();
+    let gone = sessions(&app, 1_100, 3, now + 60_000).await;
+    let kept = sessions(&app, 3, 3, now + 30 * DAY_MS).await;
+    app.clock.advance(Duration::from_secs(120));
+    let (s, t) = authara::worker::cleanup::run_once(&app.services).await.unwrap();
+    assert_eq!((s, t), (1_100, 3_300), "every expired session and its three tokens");
+    for sid in &gone {
+        assert!(app.store.session_started_at(*sid).await.unwrap().is_none());
+    }
+    for sid in &kept {
+        assert!(app.store.session_started_at(*sid).await.unwrap().is_some(), "a live session stays");
+    }
+    let (s, t) = authara::worker::cleanup::run_once(&app.services).await.unwrap();
+    assert_eq!((s, t), (0, 0), "nothing left to delete");
+}
+
+async fn the_shell_runs_every_cleanup_once(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let now = app.clock_now();
+    audit_rows(&app, 1_500, now - 200 * DAY_MS).await;
+    audit_rows(&app, 2, now).await;
+    let mut env = app.db.env();
+    env.insert("AUTHARA_JWT_KEYS".into(), "k1:MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=".into());
+    env.insert("AUTHARA_JWT_ACTIVE_KEY_ID".into(), "k1".into());
+    let (code, out, err) = run_cli(&["cleanup"], &env, app.db.data_dir()).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.lines().any(|l| l == "audit events: 1500"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("batches ") && l[8..].parse::<u64>().unwrap() >= 2), "{out}");
+    assert_eq!(audit_count(&app).await, 2);
+}
+
+on_both_engines!(
+    a_backlog_larger_than_a_batch_goes_and_the_rest_stays,
+    expired_sessions_and_tokens_go_in_batches_and_live_ones_stay,
+    the_shell_runs_every_cleanup_once,
+);
