@@ -128,7 +128,7 @@ fn main() -> anyhow::Result<()> {
                 pg,
                 pinned: args.iter().any(|a| a == "--pinned"),
                 redis: None,
-                only: None,
+                only: arg(&args, "--only"),
                 metrics: false,
             };
             let out = PathBuf::from(arg(&args, "--out").unwrap_or_else(|| "bench/results-scale.md".into()));

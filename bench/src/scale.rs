@@ -407,6 +407,8 @@ pub async fn run_all(opts: &Opts, sizes: &[i64], out: &PathBuf) -> anyhow::Resul
     if opts.pg.is_some() {
         engines.push("postgres");
     }
+    // `--only sqlite|postgres`: one engine.
+    engines.retain(|e| opts.only.as_deref().is_none_or(|o| o == *e));
     let mut md = String::new();
     for engine in engines {
         let mut cols: Vec<Vec<Figure>> = Vec::new();

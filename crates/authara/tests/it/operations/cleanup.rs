@@ -1,4 +1,4 @@
-//! The cleanup deletes in batches sized to take about 20 ms each: a backlog of many batches goes
+//! The cleanup deletes in batches sized to take about 10 ms each: a backlog of many batches goes
 //! entirely, what is still within its retention stays, and `authara cleanup` runs every cleanup
 //! once from the shell.
 
