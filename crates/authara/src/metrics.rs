@@ -130,6 +130,10 @@ const TIMED_ROUTES: &[&str] = &[
 
 /// A series' counter and, for [`TIMED_ROUTES`], its histogram.
 type HttpHandle = (Counter, Option<Histogram>);
+/// One route template's series: method, status class, handle.
+type RouteSeries = Vec<(&'static str, &'static str, HttpHandle)>;
+/// By metrics instance, then route template.
+type Handles = HashMap<u64, HashMap<Box<str>, RouteSeries>>;
 
 thread_local! {
     /// Each worker thread's handles to the HTTP series it has updated, by metrics instance, route
@@ -139,8 +143,7 @@ thread_local! {
     /// the family's read lock, a cache line both worker threads write; this keeps the request's
     /// cost to one hash of the template and the counters' own atomics. Bounded by the routes
     /// times a few methods and status classes, per thread.
-    static HANDLES: std::cell::RefCell<HashMap<u64, HashMap<Box<str>, Vec<(&'static str, &'static str, HttpHandle)>>>> =
-        std::cell::RefCell::default();
+    static HANDLES: std::cell::RefCell<Handles> = std::cell::RefCell::default();
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
