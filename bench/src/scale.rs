@@ -54,22 +54,9 @@ async fn probe(base: &str, path: &str, cookie: &str, count: usize) -> anyhow::Re
     Ok((q(0.5), q(0.99), bytes))
 }
 
-/// Signs in through the API: `authara_access=…; authara_refresh=…`.
+/// Signs in through the API: the access and refresh tokens.
 async fn login(base: &str, email: &str) -> anyhow::Result<(String, String)> {
-    let res = reqwest::Client::new()
-        .post(format!("{base}/auth/api/v1/login"))
-        .header("content-type", "application/json")
-        .header("cookie", "authara_csrf=bench-csrf")
-        .header("x-csrf-token", "bench-csrf")
-        .body(serde_json::json!({"email": email, "password": PW}).to_string())
-        .send()
-        .await?;
-    if res.status() != 200 {
-        bail!("login {email}: {} {}", res.status(), res.text().await.unwrap_or_default());
-    }
-    let body: serde_json::Value = res.json().await?;
-    let token = |k: &str| body[k].as_str().unwrap_or_default().to_owned();
-    Ok((token("access_token"), token("refresh_token")))
+    workloads::credentials(base, "/auth/api/v1/login", 200, email).await
 }
 
 /// An admin-audience access cookie: the console refreshes the session into that audience once.

@@ -213,22 +213,26 @@ pub(crate) async fn wrk_conns(opts: &Opts, url: &str, headers: &[String], conns:
 }
 
 async fn signup(base: &str, email: &str) -> anyhow::Result<(String, String)> {
+    credentials(base, "/auth/api/v1/signup/direct", 201, email).await
+}
+
+/// Posts the bench password for `email` to `path` (signup or login) and returns the access and
+/// refresh tokens of the answer, which must have status `expect`.
+pub(crate) async fn credentials(base: &str, path: &str, expect: u16, email: &str) -> anyhow::Result<(String, String)> {
     let res = reqwest::Client::new()
-        .post(format!("{base}/auth/api/v1/signup/direct"))
+        .post(format!("{base}{path}"))
         .header("content-type", "application/json")
         .header("cookie", "authara_csrf=bench-csrf")
         .header("x-csrf-token", "bench-csrf")
         .body(serde_json::json!({"email": email, "password": PW}).to_string())
         .send()
         .await?;
-    if res.status() != 201 {
-        bail!("signup {email}: {}", res.status());
+    if res.status() != expect {
+        bail!("{path} {email}: {} {}", res.status(), res.text().await.unwrap_or_default());
     }
     let body: serde_json::Value = res.json().await?;
-    Ok((
-        body["access_token"].as_str().unwrap_or_default().to_owned(),
-        body["refresh_token"].as_str().unwrap_or_default().to_owned(),
-    ))
+    let token = |k: &str| body[k].as_str().unwrap_or_default().to_owned();
+    Ok((token("access_token"), token("refresh_token")))
 }
 
 pub(crate) struct Login {
