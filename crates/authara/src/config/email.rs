@@ -24,6 +24,10 @@ declare_vars! {
     SMTP_TLS = contract("AUTHARA_EMAIL_SMTP_TLS", "true");
     /// SMTP timeout.
     SMTP_TIMEOUT = contract("AUTHARA_EMAIL_SMTP_TIMEOUT", "10s");
+    /// How TLS starts when it is on: `auto` (implicit TLS on port 465, STARTTLS on any other), `starttls`, or `implicit` (for relays with implicit TLS on another port, such as 2465).
+    SMTP_TLS_MODE = extra("AUTHARA_EMAIL_SMTP_TLS_MODE", "auto");
+    /// PEM file of certificate authorities to trust for the SMTP server, in addition to the public roots (a relay with a private CA).
+    SMTP_CA_FILE = extra("AUTHARA_EMAIL_SMTP_CA_FILE", "");
     /// Email delivery workers.
     WORKER_COUNT = contract("AUTHARA_EMAIL_WORKER_COUNT", "2");
     /// Idle poll period of the email workers.
@@ -62,6 +66,20 @@ pub struct SmtpConfig {
     pub tls: bool,
     /// `AUTHARA_EMAIL_SMTP_TIMEOUT`.
     pub timeout: Duration,
+    /// `AUTHARA_EMAIL_SMTP_TLS_MODE` resolved against the port; `None` when TLS is off.
+    pub tls_mode: Option<SmtpTls>,
+    /// The content of `AUTHARA_EMAIL_SMTP_CA_FILE`: extra trusted roots, PEM.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// How the SMTP connection becomes encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection, then `STARTTLS`, which is required: a server that does not offer it
+    /// gets no message.
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Implicit,
 }
 
 /// `AUTHARA_EMAIL_*`.
@@ -115,13 +133,45 @@ fn build_smtp(r: &mut Reader<'_>, prod: bool) -> SmtpConfig {
     }
     let tls = r.bool(&SMTP_TLS);
     r.ensure(!prod || tls, &SMTP_TLS, format!("must be true when {}=prod", APP_ENV.name));
+    let port = r.port(&SMTP_PORT);
+    let mode = r.string(&SMTP_TLS_MODE).to_ascii_lowercase();
+    let tls_mode = match (tls, mode.as_str()) {
+        (false, "auto") => None,
+        (false, _) => {
+            r.invalid(&SMTP_TLS_MODE, format!("{mode:?} needs {}=true", SMTP_TLS.name));
+            None
+        }
+        (true, "auto") => Some(if port == 465 { SmtpTls::Implicit } else { SmtpTls::StartTls }),
+        (true, "starttls") => Some(SmtpTls::StartTls),
+        (true, "implicit") => Some(SmtpTls::Implicit),
+        (true, other) => {
+            r.invalid(&SMTP_TLS_MODE, format!("expected auto, starttls or implicit, got {other:?}"));
+            None
+        }
+    };
+    let ca_pem = r.raw(&SMTP_CA_FILE).and_then(|path| match std::fs::read(&path) {
+        Ok(pem) if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") => Some(pem),
+        Ok(_) => {
+            r.invalid(&SMTP_CA_FILE, format!("{path} holds no PEM certificate"));
+            None
+        }
+        Err(e) => {
+            r.invalid(&SMTP_CA_FILE, format!("cannot read {path}: {e}"));
+            None
+        }
+    });
+    if ca_pem.is_some() && !tls {
+        r.invalid(&SMTP_CA_FILE, format!("is only used with {}=true", SMTP_TLS.name));
+    }
     SmtpConfig {
         from,
         host: r.required(&SMTP_HOST, &why),
-        port: r.port(&SMTP_PORT),
+        port,
         username: r.raw(&SMTP_USERNAME),
         password: r.secret(&SMTP_PASSWORD),
         tls,
         timeout: r.duration(&SMTP_TIMEOUT),
+        tls_mode,
+        ca_pem,
     }
 }

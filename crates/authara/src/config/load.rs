@@ -65,7 +65,7 @@ fn unknown_variables(vars: &HashMap<String, String>, providers: &[oauth::Provide
         .filter(|k| !k.starts_with("AUTHARA_TEST_"))
         .filter(|k| {
             let base = k.strip_suffix("_FILE").unwrap_or(k);
-            !all_vars().any(|v| v.name == base) && !oauth::is_provider_var(k, providers)
+            !all_vars().any(|v| v.name == *k || v.name == base) && !oauth::is_provider_var(k, providers)
         })
         .map(|k| format!("unknown variable {k} is ignored (typo?)"))
         .collect();
@@ -133,6 +133,7 @@ mod tests {
     use super::*;
     use crate::config::{
         AppEnv, CacheConfig, DatabaseConfig, EmailProvider, HashParams, JwtKeySource, RotationPolicy, SmtpConfig,
+        SmtpTls,
     };
 
     fn load(pairs: &[(&str, &str)]) -> Result<(Config, Vec<String>), ConfigErrors> {
@@ -340,5 +341,53 @@ mod tests {
         assert!(prod_with(&[("AUTHARA_INTERNAL_API_TOKEN", "0123456789abcdef0123456789abcdef")]).is_ok());
         assert!(prod_with(&[]).is_ok(), "no token: every internal call is refused");
         assert!(load(&[("AUTHARA_INTERNAL_API_TOKEN", "dev")]).is_ok(), "dev takes a short one");
+    }
+
+    #[test]
+    fn smtp_tls_mode_follows_the_port_unless_named() {
+        let smtp = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = vec![
+                ("AUTHARA_EMAIL_PROVIDER", "smtp"),
+                ("AUTHARA_EMAIL_FROM", "auth@example.com"),
+                ("AUTHARA_EMAIL_SMTP_HOST", "smtp.example.com"),
+            ];
+            vars.extend_from_slice(extra);
+            load(&vars).map(|(c, _)| match c.email.provider {
+                EmailProvider::Smtp(s) => s.tls_mode,
+                EmailProvider::Noop => unreachable!("smtp was configured"),
+            })
+        };
+        assert_eq!(smtp(&[]).unwrap(), Some(SmtpTls::StartTls));
+        assert_eq!(smtp(&[("AUTHARA_EMAIL_SMTP_PORT", "465")]).unwrap(), Some(SmtpTls::Implicit));
+        assert_eq!(
+            smtp(&[("AUTHARA_EMAIL_SMTP_PORT", "2465"), ("AUTHARA_EMAIL_SMTP_TLS_MODE", "implicit")]).unwrap(),
+            Some(SmtpTls::Implicit)
+        );
+        assert_eq!(
+            smtp(&[("AUTHARA_EMAIL_SMTP_PORT", "465"), ("AUTHARA_EMAIL_SMTP_TLS_MODE", "STARTTLS")]).unwrap(),
+            Some(SmtpTls::StartTls)
+        );
+        assert_eq!(smtp(&[("AUTHARA_EMAIL_SMTP_TLS", "false")]).unwrap(), None);
+        let e = smtp(&[("AUTHARA_EMAIL_SMTP_TLS", "false"), ("AUTHARA_EMAIL_SMTP_TLS_MODE", "implicit")]).unwrap_err();
+        assert!(e.0.iter().any(|m| m.starts_with("AUTHARA_EMAIL_SMTP_TLS_MODE: ")), "{e}");
+        let e = smtp(&[("AUTHARA_EMAIL_SMTP_TLS_MODE", "ssl")]).unwrap_err();
+        assert!(e.0.iter().any(|m| m.contains("expected auto, starttls or implicit")), "{e}");
+    }
+
+    #[test]
+    fn the_smtp_ca_file_must_hold_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (not_pem, missing) = (dir.path().join("ca.txt"), dir.path().join("absent.pem"));
+        std::fs::write(&not_pem, "not a certificate").unwrap();
+        for path in [&not_pem, &missing] {
+            let e = load(&[
+                ("AUTHARA_EMAIL_PROVIDER", "smtp"),
+                ("AUTHARA_EMAIL_FROM", "auth@example.com"),
+                ("AUTHARA_EMAIL_SMTP_HOST", "smtp.example.com"),
+                ("AUTHARA_EMAIL_SMTP_CA_FILE", path.to_str().unwrap()),
+            ])
+            .unwrap_err();
+            assert!(e.0.iter().any(|m| m.starts_with("AUTHARA_EMAIL_SMTP_CA_FILE: ")), "{e}");
+        }
     }
 }

@@ -38,7 +38,7 @@ pub use backup::BackupConfig;
 pub use cache::CacheConfig;
 pub use challenge::ChallengeConfig;
 pub use database::{DatabaseConfig, PoolConfig, PostgresConfig};
-pub use email::{EmailConfig, EmailProvider, SmtpConfig};
+pub use email::{EmailConfig, EmailProvider, SmtpConfig, SmtpTls};
 pub use jwt::{JwtAlgorithm, JwtConfig, JwtKeySource};
 pub use limits::{Limit, RateLimitConfig};
 pub use load::{ConfigErrors, load_from_env, load_from_map};

@@ -1,14 +1,16 @@
-//! Sending email: SMTP through `lettre` (STARTTLS, implicit TLS on port 465, or plain when
-//! `AUTHARA_EMAIL_SMTP_TLS=false`), or `noop`, which only logs.
+//! Sending email: SMTP through `lettre` (STARTTLS, implicit TLS on port 465 or with
+//! `AUTHARA_EMAIL_SMTP_TLS_MODE=implicit`, or plain when `AUTHARA_EMAIL_SMTP_TLS=false`), or
+//! `noop`, which only logs. The server's certificate is checked against the public roots and
+//! the certificates of `AUTHARA_EMAIL_SMTP_CA_FILE`; TLS never falls back to plain.
 
 use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 
-use crate::config::{EmailProvider, SmtpConfig};
+use crate::config::{EmailProvider, SmtpConfig, SmtpTls};
 
 /// A message ready to send.
 #[derive(Debug, Clone)]
@@ -59,11 +61,20 @@ impl Mailer {
 
     fn smtp(cfg: &SmtpConfig) -> Result<Self, String> {
         let from: Mailbox = cfg.from.parse().map_err(|e| format!("AUTHARA_EMAIL_FROM: {e}"))?;
-        let tls = if !cfg.tls {
-            Tls::None
-        } else {
-            let params = TlsParameters::new(cfg.host.clone()).map_err(|e| format!("TLS setup: {e}"))?;
-            if cfg.port == 465 { Tls::Wrapper(params) } else { Tls::Required(params) }
+        let tls = match cfg.tls_mode {
+            None => Tls::None,
+            Some(mode) => {
+                let mut params = TlsParameters::builder(cfg.host.clone());
+                if let Some(pem) = &cfg.ca_pem {
+                    let roots = Certificate::from_pem(pem).map_err(|e| format!("AUTHARA_EMAIL_SMTP_CA_FILE: {e}"))?;
+                    params = params.add_root_certificate(roots);
+                }
+                let params = params.build().map_err(|e| format!("TLS setup: {e}"))?;
+                match mode {
+                    SmtpTls::Implicit => Tls::Wrapper(params),
+                    SmtpTls::StartTls => Tls::Required(params),
+                }
+            }
         };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host)
             .port(cfg.port)
