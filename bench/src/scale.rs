@@ -54,6 +54,14 @@ async fn probe(base: &str, path: &str, cookie: &str, count: usize) -> anyhow::Re
     Ok((q(0.5), q(0.99), bytes))
 }
 
+/// The target of a page's `Link: <…>; rel="next"`.
+async fn next_link(base: &str, path: &str, cookie: &str) -> anyhow::Result<String> {
+    let res = reqwest::Client::new().get(format!("{base}{path}")).header("cookie", cookie).send().await?;
+    let link = res.headers().get("link").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let target = link.strip_prefix('<').and_then(|l| l.split_once('>')).map(|(t, _)| t.to_owned());
+    target.with_context(|| format!("GET {path}: no next link"))
+}
+
 /// Signs in through the API: the access and refresh tokens.
 async fn login(base: &str, email: &str) -> anyhow::Result<(String, String)> {
     workloads::credentials(base, "/auth/api/v1/login", 200, email).await
@@ -333,6 +341,22 @@ pub async fn run(opts: &Opts, engine: &str, n: i64) -> anyhow::Result<Vec<Figure
         format!("{p50:.1} / {p99:.1} ms ({} KiB)", bytes / 1024),
         p99,
     );
+    // The same list by keyset pages (`?limit=100`): the first page, and the 50th reached by
+    // following the `Link` headers.
+    let first = format!("{members}?limit=100");
+    let (p50, p99, _) = probe(&base, &first, &in_org, 200).await?;
+    fig(&mut figs, "members, first page of 100 (`?limit=100`): p50 / p99", format!("{p50:.1} / {p99:.1} ms"), p99);
+    let mut page = first;
+    for _ in 1..50 {
+        page = next_link(&base, &page, &in_org).await?;
+    }
+    let (p50, p99, _) = probe(&base, &page, &in_org, 200).await?;
+    fig(
+        &mut figs,
+        "members, 50th page of 100 by its `Link` (keyset): p50 / p99",
+        format!("{p50:.1} / {p99:.1} ms"),
+        p99,
+    );
 
     // A cleanup backlog, then the cleanup while refreshes run.
     let t = Instant::now();
@@ -348,6 +372,9 @@ pub async fn run(opts: &Opts, engine: &str, n: i64) -> anyhow::Result<Vec<Figure
     let t = Instant::now();
     let report = authara(opts, &["cleanup"], &env).await?;
     let cleanup_s = t.elapsed().as_secs_f64();
+    for line in report.lines().filter(|l| l.starts_with("table ")) {
+        println!("  cleanup {line}");
+    }
     let during = during.await?;
     let longest = report
         .lines()

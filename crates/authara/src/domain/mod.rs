@@ -73,7 +73,7 @@ mod roles;
 
 pub use activity::{ActorKind, AuditAction, DeliveryStatus, EventType, JobStatus};
 pub use client::ClientInfo;
-pub use ids::{OrgId, SessionId, UserId};
+pub use ids::{OrgId, SessionId, UserId, time_ordered_uuid};
 pub use input::{
     EmailAddress, InputError, NewPassword, Username, generate_username, has_hidden_characters, is_common_password,
     is_hidden, truncate, without_hidden,

@@ -180,7 +180,7 @@ impl FromRequestParts<AppState> for AudienceParam {
 }
 
 /// The last value of `name` in the query string, decoded.
-fn query_param(parts: &Parts, name: &str) -> Option<String> {
+pub(crate) fn query_param(parts: &Parts, name: &str) -> Option<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(parts.uri.query()?).ok()?;
     pairs.into_iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
 }

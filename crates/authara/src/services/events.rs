@@ -682,7 +682,7 @@ impl Core {
             self.metrics.sign_in(method, "bad_credentials");
         }
         let now = self.now_ms();
-        let id = Uuid::new_v4();
+        let id = crate::domain::time_ordered_uuid();
         let kind = event.kind();
         let (aggregate_type, aggregate_id) = event.aggregate();
         let data = event.data();
@@ -699,7 +699,7 @@ impl Core {
             && kind.is_public()
             && (hooks.enabled_events.is_empty() || hooks.enabled_events.iter().any(|e| e == kind.as_str()))
         {
-            let delivery = Uuid::new_v4();
+            let delivery = crate::domain::time_ordered_uuid();
             let payload = envelope(delivery, kind.as_str(), now, &data);
             tx.insert_delivery(&NewDelivery {
                 id: delivery,

@@ -6,7 +6,14 @@
 //! Every change records its domain event in its own transaction. Changes to who owns an
 //! organization lock it first, so that two of them cannot both see an owner the other removes.
 
-pub use crate::store::organizations::{MemberRow, MembershipRow, OrgRow, UserMembershipRow};
+pub use crate::store::organizations::{MemberCursor, MemberRow, MembershipRow, OrgRow, UserMembershipRow};
+
+/// One page of a member list: at most `limit` members after `after`.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberPage {
+    pub after: Option<MemberCursor>,
+    pub limit: u32,
+}
 
 use super::Core;
 use super::audit::Actor;
@@ -154,13 +161,22 @@ impl Organizations {
     }
 
     /// `GET /organizations/current/members`.
-    pub async fn current_members(&self, who: &Principal) -> Result<Vec<MemberRow>, OrgError> {
+    pub async fn current_members(&self, who: &Principal, page: Option<MemberPage>) -> Result<Vec<MemberRow>, OrgError> {
         if self.mode() == OrgMode::Personal {
             return Err(OrgError::ModeForbids);
         }
         let store = &self.core.store;
         store.membership(who.org_id(), who.user_id()).await?.ok_or(OrgError::MembershipGone)?;
-        Ok(store.members(who.org_id()).await?)
+        self.member_list(who.org_id(), page).await
+    }
+
+    /// The whole list, or one page of it.
+    async fn member_list(&self, org: OrgId, page: Option<MemberPage>) -> Result<Vec<MemberRow>, OrgError> {
+        let store = &self.core.store;
+        Ok(match page {
+            None => store.members(org).await?,
+            Some(p) => store.members_page(org, p.after, p.limit).await?,
+        })
     }
 
     /// The caller's membership in `org`, which must be the session's organization.
@@ -202,12 +218,17 @@ impl Organizations {
     }
 
     /// `GET /organizations/{id}/members`.
-    pub async fn members(&self, who: &Principal, org: OrgId) -> Result<Vec<MemberRow>, OrgError> {
+    pub async fn members(
+        &self,
+        who: &Principal,
+        org: OrgId,
+        page: Option<MemberPage>,
+    ) -> Result<Vec<MemberRow>, OrgError> {
         self.access(who, org, Level::Member).await?;
         if self.mode() == OrgMode::Personal {
             return Err(OrgError::ModeForbids);
         }
-        Ok(self.core.store.members(org).await?)
+        self.member_list(org, page).await
     }
 
     /// `GET /organizations/{id}/members/{userID}`.

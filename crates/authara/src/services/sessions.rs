@@ -126,7 +126,7 @@ impl Sessions {
         let NewSignIn { user, membership, roles, audience, amr, mfa } = *s;
         let now = self.core.now_ms();
         let cfg = &self.core.config.session;
-        let session_id = SessionId::new();
+        let session_id = SessionId(crate::domain::time_ordered_uuid());
         let session_expires = now.saturating_add(ms(cfg.session_ttl));
         let ip = client.ip.map(|ip| ip.to_string());
         tx.insert_session(&NewSession {

@@ -76,7 +76,7 @@ fn page_sql(f: &AuditFilter, cursor: bool) -> String {
 
 impl Tx {
     pub async fn insert_audit(&mut self, a: &NewAudit<'_>) -> Result<(), StoreError> {
-        on_tx!(self, c => sqlx::query(INSERT).bind(Uuid::new_v4()).bind(a.actor_user_id).bind(a.actor.as_str()).bind(a.action.as_str())
+        on_tx!(self, c => sqlx::query(INSERT).bind(crate::domain::time_ordered_uuid()).bind(a.actor_user_id).bind(a.actor.as_str()).bind(a.action.as_str())
             .bind(a.target_user_id).bind(a.target_email).bind(a.metadata).bind(a.ip).bind(a.user_agent).bind(a.now_ms)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(())

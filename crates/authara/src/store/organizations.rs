@@ -36,6 +36,33 @@ pub struct MemberRow {
     pub disabled_at_ms: Option<i64>,
 }
 
+/// Where a page of members starts: after this membership, in the list's order (membership
+/// time, then user id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberCursor {
+    pub created_at_ms: i64,
+    pub user_id: UserId,
+}
+
+impl MemberCursor {
+    /// The cursor after `row`.
+    pub fn after(row: &MemberRow) -> Self {
+        MemberCursor { created_at_ms: row.membership.created_at_ms, user_id: row.membership.user_id }
+    }
+
+    /// `<created_at_ms>.<user id>`, as [`std::fmt::Display`] writes it.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (ms, id) = s.split_once('.')?;
+        Some(MemberCursor { created_at_ms: ms.parse().ok()?, user_id: UserId(uuid::Uuid::parse_str(id).ok()?) })
+    }
+}
+
+impl std::fmt::Display for MemberCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.created_at_ms, self.user_id.0)
+    }
+}
+
 /// One of a user's memberships with its organization.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserMembershipRow {
@@ -68,6 +95,14 @@ const MEMBERSHIP: &str = "SELECT organization_id, user_id, role, created_at_ms, 
 const MEMBERS: &str = "SELECT m.organization_id, m.user_id, m.role, m.created_at_ms, m.updated_at_ms, \
      u.email, u.username, u.disabled_at_ms FROM organization_memberships m JOIN users u ON u.id = m.user_id \
      WHERE m.organization_id = $1 ORDER BY m.created_at_ms, m.user_id";
+const MEMBERS_FIRST: &str = "SELECT m.organization_id, m.user_id, m.role, m.created_at_ms, m.updated_at_ms, \
+     u.email, u.username, u.disabled_at_ms FROM organization_memberships m JOIN users u ON u.id = m.user_id \
+     WHERE m.organization_id = $1 ORDER BY m.created_at_ms, m.user_id LIMIT $2";
+/// The next page: a range of `(organization_id, created_at_ms, user_id)`, however deep.
+const MEMBERS_AFTER: &str = "SELECT m.organization_id, m.user_id, m.role, m.created_at_ms, m.updated_at_ms, \
+     u.email, u.username, u.disabled_at_ms FROM organization_memberships m JOIN users u ON u.id = m.user_id \
+     WHERE m.organization_id = $1 AND (m.created_at_ms, m.user_id) > ($2, $3) \
+     ORDER BY m.created_at_ms, m.user_id LIMIT $4";
 const MEMBER: &str = "SELECT m.organization_id, m.user_id, m.role, m.created_at_ms, m.updated_at_ms, \
      u.email, u.username, u.disabled_at_ms FROM organization_memberships m JOIN users u ON u.id = m.user_id \
      WHERE m.organization_id = $1 AND m.user_id = $2";
@@ -108,6 +143,22 @@ impl Store {
     /// Members of an organization, oldest membership first.
     pub async fn members(&self, org: OrgId) -> Result<Vec<MemberRow>, StoreError> {
         Ok(on_db!(self, p => sqlx::query_as(MEMBERS).bind(org).fetch_all(p).await)?)
+    }
+
+    /// At most `limit` members in the order of [`Self::members`], after `after` (from the start
+    /// when `None`).
+    pub async fn members_page(
+        &self,
+        org: OrgId,
+        after: Option<MemberCursor>,
+        limit: u32,
+    ) -> Result<Vec<MemberRow>, StoreError> {
+        let limit = i64::from(limit);
+        Ok(match after {
+            None => on_db!(self, p => sqlx::query_as(MEMBERS_FIRST).bind(org).bind(limit).fetch_all(p).await)?,
+            Some(c) => on_db!(self, p => sqlx::query_as(MEMBERS_AFTER).bind(org).bind(c.created_at_ms)
+                .bind(c.user_id).bind(limit).fetch_all(p).await)?,
+        })
     }
 
     pub async fn member(&self, org: OrgId, user: UserId) -> Result<Option<MemberRow>, StoreError> {

@@ -60,7 +60,7 @@ const COUNTS: &str = "SELECT status, COUNT(*) FROM email_jobs GROUP BY status";
 impl Tx {
     /// Writes an email job in the caller's transaction.
     pub async fn enqueue_email(&mut self, j: &NewEmailJob<'_>) -> Result<Uuid, StoreError> {
-        let id = Uuid::new_v4();
+        let id = crate::domain::time_ordered_uuid();
         on_tx!(self, c => sqlx::query(INSERT).bind(id).bind(j.challenge_id).bind(j.event_id).bind(j.to).bind(j.template)
             .bind(j.now_ms).bind(j.data).execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(id)

@@ -182,7 +182,7 @@ impl super::Store {
 
 impl Tx {
     pub async fn insert_refresh(&mut self, r: &NewRefresh<'_>) -> Result<(), StoreError> {
-        on_tx!(self, c => sqlx::query(INSERT).bind(Uuid::new_v4()).bind(r.session_id).bind(r.organization_id)
+        on_tx!(self, c => sqlx::query(INSERT).bind(crate::domain::time_ordered_uuid()).bind(r.session_id).bind(r.organization_id)
             .bind(r.token_hash).bind(r.now_ms).bind(r.expires_at_ms)
             .execute(&mut *c).await.map(|r| r.rows_affected()))?;
         Ok(())
@@ -226,7 +226,7 @@ impl Tx {
                     .bind(hash)
                     .bind(now_ms)
                     .bind(created_before_ms)
-                    .bind(Uuid::new_v4())
+                    .bind(crate::domain::time_ordered_uuid())
                     .bind(successor_hash)
                     .bind(successor_expires_at_ms)
             };

@@ -9,7 +9,7 @@
 //! at 100,000 users, 200 rows up to 109 ms at a million), and other writers get their turn
 //! between batches.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{Db, Store, StoreError, on_tx};
@@ -21,13 +21,39 @@ const FIRST_BATCH: u64 = 50;
 const MIN_BATCH: u64 = 20;
 pub const MAX_BATCH: u64 = 2000;
 
-static BATCHES: AtomicU64 = AtomicU64::new(0);
-static LONGEST_US: AtomicU64 = AtomicU64::new(0);
+/// What the batches of one table did: each batch's time runs from its transaction's start
+/// (write lock taken) to its commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    pub table: String,
+    pub batches: u64,
+    pub rows: u64,
+    pub longest: Duration,
+    pub total: Duration,
+}
 
-/// Batches run by this process since the last call, and the longest one's time (from its
-/// transaction's start, write lock taken, to its commit); resets both.
-pub fn take_batch_stats() -> (u64, Duration) {
-    (BATCHES.swap(0, Ordering::Relaxed), Duration::from_micros(LONGEST_US.swap(0, Ordering::Relaxed)))
+static STATS: Mutex<Vec<BatchStats>> = Mutex::new(Vec::new());
+
+/// The batches run by this process since the last call, per table in the order first seen;
+/// resets them.
+pub fn take_batch_stats() -> Vec<BatchStats> {
+    std::mem::take(&mut *STATS.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+}
+
+fn record(table: &str, rows: u64, took: Duration) {
+    let mut all = STATS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let i = match all.iter().position(|s| s.table == table) {
+        Some(i) => i,
+        None => {
+            all.push(BatchStats { table: table.to_owned(), ..BatchStats::default() });
+            all.len() - 1
+        }
+    };
+    let s = &mut all[i];
+    s.batches += 1;
+    s.rows += rows;
+    s.longest = s.longest.max(took);
+    s.total += took;
 }
 
 impl Store {
@@ -62,8 +88,7 @@ impl Store {
             })?;
             tx.commit().await?;
             let took = started.elapsed();
-            BATCHES.fetch_add(1, Ordering::Relaxed);
-            LONGEST_US.fetch_max(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+            record(table, n, took);
             total += n;
             if n < size {
                 return Ok(total);

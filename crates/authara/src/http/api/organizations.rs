@@ -14,10 +14,10 @@ use crate::clock::rfc3339;
 use crate::domain::{OrgId, UserId};
 use crate::http::cookies;
 use crate::http::error::ApiError;
-use crate::http::extract::{ApiPath, AppUser, AudienceParam, Client, Csrf, JsonBody, PublicManagement};
+use crate::http::extract::{ApiPath, AppUser, AudienceParam, Client, Csrf, JsonBody, PublicManagement, query_param};
 use crate::http::state::AppState;
 use crate::services::invitations::Invitation;
-use crate::services::organizations::{MemberRow, MembershipRow, OrgRow, UserMembershipRow};
+use crate::services::organizations::{MemberCursor, MemberPage, MemberRow, MembershipRow, OrgRow, UserMembershipRow};
 
 /// `Organization` of the contract.
 #[derive(Serialize)]
@@ -174,9 +174,84 @@ struct CurrentMember<'a> {
     created_at: String,
 }
 
+/// The largest page of a member list.
+const MAX_MEMBER_PAGE: u32 = 1000;
+/// The page size when only `after` is given.
+const DEFAULT_MEMBER_PAGE: u32 = 100;
+
+/// `?limit=&after=` on the member lists (an extension, `contract/extensions.yaml`): without
+/// either, the whole list as the contract has it; with either, at most `limit` members (1 to
+/// 1000, default 100) after the `after` cursor, and a `Link: <…>; rel="next"` header while more
+/// remain. Each page is an index range, however deep.
+pub struct MemberPageParam {
+    page: Option<MemberPage>,
+    path: String,
+}
+
+impl axum::extract::FromRequestParts<AppState> for MemberPageParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &AppState) -> Result<Self, ApiError> {
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| parts.uri.path().to_owned(), |u| u.0.path().to_owned());
+        let (limit, after) = (query_param(parts, "limit"), query_param(parts, "after"));
+        if limit.is_none() && after.is_none() {
+            return Ok(MemberPageParam { page: None, path });
+        }
+        let limit = match limit {
+            None => DEFAULT_MEMBER_PAGE,
+            Some(l) => l.parse().ok().filter(|l| (1..=MAX_MEMBER_PAGE).contains(l)).ok_or_else(|| {
+                ApiError::invalid_request(format!("limit must be a whole number from 1 to {MAX_MEMBER_PAGE}"))
+            })?,
+        };
+        let after =
+            match after {
+                None => None,
+                Some(a) => Some(MemberCursor::parse(&a).ok_or_else(|| {
+                    ApiError::invalid_request("after must be the cursor of a member list's Link header")
+                })?),
+            };
+        Ok(MemberPageParam { page: Some(MemberPage { after, limit }), path })
+    }
+}
+
+impl MemberPageParam {
+    /// One more row than the page shows, to know whether another page follows.
+    fn query(&self) -> Option<MemberPage> {
+        self.page.map(|p| MemberPage { limit: p.limit + 1, ..p })
+    }
+
+    /// Cuts `rows` to the page; the `Link` to the next page, if another follows.
+    fn cut(&self, rows: &mut Vec<MemberRow>) -> Option<axum::http::HeaderValue> {
+        let p = self.page?;
+        if rows.len() <= p.limit as usize {
+            return None;
+        }
+        rows.truncate(p.limit as usize);
+        let last = MemberCursor::after(rows.last()?);
+        axum::http::HeaderValue::from_str(&format!("<{}?limit={}&after={last}>; rel=\"next\"", self.path, p.limit)).ok()
+    }
+}
+
+/// A member list's answer, with its `Link` header.
+fn members_response<M: Serialize>(members: Vec<M>, next: Option<axum::http::HeaderValue>) -> Response {
+    let mut res = Json(Members { members }).into_response();
+    if let Some(link) = next {
+        res.headers_mut().insert(axum::http::header::LINK, link);
+    }
+    res
+}
+
 /// `GET /organizations/current/members`.
-pub async fn current_members(State(state): State<AppState>, user: AppUser) -> Result<Response, ApiError> {
-    let rows = state.services.organizations().current_members(&user.0).await?;
+pub async fn current_members(
+    State(state): State<AppState>,
+    user: AppUser,
+    page: MemberPageParam,
+) -> Result<Response, ApiError> {
+    let mut rows = state.services.organizations().current_members(&user.0, page.query()).await?;
+    let next = page.cut(&mut rows);
     let members: Vec<CurrentMember<'_>> = rows
         .iter()
         .map(|m| CurrentMember {
@@ -187,7 +262,7 @@ pub async fn current_members(State(state): State<AppState>, user: AppUser) -> Re
             created_at: rfc3339(m.membership.created_at_ms),
         })
         .collect();
-    Ok(Json(Members { members }).into_response())
+    Ok(members_response(members, next))
 }
 
 #[derive(Serialize)]
@@ -265,10 +340,11 @@ pub async fn members(
     ApiPath(org): ApiPath<Uuid>,
     user: AppUser,
     _: PublicManagement,
+    page: MemberPageParam,
 ) -> Result<Response, ApiError> {
-    let rows = state.services.organizations().members(&user.0, OrgId(org)).await?;
-    let members: Vec<Member<'_>> = rows.iter().map(Member::from).collect();
-    Ok(Json(Members { members }).into_response())
+    let mut rows = state.services.organizations().members(&user.0, OrgId(org), page.query()).await?;
+    let next = page.cut(&mut rows);
+    Ok(members_response(rows.iter().map(Member::from).collect::<Vec<_>>(), next))
 }
 
 /// `GET /organizations/{id}/members/{userID}`.

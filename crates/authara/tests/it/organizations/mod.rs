@@ -4,3 +4,4 @@
 pub mod api;
 mod invitation_pages;
 mod pages;
+mod paging;
