@@ -135,24 +135,33 @@ fn build_smtp(r: &mut Reader<'_>, prod: bool) -> SmtpConfig {
     r.ensure(!prod || tls, &SMTP_TLS, format!("must be true when {}=prod", APP_ENV.name));
     let port = r.port(&SMTP_PORT);
     let mode = r.string(&SMTP_TLS_MODE).to_ascii_lowercase();
-    let tls_mode = match (tls, mode.as_str()) {
-        (false, "auto") => None,
-        (false, _) => {
-            r.invalid(&SMTP_TLS_MODE, format!("{mode:?} needs {}=true", SMTP_TLS.name));
-            None
-        }
-        (true, "auto") => Some(if port == 465 { SmtpTls::Implicit } else { SmtpTls::StartTls }),
-        (true, "starttls") => Some(SmtpTls::StartTls),
-        (true, "implicit") => Some(SmtpTls::Implicit),
-        (true, other) => {
+    let named = match mode.as_str() {
+        "auto" => None,
+        "starttls" => Some(SmtpTls::StartTls),
+        "implicit" => Some(SmtpTls::Implicit),
+        other => {
             r.invalid(&SMTP_TLS_MODE, format!("expected auto, starttls or implicit, got {other:?}"));
             None
         }
     };
+    let tls_mode = match (tls, named) {
+        (false, None) => None,
+        (false, Some(_)) => {
+            r.invalid(&SMTP_TLS_MODE, format!("{mode:?} needs {}=true", SMTP_TLS.name));
+            None
+        }
+        (true, Some(named)) => Some(named),
+        (true, None) => Some(if port == 465 { SmtpTls::Implicit } else { SmtpTls::StartTls }),
+    };
     let ca_pem = r.raw(&SMTP_CA_FILE).and_then(|path| match std::fs::read(&path) {
-        Ok(pem) if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") => Some(pem),
+        Ok(pem)
+            if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----")
+                && lettre::transport::smtp::client::Certificate::from_pem(&pem).is_ok() =>
+        {
+            Some(pem)
+        }
         Ok(_) => {
-            r.invalid(&SMTP_CA_FILE, format!("{path} holds no PEM certificate"));
+            r.invalid(&SMTP_CA_FILE, format!("{path} holds no readable PEM certificate"));
             None
         }
         Err(e) => {

@@ -370,8 +370,10 @@ mod tests {
         assert_eq!(smtp(&[("AUTHARA_EMAIL_SMTP_TLS", "false")]).unwrap(), None);
         let e = smtp(&[("AUTHARA_EMAIL_SMTP_TLS", "false"), ("AUTHARA_EMAIL_SMTP_TLS_MODE", "implicit")]).unwrap_err();
         assert!(e.0.iter().any(|m| m.starts_with("AUTHARA_EMAIL_SMTP_TLS_MODE: ")), "{e}");
-        let e = smtp(&[("AUTHARA_EMAIL_SMTP_TLS_MODE", "ssl")]).unwrap_err();
-        assert!(e.0.iter().any(|m| m.contains("expected auto, starttls or implicit")), "{e}");
+        for tls in ["true", "false"] {
+            let e = smtp(&[("AUTHARA_EMAIL_SMTP_TLS", tls), ("AUTHARA_EMAIL_SMTP_TLS_MODE", "ssl")]).unwrap_err();
+            assert!(e.0.iter().any(|m| m.contains("expected auto, starttls or implicit")), "{e}");
+        }
     }
 
     #[test]
@@ -379,7 +381,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (not_pem, missing) = (dir.path().join("ca.txt"), dir.path().join("absent.pem"));
         std::fs::write(&not_pem, "not a certificate").unwrap();
-        for path in [&not_pem, &missing] {
+        let corrupt = dir.path().join("corrupt.pem");
+        std::fs::write(&corrupt, "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n").unwrap();
+        for path in [&not_pem, &missing, &corrupt] {
             let e = load(&[
                 ("AUTHARA_EMAIL_PROVIDER", "smtp"),
                 ("AUTHARA_EMAIL_FROM", "auth@example.com"),

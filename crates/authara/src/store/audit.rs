@@ -128,6 +128,6 @@ impl Store {
 
     /// Deletes events older than `before_ms`.
     pub async fn cleanup_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.delete_batched("audit_events", "created_at_ms < $1", &[before_ms]).await
+        self.delete_batched_in_order("audit_events", "created_at_ms < $1", Some("created_at_ms"), &[before_ms]).await
     }
 }

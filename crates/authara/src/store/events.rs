@@ -52,7 +52,7 @@ impl Store {
 
     /// Deletes events older than `before_ms` that no consumer still needs.
     pub async fn cleanup_events(&self, before_ms: i64) -> Result<u64, StoreError> {
-        self.delete_batched("events", CLEAN, &[before_ms]).await
+        self.delete_batched_in_order("events", CLEAN, Some("created_at_ms"), &[before_ms]).await
     }
 }
 

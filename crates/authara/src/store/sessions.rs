@@ -64,6 +64,8 @@ const REVOKE_OTHERS: &str =
 const ACTIVE_COUNT: &str =
     "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND revoked_at_ms IS NULL AND expires_at_ms > $2";
 const CLEAN: &str = "expires_at_ms < $1 OR revoked_at_ms < $2";
+/// The refresh tokens of the sessions [`CLEAN`] deletes.
+const CLEAN_TOKENS: &str = "session_id IN (SELECT id FROM sessions WHERE expires_at_ms < $1 OR revoked_at_ms < $2)";
 const STARTED_AT: &str = "SELECT created_at_ms FROM sessions WHERE id = $1 AND revoked_at_ms IS NULL";
 const RECENTLY_REVOKED: &str =
     "SELECT id FROM sessions WHERE revoked_at_ms >= $1 UNION SELECT id FROM ended_sessions WHERE ended_at_ms >= $1";
@@ -104,9 +106,14 @@ impl Store {
     /// a restart can rebuild the revocation list), and expired refresh tokens, in batches.
     /// Returns (sessions, tokens) deleted.
     pub async fn cleanup_sessions(&self, now_ms: i64, revoked_before_ms: i64) -> Result<(u64, u64), StoreError> {
-        // Tokens first: a session's delete would otherwise cascade to all of its consumed tokens
-        // in one batch.
-        let tokens = self.delete_batched("refresh_tokens", "expires_at_ms < $1", &[now_ms]).await?;
+        // Tokens first, the expired ones and then those of the sessions about to go (a revoked
+        // session's consumed tokens live on until they expire): a session's delete would
+        // otherwise cascade to all of its tokens in one batch (50 sessions took 433 ms on SQLite
+        // at a million users).
+        let mut tokens = self
+            .delete_batched_in_order("refresh_tokens", "expires_at_ms < $1", Some("expires_at_ms"), &[now_ms])
+            .await?;
+        tokens += self.delete_batched("refresh_tokens", CLEAN_TOKENS, &[now_ms, revoked_before_ms]).await?;
         let sessions = self.delete_batched("sessions", CLEAN, &[now_ms, revoked_before_ms]).await?;
         self.delete_batched("ended_sessions", CLEAN_ENDED, &[revoked_before_ms]).await?;
         Ok((sessions, tokens))

@@ -4,6 +4,7 @@
 //! `X-Original-URL` and `X-Original-Method` (read in `mode=nginx` only, where nginx would pass a
 //! client's own `X-Forwarded-*` through untouched).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use axum::http::HeaderMap;
@@ -11,21 +12,29 @@ use axum::http::HeaderMap;
 use crate::config::IpNet;
 use crate::config::sites::is_host_name;
 
-/// The original request: its method and full URL (`scheme://host[:port]/path?query`).
+/// The original request: its method and URL, read in place from the proxy's headers (the
+/// success path copies nothing; the URL is written out only for a redirect to the login).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Original {
-    pub method: String,
-    pub url: String,
+pub struct Original<'a> {
+    /// An HTTP method token, as sent (compare without regard to case).
+    pub method: &'a str,
+    /// `http` or `https`.
+    pub scheme: &'static str,
     /// `host[:port]`, lowercase.
-    pub authority: String,
+    pub authority: Cow<'a, str>,
     /// The path and query as the client sent them.
-    pub uri: String,
+    pub uri: &'a str,
 }
 
-impl Original {
+impl Original<'_> {
     /// GET or HEAD: a redirect may repeat it (302); other methods get a 303.
     pub fn is_safe_method(&self) -> bool {
-        matches!(self.method.as_str(), "GET" | "HEAD")
+        self.method.eq_ignore_ascii_case("GET") || self.method.eq_ignore_ascii_case("HEAD")
+    }
+
+    /// The full URL: `scheme://host[:port]/path?query`.
+    pub fn url(&self) -> String {
+        format!("{}://{}{}", self.scheme, self.authority, self.uri)
     }
 }
 
@@ -54,11 +63,22 @@ fn single<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, For
     v.to_str().ok().map(str::trim).filter(|s| !s.is_empty()).ok_or(ForwardError::Bad(name))
 }
 
-/// An HTTP method token as proxies forward it.
-fn method(headers: &HeaderMap, name: &'static str) -> Result<String, ForwardError> {
-    let m = single(headers, name)?.to_ascii_uppercase();
-    let ok = m.len() <= 16 && m.bytes().all(|b| b.is_ascii_uppercase());
+/// An HTTP method token as proxies forward it: letters only.
+fn method<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, ForwardError> {
+    let m = single(headers, name)?;
+    let ok = m.len() <= 16 && m.bytes().all(|b| b.is_ascii_alphabetic());
     if ok { Ok(m) } else { Err(ForwardError::Bad(name)) }
+}
+
+/// `http` or `https`, whatever the case.
+fn scheme(raw: &str) -> Option<&'static str> {
+    if raw.eq_ignore_ascii_case("https") {
+        Some("https")
+    } else if raw.eq_ignore_ascii_case("http") {
+        Some("http")
+    } else {
+        None
+    }
 }
 
 /// A request target as sent: `/`, then visible ASCII only, at most 4096 bytes.
@@ -66,24 +86,28 @@ fn is_request_uri(uri: &str) -> bool {
     uri.starts_with('/') && uri.len() <= 4096 && uri.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// `host[:port]`: a host name and an optional port, lowercased.
-fn authority(raw: &str) -> Option<String> {
-    let lower = raw.to_ascii_lowercase();
-    let host = match lower.rsplit_once(':') {
-        Some((h, port)) if port.parse::<u16>().is_ok_and(|n| n > 0 && n.to_string().len() == port.len()) => h,
-        Some(_) => return None,
-        None => lower.as_str(),
+/// `host[:port]`: a host name and an optional port, lowercased (copied only if it was not).
+fn authority(raw: &str) -> Option<Cow<'_, str>> {
+    let lower = if raw.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(raw.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(raw)
     };
-    is_host_name(host).then(|| lower.clone())
+    let host = match lower.rsplit_once(':') {
+        Some((h, port)) if port.parse::<u16>().is_ok_and(|n| n > 0) && !port.starts_with(['0', '+']) => h,
+        Some(_) => return None,
+        None => &lower,
+    };
+    is_host_name(host).then_some(lower)
 }
 
 /// The original request of a trusted proxy's ask.
-pub fn original(
-    headers: &HeaderMap,
+pub fn original<'a>(
+    headers: &'a HeaderMap,
     peer: Option<IpAddr>,
     proxies: &[IpNet],
     nginx: bool,
-) -> Result<Original, ForwardError> {
+) -> Result<Original<'a>, ForwardError> {
     if !trusted(peer, proxies) {
         return Err(ForwardError::Untrusted);
     }
@@ -92,10 +116,8 @@ pub fn original(
         let url = single(headers, "x-original-url")?;
         let bad = ForwardError::Bad("x-original-url");
         let (scheme, rest) = match url.split_once("://") {
-            Some((s, rest)) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {
-                (s.to_ascii_lowercase(), rest)
-            }
-            _ => return Err(bad),
+            Some((s, rest)) => (scheme(s).ok_or(bad)?, rest),
+            None => return Err(bad),
         };
         let (auth, uri) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let uri = if uri.is_empty() { "/" } else { uri };
@@ -103,19 +125,16 @@ pub fn original(
         if !is_request_uri(uri) {
             return Err(bad);
         }
-        return Ok(Original { method, url: format!("{scheme}://{authority}{uri}"), authority, uri: uri.to_owned() });
+        return Ok(Original { method, scheme, authority, uri });
     }
     let method = method(headers, "x-forwarded-method")?;
-    let proto = single(headers, "x-forwarded-proto")?.to_ascii_lowercase();
-    if proto != "http" && proto != "https" {
-        return Err(ForwardError::Bad("x-forwarded-proto"));
-    }
+    let scheme = scheme(single(headers, "x-forwarded-proto")?).ok_or(ForwardError::Bad("x-forwarded-proto"))?;
     let authority = authority(single(headers, "x-forwarded-host")?).ok_or(ForwardError::Bad("x-forwarded-host"))?;
     let uri = single(headers, "x-forwarded-uri")?;
     if !is_request_uri(uri) {
         return Err(ForwardError::Bad("x-forwarded-uri"));
     }
-    Ok(Original { method, url: format!("{proto}://{authority}{uri}"), authority, uri: uri.to_owned() })
+    Ok(Original { method, scheme, authority, uri })
 }
 
 /// A browser navigation (an address typed, a link, a form), as opposed to a script's `fetch`,
@@ -163,15 +182,16 @@ mod tests {
 
     #[test]
     fn forwarded_headers_give_the_original_url() {
-        let o = original(&traefik("App.Example.com:8443", "/d/x?y=1"), LOOPBACK, &[], false).unwrap();
-        assert_eq!(o.url, "https://app.example.com:8443/d/x?y=1");
-        assert_eq!((o.method.as_str(), o.authority.as_str()), ("GET", "app.example.com:8443"));
-        let n = headers(&[("x-original-method", "POST"), ("x-original-url", "http://app.example.com/p?q")]);
+        let h = traefik("App.Example.com:8443", "/d/x?y=1");
+        let o = original(&h, LOOPBACK, &[], false).unwrap();
+        assert_eq!(o.url(), "https://app.example.com:8443/d/x?y=1");
+        assert_eq!((o.method, &*o.authority, o.is_safe_method()), ("GET", "app.example.com:8443", true));
+        let n = headers(&[("x-original-method", "post"), ("x-original-url", "HTTP://app.example.com/p?q")]);
         let o = original(&n, LOOPBACK, &[], true).unwrap();
-        assert_eq!(
-            (o.method.as_str(), o.url.as_str(), o.is_safe_method()),
-            ("POST", "http://app.example.com/p?q", false)
-        );
+        assert_eq!((o.url().as_str(), o.method, o.is_safe_method()), ("http://app.example.com/p?q", "post", false));
+        let head = headers(&[("x-original-method", "head"), ("x-original-url", "https://a.example")]);
+        let o = original(&head, LOOPBACK, &[], true).unwrap();
+        assert_eq!((o.url().as_str(), o.is_safe_method()), ("https://a.example/", true));
     }
 
     #[test]
@@ -191,7 +211,9 @@ mod tests {
         assert_eq!(bad(traefik("a.example", "/a b"), false), ForwardError::Bad("x-forwarded-uri"));
         assert_eq!(bad(traefik("a.example, b.example", "/"), false), ForwardError::Bad("x-forwarded-host"));
         assert_eq!(bad(traefik("user@a.example", "/"), false), ForwardError::Bad("x-forwarded-host"));
-        assert_eq!(bad(traefik("a.example:0", "/"), false), ForwardError::Bad("x-forwarded-host"));
+        for host in ["a.example:0", "a.example:080", "a.example:+80", "a.example:65536", "a.example:"] {
+            assert_eq!(bad(traefik(host, "/"), false), ForwardError::Bad("x-forwarded-host"), "{host}");
+        }
         let mut twice = traefik("a.example", "/");
         twice.append("x-forwarded-uri", HeaderValue::from_static("/admin"));
         assert_eq!(bad(twice, false), ForwardError::Bad("x-forwarded-uri"));

@@ -135,11 +135,44 @@ async fn the_shell_runs_every_cleanup_once(engine: Engine) {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.lines().any(|l| l == "audit events: 1500"), "{out}");
     assert!(out.lines().any(|l| l.starts_with("batches ") && l[8..].parse::<u64>().unwrap() >= 2), "{out}");
+    // Per table: its rows and batches, so a slow table can be told from the others.
+    let audit = out.lines().find_map(|l| l.strip_prefix("table audit_events: 1500 rows in ")).expect(&out);
+    let batches: u64 = audit.split(' ').next().unwrap().parse().unwrap();
+    assert!(batches >= 2 && audit.contains(" ms in all, longest "), "{out}");
     assert_eq!(audit_count(&app).await, 2);
+}
+
+/// A session revoked long ago still has refresh tokens that have not expired (a logout does not
+/// shorten them): they are deleted in batches of their own before the session, not in the
+/// session's batch by the cascade.
+async fn revoked_sessions_tokens_go_in_their_own_batches_first(engine: Engine) {
+    let app = TestApp::start(engine).await;
+    let now = app.clock_now();
+    let revoked = sessions(&app, 40, 30, now + 30 * DAY_MS).await;
+    let kept = sessions(&app, 2, 30, now + 30 * DAY_MS).await;
+    let mut tx = app.store.begin().await.unwrap();
+    for sid in &revoked {
+        assert!(tx.revoke_session(*sid, now).await.unwrap());
+    }
+    tx.commit().await.unwrap();
+    app.clock.advance(Duration::from_secs(2 * 86_400));
+    let (s, t) = authara::worker::cleanup::run_once(&app.services).await.unwrap();
+    assert_eq!((s, t), (40, 1_200), "the revoked sessions, and their unexpired tokens counted as deleted");
+    for sid in &revoked {
+        assert!(app.store.session_started_at(*sid).await.unwrap().is_none());
+    }
+    for sid in &kept {
+        assert_eq!(
+            app.store.live_refresh_tokens(*sid, app.clock_now()).await.unwrap(),
+            30,
+            "a live session's tokens stay"
+        );
+    }
 }
 
 on_both_engines!(
     a_backlog_larger_than_a_batch_goes_and_the_rest_stays,
     expired_sessions_and_tokens_go_in_batches_and_live_ones_stay,
+    revoked_sessions_tokens_go_in_their_own_batches_first,
     the_shell_runs_every_cleanup_once,
 );
