@@ -93,14 +93,14 @@ const EXPIRES_MS: i64 = i64::MAX / 2;
 /// uses, no HTTP.
 ///
 /// [`Tx::rotate_refresh_if_due`]: authara::store::Tx::rotate_refresh_if_due
-pub async fn rotation_ceiling(engine: &str, pg_url: Option<&str>, secs: u64) -> anyhow::Result<()> {
+pub async fn rotation_ceiling(engine: &str, pg_url: Option<&str>, secs: u64, pool: u32) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("authara-ceiling-d-{}", Uuid::new_v4().simple()));
     let store = match engine {
         "sqlite" => {
             std::fs::create_dir_all(&dir)?;
             Store::open_sqlite(&dir.join("authara.db"), 16).await?
         }
-        _ => Store::connect_postgres_url(pg_url.unwrap_or_default(), "authara").await?,
+        _ => Store::connect_postgres_url_pool(pg_url.unwrap_or_default(), "authara", pool).await?,
     };
     store.migrate(0).await?;
     let conns = 16;

@@ -81,7 +81,9 @@ fn main() -> anyhow::Result<()> {
         "rotation-ceiling" => {
             let engine = arg(&args, "--engine").context("--engine")?;
             let pg = arg(&args, "--pg");
-            rt.block_on(ceilings::rotation_ceiling(&engine, pg.as_deref(), secs))
+            // PostgreSQL connections (default 8); the server holds one per request in flight.
+            let pool = arg(&args, "--pool").map(|s| s.parse()).transpose()?.unwrap_or(8);
+            rt.block_on(ceilings::rotation_ceiling(&engine, pg.as_deref(), secs, pool))
         }
         "abandoned-hashes" => {
             let opts = Opts::single(&args, secs)?;

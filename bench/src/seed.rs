@@ -271,6 +271,9 @@ pub async fn seed(db: &Db, n: i64, now: i64, hash: &str) -> anyhow::Result<std::
             sqlx::query("ANALYZE").execute(&mut c).await?;
             sqlx::query("PRAGMA journal_mode = WAL").execute(&mut c).await?;
             c.close().await?;
+            // The load on disk before anything is measured (as PostgreSQL's checkpoint below):
+            // the kernel writing gigabytes back is not what the first workloads should meet.
+            std::fs::File::open(path)?.sync_all()?;
         }
         Db::Postgres(url) => {
             let mut c = sqlx::PgConnection::connect(url).await?;

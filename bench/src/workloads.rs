@@ -114,6 +114,11 @@ pub(crate) async fn start_server(
             cmd.env(format!("AUTHARA_RATE_LIMIT_{k}_{w}_LIMIT"), "1000000000");
         }
     }
+    // The pool settings of the bench's own environment (`AUTHARA_DB_MAX_OPEN_CONNS=16
+    // bench/run`), to compare pool sizes.
+    for (k, v) in std::env::vars().filter(|(k, _)| k.starts_with("AUTHARA_DB_")) {
+        cmd.env(k, v);
+    }
     if engine == "postgres" {
         let (host, pgport, user) = opts.pg.clone().context("--pg is required for PostgreSQL")?;
         let db = format!("bench_{}", uuid::Uuid::new_v4().simple());

@@ -266,12 +266,17 @@ impl Store {
         Ok(Store { db: Db::Postgres { pool, schema: pg.schema.clone() } })
     }
 
-    /// A store over PostgreSQL from a connection URL (tests and tools).
+    /// A store over PostgreSQL from a connection URL (tests and tools), 8 connections at most.
     pub async fn connect_postgres_url(url: &str, schema: &str) -> Result<Self, StoreError> {
+        Self::connect_postgres_url_pool(url, schema, 8).await
+    }
+
+    /// [`Self::connect_postgres_url`] with a pool of `max_connections`.
+    pub async fn connect_postgres_url_pool(url: &str, schema: &str, max_connections: u32) -> Result<Self, StoreError> {
         let opts = PgConnectOptions::from_str(url)?
             .options([("search_path", format!("{schema},public").as_str())])
             .disable_statement_logging();
-        let pool = PgPoolOptions::new().max_connections(8).connect_with(opts).await?;
+        let pool = PgPoolOptions::new().max_connections(max_connections).connect_with(opts).await?;
         Ok(Store { db: Db::Postgres { pool, schema: schema.to_owned() } })
     }
 
