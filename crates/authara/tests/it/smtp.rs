@@ -69,22 +69,20 @@ impl Received {
 
 pub struct SmtpSink {
     pub port: u16,
-    mode: Arc<Mutex<Mode>>,
-    /// How long each accepted message waits before its `250 queued` (a slow server).
-    delay: Arc<Mutex<std::time::Duration>>,
-    messages: Arc<Mutex<Vec<Received>>>,
-    /// TLS handshakes the client gave up (it did not trust the certificate).
-    failed_handshakes: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
     /// The CA that signed the TLS sink's certificate, as a PEM file.
     ca: Option<(Tls, tempfile::TempDir)>,
     task: tokio::task::JoinHandle<()>,
 }
 
+/// What the test and the server's sessions share.
 struct Shared {
-    mode: Arc<Mutex<Mode>>,
-    delay: Arc<Mutex<std::time::Duration>>,
-    messages: Arc<Mutex<Vec<Received>>>,
-    failed_handshakes: Arc<AtomicUsize>,
+    mode: Mutex<Mode>,
+    /// How long each accepted message waits before its `250 queued` (a slow server).
+    delay: Mutex<std::time::Duration>,
+    messages: Mutex<Vec<Received>>,
+    /// TLS handshakes the client gave up (it did not trust the certificate).
+    failed_handshakes: AtomicUsize,
     tls: Option<(Tls, TlsAcceptor)>,
 }
 
@@ -134,23 +132,22 @@ impl SmtpSink {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared {
-            mode: Arc::new(Mutex::new(Mode::Accept)),
-            delay: Arc::new(Mutex::new(std::time::Duration::ZERO)),
-            messages: Arc::new(Mutex::new(Vec::new())),
-            failed_handshakes: Arc::new(AtomicUsize::new(0)),
+            mode: Mutex::new(Mode::Accept),
+            delay: Mutex::new(std::time::Duration::ZERO),
+            messages: Mutex::new(Vec::new()),
+            failed_handshakes: AtomicUsize::new(0),
             tls,
         });
-        let (mode, delay, messages, failed_handshakes) =
-            (shared.mode.clone(), shared.delay.clone(), shared.messages.clone(), shared.failed_handshakes.clone());
+        let server = shared.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let shared = shared.clone();
+                let shared = server.clone();
                 tokio::spawn(async move {
                     let _ = session(stream, &shared).await;
                 });
             }
         });
-        SmtpSink { port, mode, delay, messages, failed_handshakes, ca: None, task }
+        SmtpSink { port, shared, ca: None, task }
     }
 
     /// The PEM file of the CA that signed this TLS sink's certificate.
@@ -161,21 +158,21 @@ impl SmtpSink {
 
     /// TLS handshakes that did not complete (the client refused the certificate).
     pub fn failed_handshakes(&self) -> usize {
-        self.failed_handshakes.load(Ordering::SeqCst)
+        self.shared.failed_handshakes.load(Ordering::SeqCst)
     }
 
     /// Makes every message take `delay` before it is accepted, so that several senders are
     /// surely at work at once.
     pub fn set_delay(&self, delay: std::time::Duration) {
-        *self.delay.lock().unwrap() = delay;
+        *self.shared.delay.lock().unwrap() = delay;
     }
 
     pub fn set_mode(&self, mode: Mode) {
-        *self.mode.lock().unwrap() = mode;
+        *self.shared.mode.lock().unwrap() = mode;
     }
 
     pub fn messages(&self) -> Vec<Received> {
-        self.messages.lock().unwrap().clone()
+        self.shared.messages.lock().unwrap().clone()
     }
 
     pub fn to(&self, addr: &str) -> Vec<Received> {

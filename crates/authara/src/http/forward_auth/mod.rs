@@ -111,12 +111,14 @@ fn uuid_value(id: uuid::Uuid) -> HeaderValue {
 /// `200` with every identity header (empty when unknown). The forward-auth hot path: each value
 /// is written once, straight into the answer's header map.
 fn signed_in(who: &Principal, email: &str, username: &str) -> Response {
-    let mut roles = who.role_claims().iter().filter_map(|c| PlatformRole::from_claim(c)).map(PlatformRole::as_str);
-    let groups = match (roles.next(), roles.next()) {
-        (None, _) => HeaderValue::from_static(""),
-        (Some(one), None) => HeaderValue::from_static(one),
-        (Some(a), Some(b)) => header_value(&[a, b].into_iter().chain(roles).collect::<Vec<_>>().join(",")),
-    };
+    // Empty for most users, and an empty `String` does not allocate.
+    let mut groups = String::new();
+    for role in who.role_claims().iter().filter_map(|c| PlatformRole::from_claim(c)) {
+        if !groups.is_empty() {
+            groups.push(',');
+        }
+        groups.push_str(role.as_str());
+    }
     let org_role = match OrgRole::parse(&who.claims().org_role) {
         Ok(role) => HeaderValue::from_static(role.as_str()),
         Err(_) => header_value(&who.claims().org_role),
@@ -125,7 +127,7 @@ fn signed_in(who: &Principal, email: &str, username: &str) -> Response {
         uuid_value(who.user_id().0),
         header_value(email),
         header_value(username),
-        groups,
+        header_value(&groups),
         uuid_value(who.org_id().0),
         org_role,
     ];
