@@ -3,6 +3,7 @@
 //! cleanup, and the files in `deploy/`.
 
 mod backup;
+mod checkpoints;
 mod cleanup;
 mod connections;
 mod deploy;
