@@ -91,7 +91,6 @@ pub(crate) enum Db {
     Sqlite {
         read: SqlitePool,
         write: SqlitePool,
-        checkpoints: std::sync::Arc<Checkpointer>,
     },
     Postgres {
         pool: PgPool,
@@ -194,58 +193,6 @@ pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     b.create(dir)
 }
 
-/// How often [`Checkpointer`] copies the WAL into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
-/// The WAL's size, in pages, at which a commit checkpoints by itself: only when [`Checkpointer`]
-/// falls this far behind (40 MB).
-const WRITER_CHECKPOINT_PAGES: u32 = 10_000;
-
-/// SQLite's checkpoints (copying the WAL's pages into the database file), run by a connection of
-/// their own every [`CHECKPOINT_EVERY`]. why: by default the commit that takes the WAL past
-/// 1,000 pages runs the checkpoint itself, on the one writer connection, so a sign-in, a refresh
-/// or a cleanup batch now and then waited for thousands of random page writes and an fsync
-/// (every cleanup table's longest batch was the same ~27 ms at 100,000 users, however few its
-/// rows). A passive checkpoint takes no lock that writers or readers wait for.
-pub(crate) struct Checkpointer {
-    task: tokio::sync::Mutex<Option<(tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>)>>,
-}
-
-impl std::fmt::Debug for Checkpointer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Checkpointer")
-    }
-}
-
-impl Checkpointer {
-    fn start(mut conn: sqlx::SqliteConnection) -> Self {
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let mut every = tokio::time::interval(CHECKPOINT_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    _ = every.tick() => {}
-                }
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; the next commit past the limit runs one");
-                }
-            }
-            let _ = sqlx::Connection::close(conn).await;
-        });
-        Checkpointer { task: tokio::sync::Mutex::new(Some((stop, task))) }
-    }
-
-    /// Stops the checkpoints and closes their connection (the database's last connection to
-    /// close then checkpoints the rest and removes the WAL).
-    async fn stop(&self) {
-        if let Some((stop, task)) = self.task.lock().await.take() {
-            drop(stop);
-            let _ = task.await;
-        }
-    }
-}
-
 impl Store {
     /// Opens the pools for the configured engine. Does not migrate.
     pub async fn connect(config: &Config) -> Result<Self, StoreError> {
@@ -270,9 +217,6 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true)
-            // Checkpoints run beside the writer (`Checkpointer`); a commit runs one itself only
-            // if they fall this far behind (pages of the WAL; SQLite's default is 1,000).
-            .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string())
             .disable_statement_logging();
         // The writer connects first so that WAL mode is set before readers open the file.
         let write = SqlitePoolOptions::new()
@@ -281,14 +225,13 @@ impl Store {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts.clone())
             .await?;
-        let checkpoints = std::sync::Arc::new(Checkpointer::start(opts.connect().await?));
         let read = SqlitePoolOptions::new()
             .max_connections(max_readers.clamp(1, 16))
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts.read_only(true))
             .await?;
-        Ok(Store { db: Db::Sqlite { read, write, checkpoints } })
+        Ok(Store { db: Db::Sqlite { read, write } })
     }
 
     async fn open_postgres(pg: &PostgresConfig, config: &Config) -> Result<Self, StoreError> {
@@ -368,7 +311,7 @@ impl Store {
     pub fn pool_connections(&self) -> (usize, usize) {
         let of = |size: u32, idle: usize| (usize::try_from(size).unwrap_or(0).saturating_sub(idle), idle);
         match &self.db {
-            Db::Sqlite { read, write, .. } => {
+            Db::Sqlite { read, write } => {
                 let (r, w) = (of(read.size(), read.num_idle()), of(write.size(), write.num_idle()));
                 (r.0 + w.0, r.1 + w.1)
             }
@@ -379,8 +322,7 @@ impl Store {
     /// Closes every pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         match &self.db {
-            Db::Sqlite { read, write, checkpoints } => {
-                checkpoints.stop().await;
+            Db::Sqlite { read, write } => {
                 read.close().await;
                 write.close().await;
             }

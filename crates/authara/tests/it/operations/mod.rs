@@ -3,7 +3,6 @@
 //! cleanup, and the files in `deploy/`.
 
 mod backup;
-mod checkpoints;
 mod cleanup;
 mod connections;
 mod deploy;
