@@ -87,7 +87,6 @@ async fn member_lists_page_by_keyset_in_list_order(engine: Engine) {
     }
 }
 
-
 /// The whole list is read in one packed row and the pages row by row: every field of every member
 /// must come out the same, including text JSON must escape, a disabled member and a changed role.
 async fn the_whole_list_shows_each_member_as_the_pages_do(engine: Engine) {
