@@ -184,7 +184,7 @@ impl Store {
     }
 
     /// Members of an organization, oldest membership first (on SQLite read in one row, see
-    /// [`MEMBERS_PACKED_SQLITE`]; on PostgreSQL see [`MEMBERS_PG`]).
+    /// `MEMBERS_PACKED_SQLITE`; on PostgreSQL see `MEMBERS_PG`).
     pub async fn members(&self, org: OrgId) -> Result<Vec<MemberRow>, StoreError> {
         match &self.db {
             super::Db::Sqlite { read, .. } => {
