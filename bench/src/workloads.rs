@@ -161,7 +161,6 @@ pub(crate) async fn start_server(
     Ok((Server { child, base, _dir: tempdir::Dir(dir) }, ready))
 }
 
-/// wrk against one GET with a cookie, pinned to the client's core; (requests/s, p50 ms, p99 ms).
 /// Rounds of the forward-auth comparisons (odd, for a median).
 const VERIFY_ROUNDS: usize = 3;
 
@@ -170,6 +169,7 @@ fn round_list(values: impl Iterator<Item = f64>, show: impl Fn(f64) -> String) -
     values.map(show).collect::<Vec<_>>().join(", ")
 }
 
+/// wrk against one GET with a cookie, pinned to the client's core; (requests/s, p50 ms, p99 ms).
 pub(crate) async fn wrk(opts: &Opts, url: &str, cookie: Option<&str>) -> anyhow::Result<Stats> {
     let headers: Vec<String> = cookie.map(|c| format!("Cookie: {c}")).into_iter().collect();
     wrk_with(opts, url, &headers).await

@@ -113,31 +113,6 @@ const MEMBERS_PG: &str = "SELECT m.organization_id, m.user_id, m.role, m.created
      (SELECT email, username, disabled_at_ms FROM users WHERE id = m.user_id OFFSET 0) u \
      WHERE m.organization_id = $1 ORDER BY m.created_at_ms, m.user_id";
 
-/// One member as [`MEMBERS_PACKED_SQLITE`] packs it.
-type PackedMember<'a> = (&'a str, std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>, &'a str, i64, i64, Option<i64>);
-
-/// The rows of a packed member list of `org`.
-fn unpack_members(org: OrgId, packed: &str) -> Result<Vec<MemberRow>, StoreError> {
-    let bad = |e: String| StoreError::Other(sqlx::Error::Decode(e.into()));
-    let members: Vec<PackedMember<'_>> = serde_json::from_str(packed).map_err(|e| bad(format!("member list: {e}")))?;
-    members
-        .into_iter()
-        .map(|(id, email, username, role, created_at_ms, updated_at_ms, disabled_at_ms)| {
-            Ok(MemberRow {
-                membership: MembershipRow {
-                    organization_id: org,
-                    user_id: UserId(uuid::Uuid::parse_str(id).map_err(|e| bad(format!("member id: {e}")))?),
-                    role: OrgRole::parse(role)?,
-                    created_at_ms,
-                    updated_at_ms,
-                },
-                email: email.into_owned(),
-                username: username.into_owned(),
-                disabled_at_ms,
-            })
-        })
-        .collect()
-}
 const MEMBERS_FIRST: &str = "SELECT m.organization_id, m.user_id, m.role, m.created_at_ms, m.updated_at_ms, \
      u.email, u.username, u.disabled_at_ms FROM organization_memberships m JOIN users u ON u.id = m.user_id \
      WHERE m.organization_id = $1 ORDER BY m.created_at_ms, m.user_id LIMIT $2";
@@ -174,6 +149,32 @@ const END_ORG_SESSIONS: &str = "INSERT INTO ended_sessions (id, ended_at_ms) \
 const JOIN: &str = "INSERT INTO organization_memberships (organization_id, user_id, role, created_at_ms, updated_at_ms) \
      VALUES ($1, $2, $3, $4, $4) ON CONFLICT (organization_id, user_id) DO NOTHING RETURNING role";
 
+/// One member as [`MEMBERS_PACKED_SQLITE`] packs it (email and username owned: JSON may escape
+/// them; the id and role never need it).
+type PackedMember<'a> = (&'a str, String, String, &'a str, i64, i64, Option<i64>);
+
+/// The rows of a packed member list of `org`.
+fn unpack_members(org: OrgId, packed: &str) -> Result<Vec<MemberRow>, StoreError> {
+    let bad = |e: String| StoreError::Other(sqlx::Error::Decode(e.into()));
+    let members: Vec<PackedMember<'_>> = serde_json::from_str(packed).map_err(|e| bad(format!("member list: {e}")))?;
+    members
+        .into_iter()
+        .map(|(id, email, username, role, created_at_ms, updated_at_ms, disabled_at_ms)| {
+            Ok(MemberRow {
+                membership: MembershipRow {
+                    organization_id: org,
+                    user_id: UserId(uuid::Uuid::parse_str(id).map_err(|e| bad(format!("member id: {e}")))?),
+                    role: OrgRole::parse(role)?,
+                    created_at_ms,
+                    updated_at_ms,
+                },
+                email,
+                username,
+                disabled_at_ms,
+            })
+        })
+        .collect()
+}
 impl Store {
     pub async fn org_by_id(&self, id: OrgId) -> Result<Option<OrgRow>, StoreError> {
         Ok(on_db!(self, p => sqlx::query_as(ORG_BY_ID).bind(id).fetch_optional(p).await)?)
