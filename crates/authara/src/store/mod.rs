@@ -91,6 +91,9 @@ pub(crate) enum Db {
     Sqlite {
         read: SqlitePool,
         write: SqlitePool,
+        /// One read-write connection, opened on first use, for the checkpoints the cleanup runs
+        /// between its batches (`store/retention.rs`), away from the writer's.
+        checkpoint: SqlitePool,
     },
     Postgres {
         pool: PgPool,
@@ -229,9 +232,14 @@ impl Store {
             .max_connections(max_readers.clamp(1, 16))
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts.read_only(true))
+            .connect_with(opts.clone().read_only(true))
             .await?;
-        Ok(Store { db: Db::Sqlite { read, write } })
+        let checkpoint = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(opts);
+        Ok(Store { db: Db::Sqlite { read, write, checkpoint } })
     }
 
     async fn open_postgres(pg: &PostgresConfig, config: &Config) -> Result<Self, StoreError> {
@@ -311,7 +319,7 @@ impl Store {
     pub fn pool_connections(&self) -> (usize, usize) {
         let of = |size: u32, idle: usize| (usize::try_from(size).unwrap_or(0).saturating_sub(idle), idle);
         match &self.db {
-            Db::Sqlite { read, write } => {
+            Db::Sqlite { read, write, .. } => {
                 let (r, w) = (of(read.size(), read.num_idle()), of(write.size(), write.num_idle()));
                 (r.0 + w.0, r.1 + w.1)
             }
@@ -322,9 +330,10 @@ impl Store {
     /// Closes every pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         match &self.db {
-            Db::Sqlite { read, write } => {
+            Db::Sqlite { read, write, checkpoint } => {
                 read.close().await;
                 write.close().await;
+                checkpoint.close().await;
             }
             Db::Postgres { pool, .. } => pool.close().await,
         }
