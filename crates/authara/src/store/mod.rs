@@ -315,14 +315,14 @@ impl Store {
         }
     }
 
-    /// Pool connections (in use, idle), over both of SQLite's pools.
+    /// Pool connections (in use, idle), over all of SQLite's pools.
     pub fn pool_connections(&self) -> (usize, usize) {
         let of = |size: u32, idle: usize| (usize::try_from(size).unwrap_or(0).saturating_sub(idle), idle);
         match &self.db {
-            Db::Sqlite { read, write, .. } => {
-                let (r, w) = (of(read.size(), read.num_idle()), of(write.size(), write.num_idle()));
-                (r.0 + w.0, r.1 + w.1)
-            }
+            Db::Sqlite { read, write, checkpoint } => [read, write, checkpoint]
+                .into_iter()
+                .map(|p| of(p.size(), p.num_idle()))
+                .fold((0, 0), |(u, i), (pu, pi)| (u + pu, i + pi)),
             Db::Postgres { pool, .. } => of(pool.size(), pool.num_idle()),
         }
     }

@@ -110,17 +110,8 @@ impl Store {
                 Db::Postgres { .. } => {
                     let mut tx = self.begin().await?;
                     let started = Instant::now();
-                    // Not a cached prepared statement: PostgreSQL would switch to a generic plan
-                    // after five runs, which for `created_at_ms < $1` guesses a third of the
-                    // table matches and scans it from the start (each batch further, 4.7 s a
-                    // batch at a million users).
-                    let n = on_tx!(tx, c => {
-                        let mut q = sqlx::query(&sql).persistent(false);
-                        for b in binds {
-                            q = q.bind(*b);
-                        }
-                        q.execute(&mut *c).await.map(|r| r.rows_affected())
-                    })?;
+                    let n =
+                        on_tx!(tx, c => batch_query(&sql, binds).execute(&mut *c).await.map(|r| r.rows_affected()))?;
                     tx.commit().await?;
                     (n, started.elapsed())
                 }
@@ -151,6 +142,20 @@ impl Store {
     }
 }
 
+/// A batch's statement with its values bound. Not a cached prepared statement: PostgreSQL would
+/// switch to a generic plan after five runs, which for `created_at_ms < $1` guesses a third of
+/// the table matches and scans it from the start (each batch further, 4.7 s a batch at a
+/// million users); and the limit changes from batch to batch.
+fn batch_query<'q, DB: sqlx::Database + sqlx::database::HasStatementCache>(
+    sql: &'q str,
+    binds: &[i64],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    binds.iter().fold(sqlx::query(sql).persistent(false), |q, b| q.bind(*b))
+}
+
 /// One batch on SQLite: the delete under the write lock, then its commit, without the
 /// checkpoint SQLite runs in the commit that finds the WAL past 1,000 pages. why: that
 /// checkpoint copies the WAL into the database and syncs both files, and a cleanup writes pages
@@ -162,12 +167,7 @@ async fn sqlite_batch(write: &SqlitePool, sql: &str, binds: &[i64]) -> Result<(u
     let mut conn = NoAutoCheckpoint::acquire(write).await?;
     let mut tx = conn.conn.begin_with("BEGIN IMMEDIATE").await?;
     let started = Instant::now();
-    // Not cached: the limit changes from batch to batch.
-    let mut q = sqlx::query(sql).persistent(false);
-    for b in binds {
-        q = q.bind(*b);
-    }
-    let n = q.execute(&mut *tx).await?.rows_affected();
+    let n = batch_query(sql, binds).execute(&mut *tx).await?.rows_affected();
     tx.commit().await?;
     let took = started.elapsed();
     conn.restore().await?;

@@ -161,6 +161,13 @@ impl TestDb {
         self.dir.path()
     }
 
+    /// A connection of its own to this SQLite database (tests that read or set up what no route
+    /// reaches).
+    pub async fn sqlite_connection(&self) -> sqlx::SqliteConnection {
+        let url = format!("sqlite://{}", self.dir.path().join("authara.db").display());
+        sqlx::SqliteConnection::connect(&url).await.unwrap()
+    }
+
     /// Environment for the binary: the data dir, and the PostgreSQL variables on that engine.
     pub fn env(&self) -> HashMap<String, String> {
         let mut env = HashMap::new();
@@ -188,8 +195,7 @@ impl TestDb {
     pub async fn raw_sql(&self, sql: &str) {
         match &self.pg_database {
             None => {
-                let url = format!("sqlite://{}", self.dir.path().join("authara.db").display());
-                let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                let mut c = self.sqlite_connection().await;
                 sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
             }
             Some(db) => {
@@ -204,8 +210,7 @@ impl TestDb {
     pub async fn texts(&self, sql: &str) -> Vec<String> {
         let rows: Vec<Option<String>> = match &self.pg_database {
             None => {
-                let url = format!("sqlite://{}", self.dir.path().join("authara.db").display());
-                let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                let mut c = self.sqlite_connection().await;
                 sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
             }
             Some(db) => {

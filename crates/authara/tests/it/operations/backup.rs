@@ -39,11 +39,9 @@ async fn login(server: &Server, email: &str, password: &str) -> u16 {
 
 /// One number read with SQL of its own (a count, a time).
 async fn count(db: &TestDb, sql: &str) -> i64 {
-    use sqlx::Connection as _;
     match &db.pg_database {
         None => {
-            let url = format!("sqlite://{}", db.data_dir().join("authara.db").display());
-            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let mut c = db.sqlite_connection().await;
             sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
         }
         Some(name) => {

@@ -183,9 +183,7 @@ on_both_engines!(
 /// Pages in SQLite's write-ahead log since it last started over, as a checkpoint run from a
 /// connection of its own reports them.
 async fn wal_pages(app: &TestApp) -> i64 {
-    use sqlx::Connection as _;
-    let url = format!("sqlite://{}", app.db.data_dir().join("authara.db").display());
-    let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut c = app.db.sqlite_connection().await;
     let (_, pages, _): (i64, i64, i64) =
         sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut c).await.unwrap();
     pages

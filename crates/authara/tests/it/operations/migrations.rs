@@ -91,10 +91,7 @@ async fn both_engines_end_with_the_same_tables_and_columns() {
 
     let store = lite.store().await;
     drop(store);
-    let mut conn =
-        sqlx::SqliteConnection::connect(&format!("sqlite://{}", lite.data_dir().join("authara.db").display()))
-            .await
-            .unwrap();
+    let mut conn = lite.sqlite_connection().await;
     let lite_cols: BTreeSet<(String, String)> = sqlx::query_as(
         "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
     )
@@ -117,5 +114,3 @@ async fn both_engines_end_with_the_same_tables_and_columns() {
     assert!(!lite_cols.is_empty());
     assert_eq!(lite_cols, pg_cols, "tables and columns differ between engines");
 }
-
-use sqlx::Connection as _;

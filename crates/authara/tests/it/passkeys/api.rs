@@ -66,12 +66,10 @@ pub async fn login_finish(c: &TestClient, challenge_id: &str, credential: Value)
 
 /// Ceremony rows in the database.
 async fn ceremonies(app: &TestApp) -> i64 {
-    use sqlx::Connection as _;
     const COUNT: &str = "SELECT COUNT(*) FROM webauthn_challenges";
     match &app.db.pg_database {
         None => {
-            let url = format!("sqlite://{}", app.db.dir.path().join("authara.db").display());
-            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            let mut c = app.db.sqlite_connection().await;
             sqlx::query_scalar(COUNT).fetch_one(&mut c).await.unwrap()
         }
         Some(db) => sqlx::query_scalar(COUNT).fetch_one(&mut crate::harness::pg_connect(db).await).await.unwrap(),
