@@ -26,7 +26,8 @@ pub enum Engine {
 }
 
 /// The statements, in order, with `{ID}` (a new random id), `{H32}` (32 random bytes), `{N}`,
-/// `{NOW}`, `{HASH}` and `{DAY}` to fill in.
+/// `{NOW}`, `{HASH}`, `{DAY}`, and `{MEMBER}` / `{COPY}` (a membership's copy of its member's
+/// account: the columns, and their values from `seed_users u`) to fill in.
 const STATEMENTS: &[(&str, &str)] = &[
     (
         "organization mode",
@@ -60,8 +61,8 @@ const STATEMENTS: &[(&str, &str)] = &[
     ),
     (
         "personal memberships",
-        "INSERT INTO organization_memberships (organization_id, user_id, role, created_at_ms, updated_at_ms) \
-         SELECT org, id, 'owner', created, created FROM seed_users",
+        "INSERT INTO organization_memberships (organization_id, user_id, role, created_at_ms, updated_at_ms, {MEMBER}) \
+         SELECT org, id, 'owner', created, created, {COPY} FROM seed_users u",
     ),
     (
         "team organizations",
@@ -70,15 +71,17 @@ const STATEMENTS: &[(&str, &str)] = &[
     ),
     (
         "team memberships",
-        "INSERT INTO organization_memberships (organization_id, user_id, role, created_at_ms, updated_at_ms) \
-         SELECT o.id, u.id, CASE WHEN u.i = o.j * ({N} / {TEAMS}) THEN 'owner' ELSE 'member' END, u.created, u.created \
+        "INSERT INTO organization_memberships (organization_id, user_id, role, created_at_ms, updated_at_ms, {MEMBER}) \
+         SELECT o.id, u.id, CASE WHEN u.i = o.j * ({N} / {TEAMS}) THEN 'owner' ELSE 'member' END, u.created, u.created, \
+         {COPY} \
          FROM seed_users u JOIN seed_orgs o ON o.j = CASE WHEN u.i < {TEAMS} THEN 0 ELSE u.i % {TEAMS} END \
          WHERE o.j > 0 OR u.i < {TEAMS}",
     ),
     (
         "team owners",
-        "INSERT INTO organization_memberships (organization_id, user_id, role, created_at_ms, updated_at_ms) \
-         SELECT o.id, u.id, 'owner', u.created, u.created FROM seed_orgs o JOIN seed_users u ON u.i = o.j * ({N} / {TEAMS}) \
+        "INSERT INTO organization_memberships (organization_id, user_id, role, created_at_ms, updated_at_ms, {MEMBER}) \
+         SELECT o.id, u.id, 'owner', u.created, u.created, {COPY} \
+         FROM seed_orgs o JOIN seed_users u ON u.i = o.j * ({N} / {TEAMS}) \
          WHERE NOT EXISTS (SELECT 1 FROM organization_memberships m WHERE m.organization_id = o.id AND m.user_id = u.id)",
     ),
     (
@@ -175,12 +178,19 @@ const STATEMENTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// A membership's copy of its member's account (migration 25), for `seed_users u`: as the
+/// "users" statement writes them, so that the trigger filling a missing copy stays idle.
+const MEMBER_COPY: &str =
+    "'u' || u.i || '@scale.test', 'u' || u.i, CASE WHEN u.i % 100 = 99 THEN u.created + {DAY} ELSE NULL END";
+
 fn fill(engine: Engine, sql: &str, n: i64, now: i64, hash: &str) -> String {
     let (id, h32) = match engine {
         Engine::Sqlite => ("randomblob(16)", "randomblob(32)"),
         Engine::Postgres => ("gen_random_uuid()", "(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()))"),
     };
-    sql.replace("{ID}", id)
+    sql.replace("{MEMBER}", "member_email, member_username, member_disabled_at_ms")
+        .replace("{COPY}", MEMBER_COPY)
+        .replace("{ID}", id)
         .replace("{H32}", h32)
         .replace("{N}", &n.to_string())
         .replace("{TEAMS}", &TEAM_ORGS.to_string())

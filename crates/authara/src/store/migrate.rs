@@ -57,6 +57,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(22, "invitation_tokens_at_rest"),
     migration!(23, "ended_sessions"),
     migration!(24, "scale_indexes"),
+    migration!(25, "member_copies"),
 ];
 
 /// The schema version this binary needs.

@@ -92,38 +92,30 @@ const RENAME: &str = "UPDATE organizations SET name = $2, updated_at_ms = $3 WHE
      RETURNING id, name, kind, created_by_user_id, created_at_ms, updated_at_ms";
 const MEMBERSHIP: &str = "SELECT organization_id, user_id, role, created_at_ms, updated_at_ms \
      FROM organization_memberships WHERE organization_id = $1 AND user_id = $2";
-const MEMBERS: &str = "SELECT m.organization_id, m.user_id, m.role, m.created_at_ms, m.updated_at_ms, \
-     u.email, u.username, u.disabled_at_ms FROM organization_memberships m JOIN users u ON u.id = m.user_id \
-     WHERE m.organization_id = $1 ORDER BY m.created_at_ms, m.user_id";
+/// A member's columns: the membership with its copy of the member's account (migration 25 keeps
+/// the copy current), so a list is one range of `organization_memberships_by_org_time` and no
+/// key lookup into users per member.
+macro_rules! member_columns {
+    () => {
+        "SELECT organization_id, user_id, role, created_at_ms, updated_at_ms, \
+         member_email AS email, member_username AS username, member_disabled_at_ms AS disabled_at_ms \
+         FROM organization_memberships WHERE organization_id = $1"
+    };
+}
+const MEMBERS: &str = concat!(member_columns!(), " ORDER BY created_at_ms, user_id");
 /// The whole list on SQLite, in one row: a JSON array of `[user id, email, username, role,
 /// joined, updated, disabled]`, in the list's order. Each row of a result set costs a hand-off
 /// between the connection's thread and ours, with a copy of each value, which made a
 /// 10,000-member list 40 ms; one row of plain values costs a few. The values are formatted in
 /// Rust as for every other list; only the rows are packed here.
-const MEMBERS_PACKED_SQLITE: &str = "SELECT json_group_array(json_array(hex(m.user_id), u.email, u.username, m.role, \
-     m.created_at_ms, m.updated_at_ms, u.disabled_at_ms) ORDER BY m.created_at_ms, m.user_id) \
-     FROM organization_memberships m JOIN users u ON u.id = m.user_id WHERE m.organization_id = $1";
-/// On PostgreSQL, row by row (its rows cost little to hand over, and packing them there was
-/// slower: 45 against 32 ms at 100,000 users), with each member's account looked up by its key
-/// in a lateral subquery that `OFFSET 0` keeps from being merged into the join. Left to the
-/// planner, a 10,000-member organization was a hash join over a scan of every user, a cost
-/// that grows with all the users instead of with the members (150 ms at a million).
-const MEMBERS_PG: &str = "SELECT m.organization_id, m.user_id, m.role, m.created_at_ms, m.updated_at_ms, \
-     u.email, u.username, u.disabled_at_ms FROM organization_memberships m CROSS JOIN LATERAL \
-     (SELECT email, username, disabled_at_ms FROM users WHERE id = m.user_id OFFSET 0) u \
-     WHERE m.organization_id = $1 ORDER BY m.created_at_ms, m.user_id";
-
-const MEMBERS_FIRST: &str = "SELECT m.organization_id, m.user_id, m.role, m.created_at_ms, m.updated_at_ms, \
-     u.email, u.username, u.disabled_at_ms FROM organization_memberships m JOIN users u ON u.id = m.user_id \
-     WHERE m.organization_id = $1 ORDER BY m.created_at_ms, m.user_id LIMIT $2";
+const MEMBERS_PACKED_SQLITE: &str = "SELECT json_group_array(json_array(hex(user_id), member_email, member_username, \
+     role, created_at_ms, updated_at_ms, member_disabled_at_ms) ORDER BY created_at_ms, user_id) \
+     FROM organization_memberships WHERE organization_id = $1";
+const MEMBERS_FIRST: &str = concat!(member_columns!(), " ORDER BY created_at_ms, user_id LIMIT $2");
 /// The next page: a range of `(organization_id, created_at_ms, user_id)`, however deep.
-const MEMBERS_AFTER: &str = "SELECT m.organization_id, m.user_id, m.role, m.created_at_ms, m.updated_at_ms, \
-     u.email, u.username, u.disabled_at_ms FROM organization_memberships m JOIN users u ON u.id = m.user_id \
-     WHERE m.organization_id = $1 AND (m.created_at_ms, m.user_id) > ($2, $3) \
-     ORDER BY m.created_at_ms, m.user_id LIMIT $4";
-const MEMBER: &str = "SELECT m.organization_id, m.user_id, m.role, m.created_at_ms, m.updated_at_ms, \
-     u.email, u.username, u.disabled_at_ms FROM organization_memberships m JOIN users u ON u.id = m.user_id \
-     WHERE m.organization_id = $1 AND m.user_id = $2";
+const MEMBERS_AFTER: &str =
+    concat!(member_columns!(), " AND (created_at_ms, user_id) > ($2, $3) ORDER BY created_at_ms, user_id LIMIT $4");
+const MEMBER: &str = concat!(member_columns!(), " AND user_id = $2");
 /// Ordered as `GET /organizations` lists them: oldest membership first, then organization id.
 const USER_MEMBERSHIPS: &str = "SELECT o.id, o.name, o.kind, o.created_by_user_id, o.created_at_ms, o.updated_at_ms, \
      m.user_id, m.role, m.created_at_ms AS membership_created_at_ms, m.updated_at_ms AS membership_updated_at_ms \
@@ -185,14 +177,14 @@ impl Store {
     }
 
     /// Members of an organization, oldest membership first (on SQLite read in one row, see
-    /// `MEMBERS_PACKED_SQLITE`; on PostgreSQL see `MEMBERS_PG`).
+    /// `MEMBERS_PACKED_SQLITE`).
     pub async fn members(&self, org: OrgId) -> Result<Vec<MemberRow>, StoreError> {
         match &self.db {
             super::Db::Sqlite { read, .. } => {
                 let packed: String = sqlx::query_scalar(MEMBERS_PACKED_SQLITE).bind(org).fetch_one(read).await?;
                 unpack_members(org, &packed)
             }
-            super::Db::Postgres { pool, .. } => Ok(sqlx::query_as(MEMBERS_PG).bind(org).fetch_all(pool).await?),
+            super::Db::Postgres { pool, .. } => Ok(sqlx::query_as(MEMBERS).bind(org).fetch_all(pool).await?),
         }
     }
 

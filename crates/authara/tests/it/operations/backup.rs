@@ -135,6 +135,16 @@ async fn scenario_every_imported_hash_format_signs_in_and_is_upgraded(engine: En
         count(&db, "SELECT COUNT(*) FROM organization_memberships m JOIN organizations o ON o.id = m.organization_id WHERE o.name = 'Acme'").await,
         2
     );
+    // Each membership's copy of its member's account (what the member lists show) is written.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM organization_memberships m JOIN users u ON u.id = m.user_id \
+                    WHERE m.member_email = u.email AND m.member_username = u.username"
+        )
+        .await,
+        count(&db, "SELECT COUNT(*) FROM organization_memberships").await
+    );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM users WHERE email_verified_at_ms IS NOT NULL").await, 7);
     assert_eq!(
         count(&db, "SELECT created_at_ms FROM users WHERE email = 'owner@example.com'").await,

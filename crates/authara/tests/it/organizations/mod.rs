@@ -3,5 +3,6 @@
 
 pub mod api;
 mod invitation_pages;
+mod member_copies;
 mod pages;
 mod paging;
