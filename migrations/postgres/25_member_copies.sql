@@ -13,6 +13,9 @@ ALTER TABLE organization_memberships
     ADD COLUMN member_username TEXT NOT NULL DEFAULT '',
     ADD COLUMN member_disabled_at_ms BIGINT;
 
+-- The old index goes first: the backfill below would otherwise update it for every row.
+DROP INDEX organization_memberships_by_org_time;
+
 UPDATE organization_memberships m
 SET member_email = u.email, member_username = u.username, member_disabled_at_ms = u.disabled_at_ms
 FROM users u WHERE u.id = m.user_id;
@@ -44,6 +47,5 @@ FOR EACH ROW WHEN (OLD.email IS DISTINCT FROM NEW.email OR OLD.username IS DISTI
 EXECUTE FUNCTION users_copy_to_memberships();
 
 -- The list's order, then everything it shows: an index-only scan where the visibility map allows.
-DROP INDEX organization_memberships_by_org_time;
 CREATE INDEX organization_memberships_by_org_time ON organization_memberships (organization_id, created_at_ms, user_id)
     INCLUDE (role, updated_at_ms, member_email, member_username, member_disabled_at_ms);

@@ -102,10 +102,12 @@ const SQLITE_CREDENTIAL: &str = "INSERT INTO auth_providers (id, user_id, provid
 const SQLITE_ORG: &str = "INSERT INTO organizations (id, name, kind, created_by_user_id, created_at_ms, updated_at_ms, \
      import_batch) VALUES ($1, $2, $3, $4, $5, $5, $6)";
 /// Memberships carry a copy of the member's account (migration 25); written here from the user
-/// row the same chunk inserted, so the per-row trigger that fills a missing copy stays idle.
+/// row the same chunk inserted, so the per-row trigger that fills a missing copy stays idle. The
+/// user is joined on the left: a membership naming no user is refused (the copy's NOT NULL),
+/// never skipped.
 const SQLITE_MEMBERSHIP: &str = "INSERT INTO organization_memberships (organization_id, user_id, role, created_at_ms, \
      updated_at_ms, member_email, member_username, member_disabled_at_ms) \
-     SELECT $1, $2, $3, $4, $4, email, username, disabled_at_ms FROM users WHERE id = $2";
+     SELECT $1, $2, $3, $4, $4, u.email, u.username, u.disabled_at_ms FROM (SELECT 1) LEFT JOIN users u ON u.id = $2";
 const SQLITE_ROLE: &str = "INSERT INTO user_platform_roles (user_id, role, created_at_ms) VALUES ($1, $2, $3)";
 
 const PG_USERS: &str = "INSERT INTO users (id, email, username, username_normalized, created_at_ms, updated_at_ms, \
@@ -123,7 +125,7 @@ const PG_MEMBERSHIPS: &str = "INSERT INTO organization_memberships (organization
      updated_at_ms, member_email, member_username, member_disabled_at_ms) \
      SELECT t.org, t.user_id, t.role, t.created, t.created, u.email, u.username, u.disabled_at_ms \
      FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::bigint[]) AS t(org, user_id, role, created) \
-     JOIN users u ON u.id = t.user_id";
+     LEFT JOIN users u ON u.id = t.user_id";
 const PG_ROLES: &str = "INSERT INTO user_platform_roles (user_id, role, created_at_ms) \
      SELECT user_id, role, created FROM UNNEST($1::uuid[], $2::text[], $3::bigint[]) AS t(user_id, role, created)";
 
